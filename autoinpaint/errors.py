@@ -1,0 +1,29 @@
+"""Errors with the exit code the CLI maps them to.
+
+Exit codes: 0 ok; 2 bad input or usage; 3 a model or checkpoint is missing; 1 anything unexpected.
+"""
+from __future__ import annotations
+
+
+class AutoinpaintError(Exception):
+    """Base class: an expected failure with a one-line message and an exit code."""
+
+    exit_code = 1
+
+
+class InputError(AutoinpaintError, ValueError):
+    """Bad input or usage: unreadable image, coordinates outside the image, empty mask, ..."""
+
+    exit_code = 2
+
+
+class ModelMissingError(AutoinpaintError):
+    """A model or checkpoint is missing or unusable; the message says how to get it."""
+
+    exit_code = 3
+
+
+class ModelRuntimeError(AutoinpaintError):
+    """A model failed while running (e.g. out of memory); the message says what to do."""
+
+    exit_code = 1

@@ -1,0 +1,57 @@
+"""The edit state that flows through the pipeline steps."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .selection import Selection
+
+
+@dataclass
+class ImageInfo:
+    """What must be known about the input file to write the output the same way."""
+
+    path: str | None = None
+    format: str = "PNG"             # PIL format name: "PNG", "JPEG", "WEBP", "TIFF", ...
+    mode: str = "RGB"               # PIL mode of the decoded pixels: L, LA, RGB, RGBA, I;16, RGB;16, RGBA;16
+    icc_profile: bytes | None = None
+    exif: bytes | None = None       # with the orientation tag reset to 1 (pixels are stored upright)
+    jpeg_qtables: dict | None = None  # the file's quantisation tables, reused on save
+    jpeg_quality: int | None = None  # estimated from the quantisation tables (for reports)
+    jpeg_subsampling: int | None = None  # PIL's code: 0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0
+    dpi: tuple[float, float] | None = None
+    orientation: int = 1            # EXIF orientation that was applied on load
+
+
+@dataclass
+class EditState:
+    """Everything one edit knows; each step reads some fields and fills others.
+
+    image:  H×W×C array (C = 1, 2, 3 or 4), dtype uint8 or uint16, EXIF-oriented, as decoded.
+    mask:   H×W bool, the selected object (segmentation, or the given/drawn mask).
+    alpha:  H×W float32 in [0, 1]: 1 = replaced, 0 = kept bit-identical; after the mask stage.
+    crop:   (x0, y0, x1, y1) half-open region that was inpainted (``padding_mask_crop``).
+    inpainted: the inpainter's output for ``crop``, like ``image[y0:y1, x0:x1]``.
+    result: H×W×C array like ``image``: the final composited picture.
+    timings: seconds per stage (``load``, ``segment``, ``mask``, ``inpaint``, ``composite``, ``save``).
+    """
+
+    image: np.ndarray | None = None
+    info: ImageInfo = field(default_factory=ImageInfo)
+    selection: Selection = field(default_factory=Selection)
+    mask: np.ndarray | None = None
+    alpha: np.ndarray | None = None
+    crop: tuple[int, int, int, int] | None = None
+    inpainted: np.ndarray | None = None
+    result: np.ndarray | None = None
+    output_path: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the image in pixels."""
+        h, w = self.image.shape[:2]
+        return w, h
