@@ -38,6 +38,7 @@ class EditState:
     timings: seconds per stage (``load``, ``segment``, ``mask``, ``inpaint``, ``composite``, ``save``).
     """
 
+    input_path: str | None = None
     image: np.ndarray | None = None
     info: ImageInfo = field(default_factory=ImageInfo)
     selection: Selection = field(default_factory=Selection)

@@ -1,0 +1,61 @@
+"""The ``autoinpaint`` command: a thin click layer over ``autoinpaint.api``.
+
+Exit codes: 0 ok; 2 bad input or usage; 3 a model or checkpoint is missing; 1 anything unexpected.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+EXIT_CODES_HELP = ("Exit codes: 0 ok; 2 bad input or usage; 3 a model or checkpoint is missing "
+                   "(the message says how to get it); 1 anything unexpected.")
+
+
+@click.group(epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"],
+                                                       "max_content_width": 100})
+@click.version_option(package_name="autoinpaint")
+def main() -> None:
+    """Point at an object in a photo: it is gone (remove), or replaced by what you describe.
+
+    \b
+    autoinpaint remove photo.jpg --point 412,300 -o clean.jpg
+    autoinpaint mask photo.jpg --point 412,300 --box 300,200,520,420 -o mask.png
+    """
+
+
+from .edit import mask, remove  # noqa: E402  (commands register themselves on import)
+
+main.add_command(remove)
+main.add_command(mask)
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Entry point: run ``main`` and turn every failure into one ``Error: ...`` line and an exit code."""
+    from ..errors import AutoinpaintError
+
+    try:
+        main.main(args=argv, standalone_mode=False, prog_name="autoinpaint")
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:  # usage errors: bad option, missing argument, bad value
+        click.echo(f"Error: {exc.format_message()}", err=True)
+        sys.exit(2 if isinstance(exc, click.UsageError) or exc.exit_code == 2 else exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Error: aborted", err=True)
+        sys.exit(1)
+    except AutoinpaintError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Error: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
+        if os.environ.get("AUTOINPAINT_DEBUG"):
+            raise
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        click.echo(f"Error: unexpected {type(exc).__name__}: {msg} (set AUTOINPAINT_DEBUG=1 for a traceback)",
+                   err=True)
+        sys.exit(1)
+    sys.exit(0)

@@ -1,0 +1,93 @@
+"""Pipeline steps that read and write files: the input image, the output, the mask and a preview."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import InputError
+from .image_io import load_image, save_image, save_mask
+
+
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+class LoadImage:
+    """Pipeline step: ``state.input_path`` → ``state.image`` (EXIF-oriented) and ``state.info``."""
+
+    name = "load"
+
+    def __init__(self, max_pixels: int | None = None):
+        self.max_pixels = max_pixels
+
+    def __call__(self, state):
+        if state.input_path is None:
+            raise InputError("no input image given")
+        state.image, state.info = load_image(state.input_path, self.max_pixels)
+        return state
+
+    def __repr__(self) -> str:
+        return f"LoadImage(max_pixels={self.max_pixels})"
+
+
+class SaveImage:
+    """Pipeline step: write ``state.result`` to ``state.output_path`` like the input (format, quality,
+    subsampling, bit depth, ICC, EXIF), atomically. Refuses to overwrite the input unless ``overwrite``."""
+
+    name = "save"
+
+    def __init__(self, overwrite: bool = False):
+        self.overwrite = overwrite
+
+    def __call__(self, state):
+        out = state.output_path
+        if out is None:
+            raise InputError("no output path given")
+        if not self.overwrite and state.input_path and _same_file(out, state.input_path):
+            raise InputError(f"refusing to overwrite the input {out} (pass --overwrite to allow it)")
+        state.metadata["output_format"] = save_image(state.result, state.info, out)
+        return state
+
+    def __repr__(self) -> str:
+        return f"SaveImage(overwrite={self.overwrite})"
+
+
+class SaveMask:
+    """Pipeline step: write ``state.alpha`` as an 8-bit grayscale PNG to ``path`` (or ``state.output_path``)."""
+
+    name = "save"
+
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = path
+
+    def __call__(self, state):
+        path = self.path or state.output_path
+        if state.input_path and _same_file(path, state.input_path):
+            raise InputError(f"refusing to overwrite the input {path} with a mask")
+        save_mask(state.alpha, path)
+        return state
+
+    def __repr__(self) -> str:
+        return f"SaveMask({str(self.path)!r})" if self.path else "SaveMask()"
+
+
+class SavePreview:
+    """Pipeline step: write one picture ``input with prompts | mask overlay | result`` to ``path``."""
+
+    name = "save"
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = path
+
+    def __call__(self, state):
+        from .image_io import write_atomic
+        from .preview import render_preview
+
+        write_atomic(self.path, render_preview(state, Path(self.path).suffix))
+        return state
+
+    def __repr__(self) -> str:
+        return f"SavePreview({str(self.path)!r})"

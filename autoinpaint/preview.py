@@ -1,0 +1,42 @@
+"""A side-by-side preview: the input with the prompts drawn | the mask over the input | the result."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+
+def render_preview(state, suffix: str = ".png", height: int = 512) -> bytes:
+    """Encode the three panels (each scaled to ``height`` px) as PNG, or JPEG for a .jpg suffix."""
+    import cv2
+    from PIL import Image
+
+    from .inpaint import to_rgb8
+
+    base = to_rgb8(state.image)
+    h, w = base.shape[:2]
+    s = min(1.0, height / h)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    small = cv2.resize(base, size, interpolation=cv2.INTER_AREA)
+    prompts = small.copy()
+    sel = state.selection
+    r = max(3, size[1] // 80)
+    for x0, y0, x1, y1 in sel.boxes + sel.rects:
+        cv2.rectangle(prompts, (int(x0 * s), int(y0 * s)), (int(x1 * s), int(y1 * s)), (0, 160, 255), 2)
+    for x0, y0, x1, y1 in sel.ellipses:
+        cv2.ellipse(prompts, (int((x0 + x1) * s / 2), int((y0 + y1) * s / 2)),
+                    (int((x1 - x0) * s / 2), int((y1 - y0) * s / 2)), 0, 0, 360, (0, 160, 255), 2)
+    for (x, y), colour in [(p, (0, 220, 0)) for p in sel.points] + [(p, (230, 0, 0)) for p in sel.negatives]:
+        cv2.circle(prompts, (int(x * s), int(y * s)), r, colour, -1)
+        cv2.circle(prompts, (int(x * s), int(y * s)), r, (255, 255, 255), 1)
+    alpha = state.alpha if state.alpha is not None else state.mask.astype(np.float32)
+    a = cv2.resize(alpha.astype(np.float32), size, interpolation=cv2.INTER_AREA)[..., None]
+    overlay = (small * (1 - 0.55 * a) + np.array([255, 0, 60]) * 0.55 * a).astype(np.uint8)
+    result = cv2.resize(to_rgb8(state.result), size, interpolation=cv2.INTER_AREA) \
+        if state.result is not None else np.zeros_like(small)
+    gap = np.full((size[1], 6, 3), 255, np.uint8)
+    panel = np.concatenate([prompts, gap, overlay, gap, result], axis=1)
+    buf = io.BytesIO()
+    fmt = "JPEG" if suffix.lower() in (".jpg", ".jpeg") else "PNG"
+    Image.fromarray(panel).save(buf, format=fmt, **({"quality": 92} if fmt == "JPEG" else {}))
+    return buf.getvalue()
