@@ -1,0 +1,205 @@
+"""Cache of SAM image embeddings, in process (LRU) and on disk across processes.
+
+An entry holds what ``SamPredictor.set_image`` computes, so the predictor can be restored without
+running the image encoder: ``features`` (1×C×h×w, the encoder output), ``original_size`` (H, W of
+the image in pixels) and ``input_size`` (H, W after resizing the longest side to the encoder
+size). Entries are safetensors files (tensors and string metadata only: nothing is unpickled)
+named by a key built from the image content hash, the checkpoint fingerprint and the precision.
+The same directory also keeps the prompt-encoder and mask-decoder weights of each checkpoint
+("heads"), so a cache hit need not read the full checkpoint.
+
+Location: ``$AUTOINPAINT_CACHE``, else ``$AUTOINPAINT_HOME/cache``, else ``~/.cache/autoinpaint``
+(this module uses its ``sam/`` sub-directory). Size bound: ``$AUTOINPAINT_CACHE_MAX_MB`` (default
+1024), least recently used files evicted first. A corrupt or mismatched entry is deleted and
+treated as a miss, never an error.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FORMAT = "autoinpaint-sam-1"
+_MEMORY: "OrderedDict[str, Embedding]" = OrderedDict()  # shared by all caches in the process
+
+
+@dataclass
+class Embedding:
+    """``features``: torch tensor 1×C×h×w; ``original_size``/``input_size``: (H, W) in pixels."""
+
+    features: Any
+    original_size: tuple[int, int]
+    input_size: tuple[int, int]
+
+
+def cache_dir() -> Path:
+    """The autoinpaint cache directory (not created)."""
+    if os.environ.get("AUTOINPAINT_CACHE"):
+        return Path(os.environ["AUTOINPAINT_CACHE"]).expanduser()
+    if os.environ.get("AUTOINPAINT_HOME"):
+        return Path(os.environ["AUTOINPAINT_HOME"]).expanduser() / "cache"
+    return Path.home() / ".cache" / "autoinpaint"
+
+
+def _warn(message: str) -> None:
+    print(f"autoinpaint: {message}", file=sys.stderr)
+
+
+class EmbeddingCache:
+    """Get/put SAM embeddings and checkpoint heads.
+
+    Args:
+        directory: where files go (default ``cache_dir() / "sam"``).
+        max_bytes: bound on the directory's size on disk.
+        memory_items: how many embeddings the in-process LRU keeps.
+        disk: False keeps only the in-process LRU (``--no-cache`` turns the whole cache off).
+    """
+
+    def __init__(self, directory: Path | None = None, max_bytes: int | None = None,
+                 memory_items: int = 4, disk: bool = True):
+        self.directory = Path(directory) if directory else cache_dir() / "sam"
+        if max_bytes is None:
+            max_bytes = int(float(os.environ.get("AUTOINPAINT_CACHE_MAX_MB", 1024)) * 2**20)
+        self.max_bytes = max_bytes
+        self.memory_items = memory_items
+        self.disk = disk
+
+    # -- embeddings -------------------------------------------------------------------------
+    def get(self, key: str) -> Embedding | None:
+        """The embedding stored under ``key``, from memory or disk, or None."""
+        if key in _MEMORY:
+            _MEMORY.move_to_end(key)
+            return _MEMORY[key]
+        if not self.disk:
+            return None
+        loaded = self._read(self.directory / "embeddings" / f"{key}.safetensors", key)
+        if loaded is None:
+            return None
+        tensors, meta = loaded
+        try:
+            emb = Embedding(tensors["features"], tuple(json.loads(meta["original_size"])),
+                            tuple(json.loads(meta["input_size"])))
+            ok = (emb.features.ndim == 4 and len(emb.original_size) == 2
+                  and len(emb.input_size) == 2)
+        except (KeyError, ValueError, TypeError):
+            ok = False
+        if not ok:
+            self._discard(self.directory / "embeddings" / f"{key}.safetensors", "mismatched")
+            return None
+        self._remember(key, emb)
+        return emb
+
+    def put(self, key: str, emb: Embedding) -> None:
+        """Store ``emb`` under ``key`` in memory and (if enabled) on disk; disk errors only warn."""
+        self._remember(key, emb)
+        if self.disk:
+            self._write(self.directory / "embeddings" / f"{key}.safetensors",
+                        {"features": emb.features.contiguous()},
+                        {"key": key, "original_size": json.dumps(list(emb.original_size)),
+                         "input_size": json.dumps(list(emb.input_size))})
+
+    def _remember(self, key: str, emb: Embedding) -> None:
+        _MEMORY[key] = emb
+        _MEMORY.move_to_end(key)
+        while len(_MEMORY) > self.memory_items:
+            _MEMORY.popitem(last=False)
+
+    # -- checkpoint heads (prompt encoder + mask decoder) --------------------------------------
+    def get_head(self, fingerprint: str) -> tuple[dict, dict] | None:
+        """(architecture config, prompt_encoder.* and mask_decoder.* tensors) or None."""
+        if not self.disk:
+            return None
+        path = self.directory / "heads" / f"{fingerprint}.safetensors"
+        loaded = self._read(path, fingerprint)
+        if loaded is None:
+            return None
+        tensors, meta = loaded
+        try:
+            return json.loads(meta["config"]), tensors
+        except (KeyError, ValueError):
+            self._discard(path, "mismatched")
+            return None
+
+    def put_head(self, fingerprint: str, config: dict, tensors: dict) -> None:
+        if self.disk:
+            self._write(self.directory / "heads" / f"{fingerprint}.safetensors",
+                        {k: v.contiguous() for k, v in tensors.items()},
+                        {"key": fingerprint, "config": json.dumps(config)})
+
+    # -- files ------------------------------------------------------------------------------
+    def _read(self, path: Path, key: str) -> tuple[dict, dict] | None:
+        if not path.is_file():
+            return None
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                if meta.get("format") != FORMAT or meta.get("key") != key:
+                    raise ValueError("mismatched")
+                tensors = {name: f.get_tensor(name) for name in f.keys()}
+        except Exception as exc:  # corrupt, truncated, wrong format: a miss, never fatal
+            self._discard(path, "corrupt" if str(exc) != "mismatched" else "mismatched")
+            return None
+        os.utime(path)  # least recently used eviction goes by mtime
+        return tensors, meta
+
+    def _write(self, path: Path, tensors: dict, meta: dict) -> None:
+        from safetensors.torch import save_file
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            os.close(fd)
+            try:
+                save_file(tensors, tmp, metadata={"format": FORMAT, **meta})
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            self._evict(keep=path)
+        except OSError as exc:
+            _warn(f"could not write the cache entry {path}: {exc}")
+
+    def _discard(self, path: Path, why: str) -> None:
+        _warn(f"ignoring {why} cache entry {path.name}; it will be rebuilt")
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+    def files(self) -> list[Path]:
+        if not self.directory.is_dir():
+            return []
+        return [p for p in self.directory.rglob("*.safetensors") if p.is_file()]
+
+    def _evict(self, keep: Path) -> None:
+        entries = sorted(((p.stat().st_mtime, p.stat().st_size, p) for p in self.files()),
+                         key=lambda e: e[0])
+        total = sum(size for _, size, _ in entries)
+        for _, size, path in entries:
+            if total <= self.max_bytes:
+                break
+            if path != keep:
+                path.unlink(missing_ok=True)
+                total -= size
+
+    def clear(self) -> tuple[int, int]:
+        """Delete every entry on disk and in memory; returns (files, bytes) removed."""
+        _MEMORY.clear()
+        removed = [(p, p.stat().st_size) for p in self.files()]
+        for path, _ in removed:
+            path.unlink(missing_ok=True)
+        for tmp in self.directory.rglob("*.tmp") if self.directory.is_dir() else ():
+            tmp.unlink(missing_ok=True)
+        return len(removed), sum(size for _, size in removed)
+
+    def info(self) -> dict:
+        files = self.files()
+        return {"directory": str(self.directory), "entries": len(files),
+                "bytes": sum(p.stat().st_size for p in files), "max_bytes": self.max_bytes}

@@ -1,0 +1,507 @@
+"""Segment Anything (SAM) segmenter: points, negative points and boxes → an object mask.
+
+Checkpoints are read with ``torch.load(..., weights_only=True)`` (or safetensors), so a file with
+pickled code is refused, and the architecture is inferred from the state-dict shapes, so ViT-B,
+ViT-L, ViT-H and smaller variants load through one code path. Image embeddings are cached in
+process and on disk (:mod:`.embedding_cache`); on a cache hit neither the image encoder nor the
+full checkpoint is loaded. torch is imported only when a SAM segmenter is loaded.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import pickle
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..checkpoints import KNOWN, find_checkpoint, missing_error
+from ..errors import InputError, ModelMissingError
+from ..selection import Selection
+from .embedding_cache import EmbeddingCache, cache_dir
+
+SELECT_MODES = ("iou", "largest", "smallest")
+_HEADS = ("prompt_encoder.", "mask_decoder.")
+
+
+def find_sam_checkpoint(name: str | None = None) -> Path | None:
+    """Path of SAM checkpoint ``name`` (``vit_b``, ``vit_l``, ``vit_h``) or of the first one found
+    (fastest first) in the checkpoint directories; None when there is none."""
+    return find_checkpoint(name)
+
+
+def load_sam_segmenter(spec: str = "sam", device: str = "auto", precision: str = "auto",
+                       cache: bool = True, **options: Any) -> "SamSegmenter":
+    """A :class:`SamSegmenter` for ``spec``: ``sam`` (first checkpoint found), ``sam:vit_b``,
+    ``sam:vit_l``, ``sam:vit_h``, or a checkpoint path (``.pth``/``.pt``/``.safetensors``).
+
+    Raises ModelMissingError (exit 3) when the checkpoint is absent or unusable, InputError for an
+    unknown spec. Other ``options`` go to :class:`SamSegmenter` when it knows them.
+    """
+    spec = str(spec)
+    if spec == "sam":
+        path = find_sam_checkpoint()
+        if path is None:
+            raise missing_error("no SAM checkpoint found")
+    elif spec.startswith("sam:") and spec[4:] in KNOWN:
+        path = find_sam_checkpoint(spec[4:])
+        if path is None:
+            raise missing_error(f"SAM checkpoint {KNOWN[spec[4:]].filename} not found", spec[4:])
+    elif spec.endswith((".pth", ".pt", ".safetensors")) or os.path.sep in spec:
+        path = Path(spec.removeprefix("sam:")).expanduser()
+        if not path.is_file():
+            raise ModelMissingError(f"SAM checkpoint {path} does not exist; get one with: "
+                                    "autoinpaint models download vit_b")
+    else:
+        raise InputError(f"unknown segmenter {spec!r}: use auto, classical, sam, "
+                         f"sam:vit_b, sam:vit_l, sam:vit_h or a .pth path")
+    known = {k: v for k, v in options.items() if k in ("select", "multimask", "refine")}
+    return SamSegmenter(path, device=device, precision=precision, cache=cache, **known)
+
+
+# -- checkpoint reading and architecture inference ---------------------------------------------
+
+def checkpoint_fingerprint(path: Path, chunk: int = 1 << 20) -> str:
+    """A content fingerprint read in milliseconds: SHA-256 of the size, the first and the last MiB.
+
+    For a torch zip checkpoint the last MiB holds the zip central directory, which lists the
+    CRC-32 of every tensor record, so any change of weights changes the fingerprint.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        digest.update(str(size).encode())
+        digest.update(f.read(chunk))
+        f.seek(max(size - chunk, 0))
+        digest.update(f.read(chunk))
+    return digest.hexdigest()[:32]
+
+
+def read_state_dict(path: Path) -> dict:
+    """Tensors of a SAM checkpoint, safely: ``weights_only=True`` or safetensors.
+
+    Raises ModelMissingError for pickled code, a truncated or unreadable file, or no tensors.
+    """
+    import torch
+
+    path = Path(path)
+    hint = "; get a good one with: autoinpaint models download vit_b"
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelMissingError(f"refusing {path}: it contains pickled code, not only weights "
+                                f"({first[:160]}){hint}") from None
+    except Exception as exc:  # truncated zip, bad magic number, unreadable file, ...
+        raise ModelMissingError(f"cannot read the checkpoint {path} (truncated or not a "
+                                f"checkpoint: {str(exc).splitlines()[0][:160]}){hint}") from None
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise ModelMissingError(f"{path} is not a SAM state dict{hint}")
+    return state
+
+
+def infer_config(state: dict, decoder_heads: int = 8) -> dict:
+    """SAM architecture from state-dict shapes: encoder embed dim, depth, heads, window size,
+    global attention blocks, patch and image size, MLP ratio; prompt embed dim, mask-input
+    channels; decoder depth, MLP dim, attention downsampling, IoU head, mask outputs.
+
+    The decoder transformer's head count leaves no trace in the shapes: ``decoder_heads``
+    (8 in every published SAM). Raises ModelMissingError when the keys are not SAM's.
+    """
+    def shape(key: str) -> tuple[int, ...]:
+        return tuple(state[key].shape)
+
+    def count(prefix: str) -> int:
+        return len({k[len(prefix):].split(".")[0] for k in state if k.startswith(prefix)})
+
+    try:
+        enc = "image_encoder."
+        embed_dim, _, patch, _ = shape(enc + "patch_embed.proj.weight")
+        grid = shape(enc + "pos_embed")[1]
+        depth = count(enc + "blocks.")
+        rel = [shape(f"{enc}blocks.{i}.attn.rel_pos_h")[0] for i in range(depth)]
+        head_dim = shape(enc + "blocks.0.attn.rel_pos_h")[1]
+        windows = {(r + 1) // 2 for r in rel if (r + 1) // 2 != grid}
+        mask_chans = shape("prompt_encoder.mask_downscaling.3.weight")[0]
+        prompt_dim = shape(enc + "neck.0.weight")[0]
+        dec = "mask_decoder."
+        internal = shape(dec + "transformer.layers.0.cross_attn_token_to_image.q_proj.weight")[0]
+        config = {
+            "embed_dim": embed_dim, "depth": depth, "num_heads": embed_dim // head_dim,
+            "patch_size": patch, "img_size": grid * patch,
+            "mlp_ratio": shape(enc + "blocks.0.mlp.lin1.weight")[0] / embed_dim,
+            "qkv_bias": enc + "blocks.0.attn.qkv.bias" in state,
+            "window_size": windows.pop() if windows else 0,
+            "global_attn_indexes": [i for i, r in enumerate(rel) if (r + 1) // 2 == grid],
+            "prompt_embed_dim": prompt_dim, "mask_in_chans": mask_chans,
+            "decoder_depth": count(dec + "transformer.layers."),
+            "decoder_mlp_dim": shape(dec + "transformer.layers.0.mlp.lin1.weight")[0],
+            "decoder_heads": decoder_heads,
+            "attention_downsample_rate": prompt_dim // internal,
+            "num_multimask_outputs": shape(dec + "mask_tokens.weight")[0] - 1,
+            "iou_head_depth": count(dec + "iou_prediction_head.layers."),
+            "iou_head_hidden_dim": shape(dec + "iou_prediction_head.layers.0.weight")[0],
+        }
+    except (KeyError, IndexError, ValueError, ZeroDivisionError) as exc:
+        raise ModelMissingError(f"not a SAM checkpoint (no {exc} of the expected shape); get one "
+                                "with: autoinpaint models download vit_b") from None
+    if windows or depth == 0:
+        raise ModelMissingError("not a SAM checkpoint: inconsistent attention window sizes")
+    return config
+
+
+def arch_name(config: dict) -> str:
+    """``vit_b``/``vit_l``/``vit_h`` for the published sizes, else e.g. ``vit_64x2``."""
+    sizes = {(768, 12): "vit_b", (1024, 24): "vit_l", (1280, 32): "vit_h"}
+    return sizes.get((config["embed_dim"], config["depth"]),
+                     f"vit_{config['embed_dim']}x{config['depth']}")
+
+
+def build_sam(config: dict, with_encoder: bool = True):
+    """A ``segment_anything.modeling.Sam`` for ``config`` (from :func:`infer_config`), in eval
+    mode; without the encoder a placeholder keeps ``img_size`` and refuses to run."""
+    from functools import partial
+
+    import torch
+    from segment_anything.modeling import (ImageEncoderViT, MaskDecoder, PromptEncoder, Sam,
+                                           TwoWayTransformer)
+
+    c = config
+    grid = c["img_size"] // c["patch_size"]
+    if with_encoder:
+        encoder = ImageEncoderViT(
+            img_size=c["img_size"], patch_size=c["patch_size"], embed_dim=c["embed_dim"],
+            depth=c["depth"], num_heads=c["num_heads"], mlp_ratio=c["mlp_ratio"],
+            out_chans=c["prompt_embed_dim"], qkv_bias=c["qkv_bias"],
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), use_rel_pos=True,
+            window_size=c["window_size"], global_attn_indexes=tuple(c["global_attn_indexes"]))
+    else:
+        encoder = _encoder_placeholder(c["img_size"])
+    sam = Sam(
+        image_encoder=encoder,
+        prompt_encoder=PromptEncoder(
+            embed_dim=c["prompt_embed_dim"], image_embedding_size=(grid, grid),
+            input_image_size=(c["img_size"], c["img_size"]), mask_in_chans=c["mask_in_chans"]),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=c["num_multimask_outputs"],
+            transformer=TwoWayTransformer(
+                depth=c["decoder_depth"], embedding_dim=c["prompt_embed_dim"],
+                mlp_dim=c["decoder_mlp_dim"], num_heads=c["decoder_heads"],
+                attention_downsample_rate=c["attention_downsample_rate"]),
+            transformer_dim=c["prompt_embed_dim"], iou_head_depth=c["iou_head_depth"],
+            iou_head_hidden_dim=c["iou_head_hidden_dim"]),
+        pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375])
+    return sam.eval()
+
+
+def _load_strict(module, state: dict, path: Path) -> None:
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelMissingError(f"{path} does not match the inferred SAM architecture "
+                                f"({str(exc).splitlines()[0][:160]})") from None
+
+
+def _encoder_placeholder(img_size: int):
+    """Stands in for the image encoder on a cache hit: knows ``img_size``, never runs."""
+    import torch
+
+    class EncoderNotLoaded(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("the SAM image encoder is not loaded")
+
+    placeholder = EncoderNotLoaded()
+    placeholder.img_size = img_size
+    return placeholder
+
+
+# -- device and precision -------------------------------------------------------------------
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` → ``cuda`` if available, else ``mps``, else ``cpu``; checks an explicit choice."""
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    has = {"cpu": True, "cuda": torch.cuda.is_available(),
+           "mps": bool(mps and mps.is_available())}
+    if device in (None, "", "auto"):
+        return "cuda" if has["cuda"] else "mps" if has["mps"] else "cpu"
+    if device not in has:
+        raise InputError(f"unknown --device {device!r}: use auto, cpu, cuda or mps")
+    if not has[device]:
+        raise InputError(f"--device {device} is not available on this machine")
+    return device
+
+
+def resolve_precision(precision: str, device: str, cache: bool = True) -> str:
+    """``auto`` → ``bf16`` on CUDA with bfloat16 support (else ``fp16``), ``fp32`` on MPS, and on
+    CPU ``bf16`` only when measured faster than ``fp32`` here (measured once, remembered in the
+    cache directory). An explicit ``fp32``/``bf16``/``fp16`` is kept (``fp16`` not on CPU)."""
+    import torch
+
+    if precision not in (None, "", "auto", "fp32", "bf16", "fp16"):
+        raise InputError(f"unknown --precision {precision!r}: use auto, fp32, bf16 or fp16")
+    if precision == "fp16" and device == "cpu":
+        raise InputError("--precision fp16 is not supported on the CPU: use bf16 or fp32")
+    if precision not in (None, "", "auto"):
+        return precision
+    if device == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device == "mps":
+        return "fp32"
+    return "bf16" if cpu_bf16_is_faster(cache) else "fp32"
+
+
+def cpu_bf16_is_faster(remember: bool = True) -> bool:
+    """Time a ViT-like matmul workload in fp32 and under bfloat16 autocast on this CPU (≈0.3 s);
+    True when bf16 is at least 1.2× faster. The answer is kept in ``cache_dir()/cpu_bf16.json``
+    keyed by CPU capability, torch version and thread count."""
+    import torch
+
+    ident = f"{torch.backends.cpu.get_cpu_capability()}|{torch.__version__}|{torch.get_num_threads()}"
+    record = cache_dir() / "cpu_bf16.json"
+    try:
+        saved = json.loads(record.read_text())
+        if saved.get("id") == ident:
+            return bool(saved["faster"])
+    except (OSError, ValueError, KeyError):
+        pass
+    layer = torch.nn.Sequential(torch.nn.Linear(768, 3072), torch.nn.GELU(),
+                                torch.nn.Linear(3072, 768))
+    x = torch.randn(1024, 768)
+
+    def best(autocast: bool) -> float:
+        times = []
+        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=autocast):
+            for _ in range(4):
+                t = time.perf_counter()
+                layer(x)
+                times.append(time.perf_counter() - t)
+        return min(times[1:])
+
+    fp32, bf16 = best(False), best(True)
+    faster = fp32 / bf16 >= 1.2
+    if remember:
+        with contextlib.suppress(OSError):
+            record.parent.mkdir(parents=True, exist_ok=True)
+            record.write_text(json.dumps({"id": ident, "faster": faster, "fp32_s": fp32,
+                                          "bf16_s": bf16}))
+    return faster
+
+
+# -- the segmenter ------------------------------------------------------------------------------
+
+class SamSegmenter:
+    """Segment Anything behind the Segmenter interface, backed by ``SamPredictor``.
+
+    Points in one call are one prompt; several boxes are predicted in one batch through
+    ``SamPredictor.predict_torch`` (one mask per box, each box together with the points and
+    negative points inside it) and the masks are united. Points outside every box form one more
+    prompt with all negative points.
+
+    Arguments:
+      checkpoint (str or Path): SAM checkpoint (``.pth`` state dict or ``.safetensors``).
+      device (str): ``auto``, ``cpu``, ``cuda`` or ``mps``.
+      precision (str): ``auto``, ``fp32``, ``bf16`` or ``fp16``: autocast dtype of the image
+        encoder (the prompt encoder and mask decoder always run in fp32).
+      cache (bool): use the on-disk embedding cache and checkpoint-head cache (the in-process
+        LRU is always on).
+      select (str): which of the multimask outputs to keep: ``iou`` (highest predicted IoU),
+        ``largest`` or ``smallest`` (area in pixels).
+      multimask (bool or None): ask for several masks per prompt; None = only for an ambiguous
+        single point, or when ``select`` is ``largest``/``smallest``.
+      refine (int): extra passes feeding the chosen mask's low-resolution logits (256×256) back as
+        ``mask_input``.
+    """
+
+    def __init__(self, checkpoint: str | Path, device: str = "auto", precision: str = "auto",
+                 cache: bool = True, select: str = "iou", multimask: bool | None = None,
+                 refine: int = 0) -> None:
+        import torch
+
+        if select not in SELECT_MODES:
+            raise InputError(f"unknown mask selection {select!r}: use {', '.join(SELECT_MODES)}")
+        self.checkpoint = Path(checkpoint)
+        if not self.checkpoint.is_file():
+            raise missing_error(f"SAM checkpoint {self.checkpoint} not found")
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device, cache)
+        self.select, self.multimask, self.refine = select, multimask, int(refine)
+        self.cache = EmbeddingCache(disk=cache)
+        self.fingerprint = checkpoint_fingerprint(self.checkpoint)
+        self.encoder_runs = 0
+        head = self.cache.get_head(self.fingerprint)
+        if head is not None:
+            self.config, tensors = head
+            self.model = build_sam(self.config, with_encoder=False)
+            for part in ("prompt_encoder", "mask_decoder"):
+                _load_strict(getattr(self.model, part),
+                             {k[len(part) + 1:]: v for k, v in tensors.items()
+                              if k.startswith(part + ".")}, self.checkpoint)
+            self.encoder_loaded = False
+        else:
+            state = read_state_dict(self.checkpoint)
+            self.config = infer_config(state)
+            self.model = build_sam(self.config)
+            _load_strict(self.model, state, self.checkpoint)
+            self.cache.put_head(self.fingerprint, self.config,
+                                {k: v for k, v in state.items() if k.startswith(_HEADS)})
+            self.encoder_loaded = True
+        self.name = f"sam:{arch_name(self.config)}"
+        self.model.to(self.device)
+        from segment_anything.predictor import SamPredictor
+
+        self.predictor = SamPredictor(self.model)
+
+    def _ensure_encoder(self) -> None:
+        """Load the image encoder from the full checkpoint (after a head-cache start)."""
+        if self.encoder_loaded:
+            return
+        state = read_state_dict(self.checkpoint)
+        encoder = build_sam(infer_config(state, self.config["decoder_heads"])).image_encoder
+        _load_strict(encoder, {k[len("image_encoder."):]: v for k, v in state.items()
+                               if k.startswith("image_encoder.")}, self.checkpoint)
+        self.model.image_encoder = encoder.to(self.device)
+        self.encoder_loaded = True
+
+    def _autocast(self):
+        import torch
+
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        device_type = "cuda" if self.device == "cuda" else "cpu"
+        if dtype is None or self.device == "mps":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type, dtype=dtype)
+
+    def set_image(self, image: np.ndarray) -> bool:
+        """Make ``image`` (H×W×3 uint8 RGB) current: restore its embedding from the cache, or run
+        the image encoder and cache the result. Returns True on a cache hit."""
+        import torch
+
+        from .embedding_cache import Embedding
+
+        image = np.ascontiguousarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise InputError("SAM needs an H×W×3 uint8 RGB image")
+        digest = hashlib.blake2b(image.tobytes(), digest_size=16)
+        digest.update(repr(image.shape).encode())
+        key = hashlib.sha256(f"{digest.hexdigest()}|{self.fingerprint}|{self.precision}|"
+                             f"{self.config['img_size']}".encode()).hexdigest()[:40]
+        emb = self.cache.get(key)
+        p = self.predictor
+        if emb is not None:
+            p.reset_image()
+            p.features = emb.features.to(self.device, torch.float32)
+            p.original_size, p.input_size = tuple(emb.original_size), tuple(emb.input_size)
+            p.is_image_set = True
+            return True
+        self._ensure_encoder()
+        with self._autocast():
+            p.set_image(image)
+        self.encoder_runs += 1
+        p.features = p.features.to(torch.float32)
+        self.cache.put(key, Embedding(p.features.cpu(), tuple(p.original_size),
+                                      tuple(p.input_size)))
+        return False
+
+    def _predict(self, points: list[np.ndarray], labels: list[np.ndarray],
+                 boxes: np.ndarray | None, multimask: bool, mask_input=None):
+        """Batched ``predict_torch``. ``points[i]`` (n_i×2 pixels) and ``labels[i]`` (1 = object,
+        0 = background) are padded with label -1 (no point) to a common length; ``boxes`` is
+        B×4 (x0, y0, x1, y1) pixels or None. Returns masks B×C×H×W bool, IoU B×C, logits
+        B×C×256×256 as numpy / torch."""
+        import torch
+
+        p = self.predictor
+        n = max(len(c) for c in points)
+        coords_t = labels_t = boxes_t = None
+        if n:
+            coords = np.zeros((len(points), n, 2), np.float32)
+            labs = -np.ones((len(points), n), np.float32)
+            for i, (c, lab) in enumerate(zip(points, labels)):
+                coords[i, :len(c)], labs[i, :len(c)] = c, lab
+            coords = p.transform.apply_coords(coords, p.original_size)
+            coords_t = torch.as_tensor(coords, dtype=torch.float, device=self.device)
+            labels_t = torch.as_tensor(labs, dtype=torch.int, device=self.device)
+        if boxes is not None:
+            boxes_t = torch.as_tensor(p.transform.apply_boxes(boxes, p.original_size),
+                                      dtype=torch.float, device=self.device)
+        masks, iou, low = p.predict_torch(coords_t, labels_t, boxes_t, mask_input,
+                                          multimask_output=multimask)
+        return masks.cpu().numpy(), iou.float().cpu().numpy(), low
+
+    def _prompts(self, sel: Selection) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        """(points, labels, box or None) per prompt, boxed prompts first."""
+        pos = np.asarray(sel.points, np.float32).reshape(-1, 2)
+        neg = np.asarray(sel.negatives, np.float32).reshape(-1, 2)
+
+        def inside(pts: np.ndarray, b) -> np.ndarray:
+            return ((pts[:, 0] >= b[0]) & (pts[:, 0] <= b[2])
+                    & (pts[:, 1] >= b[1]) & (pts[:, 1] <= b[3]))
+
+        def prompt(p: np.ndarray, n: np.ndarray, box=None):
+            return (np.concatenate([p, n]),
+                    np.concatenate([np.ones(len(p)), np.zeros(len(n))]).astype(np.float32),
+                    None if box is None else np.asarray(box, np.float32))
+
+        used = np.zeros(len(pos), bool)
+        prompts = []
+        for b in sel.boxes:
+            within = inside(pos, b)
+            used |= within
+            prompts.append(prompt(pos[within], neg[inside(neg, b)], b))
+        if (~used).any():
+            prompts.append(prompt(pos[~used], neg))
+        return prompts
+
+    def _choose(self, masks: np.ndarray, iou: np.ndarray) -> np.ndarray:
+        """Index of the kept mask per prompt (B), by predicted IoU or area."""
+        if self.select == "iou" or masks.shape[1] == 1:
+            return iou.argmax(1)
+        area = masks.reshape(masks.shape[0], masks.shape[1], -1).sum(-1).astype(float)
+        if self.select == "largest":
+            return area.argmax(1)
+        return np.where(area > 0, area, np.inf).argmin(1)
+
+    def __call__(self, image: np.ndarray, selection: Selection) -> np.ndarray:
+        """Mask (H×W bool) of the object(s) that ``selection`` (pixel coordinates) points at."""
+        import torch
+
+        self.set_image(image)
+        mask = np.zeros(image.shape[:2], bool)
+        prompts = self._prompts(selection)
+        groups = [[q for q in prompts if q[2] is not None], [q for q in prompts if q[2] is None]]
+        for group in groups:
+            if not group:
+                continue
+            points, labels = [q[0] for q in group], [q[1] for q in group]
+            boxes = np.stack([q[2] for q in group]) if group[0][2] is not None else None
+            multimask = self.multimask
+            if multimask is None:
+                multimask = self.select != "iou" or (
+                    boxes is None and len(group) == 1 and len(points[0]) == 1)
+            masks, iou, low = self._predict(points, labels, boxes, multimask)
+            best = self._choose(masks, iou)
+            rows = np.arange(len(group))
+            chosen = masks[rows, best]
+            for _ in range(self.refine):
+                logits = low[torch.as_tensor(rows), torch.as_tensor(best)][:, None]
+                masks, iou, low = self._predict(points, labels, boxes, False, logits)
+                chosen, best = masks[:, 0], np.zeros(len(group), int)
+            mask |= chosen.any(0)
+        return mask
+
+    def __repr__(self) -> str:
+        return (f"SamSegmenter({str(self.checkpoint)!r}, device={self.device!r}, "
+                f"precision={self.precision!r}, select={self.select!r}, refine={self.refine})")

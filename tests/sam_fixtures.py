@@ -1,0 +1,52 @@
+"""Tiny SAM checkpoints for the tests, built from ``segment_anything.modeling`` and saved as
+``.pth`` state dicts, so they load through the same code path as the published checkpoints."""
+from __future__ import annotations
+
+from pathlib import Path
+
+TINY = dict(img_size=64, patch_size=8, embed_dim=32, depth=2, num_heads=2, window_size=4,
+            global_attn_indexes=(1,), prompt_embed_dim=32, mask_in_chans=8, decoder_depth=1,
+            decoder_mlp_dim=64, iou_head_depth=2, iou_head_hidden_dim=32)
+
+
+def build_sam_model(img_size=1024, patch_size=16, embed_dim=768, depth=12, num_heads=12,
+                    window_size=14, global_attn_indexes=(2, 5, 8, 11), prompt_embed_dim=256,
+                    mask_in_chans=16, decoder_depth=2, decoder_mlp_dim=2048, iou_head_depth=3,
+                    iou_head_hidden_dim=256, seed=0):
+    """A randomly initialised Sam; the defaults are the vit_b architecture of ``build_sam``."""
+    from functools import partial
+
+    import torch
+    from segment_anything.modeling import (ImageEncoderViT, MaskDecoder, PromptEncoder, Sam,
+                                           TwoWayTransformer)
+
+    torch.manual_seed(seed)
+    grid = img_size // patch_size
+    return Sam(
+        image_encoder=ImageEncoderViT(
+            img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth,
+            num_heads=num_heads, mlp_ratio=4, out_chans=prompt_embed_dim, qkv_bias=True,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), use_rel_pos=True,
+            window_size=window_size, global_attn_indexes=global_attn_indexes),
+        prompt_encoder=PromptEncoder(
+            embed_dim=prompt_embed_dim, image_embedding_size=(grid, grid),
+            input_image_size=(img_size, img_size), mask_in_chans=mask_in_chans),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(depth=decoder_depth, embedding_dim=prompt_embed_dim,
+                                          mlp_dim=decoder_mlp_dim, num_heads=8),
+            transformer_dim=prompt_embed_dim, iou_head_depth=iou_head_depth,
+            iou_head_hidden_dim=iou_head_hidden_dim),
+        pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375]).eval()
+
+
+def save_sam_checkpoint(path: Path, tiny: bool = True, **arch) -> Path:
+    """Build a SAM (:data:`TINY` overridden by ``arch``, or vit_b's ``arch`` when not ``tiny``)
+    and save its state dict to ``path``."""
+    import torch
+
+    model = build_sam_model(**({**TINY, **arch} if tiny else arch))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    return path
