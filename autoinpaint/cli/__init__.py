@@ -29,6 +29,7 @@ from .edit import mask, remove  # noqa: E402  (commands register themselves on i
 
 main.add_command(remove)
 main.add_command(mask)
+from .batch import batch; main.add_command(batch)  # noqa: E402,E702
 
 
 def run(argv: list[str] | None = None) -> None:

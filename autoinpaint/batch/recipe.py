@@ -1,0 +1,401 @@
+"""Batch recipes: JSONL, CSV or YAML files (or a folder of images) streamed into :class:`Task` rows.
+
+One recipe row names one image (a path, or a glob that expands to several rows) and may carry
+
+* a selection: ``points`` / ``negatives`` / ``boxes`` / ``rects`` / ``ellipses`` (pixels, or fractions
+  0..1 with ``relative: true``), ``mask`` (a mask file);
+* ``action`` (``remove``, ``replace``, ``fill`` or ``mask``) and the prompt fields (``prompt``,
+  ``negative_prompt``, ...);
+* any :class:`~autoinpaint.api.EditOptions` field as a per-row override (``dilate``, ``inpainter``, ...);
+* ``output``: a path template with ``{stem}``, ``{ext}``, ``{parent}``, ``{name}``, ``{line}``; relative
+  templates are inside the output folder; default ``{stem}{ext}`` (the input's own name and format).
+
+Whatever a row leaves out comes from the command line (:class:`Defaults`). A malformed row becomes a
+Task with ``error`` set (and its line number) instead of stopping the batch.
+
+Rows are produced lazily: the recipe is read line by line (JSONL, CSV), YAML is parsed into nodes and
+each row is built when it is reached, and images are never opened here (only ``stat``-ed for the hash).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import glob as globlib
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..api import ACTIONS, EditOptions
+from ..errors import InputError
+from ..image_io import FORMAT_BY_SUFFIX
+from ..selection import Selection, parse_numbers
+
+RECIPE_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv",
+                   ".yaml": "yaml", ".yml": "yaml"}
+DEFAULT_TEMPLATE = "{stem}{ext}"
+MASK_TEMPLATE = "{stem}.png"
+HASH_VERSION = 1
+
+_INPUT_KEYS = ("input", "image", "path")
+_SELECTION_KEYS = {"point": "points", "points": "points", "negative": "negatives", "negatives": "negatives",
+                   "box": "boxes", "boxes": "boxes", "rect": "rects", "rects": "rects",
+                   "ellipse": "ellipses", "ellipses": "ellipses"}
+_SHAPES = {"points": 2, "negatives": 2, "boxes": 4, "rects": 4, "ellipses": 4}
+_IGNORED_KEYS = {"id", "note", "notes", "comment"}
+_OPTION_FIELDS = {f.name: f for f in dataclasses.fields(EditOptions)}
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """What the command line gives every row: selection, action, options, output template."""
+
+    selection: Selection = field(default_factory=Selection)
+    options: EditOptions = field(default_factory=EditOptions)
+    action: str = "remove"
+    output: str | None = None  # template; None = DEFAULT_TEMPLATE (MASK_TEMPLATE for action mask)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: edit ``input`` with ``selection`` and ``options``, write ``output``.
+
+    ``error`` is set (and the rest may be partial) when the recipe row itself is malformed."""
+
+    line: int
+    input: str | None
+    selection: Selection = field(default_factory=Selection)
+    action: str = "remove"
+    options: EditOptions = field(default_factory=EditOptions)
+    output: str | None = None
+    param_hash: str | None = None
+    error: str | None = None
+
+    def to_payload(self) -> dict:
+        """A JSON-friendly dict (for Ray rows); :meth:`from_payload` inverts it."""
+        sel = dataclasses.asdict(self.selection)
+        return {"line": self.line, "input": self.input, "selection": sel, "action": self.action,
+                "options": self.options.to_dict(), "output": self.output, "param_hash": self.param_hash,
+                "error": self.error}
+
+    @classmethod
+    def from_payload(cls, d: dict) -> "Task":
+        s = d["selection"]
+        sel = Selection(**{k: (tuple(tuple(v) for v in s[k]) if k in _SHAPES else s[k]) for k in s})
+        return cls(line=d["line"], input=d["input"], selection=sel, action=d["action"],
+                   options=EditOptions(**d["options"]), output=d["output"], param_hash=d["param_hash"],
+                   error=d["error"])
+
+
+class RowError(InputError):
+    """A malformed recipe row."""
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+
+def recipe_kind(path: str | os.PathLike) -> str:
+    kind = RECIPE_SUFFIXES.get(Path(path).suffix.lower())
+    if kind is None:
+        raise InputError(f"{path}: unknown recipe format; use .jsonl, .csv or .yaml "
+                         f"(or give a folder of images)")
+    return kind
+
+
+def iter_raw_rows(path: str | os.PathLike) -> Iterator[tuple[int, dict | None, str | None]]:
+    """Yield ``(line, row_dict, error)`` for each row of a recipe file, one at a time."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such recipe file or folder")
+    kind = recipe_kind(path)
+    if kind == "jsonl":
+        yield from _iter_jsonl(path)
+    elif kind == "csv":
+        yield from _iter_csv(path)
+    else:
+        yield from _iter_yaml(path)
+
+
+def _iter_jsonl(path: Path):
+    with open(path, encoding="utf-8") as fh:
+        for number, text in enumerate(fh, 1):
+            text = text.strip()
+            if not text or text.startswith("#") or text.startswith("//"):
+                continue
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield number, None, f"not valid JSON ({exc.msg} at column {exc.colno})"
+                continue
+            if not isinstance(row, dict):
+                yield number, None, f"expected a JSON object, got {type(row).__name__}"
+                continue
+            yield number, row, None
+
+
+def _iter_csv(path: Path):
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        header = None
+        for cells in reader:
+            number = reader.line_num
+            if not cells or all(not c.strip() for c in cells) or cells[0].lstrip().startswith("#"):
+                continue
+            if header is None:
+                header = [c.strip() for c in cells]
+                continue
+            if len(cells) > len(header):
+                yield number, None, f"{len(cells)} cells but the header has {len(header)} columns"
+                continue
+            row = {k: v.strip() for k, v in zip(header, cells) if k and v.strip() != ""}
+            yield number, row, None
+
+
+def _iter_yaml(path: Path):
+    import yaml
+
+    text = path.read_text(encoding="utf-8")  # the recipe text only; rows are built one by one
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            root = loader.get_single_node()
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise InputError(f"{path}: not valid YAML" + (f" (line {mark.line + 1})" if mark else "")) from None
+        if root is None:
+            return
+        nodes = root.value if isinstance(root, yaml.SequenceNode) else None
+        if isinstance(root, yaml.MappingNode):
+            for key, value in root.value:
+                if key.value == "rows" and isinstance(value, yaml.SequenceNode):
+                    nodes = value.value
+        if nodes is None:
+            raise InputError(f"{path}: a YAML recipe is a list of rows (or a mapping with a 'rows' list)")
+        for node in nodes:
+            number = node.start_mark.line + 1
+            try:
+                row = loader.construct_document(node)
+            except yaml.YAMLError as exc:
+                yield number, None, f"cannot read the row ({exc})"
+                continue
+            if isinstance(row, str):
+                row = {"input": row}
+            if not isinstance(row, dict):
+                yield number, None, f"expected a mapping, got {type(row).__name__}"
+                continue
+            yield number, row, None
+    finally:
+        loader.dispose()
+
+
+# ----------------------------------------------------------------------------------------------- parsing
+
+
+def _coords(value: Any, n: int, what: str) -> tuple[tuple[float, ...], ...]:
+    """``"x,y"``, ``"x,y;x,y"``, ``[x, y]`` or ``[[x, y], ...]`` → tuple of n-tuples."""
+    if value is None or value == "" or value == []:
+        return ()
+    if isinstance(value, str):
+        parts = [p for p in value.replace("|", ";").split(";") if p.strip()]
+        return tuple(parse_numbers(p, n, what) for p in parts)
+    if isinstance(value, (list, tuple)):
+        if len(value) == n and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            return (parse_numbers(",".join(map(str, value)), n, what),)
+        out = []
+        for item in value:
+            if isinstance(item, str):
+                out.append(parse_numbers(item, n, what))
+            elif isinstance(item, (list, tuple)):
+                out.append(parse_numbers(",".join(map(str, item)), n, what))
+            else:
+                raise InputError(f"{what} must be {n} numbers, got {item!r}")
+        return tuple(out)
+    raise InputError(f"{what} must be a string like '10,20' or a list of numbers, got {value!r}")
+
+
+def _to_bool(value: Any, what: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "y", "on"):
+        return True
+    if text in ("0", "false", "no", "n", "off"):
+        return False
+    raise InputError(f"{what} must be true or false, got {value!r}")
+
+
+def _coerce_option(name: str, value: Any) -> Any:
+    """Convert a recipe value (JSON/YAML scalar, or CSV text) to the type of EditOptions.``name``."""
+    kind = str(_OPTION_FIELDS[name].type)
+    optional = "None" in kind
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "off")
+                         and optional and "bool" not in kind):
+        if optional:
+            return None
+        raise InputError(f"{name} cannot be empty")
+    if "bool" in kind:
+        return _to_bool(value, name)
+    try:
+        if "int" in kind:
+            number = float(value)
+            if number != int(number):
+                raise ValueError
+            return int(number)
+        if "float" in kind:
+            return float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a{'n integer' if 'int' in kind else ' number'}, got {value!r}") from None
+    return str(value)
+
+
+def file_identity(path: str | os.PathLike | None) -> dict | None:
+    """Content identity of a file for the parameter hash: size and modification time (ns)."""
+    if not path:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def param_hash(input_path: str, selection: Selection, action: str, options: EditOptions, output: str) -> str:
+    """Hash of everything that decides an output: the input's path and identity, the selection (and
+    mask file identity), the action, every option except ``quiet``, the output path, the version."""
+    from .. import __version__ as version  # noqa: PLC0415
+
+    opts = options.to_dict()
+    opts.pop("quiet", None)
+    params = {"v": HASH_VERSION, "autoinpaint": version, "input": os.path.abspath(input_path),
+              "input_id": file_identity(input_path), "selection": selection.describe(),
+              "mask_id": file_identity(selection.mask_path), "action": action, "options": opts,
+              "output": os.path.abspath(output)}
+    text = json.dumps(params, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def render_output(template: str, input_path: str, outdir: str | os.PathLike, line: int) -> str:
+    p = Path(input_path)
+    try:
+        rendered = template.format(stem=p.stem, ext=p.suffix, parent=p.parent.name, name=p.name, line=line)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise InputError(f"output template {template!r}: unknown field {exc} "
+                         f"(use {{stem}}, {{ext}}, {{parent}}, {{name}}, {{line}})") from None
+    out = Path(rendered).expanduser()
+    return str(out if out.is_absolute() else Path(outdir) / out)
+
+
+def _task_from_row(row: dict, line: int, base: Path, outdir: str, defaults: Defaults) -> Iterator[Task]:
+    row = {str(k).strip().replace("-", "_").lower(): v for k, v in row.items()}
+    inputs = [row.pop(k) for k in _INPUT_KEYS if k in row]
+    if len(inputs) != 1 or not isinstance(inputs[0], str) or not inputs[0].strip():
+        raise InputError("each row needs one 'input' (an image path or a glob)")
+    pattern = inputs[0].strip()
+    sel_values: dict[str, Any] = {}
+    for key in list(row):
+        if key in _SELECTION_KEYS:
+            target = _SELECTION_KEYS[key]
+            sel_values[target] = sel_values.get(target, ()) + _coords(row.pop(key), _SHAPES[target], f"--{key}")
+    mask = row.pop("mask", None)
+    relative = row.pop("relative", None)
+    action = str(row.pop("action", defaults.action)).strip().lower()
+    if action not in ACTIONS:
+        raise InputError(f"unknown action {action!r}; choose from {', '.join(ACTIONS)}")
+    template = row.pop("output", None) or defaults.output or (MASK_TEMPLATE if action == "mask" else DEFAULT_TEMPLATE)
+    overrides: dict[str, Any] = {}
+    if "no_cache" in row:
+        overrides["cache"] = not _to_bool(row.pop("no_cache"), "no_cache")
+    for key in list(row):
+        if key in _IGNORED_KEYS or key.startswith("_"):
+            row.pop(key)
+        elif key in _OPTION_FIELDS:
+            overrides[key] = _coerce_option(key, row.pop(key))
+    if row:
+        raise InputError(f"unknown field(s): {', '.join(sorted(row))}")
+    options = defaults.options.replace(**overrides) if overrides else defaults.options
+
+    if sel_values or mask:
+        selection = Selection(mask_path=str(base / mask) if mask else None,
+                              relative=defaults.selection.relative if relative is None
+                              else _to_bool(relative, "relative"), **sel_values)
+    else:
+        selection = defaults.selection
+        if relative is not None:
+            selection = dataclasses.replace(selection, relative=_to_bool(relative, "relative"))
+    if selection.is_empty:
+        raise InputError("nothing selected: give points, boxes, rects, ellipses or a mask "
+                         "(in the row or on the command line)")
+
+    expanded = str(Path(pattern).expanduser())
+    full = expanded if os.path.isabs(expanded) else str(base / expanded)
+    if globlib.has_magic(pattern):
+        matches = sorted(globlib.iglob(full, recursive=True))
+        matches = [m for m in matches if os.path.isfile(m)]
+        if not matches:
+            raise InputError(f"glob {pattern!r} matches no file")
+    else:
+        matches = [full]
+    for path in matches:
+        output = render_output(template, path, outdir, line)
+        yield Task(line=line, input=path, selection=selection, action=action, options=options, output=output,
+                   param_hash=param_hash(path, selection, action, options, output))
+
+
+def iter_tasks(source: str | os.PathLike, outdir: str | os.PathLike, defaults: Defaults | None = None,
+               ) -> Iterator[Task]:
+    """Stream the Tasks of a recipe file, or of every image in a folder (folder mode)."""
+    defaults = defaults or Defaults()
+    source = Path(source)
+    if source.is_dir():
+        yield from _folder_tasks(source, str(outdir), defaults)
+        return
+    base = source.resolve().parent
+    for line, row, error in iter_raw_rows(source):
+        if error is not None:
+            yield Task(line=line, input=None, error=f"line {line}: {error}")
+            continue
+        try:
+            yield from _task_from_row(row, line, base, str(outdir), defaults)
+        except InputError as exc:
+            raw = row.get("input") or row.get("image") or row.get("path")
+            yield Task(line=line, input=str(raw) if raw is not None else None, error=f"line {line}: {exc}")
+
+
+def image_files(folder: Path) -> Iterator[Path]:
+    """The image files directly inside ``folder`` (by suffix), in name order; hidden files skipped."""
+    names = sorted(e.name for e in os.scandir(folder) if e.is_file() and not e.name.startswith("."))
+    for name in names:
+        if Path(name).suffix.lower() in FORMAT_BY_SUFFIX:
+            yield folder / name
+
+
+def _folder_tasks(folder: Path, outdir: str, defaults: Defaults) -> Iterator[Task]:
+    if defaults.selection.is_empty:
+        raise InputError("folder mode needs a selection for every image: --point, --box, --rect, "
+                         "--ellipse or --mask (use --relative for fractions of the size)")
+    if Path(outdir).resolve() == folder.resolve() and not defaults.output:
+        raise InputError("the output folder is the input folder: outputs would replace the inputs; "
+                         "choose another -o OUTDIR")
+    template = defaults.output or (MASK_TEMPLATE if defaults.action == "mask" else DEFAULT_TEMPLATE)
+    for number, path in enumerate(image_files(folder), 1):
+        try:
+            output = render_output(template, str(path), outdir, number)
+        except InputError as exc:
+            yield Task(line=number, input=str(path), error=str(exc))
+            continue
+        yield Task(line=number, input=str(path), selection=defaults.selection, action=defaults.action,
+                   options=defaults.options, output=output,
+                   param_hash=param_hash(str(path), defaults.selection, defaults.action, defaults.options,
+                                         output))
+
+
+def count_tasks(source: str | os.PathLike, outdir: str | os.PathLike, defaults: Defaults | None = None) -> int:
+    """How many Tasks :func:`iter_tasks` will yield (for the progress bar's ETA); streams too."""
+    n = 0
+    for _ in iter_tasks(source, outdir, defaults):
+        n += 1
+    return n

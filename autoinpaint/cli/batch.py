@@ -1,0 +1,83 @@
+"""``autoinpaint batch``: run a recipe (or one selection over a folder) through the single-image pipeline."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from .options import mask_options, model_options, options_from, selection_from, selection_options
+
+EPILOG = ("Exit codes: 0 every row done or skipped; 1 some row failed (see OUTDIR/manifest.jsonl) or "
+          "anything unexpected; 2 bad input or usage; 3 model missing.")
+
+
+@click.command(epilog=EPILOG)
+@click.argument("source", type=click.Path(exists=True), metavar="RECIPE|DIR")
+@click.option("-o", "--outdir", required=True, type=click.Path(file_okay=False), metavar="OUTDIR",
+              help="Output folder (created); the manifest goes to OUTDIR/manifest.jsonl.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Parallel workers (default: the number of cores).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local = a process pool on this machine; ray = Ray Data actors (pip install 'autoinpaint[ray]').")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="Join this Ray cluster (e.g. ray://head:10001 or auto); default: start a local Ray.")
+@click.option("--cpus-per-worker", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Ray: CPUs each actor reserves.")
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Ray: GPUs each actor reserves (fractions share a GPU).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Native threads per worker (default: cores / workers).")
+@click.option("--action", type=click.Choice(["remove", "replace", "fill", "mask"]), default="remove",
+              show_default=True, help="Default action for rows that do not say.")
+@click.option("--prompt", default=None, metavar="TEXT", help="Default prompt (replace / fill).")
+@click.option("--negative-prompt", default=None, metavar="TEXT", help="Default negative prompt.")
+@click.option("--output-template", "template", default=None, metavar="TEMPLATE",
+              help="Default output path inside OUTDIR: {stem} {ext} {parent} {name} {line} "
+                   "(default {stem}{ext}: the input's name and format).")
+@selection_options
+@mask_options
+@model_options
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or per-row messages on stderr.")
+def batch(source: str, outdir: str, workers: int | None, engine: str, ray_address: str | None,
+          cpus_per_worker: float, gpus_per_worker: float, threads: int | None, action: str,
+          prompt: str | None, negative_prompt: str | None, template: str | None, as_json: bool,
+          quiet: bool, **kw) -> None:
+    """Edit many images: one recipe row per image (JSONL, CSV or YAML), or every image in DIR.
+
+    Selection, mask and model options given here are the defaults of every row; a row overrides any
+    of them. Re-running skips rows already done with the same parameters, so a killed batch resumes.
+
+    \b
+    autoinpaint batch recipe.jsonl -o cleaned/ --segmenter classical --workers 4
+    autoinpaint batch shots/ --point 0.5,0.92 --relative -o cleaned/
+    autoinpaint batch recipe.csv -o cleaned/ --engine ray --ray-address auto
+
+    \b
+    recipe.jsonl:
+    {"input": "shots/a.jpg", "points": [[412, 300]]}
+    {"input": "shots/b_*.jpg", "box": "0.1,0.8,0.3,0.95", "relative": true, "dilate": 12}
+    """
+    from ..batch import BatchFailed, Defaults, run_batch
+
+    selection = selection_from(kw)
+    options = options_from(kw).replace(prompt=prompt, negative_prompt=negative_prompt, quiet=True)
+    defaults = Defaults(selection=selection, options=options, action=action, output=template)
+    try:
+        result = run_batch(source, outdir, defaults, workers=workers, engine=engine, threads=threads,
+                           progress=not (quiet or as_json), quiet=quiet or as_json, ray_address=ray_address,
+                           cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
+                           log=lambda msg: click.echo(msg, err=True))
+    finally:
+        if engine == "ray":
+            from ..batch.ray_engine import shutdown
+
+            shutdown()
+    if as_json:
+        click.echo(json.dumps(result))
+    elif not quiet:
+        click.echo(f"batch: {result['done']} done, {result['skipped']} skipped, {result['failed']} failed "
+                   f"of {result['total']} in {result['seconds']:.1f} s ({result['images_per_minute']:.1f} "
+                   f"images/min); manifest {result['manifest']}", err=True)
+    if result["failed"]:
+        raise BatchFailed(f"{result['failed']} of {result['total']} rows failed; see {result['manifest']}")
