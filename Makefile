@@ -18,9 +18,9 @@ $(VENV)/.installed: pyproject.toml
 
 demo: setup
 	mkdir -p outputs
-	$(BIN)/python -m autoinpaint remove samples/mug_sticker.jpg --point 540,470 \
-		-o outputs/mug_clean.jpg --preview outputs/mug_preview.png
-	@echo "wrote outputs/mug_clean.jpg and outputs/mug_preview.png"
+	$(BIN)/python -m autoinpaint remove samples/catalogue_sticker.jpg --point 527,442 \
+		-o outputs/catalogue_sticker.jpg --preview outputs/catalogue_sticker_preview.png
+	@echo "wrote outputs/catalogue_sticker.jpg and outputs/catalogue_sticker_preview.png"
 
 test: setup
 	$(BIN)/python -m pytest -q -n 2

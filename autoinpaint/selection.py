@@ -75,10 +75,10 @@ class Selection:
         Raises InputError for a point outside the image, an inverted or empty box, negative points
         without anything to select, or an empty selection.
         """
-        if self.is_empty:
-            raise InputError("nothing selected: give --point, --box, --rect, --ellipse or --mask")
         if self.negatives and not self.has_prompts:
             raise InputError("--negative needs at least one --point or --box to go with it")
+        if self.is_empty:
+            raise InputError("nothing selected: give --point, --box, --rect, --ellipse or --mask")
         sx, sy = (width, height) if self.relative else (1.0, 1.0)
         unit = "relative" if self.relative else "pixel"
 
@@ -129,17 +129,17 @@ def draw_shapes(selection: Selection, width: int, height: int) -> np.ndarray:
 
     Boxes are half-open like PIL's ``ImageDraw`` bounding boxes: ``(0, 0, 10, 10)`` covers 10×10 px.
     """
-    import cv2
-
     mask = np.zeros((height, width), np.uint8)
     for x0, y0, x1, y1 in selection.rects:
         c0, r0 = int(np.floor(x0)), int(np.floor(y0))
         c1, r1 = int(np.ceil(x1)), int(np.ceil(y1))
         mask[r0:r1, c0:c1] = 1
     for x0, y0, x1, y1 in selection.ellipses:
-        center = ((x0 + x1) / 2 - 0.5, (y0 + y1) / 2 - 0.5)
-        axes = (max((x1 - x0) / 2, 0.5), max((y1 - y0) / 2, 0.5))
-        shift = 4  # sub-pixel precision for cv2
-        cv2.ellipse(mask, (round(center[0] * 16), round(center[1] * 16)),
-                    (round(axes[0] * 16), round(axes[1] * 16)), 0, 0, 360, 1, -1, cv2.LINE_8, shift)
+        # pixel (i, j) covers [i, i+1) × [j, j+1): selected when its centre lies in the ellipse
+        c0, r0 = max(int(np.floor(x0)), 0), max(int(np.floor(y0)), 0)
+        c1, r1 = min(int(np.ceil(x1)), width), min(int(np.ceil(y1)), height)
+        yy, xx = np.mgrid[r0:r1, c0:c1].astype(np.float64) + 0.5
+        inside = (((xx - (x0 + x1) / 2) / ((x1 - x0) / 2)) ** 2
+                  + ((yy - (y0 + y1) / 2) / ((y1 - y0) / 2)) ** 2) <= 1
+        mask[r0:r1, c0:c1] |= inside.astype(np.uint8)
     return mask.astype(bool)

@@ -6,6 +6,7 @@ import json
 import click
 
 from .options import edit_command, options_from, selection_from
+from .replace import diffusion_options
 
 
 def run_and_report(image: str, action: str, kw: dict) -> None:
@@ -30,6 +31,7 @@ def run_and_report(image: str, action: str, kw: dict) -> None:
 @click.command(epilog="Exit codes: 0 ok; 2 bad input or usage; 3 model missing; 1 unexpected.")
 @click.argument("image", type=click.Path(dir_okay=False))
 @edit_command
+@diffusion_options
 def remove(image: str, **kw) -> None:
     """Remove the selected object from IMAGE and fill the hole.
 
@@ -38,7 +40,7 @@ def remove(image: str, **kw) -> None:
     bit-identical, and the output keeps the input's size, format, quality and bit depth.
 
     \b
-    autoinpaint remove samples/mug_sticker.jpg --point 540,470 -o outputs/mug.jpg
+    autoinpaint remove samples/catalogue_sticker.jpg --point 527,442 -o outputs/clean.jpg
     """
     run_and_report(image, "remove", kw)
 

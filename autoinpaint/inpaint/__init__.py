@@ -97,6 +97,7 @@ class Inpaint:
         state.inpainted = from_rgb8(filled, crop, crop_mask)
         state.crop = region
         state.metadata["inpainter"] = inpainter.name
+        state.metadata.update(getattr(inpainter, "metadata", None) or {})  # diffusion: model, seed, steps, ...
         return state
 
     def __repr__(self) -> str:
@@ -127,4 +128,6 @@ def load_inpainter(spec: str = "auto", quiet: bool = False, **options) -> Inpain
         spec = DEFAULT_CLASSICAL
         if not quiet:
             print(f"autoinpaint: inpainter auto -> {spec} (classical, needs no weights)", file=sys.stderr)
+    if spec not in CLASSICAL:
+        options["quiet"] = quiet  # diffusion: progress bar and notices
     return _load_cached(spec, tuple(sorted(options.items())))

@@ -1,0 +1,87 @@
+"""Mask stage semantics: object alpha 1, dilate by exact distance, feather ramp, blur, holes, islands."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from autoinpaint.errors import InputError
+from autoinpaint.mask_ops import RefineMask, bbox, distance_outside, fill_holes, hard_mask, make_alpha, \
+    remove_small_islands
+from autoinpaint.state import EditState
+
+
+def disk(h=101, w=101, r=20, cx=50, cy=50):
+    yy, xx = np.mgrid[0:h, 0:w]
+    return (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+
+
+def test_object_alpha_one_and_dilate_exact_distance():
+    m = disk()
+    a = make_alpha(m, dilate=6, feather=0)
+    assert np.all(a[m] == 1)
+    d = distance_outside(m)
+    assert np.array_equal(a > 0, d <= 6)
+    assert set(np.unique(a)) <= {0.0, 1.0}
+
+
+def test_feather_ramps_outward_to_zero():
+    m = disk()
+    a = make_alpha(m, dilate=10, feather=6)
+    d = distance_outside(m)
+    assert np.all(a[d <= 4] == 1)                     # solid part: dilate - feather
+    ramp = (d > 4) & (d < 11)
+    assert np.all((a[ramp] > 0) & (a[ramp] < 1))
+    assert np.all(a[d >= 11] == 0)
+    # monotone non-increasing along a ray leaving the object
+    row = a[50, 70:90]
+    assert np.all(np.diff(row) <= 1e-6)
+
+
+def test_feather_wider_than_dilate_extends_outside():
+    m = disk()
+    a = make_alpha(m, dilate=0, feather=5)
+    assert np.all(a[m] == 1)
+    assert (a[~m] > 0).any()
+
+
+def test_blur_matches_diffusers_pil_gaussian_outside_object():
+    m = disk()
+    a = make_alpha(m, blur=4)
+    ref = np.asarray(Image.fromarray((m * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(4)),
+                     np.float32) / 255
+    assert np.allclose(a[~m], ref[~m])
+    assert np.all(a[m] == 1)
+
+
+def test_hard_mask_is_every_positive_alpha():
+    a = np.array([[0, 0.001, 0.5, 1.0]], np.float32)
+    assert hard_mask(a).tolist() == [[0, 255, 255, 255]]
+
+
+def test_fill_holes_and_islands():
+    m = disk(r=20) & ~disk(r=5)
+    m[0:3, 0:3] = True                  # a 9-px island in the corner
+    filled = fill_holes(m)
+    assert filled[50, 50] and filled.sum() == disk(r=20).sum() + 9
+    cleaned = remove_small_islands(filled, 10)
+    assert not cleaned[0:3, 0:3].any() and cleaned[50, 50]
+
+
+def test_refine_mask_step_and_errors():
+    state = EditState(mask=disk())
+    out = RefineMask(dilate=3, feather=2)(state)
+    assert out.alpha.shape == (101, 101) and out.alpha[50, 50] == 1
+    with pytest.raises(InputError, match="empty"):
+        RefineMask()(EditState(mask=np.zeros((10, 10), bool)))
+    with pytest.raises(InputError, match="empty"):
+        RefineMask(min_area=10_000)(EditState(mask=disk()))
+    with pytest.raises(InputError):
+        RefineMask(dilate=-1)
+
+
+def test_bbox_half_open():
+    m = np.zeros((10, 10), bool)
+    m[2:5, 3:7] = True
+    assert bbox(m) == (3, 2, 7, 5)
+    assert bbox(np.zeros((3, 3), bool)) is None
