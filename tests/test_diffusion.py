@@ -27,9 +27,27 @@ ROOT = Path(__file__).resolve().parents[1]
 STEPS = 2
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The tiny models are latency-bound: intra-op threads only spin (10× slower on a busy 2-core box)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory) -> dict[str, str]:
-    return save_tiny_models(tmp_path_factory.mktemp("tiny_diffusion"))
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return save_tiny_models(tmp_path_factory.mktemp("tiny_diffusion"))
+    finally:
+        torch.set_num_threads(before)
 
 
 def photo(w: int, h: int, channels: int = 3, dtype=np.uint8, seed: int = 0) -> np.ndarray:
