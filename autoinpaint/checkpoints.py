@@ -141,6 +141,9 @@ def download_file(url: str, dest: Path, size: int, sha256: str, progress: bool =
             raise AutoinpaintError(f"download of {url} failed: {exc}; run the same command again "
                                    f"to resume") from exc
     got = part.stat().st_size
+    if got < size:
+        raise AutoinpaintError(f"download of {url} stopped at {got} of {size} bytes; run the same "
+                               "command again to resume")
     if got != size or digest.hexdigest() != sha256:
         part.unlink(missing_ok=True)
         raise AutoinpaintError(f"download of {url} is corrupt ({got} bytes, SHA-256 "
