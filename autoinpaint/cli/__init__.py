@@ -29,6 +29,8 @@ from .edit import mask, remove  # noqa: E402  (commands register themselves on i
 
 main.add_command(remove)
 main.add_command(mask)
+from .models import cache, models  # noqa: E402  (SAM checkpoints and embedding cache)
+main.add_command(models); main.add_command(cache)  # noqa: E702
 from .batch import batch; main.add_command(batch)  # noqa: E402,E702
 
 
