@@ -64,14 +64,14 @@ def init_ray(address: str | None, workers: int, cpus_per_worker: float, gpus_per
 def run_ray(tasks: Iterable[Task], workers: int, address: str | None = None, cpus_per_worker: float = 1.0,
             gpus_per_worker: float = 0.0, threads: int | None = None, chunk_rows: int = 256) -> Iterator[dict]:
     """Yield one manifest record per task, computed by a pool of ``workers`` Ray actors."""
-    init_ray(address, workers, cpus_per_worker, gpus_per_worker)
-    import ray
-
     it = iter(tasks)
     while True:
         chunk = list(itertools.islice(it, chunk_rows))
         if not chunk:
             return
+        init_ray(address, workers, cpus_per_worker, gpus_per_worker)  # only when there is work
+        import ray
+
         items = [{"task": json.dumps(t.to_payload())} for t in chunk]
         ds = ray.data.from_items(items, override_num_blocks=len(items))
         extra = {"num_gpus": gpus_per_worker} if gpus_per_worker else {}

@@ -105,6 +105,11 @@ def execute_task(task: Task) -> dict:
     record = base_record(task)
     t0 = time.perf_counter()
     try:
+        import cv2
+
+        # OpenCV's global RNG (GrabCut's k-means init) would otherwise carry over from the previous row,
+        # making an output depend on which rows its worker did before; seed 0 = a fresh process's state.
+        cv2.setRNGSeed(0)
         Path(task.output).parent.mkdir(parents=True, exist_ok=True)
         state = run_edit(task.input, task.selection, task.options.replace(quiet=True), task.action, task.output)
         s = summary(state, task.action)
@@ -207,7 +212,8 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
               log: Callable[[str], None] | None = None) -> dict:
     """Run a recipe file or folder into ``outdir``; returns the summary dict (see ``autoinpaint batch``).
 
-    ``threads``: native threads per worker (default: cores // workers, at least 1)."""
+    ``threads``: native threads per worker (default 1: outputs are then bit-identical whatever the
+    number of workers or the load; more threads may let OpenCV's parallel reductions vary)."""
     defaults = defaults or Defaults()
     workers = workers or default_workers()
     if workers < 1:
@@ -215,7 +221,7 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
     if engine not in ("local", "ray"):
         raise InputError(f"unknown engine {engine!r}; choose local or ray")
     if threads is None:
-        threads = max(1, default_workers() // workers) if engine == "local" else max(1, int(cpus_per_worker))
+        threads = 1  # multi-threaded OpenCV reductions may vary run to run; one thread is reproducible
     source, outdir = Path(source), Path(outdir)
     if not source.exists():
         raise InputError(f"{source}: no such recipe file or folder")
@@ -225,6 +231,7 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
     outdir = outdir.resolve()  # manifest keys are absolute output paths, whatever the cwd
     log = log or (lambda msg: None)
 
+    _remove_stale_temp_files(outdir)
     total = count_tasks(source, outdir, defaults) if progress else None
     manifest = Manifest(outdir)
     previous = manifest.latest_done()
@@ -293,6 +300,21 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
     return {"total": sum(counts.values()), **counts, "seconds": round(seconds, 3),
             "images_per_minute": round(counts["done"] / seconds * 60, 2) if seconds > 0 else 0.0,
             "engine": engine, "workers": workers, "outdir": str(outdir), "manifest": str(manifest.path)}
+
+
+def _remove_stale_temp_files(outdir: Path) -> None:
+    """Delete ``.NAME.XXXX.tmp`` files that ``write_atomic`` left in OUTDIR when a run was killed
+    between creating and renaming them (finished outputs are never in this form)."""
+    try:
+        entries = list(os.scandir(outdir))
+    except OSError:
+        return
+    for e in entries:
+        if e.name.startswith(".") and e.name.endswith(".tmp") and e.is_file(follow_symlinks=False):
+            try:
+                os.unlink(e.path)
+            except OSError:
+                pass
 
 
 def _size(path: str) -> int | None:

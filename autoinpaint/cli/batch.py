@@ -26,7 +26,7 @@ EPILOG = ("Exit codes: 0 every row done or skipped; 1 some row failed (see OUTDI
 @click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Ray: GPUs each actor reserves (fractions share a GPU).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Native threads per worker (default: cores / workers).")
+              help="Native threads per worker (default 1, which keeps outputs bit-reproducible).")
 @click.option("--action", type=click.Choice(["remove", "replace", "fill", "mask"]), default="remove",
               show_default=True, help="Default action for rows that do not say.")
 @click.option("--prompt", default=None, metavar="TEXT", help="Default prompt (replace / fill).")
