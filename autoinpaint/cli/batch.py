@@ -8,7 +8,7 @@ import click
 from .options import mask_options, model_options, options_from, selection_from, selection_options
 
 EPILOG = ("Exit codes: 0 every row done or skipped; 1 some row failed (see OUTDIR/manifest.jsonl) or "
-          "anything unexpected; 2 bad input or usage; 3 model missing.")
+          "anything unexpected; 2 bad usage (unreadable recipe, bad option).")
 
 
 @click.command(epilog=EPILOG)
