@@ -93,8 +93,17 @@ class ClassicalSegmenter:
             gc = self._click_prior(lab, points, r)
         for x, y in points:
             cv2.circle(gc, (int(x), int(y)), r, int(cv2.GC_FGD), -1)
-        for x, y in negatives:
-            cv2.circle(gc, (int(x), int(y)), r, int(cv2.GC_BGD), -1)
+        if negatives:
+            # a negative click excludes the flat-colour region it lies on (a disk where it is textured)
+            lab8 = cv2.cvtColor(cv2.GaussianBlur(img, (3, 3), 0), cv2.COLOR_RGB2LAB)
+            for x, y in negatives:
+                region = _flood(lab8, (x, y), FLAT_TOLERANCES[1])
+                if region is not None and region.sum() <= 0.5 * h * w:
+                    gc[region] = cv2.GC_BGD
+            for x, y in points:  # the clicks themselves stay foreground, the negative disks background
+                cv2.circle(gc, (int(x), int(y)), r, int(cv2.GC_FGD), -1)
+            for x, y in negatives:
+                cv2.circle(gc, (int(x), int(y)), r, int(cv2.GC_BGD), -1)
         if not ((gc == cv2.GC_BGD) | (gc == cv2.GC_PR_BGD)).any():
             return np.ones((h, w), bool)
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
