@@ -15,6 +15,7 @@ treated as a miss, never an error.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -146,7 +147,8 @@ class EmbeddingCache:
         except Exception as exc:  # corrupt, truncated, wrong format: a miss, never fatal
             self._discard(path, "corrupt" if str(exc) != "mismatched" else "mismatched")
             return None
-        os.utime(path)  # least recently used eviction goes by mtime
+        with contextlib.suppress(OSError):  # least recently used eviction goes by mtime
+            os.utime(path)
         return tensors, meta
 
     def _write(self, path: Path, tensors: dict, meta: dict) -> None:
@@ -178,9 +180,17 @@ class EmbeddingCache:
             return []
         return [p for p in self.directory.rglob("*.safetensors") if p.is_file()]
 
+    def _stats(self) -> list[tuple[float, int, Path]]:
+        """(mtime, size, path) of every entry, oldest first; entries deleted meanwhile skipped."""
+        entries = []
+        for path in self.files():
+            with contextlib.suppress(OSError):
+                st = path.stat()
+                entries.append((st.st_mtime, st.st_size, path))
+        return sorted(entries, key=lambda e: e[0])
+
     def _evict(self, keep: Path) -> None:
-        entries = sorted(((p.stat().st_mtime, p.stat().st_size, p) for p in self.files()),
-                         key=lambda e: e[0])
+        entries = self._stats()
         total = sum(size for _, size, _ in entries)
         for _, size, path in entries:
             if total <= self.max_bytes:
@@ -192,14 +202,14 @@ class EmbeddingCache:
     def clear(self) -> tuple[int, int]:
         """Delete every entry on disk and in memory; returns (files, bytes) removed."""
         _MEMORY.clear()
-        removed = [(p, p.stat().st_size) for p in self.files()]
-        for path, _ in removed:
+        removed = self._stats()
+        for _, _, path in removed:
             path.unlink(missing_ok=True)
         for tmp in self.directory.rglob("*.tmp") if self.directory.is_dir() else ():
             tmp.unlink(missing_ok=True)
-        return len(removed), sum(size for _, size in removed)
+        return len(removed), sum(size for _, size, _ in removed)
 
     def info(self) -> dict:
-        files = self.files()
-        return {"directory": str(self.directory), "entries": len(files),
-                "bytes": sum(p.stat().st_size for p in files), "max_bytes": self.max_bytes}
+        entries = self._stats()
+        return {"directory": str(self.directory), "entries": len(entries),
+                "bytes": sum(size for _, size, _ in entries), "max_bytes": self.max_bytes}

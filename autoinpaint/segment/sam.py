@@ -96,7 +96,12 @@ def read_state_dict(path: Path) -> dict:
 
             state = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as exc:  # legacy (non-zip) torch format cannot be memory-mapped
+                if "mmap" not in str(exc):
+                    raise
+                state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelMissingError(f"refusing {path}: it contains pickled code, not only weights "
@@ -328,8 +333,6 @@ class SamSegmenter:
     def __init__(self, checkpoint: str | Path, device: str = "auto", precision: str = "auto",
                  cache: bool = True, select: str = "iou", multimask: bool | None = None,
                  refine: int = 0) -> None:
-        import torch
-
         if select not in SELECT_MODES:
             raise InputError(f"unknown mask selection {select!r}: use {', '.join(SELECT_MODES)}")
         self.checkpoint = Path(checkpoint)
