@@ -105,7 +105,7 @@ def test_vit_b_architecture_is_inferred_from_a_random_checkpoint(tmp_path):
     assert sum(p.numel() for p in model.parameters()) == 93_735_472  # SAM ViT-B
 
 
-def test_malicious_pickle_is_refused_with_exit_3_and_never_runs(tmp_path, sam_photo, sam_home):
+def test_malicious_pickle_is_refused_with_exit_3_and_never_runs(tmp_path, sam_photo, sam_home, cli):
     marker = tmp_path / "pwned"
 
     class Evil:
@@ -116,11 +116,12 @@ def test_malicious_pickle_is_refused_with_exit_3_and_never_runs(tmp_path, sam_ph
     torch.save({"image_encoder.pos_embed": torch.zeros(1), "x": Evil()}, evil)
     with pytest.raises(ModelMissingError, match="pickled code"):
         read_state_dict(evil)
-    result = run_cli(["mask", sam_photo, "--point", "50,40", "--segmenter", evil,
-                      "-o", tmp_path / "m.png"], {"AUTOINPAINT_HOME": str(sam_home)})
-    assert result.returncode == 3, result.stderr
-    assert result.stderr.startswith("Error:") and "pickled code" in result.stderr
+    result = cli("mask", sam_photo, "--point", "50,40", "--segmenter", evil, "-o", tmp_path / "m.png")
+    assert result.code == 3, result.err
+    assert result.err.startswith("Error:") and "pickled code" in result.err
     assert not marker.exists()
+    torch.load(evil, weights_only=False)  # control: an unsafe load does run the payload
+    assert marker.exists()
 
 
 def test_truncated_and_non_sam_checkpoints_exit_3(tmp_path, sam_tiny_checkpoint, sam_home, cli,
