@@ -144,7 +144,7 @@ def test_auto_falls_back_to_classical_without_checkpoint(sam_home, capsys, cli, 
                                                          tmp_path, sam_tiny_checkpoint):
     assert find_sam_checkpoint() is None
     seg = load_segmenter("auto")
-    assert seg.name != "sam" and not isinstance(seg, SamSegmenter)
+    assert seg.name == "classical" and not isinstance(seg, SamSegmenter)
     assert "no SAM checkpoint found" in capsys.readouterr().err
     with pytest.raises(ModelMissingError, match="autoinpaint models download vit_b"):
         load_sam_segmenter("sam")
