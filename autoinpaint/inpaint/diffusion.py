@@ -98,6 +98,7 @@ class ModelSource:
 
 def _fetch_hint(repo: str) -> str:
     return (f"fetch it once with `hf download {repo}` (older huggingface_hub: `huggingface-cli download {repo}`), "
+            f"or set AUTOINPAINT_ALLOW_DOWNLOAD=1 to let this command download it, "
             f"or pass a local folder / .safetensors file with --model/--inpainter")
 
 
@@ -624,17 +625,20 @@ def load_diffusion_inpainter(spec: str = DEFAULT_MODEL, *, mode: str = "replace"
                              guidance: float | None = None, strength: float | None = None, seed: int | None = None,
                              device: str | None = "auto", dtype: str | None = "auto", offload=None,
                              scheduler: str | None = None, resolution=None, prefill: str = REMOVE_PREFILL,
-                             allow_download: bool = False, config: str | None = None, quiet: bool = False,
+                             allow_download: bool | None = None, config: str | None = None, quiet: bool = False,
                              **ignored) -> DiffusionInpainter:
     """Load (once per process) the model ``spec`` and wrap it with per-call parameters.
 
     ``spec``: an alias (:data:`ALIASES`), a hub id (loaded from the local cache only; a missing one is
     :class:`~autoinpaint.errors.ModelMissingError` with the command that fetches it, unless
-    ``allow_download`` and not ``HF_HUB_OFFLINE``), a local diffusers folder, or a single
+    ``allow_download`` (default: ``$AUTOINPAINT_ALLOW_DOWNLOAD=1``) and not ``HF_HUB_OFFLINE``), a local
+    diffusers folder, or a single
     ``.safetensors``/``.ckpt`` file (``from_single_file`` with ``config``, a local diffusers folder, or the
     matching config repo from the local cache; never a download). ``offload``: True forces model CPU
     offload, None/False/"auto" offloads on CUDA only when free VRAM is short.
     """
+    if allow_download is None:
+        allow_download = os.environ.get("AUTOINPAINT_ALLOW_DOWNLOAD", "").strip().lower() in ("1", "true", "yes")
     source = resolve_source(spec)
     dev = resolve_device(device)
     dtype_name = resolve_dtype(dtype, dev)
