@@ -28,6 +28,7 @@ from ..errors import AutoinpaintError, InputError
 from .recipe import Defaults, Task, count_tasks, iter_tasks
 
 MANIFEST_NAME = "manifest.jsonl"
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class BatchFailed(AutoinpaintError):
@@ -133,7 +134,7 @@ def set_threads(threads: int | None) -> None:
     """Limit the native thread pools of this worker (OpenCV, and torch when loaded)."""
     if not threads:
         return
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var in _THREAD_VARS:
         os.environ[var] = str(threads)
     import cv2
 
@@ -164,6 +165,10 @@ def run_local(tasks: Iterable[Task], workers: int, threads: int | None) -> Itera
 
     ctx = mp.get_context("spawn")
     window = max(2, 2 * workers)
+    # the thread-pool variables must be in the environment before a worker imports numpy / OpenCV
+    saved = {var: os.environ.get(var) for var in _THREAD_VARS}
+    if threads:
+        os.environ.update({var: str(threads) for var in _THREAD_VARS})
     it = iter(tasks)
     exhausted = False
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,))
@@ -203,6 +208,11 @@ def run_local(tasks: Iterable[Task], workers: int, threads: int | None) -> Itera
                                            initargs=(threads,))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
 
 
 def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: Defaults | None = None,
