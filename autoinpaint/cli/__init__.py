@@ -25,13 +25,14 @@ def main() -> None:
     """
 
 
-from .edit import mask, remove  # noqa: E402  (commands register themselves on import)
+# Each command lives in its own module; heavy libraries are imported inside the commands.
+from .batch import batch  # noqa: E402
+from .edit import mask, remove  # noqa: E402
+from .models import cache, models  # noqa: E402
+from .replace import fill, replace  # noqa: E402
 
-main.add_command(remove)
-main.add_command(mask)
-from .models import cache, models  # noqa: E402  (SAM checkpoints and embedding cache)
-main.add_command(models); main.add_command(cache)  # noqa: E702
-from .batch import batch; main.add_command(batch)  # noqa: E402,E702
+for _command in (remove, replace, fill, mask, batch, models, cache):
+    main.add_command(_command)
 
 
 def run(argv: list[str] | None = None) -> None:
