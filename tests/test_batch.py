@@ -19,6 +19,7 @@ from scenes import catalogue_photo  # noqa: E402
 
 from autoinpaint.batch import Defaults, Manifest, iter_tasks  # noqa: E402
 from autoinpaint.batch.recipe import Task  # noqa: E402
+from autoinpaint.selection import Selection  # noqa: E402
 
 FAST = ["--segmenter", "classical", "--inpainter", "telea"]
 W, H = 300, 200
@@ -243,7 +244,7 @@ def test_yaml_recipe_line_numbers_and_defaults(tmp_path):
         "    box: '0.1,0.1,0.9,0.9'\n"
         "    relative: yes\n"
         "    output: '{parent}-{stem}.jpg'\n")
-    defaults = Defaults(selection=Defaults().selection.__class__(points=((20.0, 30.0),)))
+    defaults = Defaults(selection=Selection(points=((20.0, 30.0),)))
     tasks = list(iter_tasks(tmp_path / "r.yaml", tmp_path / "out", defaults))
     assert [t.line for t in tasks] == [2, 5, 7, 8]
     assert tasks[0].options.dilate == 3 and tasks[0].selection.points == ((150.0, 100.0),)
