@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import pickle
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -344,6 +345,7 @@ class SamSegmenter:
         self.cache = EmbeddingCache(disk=cache)
         self.fingerprint = checkpoint_fingerprint(self.checkpoint)
         self.encoder_runs = 0
+        self._lock = threading.RLock()  # the predictor holds one image at a time
         head = self.cache.get_head(self.fingerprint)
         if head is not None:
             self.config, tensors = head
@@ -479,6 +481,10 @@ class SamSegmenter:
 
     def __call__(self, image: np.ndarray, selection: Selection) -> np.ndarray:
         """Mask (H×W bool) of the object(s) that ``selection`` (pixel coordinates) points at."""
+        with self._lock:
+            return self._segment(image, selection)
+
+    def _segment(self, image: np.ndarray, selection: Selection) -> np.ndarray:
         import torch
 
         self.set_image(image)
