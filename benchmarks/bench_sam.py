@@ -115,6 +115,8 @@ def main() -> None:
 
     from sam_fixtures import save_sam_checkpoint
 
+    load0 = os.getloadavg()[0]
+
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         ckpt = save_sam_checkpoint(tmp / "sam_vit_b_random.pth", tiny=False)
@@ -169,7 +171,8 @@ def main() -> None:
          ok(min(help_times) <= 0.5)),
     ]
     lines = [f"SAM stage on this CPU ({os.cpu_count()} cores), vit_b architecture, random weights, "
-             f"photo {Path(args.photo).name} {w}x{h}", "",
+             f"photo {Path(args.photo).name} {w}x{h}; load average {load0:.1f} at the start, "
+             f"{os.getloadavg()[0]:.1f} at the end (other processes slow every number)", "",
              "| measurement | value | ratio | target met |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     table = "\n".join(lines)
