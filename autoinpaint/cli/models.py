@@ -84,7 +84,7 @@ def verify(names: tuple[str, ...], as_json: bool) -> None:
 
 @click.group(epilog=_EPILOG)
 def cache() -> None:
-    """The SAM embedding cache (so a second click on the same photo skips the image encoder)."""
+    """SAM embedding cache: info, clear (a repeat click on a photo skips the encoder)."""
 
 
 @cache.command(epilog=_EPILOG)
