@@ -6,6 +6,7 @@ import json
 import click
 
 from .options import mask_options, model_options, options_from, selection_from, selection_options
+from .replace import diffusion_options, model_option
 
 EPILOG = ("Exit codes: 0 every row done or skipped; 1 some row failed (see OUTDIR/manifest.jsonl) or "
           "anything unexpected; 2 bad usage (unreadable recipe, bad option).")
@@ -29,20 +30,19 @@ EPILOG = ("Exit codes: 0 every row done or skipped; 1 some row failed (see OUTDI
               help="Native threads per worker (default 1, which keeps outputs bit-reproducible).")
 @click.option("--action", type=click.Choice(["remove", "replace", "fill", "mask"]), default="remove",
               show_default=True, help="Default action for rows that do not say.")
-@click.option("--prompt", default=None, metavar="TEXT", help="Default prompt (replace / fill).")
-@click.option("--negative-prompt", default=None, metavar="TEXT", help="Default negative prompt.")
 @click.option("--output-template", "template", default=None, metavar="TEMPLATE",
               help="Default output path inside OUTDIR: {stem} {ext} {parent} {name} {line} "
                    "(default {stem}{ext}: the input's name and format).")
 @selection_options
 @mask_options
 @model_options
+@diffusion_options
+@model_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or per-row messages on stderr.")
 def batch(source: str, outdir: str, workers: int | None, engine: str, ray_address: str | None,
           cpus_per_worker: float, gpus_per_worker: float, threads: int | None, action: str,
-          prompt: str | None, negative_prompt: str | None, template: str | None, as_json: bool,
-          quiet: bool, **kw) -> None:
+          template: str | None, as_json: bool, quiet: bool, **kw) -> None:
     """Edit many images: one recipe row per image (JSONL, CSV or YAML), or every image in DIR.
 
     Selection, mask and model options given here are the defaults of every row; a row overrides any
@@ -61,7 +61,7 @@ def batch(source: str, outdir: str, workers: int | None, engine: str, ray_addres
     from ..batch import BatchFailed, Defaults, run_batch
 
     selection = selection_from(kw)
-    options = options_from(kw).replace(prompt=prompt, negative_prompt=negative_prompt, quiet=True)
+    options = options_from(kw).replace(quiet=True)
     defaults = Defaults(selection=selection, options=options, action=action, output=template)
     try:
         result = run_batch(source, outdir, defaults, workers=workers, engine=engine, threads=threads,
