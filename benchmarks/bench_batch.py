@@ -32,15 +32,21 @@ SIZES = [(1200, 900), (1600, 1200), (2000, 1500), (2300, 1700)]  # 1.1, 1.9, 3.0
 
 
 def make_photos(folder: Path, n: int, sizes, seed0: int = 0) -> list[dict]:
+    """Photos ``cat0000.jpg``... and their sticker points; reused from a previous run in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
+    index = folder / "points.json"
+    known = json.loads(index.read_text()) if index.exists() else {}
     rows = []
     for i in range(n):
         w, h = sizes[i % len(sizes)]
         path = folder / f"cat{i:04d}.jpg"
-        scene = catalogue_photo(w, h, seed0 + i)
-        if not path.exists():
+        key = f"{path.name}:{w}x{h}:{seed0 + i}"
+        if key not in known or not path.exists():
+            scene = catalogue_photo(w, h, seed0 + i)
             Image.fromarray(scene.image).save(path, quality=90)
-        rows.append({"input": str(path), "points": [[int(scene.point[0]), int(scene.point[1])]]})
+            known[key] = [int(scene.point[0]), int(scene.point[1])]
+        rows.append({"input": str(path), "points": [known[key]]})
+    index.write_text(json.dumps(known))
     return rows
 
 
