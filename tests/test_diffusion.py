@@ -78,6 +78,7 @@ def load(path: str, **kw):
     kw.setdefault("steps", STEPS)
     kw.setdefault("seed", 0)
     kw.setdefault("quiet", True)
+    kw.setdefault("dtype", "fp32")  # auto is bf16 on CPUs with bf16 instructions
     return load_diffusion_inpainter(path, prompt=kw.pop("prompt", "a red rose"), **kw)
 
 
@@ -194,13 +195,15 @@ def test_remove_mode_runs_prefill(tiny, monkeypatch):
     monkeypatch.setattr(classical.ClassicalInpainter, "__call__", spy)
     from autoinpaint.inpaint.diffusion import load_diffusion_inpainter
 
-    inp = load_diffusion_inpainter(tiny["sd9"], mode="remove", steps=4, seed=0, quiet=True, prefill="telea")
+    inp = load_diffusion_inpainter(tiny["sd9"], mode="remove", steps=4, seed=0, quiet=True, prefill="telea",
+                                   dtype="fp32")
     assert (inp.prompt, inp.negative_prompt, inp.strength) == (REMOVE_PROMPT, REMOVE_NEGATIVE_PROMPT, REMOVE_STRENGTH)
     state = edit(photo(300, 200), rect_mask(300, 200, 100, 80, 140, 120), inp)
     assert calls and calls[0][0] == "telea" and calls[0][2] > 0
     assert state.metadata["prefill"] == "telea" and state.metadata["diffusion_mode"] == "remove"
     assert_untouched_outside(state)
-    custom = load_diffusion_inpainter(tiny["sd9"], mode="remove", prompt="grass", strength=0.3, quiet=True)
+    custom = load_diffusion_inpainter(tiny["sd9"], mode="remove", prompt="grass", strength=0.3, quiet=True,
+                                      dtype="fp32")
     assert (custom.prompt, custom.strength) == ("grass", 0.3)  # defaults are overridable
 
 
@@ -301,10 +304,11 @@ def test_cuda_oom_becomes_model_runtime_error():
 
 
 def test_device_policy_without_accelerator(capsys):
-    from autoinpaint.inpaint.diffusion import _place, resolve_device, resolve_dtype
+    from autoinpaint.inpaint.diffusion import _place, cpu_has_native_bf16, resolve_device, resolve_dtype
 
     assert resolve_device("cpu") == "cpu"
-    assert resolve_dtype("auto", "cpu") == "float32" and resolve_dtype("auto", "cuda") == "float16"
+    assert resolve_dtype("auto", "cpu") == ("bfloat16" if cpu_has_native_bf16() else "float32")
+    assert resolve_dtype("auto", "cuda") == "float16" and resolve_dtype("fp32", "cpu") == "float32"
     assert resolve_dtype("bf16", "cpu") == "bfloat16"
     with pytest.raises(InputError):
         resolve_dtype("fp16", "cpu")
@@ -376,7 +380,7 @@ def _read(path) -> np.ndarray:
 def test_cli_replace_json(cli, tiny, png, tmp_path):
     out = tmp_path / "out.png"
     r = cli("replace", png, "--rect", "300,150,360,210", "--prompt", "a red rose", "--model", tiny["sd9"],
-            "--steps", "2", "--seed", "3", "--json", "-o", out)
+            "--steps", "2", "--seed", "3", "--dtype", "fp32", "--json", "-o", out)
     assert r.code == 0, r.err
     record = json.loads(r.out)
     for key in ("model", "device", "dtype", "seed", "steps", "timings"):
@@ -392,11 +396,11 @@ def test_cli_replace_json(cli, tiny, png, tmp_path):
 
 def test_cli_fill_and_diffusion_remove(cli, tiny, png, tmp_path):
     r = cli("fill", png, "--ellipse", "20,20,80,70", "--prompt", "a stone", "--model", tiny["sdxl"],
-            "--steps", "2", "--seed", "1", "--json", "-o", tmp_path / "fill.png")
+            "--steps", "2", "--seed", "1", "--dtype", "fp32", "--json", "-o", tmp_path / "fill.png")
     assert r.code == 0, r.err
     assert json.loads(r.out)["strength"] == 0.99
     r = cli("remove", png, "--rect", "300,150,360,210", "--inpainter", tiny["sd4"], "--steps", "3",
-            "--seed", "2", "--json", "-o", tmp_path / "removed.png")
+            "--seed", "2", "--dtype", "fp32", "--json", "-o", tmp_path / "removed.png")
     assert r.code == 0, r.err
     record = json.loads(r.out)
     assert record["prefill"] == "patchmatch" and record["diffusion_mode"] == "remove"

@@ -43,7 +43,8 @@ diffusion_options = _compose(
     click.option("--seed", type=click.IntRange(min=0), default=None, metavar="N",
                  help="Random seed: the same seed gives the same result (default: random, reported by --json)."),
     click.option("--dtype", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
-                 help="Diffusion weights' precision (auto: fp16 on CUDA/MPS, fp32 on CPU)."),
+                 help="Diffusion weights' precision (auto: fp16 on CUDA/MPS; on the CPU bf16 when it has "
+                      "bf16 instructions (AMX/AVX512-BF16, measured 1.3-2x faster), else fp32)."),
     click.option("--offload", is_flag=True,
                  help="Model CPU offload (GPU only; also chosen automatically when free VRAM is short)."),
     click.option("--scheduler", default=None, type=click.Choice(SCHEDULER_CHOICES),
