@@ -659,6 +659,10 @@ def load_diffusion_inpainter(spec: str = DEFAULT_MODEL, *, mode: str = "replace"
     """
     if allow_download is None:
         allow_download = os.environ.get("AUTOINPAINT_ALLOW_DOWNLOAD", "").strip().lower() in ("1", "true", "yes")
+    if scheduler and scheduler.lower() not in SCHEDULERS and scheduler.lower() != "default":
+        raise InputError(f"unknown scheduler {scheduler!r}: default|{'|'.join(SCHEDULERS)}")
+    if mode not in MODES:
+        raise InputError(f"unknown diffusion mode {mode!r}: {'|'.join(MODES)}")
     source = resolve_source(spec)
     dev = resolve_device(device)
     dtype_name = resolve_dtype(dtype, dev)
