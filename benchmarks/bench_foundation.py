@@ -34,10 +34,9 @@ SCENE_TYPES = {
     "real textured": real_scene,
     "catalogue sticker": sticker_scene,
 }
-INPAINTERS = ("patchmatch", "telea", "ns")
+INPAINTERS = ("hybrid", "patchmatch", "telea", "ns")
 EPS = 0.5  # grey levels added to both detail figures of the sharpness ratio
 PSNR_CAP = 60.0  # dB; an exact (or visually exact) fill counts as 60 dB in the means
-HYBRID = "pm+ns-lo*"  # prototype, not in the package: PatchMatch detail on Navier–Stokes low frequencies
 
 
 def size_of(text: str) -> tuple[int, int]:
@@ -145,13 +144,12 @@ def bench_inpainters(args) -> None:
           "| s / image |")
     print("|---|---|---|---|---|---|---|---|---|")
     refine = RefineMask(dilate=8, feather=4)
-    names = INPAINTERS + ((HYBRID,) if args.hybrid else ())
+    names = INPAINTERS
     overall = {name: [] for name in names}
     for kind in SCENE_TYPES:
         rows = {name: [] for name in names}
         for sc in scenes(kind, n, w, h, args.seed + 1):
             base = refine(EditState(image=sc.image, mask=sc.mask.copy()))
-            results = {}
             for name in INPAINTERS:
                 st = EditState(image=sc.image, mask=base.mask, alpha=base.alpha)
                 t = time.perf_counter()
@@ -161,23 +159,10 @@ def bench_inpainters(args) -> None:
                 met["time"] = el
                 rows[name].append(met)
                 overall[name].append(met)
-                results[name] = st.result
-            if args.hybrid:
-                lo = lambda im: cv2.GaussianBlur(im.astype(np.float32), (0, 0), 2)  # noqa: E731
-                pm, ns = results["patchmatch"], results["ns"]
-                mix = np.clip(np.rint(lo(ns) + pm.astype(np.float32) - lo(pm)), 0, 255).astype(np.uint8)
-                hyb = np.where((st.alpha > 0)[..., None], mix, sc.image)
-                met = hole_metrics(hyb, sc.background, sc.image, st.alpha)
-                met["time"] = rows["patchmatch"][-1]["time"] + rows["ns"][-1]["time"]
-                rows[HYBRID].append(met)
-                overall[HYBRID].append(met)
         for name in names:
             _row(kind, name, rows[name])
     for name in names:
         _row("**all**", name, overall[name])
-    if args.hybrid:
-        print(f"\n*{HYBRID}: prototype measured here only (not in the package): Navier–Stokes result's low "
-              "frequencies (Gaussian σ 2 px) + PatchMatch result's high frequencies, inside the hole.")
 
 
 def _row(kind: str, name: str, ms: list[dict]) -> None:
@@ -259,10 +244,8 @@ def main(argv=None) -> None:
     p.add_argument("--size", type=size_of, default=(1216, 832), help="~1 MP scene size WxH")
     p.add_argument("--big", type=size_of, default=(4256, 2832), help="~12 MP photo size WxH")
     p.add_argument("--padding", type=int, default=None, help="padding_mask_crop (default: the pipeline's)")
-    p.add_argument("--timing-inpainters", default="patchmatch,telea,ns")
+    p.add_argument("--timing-inpainters", default="hybrid,patchmatch,telea,ns")
     p.add_argument("--no-whole", action="store_true", help="skip the (minutes long) whole-photo PatchMatch run")
-    p.add_argument("--hybrid", action="store_true",
-                   help=f"also measure the {HYBRID} prototype (PatchMatch detail on Navier–Stokes low frequencies)")
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--quick", action="store_true", help="4 scenes per type, 640x480 / 2000x1500, no whole-photo run")
     args = p.parse_args(argv)

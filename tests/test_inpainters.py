@@ -19,7 +19,7 @@ def smooth():
     return img.astype(np.uint8)
 
 
-@pytest.mark.parametrize("name", ["patchmatch", "telea", "ns"])
+@pytest.mark.parametrize("name", ["hybrid", "patchmatch", "telea", "ns"])
 def test_fills_smooth_hole(smooth, name):
     mask = np.zeros(smooth.shape[:2], np.uint8)
     mask[50:70, 60:90] = 255
@@ -37,12 +37,33 @@ def test_patchmatch_is_deterministic(smooth):
     img = np.clip(smooth + rng.normal(0, 20, smooth.shape), 0, 255).astype(np.uint8)
     mask = np.zeros(img.shape[:2], np.uint8)
     mask[40:80, 40:100] = 255
-    pm = load_inpainter("patchmatch")
-    assert np.array_equal(pm(img, mask), pm(img, mask))
+    for name in ("patchmatch", "hybrid"):
+        inpainter = load_inpainter(name)
+        assert np.array_equal(inpainter(img, mask), inpainter(img, mask))
 
 
 def test_auto_is_classical_and_says_so(capsys):
     inp = load_inpainter("auto")
-    assert inp.name in ("patchmatch", "telea", "ns")
+    assert inp.name == "hybrid"
     assert "classical" in capsys.readouterr().err
     assert load_inpainter("auto", quiet=True) is inp            # loaded once per process
+
+
+def test_hybrid_keeps_patchmatch_detail_on_ns_colours():
+    """hybrid = NS low frequencies + PatchMatch high frequencies, only inside the hole."""
+    import cv2
+
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:120, 0:160].astype(np.float32)
+    img = np.clip(np.stack([xx, yy, xx + yy], 2) + rng.normal(0, 12, (120, 160, 3)), 0, 255).astype(np.uint8)
+    mask = np.zeros((120, 160), np.uint8)
+    mask[40:80, 50:110] = 255
+    out = load_inpainter("hybrid")(img, mask)
+    hole = mask > 0
+    assert np.array_equal(out[~hole], img[~hole])
+    low = lambda a: cv2.GaussianBlur(a.astype(np.float32), (0, 0), 2)  # noqa: E731
+    ns, pm = load_inpainter("ns")(img, mask), load_inpainter("patchmatch")(img, mask)
+    inner = cv2.erode(mask, np.ones((9, 9), np.uint8)) > 0
+    assert np.abs(low(out) - low(ns))[inner].mean() < 2.0       # colours of Navier–Stokes
+    detail = lambda a: np.abs(cv2.Laplacian(a.astype(np.float32), cv2.CV_32F))[inner].mean()  # noqa: E731
+    assert detail(out) > 0.8 * detail(pm) > 2 * detail(ns)     # texture of PatchMatch

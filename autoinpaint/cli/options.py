@@ -65,8 +65,9 @@ model_options = _compose(
     click.option("--segmenter", default="auto", show_default=True, metavar="auto|classical|sam|sam:vit_b|PATH",
                  help="auto = SAM when a checkpoint is found, else the classical OpenCV segmenter."),
     click.option("--inpainter", default="auto", show_default=True,
-                 metavar="auto|patchmatch|telea|ns|NAME|PATH",
-                 help="auto = PatchMatch (classical, no weights); NAME/PATH = a diffusion model."),
+                 metavar="auto|hybrid|patchmatch|telea|ns|NAME|PATH",
+                 help="auto = hybrid (PatchMatch detail on Navier-Stokes colours; classical, no weights); "
+                      "NAME/PATH = a diffusion model."),
     click.option("--padding-mask-crop", default=str(EditOptions.padding_mask_crop), show_default=True,
                  callback=_padding, metavar="PX|off",
                  help="Inpaint only a crop around the mask with PX pixels of context; 'off' = whole image."),

@@ -12,8 +12,9 @@ from ..composite import crop_region
 from ..errors import InputError, ModelMissingError
 from ..mask_ops import hard_mask
 
-CLASSICAL = ("patchmatch", "telea", "ns")
-DEFAULT_CLASSICAL = "patchmatch"  # best hole PSNR/SSIM/sharpness in benchmarks/bench_foundation.py
+CLASSICAL = ("hybrid", "patchmatch", "telea", "ns")
+# best PSNR σ2 with detail as sharp as the surroundings in benchmarks/bench_foundation.py
+DEFAULT_CLASSICAL = "hybrid"
 DEFAULT_PADDING_MASK_CROP = 64
 
 
@@ -121,7 +122,7 @@ def _load_cached(spec: str, options: tuple) -> Inpainter:
 
 
 def load_inpainter(spec: str = "auto", quiet: bool = False, **options) -> Inpainter:
-    """Get an inpainter by name: ``auto`` (the classical default), ``patchmatch``, ``telea``, ``ns``,
+    """Get an inpainter by name: ``auto`` (the classical default), ``hybrid``, ``patchmatch``, ``telea``, ``ns``,
     or a diffusion model alias / hub id / local path (see ``autoinpaint.inpaint.diffusion``).
     Loaded once per process and reused."""
     if spec in (None, "", "auto"):

@@ -1,33 +1,63 @@
-"""Classical inpainters that need no weights: PatchMatch (pypatchmatch), OpenCV Telea and Navier–Stokes."""
+"""Classical inpainters that need no weights: PatchMatch (pypatchmatch), OpenCV Telea and Navier–Stokes,
+and ``hybrid``: PatchMatch's detail on Navier–Stokes's colours (the default, see benchmarks/)."""
 from __future__ import annotations
 
 import numpy as np
 
+METHODS = ("hybrid", "patchmatch", "telea", "ns")
+
 
 class ClassicalInpainter:
-    """``ClassicalInpainter("patchmatch" | "telea" | "ns")``; see ``autoinpaint.inpaint.Inpainter``.
+    """``ClassicalInpainter("hybrid" | "patchmatch" | "telea" | "ns")``; see ``autoinpaint.inpaint.Inpainter``.
+
+    ``hybrid`` = Navier–Stokes result's low frequencies (Gaussian σ ``detail_sigma`` px) + PatchMatch
+    result's high frequencies: the smooth colours of diffusion-based filling, with copied texture so the
+    hole is as detailed as its surroundings.
 
     Args:
         method: which algorithm.
         radius: neighbourhood radius in px for Telea / Navier–Stokes.
         patch_size: patch side in px for PatchMatch.
+        seed: PatchMatch's random seed (same input → same output).
+        detail_sigma: split between colour and detail for ``hybrid``, in px.
     """
 
-    def __init__(self, method: str = "patchmatch", radius: int = 5, patch_size: int = 7, seed: int = 0):
-        if method not in ("patchmatch", "telea", "ns"):
+    def __init__(self, method: str = "hybrid", radius: int = 5, patch_size: int = 7, seed: int = 0,
+                 detail_sigma: float = 2.0):
+        if method not in METHODS:
             raise ValueError(f"unknown classical inpainter {method!r}")
         self.name, self.radius, self.patch_size, self.seed = method, radius, patch_size, seed
+        self.detail_sigma = detail_sigma
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if self.name == "patchmatch":
+            return self._patchmatch(image, mask)
+        if self.name == "hybrid":
+            return self._hybrid(image, mask)
+        return self._opencv(image, mask, self.name)
+
+    def _patchmatch(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        from patchmatch import patch_match
+
+        patch_match.set_random_seed(self.seed)  # deterministic output for the same input
+        return patch_match.inpaint(image, mask, patch_size=self.patch_size)
+
+    def _opencv(self, image: np.ndarray, mask: np.ndarray, method: str) -> np.ndarray:
         import cv2
 
-        if self.name == "patchmatch":
-            from patchmatch import patch_match
-
-            patch_match.set_random_seed(self.seed)  # deterministic output for the same input
-            return patch_match.inpaint(image, mask, patch_size=self.patch_size)
-        flag = cv2.INPAINT_TELEA if self.name == "telea" else cv2.INPAINT_NS
+        flag = cv2.INPAINT_TELEA if method == "telea" else cv2.INPAINT_NS
         return cv2.inpaint(np.ascontiguousarray(image), mask, self.radius, flag)
+
+    def _hybrid(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        import cv2
+
+        def low(im: np.ndarray) -> np.ndarray:
+            return cv2.GaussianBlur(im.astype(np.float32), (0, 0), self.detail_sigma)
+
+        texture = self._patchmatch(image, mask)
+        colour = self._opencv(image, mask, "ns")
+        mixed = np.clip(np.rint(low(colour) + texture.astype(np.float32) - low(texture)), 0, 255).astype(np.uint8)
+        return np.where((mask > 0)[..., None], mixed, image)
 
     def __repr__(self) -> str:
         return f"ClassicalInpainter({self.name!r})"
