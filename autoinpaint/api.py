@@ -44,6 +44,8 @@ class EditOptions:
     device: str = "auto"
     precision: str = "auto"
     cache: bool = True
+    sam_select: str = "iou"
+    sam_refine: int = 0
     # inpainting stage
     inpainter: str = "auto"
     padding_mask_crop: int | None = DEFAULT_PADDING_MASK_CROP
@@ -101,7 +103,8 @@ def build_pipeline(action: str = "remove", options: EditOptions | None = None,
     o = options or EditOptions()
     steps = [
         LoadImage(o.max_pixels),
-        Segment(o.segmenter, o.max_pixels, quiet=o.quiet, device=o.device, precision=o.precision, cache=o.cache),
+        Segment(o.segmenter, o.max_pixels, quiet=o.quiet, device=o.device, precision=o.precision, cache=o.cache,
+                select=o.sam_select, refine=o.sam_refine),
         RefineMask(o.dilate, o.erode, o.feather, o.blur, o.fill_holes, o.min_area),
     ]
     if action == "mask":

@@ -404,3 +404,25 @@ def test_full_size_model_loads_via_segmenter_without_cache(tmp_path, sam_home):
     seg = SamSegmenter(path, device="cpu", precision="fp32", cache=False)
     assert seg.config["global_attn_indexes"] == [0, 2] and seg.config["depth"] == 3
     assert not (sam_home / "cache" / "sam").exists()  # --no-cache writes nothing
+
+
+def test_cli_sam_select_and_refine_flags(tmp_path, sam_tiny_checkpoint, sam_photo, sam_home, cli):
+    """--sam-select / --sam-refine reach the SAM segmenter: largest ⊇ smallest, and the JSON names SAM."""
+    from PIL import Image
+
+    masks = {}
+    for mode in ("largest", "smallest"):
+        out = tmp_path / f"{mode}.png"
+        r = cli("mask", sam_photo, "--point", "50,40", "--segmenter", sam_tiny_checkpoint, "--sam-select", mode,
+                "--sam-refine", "1", "--dilate", "0", "--feather", "0", "--no-cache", "--json", "-o", out)
+        if r.code == 2 and "empty" in r.err:   # a random tiny model may predict nothing for one mode
+            masks[mode] = np.zeros((90, 120), bool)
+            continue
+        assert r.code == 0, r.err
+        assert json.loads(r.out)["segmenter"].startswith("sam")
+        masks[mode] = np.asarray(Image.open(out)) > 0
+    assert masks["largest"].sum() >= masks["smallest"].sum()
+    assert masks["largest"].any()
+    bad = cli("mask", sam_photo, "--point", "50,40", "--segmenter", sam_tiny_checkpoint, "--sam-select", "biggest",
+              "-o", tmp_path / "x.png")
+    assert bad.code == 2 and bad.err.startswith("Error: ")

@@ -76,6 +76,10 @@ model_options = _compose(
     click.option("--precision", default="auto", show_default=True,
                  type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="SAM encoder precision."),
     click.option("--no-cache", "no_cache", is_flag=True, help="Do not read or write the SAM embedding cache."),
+    click.option("--sam-select", default="iou", show_default=True, type=click.Choice(["iou", "largest", "smallest"]),
+                 help="Which of SAM's candidate masks to keep: highest predicted IoU, largest or smallest."),
+    click.option("--sam-refine", default=0, show_default=True, type=click.IntRange(0, 5), metavar="N",
+                 help="Extra SAM passes feeding the mask's low-res logits back as mask_input."),
     click.option("--max-pixels", type=click.IntRange(min=1), default=None, metavar="N",
                  help="Refuse images over N pixels (default 100 million, or $AUTOINPAINT_MAX_PIXELS)."),
 )

@@ -11,6 +11,7 @@ import numpy as np
 from ..composite import crop_region
 from ..errors import InputError, ModelMissingError
 from ..mask_ops import hard_mask
+from ..pipeline import timed
 
 CLASSICAL = ("hybrid", "patchmatch", "telea", "ns")
 # best PSNR σ2 with detail as sharp as the surroundings in benchmarks/bench_foundation.py
@@ -90,7 +91,7 @@ class Inpaint:
         hard = hard_mask(state.alpha)
         if not hard.any():
             raise InputError("the mask is empty: nothing to inpaint")
-        inpainter = self.inpainter
+        inpainter = timed(state, "load", lambda: self.inpainter)
         region = crop_region(hard, self.padding_mask_crop, getattr(inpainter, "crop_aspect", None))
         x0, y0, x1, y1 = region
         crop, crop_mask = state.image[y0:y1, x0:x1], hard[y0:y1, x0:x1]

@@ -8,6 +8,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import InputError
+from ..pipeline import timed
 from ..selection import Selection, draw_shapes
 
 
@@ -57,8 +58,9 @@ class Segment:
         state.selection = sel
         mask = np.zeros((h, w), bool)
         if sel.has_prompts:
-            mask |= self.segmenter(to_rgb8(state.image), sel)
-            state.metadata["segmenter"] = self.segmenter.name
+            segmenter = timed(state, "load", lambda: self.segmenter)
+            mask |= segmenter(to_rgb8(state.image), sel)
+            state.metadata["segmenter"] = segmenter.name
         if sel.rects or sel.ellipses:
             mask |= draw_shapes(sel, w, h)
         if sel.mask_path:
