@@ -118,17 +118,26 @@ class RefineMask:
         self.fill_holes, self.min_area = fill_holes, int(min_area)
 
     def __call__(self, state):
-        mask = state.mask
-        if mask is None or not mask.any():
+        full = state.mask
+        box = bbox(full) if full is not None else None
+        if box is None:
             raise InputError("the selection yields an empty mask: nothing to edit")
-        mask = erode(mask, self.erode)
+        # Work in a window around the object: every operation here is local (the margin covers the
+        # dilation, feather and blur; outside it alpha is 0), so a small object in a 12 MP photo costs
+        # what it costs in a small one. Results are identical to working on the whole image.
+        h, w = full.shape
+        m = self.dilate + self.feather + int(np.ceil(3 * self.blur)) + 2
+        x0, y0, x1, y1 = max(box[0] - m, 0), max(box[1] - m, 0), min(box[2] + m, w), min(box[3] + m, h)
+        mask = erode(full[y0:y1, x0:x1], self.erode)
         mask = remove_small_islands(mask, self.min_area)
         if self.fill_holes:
             mask = fill_holes(mask)
         if not mask.any():
             raise InputError("the mask is empty after --erode/--min-area: nothing to edit")
-        state.mask = mask
-        state.alpha = make_alpha(mask, self.dilate, self.feather, self.blur)
+        state.mask = np.zeros((h, w), bool)
+        state.mask[y0:y1, x0:x1] = mask
+        state.alpha = np.zeros((h, w), np.float32)
+        state.alpha[y0:y1, x0:x1] = make_alpha(mask, self.dilate, self.feather, self.blur)
         return state
 
     def __repr__(self) -> str:

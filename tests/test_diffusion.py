@@ -403,7 +403,7 @@ def test_cli_fill_and_diffusion_remove(cli, tiny, png, tmp_path):
             "--seed", "2", "--dtype", "fp32", "--json", "-o", tmp_path / "removed.png")
     assert r.code == 0, r.err
     record = json.loads(r.out)
-    assert record["prefill"] == "patchmatch" and record["diffusion_mode"] == "remove"
+    assert record["prefill"] == "hybrid" and record["diffusion_mode"] == "remove"
 
 
 def test_cli_errors(cli, png, tiny):

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 from autoinpaint.errors import InputError
-from autoinpaint.mask_ops import RefineMask, bbox, distance_outside, fill_holes, hard_mask, make_alpha, \
+from autoinpaint.mask_ops import RefineMask, bbox, distance_outside, erode, fill_holes, hard_mask, make_alpha, \
     remove_small_islands
 from autoinpaint.state import EditState
 
@@ -85,3 +85,21 @@ def test_bbox_half_open():
     m[2:5, 3:7] = True
     assert bbox(m) == (3, 2, 7, 5)
     assert bbox(np.zeros((3, 3), bool)) is None
+
+
+@pytest.mark.parametrize("kw", [dict(dilate=8, feather=4), dict(dilate=0, feather=6, blur=3),
+                                dict(erode=2, min_area=30, dilate=3), dict(fill_holes=False, dilate=5, blur=1.5)])
+def test_windowed_refine_equals_whole_image(kw):
+    """RefineMask works in a window around the object; the result equals the whole-image computation."""
+    rng = np.random.default_rng(0)
+    mask = disk(200, 300, r=25, cx=60, cy=40) & ~disk(200, 300, r=6, cx=60, cy=40)
+    mask |= disk(200, 300, r=3, cx=5, cy=195)                   # a small island touching the border
+    mask |= rng.random((200, 300)) > 0.9995                    # scattered specks
+    state = RefineMask(**kw)(EditState(mask=mask.copy()))
+    m = erode(mask, kw.get("erode", 0))
+    m = remove_small_islands(m, kw.get("min_area", 0))
+    if kw.get("fill_holes", True):
+        m = fill_holes(m)
+    expected = make_alpha(m, kw.get("dilate", 0), kw.get("feather", 0), kw.get("blur", 0))
+    assert np.array_equal(state.mask, m)
+    assert np.allclose(state.alpha, expected, atol=1e-6) and np.array_equal(state.alpha > 0, expected > 0)

@@ -56,7 +56,7 @@ DEFAULT_GUIDANCE = 7.5
 DEFAULT_STRENGTH = 1.0
 SDXL_MAX_STRENGTH = 0.99  # SDXL inpainting 0.1 returns noise-like fills at strength 1.0
 # "remove": pre-fill with a classical inpainter, then only refine it.
-REMOVE_PREFILL = "patchmatch"
+REMOVE_PREFILL = "hybrid"  # the classical remove default (benchmarks/bench_foundation.py)
 REMOVE_STRENGTH = 0.6
 REMOVE_PROMPT = "empty background, seamless continuation of the surrounding scene, natural texture, photo"
 REMOVE_NEGATIVE_PROMPT = ("object, person, animal, face, text, watermark, logo, frame, new object, "
@@ -124,7 +124,7 @@ def resolve_source(spec: str) -> ModelSource:
         raise ModelMissingError(f"model {spec!r}: no such file or folder")
     if re.fullmatch(r"[\w.-]+/[\w.-]+", name):
         return ModelSource("hub", name, spec)
-    raise InputError(f"unknown inpainter/model {spec!r}: use auto|patchmatch|telea|ns, an alias "
+    raise InputError(f"unknown inpainter/model {spec!r}: use auto|hybrid|patchmatch|telea|ns, an alias "
                      f"({', '.join(ALIASES)}), a hub id (owner/name) or a local folder/.safetensors file")
 
 
@@ -500,7 +500,7 @@ class DiffusionInpainter:
             ``None`` picks the documented default of the mode. ``seed=None`` draws a random seed that
             is reported in :attr:`metadata` (so any result can be reproduced).
         resolution: working resolution (int or (w, h)); default: the model's native one.
-        prefill: classical inpainter for ``remove`` (``patchmatch``, ``telea``, ``ns``).
+        prefill: classical inpainter for ``remove`` (``hybrid``, ``patchmatch``, ``telea``, ``ns``).
         quiet: no progress bar or notices on stderr.
     """
 
