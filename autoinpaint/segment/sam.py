@@ -308,13 +308,16 @@ def cpu_bf16_is_faster(remember: bool = True) -> bool:
 
 @contextlib.contextmanager
 def _decoder_threads(device: str):
-    """One intra-op thread on the CPU while the prompt decoder runs: its matmuls are small, and
+    """On a busy CPU, one intra-op thread while the prompt decoder runs: its matmuls are small, and
     with several threads a busy core stalls every OpenMP barrier (measured here with one other
-    busy process: 1.07 s with 2 threads, 0.16 s with 1)."""
+    busy process: 1.07 s with 2 threads, 0.16 s with 1). On an idle CPU all threads are faster
+    (0.075 s vs 0.13 s here), so the choice follows the 1-minute load average;
+    AUTOINPAINT_DECODER_THREADS=1 forces one thread."""
     import torch
 
     before = torch.get_num_threads()
-    if device == "cpu" and before > 1:
+    busy = hasattr(os, "getloadavg") and os.getloadavg()[0] > (os.cpu_count() or 1) - 0.5
+    if device == "cpu" and before > 1 and (busy or os.environ.get("AUTOINPAINT_DECODER_THREADS") == "1"):
         torch.set_num_threads(1)
     try:
         yield
