@@ -165,7 +165,7 @@ def main() -> None:
          f"{s1['call']:.2f} s / {s2['call']:.3f} s", f"{s1['call'] / s2['call']:.0f}x faster",
          f"{ok(s1['call'] / s2['call'] >= 50)} (>=50x); encoder runs {s1['encoder_runs']} / "
          f"{s2['encoder_runs']}"),
-        ("python -c 'import torch, segment_anything.predictor' (in the segment stage above)",
+        ("python -c 'import torch, segment_anything.predictor' (booked under the load timing, part of the wall time)",
          f"{imports:.2f} s", "", ""),
         ("`autoinpaint --help` start-up (best of 5)", f"{min(help_times):.2f} s", "",
          ok(min(help_times) <= 0.5)),
