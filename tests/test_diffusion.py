@@ -14,6 +14,7 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network
 
 from autoinpaint.composite import Composite  # noqa: E402
+from conftest import gradient_photo as photo  # noqa: E402
 from autoinpaint.errors import InputError, ModelMissingError, ModelRuntimeError  # noqa: E402
 from autoinpaint.inpaint import Inpaint  # noqa: E402
 from autoinpaint.mask_ops import make_alpha  # noqa: E402
@@ -48,15 +49,6 @@ def tiny(tmp_path_factory) -> dict[str, str]:
         return save_tiny_models(tmp_path_factory.mktemp("tiny_diffusion"))
     finally:
         torch.set_num_threads(before)
-
-
-def photo(w: int, h: int, channels: int = 3, dtype=np.uint8, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    chans = [xx / w, yy / h, (xx + yy) / (w + h), 0.5 + 0.5 * np.sin(xx / 37.0)][:channels]
-    img = np.stack(chans, axis=2) * 0.8 + 0.1 + rng.normal(0, 0.02, (h, w, channels))
-    top = np.iinfo(dtype).max
-    return np.clip(img * top, 0, top).astype(dtype)
 
 
 def rect_mask(w: int, h: int, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
