@@ -5,7 +5,7 @@ corner), or fractions of the width/height in [0, 1] when ``relative`` is set.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np

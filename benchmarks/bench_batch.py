@@ -154,7 +154,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     for name, r in results.items():
         print(f"| {name} | {r['done']} | {r['seconds']:.1f} | {r['images_per_minute']:.1f} | {r['peak_rss_mb']:.0f} |")
-    print(f"\n| metric | value | target |\n|---|---:|---|")
+    print("\n| metric | value | target |\n|---|---:|---|")
     print(f"| parallel efficiency, {args.workers} workers vs 1 | {eff:.0%} | ≥ 85% |")
     a, b = mem[args.rows_small]["peak_rss_mb"], mem[args.rows_large]["peak_rss_mb"]
     print(f"| peak RSS, {args.rows_small} rows → {args.rows_large} rows ({rw}x{rh}, {args.workers} workers) | "

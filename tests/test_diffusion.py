@@ -296,7 +296,8 @@ def test_cuda_oom_becomes_model_runtime_error():
 
 
 def test_device_policy_without_accelerator(capsys):
-    from autoinpaint.inpaint.diffusion import _place, cpu_has_native_bf16, resolve_device, resolve_dtype
+    from autoinpaint.device import resolve_device
+    from autoinpaint.inpaint.diffusion import _place, cpu_has_native_bf16, resolve_dtype
 
     assert resolve_device("cpu") == "cpu"
     assert resolve_dtype("auto", "cpu") == ("bfloat16" if cpu_has_native_bf16() else "float32")

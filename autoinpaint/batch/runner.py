@@ -106,11 +106,6 @@ def execute_task(task: Task) -> dict:
     record = base_record(task)
     t0 = time.perf_counter()
     try:
-        import cv2
-
-        # OpenCV's global RNG (GrabCut's k-means init) would otherwise carry over from the previous row,
-        # making an output depend on which rows its worker did before; seed 0 = a fresh process's state.
-        cv2.setRNGSeed(0)
         Path(task.output).parent.mkdir(parents=True, exist_ok=True)
         state = run_edit(task.input, task.selection, task.options.replace(quiet=True), task.action, task.output)
         s = summary(state, task.action)

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from ..device import resolve_device
 from ..errors import InputError, ModelMissingError, ModelRuntimeError
 
 ALIASES = {
@@ -151,25 +152,6 @@ def _has_fp16_variant(source: ModelSource) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ device policy
-def resolve_device(device: str | None) -> str:
-    """``auto`` → ``cuda`` when available, else ``mps``, else ``cpu``."""
-    import torch
-
-    device = (device or "auto").lower()
-    if device == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        mps = getattr(torch.backends, "mps", None)
-        return "mps" if mps is not None and mps.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA device is available (use --device auto or cpu)")
-    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise InputError("--device mps: MPS is not available (use --device auto or cpu)")
-    if not (device in ("cpu", "mps") or device.startswith("cuda")):
-        raise InputError(f"unknown device {device!r}: auto|cpu|cuda|mps")
-    return device
-
-
 @functools.lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
     """True when the CPU has bf16 instructions (AMX-BF16 or AVX512-BF16; Linux /proc/cpuinfo)."""

@@ -332,7 +332,6 @@ def _keep_seeded(fg: np.ndarray, points, box) -> np.ndarray:
     """Keep components holding a click; with a box, components inside it; fill holes."""
     import cv2
 
-    from ..mask_ops import fill_holes
 
     n, labels, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
     if n <= 1:

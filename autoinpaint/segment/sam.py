@@ -22,6 +22,7 @@ import numpy as np
 
 from ..checkpoints import KNOWN, find_checkpoint, missing_error
 from ..errors import InputError, ModelMissingError
+from ..device import resolve_device
 from ..selection import Selection
 from .embedding_cache import EmbeddingCache, cache_dir
 
@@ -233,22 +234,6 @@ def _encoder_placeholder(img_size: int):
 
 
 # -- device and precision -------------------------------------------------------------------
-
-def resolve_device(device: str = "auto") -> str:
-    """``auto`` → ``cuda`` if available, else ``mps``, else ``cpu``; checks an explicit choice."""
-    import torch
-
-    mps = getattr(torch.backends, "mps", None)
-    has = {"cpu": True, "cuda": torch.cuda.is_available(),
-           "mps": bool(mps and mps.is_available())}
-    if device in (None, "", "auto"):
-        return "cuda" if has["cuda"] else "mps" if has["mps"] else "cpu"
-    if device not in has:
-        raise InputError(f"unknown --device {device!r}: use auto, cpu, cuda or mps")
-    if not has[device]:
-        raise InputError(f"--device {device} is not available on this machine")
-    return device
-
 
 def resolve_precision(precision: str, device: str, cache: bool = True) -> str:
     """``auto`` → ``bf16`` on CUDA with bfloat16 support (else ``fp16``), ``fp32`` on MPS, and on
