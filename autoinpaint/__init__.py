@@ -4,22 +4,25 @@ The pipeline is a chain of small steps (see the sub-modules, one per stage)::
 
     LoadImage → Segment → RefineMask → Inpaint → Composite → SaveImage
 
-``remove(...)`` and ``run_edit(...)`` run the same pipeline as the ``autoinpaint`` command.
+``remove(...)``, ``edit(...)`` and ``run_edit(...)`` run the same pipeline as the ``autoinpaint``
+command; :class:`Editor` runs it one stage at a time on an image in memory (the web app's core).
 """
-from .api import EditOptions, build_pipeline, remove, run_edit, summary
+from .api import EditOptions, build_pipeline, edit, edit_steps, fill, remove, replace, run_edit, summary
 from .composite import Composite, crop_region
+from .editor import Editor
 from .errors import AutoinpaintError, InputError, ModelMissingError
-from .inpaint import Inpaint, load_inpainter
+from .inpaint import Inpaint, InpaintRequest, InpaintResult, load_inpainter
 from .io_steps import LoadImage, SaveImage, SaveMask, SavePreview
 from .mask_ops import RefineMask
 from .pipeline import Pipeline
-from .segment import Segment, load_segmenter
+from .segment import Segment, SegmentParams, SegmentResult, load_segmenter
 from .selection import Selection
 from .state import EditState
 
 __version__ = "0.1.0"
 
-__all__ = ["AutoinpaintError", "Composite", "EditOptions", "EditState", "Inpaint", "InputError", "LoadImage",
-           "ModelMissingError", "Pipeline", "RefineMask", "SaveImage", "SaveMask", "SavePreview", "Segment",
-           "Selection", "build_pipeline", "crop_region", "load_inpainter", "load_segmenter", "remove",
+__all__ = ["AutoinpaintError", "Composite", "EditOptions", "EditState", "Editor", "Inpaint", "InpaintRequest",
+           "InpaintResult", "InputError", "LoadImage", "ModelMissingError", "Pipeline", "RefineMask", "SaveImage",
+           "SaveMask", "SavePreview", "Segment", "SegmentParams", "SegmentResult", "Selection", "build_pipeline",
+           "crop_region", "edit", "edit_steps", "fill", "load_inpainter", "load_segmenter", "remove", "replace",
            "run_edit", "summary"]

@@ -1,8 +1,9 @@
-"""The one pipeline behind the CLI, the batch runner and the Python API.
+"""The one pipeline behind the CLI, the batch runner, the web app and the Python API.
 
-``build_pipeline(action, options)`` assembles the steps for ``remove``, ``replace``, ``fill`` or
-``mask``; ``run_edit`` runs it on one image. Models are loaded once per process (the loaders cache
-them), so calling ``run_edit`` for many images costs the model load once.
+``edit_steps(action, options)`` are the steps after loading for ``remove``, ``replace``, ``fill`` or
+``mask``; :func:`edit` runs them on an image in memory, :func:`run_edit` on a file (with the save
+steps), :class:`~autoinpaint.editor.Editor` one stage at a time. Models are loaded once per process
+(:mod:`autoinpaint.registry`), so editing many images costs the model load once.
 """
 from __future__ import annotations
 
@@ -10,27 +11,33 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .composite import Composite
 from .errors import InputError
-from .inpaint import CLASSICAL, DEFAULT_PADDING_MASK_CROP, Inpaint
+from .image_io import ImageInput
+from .inpaint import DEFAULT_PADDING_MASK_CROP, Inpaint, InpaintRequest, Progress
 from .io_steps import LoadImage, SaveImage, SaveMask, SavePreview
 from .mask_ops import RefineMask, bbox
 from .pipeline import Pipeline
-from .segment import Segment
+from .segment import Segment, SegmentParams
 from .selection import Selection
 from .state import EditState
 
 ACTIONS = ("remove", "replace", "fill", "mask")
-DIFFUSION_FIELDS = ("prompt", "negative_prompt", "steps", "guidance", "strength", "seed", "device",
-                    "dtype", "offload", "scheduler", "resolution")
+DEFAULT_MODEL = "sd15"
 
 
 @dataclass(frozen=True)
 class EditOptions:
-    """Every knob of an edit; the CLI options map onto these fields one to one."""
+    """Every knob of an edit; the CLI options and the web API's request fields map onto these names.
+
+    Load-time fields pick and place models (``segmenter``, ``inpainter``, ``model``, ``device``,
+    ``precision``, ``dtype``, ``offload``, ``scheduler``, ``resolution``, ``cache``); the others are
+    call-time values, so changing them never reloads a model.
+    """
 
     # mask stage (px)
     dilate: int = 8
@@ -60,13 +67,14 @@ class EditOptions:
     dtype: str = "auto"
     offload: bool = False
     scheduler: str | None = None
-    resolution: int | None = None
+    resolution: int | str | None = None
     # input / output
     max_pixels: int | None = None
     overwrite: bool = False
     quiet: bool = False
 
     def replace(self, **changes) -> "EditOptions":
+        """A copy with ``changes``; unknown names are an InputError (bad input, exit 2 / HTTP 400)."""
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise InputError(f"unknown option(s): {', '.join(sorted(unknown))}")
@@ -76,41 +84,60 @@ class EditOptions:
         return dataclasses.asdict(self)
 
 
-def _inpaint_step(action: str, options: EditOptions) -> Inpaint:
-    if action == "remove":
-        spec = options.inpainter
-        mode = "remove"
-    else:
-        spec = options.model or "sd15"
-        mode = action
-        if not options.prompt:
-            raise InputError(f"{action} needs --prompt TEXT")
-    if spec in CLASSICAL or spec in (None, "", "auto"):
-        return Inpaint(spec or "auto", options.padding_mask_crop, quiet=options.quiet)
-    extra = {k: getattr(options, k) for k in DIFFUSION_FIELDS if getattr(options, k) not in (None, False)}
-    return Inpaint(spec, options.padding_mask_crop, mode=mode, quiet=options.quiet, **extra)
+# ------------------------------------------------------------------------------------------------ steps
+def selection_steps(o: EditOptions) -> list:
+    """Selection → object mask."""
+    return [Segment(o.segmenter, o.max_pixels, SegmentParams(o.sam_select, o.sam_refine),
+                    device=o.device, precision=o.precision, cache=o.cache)]
+
+
+def mask_step(o: EditOptions) -> RefineMask:
+    """Object mask → alpha."""
+    return RefineMask(o.dilate, o.erode, o.feather, o.blur, o.fill_holes, o.min_area)
+
+
+def inpaint_request(action: str, o: EditOptions, progress: Progress | None = None) -> InpaintRequest:
+    """The call-time values of an ``action`` (``remove``, ``replace`` or ``fill``)."""
+    if action != "remove" and not o.prompt:
+        raise InputError(f"{action} needs --prompt TEXT")
+    return InpaintRequest(mode=action, prompt=o.prompt, negative_prompt=o.negative_prompt, steps=o.steps,
+                          guidance=o.guidance, strength=o.strength, seed=o.seed, progress=progress)
+
+
+def inpaint_step(action: str, o: EditOptions, progress: Progress | None = None) -> Inpaint:
+    """The ``Inpaint`` step of ``action``: ``remove`` uses ``--inpainter``, ``replace``/``fill`` the
+    diffusion ``--model``. Load options go to whichever family the spec belongs to."""
+    spec = o.inpainter if action == "remove" else (o.model or DEFAULT_MODEL)
+    return Inpaint(spec, o.padding_mask_crop, inpaint_request(action, o, progress),
+                   device=o.device, dtype=o.dtype, offload=o.offload or None, scheduler=o.scheduler,
+                   resolution=o.resolution, precision=o.precision)
+
+
+def edit_steps(action: str = "remove", options: EditOptions | None = None,
+               progress: Progress | None = None) -> list:
+    """Every step after loading: select → mask (→ inpaint → composite)."""
+    if action not in ACTIONS:
+        raise InputError(f"unknown action {action!r}; choose from {', '.join(ACTIONS)}")
+    o = options or EditOptions()
+    steps = [*selection_steps(o), mask_step(o)]
+    if action != "mask":
+        steps += [inpaint_step(action, o, progress), Composite()]
+    return steps
 
 
 def build_pipeline(action: str = "remove", options: EditOptions | None = None,
                    mask_out: str | os.PathLike | None = None,
-                   preview: str | os.PathLike | None = None) -> Pipeline:
-    """Steps for ``action``: load → segment → mask → (inpaint → composite →) save.
+                   preview: str | os.PathLike | None = None, progress: Progress | None = None) -> Pipeline:
+    """Steps for ``action`` on a file: load → select → mask → (inpaint → composite →) save.
 
     ``mask`` writes the alpha as the output; the others write the edited image. ``mask_out`` and
     ``preview`` add steps that also write the final alpha and a side-by-side preview."""
-    if action not in ACTIONS:
-        raise InputError(f"unknown action {action!r}; choose from {', '.join(ACTIONS)}")
     o = options or EditOptions()
-    steps = [
-        LoadImage(o.max_pixels),
-        Segment(o.segmenter, o.max_pixels, quiet=o.quiet, device=o.device, precision=o.precision, cache=o.cache,
-                select=o.sam_select, refine=o.sam_refine),
-        RefineMask(o.dilate, o.erode, o.feather, o.blur, o.fill_holes, o.min_area),
-    ]
+    steps = [LoadImage(o.max_pixels), *edit_steps(action, o, progress)]
     if action == "mask":
         steps.append(SaveMask())
     else:
-        steps += [_inpaint_step(action, o), Composite(), SaveImage(o.overwrite)]
+        steps.append(SaveImage(o.overwrite))
         if mask_out:
             steps.append(SaveMask(mask_out))
     if preview:
@@ -118,6 +145,7 @@ def build_pipeline(action: str = "remove", options: EditOptions | None = None,
     return Pipeline(steps)
 
 
+# ------------------------------------------------------------------------------------------------ runs
 def default_output(input_path: str | os.PathLike, action: str) -> str:
     """``photo.jpg`` → ``photo.inpainted.jpg`` (``photo.mask.png`` for ``mask``), beside the input."""
     p = Path(input_path)
@@ -126,12 +154,22 @@ def default_output(input_path: str | os.PathLike, action: str) -> str:
     return str(p.with_name(f"{p.stem}.{'inpainted' if action == 'remove' else action + 'd'}{p.suffix}"))
 
 
+def edit(image: ImageInput, selection: Selection, options: EditOptions | None = None, action: str = "remove",
+         progress: Progress | None = None) -> EditState:
+    """Edit an image in memory (a path, encoded bytes, a PIL image or an array); writes nothing.
+    Returns the final EditState: ``result`` (like ``image``: size, channels, bit depth), ``alpha``,
+    ``info`` (to encode it like the input), ``metadata`` and ``timings``."""
+    o = options or EditOptions()
+    pipeline = Pipeline([LoadImage(o.max_pixels, source=image), *edit_steps(action, o, progress)])
+    return pipeline(EditState(selection=selection))
+
+
 def run_edit(input_path: str | os.PathLike, selection: Selection, options: EditOptions | None = None,
              action: str = "remove", output: str | os.PathLike | None = None,
              mask_out: str | os.PathLike | None = None,
-             preview: str | os.PathLike | None = None) -> EditState:
+             preview: str | os.PathLike | None = None, progress: Progress | None = None) -> EditState:
     """Edit one image file and write the result; returns the final EditState (timings included)."""
-    pipeline = build_pipeline(action, options, mask_out, preview)
+    pipeline = build_pipeline(action, options, mask_out, preview, progress)
     state = EditState(input_path=str(input_path), selection=selection,
                       output_path=str(output or default_output(input_path, action)))
     return pipeline(state)
@@ -157,12 +195,63 @@ def summary(state: EditState, action: str = "remove") -> dict:
     return record
 
 
-def remove(image: str | os.PathLike, points=(), negatives=(), boxes=(), rects=(), ellipses=(),
+# ------------------------------------------------------------------------------------------ one-liners
+def _selection(points=(), negatives=(), boxes=(), rects=(), ellipses=(), mask=None, relative=False) -> Selection:
+    return Selection(points=tuple(map(tuple, points)), negatives=tuple(map(tuple, negatives)),
+                     boxes=tuple(map(tuple, boxes)), rects=tuple(map(tuple, rects)),
+                     ellipses=tuple(map(tuple, ellipses)), mask_path=mask, relative=relative)
+
+
+def _run(image: ImageInput, action: str, selection: Selection, output, options: dict) -> Any:
+    opts = EditOptions().replace(**options)
+    if output is not None:
+        if isinstance(image, (str, os.PathLike)):
+            return run_edit(image, selection, opts, action, output)
+        from .io_steps import SaveImage
+
+        state = edit(image, selection, opts, action)
+        state.output_path = str(output)
+        return SaveImage(opts.overwrite)(state)
+    state = edit(image, selection, opts, action)
+    return result_like(state, image)
+
+
+def result_like(state: EditState, image: ImageInput) -> Any:
+    """The edited image in the input's kind: an array for an array, encoded bytes (the input's format
+    and quality) for bytes, else a PIL image (an array for 16-bit colour, which PIL cannot hold)."""
+    from .image_io import encode_image, to_pil
+
+    if isinstance(image, np.ndarray):
+        return state.result
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return encode_image(state.result, state.info, state.info.format)
+    return to_pil(state.result)
+
+
+def remove(image: ImageInput, points=(), negatives=(), boxes=(), rects=(), ellipses=(),
            mask: str | None = None, relative: bool = False, output: str | os.PathLike | None = None,
-           **options) -> EditState:
-    """Remove the selected object from ``image`` and write ``output``; keyword ``options`` are
+           **options) -> Any:
+    """Remove the selected object from ``image`` (a path, bytes, a PIL image or an array).
+
+    With ``output``: write it there (like the input: format, quality, metadata) and return the
+    EditState. Without: return the edited image (see :func:`result_like`). Keyword ``options`` are
     :class:`EditOptions` fields (``dilate=12``, ``inpainter="telea"``, ...)."""
-    sel = Selection(points=tuple(map(tuple, points)), negatives=tuple(map(tuple, negatives)),
-                    boxes=tuple(map(tuple, boxes)), rects=tuple(map(tuple, rects)),
-                    ellipses=tuple(map(tuple, ellipses)), mask_path=mask, relative=relative)
-    return run_edit(image, sel, EditOptions().replace(**options), "remove", output)
+    return _run(image, "remove", _selection(points, negatives, boxes, rects, ellipses, mask, relative),
+                output, options)
+
+
+def replace(image: ImageInput, prompt: str, points=(), negatives=(), boxes=(), rects=(), ellipses=(),
+            mask: str | None = None, relative: bool = False, output: str | os.PathLike | None = None,
+            **options) -> Any:
+    """Replace the selected object with what ``prompt`` describes (a diffusion model, ``model=``);
+    returns like :func:`remove`."""
+    return _run(image, "replace", _selection(points, negatives, boxes, rects, ellipses, mask, relative),
+                output, {**options, "prompt": prompt})
+
+
+def fill(image: ImageInput, prompt: str, rects=(), ellipses=(), mask: str | None = None, points=(),
+         negatives=(), boxes=(), relative: bool = False, output: str | os.PathLike | None = None,
+         **options) -> Any:
+    """Paint what ``prompt`` describes into a drawn region; returns like :func:`remove`."""
+    return _run(image, "fill", _selection(points, negatives, boxes, rects, ellipses, mask, relative),
+                output, {**options, "prompt": prompt})

@@ -1,4 +1,4 @@
-"""Known SAM checkpoints: where they live, how to download and verify them.
+"""Known checkpoint files (SAM ``.pth``, ...): where they live, how to download and verify them.
 
 Checkpoints are looked for (and downloaded to) ``$AUTOINPAINT_HOME/checkpoints`` when
 ``AUTOINPAINT_HOME`` is set, else ``checkpoints/`` of the working directory and of the repository.
@@ -23,17 +23,19 @@ _BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """One downloadable checkpoint. ``size`` in bytes, ``sha256`` as lowercase hex."""
+    """One downloadable checkpoint file. ``size`` in bytes, ``sha256`` as lowercase hex; ``url``
+    defaults to the Segment Anything release folder."""
 
     name: str
     filename: str
     size: int
     sha256: str
     description: str = ""
+    source_url: str | None = None
 
     @property
     def url(self) -> str:
-        return _BASE_URL + self.filename
+        return self.source_url or _BASE_URL + self.filename
 
 
 # Sizes and digests of the official Segment Anything release, as published by several independent
@@ -67,15 +69,13 @@ def search_dirs() -> list[Path]:
     return list(dict.fromkeys(d.resolve() for d in dirs))
 
 
-def find_checkpoint(name: str | None = None) -> Path | None:
-    """Path of checkpoint ``name`` if present, or (``name=None``) of the first known one found,
-    fastest first (vit_b, vit_l, vit_h); None when there is none."""
-    names = [known(name).filename] if name else [c.filename for c in KNOWN.values()]
-    for filename in names:
-        for directory in search_dirs():
-            path = directory / filename
-            if path.is_file():
-                return path
+def find_checkpoint(name: str) -> Path | None:
+    """Path of known checkpoint ``name`` in the checkpoint directories, or None."""
+    filename = known(name).filename
+    for directory in search_dirs():
+        path = directory / filename
+        if path.is_file():
+            return path
     return None
 
 

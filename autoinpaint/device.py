@@ -1,7 +1,17 @@
-"""Where models run: one ``--device`` policy for every stage (torch imported only when called)."""
+"""Where models run and in which precision: one ``--device`` policy and one CPU precision policy for
+every stage (torch imported only when called)."""
 from __future__ import annotations
 
+import contextlib
+import functools
+import json
+import time
+
 from .errors import InputError
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+_ALIASES = {"float32": "fp32", "float": "fp32", "bfloat16": "bf16", "float16": "fp16", "half": "fp16"}
 
 
 def resolve_device(device: str | None = "auto") -> str:
@@ -21,3 +31,91 @@ def resolve_device(device: str | None = "auto") -> str:
     if device == "mps" and not has_mps:
         raise InputError("--device mps: MPS is not available (use --device auto or cpu)")
     return device
+
+
+def resolve_precision(precision: str | None, device: str, remember: bool = True, cuda: str = "fp16",
+                      mps: str = "fp16", allowed: tuple[str, ...] = PRECISIONS, flag: str = "--precision") -> str:
+    """``fp32``, ``bf16`` or ``fp16`` for a model on ``device``.
+
+    ``auto``: on the CPU, ``bf16`` when :func:`cpu_bf16_is_faster` (measured once per machine, whatever
+    the model family), else ``fp32``; on CUDA the family's ``cuda`` choice (``bf16`` falls back to
+    ``fp16`` where the GPU lacks bfloat16); on MPS the family's ``mps`` choice. An explicit choice is
+    checked: ``fp16`` is refused on the CPU, and anything outside ``allowed``."""
+    p = _ALIASES.get((precision or "auto").lower(), (precision or "auto").lower())
+    if p != "auto" and p not in PRECISIONS:
+        raise InputError(f"unknown {flag} {precision!r}: use auto, {', '.join(allowed)}")
+    if p == "fp16" and device == "cpu":
+        raise InputError(f"{flag} fp16 is not supported on the CPU: use bf16 or fp32")
+    if p != "auto":
+        if p not in allowed:
+            raise InputError(f"{flag} {p} is not supported by this model: use {', '.join(allowed)}")
+        return p
+    if device.startswith("cuda"):
+        import torch
+
+        if cuda == "bf16" and not torch.cuda.is_bf16_supported():
+            return "fp16" if "fp16" in allowed else "fp32"
+        return cuda
+    if device == "mps":
+        return mps
+    return "bf16" if "bf16" in allowed and cpu_bf16_is_faster(remember) else "fp32"
+
+
+def torch_dtype(precision: str):
+    """``fp32``/``bf16``/``fp16`` → the torch dtype."""
+    import torch
+
+    return getattr(torch, TORCH_DTYPES[precision])
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU reports bf16 instructions (AMX-BF16 or AVX512-BF16; Linux /proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def cpu_bf16_is_faster(remember: bool = True) -> bool:
+    """Time a ViT-like matmul workload in fp32 and under bfloat16 autocast on this CPU (≈0.3 s);
+    True when bf16 is at least 1.2× faster. The answer is kept in ``cache_dir()/cpu_bf16.json``
+    keyed by CPU capability, torch version and thread count."""
+    import torch
+
+    from .paths import cache_dir
+
+    ident = f"{torch.backends.cpu.get_cpu_capability()}|{torch.__version__}|{torch.get_num_threads()}"
+    record = cache_dir() / "cpu_bf16.json"
+    try:
+        saved = json.loads(record.read_text())
+        if saved.get("id") == ident:
+            return bool(saved["faster"])
+    except (OSError, ValueError, KeyError):
+        pass
+    layer = torch.nn.Sequential(torch.nn.Linear(768, 3072), torch.nn.GELU(),
+                                torch.nn.Linear(3072, 768))
+    x = torch.randn(1024, 768)
+
+    def best(autocast: bool) -> float:
+        times = []
+        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=autocast):
+            for _ in range(4):
+                t = time.perf_counter()
+                layer(x)
+                times.append(time.perf_counter() - t)
+        return min(times[1:])
+
+    fp32, bf16 = best(False), best(True)
+    faster = fp32 / bf16 >= 1.2
+    if remember:
+        with contextlib.suppress(OSError):
+            record.parent.mkdir(parents=True, exist_ok=True)
+            record.write_text(json.dumps({"id": ident, "faster": faster, "fp32_s": fp32,
+                                          "bf16_s": bf16}))
+    return faster

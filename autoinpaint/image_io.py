@@ -8,11 +8,15 @@ import struct
 import tempfile
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
 from .errors import InputError
 from .state import ImageInfo
+
+if TYPE_CHECKING:
+    import PIL.Image
 
 DEFAULT_MAX_PIXELS = 100_000_000  # decompression-bomb guard; --max-pixels / AUTOINPAINT_MAX_PIXELS
 
@@ -27,45 +31,94 @@ def max_pixels_default() -> int:
     return int(value) if value and value.isdigit() else DEFAULT_MAX_PIXELS
 
 
-def load_image(path: str | os.PathLike, max_pixels: int | None = None) -> tuple[np.ndarray, ImageInfo]:
-    """Decode ``path`` into an upright H×W×C array (uint8, or uint16 for 16-bit PNG) and its ImageInfo.
+ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, "PIL.Image.Image", np.ndarray]
+"""What the API accepts as an image: a path, encoded bytes, a PIL image or an H×W(×C) array."""
 
-    Raises InputError for a missing, empty, truncated, non-image or over-large (``max_pixels``) file.
+
+def load_image(source: ImageInput, max_pixels: int | None = None) -> tuple[np.ndarray, ImageInfo]:
+    """Decode ``source`` into an upright H×W×C array (uint8, or uint16 for 16-bit PNG) and its ImageInfo.
+
+    ``source`` is a path, encoded bytes, a ``PIL.Image`` or an array (H×W or H×W×C, C = 1..4, uint8 or
+    uint16; taken as it is, written as PNG unless the output path says otherwise).
+    Raises InputError for a missing, empty, truncated, non-image or over-large (``max_pixels``) input.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    path = Path(path)
-    max_pixels = max_pixels_default() if max_pixels is None else max_pixels
+    if isinstance(source, np.ndarray):
+        return _from_array(source, max_pixels)
+    if isinstance(source, Image.Image):
+        return _decode(source, "<PIL image>", max_pixels)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return decode_image(bytes(source), "<bytes>", max_pixels)
+    path = Path(source)
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if not path.is_file():
         raise InputError(f"{path}: not a file")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    array, info = decode_image(data, str(path), max_pixels)
+    info.path = str(path)
+    return array, info
+
+
+def _from_array(array: np.ndarray, max_pixels: int | None) -> tuple[np.ndarray, ImageInfo]:
+    max_pixels = max_pixels_default() if max_pixels is None else max_pixels
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4) or array.dtype not in (np.uint8, np.uint16):
+        raise InputError(f"an image array must be H×W or H×W×C (C = 1..4) of uint8 or uint16, "
+                         f"got shape {array.shape} {array.dtype}")
+    h, w = array.shape[:2]
+    if h == 0 or w == 0:
+        raise InputError("the image array is empty")
+    if w * h > max_pixels:
+        raise InputError(f"{w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,}")
+    modes = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+    mode = modes[array.shape[2]]
+    if array.dtype == np.uint16:
+        mode = "I;16" if array.shape[2] == 1 else f"{mode};16"
+    return np.ascontiguousarray(array), ImageInfo(format="PNG", mode=mode)
+
+
+def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = None) -> tuple[np.ndarray, ImageInfo]:
+    """Decode an encoded image (``name`` is used in messages). See :func:`load_image`."""
+    from PIL import Image, UnidentifiedImageError
+
+    max_pixels = max_pixels_default() if max_pixels is None else max_pixels
     if not data:
-        raise InputError(f"{path}: file is empty (0 bytes)")
+        raise InputError(f"{name}: file is empty (0 bytes)")
     Image.MAX_IMAGE_PIXELS = None  # we check the limit ourselves, with a clear message
     try:
         im = Image.open(io.BytesIO(data))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise InputError(f"{path}: not an image file, or a format that cannot be read") from None
+        raise InputError(f"{name}: not an image file, or a format that cannot be read") from None
+    return _decode(im, name, max_pixels, data)
+
+
+def _decode(im, name: str, max_pixels: int | None, data: bytes | None = None) -> tuple[np.ndarray, ImageInfo]:
+    """An opened PIL image (lazy) → upright array and ImageInfo; ``data``: its encoded bytes, if any."""
+    max_pixels = max_pixels_default() if max_pixels is None else max_pixels
     w, h = im.size
     if w * h > max_pixels:
-        raise InputError(f"{path}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,} "
+        raise InputError(f"{name}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,} "
                          f"(raise it with --max-pixels or AUTOINPAINT_MAX_PIXELS)")
-    info = _read_info(im, str(path))
     try:
-        if im.format == "PNG" and _png_bit_depth(data) == 16:
+        info = _read_info(im, None)
+        if data is not None and im.format == "PNG" and _png_bit_depth(data) == 16:
             array, info.mode = _decode_16bit_png(data)
         else:
             im.load()
             array, info.mode = _to_array(im)
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{path}: image data is truncated or corrupt ({exc})") from None
+    except (OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
+        raise InputError(f"{name}: image data is truncated or corrupt ({exc})") from None
     return orient(array, info.orientation), info
 
 
-def _read_info(im, path: str) -> ImageInfo:
-    fmt = "JPEG" if im.format == "MPO" else (im.format or "PNG")
+def _read_info(im, path: str | None) -> ImageInfo:
+    fmt = "JPEG" if im.format == "MPO" else (im.format if im.format in SUFFIX_BY_FORMAT else "PNG")
     info = ImageInfo(path=path, format=fmt, icc_profile=im.info.get("icc_profile"))
     exif = im.getexif()
     if exif:
@@ -207,6 +260,17 @@ def _encode_16bit_png(array: np.ndarray, icc: bytes | None) -> bytes:
         chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
         data = data[:33] + chunk + data[33:]
     return data
+
+
+def to_pil(array: np.ndarray):
+    """An H×W×C array as decoded (8 or 16 bit, C = 1..4) → a PIL image; 16-bit colour, which PIL
+    cannot hold, stays an array."""
+    from PIL import Image
+
+    c = array.shape[2]
+    if array.dtype == np.uint16:
+        return Image.fromarray(np.ascontiguousarray(array[..., 0])) if c == 1 else array
+    return Image.fromarray(array[..., 0] if c == 1 else array, mode={1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[c])
 
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 from .errors import InputError
-from .image_io import load_image, save_image, save_mask
+from .image_io import ImageInput, load_image, save_image, save_mask
 
 
 def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
@@ -16,17 +16,23 @@ def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 
 
 class LoadImage:
-    """Pipeline step: ``state.input_path`` → ``state.image`` (EXIF-oriented) and ``state.info``."""
+    """Pipeline step: ``source`` (or ``state.input_path``) → ``state.image`` (EXIF-oriented) and
+    ``state.info``. ``source`` is anything :func:`~autoinpaint.image_io.load_image` takes: a path,
+    encoded bytes, a PIL image or an array."""
 
     name = "load"
 
-    def __init__(self, max_pixels: int | None = None):
+    def __init__(self, max_pixels: int | None = None, source: "ImageInput | None" = None):
         self.max_pixels = max_pixels
+        self.source = source
 
     def __call__(self, state):
-        if state.input_path is None:
+        source = self.source if self.source is not None else state.input_path
+        if source is None:
             raise InputError("no input image given")
-        state.image, state.info = load_image(state.input_path, self.max_pixels)
+        state.image, state.info = load_image(source, self.max_pixels)
+        if isinstance(source, (str, os.PathLike)):
+            state.input_path = str(source)
         return state
 
     def __repr__(self) -> str:

@@ -56,6 +56,25 @@ class Pipeline:
         state.timings["total"] = state.timings.get("total", 0.0) + time.perf_counter() - start
         return state
 
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __getitem__(self, index: "int | str | slice") -> "Step | Pipeline":
+        """A step by position or name, or a sub-pipeline: ``pipeline[:"mask"]`` runs up to and
+        including the step named ``mask`` (string slice bounds are inclusive step names)."""
+        if isinstance(index, slice):
+            start, stop = self._position(index.start), self._position(index.stop, end=True)
+            return Pipeline(self.steps[start:stop:index.step], self.on_step)
+        return self.steps[self._position(index)]
+
+    def _position(self, key, end: bool = False):
+        if not isinstance(key, str):
+            return key
+        for i, step in enumerate(self.steps):
+            if getattr(step, "name", type(step).__name__) == key:
+                return i + 1 if end else i
+        raise KeyError(f"no step named {key!r} in {[getattr(s, 'name', '?') for s in self.steps]}")
+
     def __repr__(self) -> str:
         inner = ",\n    ".join(repr(s) for s in self.steps)
         return f"Pipeline([\n    {inner}\n])"

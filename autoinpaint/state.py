@@ -36,6 +36,8 @@ class EditState:
     inpainted: the inpainter's output for ``crop``, like ``image[y0:y1, x0:x1]``.
     result: H×W×C array like ``image``: the final composited picture.
     timings: seconds per stage (``load``, ``segment``, ``mask``, ``inpaint``, ``composite``, ``save``).
+    embeddings: image embeddings by segmenter name (a value or a Future), so a further selection on
+        the same state runs only the prompt decoder.
     """
 
     input_path: str | None = None
@@ -50,6 +52,7 @@ class EditState:
     output_path: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    embeddings: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def size(self) -> tuple[int, int]:

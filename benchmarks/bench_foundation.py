@@ -153,7 +153,7 @@ def bench_inpainters(args) -> None:
             for name in INPAINTERS:
                 st = EditState(image=sc.image, mask=base.mask, alpha=base.alpha)
                 t = time.perf_counter()
-                st = Composite()(Inpaint(name, args.padding, quiet=True)(st))
+                st = Composite()(Inpaint(name, args.padding)(st))
                 el = time.perf_counter() - t
                 met = hole_metrics(st.result, sc.background, sc.image, st.alpha)
                 met["time"] = el
@@ -224,7 +224,7 @@ def bench_crop(args) -> None:
     modes = [args.padding] + ([None] if not args.no_whole else [])
     for pad in modes:
         st = EditState(image=sc.image, mask=base.mask, alpha=base.alpha)
-        step = Inpaint("patchmatch", pad, quiet=True)
+        step = Inpaint("patchmatch", pad)
         t = time.perf_counter()
         st = step(st)
         times[pad] = time.perf_counter() - t

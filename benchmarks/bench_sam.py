@@ -91,7 +91,7 @@ from PIL import Image
 from autoinpaint.segment import load_segmenter
 from autoinpaint.selection import Selection
 image = np.asarray(Image.open(sys.argv[1]).convert("RGB"))
-seg = load_segmenter(sys.argv[2], quiet=True)
+seg = load_segmenter(sys.argv[2])
 t1 = time.perf_counter()
 seg(image, Selection(points=((float(sys.argv[3]), float(sys.argv[4])),)))
 t2 = time.perf_counter()

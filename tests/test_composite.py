@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from autoinpaint import Composite, Inpaint
+from autoinpaint.inpaint import BaseInpainter, InpaintResult
 from autoinpaint.composite import blend, crop_region, stitch
 from autoinpaint.errors import InputError
 from autoinpaint.state import EditState
@@ -49,7 +50,7 @@ def test_blend_exact_where_alpha_zero_and_one():
     assert np.allclose(out[mid], a[mid] * 0.7 + b[mid] * 0.3, atol=1)
 
 
-class RecordingInpainter:
+class RecordingInpainter(BaseInpainter):
     """Paints the hole a constant colour and records the crop it was given."""
 
     name = "recording"
@@ -57,11 +58,11 @@ class RecordingInpainter:
     def __init__(self, crop_aspect=None):
         self.crop_aspect, self.calls = crop_aspect, []
 
-    def __call__(self, image, mask):
+    def inpaint(self, image, mask, request):
         self.calls.append((image.shape, mask.shape))
         out = image.copy()
         out[mask > 0] = (255, 0, 255)
-        return out
+        return InpaintResult(out)
 
 
 @pytest.mark.parametrize("where", ["center", "corner", "edge"])

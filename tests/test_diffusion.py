@@ -16,7 +16,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network
 from autoinpaint.composite import Composite  # noqa: E402
 from conftest import gradient_photo as photo  # noqa: E402
 from autoinpaint.errors import InputError, ModelMissingError, ModelRuntimeError  # noqa: E402
-from autoinpaint.inpaint import Inpaint  # noqa: E402
+from autoinpaint.inpaint import Inpaint, InpaintRequest  # noqa: E402
 from autoinpaint.mask_ops import make_alpha  # noqa: E402
 from autoinpaint.state import EditState  # noqa: E402
 
@@ -57,21 +57,25 @@ def rect_mask(w: int, h: int, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
     return m
 
 
-def edit(image: np.ndarray, mask: np.ndarray, inpainter, padding: int | None = 16, feather: int = 3) -> EditState:
+def request(**kw) -> InpaintRequest:
+    """Call-time values: a replace with a fixed seed and few steps unless said otherwise."""
+    return InpaintRequest(**{"mode": "replace", "prompt": "a red rose", "steps": STEPS, "seed": 0, **kw})
+
+
+def edit(image: np.ndarray, mask: np.ndarray, inpainter, padding: int | None = 16, feather: int = 3,
+         **req) -> EditState:
     state = EditState(image=image, mask=mask, alpha=make_alpha(mask, dilate=feather, feather=feather))
-    for step in (Inpaint(inpainter, padding), Composite()):
+    for step in (Inpaint(inpainter, padding, request(**req)), Composite()):
         state = step(state)
     return state
 
 
 def load(path: str, **kw):
+    """Load-time values only (the model, dtype, scheduler, ...)."""
     from autoinpaint.inpaint.diffusion import load_diffusion_inpainter
 
-    kw.setdefault("steps", STEPS)
-    kw.setdefault("seed", 0)
-    kw.setdefault("quiet", True)
-    kw.setdefault("dtype", "fp32")  # auto is bf16 on CPUs with bf16 instructions
-    return load_diffusion_inpainter(path, prompt=kw.pop("prompt", "a red rose"), **kw)
+    kw.setdefault("dtype", "fp32")  # auto is bf16 where bf16 measures faster
+    return load_diffusion_inpainter(path, **kw)
 
 
 def assert_untouched_outside(state: EditState) -> None:
@@ -115,38 +119,40 @@ def test_large_photo_small_mask_and_16bit_rgba(tiny):
 def test_seed_determinism(tiny):
     image = photo(200, 150)
     mask = (rect_mask(200, 150, 80, 60, 120, 90) * 255).astype(np.uint8)
-    a = load(tiny["sd9"], seed=7)(image, mask)
-    b = load(tiny["sd9"], seed=7, prompt="a red rose")(image, mask)
-    c = load(tiny["sd9"], seed=8)(image, mask)
+    inp = load(tiny["sd9"])
+    a = inp.inpaint(image, mask, request(seed=7)).image
+    b = inp.inpaint(image, mask, request(seed=7, prompt="a red rose")).image
+    c = inp.inpaint(image, mask, request(seed=8)).image
     assert a.shape == image.shape and a.dtype == np.uint8
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
-    rand = load(tiny["sd9"], seed=None)
-    rand(image, mask)
+    rand = inp.inpaint(image, mask, request(seed=None))
     assert isinstance(rand.metadata["seed"], int)  # a random seed is drawn and reported
 
 
 def test_model_loaded_once_and_scheduler_reuses_weights(tiny):
-    a = load(tiny["sd9"], prompt="a cat", seed=1)
-    b = load(tiny["sd9"], prompt="a dog", seed=2, steps=3, guidance=3.0)
+    a = load(tiny["sd9"])
+    b = load(tiny["sd9"], resolution=256)
     assert a.pipe is b.pipe  # same process, same model: loaded once
     c = load(tiny["sd9"], scheduler="ddim")
     assert c.pipe is not a.pipe and c.pipe.unet is a.pipe.unet  # new scheduler, same weights
     assert type(c.pipe.scheduler).__name__ == "DDIMScheduler"
     image = photo(96, 96)
     mask = (rect_mask(96, 96, 30, 30, 60, 60) * 255).astype(np.uint8)
-    assert c(image, mask).shape == image.shape
+    assert c(image, mask, mode="replace", prompt="x", steps=STEPS, seed=0).shape == image.shape
     with pytest.raises(InputError):
         load(tiny["sd9"], scheduler="nope")
 
 
-def test_sdxl_strength_clamp(tiny, capsys):
-    inp = load(tiny["sdxl"], strength=1.0, quiet=False)
-    assert inp.strength == 0.99 and inp.requested_strength == 1.0
-    assert "0.99" in capsys.readouterr().err
-    assert any("0.99" in n for n in inp.metadata["notices"])
-    assert load(tiny["sdxl"], strength=0.5).strength == 0.5
-    assert load(tiny["sd9"], strength=1.0).strength == 1.0  # only SDXL is clamped
+def test_sdxl_strength_clamp(tiny):
+    sdxl, sd = load(tiny["sdxl"]), load(tiny["sd9"])
+    values, notices = sdxl.generation(request(strength=1.0))
+    assert values["strength"] == 0.99 and any("0.99" in n for n in notices)
+    assert sdxl.generation(request(strength=0.5))[0]["strength"] == 0.5
+    assert sd.generation(request(strength=1.0))[0]["strength"] == 1.0  # only SDXL is clamped
+    image, mask = photo(96, 96), (rect_mask(96, 96, 30, 30, 60, 60) * 255).astype(np.uint8)
+    result = sdxl.inpaint(image, mask, request(strength=1.0))
+    assert result.metadata["strength"] == 0.99 and any("0.99" in n for n in result.metadata["notices"])
 
 
 @pytest.mark.parametrize("where", ["top-left", "bottom-right", "left-edge"])
@@ -168,7 +174,7 @@ def test_empty_mask_is_an_error(tiny):
     image = photo(64, 64)
     inp = load(tiny["sd9"])
     with pytest.raises(InputError, match="empty"):
-        inp(image, np.zeros((64, 64), np.uint8))
+        inp.inpaint(image, np.zeros((64, 64), np.uint8), request())
     with pytest.raises(InputError, match="empty"):
         edit(image, np.zeros((64, 64), bool), inp)
 
@@ -178,25 +184,24 @@ def test_remove_mode_runs_prefill(tiny, monkeypatch):
     from autoinpaint.inpaint.diffusion import REMOVE_NEGATIVE_PROMPT, REMOVE_PROMPT, REMOVE_STRENGTH
 
     calls = []
-    real = classical.ClassicalInpainter.__call__
+    real = classical.ClassicalInpainter.inpaint
 
-    def spy(self, image, mask):
+    def spy(self, image, mask, request=None):
         calls.append((self.name, image.shape, int((mask > 0).sum())))
-        return real(self, image, mask)
+        return real(self, image, mask, request)
 
-    monkeypatch.setattr(classical.ClassicalInpainter, "__call__", spy)
-    from autoinpaint.inpaint.diffusion import load_diffusion_inpainter
-
-    inp = load_diffusion_inpainter(tiny["sd9"], mode="remove", steps=4, seed=0, quiet=True, prefill="telea",
-                                   dtype="fp32")
-    assert (inp.prompt, inp.negative_prompt, inp.strength) == (REMOVE_PROMPT, REMOVE_NEGATIVE_PROMPT, REMOVE_STRENGTH)
-    state = edit(photo(300, 200), rect_mask(300, 200, 100, 80, 140, 120), inp)
+    monkeypatch.setattr(classical.ClassicalInpainter, "inpaint", spy)
+    inp = load(tiny["sd9"], prefill="telea")
+    removal = InpaintRequest(mode="remove", steps=4, seed=0)
+    values, _ = inp.generation(removal)
+    assert (values["prompt"], values["negative_prompt"], values["strength"]) == (
+        REMOVE_PROMPT, REMOVE_NEGATIVE_PROMPT, REMOVE_STRENGTH)
+    state = edit(photo(300, 200), rect_mask(300, 200, 100, 80, 140, 120), inp, mode="remove", prompt=None)
     assert calls and calls[0][0] == "telea" and calls[0][2] > 0
     assert state.metadata["prefill"] == "telea" and state.metadata["diffusion_mode"] == "remove"
     assert_untouched_outside(state)
-    custom = load_diffusion_inpainter(tiny["sd9"], mode="remove", prompt="grass", strength=0.3, quiet=True,
-                                      dtype="fp32")
-    assert (custom.prompt, custom.strength) == ("grass", 0.3)  # defaults are overridable
+    custom, _ = inp.generation(InpaintRequest(mode="remove", prompt="grass", strength=0.3))
+    assert (custom["prompt"], custom["strength"]) == ("grass", 0.3)  # defaults are overridable
 
 
 # --------------------------------------------------------------------------------- fake pipelines
@@ -241,24 +246,25 @@ def test_pipeline_without_padding_mask_crop_is_stitched():
     from autoinpaint.inpaint.diffusion import DiffusionInpainter
 
     pipe = KandinskyV22InpaintCombinedPipeline(out_size=(512, 512))
-    inp = DiffusionInpainter(pipe, model="fake", prompt="x", strength=0.5, resolution=512, quiet=True)
+    inp = DiffusionInpainter(pipe, model="fake", resolution=512)
     image = photo(623, 401)
-    state = edit(image, rect_mask(623, 401, 590, 370, 623, 401), inp)
+    state = edit(image, rect_mask(623, 401, 590, 370, 623, 401), inp, prompt="x", strength=0.5)
     assert_untouched_outside(state)
     assert np.all(state.result[state.alpha == 1] == 128)  # the pipeline's output, resized to the crop
     call = pipe.calls[0]
     assert "padding_mask_crop" not in call and call["image"].size == (512, 512)
     assert call["mask_image"].size == (512, 512)
-    assert "has no strength parameter" in inp.metadata["notices"][0]
+    assert "has no strength parameter" in state.metadata["notices"][0]
 
 
 def test_fake_sdxl_gets_clamped_strength_and_multiple_of_8_sizes():
     from autoinpaint.inpaint.diffusion import DiffusionInpainter
 
     pipe = StableDiffusionXLInpaintPipeline()
-    inp = DiffusionInpainter(pipe, model="fake", prompt="x", quiet=True)
+    inp = DiffusionInpainter(pipe, model="fake")
     assert inp.resolution == (1024, 1024) and inp.crop_aspect == 1.0
-    out = inp(photo(301, 123), (rect_mask(301, 123, 10, 10, 20, 20) * 255).astype(np.uint8))
+    out = inp(photo(301, 123), (rect_mask(301, 123, 10, 10, 20, 20) * 255).astype(np.uint8), mode="replace",
+              prompt="x")
     assert out.shape == (123, 301, 3)
     call = pipe.calls[0]
     assert call["strength"] == 0.99 and call["padding_mask_crop"] is None
@@ -289,18 +295,20 @@ def test_cuda_oom_becomes_model_runtime_error():
         def __call__(self, **kw):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    inp = DiffusionInpainter(Oom(), model="fake", prompt="x", quiet=True)
+    inp = DiffusionInpainter(Oom(), model="fake")
     with pytest.raises(ModelRuntimeError, match="--offload"):
-        inp(photo(64, 64), (rect_mask(64, 64, 10, 10, 20, 20) * 255).astype(np.uint8))
+        inp(photo(64, 64), (rect_mask(64, 64, 10, 10, 20, 20) * 255).astype(np.uint8), mode="replace", prompt="x")
     assert ModelRuntimeError.exit_code == 1
 
 
 def test_device_policy_without_accelerator(capsys):
-    from autoinpaint.device import resolve_device
-    from autoinpaint.inpaint.diffusion import _place, cpu_has_native_bf16, resolve_dtype
+    from autoinpaint.device import cpu_bf16_is_faster, resolve_device
+    from autoinpaint.inpaint.diffusion_loading import _place, resolve_dtype
+    from autoinpaint.log import configure
 
+    configure()
     assert resolve_device("cpu") == "cpu"
-    assert resolve_dtype("auto", "cpu") == ("bfloat16" if cpu_has_native_bf16() else "float32")
+    assert resolve_dtype("auto", "cpu") == ("bfloat16" if cpu_bf16_is_faster() else "float32")
     assert resolve_dtype("auto", "cuda") == "float16" and resolve_dtype("fp32", "cpu") == "float32"
     assert resolve_dtype("bf16", "cpu") == "bfloat16"
     with pytest.raises(InputError):
@@ -310,7 +318,7 @@ def test_device_policy_without_accelerator(capsys):
         def enable_model_cpu_offload(self, **kw):
             raise AssertionError("offload attempted without an accelerator")
 
-    assert _place(NoOffload(), "cpu", True, 512 * 512, quiet=False) == "off"
+    assert _place(NoOffload(), "cpu", True, 512 * 512) == "off"
     assert "needs a GPU" in capsys.readouterr().err
 
 
@@ -318,12 +326,12 @@ def test_single_file_never_downloads(tmp_path, monkeypatch):
     import torch
     from safetensors.torch import save_file
 
-    from autoinpaint.inpaint import diffusion
+    from autoinpaint.inpaint import diffusion, diffusion_loading
 
     ckpt = tmp_path / "my-inpaint.safetensors"
     save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(320, 9, 3, 3)}, str(ckpt))
     with pytest.raises(ModelMissingError, match="hf download stable-diffusion-v1-5/stable-diffusion-inpainting"):
-        diffusion.load_diffusion_inpainter(str(ckpt), quiet=True)
+        diffusion.load_diffusion_inpainter(str(ckpt))
 
     seen = {}
 
@@ -335,17 +343,19 @@ def test_single_file_never_downloads(tmp_path, monkeypatch):
             seen.update(kw, path=path)
             raise OSError("stop here")
 
-    monkeypatch.setattr(diffusion, "_single_file_class", lambda path: (Cls, "some/repo", "inpainting"))
+    monkeypatch.setattr(diffusion_loading, "_single_file_class", lambda path: (Cls, "some/repo", "inpainting"))
     with pytest.raises(ModelMissingError):
-        diffusion.load_diffusion_inpainter(str(ckpt), config=str(tmp_path), quiet=True)
+        diffusion.load_diffusion_inpainter(str(ckpt), config=str(tmp_path))
     assert seen["local_files_only"] is True and seen["config"] == str(tmp_path) and seen["path"] == str(ckpt)
 
 
 def test_sources_and_missing_models(tmp_path):
     from autoinpaint.inpaint.diffusion import resolve_source
 
-    assert resolve_source("sd15").location == "stable-diffusion-v1-5/stable-diffusion-inpainting"
-    assert resolve_source("sdxl").location == "diffusers/stable-diffusion-xl-1.0-inpainting-0.1"
+    with pytest.raises(ModelMissingError, match="hf download stable-diffusion-v1-5/stable-diffusion-inpainting"):
+        resolve_source("sd15")  # an alias maps to its hub id, which is not in the (empty) cache
+    with pytest.raises(ModelMissingError, match="hf download diffusers/stable-diffusion-xl-1.0-inpainting-0.1"):
+        resolve_source("sdxl")
     with pytest.raises(ModelMissingError, match="model_index.json"):
         resolve_source(str(tmp_path))
     with pytest.raises(ModelMissingError, match="no such file"):
@@ -417,3 +427,31 @@ def test_cli_and_module_import_without_torch():
             "bad = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_concurrent_edits_on_one_cached_model_get_their_own_results(tiny):
+    """Per-call values are arguments and results are return values: two edits running at once on one
+    cached model (the registry hands both the same pipeline) each get exactly their own result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from autoinpaint import EditOptions, Selection, edit as api_edit
+    from autoinpaint.registry import MODELS
+
+    image = photo(160, 120)
+    sel = Selection(rects=((50, 40, 100, 80),))
+    jobs = {"cat": dict(prompt="a cat", seed=1), "dog": dict(prompt="a dog", seed=2, guidance=3.0)}
+
+    def run(name):
+        o = EditOptions(model=tiny["sd9"], dtype="fp32", steps=STEPS, segmenter="classical", **jobs[name])
+        return api_edit(image, sel, o, "replace")
+
+    alone = {name: run(name) for name in jobs}
+    loaded = len(MODELS)
+    with ThreadPoolExecutor(2) as pool:
+        together = dict(zip(jobs, pool.map(run, jobs)))
+    assert len(MODELS) == loaded  # no second copy of the model
+    assert not np.array_equal(alone["cat"].result, alone["dog"].result)
+    for name, job in jobs.items():
+        assert np.array_equal(together[name].result, alone[name].result)
+        assert together[name].metadata["seed"] == job["seed"]
+        assert together[name].metadata["guidance"] == job.get("guidance", 7.5)

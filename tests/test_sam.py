@@ -22,7 +22,7 @@ pytest.importorskip("segment_anything")
 
 from autoinpaint import checkpoints  # noqa: E402
 from autoinpaint.errors import AutoinpaintError, InputError, ModelMissingError  # noqa: E402
-from autoinpaint.segment import embedding_cache, load_segmenter  # noqa: E402
+from autoinpaint.segment import SegmentParams, embedding_cache, load_segmenter  # noqa: E402
 from autoinpaint.segment.sam import (SamSegmenter, arch_name, build_sam, find_sam_checkpoint,  # noqa: E402
                                      infer_config, load_sam_segmenter, read_state_dict,
                                      resolve_precision)
@@ -39,11 +39,11 @@ def sam_home(tmp_path, monkeypatch):
     monkeypatch.setenv("AUTOINPAINT_HOME", str(home))
     monkeypatch.delenv("AUTOINPAINT_CACHE", raising=False)
     embedding_cache._MEMORY.clear()
-    from autoinpaint.segment import _load_cached
-    _load_cached.cache_clear()
+    from autoinpaint.registry import MODELS
+    MODELS.clear()
     yield home
     embedding_cache._MEMORY.clear()
-    _load_cached.cache_clear()
+    MODELS.clear()
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_tiny_checkpoint_loads_through_shape_inference(sam_tiny_checkpoint, sam_
                 "iou_head_depth", "iou_head_hidden_dim"):
         assert config[key] == TINY[key], key
     assert config["global_attn_indexes"] == list(TINY["global_attn_indexes"])
-    seg = load_segmenter(str(sam_tiny_checkpoint), quiet=True, device="cpu", precision="fp32")
+    seg = load_segmenter(str(sam_tiny_checkpoint), device="cpu", precision="fp32")
     assert isinstance(seg, SamSegmenter) and seg.name == "sam:vit_32x2"
     assert seg.encoder_loaded  # first load reads the full checkpoint
 
@@ -142,10 +142,13 @@ def test_truncated_and_non_sam_checkpoints_exit_3(tmp_path, sam_tiny_checkpoint,
 
 def test_auto_falls_back_to_classical_without_checkpoint(sam_home, capsys, cli, sam_photo,
                                                          tmp_path, sam_tiny_checkpoint):
+    from autoinpaint.log import configure
+
+    configure()
     assert find_sam_checkpoint() is None
     seg = load_segmenter("auto")
     assert seg.name == "classical" and not isinstance(seg, SamSegmenter)
-    assert "no SAM checkpoint found" in capsys.readouterr().err
+    assert "no SAM model found" in capsys.readouterr().err
     with pytest.raises(ModelMissingError, match="autoinpaint models download vit_b"):
         load_sam_segmenter("sam")
     result = cli("mask", sam_photo, "--point", "50,40", "--segmenter", "sam:vit_l", "-o",
@@ -156,7 +159,7 @@ def test_auto_falls_back_to_classical_without_checkpoint(sam_home, capsys, cli, 
     installed = sam_home / "checkpoints" / "sam_vit_b_01ec64.pth"
     installed.write_bytes(sam_tiny_checkpoint.read_bytes())
     assert find_sam_checkpoint() == installed
-    assert isinstance(load_segmenter("auto", quiet=True, device="cpu"), SamSegmenter)
+    assert isinstance(load_segmenter("auto", device="cpu"), SamSegmenter)
 
 
 def test_precision_and_device_options(sam_home):
@@ -213,20 +216,22 @@ def test_points_negatives_boxes_and_batching(tiny_seg, sam_photo, monkeypatch):
 
 
 def test_mask_selection_modes_and_refinement(tiny_seg, sam_photo, monkeypatch):
+    """Selection mode and refinement passes are call-time values: one loaded model serves them all."""
     image = photo_array(sam_photo)
+    emb = tiny_seg.embed(image)
     sel = Selection(points=((50, 40),))
-    tiny_seg.select = "largest"
-    largest = tiny_seg(image, sel).sum()
-    tiny_seg.select = "smallest"
-    smallest = tiny_seg(image, sel).sum()
+    largest = tiny_seg.predict(emb, sel, SegmentParams(select="largest")).mask.sum()
+    smallest = tiny_seg.predict(emb, sel, SegmentParams(select="smallest")).mask.sum()
     assert largest >= smallest
-    tiny_seg.select, tiny_seg.refine = "iou", 2
     calls = count_predict_calls(tiny_seg, monkeypatch)
-    tiny_seg(image, Selection(boxes=((10, 10, 60, 60), (65, 20, 115, 85))))
+    result = tiny_seg.predict(emb, Selection(boxes=((10, 10, 60, 60), (65, 20, 115, 85))),
+                              SegmentParams(refine=2))
     grid = 4 * TINY["img_size"] // TINY["patch_size"]
     assert [c["mask_input"] for c in calls] == [None, (2, 1, grid, grid), (2, 1, grid, grid)]
+    assert 0 <= result.scores["stability"] <= 1 and np.isfinite(result.scores["iou"])
+    assert tiny_seg.encoder_runs == 1  # every mode and pass above reused one embedding
     with pytest.raises(InputError):
-        SamSegmenter(tiny_seg.checkpoint, device="cpu", select="biggest")
+        SegmentParams(select="biggest")
 
 
 # -- embedding cache -----------------------------------------------------------------------
@@ -256,11 +261,13 @@ def test_cache_hit_in_a_second_process_skips_encoder_and_checkpoint(
 
 def test_precision_is_part_of_the_cache_key(tiny_seg, sam_photo, sam_tiny_checkpoint):
     image = photo_array(sam_photo)
-    tiny_seg.set_image(image)
+    tiny_seg.embed(image)
     other = SamSegmenter(sam_tiny_checkpoint, device="cpu", precision="bf16")
     assert not other.encoder_loaded  # started from the cached head, not the checkpoint
-    assert other.set_image(image) is False and other.encoder_runs == 1
-    assert tiny_seg.set_image(image) is True
+    other.embed(image)
+    assert other.encoder_runs == 1  # another precision: another key, the encoder ran
+    tiny_seg.embed(image)
+    assert tiny_seg.encoder_runs == 1  # the same precision again: a cache hit
 
 
 def test_corrupt_and_mismatched_cache_entries_are_rebuilt(tiny_seg, sam_photo, sam_home,

@@ -24,14 +24,14 @@ class EditActor:
     """Ray Data callable class: a batch of serialized Tasks → a batch of manifest records."""
 
     def __init__(self, threads: int | None = None):
-        from .runner import set_threads
+        from .worker import set_threads
 
         set_threads(threads)
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np
 
-        from .runner import execute_task
+        from .worker import execute_task
 
         records = [json.dumps(execute_task(Task.from_payload(json.loads(t)))) for t in batch["task"]]
         return {"record": np.array(records, dtype=object)}

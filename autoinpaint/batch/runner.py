@@ -26,9 +26,10 @@ from typing import Callable, Iterable, Iterator
 
 from ..errors import AutoinpaintError, InputError
 from .recipe import Defaults, Task, count_tasks, iter_tasks
+from .worker import THREAD_VARS as _THREAD_VARS
+from .worker import init_worker, base_record, execute_task
 
 MANIFEST_NAME = "manifest.jsonl"
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class BatchFailed(AutoinpaintError):
@@ -91,57 +92,6 @@ class Manifest:
             self._fd = None
 
 
-# ------------------------------------------------------------------------------------------ worker side
-
-
-def base_record(task: Task) -> dict:
-    return {"line": task.line, "input": task.input, "output": task.output, "action": task.action,
-            "hash": task.param_hash}
-
-
-def execute_task(task: Task) -> dict:
-    """Edit one image through ``autoinpaint.api.run_edit``; never raises: failures become records."""
-    from ..api import run_edit, summary
-
-    record = base_record(task)
-    t0 = time.perf_counter()
-    try:
-        Path(task.output).parent.mkdir(parents=True, exist_ok=True)
-        state = run_edit(task.input, task.selection, task.options.replace(quiet=True), task.action, task.output)
-        s = summary(state, task.action)
-        record.update(status="done", error=None, timings=s["timings"], size=s["size"],
-                      mask_pixels=s["mask_pixels"], bbox=s["bbox"], segmenter=s["segmenter"],
-                      inpainter=s["inpainter"], output_size=os.path.getsize(task.output))
-    except AutoinpaintError as exc:
-        record.update(status="failed", error=str(exc), error_type=type(exc).__name__)
-    except MemoryError:
-        record.update(status="failed", error="out of memory", error_type="MemoryError")
-    except Exception as exc:  # noqa: BLE001 - fault isolation: one bad row never stops the batch
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        record.update(status="failed", error=f"unexpected {type(exc).__name__}: {msg}",
-                      error_type=type(exc).__name__)
-    record["seconds"] = round(time.perf_counter() - t0, 4)
-    record["pid"] = os.getpid()
-    return record
-
-
-def set_threads(threads: int | None) -> None:
-    """Limit the native thread pools of this worker (OpenCV, and torch when loaded)."""
-    if not threads:
-        return
-    for var in _THREAD_VARS:
-        os.environ[var] = str(threads)
-    import cv2
-
-    cv2.setNumThreads(threads)
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
-
-
-def _init_worker(threads: int | None) -> None:
-    set_threads(threads)
-
-
 # ------------------------------------------------------------------------------------------ driver side
 
 
@@ -166,7 +116,7 @@ def run_local(tasks: Iterable[Task], workers: int, threads: int | None) -> Itera
         os.environ.update({var: str(threads) for var in _THREAD_VARS})
     it = iter(tasks)
     exhausted = False
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,))
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=(threads,))
     pending: dict = {}
     try:
         while True:
@@ -199,7 +149,7 @@ def run_local(tasks: Iterable[Task], workers: int, threads: int | None) -> Itera
                     yield rec
                 pending.clear()
                 pool.shutdown(wait=False, cancel_futures=True)
-                pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker,
                                            initargs=(threads,))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -5,8 +5,8 @@ import json
 
 import click
 
-from .options import mask_options, model_options, options_from, selection_from, selection_options
-from .replace import diffusion_options, model_option
+from .options import (diffusion_options, mask_options, model_option, model_options, options_from, selection_from,
+                      selection_options)
 
 EPILOG = ("Exit codes: 0 every row done or skipped; 1 some row failed (see OUTDIR/manifest.jsonl) or "
           "anything unexpected; 2 bad usage (unreadable recipe, bad option).")

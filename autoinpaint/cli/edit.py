@@ -1,31 +1,9 @@
 """``autoinpaint remove`` and ``autoinpaint mask``."""
 from __future__ import annotations
 
-import json
-
 import click
 
-from .options import edit_command, options_from, selection_from
-from .replace import diffusion_options
-
-
-def run_and_report(image: str, action: str, kw: dict) -> None:
-    """Shared body of every single-image command: build options, run the pipeline, report."""
-    from ..api import run_edit, summary
-
-    as_json = kw.pop("as_json")
-    output, mask_out, preview = kw.pop("output"), kw.pop("mask_out", None), kw.pop("preview", None)
-    selection = selection_from(kw)
-    options = options_from(kw)
-    if as_json:
-        options = options.replace(quiet=True)
-    state = run_edit(image, selection, options, action, output, mask_out, preview)
-    record = summary(state, action)
-    if as_json:
-        click.echo(json.dumps(record))
-    elif not options.quiet:
-        click.echo(f"{action}: wrote {state.output_path} ({record['mask_pixels']} px edited, "
-                   f"{record['timings']['total']:.2f} s)", err=True)
+from .options import diffusion_options, edit_command, run_and_report
 
 
 @click.command(epilog="Exit codes: 0 ok; 2 bad input or usage; 3 model missing; 1 unexpected.")

@@ -19,49 +19,81 @@ def _mb(size: int) -> str:
 
 @click.group(epilog=_EPILOG)
 def models() -> None:
-    """Known SAM checkpoints: list, download, verify."""
+    """Known models (segmenters, inpainters, detectors): list, download, verify."""
+
+
+def _rows() -> list[dict]:
+    """One JSON-friendly row per known model; file checkpoints add file, SHA-256 and URL."""
+    from ..registry import known
+
+    rows = []
+    for m in known():
+        scheme, _, ref = m.source.partition(":")
+        row = {"name": m.name, "kind": m.kind, "family": m.family, "source": m.source, "size": m.size,
+               "description": m.description, "path": m.location()}
+        if scheme == "file":
+            ckpt = checkpoints.known(ref)
+            row.update(file=ckpt.filename, sha256=ckpt.sha256, url=ckpt.url)
+        else:
+            row["hub_id"] = ref
+        row["present"] = row["path"] is not None
+        rows.append(row)
+    return rows
 
 
 @models.command("list", epilog=_EPILOG)
 @_json_option
 def list_models(as_json: bool) -> None:
-    """List the known SAM checkpoints, their size, SHA-256 and where they are installed."""
-    rows = checkpoints.status()
+    """List the known models: kind, size, where they come from and whether they are present here."""
+    rows = _rows()
     if as_json:
         click.echo(json.dumps(rows))
         return
     for r in rows:
-        where = r["path"] or "not installed"
-        click.echo(f"{r['name']:6} {r['file']:22} {_mb(r['size']):>9}  sha256 {r['sha256']}\n"
-                   f"       {r['description']}; {where}")
+        where = r["path"] or "not present"
+        origin = f"sha256 {r['sha256'][:16]}..." if "sha256" in r else f"hub {r['hub_id']}"
+        click.echo(f"{r['name']:18} {r['kind']:9} {_mb(r['size']):>9}  {origin}\n"
+                   f"{'':18} {r['description']}; {where}")
 
 
 @models.command(epilog=_EPILOG)
-@click.argument("name", type=click.Choice(list(checkpoints.KNOWN)), metavar="NAME")
+@click.argument("name", metavar="NAME")
 @click.option("--dir", "directory", type=click.Path(file_okay=False), default=None,
-              help="Target directory (default: $AUTOINPAINT_HOME/checkpoints, else ./checkpoints).")
-@click.option("--url", default=None, help="Download from this mirror instead of the official URL.")
+              help="Target directory for checkpoint files (default: $AUTOINPAINT_HOME/checkpoints, else ./checkpoints).")
+@click.option("--url", default=None, help="Download a checkpoint file from this mirror instead of the official URL.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @_json_option
 def download(name: str, directory: str | None, url: str | None, quiet: bool,
              as_json: bool) -> None:
-    """Download checkpoint NAME: resumable, SHA-256 verified, renamed into place when complete."""
-    path = checkpoints.download(name, Path(directory) if directory else None, url=url,
-                                progress=not (quiet or as_json))
-    if as_json:
-        click.echo(json.dumps({"name": name, "path": str(path), "verified": True}))
+    """Download model NAME (see `models list`). Checkpoint files: resumable, SHA-256 verified, renamed into
+    place when complete. Hub models: into the Hugging Face cache (safetensors and configs only)."""
+    from ..errors import InputError
+    from ..hub import download as hub_download
+    from ..registry import known
+
+    entry = next((m for m in known() if m.name == name), None)
+    if entry is None:
+        raise InputError(f"unknown model {name!r}: choose one of {', '.join(m.name for m in known())}")
+    scheme, _, ref = entry.source.partition(":")
+    if scheme == "file":
+        path = checkpoints.download(ref, Path(directory) if directory else None, url=url,
+                                    progress=not (quiet or as_json))
     else:
-        click.echo(f"{name}: {path} (verified)")
+        path = hub_download(ref, progress=not (quiet or as_json))
+    if as_json:
+        click.echo(json.dumps({"name": name, "path": str(path), "verified": scheme == "file"}))
+    else:
+        click.echo(f"{name}: {path}" + (" (verified)" if scheme == "file" else ""))
 
 
 @models.command(epilog=_EPILOG)
-@click.argument("names", nargs=-1, type=click.Choice(list(checkpoints.KNOWN)), metavar="[NAMES]...")
+@click.argument("names", nargs=-1, metavar="[NAMES]...")
 @_json_option
 def verify(names: tuple[str, ...], as_json: bool) -> None:
     """Check size and SHA-256 of the installed checkpoints (NAMES, default all installed).
     Exit 3 when one asked for is missing or any checked one is corrupt."""
     rows = []
-    for ckpt in (checkpoints.known(n) for n in names or checkpoints.KNOWN):
+    for ckpt in (checkpoints.known(n) for n in names or checkpoints.KNOWN):  # checkpoint files
         path = checkpoints.find_checkpoint(ckpt.name)
         if path is None and not names:
             continue

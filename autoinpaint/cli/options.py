@@ -1,7 +1,10 @@
-"""Option groups shared by every command (click decorators), and their conversion to the API's types."""
+"""Option groups shared by every command (click decorators), their conversion to the API's types, and
+:func:`run_and_report`, the body every single-image command shares. Nothing here imports torch."""
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 
 import click
 
@@ -115,3 +118,100 @@ def options_from(kw: dict) -> EditOptions:
 def edit_command(f):
     """All option groups of an editing command, in help order."""
     return functools.wraps(f)(_compose(selection_options, mask_options, model_options, output_options)(f))
+
+
+SCHEDULER_CHOICES = ["default", "ddim", "pndm", "euler", "euler-a", "dpm++", "dpm++-karras", "unipc", "lms"]
+
+
+def _resolution(ctx, param, value):
+    if value is None or str(value).lower() in ("", "auto"):
+        return None
+    from ..errors import InputError
+    from ..inpaint.diffusion import parse_resolution  # no torch: geometry only
+
+    try:
+        w, h = parse_resolution(value)
+    except InputError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return w if w == h else f"{w}x{h}"
+
+
+diffusion_options = _compose(
+    click.option("--prompt", default=None, metavar="TEXT",
+                 help="What to paint in the mask (replace/fill: required). remove with a diffusion "
+                      "--inpainter: the background prompt (default: an 'empty background' prompt)."),
+    click.option("--negative-prompt", default=None, metavar="TEXT",
+                 help="What to avoid (default: 'bad anatomy, deformed, ugly, blurry, ...'; remove: "
+                      "object-ish words such as 'object, person, animal, text')."),
+    click.option("--steps", type=click.IntRange(min=1), default=None, metavar="N",
+                 help="Denoising steps (default 30)."),
+    click.option("--guidance", type=click.FloatRange(min=0), default=None, metavar="F",
+                 help="Classifier-free guidance scale (default 7.5)."),
+    click.option("--strength", type=click.FloatRange(min=0, max=1, min_open=True), default=None, metavar="F",
+                 help="How much of the masked area is re-noised, 0..1 (default 1.0; SDXL max 0.99; "
+                      "remove: 0.6 over a classical pre-fill)."),
+    click.option("--seed", type=click.IntRange(min=0), default=None, metavar="N",
+                 help="Random seed: the same seed gives the same result (default: random, reported by --json)."),
+    click.option("--dtype", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
+                 help="Diffusion weights' precision (auto: fp16 on CUDA/MPS; on the CPU bf16 when it has "
+                      "bf16 instructions (AMX/AVX512-BF16, measured 1.3-2x faster), else fp32)."),
+    click.option("--offload", is_flag=True,
+                 help="Model CPU offload (GPU only; also chosen automatically when free VRAM is short)."),
+    click.option("--scheduler", default=None, type=click.Choice(SCHEDULER_CHOICES),
+                 help="Noise scheduler (default: the model's own)."),
+    click.option("--resolution", default=None, callback=_resolution, metavar="PX|WxH",
+                 help="Working resolution of the model (default: its native one, 512 SD 1.5, 1024 SDXL)."),
+)
+
+model_option = click.option(
+    "--model", default="sd15", show_default=True, metavar="sd15|sdxl|sd2|kandinsky22|ID|PATH",
+    help="Diffusion model: an alias, a hub id (from the local cache), a diffusers folder or a "
+         ".safetensors/.ckpt file.")
+
+
+@contextlib.contextmanager
+def progress_bar(enabled: bool, desc: str = "denoising"):
+    """A ``progress(done, total)`` callback drawing a tqdm bar on stderr (None when not ``enabled``)."""
+    if not enabled:
+        yield None
+        return
+    from tqdm.auto import tqdm
+
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            import sys
+
+            bar = tqdm(total=total, desc=desc, unit="step", leave=False, file=sys.stderr)
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        yield progress
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def run_and_report(image: str, action: str, kw: dict) -> None:
+    """Shared body of every single-image command: build options, run the pipeline, report."""
+    from ..api import run_edit, summary
+    from ..log import configure
+
+    as_json = kw.pop("as_json")
+    output, mask_out, preview = kw.pop("output"), kw.pop("mask_out", None), kw.pop("preview", None)
+    selection = selection_from(kw)
+    options = options_from(kw)
+    if as_json:
+        options = options.replace(quiet=True)
+    configure(quiet=options.quiet)
+    with progress_bar(not options.quiet) as progress:
+        state = run_edit(image, selection, options, action, output, mask_out, preview, progress)
+    record = summary(state, action)
+    if as_json:
+        click.echo(json.dumps(record))
+    elif not options.quiet:
+        click.echo(f"{action}: wrote {state.output_path} ({record['mask_pixels']} px edited, "
+                   f"{record['timings']['total']:.2f} s)", err=True)

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from .base import BaseInpainter, InpaintRequest, InpaintResult
+
 METHODS = ("hybrid", "patchmatch", "telea", "ns")
 
 
-class ClassicalInpainter:
+def load_classical_inpainter(spec: str = "hybrid") -> "ClassicalInpainter":
+    """Registry loader (:mod:`autoinpaint.registry`): ``hybrid``, ``patchmatch``, ``telea`` or ``ns``."""
+    return ClassicalInpainter(spec)
+
+
+class ClassicalInpainter(BaseInpainter):
     """``ClassicalInpainter("hybrid" | "patchmatch" | "telea" | "ns")``; see ``autoinpaint.inpaint.Inpainter``.
 
     ``hybrid`` = Navier–Stokes result's low frequencies (Gaussian σ ``detail_sigma`` px) + PatchMatch
@@ -29,12 +36,15 @@ class ClassicalInpainter:
         self.name, self.radius, self.patch_size, self.seed = method, radius, patch_size, seed
         self.detail_sigma = detail_sigma
 
-    def __call__(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def inpaint(self, image: np.ndarray, mask: np.ndarray,
+                request: InpaintRequest | None = None) -> InpaintResult:
+        """Fill ``mask`` (H×W uint8, 255 = fill) of ``image`` (H×W×3 uint8); the request's prompt
+        fields do not apply to these methods."""
         if self.name == "patchmatch":
-            return self._patchmatch(image, mask)
+            return InpaintResult(self._patchmatch(image, mask))
         if self.name == "hybrid":
-            return self._hybrid(image, mask)
-        return self._opencv(image, mask, self.name)
+            return InpaintResult(self._hybrid(image, mask))
+        return InpaintResult(self._opencv(image, mask, self.name))
 
     def _patchmatch(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         from patchmatch import patch_match

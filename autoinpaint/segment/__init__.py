@@ -1,47 +1,50 @@
-"""Segmentation stage: the ``Segmenter`` interface, the ``Segment`` step and ``load_segmenter``."""
+"""Segmentation stage: the ``Segmenter`` interface, the ``Segment`` step and ``load_segmenter``.
+
+A segmenter works in two calls, like ``SamPredictor.set_image`` / ``predict``: :meth:`Segmenter.embed`
+turns an image into an embedding once (the expensive part, cached), :meth:`Segmenter.predict` turns
+prompts into a mask with it (cheap, once per click). Load-time values (checkpoint, device, precision)
+are constructor arguments; call-time values (which candidate mask to keep, refinement passes) are
+:class:`SegmentParams`, so one loaded model serves every request.
+"""
 from __future__ import annotations
 
-import functools
-import sys
-from typing import Protocol
+from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
+from ..log import notice
 from ..pipeline import timed
-from ..selection import Selection, draw_shapes
+from ..selection import draw_shapes
+from .base import SELECT_MODES, BaseSegmenter, SegmentParams, SegmentResult, Segmenter
 
-
-class Segmenter(Protocol):
-    """Turns prompts into an object mask.
-
-    ``__call__(image, selection)``: ``image`` is H×W×3 uint8 RGB; ``selection`` is in pixel
-    coordinates and already validated (``points``, ``negatives``, ``boxes``); returns H×W bool.
-    """
-
-    name: str
-
-    def __call__(self, image: np.ndarray, selection: Selection) -> np.ndarray: ...
-
+__all__ = ["SELECT_MODES", "BaseSegmenter", "Segment", "SegmentParams", "SegmentResult", "Segmenter",
+           "embedding_for", "load_segmenter"]
 
 class Segment:
     """Pipeline step: ``state.selection`` → ``state.mask`` (H×W bool).
 
     Points and boxes go to the segmenter (loaded only when there are any); drawn rectangles and
-    ellipses and a ``--mask`` file are added as they are.
+    ellipses and a ``--mask`` file are added as they are. The image embedding is kept in
+    ``state.embeddings`` (by segmenter name), so running the step again on the same state with other
+    prompts costs only the prediction.
 
     Args:
         segmenter: a Segmenter, or a spec for :func:`load_segmenter` (``auto``, ``classical``,
-            ``sam``, ``sam:vit_b``, a ``.pth`` path).
-        load_options: passed to :func:`load_segmenter` (``device``, ``precision``, ``cache``, ``quiet``).
+            ``sam``, ``sam:vit_b``, a ``.pth`` path, ...).
+        max_pixels: pixel limit for a ``--mask`` file.
+        params: call-time values (:class:`SegmentParams`).
+        load_options: passed to :func:`load_segmenter` (``device``, ``precision``, ``cache``).
     """
 
     name = "segment"
 
-    def __init__(self, segmenter: "Segmenter | str" = "auto", max_pixels: int | None = None, **load_options):
+    def __init__(self, segmenter: "Segmenter | str" = "auto", max_pixels: int | None = None,
+                 params: SegmentParams | None = None, **load_options):
         self._spec = segmenter
         self._load_options = load_options
         self.max_pixels = max_pixels
+        self.params = params or SegmentParams()
 
     @property
     def segmenter(self) -> Segmenter:
@@ -51,7 +54,6 @@ class Segment:
 
     def __call__(self, state):
         from ..image_io import load_mask
-        from ..inpaint import to_rgb8
 
         h, w = state.image.shape[:2]
         sel = state.selection.to_pixels(w, h)
@@ -59,8 +61,12 @@ class Segment:
         mask = np.zeros((h, w), bool)
         if sel.has_prompts:
             segmenter = timed(state, "load", lambda: self.segmenter)
-            mask |= segmenter(to_rgb8(state.image), sel)
+            embedding = embedding_for(state, segmenter)
+            result = segmenter.predict(embedding, sel, self.params)
+            mask |= result.mask
             state.metadata["segmenter"] = segmenter.name
+            if result.scores:
+                state.metadata["segment_scores"] = {k: round(float(v), 4) for k, v in result.scores.items()}
         if sel.rects or sel.ellipses:
             mask |= draw_shapes(sel, w, h)
         if sel.mask_path:
@@ -72,39 +78,47 @@ class Segment:
 
     def __repr__(self) -> str:
         name = self._spec if isinstance(self._spec, str) else self._spec.name
-        return f"Segment({name!r})"
+        return f"Segment({name!r}, params={self.params})"
 
 
-@functools.lru_cache(maxsize=4)
-def _load_cached(spec: str, options: tuple) -> Segmenter:
-    if spec in ("classical", "grabcut"):
-        from .classical import ClassicalSegmenter
+def embedding_for(state, segmenter: Segmenter) -> Any:
+    """The embedding of ``state.image`` for ``segmenter``: from ``state.embeddings`` (a value, or a
+    ``concurrent.futures.Future`` started by :class:`~autoinpaint.editor.Editor`), else computed now."""
+    from ..pixels import to_rgb8
 
-        return ClassicalSegmenter()
-    from .sam import load_sam_segmenter  # "sam", "sam:vit_b", "path/to/sam.pth"
+    held = state.embeddings.get(segmenter.name)
+    if held is not None:
+        return held.result() if hasattr(held, "result") else held
+    embedding = segmenter.embed(to_rgb8(state.image))
+    state.embeddings[segmenter.name] = embedding
+    return embedding
 
-    return load_sam_segmenter(spec, **dict(options))
+
+def resolve_auto() -> tuple[str, str]:
+    """(spec, why) that ``auto`` stands for now: the first present model of
+    :func:`autoinpaint.registry.known` (``segmenter``), else the classical segmenter."""
+    from ..registry import known
+
+    for model in known("segmenter"):
+        where = model.location()
+        if where is not None:
+            spec = where if model.source.startswith("file:") else model.name
+            return spec, f"{model.name} ({model.description}; {where})"
+    return "classical", ("classical (OpenCV GrabCut; no SAM model found - "
+                         "get one with: autoinpaint models download vit_b)")
 
 
-def load_segmenter(spec: str = "auto", quiet: bool = False, **options) -> Segmenter:
-    """Get a segmenter: ``auto`` (SAM when a checkpoint is found, else the classical one, and says
-    which on stderr), ``classical``, ``sam``, ``sam:vit_b|vit_l|vit_h`` or a SAM ``.pth`` path.
-    Loaded once per process and reused. A missing SAM checkpoint raises ModelMissingError (exit 3)."""
+def load_segmenter(spec: str = "auto", **options) -> Segmenter:
+    """Get a segmenter: ``auto`` (the best model present, else the classical one; the choice is
+    logged), ``classical``, ``sam``, ``sam:vit_b|vit_l|vit_h``, a SAM ``.pth`` path, or any name,
+    hub id or path another registered family claims (:mod:`autoinpaint.registry`).
+
+    ``options`` are load-time values (``device``, ``precision``, ``cache``). Loaded once per process
+    and reused. A missing model raises ModelMissingError (exit 3)."""
+    from ..registry import load
+
+    options.pop("quiet", None)  # older callers; notices go through logging now
     if spec in (None, "", "auto"):
-        try:
-            from .sam import find_sam_checkpoint
-            found = find_sam_checkpoint()
-        except ImportError:
-            found = None
-        if found is not None:
-            spec = str(found)
-            note = f"SAM checkpoint {found}"
-        else:
-            spec = "classical"
-            note = ("classical (OpenCV GrabCut; no SAM checkpoint found - "
-                    "get one with: autoinpaint models download vit_b)")
-        if not quiet:
-            print(f"autoinpaint: segmenter auto -> {note}", file=sys.stderr)
-    if spec in ("classical", "grabcut"):
-        options = {}
-    return _load_cached(spec, tuple(sorted(options.items())))
+        spec, why = resolve_auto()
+        notice(f"segmenter auto -> {why}")
+    return load("segmenter", spec, **options)

@@ -24,9 +24,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..selection import Selection
+from .base import BaseSegmenter, SegmentParams, SegmentResult
 
 
-class ClassicalSegmenter:
+def load_classical_segmenter(spec: str = "classical") -> "ClassicalSegmenter":
+    """Registry loader (:mod:`autoinpaint.registry`): the classical segmenter needs no weights."""
+    return ClassicalSegmenter()
+
+
+class ClassicalSegmenter(BaseSegmenter):
     """Flat-object + GrabCut ``Segmenter`` (see ``autoinpaint.segment.Segmenter``).
 
     Args:
@@ -39,7 +45,17 @@ class ClassicalSegmenter:
     def __init__(self, work_size: int = 640, iterations: int = 5):
         self.work_size, self.iterations = work_size, iterations
 
-    def __call__(self, image: np.ndarray, selection: Selection) -> np.ndarray:
+    def embed(self, image: np.ndarray) -> np.ndarray:
+        """Nothing to precompute: the embedding is the image itself."""
+        return image
+
+    def predict(self, embedding: np.ndarray, selection: Selection,
+                params: SegmentParams | None = None) -> SegmentResult:
+        """Mask (H×W bool) of what ``selection`` points at in the image ``embedding``."""
+        return SegmentResult(self.segment(embedding, selection))
+
+    def segment(self, image: np.ndarray, selection: Selection) -> np.ndarray:
+        """H×W×3 uint8 RGB + pixel-space selection → H×W bool mask."""
         import cv2
 
         h, w = image.shape[:2]

@@ -1,10 +1,12 @@
-"""Cache of SAM image embeddings, in process (LRU) and on disk across processes.
+"""Cache of image embeddings (every promptable segmenter family), in process (LRU) and on disk
+across processes.
 
-An entry holds what ``SamPredictor.set_image`` computes, so the predictor can be restored without
-running the image encoder: ``features`` (1×C×h×w, the encoder output), ``original_size`` (H, W of
-the image in pixels) and ``input_size`` (H, W after resizing the longest side to the encoder
-size). Entries are safetensors files (tensors and string metadata only: nothing is unpickled)
-named by a key built from the image content hash, the checkpoint fingerprint and the precision.
+An entry holds what a segmenter's ``embed`` computes, so a prediction needs no image encoder:
+named tensors (SAM: ``features`` 1×C×h×w; SAM 2: the embedding and its high-resolution feature
+maps), ``original_size`` (H, W of the image in pixels) and ``input_size`` (H, W after resizing to
+the encoder's size). Entries are safetensors files (tensors and string metadata only: nothing is
+unpickled) named by a key built from the image content hash, the model fingerprint and the
+precision.
 The same directory also keeps the prompt-encoder and mask-decoder weights of each checkpoint
 ("heads"), so a cache hit need not read the full checkpoint.
 
@@ -18,37 +20,42 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 import tempfile
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-FORMAT = "autoinpaint-sam-1"
+from ..log import warning
+from ..paths import cache_dir  # noqa: F401 - re-exported for callers
+
+FORMAT = "autoinpaint-embedding-2"
 _MEMORY: "OrderedDict[str, Embedding]" = OrderedDict()  # shared by all caches in the process
+_MEMORY_LOCK = threading.Lock()
 
 
 @dataclass
 class Embedding:
-    """``features``: torch tensor 1×C×h×w; ``original_size``/``input_size``: (H, W) in pixels."""
+    """``tensors``: name → torch tensor (a bare tensor is stored as ``features``);
+    ``original_size``/``input_size``: (H, W) in pixels."""
 
-    features: Any
+    tensors: Any
     original_size: tuple[int, int]
     input_size: tuple[int, int]
 
+    def __post_init__(self):
+        if not isinstance(self.tensors, dict):
+            self.tensors = {"features": self.tensors}
 
-def cache_dir() -> Path:
-    """The autoinpaint cache directory (not created)."""
-    if os.environ.get("AUTOINPAINT_CACHE"):
-        return Path(os.environ["AUTOINPAINT_CACHE"]).expanduser()
-    if os.environ.get("AUTOINPAINT_HOME"):
-        return Path(os.environ["AUTOINPAINT_HOME"]).expanduser() / "cache"
-    return Path.home() / ".cache" / "autoinpaint"
+    @property
+    def features(self):
+        """The main embedding tensor (1×C×h×w)."""
+        return self.tensors["features"]
 
 
 def _warn(message: str) -> None:
-    print(f"autoinpaint: {message}", file=sys.stderr)
+    warning(message)
 
 
 class EmbeddingCache:
@@ -62,7 +69,7 @@ class EmbeddingCache:
     """
 
     def __init__(self, directory: Path | None = None, max_bytes: int | None = None,
-                 memory_items: int = 4, disk: bool = True):
+                 memory_items: int = 8, disk: bool = True):
         self.directory = Path(directory) if directory else cache_dir() / "sam"
         if max_bytes is None:
             max_bytes = int(float(os.environ.get("AUTOINPAINT_CACHE_MAX_MB", 1024)) * 2**20)
@@ -73,9 +80,10 @@ class EmbeddingCache:
     # -- embeddings -------------------------------------------------------------------------
     def get(self, key: str) -> Embedding | None:
         """The embedding stored under ``key``, from memory or disk, or None."""
-        if key in _MEMORY:
-            _MEMORY.move_to_end(key)
-            return _MEMORY[key]
+        with _MEMORY_LOCK:
+            if key in _MEMORY:
+                _MEMORY.move_to_end(key)
+                return _MEMORY[key]
         if not self.disk:
             return None
         loaded = self._read(self.directory / "embeddings" / f"{key}.safetensors", key)
@@ -83,9 +91,9 @@ class EmbeddingCache:
             return None
         tensors, meta = loaded
         try:
-            emb = Embedding(tensors["features"], tuple(json.loads(meta["original_size"])),
+            emb = Embedding(dict(tensors), tuple(json.loads(meta["original_size"])),
                             tuple(json.loads(meta["input_size"])))
-            ok = (emb.features.ndim == 4 and len(emb.original_size) == 2
+            ok = ("features" in emb.tensors and emb.features.ndim == 4 and len(emb.original_size) == 2
                   and len(emb.input_size) == 2)
         except (KeyError, ValueError, TypeError):
             ok = False
@@ -100,15 +108,16 @@ class EmbeddingCache:
         self._remember(key, emb)
         if self.disk:
             self._write(self.directory / "embeddings" / f"{key}.safetensors",
-                        {"features": emb.features.contiguous()},
+                        {k: v.contiguous() for k, v in emb.tensors.items()},
                         {"key": key, "original_size": json.dumps(list(emb.original_size)),
                          "input_size": json.dumps(list(emb.input_size))})
 
     def _remember(self, key: str, emb: Embedding) -> None:
-        _MEMORY[key] = emb
-        _MEMORY.move_to_end(key)
-        while len(_MEMORY) > self.memory_items:
-            _MEMORY.popitem(last=False)
+        with _MEMORY_LOCK:
+            _MEMORY[key] = emb
+            _MEMORY.move_to_end(key)
+            while len(_MEMORY) > self.memory_items:
+                _MEMORY.popitem(last=False)
 
     # -- checkpoint heads (prompt encoder + mask decoder) --------------------------------------
     def get_head(self, fingerprint: str) -> tuple[dict, dict] | None:

@@ -10,46 +10,51 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import pickle
 import threading
-import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..checkpoints import KNOWN, find_checkpoint, missing_error
 from ..errors import InputError, ModelMissingError
 from ..device import resolve_device
+from ..device import resolve_precision as _resolve_precision
+from ..device import cpu_bf16_is_faster  # noqa: F401 - re-exported
 from ..selection import Selection
-from .embedding_cache import EmbeddingCache, cache_dir
+from .base import BaseSegmenter, SegmentParams, SegmentResult
+from .embedding_cache import Embedding, EmbeddingCache
+from .prompts import choose_masks, group_prompts, pad_points, wants_multimask
 
-SELECT_MODES = ("iou", "largest", "smallest")
 _HEADS = ("prompt_encoder.", "mask_decoder.")
+SAM_CHECKPOINTS = ("vit_b", "vit_l", "vit_h")  # fastest first
 
 
 def find_sam_checkpoint(name: str | None = None) -> Path | None:
     """Path of SAM checkpoint ``name`` (``vit_b``, ``vit_l``, ``vit_h``) or of the first one found
     (fastest first) in the checkpoint directories; None when there is none."""
-    return find_checkpoint(name)
+    for candidate in [name] if name else list(SAM_CHECKPOINTS):
+        found = find_checkpoint(candidate)
+        if found is not None:
+            return found
+    return None
 
 
 def load_sam_segmenter(spec: str = "sam", device: str = "auto", precision: str = "auto",
-                       cache: bool = True, **options: Any) -> "SamSegmenter":
+                       cache: bool = True) -> "SamSegmenter":
     """A :class:`SamSegmenter` for ``spec``: ``sam`` (first checkpoint found), ``sam:vit_b``,
     ``sam:vit_l``, ``sam:vit_h``, or a checkpoint path (``.pth``/``.pt``/``.safetensors``).
 
     Raises ModelMissingError (exit 3) when the checkpoint is absent or unusable, InputError for an
-    unknown spec. Other ``options`` go to :class:`SamSegmenter` when it knows them.
+    unknown spec.
     """
     spec = str(spec)
     if spec == "sam":
         path = find_sam_checkpoint()
         if path is None:
             raise missing_error("no SAM checkpoint found")
-    elif spec.startswith("sam:") and spec[4:] in KNOWN:
+    elif spec.startswith("sam:") and spec[4:] in SAM_CHECKPOINTS:
         path = find_sam_checkpoint(spec[4:])
         if path is None:
             raise missing_error(f"SAM checkpoint {KNOWN[spec[4:]].filename} not found", spec[4:])
@@ -61,8 +66,7 @@ def load_sam_segmenter(spec: str = "sam", device: str = "auto", precision: str =
     else:
         raise InputError(f"unknown segmenter {spec!r}: use auto, classical, sam, "
                          f"sam:vit_b, sam:vit_l, sam:vit_h or a .pth path")
-    known = {k: v for k, v in options.items() if k in ("select", "multimask", "refine")}
-    return SamSegmenter(path, device=device, precision=precision, cache=cache, **known)
+    return SamSegmenter(path, device=device, precision=precision, cache=cache)
 
 
 # -- checkpoint reading and architecture inference ---------------------------------------------
@@ -236,59 +240,10 @@ def _encoder_placeholder(img_size: int):
 # -- device and precision -------------------------------------------------------------------
 
 def resolve_precision(precision: str, device: str, cache: bool = True) -> str:
-    """``auto`` → ``bf16`` on CUDA with bfloat16 support (else ``fp16``), ``fp32`` on MPS, and on
-    CPU ``bf16`` only when measured faster than ``fp32`` here (measured once, remembered in the
-    cache directory). An explicit ``fp32``/``bf16``/``fp16`` is kept (``fp16`` not on CPU)."""
-    import torch
-
-    if precision not in (None, "", "auto", "fp32", "bf16", "fp16"):
-        raise InputError(f"unknown --precision {precision!r}: use auto, fp32, bf16 or fp16")
-    if precision == "fp16" and device == "cpu":
-        raise InputError("--precision fp16 is not supported on the CPU: use bf16 or fp32")
-    if precision not in (None, "", "auto"):
-        return precision
-    if device == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if device == "mps":
-        return "fp32"
-    return "bf16" if cpu_bf16_is_faster(cache) else "fp32"
-
-
-def cpu_bf16_is_faster(remember: bool = True) -> bool:
-    """Time a ViT-like matmul workload in fp32 and under bfloat16 autocast on this CPU (≈0.3 s);
-    True when bf16 is at least 1.2× faster. The answer is kept in ``cache_dir()/cpu_bf16.json``
-    keyed by CPU capability, torch version and thread count."""
-    import torch
-
-    ident = f"{torch.backends.cpu.get_cpu_capability()}|{torch.__version__}|{torch.get_num_threads()}"
-    record = cache_dir() / "cpu_bf16.json"
-    try:
-        saved = json.loads(record.read_text())
-        if saved.get("id") == ident:
-            return bool(saved["faster"])
-    except (OSError, ValueError, KeyError):
-        pass
-    layer = torch.nn.Sequential(torch.nn.Linear(768, 3072), torch.nn.GELU(),
-                                torch.nn.Linear(3072, 768))
-    x = torch.randn(1024, 768)
-
-    def best(autocast: bool) -> float:
-        times = []
-        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=autocast):
-            for _ in range(4):
-                t = time.perf_counter()
-                layer(x)
-                times.append(time.perf_counter() - t)
-        return min(times[1:])
-
-    fp32, bf16 = best(False), best(True)
-    faster = fp32 / bf16 >= 1.2
-    if remember:
-        with contextlib.suppress(OSError):
-            record.parent.mkdir(parents=True, exist_ok=True)
-            record.write_text(json.dumps({"id": ident, "faster": faster, "fp32_s": fp32,
-                                          "bf16_s": bf16}))
-    return faster
+    """SAM's encoder precision: ``auto`` → ``bf16`` on CUDA with bfloat16 support (else ``fp16``),
+    ``fp32`` on MPS, and on the CPU the project's one rule (:func:`autoinpaint.device.resolve_precision`:
+    ``bf16`` only where measured faster). An explicit ``fp32``/``bf16``/``fp16`` is kept (not fp16 on CPU)."""
+    return _resolve_precision(precision, device, remember=cache, cuda="bf16", mps="fp32")
 
 
 @contextlib.contextmanager
@@ -313,13 +268,14 @@ def _decoder_threads(device: str):
 
 # -- the segmenter ------------------------------------------------------------------------------
 
-class SamSegmenter:
+class SamSegmenter(BaseSegmenter):
     """Segment Anything behind the Segmenter interface, backed by ``SamPredictor``.
 
-    Points in one call are one prompt; several boxes are predicted in one batch through
-    ``SamPredictor.predict_torch`` (one mask per box, each box together with the points and
-    negative points inside it) and the masks are united. Points outside every box form one more
-    prompt with all negative points.
+    :meth:`embed` runs the image encoder once per image (or restores the embedding from the cache);
+    :meth:`predict` runs only the prompt encoder and mask decoder. Points in one call are one
+    prompt; several boxes are predicted in one batch through ``SamPredictor.predict_torch`` (one mask
+    per box, each box together with the points and negative points inside it) and the masks are
+    united. Points outside every box form one more prompt with all negative points.
 
     Arguments:
       checkpoint (str or Path): SAM checkpoint (``.pth`` state dict or ``.safetensors``).
@@ -328,29 +284,20 @@ class SamSegmenter:
         encoder (the prompt encoder and mask decoder always run in fp32).
       cache (bool): use the on-disk embedding cache and checkpoint-head cache (the in-process
         LRU is always on).
-      select (str): which of the multimask outputs to keep: ``iou`` (highest predicted IoU),
-        ``largest`` or ``smallest`` (area in pixels).
-      multimask (bool or None): ask for several masks per prompt; None = only for an ambiguous
-        single point, or when ``select`` is ``largest``/``smallest``.
-      refine (int): extra passes feeding the chosen mask's low-resolution logits (256×256) back as
-        ``mask_input``.
     """
 
     def __init__(self, checkpoint: str | Path, device: str = "auto", precision: str = "auto",
-                 cache: bool = True, select: str = "iou", multimask: bool | None = None,
-                 refine: int = 0) -> None:
-        if select not in SELECT_MODES:
-            raise InputError(f"unknown mask selection {select!r}: use {', '.join(SELECT_MODES)}")
+                 cache: bool = True) -> None:
         self.checkpoint = Path(checkpoint)
         if not self.checkpoint.is_file():
             raise missing_error(f"SAM checkpoint {self.checkpoint} not found")
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device, cache)
-        self.select, self.multimask, self.refine = select, multimask, int(refine)
         self.cache = EmbeddingCache(disk=cache)
         self.fingerprint = checkpoint_fingerprint(self.checkpoint)
         self.encoder_runs = 0
         self._lock = threading.RLock()  # the predictor holds one image at a time
+        self._current = None  # the Embedding the predictor holds now
         head = self.cache.get_head(self.fingerprint)
         if head is not None:
             self.config, tensors = head
@@ -394,36 +341,61 @@ class SamSegmenter:
             return contextlib.nullcontext()
         return torch.autocast(device_type, dtype=dtype)
 
-    def set_image(self, image: np.ndarray) -> bool:
-        """Make ``image`` (H×W×3 uint8 RGB) current: restore its embedding from the cache, or run
-        the image encoder and cache the result. Returns True on a cache hit."""
-        import torch
+    def embedding_key(self, image: np.ndarray) -> str:
+        """Cache key: image content, checkpoint fingerprint, precision and encoder size."""
+        digest = hashlib.blake2b(image.tobytes(), digest_size=16)
+        digest.update(repr(image.shape).encode())
+        return hashlib.sha256(f"{digest.hexdigest()}|{self.fingerprint}|{self.precision}|"
+                              f"{self.config['img_size']}".encode()).hexdigest()[:40]
 
-        from .embedding_cache import Embedding
+    def embed(self, image: np.ndarray) -> Embedding:
+        """Embedding of ``image`` (H×W×3 uint8 RGB): from the cache, or by running the image encoder
+        (then cached in memory and on disk)."""
+        import torch
 
         image = np.ascontiguousarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise InputError("SAM needs an H×W×3 uint8 RGB image")
-        digest = hashlib.blake2b(image.tobytes(), digest_size=16)
-        digest.update(repr(image.shape).encode())
-        key = hashlib.sha256(f"{digest.hexdigest()}|{self.fingerprint}|{self.precision}|"
-                             f"{self.config['img_size']}".encode()).hexdigest()[:40]
+        key = self.embedding_key(image)
         emb = self.cache.get(key)
-        p = self.predictor
         if emb is not None:
-            p.reset_image()
-            p.features = emb.features.to(self.device, torch.float32)
-            p.original_size, p.input_size = tuple(emb.original_size), tuple(emb.input_size)
-            p.is_image_set = True
-            return True
-        self._ensure_encoder()
-        with self._autocast():
-            p.set_image(image)
-        self.encoder_runs += 1
-        p.features = p.features.to(torch.float32)
-        self.cache.put(key, Embedding(p.features.cpu(), tuple(p.original_size),
-                                      tuple(p.input_size)))
-        return False
+            return emb
+        with self._lock:
+            self._ensure_encoder()
+            with self._autocast(), torch.inference_mode():
+                self.predictor.set_image(image)
+            self.encoder_runs += 1
+            p = self.predictor
+            emb = Embedding({"features": p.features.to(torch.float32).cpu()}, tuple(p.original_size),
+                            tuple(p.input_size))
+            self._current = None
+            self.cache.put(key, emb)
+        return emb
+
+    def _restore(self, emb: Embedding) -> None:
+        """Put ``emb`` into the predictor (cheap: a tensor reference), unless it is there already."""
+        import torch
+
+        if self._current is emb:
+            return
+        p = self.predictor
+        p.reset_image()
+        p.features = emb.tensors["features"].to(self.device, torch.float32)
+        p.original_size, p.input_size = tuple(emb.original_size), tuple(emb.input_size)
+        p.is_image_set = True
+        self._current = emb
+
+    def predict(self, embedding: Embedding, selection: Selection,
+                params: SegmentParams | None = None) -> SegmentResult:
+        """Mask of the object(s) that ``selection`` (pixel coordinates) points at, with SAM's
+        predicted IoU and stability score of the kept masks (the lowest over the prompts)."""
+        import torch
+
+        params = params or SegmentParams()
+        with self._lock, torch.inference_mode():
+            self._restore(embedding)
+            with _decoder_threads(self.device):
+                return self._segment(tuple(embedding.original_size), selection, params)
 
     def _predict(self, points: list[np.ndarray], labels: list[np.ndarray],
                  boxes: np.ndarray | None, multimask: bool, mask_input=None):
@@ -434,13 +406,9 @@ class SamSegmenter:
         import torch
 
         p = self.predictor
-        n = max(len(c) for c in points)
         coords_t = labels_t = boxes_t = None
-        if n:
-            coords = np.zeros((len(points), n, 2), np.float32)
-            labs = -np.ones((len(points), n), np.float32)
-            for i, (c, lab) in enumerate(zip(points, labels)):
-                coords[i, :len(c)], labs[i, :len(c)] = c, lab
+        if max(len(c) for c in points):
+            coords, labs = pad_points(points, labels)
             coords = p.transform.apply_coords(coords, p.original_size)
             coords_t = torch.as_tensor(coords, dtype=torch.float, device=self.device)
             labels_t = torch.as_tensor(labs, dtype=torch.int, device=self.device)
@@ -451,72 +419,29 @@ class SamSegmenter:
                                           multimask_output=multimask)
         return masks.cpu().numpy(), iou.float().cpu().numpy(), low
 
-    def _prompts(self, sel: Selection) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
-        """(points, labels, box or None) per prompt, boxed prompts first."""
-        pos = np.asarray(sel.points, np.float32).reshape(-1, 2)
-        neg = np.asarray(sel.negatives, np.float32).reshape(-1, 2)
-
-        def inside(pts: np.ndarray, b) -> np.ndarray:
-            return ((pts[:, 0] >= b[0]) & (pts[:, 0] <= b[2])
-                    & (pts[:, 1] >= b[1]) & (pts[:, 1] <= b[3]))
-
-        def prompt(p: np.ndarray, n: np.ndarray, box=None):
-            return (np.concatenate([p, n]),
-                    np.concatenate([np.ones(len(p)), np.zeros(len(n))]).astype(np.float32),
-                    None if box is None else np.asarray(box, np.float32))
-
-        used = np.zeros(len(pos), bool)
-        prompts = []
-        for b in sel.boxes:
-            within = inside(pos, b)
-            used |= within
-            prompts.append(prompt(pos[within], neg[inside(neg, b)], b))
-        if (~used).any():
-            prompts.append(prompt(pos[~used], neg))
-        return prompts
-
-    def _choose(self, masks: np.ndarray, iou: np.ndarray) -> np.ndarray:
-        """Index of the kept mask per prompt (B), by predicted IoU or area."""
-        if self.select == "iou" or masks.shape[1] == 1:
-            return iou.argmax(1)
-        area = masks.reshape(masks.shape[0], masks.shape[1], -1).sum(-1).astype(float)
-        if self.select == "largest":
-            return area.argmax(1)
-        return np.where(area > 0, area, np.inf).argmin(1)
-
-    def __call__(self, image: np.ndarray, selection: Selection) -> np.ndarray:
-        """Mask (H×W bool) of the object(s) that ``selection`` (pixel coordinates) points at."""
-        with self._lock:
-            self.set_image(image)
-            with _decoder_threads(self.device):
-                return self._segment(image, selection)
-
-    def _segment(self, image: np.ndarray, selection: Selection) -> np.ndarray:
+    def _segment(self, size: tuple[int, int], selection: Selection, params: SegmentParams) -> SegmentResult:
         import torch
+        from segment_anything.utils.amg import calculate_stability_score
 
-        mask = np.zeros(image.shape[:2], bool)
-        prompts = self._prompts(selection)
-        groups = [[q for q in prompts if q[2] is not None], [q for q in prompts if q[2] is None]]
-        for group in groups:
-            if not group:
-                continue
-            points, labels = [q[0] for q in group], [q[1] for q in group]
-            boxes = np.stack([q[2] for q in group]) if group[0][2] is not None else None
-            multimask = self.multimask
-            if multimask is None:
-                multimask = self.select != "iou" or (
-                    boxes is None and len(group) == 1 and len(points[0]) == 1)
+        mask = np.zeros(size, bool)
+        ious, stabilities = [], []
+        for group in group_prompts(selection):
+            points, labels, boxes = group
+            multimask = wants_multimask(params.select, params.multimask, group)
             masks, iou, low = self._predict(points, labels, boxes, multimask)
-            best = self._choose(masks, iou)
-            rows = np.arange(len(group))
-            chosen = masks[rows, best]
-            for _ in range(self.refine):
-                logits = low[torch.as_tensor(rows), torch.as_tensor(best)][:, None]
-                masks, iou, low = self._predict(points, labels, boxes, False, logits)
-                chosen, best = masks[:, 0], np.zeros(len(group), int)
+            rows = np.arange(len(points))
+            best = choose_masks(masks, iou, params.select)
+            chosen, chosen_iou = masks[rows, best], iou[rows, best]
+            logits = low[torch.as_tensor(rows), torch.as_tensor(best)][:, None]
+            for _ in range(params.refine):
+                masks, iou, logits = self._predict(points, labels, boxes, False, logits)
+                chosen, chosen_iou = masks[:, 0], iou[:, 0]
+            stability = calculate_stability_score(logits.float(), self.model.mask_threshold, 1.0)
             mask |= chosen.any(0)
-        return mask
+            ious += chosen_iou.tolist()
+            stabilities += stability.reshape(-1).cpu().tolist()
+        return SegmentResult(mask, {"iou": min(ious), "stability": min(stabilities)})
 
     def __repr__(self) -> str:
         return (f"SamSegmenter({str(self.checkpoint)!r}, device={self.device!r}, "
-                f"precision={self.precision!r}, select={self.select!r}, refine={self.refine})")
+                f"precision={self.precision!r})")

@@ -1,0 +1,63 @@
+"""What a batch worker runs, for both engines (the local process pool and Ray actors): one Task in, one
+manifest record out, through the same :func:`autoinpaint.api.run_edit` as ``autoinpaint remove``."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from ..errors import AutoinpaintError
+from .recipe import Task
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def base_record(task: Task) -> dict:
+    return {"line": task.line, "input": task.input, "output": task.output, "action": task.action,
+            "hash": task.param_hash}
+
+
+def execute_task(task: Task) -> dict:
+    """Edit one image through ``autoinpaint.api.run_edit``; never raises: failures become records."""
+    from ..api import run_edit, summary
+
+    record = base_record(task)
+    t0 = time.perf_counter()
+    try:
+        Path(task.output).parent.mkdir(parents=True, exist_ok=True)
+        state = run_edit(task.input, task.selection, task.options.replace(quiet=True), task.action, task.output)
+        s = summary(state, task.action)
+        record.update(status="done", error=None, timings=s["timings"], size=s["size"],
+                      mask_pixels=s["mask_pixels"], bbox=s["bbox"], segmenter=s["segmenter"],
+                      inpainter=s["inpainter"], output_size=os.path.getsize(task.output))
+    except AutoinpaintError as exc:
+        record.update(status="failed", error=str(exc), error_type=type(exc).__name__)
+    except MemoryError:
+        record.update(status="failed", error="out of memory", error_type="MemoryError")
+    except Exception as exc:  # noqa: BLE001 - fault isolation: one bad row never stops the batch
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        record.update(status="failed", error=f"unexpected {type(exc).__name__}: {msg}",
+                      error_type=type(exc).__name__)
+    record["seconds"] = round(time.perf_counter() - t0, 4)
+    record["pid"] = os.getpid()
+    return record
+
+
+def set_threads(threads: int | None) -> None:
+    """Limit the native thread pools of this worker (OpenCV, and torch when loaded)."""
+    if not threads:
+        return
+    for var in THREAD_VARS:
+        os.environ[var] = str(threads)
+    import cv2
+
+    cv2.setNumThreads(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+def init_worker(threads: int | None) -> None:
+    set_threads(threads)
+
+

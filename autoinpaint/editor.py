@@ -1,0 +1,203 @@
+"""An editing session on one image in memory: open, select (once per click), refine, apply, encode.
+
+The core that the web app, notebooks and scripts share. It runs the very steps of
+:mod:`autoinpaint.api` (no second implementation of any stage), one stage at a time, and keeps the
+state between calls: the image embedding is computed once (in the background right after ``open``),
+so every further click runs only the prompt decoder.
+
+>>> ed = Editor(EditOptions(segmenter="classical")).open("samples/catalogue_sticker.jpg")
+>>> mask = ed.select(points=[(527, 442)])           # H×W bool, the object
+>>> alpha = ed.refine(dilate=10)                    # H×W float32, what will change
+>>> result = ed.apply("remove")                     # H×W×C, like the input
+>>> ed.save("outputs/clean.jpg")                    # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from .api import ACTIONS, EditOptions, inpaint_step, mask_step, selection_steps, summary
+from .composite import Composite
+from .errors import InputError
+from .image_io import ImageInput, encode_image
+from .inpaint import Progress
+from .io_steps import LoadImage
+from .pipeline import Pipeline
+from .selection import Selection
+from .state import EditState
+
+_MASK_FIELDS = ("dilate", "erode", "feather", "blur", "fill_holes", "min_area")
+_EMBEDDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autoinpaint-embed")
+
+
+class Editor:
+    """One image, edited in steps.
+
+    Args:
+        options: the session's defaults (:class:`~autoinpaint.api.EditOptions`); each call may
+            override call-time fields.
+    """
+
+    def __init__(self, options: EditOptions | None = None):
+        self.options = options or EditOptions()
+        self.state: EditState | None = None
+        self._object: np.ndarray | None = None  # the segmentation before the mask stage
+        self.action = "mask"  # the last stage run, for summary()
+        self._lock = threading.RLock()
+
+    # ---------------------------------------------------------------------------------------- open
+    def open(self, image: ImageInput, embed: bool = True) -> "Editor":
+        """Load ``image`` (a path, encoded bytes, a PIL image or an array) and, when ``embed``,
+        start computing its embedding for the segmenter in the background."""
+        state = LoadImage(self.options.max_pixels, source=image)(EditState())
+        with self._lock:
+            self.state, self._object, self.action = state, None, "mask"
+        if embed:
+            self.start_embedding()
+        return self
+
+    @property
+    def segment_step(self):
+        return selection_steps(self.options)[-1]
+
+    def start_embedding(self) -> Future:
+        """Compute the segmenter's embedding of the image in a background thread (one at a time per
+        process); ``select`` waits for it. Returns the future."""
+        state = self._require()
+        step = self.segment_step
+        segmenter = step.segmenter
+        held = state.embeddings.get(segmenter.name)
+        if isinstance(held, Future):
+            return held
+        if held is not None:
+            done: Future = Future()
+            done.set_result(held)
+            return done
+        from .pixels import to_rgb8
+
+        future = _EMBEDDER.submit(segmenter.embed, to_rgb8(state.image))
+        state.embeddings[segmenter.name] = future
+        return future
+
+    def embedding_ready(self) -> bool:
+        """True when the segmenter's embedding is computed (a click then costs only the decoder)."""
+        state = self._require()
+        held = [v for v in state.embeddings.values()]
+        return bool(held) and all(not isinstance(v, Future) or v.done() for v in held)
+
+    # ---------------------------------------------------------------------------------------- stages
+    def select(self, selection: Selection | None = None, *, points=(), negatives=(), boxes=(),
+               rects=(), ellipses=(), relative: bool = False, **options) -> np.ndarray:
+        """Segment ``selection`` (or the prompts given as keywords), then run the mask stage.
+        Returns the object mask (H×W bool); ``refine`` and ``apply`` use it. Keyword ``options``
+        override call-time fields (``sam_select``, ``sam_refine``, ``dilate``, ...)."""
+        if selection is None:
+            selection = Selection(points=tuple(map(tuple, points)), negatives=tuple(map(tuple, negatives)),
+                                  boxes=tuple(map(tuple, boxes)), rects=tuple(map(tuple, rects)),
+                                  ellipses=tuple(map(tuple, ellipses)), relative=relative)
+        opts = self._options(options)
+        with self._lock:
+            state = self._require()
+            state.selection = selection
+            state = Pipeline(selection_steps(opts))(state)
+            self._object = state.mask.copy()
+            mask_step(opts)(state)
+            state.result = state.inpainted = state.crop = None
+            return self._object
+
+    def refine(self, **mask_options) -> np.ndarray:
+        """Re-run the mask stage on the last selection with other ``dilate``, ``erode``, ``feather``,
+        ``blur``, ``fill_holes`` or ``min_area``. Returns the alpha (H×W float32, 1 = replaced)."""
+        unknown = set(mask_options) - set(_MASK_FIELDS)
+        if unknown:
+            raise InputError(f"unknown mask option(s): {', '.join(sorted(unknown))}")
+        with self._lock:
+            state = self._require()
+            if self._object is None:
+                raise InputError("nothing selected yet: select before refine")
+            self.options = self.options.replace(**mask_options)
+            state.mask = self._object.copy()
+            mask_step(self.options)(state)
+            state.result = state.inpainted = state.crop = None
+            return state.alpha
+
+    def apply(self, action: str = "remove", progress: Progress | None = None, **options) -> np.ndarray:
+        """Inpaint the selection: ``remove``, ``replace`` or ``fill`` (``prompt=...``). Keyword
+        ``options`` are EditOptions fields for this call (``prompt``, ``seed``, ``steps``,
+        ``inpainter``, ...). ``progress(done, total)`` is called per model step; raising
+        :class:`~autoinpaint.inpaint.Cancelled` in it stops the call. Returns the result (H×W×C,
+        like the input); pixels with alpha 0 are bit-identical to the input's."""
+        if action not in ACTIONS or action == "mask":
+            raise InputError(f"unknown action {action!r}; choose remove, replace or fill")
+        opts = self._options(options)
+        with self._lock:
+            state = self._require()
+            if state.alpha is None:
+                raise InputError("nothing selected yet: select before apply")
+            work = dataclasses.replace(state, metadata=dict(state.metadata), timings=dict(state.timings))
+        # the model call runs outside the lock: the session stays usable (e.g. for a status query)
+        work = Pipeline([inpaint_step(action, opts, progress), Composite()])(work)
+        with self._lock:
+            self.state = work
+            self.action = action
+        return work.result
+
+    # ---------------------------------------------------------------------------------------- output
+    def encode(self, fmt: str | None = None) -> bytes:
+        """The result (or the image when nothing was applied) encoded like the input (format,
+        quality, bit depth, ICC, EXIF), or as ``fmt`` (``PNG``, ``JPEG``, ...)."""
+        state = self._require()
+        pixels = state.result if state.result is not None else state.image
+        return encode_image(pixels, state.info, (fmt or state.info.format).upper())
+
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> str:
+        """Write the result to ``path`` atomically (its suffix picks the format, else the input's);
+        refuses to replace the input unless ``overwrite``. Returns the format written."""
+        from .io_steps import SaveImage
+
+        state = self._require()
+        if state.result is None:
+            raise InputError("nothing applied yet: apply before save")
+        work = dataclasses.replace(state, output_path=str(path), metadata=dict(state.metadata))
+        SaveImage(overwrite)(work)
+        return work.metadata["output_format"]
+
+    def summary(self) -> dict[str, Any]:
+        """The ``--json`` record of the session's last stage."""
+        state = self._require()
+        return summary(state, self.action)
+
+    # ---------------------------------------------------------------------------------------- state
+    @property
+    def image(self) -> np.ndarray:
+        return self._require().image
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        return self._object
+
+    @property
+    def alpha(self) -> np.ndarray | None:
+        return self._require().alpha
+
+    @property
+    def result(self) -> np.ndarray | None:
+        return self._require().result
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._require().size
+
+    def _require(self) -> EditState:
+        if self.state is None:
+            raise InputError("no image open: call open(image) first")
+        return self.state
+
+    def _options(self, overrides: dict) -> EditOptions:
+        return self.options.replace(**overrides) if overrides else self.options
+

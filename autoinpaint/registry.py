@@ -1,0 +1,208 @@
+"""A registry of model families, and one process-wide cache of loaded models.
+
+Like spandrel's ``ArchSupport`` / ``ModelLoader`` and transformers' Auto mappings: each
+:class:`Family` says which specs it claims (a name, a hub id, a file), and how to load one (a lazy
+``module:function`` reference, so nothing heavy is imported to ask). :func:`load` finds the family
+for a spec and loads the model once per process, keyed by (kind, spec, load-time options): two
+requests that differ only in call-time values (prompt, seed, ``sam_select``) share one model.
+
+:data:`KNOWN` lists the named models that ``autoinpaint models list`` shows and ``auto`` chooses
+from. This module imports no torch.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import InputError, ModelMissingError
+
+KINDS = ("segmenter", "inpainter", "detector")
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family.
+
+    kind: ``segmenter``, ``inpainter`` or ``detector``.
+    claims: ``claims(spec) -> bool``, cheap (no heavy import, at most a file stat).
+    loader: ``"module:function"``; the function takes ``(spec, **load_options)`` and returns the model.
+    """
+
+    name: str
+    kind: str
+    claims: Callable[[str], bool]
+    loader: str
+
+    def load(self, spec: str, **options) -> Any:
+        return self._function()(spec, **options)
+
+    def _function(self) -> Callable[..., Any]:
+        module, _, function = self.loader.partition(":")
+        return getattr(importlib.import_module(module), function)
+
+    def accepted(self, options: dict) -> dict:
+        """The ``options`` this family's loader takes (a family ignores the others' load options,
+        e.g. a classical inpainter the diffusion dtype); None values mean "default" and are dropped."""
+        import inspect
+
+        params = inspect.signature(self._function()).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            return {k: v for k, v in options.items() if v is not None}
+        return {k: v for k, v in options.items() if k in params and v is not None}
+
+
+def _is_file_with(suffixes: tuple[str, ...]) -> Callable[[str], bool]:
+    def claims(spec: str) -> bool:
+        return spec.lower().endswith(suffixes) and Path(os.path.expanduser(spec)).is_file()
+    return claims
+
+
+def _names(*names: str) -> Callable[[str], bool]:
+    return lambda spec: spec.lower() in names
+
+
+def _sam_claims(spec: str) -> bool:
+    s = spec.lower()
+    return (s == "sam" or (s.startswith("sam:") and s[4:] in ("vit_b", "vit_l", "vit_h"))
+            or s.endswith((".pth", ".pt")) or (s.endswith(".safetensors") and os.path.isfile(spec)))
+
+
+def _diffusion_claims(spec: str) -> bool:
+    from .hub import is_hub_id
+
+    s = os.path.expanduser(spec)
+    return (spec.lower() in DIFFUSION_ALIASES or is_hub_id(spec)
+            or (os.path.isdir(s) and os.path.isfile(os.path.join(s, "model_index.json")))
+            or s.lower().endswith((".safetensors", ".ckpt", ".pt", ".pth", ".bin")))
+
+
+CLASSICAL_INPAINTERS = ("hybrid", "patchmatch", "telea", "ns")
+DIFFUSION_ALIASES = {
+    "sd15": "stable-diffusion-v1-5/stable-diffusion-inpainting",
+    "sd-1.5": "stable-diffusion-v1-5/stable-diffusion-inpainting",
+    "sd2": "stabilityai/stable-diffusion-2-inpainting",
+    "sdxl": "diffusers/stable-diffusion-xl-1.0-inpainting-0.1",
+    "kandinsky22": "kandinsky-community/kandinsky-2-2-decoder-inpaint",
+}
+
+# First claim wins: specific names before hub ids and paths.
+FAMILIES: list[Family] = [
+    Family("classical", "segmenter", _names("classical", "grabcut"),
+           "autoinpaint.segment.classical:load_classical_segmenter"),
+    Family("sam", "segmenter", _sam_claims, "autoinpaint.segment.sam:load_sam_segmenter"),
+    Family("classical", "inpainter", _names(*CLASSICAL_INPAINTERS),
+           "autoinpaint.inpaint.classical:load_classical_inpainter"),
+    Family("diffusion", "inpainter", _diffusion_claims,
+           "autoinpaint.inpaint.diffusion:load_diffusion_inpainter"),
+]
+
+
+def family_for(kind: str, spec: str) -> Family:
+    """The family that claims ``spec`` for ``kind``; InputError naming the choices otherwise."""
+    for family in FAMILIES:
+        if family.kind == kind and family.claims(spec):
+            return family
+    if spec.startswith((".", "~", "/")) or os.sep in spec.replace("/", "") or spec.count("/") > 1:
+        raise ModelMissingError(f"{kind} {spec!r}: no such file or folder")
+    names = sorted({f.name for f in FAMILIES if f.kind == kind})
+    raise InputError(f"unknown {kind} {spec!r}: use auto, a known name (autoinpaint models list), a hub id "
+                     f"or a path ({', '.join(names)})")
+
+
+# ------------------------------------------------------------------------------------------ model cache
+class ModelCache:
+    """Loaded models by key: each loads once (concurrent requests for one key wait for the first),
+    at most ``max_items`` kept, least recently used dropped first."""
+
+    def __init__(self, max_items: int = 6):
+        self.max_items = max_items
+        self._items: OrderedDict[tuple, Any] = OrderedDict()
+        self._locks: dict[tuple, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, factory: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            key_lock = self._locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._items:
+                    return self._items[key]
+            model = factory()
+            with self._lock:
+                self._items[key] = model
+                while len(self._items) > self.max_items:
+                    old, _ = self._items.popitem(last=False)
+                    self._locks.pop(old, None)
+            return model
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._locks.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+MODELS = ModelCache(int(os.environ.get("AUTOINPAINT_MAX_MODELS", "6") or 6))
+
+
+def load(kind: str, spec: str, **options) -> Any:
+    """The model ``spec`` of ``kind`` with load-time ``options``, loaded once per process."""
+    family = family_for(kind, spec)
+    options = family.accepted(options)
+    key = (kind, family.name, spec, tuple(sorted((k, repr(v)) for k, v in options.items())))
+    return MODELS.get(key, lambda: family.load(spec, **options))
+
+
+# ------------------------------------------------------------------------------------------ known models
+@dataclass(frozen=True)
+class KnownModel:
+    """A named model that ``models list`` shows and ``auto`` may pick.
+
+    source: a hub id (``hub:owner/name``) or a checkpoint name of :mod:`autoinpaint.checkpoints`
+        (``file:vit_b``). size: bytes of the weights (published), for the listing.
+    """
+
+    name: str
+    kind: str
+    family: str
+    source: str
+    size: int
+    description: str = ""
+
+    def location(self) -> str | None:
+        """Where it is on this machine (a path), or None when it is not present."""
+        scheme, _, ref = self.source.partition(":")
+        if scheme == "file":
+            from .checkpoints import find_checkpoint
+
+            found = find_checkpoint(ref)
+            return str(found) if found else None
+        if scheme == "hub":
+            from .hub import snapshot_folder
+
+            found = snapshot_folder(ref)
+            return str(found) if found else None
+        return None
+
+
+KNOWN: list[KnownModel] = [
+    KnownModel("vit_b", "segmenter", "sam", "file:vit_b", 375_042_383,
+               "SAM ViT-B (segment-anything .pth), 91M parameters"),
+    KnownModel("vit_l", "segmenter", "sam", "file:vit_l", 1_249_524_607, "SAM ViT-L (.pth), 308M parameters"),
+    KnownModel("vit_h", "segmenter", "sam", "file:vit_h", 2_564_550_879, "SAM ViT-H (.pth), 636M parameters"),
+]
+
+
+def known(kind: str | None = None) -> list[KnownModel]:
+    """The known models of ``kind`` (all when None), in preference order for ``auto``."""
+    return [m for m in KNOWN if kind is None or m.kind == kind]

@@ -1,0 +1,79 @@
+"""The segmenter interface: :class:`Segmenter` (embed once, predict per prompt), its call-time
+:class:`SegmentParams` and its :class:`SegmentResult`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..errors import InputError
+from ..selection import Selection
+
+SELECT_MODES = ("iou", "largest", "smallest")
+
+
+@dataclass(frozen=True)
+class SegmentParams:
+    """Call-time values of a prediction.
+
+    select: which candidate mask to keep when a model proposes several: ``iou`` (highest predicted
+        IoU), ``largest`` or ``smallest`` (area in pixels).
+    refine: extra passes feeding the kept mask's low-resolution logits back as a mask prompt.
+    multimask: ask for several candidates per prompt; None = the model's rule (an ambiguous single
+        point, or ``select`` other than ``iou``).
+    """
+
+    select: str = "iou"
+    refine: int = 0
+    multimask: bool | None = None
+
+    def __post_init__(self):
+        if self.select not in SELECT_MODES:
+            raise InputError(f"unknown mask selection {self.select!r}: use {', '.join(SELECT_MODES)}")
+        if not 0 <= int(self.refine) <= 10:
+            raise InputError(f"refine passes must be in 0..10, got {self.refine}")
+
+
+@dataclass
+class SegmentResult:
+    """What a prediction returns.
+
+    mask: H×W bool, the selected object(s).
+    scores: the model's own confidence, e.g. ``{"iou": 0.91, "stability": 0.95}`` (the lowest over
+        the prompts); empty when the segmenter has none.
+    """
+
+    mask: np.ndarray
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+class Segmenter(Protocol):
+    """Turns prompts into an object mask.
+
+    ``embed(image)``: ``image`` is H×W×3 uint8 RGB; returns an opaque embedding for ``predict``.
+    ``predict(embedding, selection, params)``: ``selection`` in pixel coordinates, validated
+    (``points``, ``negatives``, ``boxes``); returns a :class:`SegmentResult` with an H×W bool mask.
+    ``name`` says which model it is (``classical``, ``sam:vit_b``, ...).
+    """
+
+    name: str
+
+    def embed(self, image: np.ndarray) -> Any: ...
+
+    def predict(self, embedding: Any, selection: Selection, params: SegmentParams) -> SegmentResult: ...
+
+
+class BaseSegmenter:
+    """Shared convenience: ``segmenter(image, selection, select=..., refine=...)`` → H×W bool mask."""
+
+    name = "segmenter"
+
+    def embed(self, image: np.ndarray) -> Any:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def predict(self, embedding: Any, selection: Selection, params: SegmentParams) -> SegmentResult:
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def __call__(self, image: np.ndarray, selection: Selection, **params) -> np.ndarray:
+        return self.predict(self.embed(image), selection, SegmentParams(**params)).mask
