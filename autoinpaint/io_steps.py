@@ -1,24 +1,20 @@
-"""Pipeline steps that read and write files: the input image, the output, the mask and a preview."""
+"""Pipeline steps that read and write files: the input image, the output, the mask and a preview.
+
+Files are paths or URLs (``s3://…``): every read and write goes through :mod:`autoinpaint.storage`.
+"""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from .errors import InputError
-from .image_io import ImageInput, load_image, save_image, save_mask
-
-
-def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    try:
-        return Path(a).resolve() == Path(b).resolve()
-    except OSError:
-        return False
+from .image_io import ImageInput, decode_image, encode_image, encode_mask, load_image, output_format
+from .storage import read_bytes, same, suffix, write_bytes
 
 
 class LoadImage:
     """Pipeline step: ``source`` (or ``state.input_path``) → ``state.image`` (EXIF-oriented) and
-    ``state.info``. ``source`` is anything :func:`~autoinpaint.image_io.load_image` takes: a path,
-    encoded bytes, a PIL image or an array."""
+    ``state.info``. ``source`` is anything :func:`~autoinpaint.image_io.load_image` takes: a path (or a
+    URL, read through :mod:`autoinpaint.storage`), encoded bytes, a PIL image or an array."""
 
     name = "load"
 
@@ -30,9 +26,12 @@ class LoadImage:
         source = self.source if self.source is not None else state.input_path
         if source is None:
             raise InputError("no input image given")
-        state.image, state.info = load_image(source, self.max_pixels)
         if isinstance(source, (str, os.PathLike)):
-            state.input_path = str(source)
+            spec = os.fspath(source)
+            state.image, state.info = decode_image(read_bytes(spec), spec, self.max_pixels)
+            state.info.path = state.input_path = spec
+        else:
+            state.image, state.info = load_image(source, self.max_pixels)
         return state
 
     def __repr__(self) -> str:
@@ -52,9 +51,11 @@ class SaveImage:
         out = state.output_path
         if out is None:
             raise InputError("no output path given")
-        if not self.overwrite and state.input_path and _same_file(out, state.input_path):
+        if not self.overwrite and state.input_path and same(out, state.input_path):
             raise InputError(f"refusing to overwrite the input {out} (pass --overwrite to allow it)")
-        state.metadata["output_format"] = save_image(state.result, state.info, out)
+        fmt = output_format(out, state.info)
+        write_bytes(out, encode_image(state.result, state.info, fmt))
+        state.metadata["output_format"] = fmt
         return state
 
     def __repr__(self) -> str:
@@ -71,9 +72,9 @@ class SaveMask:
 
     def __call__(self, state):
         path = self.path or state.output_path
-        if state.input_path and _same_file(path, state.input_path):
+        if state.input_path and same(path, state.input_path):
             raise InputError(f"refusing to overwrite the input {path} with a mask")
-        save_mask(state.alpha, path)
+        write_bytes(path, encode_mask(state.alpha))
         return state
 
     def __repr__(self) -> str:
@@ -89,10 +90,9 @@ class SavePreview:
         self.path = path
 
     def __call__(self, state):
-        from .image_io import write_atomic
         from .preview import render_preview
 
-        write_atomic(self.path, render_preview(state, Path(self.path).suffix))
+        write_bytes(self.path, render_preview(state, suffix(self.path)))
         return state
 
     def __repr__(self) -> str:

@@ -17,8 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from scenes import catalogue_photo  # noqa: E402
 
-from autoinpaint.batch import Defaults, Manifest, iter_tasks  # noqa: E402
-from autoinpaint.batch.recipe import Task  # noqa: E402
+from autoinpaint.batch import Defaults, iter_tasks, open_manifest  # noqa: E402
+from autoinpaint.batch.manifest import ManifestSnapshot  # noqa: E402
+from autoinpaint.batch.plan import RunIndex  # noqa: E402
+from autoinpaint.batch.recipe import Task, param_hash  # noqa: E402
 from autoinpaint.selection import Selection  # noqa: E402
 
 FAST = ["--segmenter", "classical", "--inpainter", "telea"]
@@ -251,41 +253,114 @@ def test_yaml_recipe_line_numbers_and_defaults(tmp_path):
     assert tasks[1].error and "line 5" in tasks[1].error and "bogus" in tasks[1].error
     assert tasks[2].selection.points == ((20.0, 30.0),) and tasks[2].options.dilate == 8
     assert tasks[3].output == str(tmp_path / "out" / "in-photo00.jpg") and tasks[3].selection.relative
-    assert len({t.param_hash for t in tasks if not t.error}) == 3
+    hashes = {param_hash(t.input, t.selection, t.action, t.options, t.output) for t in tasks if not t.error}
+    assert len(hashes) == 3
     assert Task.from_payload(tasks[3].to_payload()) == tasks[3]
 
 
 def test_manifest_tolerates_torn_line(tmp_path):
-    m = Manifest(tmp_path)
-    m.path.write_text('{"output": "a", "status": "done", "hash": "h1", "output_size": 3}\n{"output": "b", "sta')
-    assert set(m.latest_done()) == {"a"}
-    m.open()
+    path = tmp_path / "manifest.jsonl"
+    path.write_text('{"output": "a", "status": "done", "hash": "h1", "output_size": 3}\n{"output": "b", "sta')
+    m = open_manifest(str(path))
+    before = m.open()  # terminates the torn line; the snapshot is what earlier runs wrote
     m.append({"output": "c", "status": "done", "hash": "h2", "output_size": 1})
     m.close()
-    assert set(m.latest_done()) == {"a", "c"}
-    assert m.path.read_text().splitlines()[-1].startswith('{"output": "c"')
+    assert [r["output"] for r in before.records()] == ["a"]
+    index = RunIndex()
+    index.load(ManifestSnapshot(str(path)).records())
+    assert index.previous("a") == {"hash": "h1", "output_size": 3} and index.previous("c")["hash"] == "h2"
+    assert index.previous("b") is None
+    assert path.read_text().splitlines()[-1].startswith('{"output": "c"')
 
 
-def test_ray_engine_matches_local(tmp_path):
-    pytest.importorskip("ray.data")
+def test_ray_ledger_bounds_rows_in_flight_and_names_lost_ones():
+    """The Ray engine's backpressure and crash bookkeeping, without Ray: at most ``window`` rows are
+    admitted until the driver settles some; rows never settled are the ones a dead actor lost."""
+    import asyncio
+
+    from autoinpaint.batch.ray_engine import Ledger
+
+    async def scenario():
+        ledger = Ledger(window=4)
+        await ledger.admit({i: [i + 1, f"in/{i}.jpg", f"out/{i}.jpg", "remove"] for i in range(4)})
+        blocked = asyncio.ensure_future(ledger.admit({4: [5, "in/4.jpg", "out/4.jpg", "remove"]}))
+        await asyncio.sleep(0.05)
+        assert not blocked.done()  # full: the planner waits
+        await ledger.settle([0, 1])
+        await asyncio.wait_for(blocked, 1)
+        await ledger.settle([2, 4])
+        await ledger.finish(None)
+        return await asyncio.wait_for(ledger.state(4), 1)
+
+    finished, error, lost, peak = asyncio.run(scenario())
+    assert finished and error is None and peak == 4
+    assert lost == [[4, "in/3.jpg", "out/3.jpg", "remove"]]
+
+
+def test_ray_one_actor_pool_streams_the_batch_from_and_to_s3(ray_session, s3_server, tmp_path):
+    """One Ray Data pipeline for the whole batch: more rows than the in-flight window and than a Ray
+    task, each actor loads its models once, outputs byte-identical to the local engine's."""
+    import s3fs
+
+    from autoinpaint.api import EditOptions
+    from autoinpaint.batch.manifest import ManifestSnapshot
+    from autoinpaint.batch.plan import Plan
+    from autoinpaint.batch.ray_engine import run_ray
+
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    fs.mkdir("rayshop")
     photos = make_photos(tmp_path / "in", 4)
+    for p in photos:
+        fs.pipe_file(f"rayshop/in/{p['name']}", (tmp_path / "in" / p["name"]).read_bytes())
+    rows = [{"input": f"in/{p['name']}", "points": [p["point"]], "output": "{stem}_{line}{ext}"}
+            for _ in range(4) for p in photos]  # 16 rows, each photo 4 times
+    rows.append({"input": "in/missing.png", "points": [[1, 1]]})
+    text = "".join(json.dumps(r) + "\n" for r in rows) + '{"input": "in/x.jpg", "dilate": "lots"}\n'
+    fs.pipe_file("rayshop/recipe.jsonl", text.encode())
+    local = batch("s3://rayshop/recipe.jsonl", "-o", "local", "--workers", "2", "--json", *FAST, cwd=tmp_path)
+    assert local.returncode == 1 and json.loads(local.stdout)["done"] == 16, local.stderr[-2000:]
+
+    defaults = Defaults(options=EditOptions(segmenter="classical", inpainter="telea"))
+    plan = Plan("s3://rayshop/recipe.jsonl", "s3://rayshop/ray", defaults,
+                ManifestSnapshot(str(tmp_path / "no-manifest.jsonl")))
+    run = run_ray(plan, workers=2, threads=1, rows_per_task=2, window=6)
+    recs = []
+    while True:
+        try:
+            recs.append(next(run))
+        except StopIteration as stop:
+            stats = stop.value
+            break
+    assert len(recs) == 18 and stats["window"] == 6 and 2 <= stats["peak_in_flight"] <= 6  # backpressure
+    done = [r for r in recs if r["status"] == "done"]
+    assert len(done) == 16
+    by_line = {r["line"]: r for r in recs if r["status"] == "failed"}
+    assert "no such file" in by_line[17]["error"] and by_line[18]["error_type"] == "RecipeError"
+    pids = {r["pid"] for r in done}
+    assert len(pids) == 2  # one pool of two actors ...
+    for pid in pids:
+        mine = [r for r in done if r["pid"] == pid]
+        assert len(mine) > 2  # ... that each served several Ray tasks ...
+        assert max(r["model_loads"] for r in mine) == 2  # ... and loaded segmenter + inpainter once
+    for r in done:
+        name = Path(r["output"]).name
+        assert fs.cat_file(f"rayshop/ray/{name}") == (tmp_path / "local" / name).read_bytes()
+
+
+def test_ray_cli_honours_a_local_run(ray_session, tmp_path):
+    """``--engine ray`` through the CLI (joining the session's Ray with --ray-address): the manifest of
+    a local-engine run is honoured, failures are reported the same way."""
+    photos = make_photos(tmp_path / "in", 3)
     rows = [{"input": f"in/{p['name']}", "points": [p["point"]]} for p in photos]
     rows.append({"input": "in/missing.png", "points": [[1, 1]]})
     write_jsonl(tmp_path / "recipe.jsonl", rows)
-    local = batch("recipe.jsonl", "-o", "local", "--workers", "2", "--json", *FAST, cwd=tmp_path)
-    ray = batch("recipe.jsonl", "-o", "ray", "--engine", "ray", "--workers", "2", "--json", *FAST,
-                cwd=tmp_path, timeout=180)
-    assert local.returncode == ray.returncode == 1, ray.stderr[-2000:]
-    assert json.loads(ray.stdout)["done"] == 4 and json.loads(ray.stdout)["failed"] == 1
-    for p in photos:
-        assert (tmp_path / "ray" / p["name"]).read_bytes() == (tmp_path / "local" / p["name"]).read_bytes()
-
-    def key(outdir):
-        return sorted((r["line"], r["status"], r.get("mask_pixels"), Path(r["output"]).name)
-                      for r in records(outdir))
-
-    assert key(tmp_path / "ray") == key(tmp_path / "local")
-    # and the Ray engine honours the manifest of a local run: everything is skipped
-    again = batch("recipe.jsonl", "-o", "local", "--engine", "ray", "--workers", "2", "--json", *FAST,
-                  cwd=tmp_path, timeout=180)
-    assert json.loads(again.stdout)["skipped"] == 4
+    local = batch("recipe.jsonl", "-o", "out", "--workers", "2", "--json", *FAST, cwd=tmp_path)
+    assert local.returncode == 1, local.stderr
+    before = snapshot(tmp_path / "out")
+    ray = batch("recipe.jsonl", "-o", "out", "--engine", "ray", "--ray-address", ray_session, "--workers", "2",
+                "--json", *FAST, cwd=tmp_path, timeout=180)
+    assert ray.returncode == 1, ray.stderr[-2000:]
+    summary = json.loads(ray.stdout)
+    assert (summary["skipped"], summary["failed"], summary["engine"]) == (3, 1, "ray")
+    assert snapshot(tmp_path / "out") == before
+    assert "Error: 1 of 4 rows failed" in ray.stderr and "Traceback" not in ray.stderr
