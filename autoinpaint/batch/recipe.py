@@ -81,7 +81,7 @@ class Task:
 
     def to_payload(self) -> dict:
         """A JSON-friendly dict (for Ray rows); :meth:`from_payload` inverts it."""
-        return {**dataclasses.asdict(self), "options": self.options.to_dict()}
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_payload(cls, d: dict) -> "Task":

@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Iterator
 
 from ..errors import AutoinpaintError, InputError
 from ..paths import cache_dir
-from ..storage import (absolute, canonical, ensure_folder, is_dir, is_file, is_remote, join,
+from ..storage import (absolute, canonical, ensure_folder, exists, is_dir, is_file, is_remote, join,
                        remove_stale_temp_files)
 from .manifest import MANIFEST_NAME, open_manifest
 from .plan import Plan, plan_tasks
@@ -121,7 +121,7 @@ def _absolute_paths(defaults: Defaults) -> Defaults:
     if sel.mask_path:
         sel = dataclasses.replace(sel, mask_path=absolute(sel.mask_path))
     files = {k: absolute(v) for k in ("segmenter", "inpainter", "model")
-             if isinstance(v := getattr(opts, k), str) and not is_remote(v) and os.path.exists(os.path.expanduser(v))}
+             if isinstance(v := getattr(opts, k), str) and not is_remote(v) and exists(v)}
     return dataclasses.replace(defaults, selection=sel, options=opts.replace(**files) if files else opts)
 
 
