@@ -171,8 +171,29 @@ def init_ray(address: str | None, workers: int, cpus_per_worker: float, gpus_per
     if not address:
         cpus = max(os.cpu_count() or 1, int(workers * cpus_per_worker + 0.999))
         kwargs.update(num_cpus=cpus, num_gpus=None if gpus_per_worker else 0)
-    with _stderr_silenced():  # Ray's C++ start-up notes ("Set ray log level ...")
-        ray.init(address=address, **kwargs)
+    if address:
+        _reachable(address)
+    try:
+        with _stderr_silenced():  # Ray's C++ start-up notes ("Set ray log level ...")
+            ray.init(address=address, **kwargs)
+    except (ConnectionError, TimeoutError, RuntimeError) as exc:
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        raise AutoinpaintError(f"cannot start or join {where}: {exc}") from None
+
+
+def _reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail fast on a ``HOST:PORT`` (or ``ray://HOST:PORT``) nobody listens on: ``ray.init`` would
+    retry for minutes. ``auto`` and other forms are left to Ray."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise InputError(f"--ray-address {address}: cannot reach a Ray cluster there "
+                         f"({exc.strerror or exc})") from None
 
 
 @contextmanager
