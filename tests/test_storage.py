@@ -163,40 +163,41 @@ def test_s3_batch_reads_and_writes_a_bucket(s3_server, tmp_path):
 def test_s3_kill_9_then_resume_with_the_manifest_in_the_bucket(s3_server, tmp_path):
     fs = s3()
     fs.mkdir("studio")
-    photos = upload_photos(fs, "studio", tmp_path / "shots", 12)
-    rows = [{"input": f"s3://studio/shots/{p['name']}", "points": [p["point"]]} for p in photos]
+    photos = upload_photos(fs, "studio", tmp_path / "shots", 8)
+    rows = [{"input": f"s3://studio/shots/{p['name']}", "points": [p["point"]], "output": "{stem}_{line}{ext}"}
+            for _ in range(2) for p in photos]  # 16 rows
     (tmp_path / "recipe.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    manifest = "s3://studio/out/manifest.jsonl"
-    cmd = ["recipe.jsonl", "-o", "s3://studio/out", "--manifest", manifest, *FAST]
+    names = [f"{Path(r['input']).stem}_{i}{Path(r['input']).suffix}" for i, r in enumerate(rows, 1)]
+    cmd = ["recipe.jsonl", "-o", "s3://studio/out", "--manifest", "s3://studio/out/manifest.jsonl", *FAST]
+    env = {**os.environ, "AUTOINPAINT_MANIFEST_FLUSH_SECONDS": "0.3"}
     proc = subprocess.Popen([sys.executable, "-m", "autoinpaint", "batch", *cmd, "--workers", "1", "-q"],
                             cwd=tmp_path, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    clean = batch("recipe.jsonl", "-o", "clean", "--workers", "1", "-q", *FAST, cwd=tmp_path)  # meanwhile
-    assert clean.returncode == 0, clean.stderr
+                            stderr=subprocess.DEVNULL, env=env)
     flushed = 0
     deadline = time.time() + 90
     while time.time() < deadline and flushed < 3:
-        time.sleep(0.2)
+        time.sleep(0.1)
         fs.invalidate_cache()
-        parts = fs.find("studio/out/manifest.jsonl.parts") if fs.exists("studio/out/manifest.jsonl.parts") else []
+        parts = fs.find("studio/out/manifest.jsonl.parts")
         flushed = sum(fs.cat_file(p).count(b'"status": "done"') for p in parts)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its worker process
     proc.wait()
     fs.invalidate_cache()
-    done_before = len([k for k in fs.find("studio/out") if k.endswith(".jpg") or k.endswith(".png")])
-    assert 3 <= flushed and done_before < len(rows), "the run was not killed mid-way"
+    written = [k for k in fs.find("studio/out") if k.endswith((".jpg", ".png"))]
+    assert 3 <= flushed <= len(written) < len(rows), "the run was not killed mid-way"
 
+    clean = batch("recipe.jsonl", "-o", "clean", "--workers", "2", "-q", *FAST, cwd=tmp_path)
     resumed = batch(*cmd, "--workers", "2", "--json", cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert clean.returncode == 0 and resumed.returncode == 0, resumed.stderr[-2000:]
     summary = json.loads(resumed.stdout)
     assert summary["failed"] == 0 and summary["done"] + summary["skipped"] == len(rows)
     assert summary["skipped"] >= flushed  # every record that reached the bucket saves its row
     fs.invalidate_cache()
     keys = sorted(k.split("/", 2)[2] for k in fs.find("studio/out"))
-    assert keys == sorted([p["name"] for p in photos] + ["manifest.jsonl"])  # parts folded, no leftovers
-    for p in photos:
-        data = fs.cat_file(f"studio/out/{p['name']}")
+    assert keys == sorted(names + ["manifest.jsonl"])  # the parts are folded, nothing else is left
+    for name in names:
+        data = fs.cat_file(f"studio/out/{name}")
         Image.open(io.BytesIO(data)).load()  # whole, never a partial object
-        assert data == (tmp_path / "clean" / p["name"]).read_bytes()
+        assert data == (tmp_path / "clean" / name).read_bytes()
     recs = [json.loads(line) for line in fs.cat_file("studio/out/manifest.jsonl").decode().splitlines()]
     assert sum(r["status"] in ("done", "skipped") for r in recs) >= len(rows) + flushed

@@ -4,10 +4,10 @@
   one line on a file opened ``O_APPEND``, so a ``kill -9`` leaves at worst one torn last line, which
   readers ignore and the next run terminates.
 * **In an object store** (``--manifest s3://…/manifest.jsonl``): objects cannot be appended to, so the
-  records go up in parts: every couple of seconds the new records become one object
-  ``MANIFEST.parts/RUN-SEQ.jsonl`` (one upload each, never rewritten); when the run ends, the parts are
-  folded into ``MANIFEST`` (one upload) and removed. A ``kill -9`` loses at most the last few seconds of
-  records: the next run redoes those rows (outputs are deterministic and always written whole).
+  records go up in parts: every 2 seconds (``$AUTOINPAINT_MANIFEST_FLUSH_SECONDS``) the new records
+  become one object ``MANIFEST.parts/RUN-SEQ.jsonl`` (one upload each, never rewritten); when the run
+  ends, the parts are folded into ``MANIFEST`` (one upload) and removed. A ``kill -9`` loses at most the
+  last 2 seconds of records: the next run redoes those rows (outputs are deterministic and written whole).
 
 Readers (:meth:`ManifestSnapshot.records`) see what was there when the run opened the manifest, so the
 planner never reads the records of its own run.
@@ -139,9 +139,9 @@ class LocalManifest(Manifest):
 class StoreManifest(Manifest):
     """A manifest object in a store, written as parts while the run goes and folded at the end."""
 
-    def __init__(self, url: str, flush_seconds: float = 2.0, flush_records: int = 1000):
+    def __init__(self, url: str, flush_seconds: float | None = None, flush_records: int = 1000):
         self.spec = url
-        self.flush_seconds = flush_seconds
+        self.flush_seconds = flush_seconds or float(os.environ.get("AUTOINPAINT_MANIFEST_FLUSH_SECONDS") or 2.0)
         self.flush_records = flush_records
         self._buffer: list[bytes] = []
         self._lock = threading.Lock()
