@@ -273,39 +273,44 @@ def test_manifest_tolerates_torn_line(tmp_path):
     assert path.read_text().splitlines()[-1].startswith('{"output": "c"')
 
 
-def test_ray_ledger_bounds_rows_in_flight_and_names_lost_ones():
-    """The Ray engine's backpressure and crash bookkeeping, without Ray: at most ``window`` rows are
-    admitted until the driver settles some; rows never settled are the ones a dead actor lost."""
+def test_ray_ledger_bounds_rows_in_flight_sizes_tasks_and_names_lost_rows():
+    """The Ray engine's backpressure, task sizing and crash bookkeeping, without Ray: at most ``window``
+    rows are admitted until the driver settles some; tasks grow to ~2 s of work; rows never settled
+    are the ones a dead actor lost."""
     import asyncio
 
     from autoinpaint.batch.ray_engine import Ledger
 
+    def rows(*seqs):
+        return {i: [i + 1, f"in/{i}.jpg", f"out/{i}.jpg", "remove"] for i in seqs}
+
     async def scenario():
-        ledger = Ledger(window=4)
-        await ledger.admit({i: [i + 1, f"in/{i}.jpg", f"out/{i}.jpg", "remove"] for i in range(4)})
-        blocked = asyncio.ensure_future(ledger.admit({4: [5, "in/4.jpg", "out/4.jpg", "remove"]}))
+        ledger = Ledger(workers=2, window=4)
+        assert await ledger.admit(rows(0, 1, 2, 3)) == (1, 1)
+        blocked = asyncio.ensure_future(ledger.admit(rows(4)))
         await asyncio.sleep(0.05)
         assert not blocked.done()  # full: the planner waits
-        await ledger.settle([0, 1])
-        await asyncio.wait_for(blocked, 1)
+        await ledger.settle([0, 1], row_seconds=0.01)  # 10 ms a row: 200 rows make a 2 s task
+        assert await asyncio.wait_for(blocked, 1) == (200, 200)
         await ledger.settle([2, 4])
         await ledger.finish(None)
         return await asyncio.wait_for(ledger.state(4), 1)
 
-    finished, error, lost, peak = asyncio.run(scenario())
-    assert finished and error is None and peak == 4
+    finished, error, lost, stats = asyncio.run(scenario())
+    assert finished and error is None and stats == {"window": 4, "peak_in_flight": 4, "rows_per_task": 200}
     assert lost == [[4, "in/3.jpg", "out/3.jpg", "remove"]]
+    assert asyncio.run(_admit_once(Ledger(workers=2, rows_per_task=3))) == (3, 12)  # fixed: 8×2×3 / 4
+
+
+async def _admit_once(ledger):
+    return await ledger.admit({0: [1, "a", "b", "remove"]})
 
 
 def test_ray_one_actor_pool_streams_the_batch_from_and_to_s3(ray_session, s3_server, tmp_path):
-    """One Ray Data pipeline for the whole batch: more rows than the in-flight window and than a Ray
-    task, each actor loads its models once, outputs byte-identical to the local engine's."""
+    """``--engine ray`` (joining the session's Ray with --ray-address): one Ray Data pipeline for the
+    whole batch, reading from and writing to a bucket; more rows than a Ray task holds, each actor
+    loads its models once, outputs byte-identical to the local engine's; the local engine resumes it."""
     import s3fs
-
-    from autoinpaint.api import EditOptions
-    from autoinpaint.batch.manifest import ManifestSnapshot
-    from autoinpaint.batch.plan import Plan
-    from autoinpaint.batch.ray_engine import run_ray
 
     fs = s3fs.S3FileSystem(skip_instance_cache=True)
     fs.mkdir("rayshop")
@@ -317,50 +322,27 @@ def test_ray_one_actor_pool_streams_the_batch_from_and_to_s3(ray_session, s3_ser
     rows.append({"input": "in/missing.png", "points": [[1, 1]]})
     text = "".join(json.dumps(r) + "\n" for r in rows) + '{"input": "in/x.jpg", "dilate": "lots"}\n'
     fs.pipe_file("rayshop/recipe.jsonl", text.encode())
+    args = ["s3://rayshop/recipe.jsonl", "--manifest", "ray.jsonl", "--workers", "2", "--json", *FAST]
     local = batch("s3://rayshop/recipe.jsonl", "-o", "local", "--workers", "2", "--json", *FAST, cwd=tmp_path)
-    assert local.returncode == 1 and json.loads(local.stdout)["done"] == 12, local.stderr[-2000:]
-
-    defaults = Defaults(options=EditOptions(segmenter="classical", inpainter="telea"))
-    plan = Plan("s3://rayshop/recipe.jsonl", "s3://rayshop/ray", defaults,
-                ManifestSnapshot(str(tmp_path / "no-manifest.jsonl")))
-    run = run_ray(plan, workers=2, threads=1, rows_per_task=2, window=6)
-    recs = []
-    while True:
-        try:
-            recs.append(next(run))
-        except StopIteration as stop:
-            stats = stop.value
-            break
-    assert len(recs) == 14 and stats["window"] == 6 and 2 <= stats["peak_in_flight"] <= 6  # backpressure
+    ray = batch(*args, "-o", "s3://rayshop/ray", "--engine", "ray", "--ray-address", ray_session,
+                "--rows-per-task", "2", cwd=tmp_path, timeout=180)
+    assert local.returncode == ray.returncode == 1, ray.stderr[-2000:]
+    assert "Error: 2 of 14 rows failed" in ray.stderr and "Traceback" not in ray.stderr
+    summary = json.loads(ray.stdout)
+    assert (summary["done"], summary["failed"], summary["engine"]) == (12, 2, "ray")
+    recs = records_tolerant(tmp_path / "ray.jsonl")
     done = [r for r in recs if r["status"] == "done"]
-    assert len(done) == 12
     by_line = {r["line"]: r for r in recs if r["status"] == "failed"}
     assert "no such file" in by_line[13]["error"] and by_line[14]["error_type"] == "RecipeError"
     pids = {r["pid"] for r in done}
     assert len(pids) == 2  # one pool of two actors ...
     for pid in pids:
         mine = [r for r in done if r["pid"] == pid]
-        assert len(mine) > 2  # ... that each served several Ray tasks ...
-        assert max(r["model_loads"] for r in mine) == 2  # ... and loaded segmenter + inpainter once
+        assert len(mine) > 2  # ... each serving several Ray tasks of 2 rows ...
+        assert max(r["model_loads"] for r in mine) == 2  # ... having loaded segmenter + inpainter once
     for r in done:
         name = Path(r["output"]).name
         assert fs.cat_file(f"rayshop/ray/{name}") == (tmp_path / "local" / name).read_bytes()
-
-
-def test_ray_cli_honours_a_local_run(ray_session, tmp_path):
-    """``--engine ray`` through the CLI (joining the session's Ray with --ray-address): the manifest of
-    a local-engine run is honoured, failures are reported the same way."""
-    photos = make_photos(tmp_path / "in", 3)
-    rows = [{"input": f"in/{p['name']}", "points": [p["point"]]} for p in photos]
-    rows.append({"input": "in/missing.png", "points": [[1, 1]]})
-    write_jsonl(tmp_path / "recipe.jsonl", rows)
-    local = batch("recipe.jsonl", "-o", "out", "--workers", "2", "--json", *FAST, cwd=tmp_path)
-    assert local.returncode == 1, local.stderr
-    before = snapshot(tmp_path / "out")
-    ray = batch("recipe.jsonl", "-o", "out", "--engine", "ray", "--ray-address", ray_session, "--workers", "2",
-                "--json", *FAST, cwd=tmp_path, timeout=180)
-    assert ray.returncode == 1, ray.stderr[-2000:]
-    summary = json.loads(ray.stdout)
-    assert (summary["skipped"], summary["failed"], summary["engine"]) == (3, 1, "ray")
-    assert snapshot(tmp_path / "out") == before
-    assert "Error: 1 of 4 rows failed" in ray.stderr and "Traceback" not in ray.stderr
+    # a batch started on Ray resumes with the local engine (and the other way round)
+    again = batch(*args, "-o", "s3://rayshop/ray", cwd=tmp_path)
+    assert json.loads(again.stdout)["skipped"] == 12

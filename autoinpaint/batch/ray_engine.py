@@ -7,8 +7,8 @@
      driver's node runs the       them for the whole batch; the same               row as it comes back)
      planner: plan.py)            worker.execute_task as the local engine)
 
-* **One dataset, read lazily**: the read task streams the planner's Tasks in groups of
-  ``rows_per_task`` (a dataset row is one group, a block is one dataset row, handed on as soon as it is
+* **One dataset, read lazily**: the read task streams the planner's Tasks in groups (a dataset row
+  is one group of rows for one Ray Data task; a block is one dataset row, handed on as soon as it is
   made: the dataset's target block size is set below one row, where Ray Data would otherwise gather a
   read task's output into 128 MB blocks). Nobody holds the list of rows. The read task runs on the
   driver's node (``supports_distributed_reads = False``): a local recipe and manifest live there.
@@ -16,7 +16,9 @@
   cache of :mod:`autoinpaint.registry` lives as long as the actor).
 * **Backpressure**: Ray Data throttles by bytes, and a row is a few hundred bytes, so it alone would let
   the planner run far ahead of the actors. The :class:`Ledger` actor admits at most ``window`` rows
-  between the planner and the driver's manifest; the planner waits for room. Memory stays flat.
+  between the planner and the driver's manifest; the planner waits for room. It also sizes the groups
+  (rows per Ray Data task) from the measured edit time: Ray keeps a few kB of stats per task in the
+  driver, so the number of tasks, not of rows, is what must stay small. Memory stays flat.
 * **Fault isolation**: an actor that dies is restarted with its models; its block is retried once, and
   if that fails too the block is dropped and its rows (which the Ledger still holds) are recorded as
   failed (``WorkerDied``). The batch goes on.
@@ -40,7 +42,6 @@ from .plan import Plan, plan_tasks
 from .recipe import Task
 from .worker import base_record, execute_task, set_threads
 
-ROWS_PER_TASK = 1  # an image takes 0.1-10 s and a Ray Data task ~10 ms: one row per task balances best
 
 
 class EditActor:
@@ -58,13 +59,25 @@ class EditActor:
 
 
 class Ledger:
-    """Rows between the planner and the manifest: at most ``window`` (the planner waits in
-    :meth:`admit`), and, if a block is lost with a dead actor, which rows it held."""
+    """The rows between the planner and the manifest.
 
-    def __init__(self, window: int):
+    * Backpressure: at most ``window`` rows are admitted (the planner waits in :meth:`admit`).
+    * Rows per Ray Data task: fixed, or (``rows_per_task=None``) chosen from the edit time the driver
+      reports, so that a task holds about ``TASK_SECONDS`` of work, and at least 1/4096 of the rows
+      recorded so far. Ray's cost per task (~10 ms of CPU, a few kB of driver memory for its stats)
+      then stays small and the number of tasks grows only slowly with the number of rows.
+    * Crash bookkeeping: the rows of a block lost with a dead actor are still here at the end.
+    """
+
+    TASK_SECONDS = 2.0
+    MAX_ROWS_PER_TASK = 1024
+
+    def __init__(self, workers: int, rows_per_task: int | None = None, window: int | None = None):
         import asyncio
 
-        self.window = window
+        self.workers, self.fixed, self.fixed_window = workers, rows_per_task, window
+        self.rows_per_task = rows_per_task or 1
+        self.row_seconds: float | None = None
         self.pending: dict[int, list] = {}
         self.settled = 0
         self.peak = 0
@@ -72,55 +85,71 @@ class Ledger:
         self.finished = False
         self.error: tuple[str, int] | None = None
 
-    async def admit(self, rows: dict) -> None:
-        """Register ``{seq: [line, input, output, action]}`` once there is room for them."""
+    @property
+    def window(self) -> int:
+        return self.fixed_window or max(32, 8 * self.workers * self.rows_per_task)
+
+    async def admit(self, rows: dict) -> tuple[int, int]:
+        """Register ``{seq: [line, input, output, action]}`` once there is room; returns the rows per
+        task to use now and how many rows to admit next time."""
         async with self.changed:
             await self.changed.wait_for(lambda: len(self.pending) + len(rows) <= max(self.window, len(rows)))
             self.pending.update(rows)
             self.peak = max(self.peak, len(self.pending))
+            return self.rows_per_task, max(self.rows_per_task, self.window // 4)
 
-    async def settle(self, seqs: list) -> None:
-        """The driver has recorded these rows."""
+    async def settle(self, seqs: list, row_seconds: float | None = None) -> None:
+        """The driver has recorded these rows (which took ``row_seconds`` each on average)."""
         async with self.changed:
             for seq in seqs:
                 self.pending.pop(seq, None)
             self.settled += len(seqs)
+            if row_seconds is not None:
+                ema = self.row_seconds
+                self.row_seconds = row_seconds if ema is None else 0.8 * ema + 0.2 * row_seconds
+            if not self.fixed and self.row_seconds is not None:
+                by_time = round(self.TASK_SECONDS / max(self.row_seconds, 1e-3))
+                self.rows_per_task = max(1, min(self.MAX_ROWS_PER_TASK, max(by_time, self.settled // 4096)))
             self.changed.notify_all()
 
     async def finish(self, error: tuple[str, int] | None = None) -> None:
         """The planner is done (``error``: why it stopped early, and the exit code)."""
         self.finished, self.error = True, error
 
-    async def state(self, settled: int) -> tuple[bool, tuple[str, int] | None, list, int]:
-        """(planner finished, its error, rows never recorded, most rows in flight at once) once the
-        driver's ``settled`` rows are in (calls of an async actor may run out of order)."""
+    async def state(self, settled: int) -> tuple[bool, tuple[str, int] | None, list, dict]:
+        """(planner finished, its error, rows never recorded, stats) once the driver's ``settled`` rows
+        are in (calls of an async actor may run out of order)."""
         async with self.changed:
             await self.changed.wait_for(lambda: self.settled >= settled)
-            return self.finished, self.error, list(self.pending.values()), self.peak
+            stats = {"window": self.window, "peak_in_flight": self.peak, "rows_per_task": self.rows_per_task}
+            return self.finished, self.error, list(self.pending.values()), stats
 
 
-def _read_plan(plan: Plan, ledger, rows_per_task: int, admit_rows: int):
-    """The read task: the planner's Tasks in groups of ``rows_per_task`` (row ``first`` is the group's
-    first sequence number); ``admit_rows`` at a time are admitted by the ledger first."""
+def _read_plan(plan: Plan, ledger):
+    """The read task: the planner's Tasks in groups (a dataset row per group; ``first`` is the group's
+    first sequence number), admitted by the ledger a chunk at a time."""
     import pyarrow as pa
     import ray
 
-    def blocks(admitted: list[tuple[int, Task]]):
-        ray.get(ledger.admit.remote({seq: [t.line, t.input, t.output, t.action] for seq, t in admitted}))
-        for i in range(0, len(admitted), rows_per_task):
-            group = admitted[i:i + rows_per_task]
+    def blocks(chunk: list[tuple[int, Task]]):
+        size, next_chunk = ray.get(ledger.admit.remote({seq: [t.line, t.input, t.output, t.action]
+                                                        for seq, t in chunk}))
+        for i in range(0, len(chunk), size):
+            group = chunk[i:i + size]
             tasks = json.dumps([t.to_payload() for _, t in group], default=str)
             yield pa.table({"first": [group[0][0]], "tasks": [tasks]})
+        return next_chunk
 
-    admitted: list[tuple[int, Task]] = []
+    chunk: list[tuple[int, Task]] = []
+    chunk_rows = 1  # the first row goes out at once; the ledger says how many to gather next
     try:
         for item in enumerate(plan_tasks(plan)):
-            admitted.append(item)
-            if len(admitted) >= admit_rows:
-                yield from blocks(admitted)
-                admitted = []
-        if admitted:
-            yield from blocks(admitted)
+            chunk.append(item)
+            if len(chunk) >= chunk_rows:
+                chunk_rows = yield from blocks(chunk)
+                chunk = []
+        if chunk:
+            yield from blocks(chunk)
     except AutoinpaintError as exc:  # e.g. a recipe that turns out not to be valid YAML
         ray.get(ledger.finish.remote((str(exc), exc.exit_code)))
         return
@@ -130,7 +159,7 @@ def _read_plan(plan: Plan, ledger, rows_per_task: int, admit_rows: int):
     ray.get(ledger.finish.remote(None))
 
 
-def _datasource(plan: Plan, ledger, rows_per_task: int, admit_rows: int):
+def _datasource(plan: Plan, ledger):
     from ray.data.block import BlockMetadata
     from ray.data.datasource import Datasource, ReadTask
 
@@ -142,7 +171,7 @@ def _datasource(plan: Plan, ledger, rows_per_task: int, admit_rows: int):
 
         def get_read_tasks(self, parallelism: int, per_task_row_limit=None, data_context=None) -> list:
             meta = BlockMetadata(num_rows=None, size_bytes=None, input_files=None, exec_stats=None)
-            return [ReadTask(lambda: _read_plan(plan, ledger, rows_per_task, admit_rows), meta)]
+            return [ReadTask(lambda: _read_plan(plan, ledger), meta)]
 
         @property
         def supports_distributed_reads(self) -> bool:
@@ -212,23 +241,21 @@ def _stderr_silenced():
 
 
 def run_ray(plan: Plan, workers: int, address: str | None = None, cpus_per_worker: float = 1.0,
-            gpus_per_worker: float = 0.0, threads: int | None = None, rows_per_task: int = ROWS_PER_TASK,
+            gpus_per_worker: float = 0.0, threads: int | None = None, rows_per_task: int | None = None,
             window: int | None = None) -> Generator[dict, None, dict]:
     """Yield one manifest record per Task of ``plan``, computed by one pool of ``workers`` Ray actors;
-    returns ``{"window", "peak_in_flight"}`` (the generator's return value).
+    returns ``{"window", "peak_in_flight", "rows_per_task"}`` (the generator's return value).
 
-    ``rows_per_task``: recipe rows per Ray Data task (raise it for tiny images, where Ray's cost per
-    task, ~10 ms, shows); ``window``: rows between the planner and the driver at most (default
+    ``rows_per_task``: recipe rows per Ray Data task (default: chosen as the batch goes, see
+    :class:`Ledger`); ``window``: rows between the planner and the driver at most (default
     ``8 × workers × rows_per_task``, at least 32)."""
-    if rows_per_task < 1:
+    if rows_per_task is not None and rows_per_task < 1:
         raise InputError("--rows-per-task must be at least 1")
     init_ray(address, workers, cpus_per_worker, gpus_per_worker)
     import ray
 
-    window = window or max(32, 8 * workers * rows_per_task)
-    ledger = ray.remote(Ledger).options(num_cpus=0).remote(window)
-    source = _datasource(plan, ledger, rows_per_task, max(rows_per_task, window // 4))
-    ds = ray.data.read_datasource(source, override_num_blocks=1, num_cpus=0)
+    ledger = ray.remote(Ledger).options(num_cpus=0).remote(workers, rows_per_task, window)
+    ds = ray.data.read_datasource(_datasource(plan, ledger), override_num_blocks=1, num_cpus=0)
     ctx = ds.context
     ctx.target_max_block_size = 1  # hand on every block as it is made (a block is one row: never sliced)
     ctx.enable_progress_bars = False
@@ -244,10 +271,11 @@ def run_ray(plan: Plan, workers: int, address: str | None = None, cpus_per_worke
     for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
         for first, group in zip(batch["first"].tolist(), batch["records"]):
             records = json.loads(group)
-            ledger.settle.remote(list(range(first, first + len(records))))
+            seconds = sum(r.get("seconds") or 0.0 for r in records) / len(records)
+            ledger.settle.remote(list(range(first, first + len(records))), seconds)
             settled += len(records)
             yield from records
-    finished, error, lost, peak = ray.get(ledger.state.remote(settled))
+    finished, error, lost, stats = ray.get(ledger.state.remote(settled))
     ray.kill(ledger)
     if error:
         kind = {InputError.exit_code: InputError, ModelMissingError.exit_code: ModelMissingError}
@@ -260,7 +288,7 @@ def run_ray(plan: Plan, workers: int, address: str | None = None, cpus_per_worke
     if not finished:
         raise AutoinpaintError("the Ray task reading the recipe died before the end; run the batch again "
                                "to do the rest")
-    return {"window": window, "peak_in_flight": peak}
+    return stats
 
 
 def shutdown() -> None:

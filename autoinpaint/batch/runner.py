@@ -137,11 +137,11 @@ def default_manifest(outdir: str) -> str:
 def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: Defaults | None = None,
               workers: int | None = None, engine: str = "local", threads: int | None = None,
               progress: bool = True, quiet: bool = False, ray_address: str | None = None,
-              cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0, rows_per_task: int = 1,
+              cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0, rows_per_task: int | None = None,
               manifest: str | None = None, log: Callable[[str], None] | None = None) -> dict:
     """Run a recipe file or folder into ``outdir`` (paths or URLs); returns the summary dict (see
     ``autoinpaint batch``). ``manifest``: where the records go (see :func:`default_manifest`);
-    ``rows_per_task``: recipe rows per Ray Data task (Ray engine).
+    ``rows_per_task``: recipe rows per Ray Data task (Ray engine; default: about 2 s of work per task).
 
     ``threads``: native threads per worker (default 1: outputs are then bit-identical whatever the
     number of workers or the load; more threads may let OpenCV's parallel reductions vary)."""

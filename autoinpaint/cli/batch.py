@@ -29,9 +29,9 @@ EPILOG = ("Exit codes: 0 every row done or skipped; 1 some row failed (see the m
               help="Ray: CPUs each actor reserves.")
 @click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Ray: GPUs each actor reserves (fractions share a GPU).")
-@click.option("--rows-per-task", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
-              help="Ray: recipe rows per Ray Data task; raise it for small images, where Ray's cost per task "
-                   "(about 10 ms) shows.")
+@click.option("--rows-per-task", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Ray: recipe rows per Ray Data task (default: chosen from the measured edit time, about "
+                   "2 s of work per task).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
               help="Native threads per worker (default 1, which keeps outputs bit-reproducible).")
 @click.option("--action", type=click.Choice(["remove", "replace", "fill", "mask"]), default="remove",
@@ -47,7 +47,7 @@ EPILOG = ("Exit codes: 0 every row done or skipped; 1 some row failed (see the m
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or per-row messages on stderr.")
 def batch(source: str, outdir: str, manifest: str | None, workers: int | None, engine: str,
-          ray_address: str | None, cpus_per_worker: float, gpus_per_worker: float, rows_per_task: int,
+          ray_address: str | None, cpus_per_worker: float, gpus_per_worker: float, rows_per_task: int | None,
           threads: int | None, action: str,
           template: str | None, as_json: bool, quiet: bool, **kw) -> None:
     """Edit many images: one recipe row per image (JSONL, CSV or YAML), or every image in DIR.
