@@ -175,7 +175,7 @@ def memory(args, work: Path) -> None:
         for n in (args.rows_small, args.rows_large):
             recipes[n] = str(write_recipe(shm / f"rows_{n}.jsonl",
                                           ({"input": tiny[i % len(tiny)]["input"], **rect} for i in range(n))))
-        engines = [("local", [])] + ([] if args.no_ray else [("ray", ["--engine", "ray", "--rows-per-task", "64"])])
+        engines = [("local", [])] + ([] if args.no_ray else [("ray", ["--engine", "ray"])])
         results = {}
         for engine, extra in engines:
             for n, recipe in recipes.items():
