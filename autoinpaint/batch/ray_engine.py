@@ -43,7 +43,6 @@ from .recipe import Task
 from .worker import base_record, execute_task, set_threads
 
 
-
 class EditActor:
     """Ray Data callable class: groups of serialized Tasks → groups of manifest records (JSON lists)."""
 
