@@ -201,21 +201,19 @@ def read_bytes(spec: Spec) -> bytes:
 
 
 @contextmanager
-def open_text(spec: Spec) -> Iterator[IO[str]]:
-    """A text stream (UTF-8, newlines untranslated for the csv module) read block by block."""
+def open_binary(spec: Spec) -> Iterator[IO[bytes]]:
+    """The file or object as a binary stream, read block by block (a recipe, a manifest)."""
     s = os.fspath(spec)
     if not is_remote(s):
-        with open(_local(s), encoding="utf-8", newline="") as fh:
+        with open(_local(s), "rb") as fh:
             yield fh
         return
-    import io
-
     fs, path = _fs(s)
     try:
-        raw = fs.open(path, "rb")
+        fh = fs.open(path, "rb")
     except Exception as exc:  # noqa: BLE001
         raise _failed(s, "read", exc) from None
-    with raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
+    with fh:
         yield fh
 
 

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from ..storage import delete, exists, is_remote, list_files, make_parents, open_text, write_bytes, write_file
+from ..storage import delete, exists, is_remote, list_files, make_parents, open_binary, write_bytes, write_file
 
 MANIFEST_NAME = "manifest.jsonl"
 PARTS = ".parts"
@@ -41,19 +41,13 @@ class ManifestSnapshot:
 
     def records(self) -> Iterator[dict]:
         """Every whole record, oldest first; torn or foreign lines are skipped."""
-        if not is_remote(self.spec):
-            if not os.path.exists(self.spec):
-                return
-            with open(self.spec, "rb") as fh:
+        specs = [self.spec] if exists(self.spec) else []
+        if is_remote(self.spec):
+            specs += [p for p in _parts(self.spec)
+                      if not (self.skip_run and posixpath.basename(p).startswith(self.skip_run))]
+        for spec in specs:
+            with open_binary(spec) as fh:
                 yield from _parse(_limited(fh, self.limit))
-            return
-        for spec in [self.spec] + _parts(self.spec):
-            if spec != self.spec and self.skip_run and posixpath.basename(spec).startswith(self.skip_run):
-                continue
-            if spec == self.spec and not exists(spec):
-                continue
-            with open_text(spec) as fh:
-                yield from _parse(fh)
 
 
 def _limited(fh, limit: int | None) -> Iterator[bytes]:
@@ -193,9 +187,9 @@ class StoreManifest(Manifest):
             return
         with tempfile.NamedTemporaryFile() as tmp:
             for spec in ([self.spec] if exists(self.spec) else []) + parts:
-                with open_text(spec) as fh:
+                with open_binary(spec) as fh:
                     for line in fh:
-                        tmp.write(line.encode() if line.endswith("\n") else line.encode() + b"\n")
+                        tmp.write(line if line.endswith(b"\n") else line + b"\n")
             tmp.flush()
             write_file(self.spec, tmp.name)
         for spec in parts:

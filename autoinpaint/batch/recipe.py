@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from ..errors import InputError
 from ..image_io import FORMAT_BY_SUFFIX
 from ..selection import Selection, parse_numbers
 from ..storage import (absolute, canonical, glob, has_magic, identity, is_dir, is_file, join, list_files,
-                       open_text, parent, same, suffix)
+                       open_binary, parent, same, suffix)
 from ..storage import name as file_name
 
 RECIPE_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv",
@@ -110,7 +111,7 @@ def iter_raw_rows(path: str | os.PathLike) -> Iterator[tuple[int, dict | None, s
     if not is_file(path):
         raise InputError(f"{path}: no such recipe file or folder")
     kind = recipe_kind(path)
-    with open_text(path) as fh:
+    with open_binary(path) as fh:
         if kind == "jsonl":
             yield from _iter_jsonl(fh)
         elif kind == "csv":
@@ -119,9 +120,13 @@ def iter_raw_rows(path: str | os.PathLike) -> Iterator[tuple[int, dict | None, s
             yield from _iter_yaml(fh, str(path))
 
 
-def _iter_jsonl(fh: IO[str]):
-    for number, text in enumerate(fh, 1):
-        text = text.strip()
+def _iter_jsonl(fh: IO[bytes]):
+    for number, raw in enumerate(fh, 1):
+        try:
+            text = raw.decode("utf-8").strip()
+        except UnicodeDecodeError as exc:
+            yield number, None, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+            continue
         if not text or text.startswith("#") or text.startswith("//"):
             continue
         try:
@@ -135,8 +140,8 @@ def _iter_jsonl(fh: IO[str]):
         yield number, row, None
 
 
-def _iter_csv(fh: IO[str]):
-    reader = csv.reader(fh)
+def _iter_csv(fh: IO[bytes]):
+    reader = csv.reader(io.TextIOWrapper(fh, encoding="utf-8", newline=""))
     header = None
     for cells in reader:
         number = reader.line_num
@@ -152,10 +157,14 @@ def _iter_csv(fh: IO[str]):
         yield number, row, None
 
 
-def _iter_yaml(fh: IO[str], path: str):
+def _iter_yaml(fh: IO[bytes], path: str):
     import yaml
 
-    loader = yaml.SafeLoader(fh.read())  # the recipe text only; rows are built one by one
+    try:
+        text = fh.read().decode("utf-8")  # the recipe text only; rows are built one by one
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not valid UTF-8") from None
+    loader = yaml.SafeLoader(text)
     try:
         try:
             root = loader.get_single_node()
