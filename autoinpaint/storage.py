@@ -25,12 +25,13 @@ import re
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterator, Union
+from typing import IO, Any, Callable, Iterator, TypeVar, Union
 
 from .errors import InputError, StorageError
 from .image_io import write_atomic
 
 Spec = Union[str, os.PathLike]
+T = TypeVar("T")
 
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]+)://")
 OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oci", "oss", "memory"}
@@ -101,6 +102,15 @@ def _failed(spec: str, what: str, exc: BaseException) -> Exception:
     if isinstance(exc, PermissionError):
         return InputError(f"cannot {what} {spec}: permission denied ({msg})")
     return StorageError(f"cannot {what} {spec}: {type(exc).__name__}: {msg}")
+
+
+def _remote(spec: str, what: str, call: Callable[[Any, str], T]) -> T:
+    """``call(fs, path)`` on the store of ``spec``; its exceptions become ours (:func:`_failed`)."""
+    fs, path = _fs(spec)
+    try:
+        return call(fs, path)
+    except Exception as exc:  # noqa: BLE001 - every store has its own exceptions; _failed sorts them
+        raise _failed(spec, what, exc) from None
 
 
 def join(base: Spec, *parts: str) -> str:
@@ -193,11 +203,7 @@ def read_bytes(spec: Spec) -> bytes:
             return path.read_bytes()
         except OSError as exc:
             raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    fs, path = _fs(s)
-    try:
-        return fs.cat_file(path)
-    except Exception as exc:  # noqa: BLE001 - every store has its own exceptions; _failed sorts them
-        raise _failed(s, "read", exc) from None
+    return _remote(s, "read", lambda fs, path: fs.cat_file(path))
 
 
 @contextmanager
@@ -208,23 +214,18 @@ def open_binary(spec: Spec) -> Iterator[IO[bytes]]:
         with open(_local(s), "rb") as fh:
             yield fh
         return
-    fs, path = _fs(s)
-    try:
-        fh = fs.open(path, "rb")
-    except Exception as exc:  # noqa: BLE001
-        raise _failed(s, "read", exc) from None
-    with fh:
+    with _remote(s, "read", lambda fs, path: fs.open(path, "rb")) as fh:
         yield fh
 
 
 def _info(spec: str) -> dict | None:
-    fs, path = _fs(spec)
-    try:
-        return fs.info(path)
-    except FileNotFoundError:
-        return None
-    except Exception as exc:  # noqa: BLE001
-        raise _failed(spec, "read", exc) from None
+    def info(fs, path):
+        try:
+            return fs.info(path)
+        except FileNotFoundError:
+            return None
+
+    return _remote(spec, "read", info)
 
 
 def exists(spec: Spec) -> bool:
@@ -244,11 +245,7 @@ def is_dir(spec: Spec) -> bool:
     s = os.fspath(spec)
     if not is_remote(s):
         return os.path.isdir(_local(s))
-    fs, path = _fs(s)
-    try:
-        return fs.isdir(path)
-    except Exception as exc:  # noqa: BLE001
-        raise _failed(s, "read", exc) from None
+    return _remote(s, "read", lambda fs, path: fs.isdir(path))
 
 
 def size(spec: Spec) -> int | None:
@@ -294,11 +291,7 @@ def glob(pattern: Spec) -> list[str]:
         return sorted(m for m in globlib.iglob(_local(s), recursive=True) if os.path.isfile(m))
     if protocol(s) in READ_ONLY:
         raise InputError(f"{s}: globs are not supported for {protocol(s)}:// URLs; list the files")
-    fs, path = _fs(s)
-    try:
-        found = fs.glob(path, detail=True)
-    except Exception as exc:  # noqa: BLE001
-        raise _failed(s, "list", exc) from None
+    found = _remote(s, "list", lambda fs, path: fs.glob(path, detail=True))
     return sorted(_url(s, p) for p, info in found.items() if info.get("type") == "file")
 
 
@@ -309,11 +302,7 @@ def list_files(folder: Spec) -> list[str]:
         local = _local(s)
         names = sorted(e.name for e in os.scandir(local) if e.is_file() and not e.name.startswith("."))
         return [str(Path(s) / n) for n in names]
-    fs, path = _fs(s)
-    try:
-        entries = fs.ls(path, detail=True)
-    except Exception as exc:  # noqa: BLE001
-        raise _failed(s, "list", exc) from None
+    entries = _remote(s, "list", lambda fs, path: fs.ls(path, detail=True))
     files = [e["name"] for e in entries if e.get("type") == "file"]
     return [_url(s, p) for p in sorted(files, key=posixpath.basename) if not posixpath.basename(p).startswith(".")]
 
@@ -350,8 +339,8 @@ def _put(spec: str, upload) -> None:
     proto = protocol(spec)
     if proto in READ_ONLY:
         raise InputError(f"cannot write {spec}: {proto}:// is read-only")
-    fs, path = _fs(spec)
-    try:
+
+    def put(fs, path):
         if proto in OBJECT_STORES:
             upload(fs, path)
             return
@@ -363,8 +352,8 @@ def _put(spec: str, upload) -> None:
         except BaseException:
             fs.rm(tmp)
             raise
-    except Exception as exc:  # noqa: BLE001
-        raise _failed(spec, "write", exc) from None
+
+    _remote(spec, "write", put)
 
 
 def delete(spec: Spec) -> None:
@@ -373,13 +362,13 @@ def delete(spec: Spec) -> None:
     if not is_remote(s):
         Path(_local(s)).unlink(missing_ok=True)
         return
-    fs, path = _fs(s)
-    try:
-        fs.rm(path)
-    except FileNotFoundError:
-        pass
-    except Exception as exc:  # noqa: BLE001
-        raise _failed(s, "delete", exc) from None
+    def rm(fs, path):
+        try:
+            fs.rm(path)
+        except FileNotFoundError:
+            pass
+
+    _remote(s, "delete", rm)
 
 
 def make_parents(spec: Spec) -> None:
@@ -405,13 +394,8 @@ def ensure_folder(spec: Spec) -> None:
     proto = protocol(s)
     if proto in READ_ONLY:
         raise InputError(f"cannot write to {s}: {proto}:// is read-only")
-    fs, path = _fs(s)
-    root = path.strip("/").split("/", 1)[0]
-    try:
-        found = fs.exists(root)
-    except Exception as exc:  # noqa: BLE001
-        raise _failed(s, "write", exc) from None
-    if not found:
+    root = _fs(s)[1].strip("/").split("/", 1)[0]
+    if not _remote(s, "write", lambda fs, path: fs.exists(root)):
         raise InputError(f"{_split(s)[0]}{root}: no such bucket or container")
 
 
