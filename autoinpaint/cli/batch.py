@@ -16,7 +16,7 @@ EPILOG = ("Exit codes: 0 every row done or skipped; 1 some row failed (see the m
 @click.argument("source", metavar="RECIPE|DIR")
 @click.option("-o", "--outdir", required=True, metavar="OUTDIR",
               help="Output folder (created), or a URL such as s3://bucket/cleaned.")
-@click.option("--manifest", "manifest", default=None, metavar="PATH|URL",
+@click.option("--manifest", default=None, metavar="PATH|URL",
               help="Where the manifest goes (default OUTDIR/manifest.jsonl; for an OUTDIR in a store, a local "
                    "file in the cache folder). A URL keeps it in the store.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
@@ -48,8 +48,7 @@ EPILOG = ("Exit codes: 0 every row done or skipped; 1 some row failed (see the m
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or per-row messages on stderr.")
 def batch(source: str, outdir: str, manifest: str | None, workers: int | None, engine: str,
           ray_address: str | None, cpus_per_worker: float, gpus_per_worker: float, rows_per_task: int | None,
-          threads: int | None, action: str,
-          template: str | None, as_json: bool, quiet: bool, **kw) -> None:
+          threads: int | None, action: str, template: str | None, as_json: bool, quiet: bool, **kw) -> None:
     """Edit many images: one recipe row per image (JSONL, CSV or YAML), or every image in DIR.
 
     Selection, mask and model options given here are the defaults of every row; a row overrides any
