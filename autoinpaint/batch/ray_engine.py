@@ -196,11 +196,14 @@ def init_ray(address: str | None, workers: int, cpus_per_worker: float, gpus_per
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # no C++ notes on the driver's stderr
     kwargs = dict(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False,
                   logging_level="ERROR")
-    if not address:
-        cpus = max(os.cpu_count() or 1, int(workers * cpus_per_worker + 0.999))
-        kwargs.update(num_cpus=cpus, num_gpus=None if gpus_per_worker else 0)
     if address:
         _reachable(address)
+    else:
+        cpus = max(os.cpu_count() or 1, int(workers * cpus_per_worker + 0.999))
+        kwargs.update(num_cpus=cpus, num_gpus=None if gpus_per_worker else 0)
+        # Ray runs its workers at nice 15 by default; in the local Ray started for this batch they do all
+        # the work, so they run at normal priority, like the local engine's processes
+        os.environ.setdefault("RAY_worker_niceness", "0")
     try:
         with _stderr_silenced():  # Ray's C++ start-up notes ("Set ray log level ...")
             ray.init(address=address, **kwargs)
