@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, TooLargeError
 from .state import ImageInfo
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def _from_array(array: np.ndarray, max_pixels: int | None) -> tuple[np.ndarray, 
     if h == 0 or w == 0:
         raise InputError("the image array is empty")
     if w * h > max_pixels:
-        raise InputError(f"{w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,}")
+        raise TooLargeError(f"{w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,}")
     modes = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
     mode = modes[array.shape[2]]
     if array.dtype == np.uint16:
@@ -103,7 +103,7 @@ def _decode(im, name: str, max_pixels: int | None, data: bytes | None = None) ->
     max_pixels = max_pixels_default() if max_pixels is None else max_pixels
     w, h = im.size
     if w * h > max_pixels:
-        raise InputError(f"{name}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,} "
+        raise TooLargeError(f"{name}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,} "
                          f"(raise it with --max-pixels or AUTOINPAINT_MAX_PIXELS)")
     try:
         info = _read_info(im, None)
@@ -273,9 +273,11 @@ def to_pil(array: np.ndarray):
     return Image.fromarray(array[..., 0] if c == 1 else array, mode={1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[c])
 
 
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+def write_atomic(path: str | os.PathLike, data: bytes, exclusive: bool = False) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename, so a
-    reader never sees a half-written file. Raises InputError when the path cannot be written."""
+    reader never sees a half-written file. Raises InputError when the path cannot be written.
+    ``exclusive``: never replace an existing file (FileExistsError, even when one appears meanwhile:
+    the temporary file is hard-linked into place, which fails on an existing name)."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
@@ -291,13 +293,33 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        if exclusive:
+            _link_exclusive(tmp, path)
+        else:
+            os.replace(tmp, path)
+    except FileExistsError:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _link_exclusive(tmp: str, path: Path) -> None:
+    """Move ``tmp`` to ``path`` unless ``path`` exists (FileExistsError)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: check, then rename (a tiny race window)
+        if path.exists():
+            raise FileExistsError(str(path)) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 def save_image(array: np.ndarray, info: ImageInfo, path: str | os.PathLike) -> str:
