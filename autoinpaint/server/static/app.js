@@ -220,10 +220,18 @@ async function tint(b64, size) {
   const g = c.getContext("2d");
   g.drawImage(img, 0, 0);
   const data = g.getImageData(0, 0, c.width, c.height);
-  const px = data.data;
-  for (let i = 0; i < px.length; i += 4) {
-    const a = px[i];
-    px[i] = 255; px[i + 1] = 30; px[i + 2] = 90; px[i + 3] = a * 0.55;
+  const px = data.data, w = c.width, h = c.height;
+  const a = new Uint8Array(w * h);
+  for (let i = 0; i < a.length; i++) a[i] = px[4 * i];
+  // a blue wash over what will change, and a white line along its edge
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = y * w + x, v = a[i], o = 4 * i;
+      const edge = v > 0 && (x === 0 || y === 0 || x === w - 1 || y === h - 1 ||
+                             !a[i - 1] || !a[i + 1] || !a[i - w] || !a[i + w]);
+      if (edge) { px[o] = 255; px[o + 1] = 255; px[o + 2] = 255; px[o + 3] = 235; }
+      else { px[o] = 20; px[o + 1] = 110; px[o + 2] = 255; px[o + 3] = v * 0.5; }
+    }
   }
   g.putImageData(data, 0, 0);
   return c;
