@@ -91,11 +91,28 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = No
     if not data:
         raise InputError(f"{name}: file is empty (0 bytes)")
     Image.MAX_IMAGE_PIXELS = None  # we check the limit ourselves, with a clear message
+    if _is_heif(data):
+        _register_heif(name)
     try:
         im = Image.open(io.BytesIO(data))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise InputError(f"{name}: not an image file, or a format that cannot be read") from None
     return _decode(im, name, max_pixels, data)
+
+
+def _is_heif(data: bytes) -> bool:
+    """HEIC/HEIF/AVIF-family files start with an ISO-BMFF ``ftyp`` box."""
+    return data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis",
+                                                      b"mif1", b"msf1")
+
+
+def _register_heif(name: str) -> None:
+    """Teach PIL to read HEIC/HEIF (iPhone photos) through pillow-heif, once, when one comes."""
+    try:
+        import pillow_heif
+    except ImportError:
+        raise InputError(f"{name}: a HEIC/HEIF photo needs pillow-heif (pip install pillow-heif)") from None
+    pillow_heif.register_heif_opener()
 
 
 def _decode(im, name: str, max_pixels: int | None, data: bytes | None = None) -> tuple[np.ndarray, ImageInfo]:

@@ -166,3 +166,22 @@ def test_embedding_runs_in_the_background():
     future.result(timeout=30)
     t0 = time.perf_counter()
     assert ed.embedding_ready() and time.perf_counter() - t0 < 0.1
+
+
+def test_heic_photos_open_and_show(tmp_path):
+    import subprocess
+    import sys
+
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.register_heif_opener()
+    buf = io.BytesIO()
+    Image.fromarray(gradient_photo(64, 48)).save(buf, "HEIF", quality=95)
+    path = tmp_path / "phone.heic"
+    path.write_bytes(buf.getvalue())
+    # a fresh process: decoding registers pillow-heif by itself
+    code = f"from autoinpaint.image_io import load_image; a, i = load_image({str(path)!r}); print(a.shape, i.format)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.stdout.strip() == "(48, 64, 3) PNG", r.stderr
+    ed = Editor(CLASSICAL).open(buf.getvalue(), embed=False)
+    assert ed.size == (64, 48) and ed.display().shape == (48, 64, 3)
+    assert np.abs(ed.image.astype(int) - gradient_photo(64, 48)).mean() < 6

@@ -26,6 +26,6 @@ class Limits:
     display_max_side: int = 2048
     workers: int = 1
     max_jobs: int = 32
-    client_timeout: float = 30.0
+    client_timeout: float = 120.0  # a hidden browser tab polls about once a minute
     result_ttl: float = 900.0
     max_files: int = 10_000

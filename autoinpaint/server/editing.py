@@ -16,6 +16,7 @@ from ..errors import InputError
 from ..image_io import FORMAT_BY_SUFFIX, SUFFIX_BY_FORMAT
 from ..mask_ops import bbox
 from ..selection import Selection
+from .errors import NotFound
 from .jobs import Job
 from .schemas import EditRequest, MaskRequest, SelectionFields
 from .sessions import Session
@@ -42,6 +43,8 @@ def mask(session: Session, req: MaskRequest, defaults: EditOptions) -> dict:
     segment = req.options(req.SEGMENT)
     key = (selection, tuple(sorted(segment.items())))
     with session.lock:
+        if editor.state is None:
+            raise NotFound(f"image {session.id} was closed to free memory: open it again")
         ready = editor.embedding_ready()
         before = dict(editor.state.timings)
         if session.last == key and editor.mask is not None:

@@ -92,7 +92,7 @@ class JobManager:
         max_jobs: jobs kept at once; a new one beyond it is refused (503) unless a finished one can go.
     """
 
-    def __init__(self, workers: int = 1, client_timeout: float = 30.0, result_ttl: float = 900.0,
+    def __init__(self, workers: int = 1, client_timeout: float = 120.0, result_ttl: float = 900.0,
                  max_jobs: int = 32):
         self.client_timeout, self.result_ttl, self.max_jobs = client_timeout, result_ttl, max_jobs
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="autoinpaint-job")

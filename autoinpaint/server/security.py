@@ -73,7 +73,7 @@ class Guard:
             return await self.app(scope, receive, send)
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         if "token" in query and self._valid(query["token"]):
-            if scope["method"] == "GET" and scope["path"] == "/":
+            if scope.get("method") == "GET" and scope["path"] == "/":
                 rest = urlencode({k: v for k, v in query.items() if k != "token"})
                 return await _redirect(send, "/" + (f"?{rest}" if rest else ""), self._set_cookie())
             return await self.app(scope, receive, send)
