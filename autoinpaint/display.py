@@ -102,7 +102,7 @@ def alpha_png(alpha: np.ndarray, size: tuple[int, int] | None = None, box: tuple
         dx1, dy1 = min(int(np.ceil(x1 * sx)), out_w), min(int(np.ceil(y1 * sy)), out_h)
         fx0, fy0 = int(round(dx0 / sx)), int(round(dy0 / sy))
         fx1, fy1 = min(int(round(dx1 / sx)), w), min(int(round(dy1 / sy)), h)
-        window = _to_u8(alpha[fy0:fy1, fx0:fx1])
+        window = alpha_u8(alpha[fy0:fy1, fx0:fx1])
         if (dx1 - dx0, dy1 - dy0) != (fx1 - fx0, fy1 - fy0):
             window = cv2.resize(window, (dx1 - dx0, dy1 - dy0), interpolation=cv2.INTER_AREA)
         out[dy0:dy1, dx0:dx1] = window
@@ -128,9 +128,14 @@ def png_gray8(pixels: np.ndarray, level: int = 1) -> bytes:
             + chunk(b"IDAT", zlib.compress(rows.tobytes(), level)) + chunk(b"IEND", b""))
 
 
-def _to_u8(alpha: np.ndarray) -> np.ndarray:
+def alpha_u8(alpha: np.ndarray) -> np.ndarray:
+    """An alpha in [0, 1] (float or bool) → uint8 0..255, rounded like ``np.round`` (half to even,
+    as :func:`autoinpaint.image_io.save_mask` writes it); OpenCV's saturating conversion, ~10× faster
+    than NumPy's on a 12 MP alpha."""
+    import cv2
+
     if alpha.dtype == np.uint8:
         return np.ascontiguousarray(alpha)
     if alpha.dtype == bool:
-        return alpha.astype(np.uint8) * np.uint8(255)
-    return (alpha.astype(np.float32) * 255 + 0.5).astype(np.uint8)
+        return alpha.view(np.uint8) * np.uint8(255)
+    return cv2.convertScaleAbs(np.ascontiguousarray(alpha, np.float32), alpha=255.0)

@@ -149,6 +149,14 @@ def measure(name: str, segmenter: str, photo: Path, clicks: int, workdir: Path, 
             for k in parts:
                 if "timings" in body:
                     parts[k].append(body["timings"].get(k, 0.0))
+        drawn = []
+        for i in range(20):  # no model: what HTTP, FastAPI, the mask stage and the PNG cost
+            t = time.perf_counter()
+            server.http.post(f"/api/images/{image['id']}/mask", json={"rects": [[480 + i, 410, 590, 470]]})
+            drawn.append(time.perf_counter() - t)
+        rows.append({"what": f"{name} server: /mask with a drawn rectangle (no model), {image['width']}×{image['height']}",
+                     "median": statistics.median(drawn), "p95": pct(drawn, 0.95), "n": len(drawn), "split": {},
+                     "first": None})
         rows.append({"what": f"{name}: /mask round trip, {image['width']}×{image['height']}",
                      "median": statistics.median(times), "p95": pct(times, 0.95), "n": len(times),
                      "split": {k: statistics.median(v) for k, v in parts.items() if v},

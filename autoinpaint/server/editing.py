@@ -11,7 +11,7 @@ from pathlib import PurePath
 import numpy as np
 
 from ..api import EditOptions, default_output, inpaint_request
-from ..display import alpha_png, display_size, encode_display
+from ..display import alpha_png, alpha_u8, display_size, encode_display
 from ..errors import InputError
 from ..image_io import FORMAT_BY_SUFFIX, SUFFIX_BY_FORMAT
 from ..mask_ops import bbox
@@ -37,6 +37,8 @@ def selection_of(req: SelectionFields) -> Selection:
 def mask(session: Session, req: MaskRequest, defaults: EditOptions) -> dict:
     """Segment ``req``'s selection (or, when only mask values changed, re-run the mask stage) and
     describe the alpha: pixel count, bbox, scores, timings and an 8-bit PNG at the display size."""
+    import cv2
+
     t0 = time.perf_counter()
     editor = session.editor
     selection = selection_of(req)
@@ -60,7 +62,7 @@ def mask(session: Session, req: MaskRequest, defaults: EditOptions) -> dict:
     t1 = time.perf_counter()
     h, w = alpha.shape
     box = bbox(alpha > 0)
-    count = int(np.count_nonzero(alpha[box[1]:box[3], box[0]:box[2]])) if box else 0
+    count = cv2.countNonZero(alpha[box[1]:box[3], box[0]:box[2]]) if box else 0  # alpha >= 0
     size = display_size(w, h, session.display_max_side)
     png = alpha_png(alpha, size, box)
     scores = metadata.get("segment_scores") or {}
@@ -129,7 +131,7 @@ def edit_work(session: Session, req: EditRequest, options: EditOptions):
             data = fork.encode()
             fmt = fork.state.info.format
             shown, shown_type = encode_display(fork.display(max_side, result=True))
-            alpha = (fork.alpha * 255 + 0.5).astype(np.uint8)
+            alpha = alpha_u8(fork.alpha)
             job.check()
             job.result = EditOutput(data, MEDIA_TYPES.get(fmt, "application/octet-stream"),
                                     output_name(name, action, fmt), alpha, shown, shown_type,
