@@ -66,6 +66,7 @@ def page(server):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         context = browser.new_context(viewport={"width": 1180, "height": 760}, accept_downloads=True)
         pg = context.new_page()
+        pg.set_default_timeout(120_000)  # a busy shared CI machine can be slow; a hang still fails
         errors = []
         pg.on("pageerror", lambda exc: errors.append(str(exc)))
         yield pg
