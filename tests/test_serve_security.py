@@ -188,3 +188,23 @@ def test_serve_command_with_a_token(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_a_non_loopback_address_gets_a_generated_token(cli, monkeypatch, tmp_path):
+    """``--host 0.0.0.0`` (not bound here: the test stops before listening) prints a URL with a
+    generated token, and the app it would serve refuses requests without it."""
+    import importlib
+
+    serve_cli = importlib.import_module("autoinpaint.cli.serve")  # the module, not the command
+
+    served = {}
+    monkeypatch.setenv("AUTOINPAINT_HOME", str(tmp_path))
+    monkeypatch.setattr(serve_cli, "_bind", lambda host, port: socket.socket())
+    monkeypatch.setattr(serve_cli, "_run", lambda app, sock, quiet: served.update(app=app))
+    r = cli("serve", "--host", "0.0.0.0", "--no-open", "--segmenter", "classical")
+    assert r.code == 0, r.err
+    token = re.search(r"\?token=([0-9a-f]{48})", r.err).group(1)
+    assert "every request needs the token" in r.err
+    with TestClient(served["app"], base_url="http://192.168.1.20:8765") as c:
+        assert c.get("/api/info").status_code == 401
+        assert c.get("/api/info", headers={"authorization": f"Bearer {token}"}).status_code == 200
