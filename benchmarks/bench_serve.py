@@ -17,7 +17,6 @@ their cost is not.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import socket
 import statistics
@@ -46,7 +45,8 @@ def photo_12mp(workdir: Path) -> Path:
     path = workdir / "photo_12mp.jpg"
     if not path.exists():
         big = Image.open(STICKER).resize((4000, 3000), Image.Resampling.BICUBIC)
-        noisy = np.asarray(big).astype(np.int16) + np.random.default_rng(0).normal(0, 3, (3000, 4000, 3)).astype(np.int16)
+        noise = np.random.default_rng(0).normal(0, 3, (3000, 4000, 3)).astype(np.int16)
+        noisy = np.asarray(big).astype(np.int16) + noise
         Image.fromarray(noisy.clip(0, 255).astype(np.uint8)).save(path, quality=90)
     return path
 
@@ -155,8 +155,8 @@ def measure(name: str, segmenter: str, photo: Path, clicks: int, workdir: Path, 
             server.http.post(f"/api/images/{image['id']}/mask", json={"rects": [[480 + i, 410, 590, 470]]})
             drawn.append(time.perf_counter() - t)
         rows.append({"what": f"{name} server: /mask with a drawn rectangle (no model), {image['width']}×{image['height']}",
-                     "median": statistics.median(drawn), "p95": pct(drawn, 0.95), "n": len(drawn), "split": {},
-                     "first": None})
+                     "median": statistics.median(drawn), "p95": pct(drawn, 0.95), "n": len(drawn),
+                     "split": {}, "first": None})
         rows.append({"what": f"{name}: /mask round trip, {image['width']}×{image['height']}",
                      "median": statistics.median(times), "p95": pct(times, 0.95), "n": len(times),
                      "split": {k: statistics.median(v) for k, v in parts.items() if v},

@@ -174,7 +174,8 @@ def test_bad_masks_are_400_with_the_cli_message(client, body, message):
 
 def test_malformed_json_unknown_ids_and_routes(client):
     image = upload(client, photo_png()).json()
-    r = client.post(f"/api/images/{image['id']}/mask", content=b"{bad json", headers={"content-type": "application/json"})
+    r = client.post(f"/api/images/{image['id']}/mask", content=b"{bad json",
+                    headers={"content-type": "application/json"})
     assert r.status_code == 400 and "malformed JSON" in r.json()["error"]
     assert client.post("/api/images/nope/mask", json={"points": [[1, 1]]}).status_code == 404
     assert client.get("/api/jobs/nope").json() == {"error": "no job 'nope' (finished jobs are forgotten after a while)"}

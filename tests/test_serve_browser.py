@@ -99,7 +99,7 @@ def test_click_mask_remove_download(server, page, tmp_path):
     first = mask_pixels(page)
     assert 2_000 < first < 0.1 * w * h
     click_at(page, 100, 100, w, h, button="right")  # a negative click far away, then undo it
-    page.wait_for_function(f"document.querySelector('[data-testid=mask-info]').textContent !== ''")
+    page.wait_for_function("document.querySelector('[data-testid=mask-info]').textContent !== ''")
     page.get_by_test_id("undo").click()
     page.wait_for_function(f"Number(document.querySelector('[data-testid=mask-pixels]').textContent) === {first}")
     page.get_by_test_id("dilate").fill("20")

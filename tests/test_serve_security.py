@@ -112,7 +112,8 @@ def test_token_header_query_and_cookie(folder):
         r = c.get(f"/?token={TOKEN}", follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/"  # the token leaves the address bar
         cookie = r.headers["set-cookie"]
-        assert cookie.startswith(f"{cookie_name(TOKEN)}={TOKEN}") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        assert cookie.startswith(f"{cookie_name(TOKEN)}={TOKEN}")
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
         assert c.get("/").status_code == 200 and c.get("/api/info").status_code == 200  # the cookie
         c.cookies.clear()
         assert c.get("/api/info").status_code == 401

@@ -76,5 +76,5 @@ class EditRequest(SelectionFields):
     scheduler: Optional[str] = Field(default=None, max_length=40)
     padding_mask_crop: Optional[int] = Field(default=None, ge=0, le=4096)
 
-    INPAINT: ClassVar[tuple[str, ...]] = ("inpainter", "model", "prompt", "negative_prompt", "steps", "guidance", "strength", "seed",
-               "scheduler", "padding_mask_crop")
+    INPAINT: ClassVar[tuple[str, ...]] = ("inpainter", "model", "prompt", "negative_prompt", "steps", "guidance",
+                                          "strength", "seed", "scheduler", "padding_mask_crop")

@@ -1,8 +1,6 @@
 """``/api/images``: open a photo (upload or FOLDER path), its display copy, a click's mask, an edit."""
 from __future__ import annotations
 
-import base64
-
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -96,6 +94,3 @@ def close_image(image_id: str, ctx: ServerContext = Depends(context)):
     ctx.sessions.close(image_id)
     return JSONResponse({"id": image_id, "closed": True})
 
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
