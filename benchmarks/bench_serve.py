@@ -154,7 +154,8 @@ def measure(name: str, segmenter: str, photo: Path, clicks: int, workdir: Path, 
             t = time.perf_counter()
             server.http.post(f"/api/images/{image['id']}/mask", json={"rects": [[480 + i, 410, 590, 470]]})
             drawn.append(time.perf_counter() - t)
-        rows.append({"what": f"{name} server: /mask with a drawn rectangle (no model), {image['width']}×{image['height']}",
+        size = f"{image['width']}×{image['height']}"
+        rows.append({"what": f"{name} server: /mask with a drawn rectangle (no model), {size}",
                      "median": statistics.median(drawn), "p95": pct(drawn, 0.95), "n": len(drawn),
                      "split": {}, "first": None})
         rows.append({"what": f"{name}: /mask round trip, {image['width']}×{image['height']}",
