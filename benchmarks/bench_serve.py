@@ -223,8 +223,8 @@ def main() -> None:
     for r in rows:
         if r.get("first"):
             print(f"- {r['what'].split(':')[0]}: open {ms(r['open'])}; first click right after opening "
-                  f"{ms(r['first'][0])} (it waits for the embedding, which takes {r['embed']:.1f} s alone); first click "
-                  f"once the embedding is ready {ms(r['first'][1])}")
+                  f"{ms(r['first'][0])} (it waits for the embedding, which takes {r['embed']:.1f} s alone); "
+                  f"first click once the embedding is ready {ms(r['first'][1])}")
 
 
 if __name__ == "__main__":
