@@ -298,6 +298,7 @@ class SamSegmenter(BaseSegmenter):
         self.encoder_runs = 0
         self._lock = threading.RLock()  # the predictor holds one image at a time
         self._current = None  # the Embedding the predictor holds now
+        self._dense_pe = None  # the prompt encoder's positional encoding of the embedding grid
         head = self.cache.get_head(self.fingerprint)
         if head is not None:
             self.config, tensors = head
@@ -418,8 +419,10 @@ class SamSegmenter(BaseSegmenter):
                                       dtype=torch.float, device=self.device)
         sparse, dense = self.model.prompt_encoder(
             points=(coords_t, labels_t) if coords_t is not None else None, boxes=boxes_t, masks=mask_input)
+        if self._dense_pe is None:  # depends on the weights only: once per model, not per click
+            self._dense_pe = self.model.prompt_encoder.get_dense_pe()
         low, iou = self.model.mask_decoder(
-            image_embeddings=p.features, image_pe=self.model.prompt_encoder.get_dense_pe(),
+            image_embeddings=p.features, image_pe=self._dense_pe,
             sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask)
         return low, iou.float().cpu().numpy()
 
