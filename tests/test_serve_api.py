@@ -25,7 +25,7 @@ from conftest import gradient_photo  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 STICKER = ROOT / "samples" / "catalogue_sticker.jpg"
-OPTIONS = EditOptions(segmenter="classical", inpainter="telea")
+OPTIONS = EditOptions(segmenter="classical", inpainter="telea", model="autoinpaint-tests/no-such-model")
 BASE = "http://127.0.0.1"
 RECT = [100, 80, 160, 130]
 
@@ -205,13 +205,11 @@ def test_edit_requests_are_checked_before_queueing(client):
     assert len(client.app.state.context.jobs) == queued  # none of them became a job
 
 
-def test_a_missing_model_fails_the_job_with_its_message(client, monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+def test_a_missing_model_fails_the_job_with_its_message(client):
     image = upload(client, photo_png()).json()
     r = client.post(f"/api/images/{image['id']}/edit", json={"rects": [RECT], "action": "fill", "prompt": "a plant"})
     status = wait(client, r.json()["job"])
-    assert status["status"] == "failed" and "hf download" in status["error"]
+    assert status["status"] == "failed" and "hf download autoinpaint-tests/no-such-model" in status["error"]
     r = client.get(f"/api/jobs/{status['job']}/result")
     assert r.status_code == 409 and "failed" in r.json()["error"]
 

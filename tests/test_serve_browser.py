@@ -43,7 +43,9 @@ def server(tmp_path_factory):
     folder.mkdir()
     shutil.copy(ROOT / "samples" / SAMPLE, folder / SAMPLE)
     shutil.copy(ROOT / "samples" / "rocket.jpg", folder / "rocket.jpg")
-    app = create_app(folder, EditOptions(segmenter="classical", inpainter="telea"), token=TOKEN)
+    # a diffusion model that is in no cache: Fill fails fast and says how to get it
+    options = EditOptions(segmenter="classical", inpainter="telea", model="autoinpaint-tests/no-such-model")
+    app = create_app(folder, options, token=TOKEN)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
@@ -142,6 +144,22 @@ def test_upload_through_the_file_picker(server, page):
     page.mouse.up()
     page.wait_for_function("Number(document.querySelector('[data-testid=mask-pixels]').textContent) > 0")
     assert page.get_by_test_id("remove").is_enabled()
+    # a drawn region for Fill: taken as it is; with no diffusion model here the job fails and says why
+    page.get_by_test_id("clear").click()
+    page.get_by_test_id("drag-mode").select_option("rect")
+    page.get_by_test_id("dilate").fill("0")
+    page.get_by_test_id("feather").fill("0")
+    page.mouse.move(box["x"] + box["width"] * 40 / 640, box["y"] + box["height"] * 300 / 427)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 140 / 640, box["y"] + box["height"] * 400 / 427, steps=5)
+    page.mouse.up()
+    page.wait_for_function("Number(document.querySelector('[data-testid=mask-pixels]').textContent) > 0")
+    pixels = mask_pixels(page)
+    assert 0.8 * 100 * 100 < pixels < 1.2 * 100 * 100  # the 100×100 px region itself
+    page.get_by_test_id("prompt").fill("a potted plant")
+    page.get_by_test_id("fill").click()
+    page.wait_for_function("!document.querySelector('[data-testid=error]').hidden")
+    assert "hf download" in page.get_by_test_id("error").text_content()
 
 
 def _shrink(path: str) -> None:

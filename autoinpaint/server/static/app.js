@@ -169,11 +169,9 @@ function canvasPoint(ev) {
 }
 
 function selectionBody() {
-  const body = { points: [], negatives: [], boxes: [] };
-  for (const p of state.prompts) {
-    const key = p.kind === "point" ? "points" : p.kind === "negative" ? "negatives" : "boxes";
-    body[key].push(p.value.map((v) => Math.round(v * 10) / 10));
-  }
+  const body = { points: [], negatives: [], boxes: [], rects: [] };
+  const keys = { point: "points", negative: "negatives", box: "boxes", rect: "rects" };
+  for (const p of state.prompts) body[keys[p.kind]].push(p.value.map((v) => Math.round(v * 10) / 10));
   body.dilate = Number($("dilate").value);
   body.feather = Number($("feather").value);
   for (const fn of extensions.selectionFields) Object.assign(body, fn() || {});
@@ -181,8 +179,8 @@ function selectionBody() {
 }
 
 function hasSelection(body) {
-  return body.points.length + body.boxes.length > 0 || Object.keys(body).some(
-    (k) => !["points", "negatives", "boxes", "dilate", "feather"].includes(k) && body[k] && body[k].length);
+  return body.points.length + body.boxes.length + body.rects.length > 0 || Object.keys(body).some(
+    (k) => !["points", "negatives", "boxes", "rects", "dilate", "feather"].includes(k) && body[k] && body[k].length);
 }
 
 async function requestMask() {
@@ -291,7 +289,8 @@ function onPointerUp(ev) {
     const [a, b] = toFull(Math.min(d.x0, d.x1), Math.min(d.y0, d.y1));
     const [c, e] = toFull(Math.max(d.x0, d.x1), Math.max(d.y0, d.y1));
     const w = state.image.width, h = state.image.height;
-    state.prompts.push({ kind: "box", value: [Math.max(a, 0), Math.max(b, 0), Math.min(c, w), Math.min(e, h)] });
+    state.prompts.push({ kind: $("drag-mode").value === "rect" ? "rect" : "box",
+                         value: [Math.max(a, 0), Math.max(b, 0), Math.min(c, w), Math.min(e, h)] });
   } else {
     state.prompts.push({ kind: d.negative ? "negative" : "point", value: toFull(d.x0, d.y0) });
   }
@@ -318,9 +317,9 @@ function render() {
     g.setLineDash([]);
   }
   for (const p of state.prompts) {
-    if (p.kind === "box") {
+    if (p.kind === "box" || p.kind === "rect") {
       const [x0, y0] = toDisplay(p.value[0], p.value[1]); const [x1, y1] = toDisplay(p.value[2], p.value[3]);
-      g.strokeStyle = "#00a3ff"; g.strokeRect(x0, y0, x1 - x0, y1 - y0);
+      g.strokeStyle = p.kind === "box" ? "#00a3ff" : "#ff8c00"; g.strokeRect(x0, y0, x1 - x0, y1 - y0);
     } else {
       const [x, y] = toDisplay(p.value[0], p.value[1]);
       g.beginPath(); g.arc(x, y, Math.max(4, unit * 0.7), 0, 2 * Math.PI);
