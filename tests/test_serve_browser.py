@@ -43,8 +43,10 @@ def server(tmp_path_factory):
     folder.mkdir()
     shutil.copy(ROOT / "samples" / SAMPLE, folder / SAMPLE)
     shutil.copy(ROOT / "samples" / "rocket.jpg", folder / "rocket.jpg")
-    # a diffusion model that is in no cache: Fill fails fast and says how to get it
-    options = EditOptions(segmenter="classical", inpainter="telea", model="autoinpaint-tests/no-such-model")
+    # a diffusion model that is in no cache: Fill fails fast and says how to get it (the README's
+    # screenshot shows the default model's name instead)
+    model = None if os.environ.get("AUTOINPAINT_SCREENSHOT") else "autoinpaint-tests/no-such-model"
+    options = EditOptions(segmenter="classical", inpainter="telea", model=model)
     app = create_app(folder, options, token=TOKEN)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
