@@ -49,6 +49,7 @@ def server(tmp_path_factory):
     options = EditOptions(segmenter="classical", inpainter="telea", model=model)
     app = create_app(folder, options, token=TOKEN)
     sock = socket.socket()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as autoinpaint serve does
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
     srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))

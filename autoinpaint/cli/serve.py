@@ -75,6 +75,9 @@ def _bind(host: str, port: int):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # accepted connections inherit it: without it every response waits ~40 ms for a delayed ACK
+    # (Nagle), measured 48 ms vs 1.5 ms per request here; uvicorn sets it only on sockets it binds
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
