@@ -49,8 +49,11 @@ class SelectionFields(Strict):
     SEGMENT: ClassVar[tuple[str, ...]] = ("sam_select", "sam_refine")
 
     def selection_values(self) -> dict:
-        """Keyword arguments of ``Selection`` (tuples of tuples)."""
-        return {k: tuple(tuple(v) for v in getattr(self, k)) for k in self.SELECTION}
+        """Keyword arguments of ``Selection``: lists become tuples (coordinates tuples of tuples).
+        A new kind of prompt (e.g. ``texts: list[str]``) needs only its field here and its name
+        in ``SELECTION``."""
+        return {k: tuple(tuple(v) if isinstance(v, (list, tuple)) else v for v in getattr(self, k))
+                for k in self.SELECTION}
 
     def options(self, names: tuple[str, ...]) -> dict:
         """The ``EditOptions`` overrides among ``names`` that the request sets."""
