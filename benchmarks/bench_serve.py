@@ -38,16 +38,16 @@ def free_port() -> int:
 
 
 def photo_12mp(workdir: Path) -> Path:
-    """A 4000×3000 JPEG (q90): the sticker sample scaled up, with sensor-like noise."""
+    """A 4000×3000 JPEG (q92, ~5 MB like a phone's): the sticker sample scaled up, with grain."""
     import numpy as np
     from PIL import Image
 
-    path = workdir / "photo_12mp.jpg"
+    path = workdir / "photo_12mp_grain.jpg"
     if not path.exists():
         big = Image.open(STICKER).resize((4000, 3000), Image.Resampling.BICUBIC)
-        noise = np.random.default_rng(0).normal(0, 3, (3000, 4000, 3)).astype(np.int16)
+        noise = np.random.default_rng(0).normal(0, 6, (3000, 4000, 3)).astype(np.int16)
         noisy = np.asarray(big).astype(np.int16) + noise
-        Image.fromarray(noisy.clip(0, 255).astype(np.uint8)).save(path, quality=90)
+        Image.fromarray(noisy.clip(0, 255).astype(np.uint8)).save(path, quality=92)
     return path
 
 
