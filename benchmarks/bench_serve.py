@@ -38,7 +38,7 @@ def free_port() -> int:
 
 
 def photo_12mp(workdir: Path) -> Path:
-    """A 4000×3000 JPEG (q92, ~5 MB like a phone's): the sticker sample scaled up, with grain."""
+    """A 4000×3000 JPEG (q92, 2.8 MB): the sticker sample scaled up, with film-like grain."""
     import numpy as np
     from PIL import Image
 
