@@ -139,6 +139,7 @@ class Editor:
                                   boxes=tuple(map(tuple, boxes)), rects=tuple(map(tuple, rects)),
                                   ellipses=tuple(map(tuple, ellipses)), relative=relative)
         opts = self._options(options)
+        self._await_embeddings()
         with self._lock:
             state = self._require()
             state.selection = selection
@@ -230,6 +231,17 @@ class Editor:
     @property
     def size(self) -> tuple[int, int]:
         return self._require().size
+
+    def _await_embeddings(self) -> None:
+        """Wait for a background embedding outside the session's lock, so that a fork (an edit
+        job) or a status query need not wait for the encoder too."""
+        state = self.state
+        for held in list(state.embeddings.values()) if state is not None else ():
+            if isinstance(held, Future) and not held.cancelled():
+                try:
+                    held.result()
+                except Exception:  # noqa: BLE001 - the segment step raises it again, with its message
+                    pass
 
     def _require(self) -> EditState:
         if self.state is None:

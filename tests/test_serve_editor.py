@@ -185,3 +185,25 @@ def test_heic_photos_open_and_show(tmp_path):
     ed = Editor(CLASSICAL).open(buf.getvalue(), embed=False)
     assert ed.size == (64, 48) and ed.display().shape == (48, 64, 3)
     assert np.abs(ed.image.astype(int) - gradient_photo(64, 48)).mean() < 6
+
+
+def test_a_click_waiting_for_the_embedding_does_not_block_a_fork():
+    import threading
+
+    ed = Editor(CLASSICAL).open(STICKER, embed=False)
+    pending: Future = Future()  # the encoder still running
+    ed.state.embeddings["classical"] = pending
+    clicked = threading.Thread(target=ed.select, kwargs={"points": [(527, 442)]})
+    clicked.start()
+    time.sleep(0.2)
+    assert clicked.is_alive()  # waiting for the embedding
+    forks = []
+    forking = threading.Thread(target=lambda: forks.append(ed.fork()))  # an edit job starting meanwhile
+    forking.start()
+    forking.join(2)
+    done_early = not forking.is_alive()
+    pending.set_result(ed.image.copy())  # the classical segmenter's embedding is the image itself
+    forking.join(30)
+    assert done_early and forks[0].mask is None
+    clicked.join(30)
+    assert not clicked.is_alive() and ed.mask[442, 527]
