@@ -207,3 +207,19 @@ def test_a_click_waiting_for_the_embedding_does_not_block_a_fork():
     assert done_early and forks[0].mask is None
     clicked.join(30)
     assert not clicked.is_alive() and ed.mask[442, 527]
+
+
+def test_cmyk_and_16bit_tiff_show_as_8bit_rgb(tmp_path):
+    cmyk = tmp_path / "print.jpg"
+    Image.fromarray(gradient_photo(64, 48)).convert("CMYK").save(cmyk, quality=95)
+    ed = Editor(CLASSICAL).open(cmyk, embed=False)
+    shown = ed.display()
+    assert shown.shape == (48, 64, 3) and shown.dtype == np.uint8
+    assert np.abs(shown.astype(int) - gradient_photo(64, 48)).mean() < 8
+    tiff = tmp_path / "scan.tif"
+    grey16 = (np.arange(64 * 48, dtype=np.uint16).reshape(48, 64) * 21)
+    Image.fromarray(grey16).save(tiff)
+    ed = Editor(CLASSICAL).open(tiff, embed=False)
+    shown = ed.display()
+    assert ed.image.dtype == np.uint16 and shown.shape == (48, 64, 3) and shown.dtype == np.uint8
+    assert abs(int(shown[47, 63, 0]) - round(int(grey16[47, 63]) / 257)) <= 1
