@@ -12,7 +12,7 @@ SAM is the ViT-B architecture with random weights (the same arithmetic as the pu
 built once into --workdir by ``tests/sam_fixtures.py``); masks of random weights are meaningless,
 their cost is not.
 
-    flock /work/wt/bench.lock .venv/bin/python benchmarks/bench_serve.py [--clicks 50]
+    flock /work/wt/bench.lock .venv/bin/python benchmarks/bench_serve.py [--clicks 50] [--pause 0.3]
 """
 from __future__ import annotations
 
@@ -145,7 +145,8 @@ def pct(values, q: float) -> float:
     return values[min(len(values) - 1, max(0, round(q * (len(values) - 1))))]
 
 
-def measure(name: str, segmenter: str, photo: Path, clicks: int, workdir: Path, big: Path | None) -> list[dict]:
+def measure(name: str, segmenter: str, photo: Path, clicks: int, workdir: Path, big: Path | None,
+            pause: float) -> list[dict]:
     rows = []
     server = Server(segmenter, workdir)
     try:
@@ -158,6 +159,7 @@ def measure(name: str, segmenter: str, photo: Path, clicks: int, workdir: Path, 
         first_ready, _ = server.click(image["id"], (POINT[0] + 1, POINT[1]))
         times, parts = [], {"segment": [], "mask": [], "encode": [], "total": []}
         for p in clicks_around(POINT, clicks, image["width"], image["height"]):
+            time.sleep(pause)
             elapsed, body = server.click(image["id"], p)
             times.append(elapsed)
             for k in parts:
@@ -200,20 +202,24 @@ def main() -> None:
     ap.add_argument("--clicks", type=int, default=50)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/bench_serve"))
     ap.add_argument("--sections", default="sam,classical")
+    ap.add_argument("--pause", type=float, default=0.3,
+                    help="seconds between clicks, a person's pace (back-to-back clicks keep a core busy, "
+                         "and the SAM decoder then takes one thread by the load-average rule)")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     big = photo_12mp(args.workdir)
     rows = []
     load_before = os.getloadavg()
     if "sam" in args.sections:
-        rows += measure("SAM ViT-B", str(vit_b(args.workdir)), STICKER, args.clicks, args.workdir, big)
+        rows += measure("SAM ViT-B", str(vit_b(args.workdir)), STICKER, args.clicks, args.workdir, big, args.pause)
     if "classical" in args.sections:
-        rows += measure("classical", "classical", STICKER, args.clicks, args.workdir, None)
+        rows += measure("classical", "classical", STICKER, args.clicks, args.workdir, None, args.pause)
     load_after = os.getloadavg()
 
     ms = lambda s: f"{1000 * s:.0f} ms" if s is not None else "–"  # noqa: E731
     print(f"\nautoinpaint serve, {os.cpu_count()} CPU cores, load average {load_before[0]:.2f} before / "
-          f"{load_after[0]:.2f} after; HTTP client in another process (httpx, keep-alive)\n")
+          f"{load_after[0]:.2f} after; HTTP client in another process (httpx, keep-alive); "
+          f"{args.pause:g} s between clicks\n")
     print("| what | median | p95 | n | server split (median): segment / mask / encode / total |")
     print("|---|---|---|---|---|")
     for r in rows:
