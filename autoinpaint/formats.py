@@ -140,17 +140,21 @@ def read_info(im, data: bytes | None, name: str) -> ImageInfo:
     if fmt == "HEIF" and int(im.info.get("bit_depth", 8) or 8) > 8:
         raise InputError(f"{name}: a {im.info['bit_depth']}-bit HEIF is not supported (it would be written "
                          f"as 8-bit)")
-    exif = im.getexif()
-    if fmt == "TIFF":  # a TIFF's EXIF is its first IFD: keep the photo's tags, not the file's layout
-        for tag in [t for t in exif if t in _TIFF_LAYOUT]:
-            del exif[tag]
-    if exif:
-        info.orientation = int(exif.get(0x0112, 1) or 1)
-        if info.orientation not in range(1, 9):
-            info.orientation = 1
-        if 0x0112 in exif:
-            exif[0x0112] = 1
-        info.exif = exif.tobytes()
+    try:
+        exif = im.getexif()
+        if fmt == "TIFF":  # a TIFF's EXIF is its first IFD: keep the photo's tags, not the file's layout
+            for tag in [t for t in exif if t in _TIFF_LAYOUT]:
+                del exif[tag]
+        if exif:
+            orientation = exif.get(0x0112, 1)
+            info.orientation = orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1
+            if 0x0112 in exif:
+                exif[0x0112] = 1
+            info.exif = exif.tobytes()
+    except Exception:  # noqa: BLE001 - an EXIF block that does not parse is kept as it is, unread
+        raw = im.info.get("exif")
+        info.exif = bytes(raw) if isinstance(raw, (bytes, bytearray)) and raw else None
+        info.orientation = 1
     dpi = im.info.get("dpi")
     if isinstance(dpi, tuple) and len(dpi) == 2:
         try:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import errno
 import io
 import os
+import sys
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
@@ -23,6 +25,43 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_PIXELS = 100_000_000  # decompression-bomb guard; --max-pixels / AUTOINPAINT_MAX_PIXELS
 
+
+
+class _QuietNative:
+    """While held (by any thread), what C libraries print on file descriptor 2 (libpng, libtiff, OpenCV
+    warnings about a damaged file) goes to /dev/null: a bad input gives one ``Error:`` line, not
+    decoder chatter. Re-entrant; the first holder redirects, the last restores."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._saved: int | None = None
+
+    def __enter__(self):
+        with self._lock:
+            if self._depth == 0:
+                try:
+                    sys.stderr.flush()
+                    saved = os.dup(2)
+                    null = os.open(os.devnull, os.O_WRONLY)
+                    os.dup2(null, 2)
+                    os.close(null)
+                    self._saved = saved
+                except (OSError, ValueError):
+                    self._saved = None
+            self._depth += 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0 and self._saved is not None:
+                os.dup2(self._saved, 2)
+                os.close(self._saved)
+                self._saved = None
+
+
+QUIET_NATIVE = _QuietNative()
 
 
 def max_pixels_default() -> int:
@@ -50,15 +89,18 @@ def load_image(source: ImageInput, max_pixels: int | None = None) -> tuple[np.nd
     if isinstance(source, (bytes, bytearray, memoryview)):
         return decode_image(bytes(source), "<bytes>", max_pixels)
     path = Path(source)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if not path.is_file():
-        raise InputError(f"{path}: not a file")
+    name = str(path) if len(str(path)) <= 300 else str(path)[:150] + "..." + str(path)[-100:]
     try:
+        if not path.exists():
+            raise InputError(f"{name}: no such file")
+        if not path.is_file():
+            raise InputError(f"{name}: not a file")
         data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    array, info = decode_image(data, str(path), max_pixels)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{name}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    array, info = decode_image(data, name, max_pixels)
     info.path = str(path)
     return array, info
 
@@ -93,16 +135,16 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = No
     if not data:
         raise InputError(f"{name}: file is empty (0 bytes)")
     Image.MAX_IMAGE_PIXELS = None  # we check the limit ourselves, with a clear message
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), QUIET_NATIVE:
         warnings.simplefilter("ignore")
         try:
             if is_heif(data):
                 register_heif()
             im = Image.open(io.BytesIO(data))
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        except UnidentifiedImageError:
             raise InputError(f"{name}: not an image file, or a format that cannot be read") from None
         except Exception as exc:  # noqa: BLE001 - any failure to parse untrusted bytes is bad input
-            raise InputError(f"{name}: not an image file, or a damaged one ({_reason(exc)})") from None
+            raise InputError(f"{name}: a damaged image file that cannot be read ({_reason(exc)})") from None
         return _decode(im, name, max_pixels, data)
 
 
@@ -123,7 +165,7 @@ def _decode(im, name: str, max_pixels: int | None, data: bytes | None = None) ->
     if w * h > max_pixels:
         raise InputError(f"{name}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,} "
                          f"(raise it with --max-pixels or AUTOINPAINT_MAX_PIXELS)")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), QUIET_NATIVE:
         warnings.simplefilter("ignore")
         try:
             info = read_info(im, data, name)
@@ -214,7 +256,7 @@ def encode_with_notes(array: np.ndarray, info: ImageInfo, fmt: str) -> tuple[byt
     """:func:`encode_image`, returning the notes on what could not be kept instead of logging them."""
     from .formats import encode
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), QUIET_NATIVE:
         warnings.simplefilter("ignore")
         return encode(array, info, fmt)
 
