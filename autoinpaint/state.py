@@ -48,6 +48,7 @@ class EditState:
     timings: seconds per stage (``load``, ``segment``, ``mask``, ``inpaint``, ``composite``, ``save``).
     embeddings: image embeddings by segmenter name (a value or a Future), so a further selection on
         the same state runs only the prompt decoder.
+    stop: why the pipeline stopped before its last step (None: it ran to the end).
     """
 
     input_path: str | None = None
@@ -63,6 +64,7 @@ class EditState:
     metadata: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     embeddings: dict[str, Any] = field(default_factory=dict, repr=False)
+    stop: str | None = None  # set by a step to end the pipeline early (e.g. "doubt": --on-doubt skip)
 
     @property
     def size(self) -> tuple[int, int]:

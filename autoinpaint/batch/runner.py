@@ -26,6 +26,7 @@ from typing import Callable, Iterable, Iterator
 
 from ..errors import AutoinpaintError, InputError
 from .recipe import Defaults, Task, count_tasks, iter_tasks
+from .review import save_thumbnails, write_page
 from .worker import THREAD_VARS as _THREAD_VARS
 from .worker import init_worker, base_record, execute_task
 
@@ -61,7 +62,8 @@ class Manifest:
                     continue  # a torn line from a killed run
                 if not isinstance(rec, dict) or not rec.get("output"):
                     continue
-                if rec.get("status") in ("done", "skipped"):
+                if rec.get("status") in ("done", "skipped") or (rec.get("status") == "review"
+                                                                 and rec.get("output_size") is not None):
                     done[rec["output"]] = {"hash": rec.get("hash"), "output_size": rec.get("output_size"),
                                            "timings": rec.get("timings")}
                 elif rec.get("status") == "failed":
@@ -190,7 +192,7 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
     total = count_tasks(source, outdir, defaults) if progress else None
     manifest = Manifest(outdir)
     previous = manifest.latest_done()
-    counts = {"done": 0, "skipped": 0, "failed": 0}
+    counts = {"done": 0, "review": 0, "skipped": 0, "failed": 0}
     seen: dict[str, int] = {}
 
     from tqdm import tqdm
@@ -202,6 +204,9 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
 
     def record(rec: dict) -> None:
         rec.setdefault("error", None)
+        thumbs = rec.pop("thumbnails", None)
+        if thumbs:  # a row in doubt: its thumbnails go to OUTDIR/review/, their paths to the manifest
+            rec["thumbnails"] = save_thumbnails(outdir, rec, thumbs)
         rec["engine"] = engine
         rec["finished"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         manifest.append(rec)
@@ -252,8 +257,10 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
         manifest.close()
         bar.close()
     seconds = time.perf_counter() - started
-    return {"total": sum(counts.values()), **counts, "seconds": round(seconds, 3),
-            "images_per_minute": round(counts["done"] / seconds * 60, 2) if seconds > 0 else 0.0,
+    page, in_review = write_page(outdir, manifest.path)  # rows in doubt, this run's and earlier ones
+    return {"total": sum(counts.values()), **counts, "in_review": in_review,
+            "review_page": str(page) if in_review else None, "seconds": round(seconds, 3),
+            "images_per_minute": round((counts["done"] + counts["review"]) / seconds * 60, 2) if seconds > 0 else 0.0,
             "engine": engine, "workers": workers, "outdir": str(outdir), "manifest": str(manifest.path)}
 
 
