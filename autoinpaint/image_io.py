@@ -144,7 +144,8 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = No
         except UnidentifiedImageError:
             raise InputError(f"{name}: not an image file, or a format that cannot be read") from None
         except Exception as exc:  # noqa: BLE001 - any failure to parse untrusted bytes is bad input
-            raise InputError(f"{name}: a damaged image file that cannot be read ({_reason(exc)})") from None
+            raise InputError(f"{name}: not an image file, or a damaged one that cannot be read "
+                             f"({_reason(exc)})") from None
         return _decode(im, name, max_pixels, data)
 
 

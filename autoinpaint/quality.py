@@ -23,9 +23,10 @@ The thresholds were tuned on the scenes of ``benchmarks/bench_quality.py`` only 
 the table there also reports other seeds), except SAM's, which are the defaults of
 ``SamAutomaticMaskGenerator`` (``pred_iou_thresh`` 0.88, ``stability_score_thresh`` 0.95).
 
-A mask drawn by the user (``--rect``, ``--ellipse``, ``--mask`` only) is what was asked for: it is in
-doubt only when it covers more than half of the image (an inverted mask file, pixel coordinates
-given as relative ones, ...).
+A mask drawn by the user (``--rect``, ``--ellipse``, ``--mask`` only) is what was asked for, whatever
+its shape or size (a background to replace may well cover most of the photo): it is in doubt only
+when it covers almost all of it (over 95 %: an inverted mask file, a box in the wrong units), which
+leaves no picture to fill it from.
 """
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ EDGE_MIN = 0.9           # share of the outline that lies on an edge of the imag
 EDGE_STEP = 6            # Lab units per px: a gradient this strong is an edge
 SAM_IOU_MIN = 0.88       # SamAutomaticMaskGenerator's pred_iou_thresh
 SAM_STABILITY_MIN = 0.95  # SamAutomaticMaskGenerator's stability_score_thresh
-DRAWN_AREA_MAX = 0.5
+DRAWN_AREA_MAX = 0.95     # a drawn selection leaving almost nothing to fill it from
 ENCLOSED_MIN = 0.03      # the click's flat region, enclosed by a much larger mask, at least this big
 INNER_FLAT = 0.15        # ... and partly flat (share off any edge): a label, not a block of text
 INNER_MIN = 0.03         # a distinct region inside the clicked one, next to the click, this big
@@ -99,7 +100,7 @@ def assess(image: np.ndarray, mask: np.ndarray, selection: Selection, scores: di
             what = "the mask file" if selection.mask_path and not (selection.rects or selection.ellipses) \
                 else "the drawn region"
             hint = " (is it inverted? white = selected)" if what == "the mask file" else ""
-            reasons.append(f"{what} covers {_pct(area)} of the photo{hint}")
+            reasons.append(f"{what} covers {_pct(area)} of the photo, leaving almost nothing to fill it from{hint}")
         return Quality("doubt" if reasons else "ok", reasons, signals)
 
     img, m, s = _work_copy(image, mask)

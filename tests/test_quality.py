@@ -115,7 +115,10 @@ def test_drawn_masks_are_trusted_unless_they_cover_most_of_the_photo():
     rect = np.zeros((100, 200), bool)
     rect[10:50, 10:90] = True
     assert assess(image, rect, Selection(rects=((10, 10, 90, 50),))).verdict == "ok"
-    inverted = ~rect
+    background = ~rect                                    # a background to replace: what was asked for
+    assert assess(image, background, Selection(mask_path="m.png")).verdict == "ok"
+    inverted = np.ones((100, 200), bool)
+    inverted[40:42, 40:42] = False
     q = assess(image, inverted, Selection(mask_path="m.png"))
     assert q.doubt and "is it inverted" in q.reasons[0]
 
@@ -221,11 +224,12 @@ def test_batch_marks_rows_in_doubt_for_review(cli, review_batch):
     r, records = _batch(cli, root, "out")
     assert r.code == 0, r.err
     summary = json.loads(r.out)
-    assert (summary["done"], summary["review"], summary["failed"], summary["in_review"]) == (2, 1, 0, 1)
+    assert (summary["done"], summary["review"], summary["failed"], summary["in_review"]) == (3, 1, 0, 1)
     assert "Warning: 1 masks are in doubt" in r.err
     rec = {x["line"]: x for x in records}
-    assert rec[2]["status"] == "review" and rec[2]["quality"]["verdict"] == "doubt" and rec[2]["quality"]["reasons"]
-    assert rec[1]["status"] == rec[3]["status"] == "done"
+    assert rec[2]["review"] is True and rec[2]["quality"]["verdict"] == "doubt" and rec[2]["quality"]["reasons"]
+    assert rec[1]["status"] == rec[2]["status"] == rec[3]["status"] == "done"
+    assert "review" not in rec[1] and rec[1]["quality"]["verdict"] == "ok"
     assert rec[2]["output_size"] == (root / "out" / "p1.png").stat().st_size          # written by default
     page = (root / "out" / "review.html").read_text()
     assert summary["review_page"] == str(root / "out" / "review.html")
@@ -246,7 +250,8 @@ def test_batch_on_doubt_skip_writes_nothing_for_that_row(cli, review_batch):
     r, records = _batch(cli, root, "out-skip", "--on-doubt", "skip")
     assert r.code == 0, r.err
     rec = {x["line"]: x for x in records}
-    assert rec[2]["status"] == "review" and rec[2]["written"] is False and rec[2]["output_size"] is None
+    assert rec[2]["status"] == "skipped" and rec[2]["review"] is True and rec[2]["written"] is False
+    assert rec[2]["output_size"] is None and json.loads(r.out)["review"] == 1
     assert not (root / "out-skip" / "p1.png").exists() and (root / "out-skip" / "p0.png").exists()
     assert "not written" in (root / "out-skip" / "review.html").read_text()
     r, records = _batch(cli, root, "out-fail", "--on-doubt", "fail")

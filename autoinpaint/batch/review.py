@@ -5,9 +5,10 @@ checks only those.
 * A worker makes three small JPEG thumbnails of a row in doubt (:func:`thumbnails`, base64 so the
   record stays JSON for both engines);
 * the driver writes them to ``OUTDIR/review/`` (:func:`save_thumbnails`) and keeps their paths in the
-  row's manifest record (status ``review``);
+  row's manifest record (marked ``"review": true``; status ``done``, or ``skipped`` with ``--on-doubt
+  skip``);
 * :func:`write_page` builds the page from the manifest: every output whose latest record (a resumed
-  row's ``skipped`` record does not count) is ``review``, from this run or an earlier one. The page
+  row's ``skipped`` record does not count) is marked ``review``, from this run or an earlier one. The page
   is one self-contained HTML file with relative links: it opens offline.
 """
 from __future__ import annotations
@@ -63,8 +64,8 @@ def save_thumbnails(outdir: str | os.PathLike, record: dict, thumbs: dict[str, s
 
 
 def rows_in_review(manifest: str | os.PathLike) -> list[dict]:
-    """The latest record of every output whose latest record (resume ``skipped`` records aside) is
-    ``review``, in line order."""
+    """The latest record of every output whose latest record (a resumed row's ``skipped`` record
+    aside) is marked ``review``, in line order."""
     latest: dict[str, dict] = {}
     path = Path(manifest)
     if not path.exists():
@@ -75,10 +76,12 @@ def rows_in_review(manifest: str | os.PathLike) -> list[dict]:
                 rec = json.loads(raw)
             except ValueError:
                 continue  # a torn line from a killed run
-            if not isinstance(rec, dict) or not rec.get("output") or rec.get("status") == "skipped":
+            if not isinstance(rec, dict) or not rec.get("output"):
                 continue
+            if rec.get("status") == "skipped" and not rec.get("review"):
+                continue  # resumed: the row's earlier record still says what it is
             latest[rec["output"]] = rec
-    rows = [r for r in latest.values() if r.get("status") == "review"]
+    rows = [r for r in latest.values() if r.get("review")]
     return sorted(rows, key=lambda r: (int(r.get("line") or 0), str(r.get("output"))))
 
 
@@ -91,7 +94,13 @@ def write_page(outdir: str | os.PathLike, manifest: str | os.PathLike) -> tuple[
     rows = rows_in_review(manifest)
     page = Path(outdir) / PAGE_NAME
     if rows or page.exists():
-        write_atomic(page, render(rows, Path(outdir)).encode("utf-8"))
+        text = render(rows, Path(outdir)).encode("utf-8")
+        try:
+            same = page.read_bytes() == text
+        except OSError:
+            same = False
+        if not same:  # a resumed run that changes nothing leaves the page untouched
+            write_atomic(page, text)
     return page, len(rows)
 
 
@@ -113,7 +122,7 @@ def render(rows: list[dict], outdir: Path) -> str:
         cells = "".join(
             f'<td><img src="{html.escape(thumbs[k])}" alt="{k}" loading="lazy"></td>' if k in thumbs
             else "<td class=none>no thumbnail</td>" for k in KINDS)
-        written = r.get("output_size") is not None
+        written = r.get("written", True) and r.get("output_size") is not None
         out = (f'<a href="{html.escape(rel(r.get("output")))}">{html.escape(Path(str(r.get("output"))).name)}</a>'
                if written else "<em>not written (--on-doubt skip)</em>")
         lines.append(f"<tr><td class=n>{html.escape(str(r.get('line')))}</td>"

@@ -62,8 +62,7 @@ class Manifest:
                     continue  # a torn line from a killed run
                 if not isinstance(rec, dict) or not rec.get("output"):
                     continue
-                if rec.get("status") in ("done", "skipped") or (rec.get("status") == "review"
-                                                                 and rec.get("output_size") is not None):
+                if rec.get("status") in ("done", "skipped"):
                     done[rec["output"]] = {"hash": rec.get("hash"), "output_size": rec.get("output_size"),
                                            "timings": rec.get("timings")}
                 elif rec.get("status") == "failed":
@@ -192,7 +191,8 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
     total = count_tasks(source, outdir, defaults) if progress else None
     manifest = Manifest(outdir)
     previous = manifest.latest_done()
-    counts = {"done": 0, "review": 0, "skipped": 0, "failed": 0}
+    counts = {"done": 0, "skipped": 0, "failed": 0}
+    in_doubt = 0
     seen: dict[str, int] = {}
 
     from tqdm import tqdm
@@ -203,6 +203,7 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
     started = time.perf_counter()
 
     def record(rec: dict) -> None:
+        nonlocal in_doubt
         rec.setdefault("error", None)
         thumbs = rec.pop("thumbnails", None)
         if thumbs:  # a row in doubt: its thumbnails go to OUTDIR/review/, their paths to the manifest
@@ -211,6 +212,8 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
         rec["finished"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         manifest.append(rec)
         counts[rec["status"]] += 1
+        if rec.get("review"):
+            in_doubt += 1
         bar.update(1)
         if rec["status"] == "failed":
             bar.set_postfix(failed=counts["failed"], refresh=False)
@@ -258,9 +261,9 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
         bar.close()
     seconds = time.perf_counter() - started
     page, in_review = write_page(outdir, manifest.path)  # rows in doubt, this run's and earlier ones
-    return {"total": sum(counts.values()), **counts, "in_review": in_review,
+    return {"total": sum(counts.values()), **counts, "review": in_doubt, "in_review": in_review,
             "review_page": str(page) if in_review else None, "seconds": round(seconds, 3),
-            "images_per_minute": round((counts["done"] + counts["review"]) / seconds * 60, 2) if seconds > 0 else 0.0,
+            "images_per_minute": round(counts["done"] / seconds * 60, 2) if seconds > 0 else 0.0,
             "engine": engine, "workers": workers, "outdir": str(outdir), "manifest": str(manifest.path)}
 
 

@@ -47,14 +47,16 @@ def execute_task(task: Task) -> dict:
 
 
 def _review(state) -> dict:
-    """A mask in doubt: status ``review``, its reasons, and thumbnails for OUTDIR/review.html."""
+    """A mask in doubt: ``review: true``, its reasons and thumbnails for OUTDIR/review.html; with
+    ``--on-doubt skip`` nothing was written and the status is ``skipped``."""
     quality = state.metadata.get("quality") or {}
     if quality.get("verdict") != "doubt":
         return {"quality": {"verdict": quality.get("verdict", "ok")}} if quality else {}
     from .review import thumbnails
 
-    return {"status": "review", "quality": {"verdict": "doubt", "reasons": quality.get("reasons", [])},
-            "written": not state.stop, "thumbnails": thumbnails(state)}
+    return {"review": True, "quality": {"verdict": "doubt", "reasons": quality.get("reasons", [])},
+            "written": not state.stop, "thumbnails": thumbnails(state),
+            **({"status": "skipped", "skipped_because": "doubt"} if state.stop else {})}
 
 
 def set_threads(threads: int | None) -> None:

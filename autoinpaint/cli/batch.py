@@ -8,9 +8,9 @@ import click
 from .options import (diffusion_options, doubt_option, mask_options, model_option, model_options, options_from,
                       selection_from, selection_options)
 
-EPILOG = ("Exit codes: 0 every row done, in doubt (status review, listed in OUTDIR/review.html) or skipped; "
-          "1 some row failed (see OUTDIR/manifest.jsonl) or anything unexpected; 2 bad usage (unreadable recipe, "
-          "bad option).")
+EPILOG = ("Exit codes: 0 every row done or skipped (rows in doubt are marked review in the manifest and listed "
+          "in OUTDIR/review.html); 1 some row failed (see OUTDIR/manifest.jsonl) or anything unexpected; 2 bad "
+          "usage (unreadable recipe, bad option).")
 
 
 @click.command(epilog=EPILOG)
@@ -78,9 +78,9 @@ def batch(source: str, outdir: str, workers: int | None, engine: str, ray_addres
     if as_json:
         click.echo(json.dumps(result))
     elif not quiet:
-        click.echo(f"batch: {result['done']} done, {result['review']} in doubt, {result['skipped']} skipped, "
-                   f"{result['failed']} failed of {result['total']} in {result['seconds']:.1f} s "
-                   f"({result['images_per_minute']:.1f} images/min); manifest {result['manifest']}", err=True)
+        click.echo(f"batch: {result['done']} done, {result['skipped']} skipped, {result['failed']} failed of "
+                   f"{result['total']} in {result['seconds']:.1f} s ({result['images_per_minute']:.1f} images/min), "
+                   f"{result['review']} in doubt; manifest {result['manifest']}", err=True)
     if result.get("review_page"):
         click.echo(f"Warning: {result['in_review']} masks are in doubt: check them in {result['review_page']}",
                    err=True)
