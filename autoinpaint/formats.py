@@ -128,6 +128,12 @@ def read_info(im, data: bytes | None, name: str) -> ImageInfo:
         raise InputError(f"{name}: {fmt} with {frames} {what} (an animation or a multi-page file) is not "
                          f"supported: only a single image is edited, and the others would be lost")
     info = ImageInfo(format=fmt, icc_profile=im.info.get("icc_profile") or None)
+    if frames > 1:  # MPO: a camera JPEG with more images (a preview, a depth or gain map)
+        info.extra["notes"] = [f"the file holds {frames} images (MPO); only the first one is written"]
+    if fmt == "HEIF":
+        extra = sum(len(im.info.get(k) or []) for k in ("depth_images", "aux"))
+        if extra:
+            info.extra["notes"] = [f"the HEIF's {extra} depth/auxiliary image(s) are not written"]
     mode = im.mode
     if mode in _REFUSED_MODES:
         raise InputError(f"{name}: {fmt} in mode {mode} ({_REFUSED_MODES[mode]}) is not supported")
@@ -396,6 +402,7 @@ def encode(array: np.ndarray, info: ImageInfo, fmt: str) -> tuple[bytes, list[st
     """Encode the working ``array`` as ``fmt`` keeping what ``info`` describes; returns the bytes and
     notes on anything that could not be kept. Raises InputError when the format cannot take it."""
     mode, notes = choose_mode(info, array, fmt)
+    notes = list(info.extra.get("notes") or []) + notes
     image = pixels_for(mode, array, info, fmt)
     if image is None:  # a palette that cannot hold the fill's colours
         mode = "RGBA" if array.shape[2] in (2, 4) else "RGB"

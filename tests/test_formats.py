@@ -363,3 +363,80 @@ def test_what_cannot_be_kept_is_refused(cli, tmp_path, name, suffix, build, frag
     lines = r.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and fragment in lines[0], r.err
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == [src.name]
+
+
+# ------------------------------------------------------------------------------ output safety under faults
+# (issue 12, item 4): a write error part-way leaves the previous file, or nothing, and exits 2 with why
+
+
+def _failing_write(monkeypatch, after: int, err: int = 28, partial: int | None = None):
+    """Make ``os.write`` to a temporary output file write ``after`` bytes then fail with ``err``
+    (28 = ENOSPC), or write at most ``partial`` bytes per call when ``err`` is 0."""
+    import errno
+    import os
+
+    real = os.write
+    written = {"n": 0}
+
+    def write(fd, data):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            target = ""
+        if not target.endswith(".tmp"):
+            return real(fd, data)
+        if partial:
+            return real(fd, bytes(data[:partial]))
+        room = max(0, after - written["n"])
+        if room == 0:
+            raise OSError(err, os.strerror(err))
+        n = real(fd, bytes(data[:room]))
+        written["n"] += n
+        return n
+
+    monkeypatch.setattr(os, "write", write)
+    return errno
+
+
+@pytest.mark.parametrize("previous", [True, False], ids=["previous-file", "no-file"])
+def test_full_disk_mid_save_keeps_the_previous_file(cli, tmp_path, monkeypatch, previous):
+    src, out = tmp_path / "in.png", tmp_path / "out.png"
+    rgb_img().save(src)
+    if previous:
+        out.write_bytes(b"the previous output")
+    _failing_write(monkeypatch, after=3000)
+    r = cli("remove", src, *ARGS, "-o", out)
+    assert r.code == 2
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: cannot write") and "No space left on device" in lines[0]
+    assert ("previous file is unchanged" if previous else "nothing was written") in lines[0]
+    if previous:
+        assert out.read_bytes() == b"the previous output"
+    else:
+        assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.png"] + (["out.png"] if previous else []))
+
+
+def test_failing_fsync_leaves_nothing(cli, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    src, out = tmp_path / "in.tif", tmp_path / "out.tif"
+    rgb_img().save(src)
+
+    def fsync(fd):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    r = cli("remove", src, *ARGS, "-o", out)
+    assert r.code == 2 and "Input/output error" in r.err and len(r.err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_short_writes_still_give_a_whole_file(cli, tmp_path, monkeypatch):
+    src = tmp_path / "in.png"
+    rgb_img().save(src)
+    assert cli("remove", src, *ARGS, "-o", tmp_path / "ref.png").code == 0
+    _failing_write(monkeypatch, after=0, err=0, partial=700)   # every write takes at most 700 bytes
+    assert cli("remove", src, *ARGS, "-o", tmp_path / "out.png").code == 0
+    assert (tmp_path / "out.png").read_bytes() == (tmp_path / "ref.png").read_bytes()
