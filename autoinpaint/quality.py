@@ -12,10 +12,15 @@ Signals (the record's ``signals``):
 * ``click_off``: the largest distance (px) from a positive click to the mask; ``negative_on``:
   negative clicks that lie on the mask; ``box_fill`` / ``box_spill``: the share of each box the
   mask fills (the lowest) and the share of the mask outside every box;
+* ``edge``: share of the mask's outline that lies on an edge of the image (a leak cuts across flat
+  areas or texture);
 * ``part_of``: share of the mask's outline that borders another flat region which does not reach the
   image's border: the rest of a multi-coloured object, when the mask took only one of its colours;
 * ``background``: share of the mask whose colour is one of the image border's colours (the backdrop
   seen through a handle, a patch of sky);
+* ``enclosed`` / ``inner``: the click lies on a smaller flat region that the mask encloses (a sticker,
+  when the product was selected), or next to a distinct flat region inside the clicked one (a label,
+  when the click landed on the product beside it);
 * the segmenter's own scores: SAM's predicted ``iou`` and ``stability``; the classical segmenter's
   ``separation`` (:func:`autoinpaint.segment.evidence.colour_separation`).
 
@@ -90,7 +95,6 @@ def assess(image: np.ndarray, mask: np.ndarray, selection: Selection, scores: di
     """Measure ``mask`` (H×W bool) made from ``selection`` (pixel coordinates) on ``image`` (H×W×3
     uint8 RGB); ``scores`` are the segmenter's own (``iou``, ``stability``, ``separation``)."""
     scores = scores or {}
-    h, w = mask.shape
     area = float(mask.mean())
     signals: dict[str, Any] = {"area": round(area, 4)}
     reasons: list[str] = []
@@ -210,120 +214,156 @@ def _prompt_signals(m: np.ndarray, s: float, selection: Selection, signals: dict
 
 
 def _colour_signals(img: np.ndarray, m: np.ndarray, clicks: list, signals: dict) -> dict:
-    """``edge``, ``part_of``, ``background`` and ``inner`` (see the module docstring), measured on the
-    working copy; ``clicks`` in its coordinates."""
-    import cv2
-
-    h, w = m.shape
+    """``edge``, ``background``, ``part_of``, ``enclosed`` and ``inner`` (see the module docstring),
+    measured on the working copy; ``clicks`` in its coordinates."""
     area = int(m.sum())
     if area < 16 or area > 0.9 * m.size:
         return {}
-    lab = cv2.cvtColor(cv2.GaussianBlur(np.ascontiguousarray(img), (5, 5), 0), cv2.COLOR_RGB2LAB)
+    measure = _Measure(img, m)
     out: dict[str, float] = {}
-    # the outline on the image's edges: gradient (max over 3×3, for a pixel's misalignment) at the outline
-    lab3 = cv2.cvtColor(cv2.GaussianBlur(np.ascontiguousarray(img), (3, 3), 0), cv2.COLOR_RGB2LAB).astype(np.float32)
-    grad = np.sqrt((cv2.Sobel(lab3, cv2.CV_32F, 1, 0) ** 2 + cv2.Sobel(lab3, cv2.CV_32F, 0, 1) ** 2).sum(axis=2)) / 8
-    sharp = grad
-    grad = cv2.dilate(grad, np.ones((3, 3), np.uint8))
-    m8 = m.astype(np.uint8)
-    outline = (m8 - cv2.erode(m8, np.ones((3, 3), np.uint8))).astype(bool)
-    outline[0], outline[-1], outline[:, 0], outline[:, -1] = False, False, False, False  # the frame is no edge
-    if outline.sum() >= 8:
-        out["edge"] = float((grad[outline] > EDGE_STEP).mean())
-    # the border's colours (outside the mask): k-means centres
-    strip = max(2, int(0.02 * min(h, w)))
-    border = np.zeros((h, w), bool)
-    border[:strip], border[-strip:], border[:, :strip], border[:, -strip:] = True, True, True, True
-    border &= ~m
-    if border.sum() >= 32:
-        px = lab[border].reshape(-1, 3).astype(np.float32)
-        px = px[:: max(1, len(px) // 4000)]
-        k = min(6, len(px))
-        cv2.setRNGSeed(0)
-        _, _, centres = cv2.kmeans(px, k, None, (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5), 2,
-                                   cv2.KMEANS_PP_CENTERS)
-        inner = lab[m].astype(np.float32)[:: max(1, area // 20000)]
-        dist = np.min(np.linalg.norm(inner[:, None, :] - centres[None], axis=2), axis=1)
-        out["background"] = float((dist < 12).mean())
-    else:
-        centres = None
+    for key, value in (("edge", measure.edge()), ("background", measure.background()),
+                       ("part_of", measure.part_of())):
+        if value is not None:
+            out[key] = value
+    out.update(measure.around_clicks(clicks))
+    for key, value in out.items():
+        signals[key] = round(value, 4)
+    return out
 
-    def backdrop_coloured(region: np.ndarray) -> bool:
+
+class _Measure:
+    """The colour signals of a mask ``m`` on an RGB image (both the working copy)."""
+
+    def __init__(self, img: np.ndarray, m: np.ndarray):
+        import cv2
+
+        self.m, self.area = m, int(m.sum())
+        self.h, self.w = m.shape
+        img = np.ascontiguousarray(img)
+        self.lab = cv2.cvtColor(cv2.GaussianBlur(img, (5, 5), 0), cv2.COLOR_RGB2LAB)  # flat regions
+        lab3 = cv2.cvtColor(cv2.GaussianBlur(img, (3, 3), 0), cv2.COLOR_RGB2LAB).astype(np.float32)
+        self.sharp = np.sqrt((cv2.Sobel(lab3, cv2.CV_32F, 1, 0) ** 2
+                              + cv2.Sobel(lab3, cv2.CV_32F, 0, 1) ** 2).sum(axis=2)) / 8
+        self.grad = cv2.dilate(self.sharp, np.ones((3, 3), np.uint8))  # max over 3×3: a pixel's misalignment
+        self.centres = self._border_colours()
+
+    def _border_colours(self) -> np.ndarray | None:
+        """k-means centres (Lab) of the image border's colours outside the mask."""
+        import cv2
+
+        strip = max(2, int(0.02 * min(self.h, self.w)))
+        border = np.zeros((self.h, self.w), bool)
+        border[:strip], border[-strip:], border[:, :strip], border[:, -strip:] = True, True, True, True
+        border &= ~self.m
+        if border.sum() < 32:
+            return None
+        px = self.lab[border].reshape(-1, 3).astype(np.float32)
+        px = px[:: max(1, len(px) // 4000)]
+        cv2.setRNGSeed(0)
+        _, _, centres = cv2.kmeans(px, min(6, len(px)), None,
+                                   (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5), 2,
+                                   cv2.KMEANS_PP_CENTERS)
+        return centres
+
+    def _backdrop_coloured(self, region: np.ndarray) -> bool:
         """The region's mean colour is one of the border's: background, not part of an object."""
-        if centres is None:
+        if self.centres is None:
             return False
-        mean = lab[region].reshape(-1, 3).astype(np.float32).mean(axis=0)
-        return bool(np.min(np.linalg.norm(centres - mean, axis=1)) < 12)
-    # flat regions next to the outline that do not reach the image border
-    width = max(4, int(0.05 * np.sqrt(area)))
-    outside = cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, 3)
-    ring = (outside > 4) & (outside <= 4 + width)  # beyond the blurred edge, where a flood can start
-    if ring.sum() >= 16:
-        ys, xs = np.nonzero(ring & (grad <= EDGE_STEP))
-        cy, cx = np.nonzero(m)
+        mean = self.lab[region].reshape(-1, 3).astype(np.float32).mean(axis=0)
+        return bool(np.min(np.linalg.norm(self.centres - mean, axis=1)) < 12)
+
+    def _flood(self, x: int, y: int, barrier: np.ndarray) -> np.ndarray:
+        """The flat region around (x, y): neighbours within FLAT_STEP, not crossing ``barrier``."""
+        import cv2
+
+        flood = np.zeros((self.h + 2, self.w + 2), np.uint8)
+        flood[1:-1, 1:-1] = barrier
+        cv2.floodFill(self.lab.copy(), flood, (x, y), 0, (FLAT_STEP,) * 3, (FLAT_STEP,) * 3,
+                      8 | cv2.FLOODFILL_MASK_ONLY | (2 << 8))
+        return flood[1:-1, 1:-1] == 2
+
+    def edge(self) -> float | None:
+        """Share of the outline (the image frame aside) lying on an edge of the image."""
+        import cv2
+
+        m8 = self.m.astype(np.uint8)
+        outline = (m8 - cv2.erode(m8, np.ones((3, 3), np.uint8))).astype(bool)
+        outline[0], outline[-1], outline[:, 0], outline[:, -1] = False, False, False, False
+        return float((self.grad[outline] > EDGE_STEP).mean()) if outline.sum() >= 8 else None
+
+    def background(self) -> float | None:
+        """Share of the mask within 12 Lab units of one of the border's colours."""
+        if self.centres is None:
+            return None
+        inner = self.lab[self.m].astype(np.float32)[:: max(1, self.area // 20000)]
+        dist = np.min(np.linalg.norm(inner[:, None, :] - self.centres[None], axis=2), axis=1)
+        return float((dist < 12).mean())
+
+    def part_of(self) -> float | None:
+        """Share of a ring around the outline taken by flat regions that do not reach the image border
+        and are not in its colours: the rest of an object the mask took one colour of."""
+        import cv2
+
+        width = max(4, int(0.05 * np.sqrt(self.area)))
+        outside = cv2.distanceTransform((~self.m).astype(np.uint8), cv2.DIST_L2, 3)
+        ring = (outside > 4) & (outside <= 4 + width)  # beyond the blurred edge, where a flood can start
+        if ring.sum() < 16:
+            return None
+        ys, xs = np.nonzero(ring & (self.grad <= EDGE_STEP))
+        cy, cx = np.nonzero(self.m)
         order = np.argsort(np.arctan2(ys - cy.mean(), xs - cx.mean()))
         seeds = order[np.linspace(0, len(order) - 1, min(32, len(order))).astype(int)]
-        barrier = np.zeros((h + 2, w + 2), np.uint8)
-        barrier[1:-1, 1:-1] = m
-        covered = np.zeros((h, w), bool)
+        covered = np.zeros((self.h, self.w), bool)
         part = 0
         for i in seeds:
             x, y = int(xs[i]), int(ys[i])
             if covered[y, x]:
                 continue
-            flood = barrier.copy()
-            cv2.floodFill(lab.copy(), flood, (x, y), 0, (FLAT_STEP,) * 3, (FLAT_STEP,) * 3,
-                          8 | cv2.FLOODFILL_MASK_ONLY | (2 << 8))
-            region = flood[1:-1, 1:-1] == 2
+            region = self._flood(x, y, self.m)
             covered |= region
             touches = region[0].any() or region[-1].any() or region[:, 0].any() or region[:, -1].any()
-            if not touches and region.sum() >= PART_MIN * area and not backdrop_coloured(region):
+            if not touches and region.sum() >= PART_MIN * self.area and not self._backdrop_coloured(region):
                 part += int((region & ring).sum())
-        out["part_of"] = part / int(ring.sum())
-    # a distinct region enclosed by the clicked flat region, right next to the click (a label on a product)
-    inner = 0.0
-    for x, y in clicks:
-        x, y = min(int(x), w - 1), min(int(y), h - 1)
-        if not m[y, x]:
-            continue
-        flood = np.zeros((h + 2, w + 2), np.uint8)
-        flood[1:-1, 1:-1] = ~m
-        cv2.floodFill(lab.copy(), flood, (x, y), 0, (FLAT_STEP,) * 3, (FLAT_STEP,) * 3,
-                      8 | cv2.FLOODFILL_MASK_ONLY | (2 << 8))
-        clicked = flood[1:-1, 1:-1] == 2
+        return part / int(ring.sum())
+
+    def around_clicks(self, clicks: list) -> dict[str, float]:
+        """``enclosed``: the click is on a smaller flat region the mask encloses (a sticker, when the
+        product was selected); ``inner``: the click's flat region encloses a distinct flat one next to
+        the click (a label on a product, when the click missed it). Shares of the mask."""
+        import cv2
+
         from .mask_ops import fill_holes
 
-        region = fill_holes(clicked)
-        if region.sum() < 0.5 * area:
-            # the click is on a smaller flat region enclosed by the mask (a sticker on the product
-            # that was selected instead): say so; else (texture) there is nothing to say
-            size = region.sum() / area
-            ring = cv2.dilate(region.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & ~region
-            depth = cv2.distanceTransform(region.astype(np.uint8), cv2.DIST_L2, 3).max()
-            if size >= ENCLOSED_MIN and ring.any() and m[ring].mean() > 0.98 \
-                    and depth >= 0.2 * np.sqrt(region.sum()):
-                out["enclosed"] = max(out.get("enclosed", 0.0), float(size))
-            continue
-        holes = fill_holes(clicked) & ~clicked & m
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(holes.astype(np.uint8), connectivity=8)
-        if n <= 1:
-            continue
-        near = np.zeros((h, w), np.uint8)
-        cv2.circle(near, (x, y), max(3, int(0.15 * np.sqrt(area))), 1, -1)
-        for i in range(1, n):
-            size = stats[i, cv2.CC_STAT_AREA] / area
-            if size < INNER_MIN or not (near.astype(bool) & (labels == i)).any():
+        out = {"inner": 0.0}
+        for x, y in clicks:
+            x, y = min(int(x), self.w - 1), min(int(y), self.h - 1)
+            if not self.m[y, x]:
                 continue
-            region = labels == i
-            depth = cv2.distanceTransform(region.astype(np.uint8), cv2.DIST_L2, 3).max()
-            flat = float((sharp[region] <= EDGE_STEP).mean())
-            if depth < 0.2 * np.sqrt(region.sum()) or flat < INNER_FLAT or backdrop_coloured(region):
-                continue  # printed text (thin strokes, not flat), or the backdrop seen through the object
-            inner = max(inner, float(size))
-    out["inner"] = inner
-    for key, value in out.items():
-        signals[key] = round(value, 4)
-    return out
+            clicked = self._flood(x, y, ~self.m)
+            region = fill_holes(clicked)
+            if region.sum() < 0.5 * self.area:
+                size = region.sum() / self.area
+                ring = cv2.dilate(region.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & ~region
+                depth = cv2.distanceTransform(region.astype(np.uint8), cv2.DIST_L2, 3).max()
+                if size >= ENCLOSED_MIN and ring.any() and self.m[ring].mean() > 0.98 \
+                        and depth >= 0.2 * np.sqrt(region.sum()):
+                    out["enclosed"] = max(out.get("enclosed", 0.0), float(size))
+                continue  # else texture: nothing to say
+            holes = region & ~clicked & self.m
+            n, labels, stats, _ = cv2.connectedComponentsWithStats(holes.astype(np.uint8), connectivity=8)
+            near = np.zeros((self.h, self.w), np.uint8)
+            cv2.circle(near, (x, y), max(3, int(0.15 * np.sqrt(self.area))), 1, -1)
+            for i in range(1, n):
+                size = stats[i, cv2.CC_STAT_AREA] / self.area
+                if size < INNER_MIN or not (near.astype(bool) & (labels == i)).any():
+                    continue
+                hole = labels == i
+                depth = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3).max()
+                flat = float((self.sharp[hole] <= EDGE_STEP).mean())
+                if depth < 0.2 * np.sqrt(hole.sum()) or flat < INNER_FLAT or self._backdrop_coloured(hole):
+                    continue  # printed text (thin strokes, not flat), or the backdrop seen through the object
+                out["inner"] = max(out["inner"], float(size))
+        return out
 
 
 class Assess:
