@@ -55,9 +55,9 @@ def _pil(array, mode=None, fmt="PNG", **kw) -> bytes:
     return buf.getvalue()
 
 
-def _png16(channels: int) -> bytes:
+def _cv2_16(channels: int, ext: str = ".png") -> bytes:
     a = gradient_photo(W, H, channels, np.uint16)
-    ok, buf = cv2.imencode(".png", a[..., 0] if channels == 1 else cv2.cvtColor(a, cv2.COLOR_RGB2BGR))
+    ok, buf = cv2.imencode(ext, a[..., 0] if channels == 1 else cv2.cvtColor(a, cv2.COLOR_RGB2BGR))
     return buf.tobytes()
 
 
@@ -67,12 +67,13 @@ def seeds() -> dict[str, tuple[str, bytes]]:
     grey16 = gradient_photo(W, H, 1, np.uint16)[..., 0]
     return {
         "png-L": (".png", _pil(grey)), "png-RGB": (".png", _pil(rgb)), "png-RGBA": (".png", _pil(rgba)),
-        "png-16grey": (".png", _png16(1)), "png-16RGB": (".png", _png16(3)),
+        "png-16grey": (".png", _cv2_16(1)), "png-16RGB": (".png", _cv2_16(3)),
         "jpeg-L": (".jpg", _pil(grey, fmt="JPEG")), "jpeg-RGB": (".jpg", _pil(rgb, fmt="JPEG", quality=85)),
         "webp-RGB": (".webp", _pil(rgb, fmt="WEBP", lossless=True)),
         "webp-RGBA": (".webp", _pil(rgba, fmt="WEBP", quality=80)),
         "tiff-L": (".tif", _pil(grey, fmt="TIFF")), "tiff-RGB": (".tif", _pil(rgb, fmt="TIFF", compression="tiff_lzw")),
         "tiff-RGBA": (".tif", _pil(rgba, fmt="TIFF")), "tiff-16grey": (".tif", _pil(grey16, fmt="TIFF")),
+        "tiff-16RGB": (".tif", _cv2_16(3, ".tif")),
         "gif-P": (".gif", _pil(rgb, fmt="GIF")),
         "bmp-RGB": (".bmp", _pil(rgb, fmt="BMP")), "bmp-L": (".bmp", _pil(grey, fmt="BMP")),
     }

@@ -225,7 +225,7 @@ def test_batch_marks_rows_in_doubt_for_review(cli, review_batch):
     assert r.code == 0, r.err
     summary = json.loads(r.out)
     assert (summary["done"], summary["review"], summary["failed"], summary["in_review"]) == (3, 1, 0, 1)
-    assert "Warning: 1 masks are in doubt" in r.err
+    assert "Warning: 1 mask is in doubt: check it in" in r.err
     rec = {x["line"]: x for x in records}
     assert rec[2]["review"] is True and rec[2]["quality"]["verdict"] == "doubt" and rec[2]["quality"]["reasons"]
     assert rec[1]["status"] == rec[2]["status"] == rec[3]["status"] == "done"

@@ -82,7 +82,8 @@ def batch(source: str, outdir: str, workers: int | None, engine: str, ray_addres
                    f"{result['total']} in {result['seconds']:.1f} s ({result['images_per_minute']:.1f} images/min), "
                    f"{result['review']} in doubt; manifest {result['manifest']}", err=True)
     if result.get("review_page"):
-        click.echo(f"Warning: {result['in_review']} masks are in doubt: check them in {result['review_page']}",
-                   err=True)
+        n = result["in_review"]
+        click.echo(f"Warning: {n} mask{' is' if n == 1 else 's are'} in doubt: check {'it' if n == 1 else 'them'} "
+                   f"in {result['review_page']}", err=True)
     if result["failed"]:
         raise BatchFailed(f"{result['failed']} of {result['total']} rows failed; see {result['manifest']}")
