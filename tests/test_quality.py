@@ -258,3 +258,27 @@ def test_batch_on_doubt_skip_writes_nothing_for_that_row(cli, review_batch):
     assert r.code == 1
     failed = [x for x in records if x["status"] == "failed"]
     assert len(failed) == 1 and failed[0]["error"].startswith("the mask is in doubt")
+
+
+def test_sam_scores_reach_the_record(tmp_path, monkeypatch):
+    """A tiny random-weight SAM, loaded like a real checkpoint: its predicted IoU and stability are in the
+    record and decide with SAM's own thresholds (random weights: the values themselves mean nothing)."""
+    from sam_fixtures import save_sam_checkpoint
+
+    from autoinpaint.registry import MODELS
+
+    monkeypatch.setenv("AUTOINPAINT_HOME", str(tmp_path / "home"))
+    MODELS.clear()
+    checkpoint = save_sam_checkpoint(tmp_path / "tiny_sam.pth")
+    image = np.full((90, 120, 3), 200, np.uint8)
+    image[20:70, 30:90] = (40, 90, 160)
+    try:
+        state = edit(image, Selection(points=((60, 45),)),
+                     EditOptions(segmenter=str(checkpoint), cache=False, quiet=True), "mask")
+    finally:
+        MODELS.clear()
+    q = state.metadata["quality"]
+    scores = state.metadata["segment_scores"]
+    assert set(scores) == {"iou", "stability"} and q["signals"]["iou"] == scores["iou"]
+    assert (scores["iou"] < SAM_IOU_MIN) == any("predicted IoU" in r for r in q["reasons"])
+    assert (scores["stability"] < SAM_STABILITY_MIN) == any("unstable" in r for r in q["reasons"])
