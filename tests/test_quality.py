@@ -282,3 +282,32 @@ def test_sam_scores_reach_the_record(tmp_path, monkeypatch):
     assert set(scores) == {"iou", "stability"} and q["signals"]["iou"] == scores["iou"]
     assert (scores["iou"] < SAM_IOU_MIN) == any("predicted IoU" in r for r in q["reasons"])
     assert (scores["stability"] < SAM_STABILITY_MIN) == any("unstable" in r for r in q["reasons"])
+
+
+def test_review_page_opens_offline_in_a_browser(review_batch):
+    """OUTDIR/review.html in a real Chromium from file://: every thumbnail loads, nothing else is fetched."""
+    import os
+
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
+    chromium = os.environ.get("AUTOINPAINT_CHROMIUM", "/usr/bin/chromium")
+    if not Path(chromium).exists():
+        pytest.skip(f"no Chromium at {chromium}")
+    from autoinpaint.batch import Defaults, run_batch
+
+    outdir = review_batch / "out-browser"
+    run_batch(review_batch / "recipe.jsonl", outdir,
+              Defaults(options=EditOptions(segmenter="classical", inpainter="telea", quiet=True)),
+              workers=1, progress=False, quiet=True)
+    requests = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.on("request", lambda req: requests.append(req.url))
+        page.goto((outdir / "review.html").as_uri())
+        page.wait_for_load_state("load")
+        loaded = page.eval_on_selector_all("img", "els => els.map(e => e.complete && e.naturalWidth)")
+        text = page.inner_text("body")
+        browser.close()
+    assert len(loaded) == 3 and all(w and w > 100 for w in loaded), loaded
+    assert "1 row to review" in text and "p1.png" in text and "background" in text
+    assert requests and all(u.startswith("file://") for u in requests), requests
