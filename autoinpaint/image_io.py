@@ -138,11 +138,13 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = No
     with warnings.catch_warnings(), QUIET_NATIVE:
         warnings.simplefilter("ignore")
         try:
-            if is_heif(data):
-                register_heif()
+            if is_heif(data) and not register_heif():
+                raise InputError(f"{name}: reading HEIC/HEIF needs pillow-heif (pip install pillow-heif)")
             im = Image.open(io.BytesIO(data))
         except UnidentifiedImageError:
             raise InputError(f"{name}: not an image file, or a format that cannot be read") from None
+        except InputError:
+            raise
         except Exception as exc:  # noqa: BLE001 - any failure to parse untrusted bytes is bad input
             raise InputError(f"{name}: not an image file, or a damaged one that cannot be read "
                              f"({_reason(exc)})") from None
