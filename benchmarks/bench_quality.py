@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -132,7 +133,8 @@ def main(argv=None) -> None:
             print(f"\n### {segmenter}, {seeds} seeds")
             breakdown(rows, "kind")
             breakdown(rows, "type")
-            reasons = collections.Counter(x.split(":")[0].split("(")[0].strip()[:48] for r in rows for x in r["reasons"])
+            reasons = collections.Counter(re.sub(r"\d+(\.\d+)?", "N", x.split(":")[0].split("(")[0].strip())
+                                          for r in rows for x in r["reasons"])
             print("\n| reason (start) | masks |\n|---|---|")
             for text, count in reasons.most_common():
                 print(f"| {text} | {count} |")
