@@ -57,3 +57,16 @@ def sticker_jpeg(tmp_path) -> tuple[Path, object]:
     path = tmp_path / "catalogue.jpg"
     Image.fromarray(scene.image).save(path, quality=85, subsampling=2)
     return path, scene
+
+
+def pytest_addoption(parser):
+    parser.addoption("--fuzz-cases", type=int, default=None,
+                     help="mutations per input in tests/test_fuzz.py (default 24, or $AUTOINPAINT_FUZZ_CASES)")
+
+
+@pytest.fixture(scope="session")
+def fuzz_cases(request) -> int:
+    import os
+
+    value = request.config.getoption("--fuzz-cases") or os.environ.get("AUTOINPAINT_FUZZ_CASES")
+    return int(value) if value else 24
