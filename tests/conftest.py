@@ -12,6 +12,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))  # scenes.py: synthetic photos with ground truth
 
 
+@pytest.fixture(autouse=True)
+def notices_on_stderr():
+    """Notices on stderr as the CLI shows them, whatever an earlier test or pytest's logging plugin set."""
+    from autoinpaint.log import configure
+
+    configure(quiet=False)
+    yield
+
+
 @dataclass
 class CliResult:
     code: int
