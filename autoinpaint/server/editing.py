@@ -76,11 +76,16 @@ def mask(session: Session, req: MaskRequest, defaults: EditOptions) -> dict:
         "alpha_size": list(size),
         "alpha_png": base64.b64encode(png).decode("ascii"),
     }
-    out.update({k: metadata[k] for k in PASS_THROUGH if k in metadata})
+    # as they are, made JSON-safe (a stage may leave NumPy numbers in its record)
+    out.update({k: json.loads(json.dumps(metadata[k], default=_plain)) for k in PASS_THROUGH if k in metadata})
     timings["encode"] = time.perf_counter() - t1
     timings["total"] = time.perf_counter() - t0
     out["timings"] = {k: round(v, 4) for k, v in timings.items() if v or k in ("segment", "mask")}
     return out
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else (value.tolist() if hasattr(value, "tolist") else str(value))
 
 
 def check_edit(req: EditRequest, defaults: EditOptions, size: tuple[int, int],
