@@ -148,7 +148,7 @@ def edit_work(session: Session, req: EditRequest, options: EditOptions):
 
 
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "TIFF": "image/tiff",
-               "BMP": "image/bmp"}
+               "BMP": "image/bmp", "GIF": "image/gif", "AVIF": "image/avif", "HEIF": "image/heic"}
 
 
 def output_name(name: str, action: str, fmt: str) -> str:

@@ -24,7 +24,7 @@ from ..image_io import FORMAT_BY_SUFFIX
 from .errors import Forbidden, HTTPError, NotFound
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
-IMAGE_SUFFIXES = tuple(FORMAT_BY_SUFFIX) + (".heic", ".heif")
+IMAGE_SUFFIXES = tuple(dict.fromkeys((*FORMAT_BY_SUFFIX, ".heic", ".heif")))
 
 
 def generate_token() -> str:
