@@ -186,7 +186,10 @@ function hasSelection(body) {
 async function requestMask() {
   if (!state.image) return;
   const body = selectionBody();
-  if (!hasSelection(body)) { state.overlay = null; setMaskInfo(null); render(); return; }
+  if (!hasSelection(body)) {
+    state.maskSeq++;   // a response still on its way is for a selection that is gone
+    state.overlay = null; setMaskInfo(null); render(); return;
+  }
   if (state.maskBusy) { state.maskAgain = true; return; }   // one request at a time, the newest wins
   state.maskBusy = true;
   const seq = ++state.maskSeq;
