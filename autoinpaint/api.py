@@ -155,11 +155,13 @@ def build_pipeline(action: str = "remove", options: EditOptions | None = None,
 
 # ------------------------------------------------------------------------------------------------ runs
 def default_output(input_path: str | os.PathLike, action: str) -> str:
-    """``photo.jpg`` → ``photo.inpainted.jpg`` (``photo.mask.png`` for ``mask``), beside the input."""
+    """``photo.jpg`` → ``photo.inpainted.jpg`` (``photo.replaced.jpg``, ``photo.filled.jpg``;
+    ``photo.mask.png`` for ``mask``), beside the input."""
     p = Path(input_path)
     if action == "mask":
         return str(p.with_name(p.stem + ".mask.png"))
-    return str(p.with_name(f"{p.stem}.{'inpainted' if action == 'remove' else action + 'd'}{p.suffix}"))
+    done = {"remove": "inpainted", "replace": "replaced", "fill": "filled"}.get(action, action + "ed")
+    return str(p.with_name(f"{p.stem}.{done}{p.suffix}"))
 
 
 def edit(image: ImageInput, selection: Selection, options: EditOptions | None = None, action: str = "remove",

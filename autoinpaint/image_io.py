@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, TooLargeError
 from .formats import FORMAT_BY_SUFFIX, SUFFIX_BY_FORMAT, estimate_jpeg_quality, read_info  # noqa: F401
 from .log import warning
 from .state import ImageInfo
@@ -116,7 +116,7 @@ def _from_array(array: np.ndarray, max_pixels: int | None) -> tuple[np.ndarray, 
     if h == 0 or w == 0:
         raise InputError("the image array is empty")
     if w * h > max_pixels:
-        raise InputError(f"{w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,}")
+        raise TooLargeError(f"{w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,}")
     mode = _mode_of(array)
     bits = 16 if array.dtype == np.uint16 else 8
     return np.ascontiguousarray(array), ImageInfo(format="PNG", mode=mode, file_mode=mode, bits=bits)
@@ -166,7 +166,7 @@ def _decode(im, name: str, max_pixels: int | None, data: bytes | None = None) ->
     if w <= 0 or h <= 0:
         raise InputError(f"{name}: image header says {w}x{h} pixels")
     if w * h > max_pixels:
-        raise InputError(f"{name}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,} "
+        raise TooLargeError(f"{name}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,} "
                          f"(raise it with --max-pixels or AUTOINPAINT_MAX_PIXELS)")
     with warnings.catch_warnings(), QUIET_NATIVE:
         warnings.simplefilter("ignore")
@@ -275,11 +275,13 @@ def to_pil(array: np.ndarray):
     return Image.fromarray(array[..., 0] if c == 1 else array, mode={1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[c])
 
 
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+def write_atomic(path: str | os.PathLike, data: bytes, exclusive: bool = False) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, ``fsync`` and a rename,
     so a reader never sees a half-written file. On any failure (a full disk, an I/O error part-way)
     the temporary file is removed and the previous file at ``path``, if any, is left as it was;
-    raises InputError (exit code 2) with the reason."""
+    raises InputError (exit code 2) with the reason. ``exclusive``: never replace an existing file
+    (FileExistsError, even when one appears meanwhile: the temporary file is hard-linked into place,
+    which fails on an existing name)."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
@@ -301,7 +303,13 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        if exclusive:
+            _link_exclusive(tmp, path)
+        else:
+            os.replace(tmp, path)
+    except FileExistsError:
+        _unlink_quietly(tmp)
+        raise
     except OSError as exc:
         _unlink_quietly(tmp)
         kept = "the previous file is unchanged" if path.exists() else "nothing was written"
@@ -309,6 +317,20 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     except BaseException:
         _unlink_quietly(tmp)
         raise
+
+
+def _link_exclusive(tmp: str, path: Path) -> None:
+    """Move ``tmp`` to ``path`` unless ``path`` exists (FileExistsError)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: check, then rename (a tiny race window)
+        if path.exists():
+            raise FileExistsError(str(path)) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 def _write_all(fd: int, data: bytes) -> None:

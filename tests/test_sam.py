@@ -181,17 +181,21 @@ def tiny_seg(sam_tiny_checkpoint, sam_home) -> SamSegmenter:
 
 
 def count_predict_calls(seg: SamSegmenter, monkeypatch) -> list:
+    """Record each batched decoder call (prompt shapes as the model gets them, after padding)."""
+    from autoinpaint.segment.prompts import pad_points
+
     calls = []
-    original = seg.predictor.predict_torch
+    original = seg._predict
 
-    def spy(coords, labels, boxes=None, mask_input=None, multimask_output=True, **kw):
+    def spy(points, labels, boxes, multimask, mask_input=None):
+        coords = pad_points(points, labels)[0] if max(len(c) for c in points) else None
         calls.append({"coords": None if coords is None else tuple(coords.shape),
-                      "boxes": None if boxes is None else tuple(boxes.shape),
+                      "boxes": None if boxes is None else tuple(np.shape(boxes)),
                       "mask_input": None if mask_input is None else tuple(mask_input.shape),
-                      "multimask": multimask_output})
-        return original(coords, labels, boxes, mask_input, multimask_output, **kw)
+                      "multimask": multimask})
+        return original(points, labels, boxes, multimask, mask_input)
 
-    monkeypatch.setattr(seg.predictor, "predict_torch", spy)
+    monkeypatch.setattr(seg, "_predict", spy)
     return calls
 
 

@@ -32,8 +32,9 @@ from .batch import batch  # noqa: E402
 from .edit import mask, remove  # noqa: E402
 from .models import cache, models  # noqa: E402
 from .replace import fill, replace  # noqa: E402
+from .serve import serve  # noqa: E402
 
-for _command in (remove, replace, fill, mask, batch, models, cache):
+for _command in (remove, replace, fill, mask, batch, models, cache, serve):
     main.add_command(_command)
 
 

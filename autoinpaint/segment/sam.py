@@ -298,6 +298,7 @@ class SamSegmenter(BaseSegmenter):
         self.encoder_runs = 0
         self._lock = threading.RLock()  # the predictor holds one image at a time
         self._current = None  # the Embedding the predictor holds now
+        self._dense_pe = None  # the prompt encoder's positional encoding of the embedding grid
         head = self.cache.get_head(self.fingerprint)
         if head is not None:
             self.config, tensors = head
@@ -399,10 +400,11 @@ class SamSegmenter(BaseSegmenter):
 
     def _predict(self, points: list[np.ndarray], labels: list[np.ndarray],
                  boxes: np.ndarray | None, multimask: bool, mask_input=None):
-        """Batched ``predict_torch``. ``points[i]`` (n_i×2 pixels) and ``labels[i]`` (1 = object,
-        0 = background) are padded with label -1 (no point) to a common length; ``boxes`` is
-        B×4 (x0, y0, x1, y1) pixels or None. Returns masks B×C×H×W bool, IoU B×C, logits
-        B×C×256×256 as numpy / torch."""
+        """The prompt encoder and mask decoder on a batch (what ``SamPredictor.predict_torch`` runs
+        before upsampling). ``points[i]`` (n_i×2 pixels) and ``labels[i]`` (1 = object, 0 =
+        background) are padded with label -1 (no point) to a common length; ``boxes`` is B×4
+        (x0, y0, x1, y1) pixels or None. Returns low-resolution logits B×C×256×256 (torch) and the
+        predicted IoU B×C (numpy)."""
         import torch
 
         p = self.predictor
@@ -415,9 +417,21 @@ class SamSegmenter(BaseSegmenter):
         if boxes is not None:
             boxes_t = torch.as_tensor(p.transform.apply_boxes(boxes, p.original_size),
                                       dtype=torch.float, device=self.device)
-        masks, iou, low = p.predict_torch(coords_t, labels_t, boxes_t, mask_input,
-                                          multimask_output=multimask)
-        return masks.cpu().numpy(), iou.float().cpu().numpy(), low
+        sparse, dense = self.model.prompt_encoder(
+            points=(coords_t, labels_t) if coords_t is not None else None, boxes=boxes_t, masks=mask_input)
+        if self._dense_pe is None:  # depends on the weights only: once per model, not per click
+            self._dense_pe = self.model.prompt_encoder.get_dense_pe()
+        low, iou = self.model.mask_decoder(
+            image_embeddings=p.features, image_pe=self._dense_pe,
+            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask)
+        return low, iou.float().cpu().numpy()
+
+    def _upsample(self, low) -> np.ndarray:
+        """Low-resolution logits B×C×256×256 → masks B×C×H×W bool at the image's size (SAM's own
+        ``postprocess_masks``: the cost grows with the image, so only the kept candidates go here)."""
+        p = self.predictor
+        masks = self.model.postprocess_masks(low, p.input_size, p.original_size)
+        return (masks > self.model.mask_threshold).cpu().numpy()
 
     def _segment(self, size: tuple[int, int], selection: Selection, params: SegmentParams) -> SegmentResult:
         import torch
@@ -428,14 +442,20 @@ class SamSegmenter(BaseSegmenter):
         for group in group_prompts(selection):
             points, labels, boxes = group
             multimask = wants_multimask(params.select, params.multimask, group)
-            masks, iou, low = self._predict(points, labels, boxes, multimask)
+            low, iou = self._predict(points, labels, boxes, multimask)
             rows = np.arange(len(points))
-            best = choose_masks(masks, iou, params.select)
-            chosen, chosen_iou = masks[rows, best], iou[rows, best]
+            candidates = None
+            if params.select == "iou" or low.shape[1] == 1:
+                best = iou.argmax(1)  # decided on the predicted IoU: upsample the kept masks only
+            else:
+                candidates = self._upsample(low)  # areas need every candidate at full size
+                best = choose_masks(candidates, iou, params.select)
             logits = low[torch.as_tensor(rows), torch.as_tensor(best)][:, None]
+            chosen_iou = iou[rows, best]
             for _ in range(params.refine):
-                masks, iou, logits = self._predict(points, labels, boxes, False, logits)
-                chosen, chosen_iou = masks[:, 0], iou[:, 0]
+                logits, iou = self._predict(points, labels, boxes, False, logits)
+                chosen_iou, candidates = iou[:, 0], None
+            chosen = candidates[rows, best] if candidates is not None else self._upsample(logits)[:, 0]
             stability = calculate_stability_score(logits.float(), self.model.mask_threshold, 1.0)
             mask |= chosen.any(0)
             ious += chosen_iou.tolist()
