@@ -301,6 +301,9 @@ def test_models_download_lama_verifies_and_converts_once(lama_files, lama_model,
     assert (lama_home / "checkpoints" / "big-lama.pt").read_bytes() == payload
     assert cli("models", "verify", "lama").code == 0
     requests = len(handler.ranges)
+    (lama_home / "checkpoints" / "big-lama.pt").unlink()  # the conversion alone is enough
+    r = cli("models", "verify", "lama", "--json")
+    assert r.code == 0 and json.loads(r.out)[0]["path"] == str(path)
     assert cli("models", "download", "lama", "--url", url).code == 0 and len(handler.ranges) == requests
     # ``lama`` loads the conversion; nothing is unpickled again
     monkeypatch.setattr("autoinpaint.inpaint.lama_weights._unpickle", lambda path: pytest.fail("unpickled"))
@@ -314,8 +317,9 @@ def test_models_download_lama_verifies_and_converts_once(lama_files, lama_model,
 
 
 # ------------------------------------------------------------------------------ device and precision
-def test_fp16_is_refused_bf16_runs_and_auto_measures(lama_files, lama_home, cli, png, tmp_path, monkeypatch, caplog):
+def test_fp16_is_refused_bf16_runs_and_auto_measures(lama_files, lama_home, cli, png, tmp_path, monkeypatch, capsys):
     import autoinpaint.device as device
+    from autoinpaint.log import configure
 
     with pytest.raises(NotImplementedError, match="Half"):  # the reason: no half FFT kernel on the CPU
         torch.fft.rfftn(torch.zeros(8, 8, dtype=torch.float16))
@@ -338,18 +342,17 @@ def test_fp16_is_refused_bf16_runs_and_auto_measures(lama_files, lama_home, cli,
     monkeypatch.setattr(device, "cpu_bf16_is_faster", lambda remember=True: True)
     monkeypatch.setattr(lama_module, "BF16_PROBE", 32)
     MODELS.clear()
-    with caplog.at_level("INFO", logger="autoinpaint"):
-        auto = load_inpainter(path, device="cpu", dtype="auto")
+    configure(quiet=False)  # notices on stderr, as the CLI shows them
+    capsys.readouterr()
+    auto = load_inpainter(path, device="cpu", dtype="auto")
     use, _ = lama_module.bf16_check(auto.network)
-    assert "LaMa precision auto ->" in caplog.text
+    assert "LaMa precision auto ->" in capsys.readouterr().err
     assert auto.network.precision == ("bf16" if use else "fp32")
     # MPS that fails (here: there is none) falls back to the CPU with a notice
     MODELS.clear()
     monkeypatch.setattr(lama_module, "resolve_device", lambda d="auto": "mps" if d in ("auto", "mps") else d)
-    caplog.clear()
-    with caplog.at_level("INFO", logger="autoinpaint"):
-        fallback = load_inpainter(path, device="mps", dtype="fp32")
-    assert fallback.network.device == "cpu" and "running on the CPU" in caplog.text
+    fallback = load_inpainter(path, device="mps", dtype="fp32")
+    assert fallback.network.device == "cpu" and "running on the CPU" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------- api, batch, options

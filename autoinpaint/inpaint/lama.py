@@ -120,6 +120,11 @@ def _build(weights, device: str, precision: str) -> LoadedLama:
                                 f"({str(exc).strip().splitlines()[0][:160]})") from None
     if any(t.is_meta for t in (*descriptor.model.parameters(), *descriptor.model.buffers())):
         raise ModelMissingError(f"{weights.source}: spandrel's LaMa has tensors the file does not provide")
+    for module in descriptor.model.modules():
+        if type(module).__name__ == "FourierUnit":
+            # under bf16 autocast the FFT's input would be bf16, which no FFT backend takes (CPU autocast
+            # upcasts FFTs itself; CUDA's op list does not): hand it fp32, whatever the backend
+            module.register_forward_pre_hook(lambda _module, args: (args[0].float(), *args[1:]))
     return LoadedLama(descriptor.model.float().eval().to(device), device, precision, weights.source)
 
 
@@ -217,7 +222,8 @@ class LamaInpainter(BaseInpainter):
     def inpaint(self, image: np.ndarray, mask: np.ndarray,
                 request: InpaintRequest | None = None) -> InpaintResult:
         """Fill ``mask`` (H×W, >0 = fill) of ``image`` (H×W×3 uint8 RGB); pixels outside the mask
-        are returned unchanged. The request's prompt fields do not apply to LaMa."""
+        are returned unchanged. The request's prompt fields do not apply to LaMa, and one forward pass
+        has no steps to report progress on."""
         import cv2
 
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -245,8 +251,6 @@ class LamaInpainter(BaseInpainter):
             raise
         if (mw, mh) != (w, h):
             out = cv2.resize(out, (w, h), interpolation=cv2.INTER_CUBIC)
-        if request is not None and request.progress is not None:
-            request.progress(1, 1)
         result = np.where(hole[..., None], out, image)
         return InpaintResult(np.ascontiguousarray(result), {
             "model": self.model, "device": self.network.device, "dtype": self.network.precision,
