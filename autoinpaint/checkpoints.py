@@ -212,10 +212,17 @@ def download(name: str, directory: Path | None = None, url: str | None = None,
     dest = folder / ckpt.filename
     if not (dest.is_file() and verify(dest, ckpt) is None):
         download_file(url or ckpt.url, dest, ckpt.size, ckpt.sha256, progress=progress, md5=ckpt.md5)
+    return convert(name, dest)
+
+
+def convert(name: str, path: Path) -> Path:
+    """Run known checkpoint ``name``'s conversion on ``path`` (a verified copy of it), once: the
+    converted file beside it; ``path`` itself when it has none."""
+    ckpt = known(name)
     if not ckpt.convert:
-        return dest
+        return Path(path)
     module, _, function = ckpt.convert.partition(":")
-    return getattr(importlib.import_module(module), function)(dest, folder / ckpt.converted)
+    return getattr(importlib.import_module(module), function)(Path(path), Path(path).with_name(ckpt.converted))
 
 
 def status() -> list[dict]:

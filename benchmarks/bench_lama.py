@@ -16,7 +16,7 @@ machine (no network to model hubs), and random weights paint noise. Only time an
 Everything runs in one process, interleaved where it is compared; the load average is printed (the
 machine is shared). Run under the benchmark lock:
 
-    flock /work/wt/bench.lock .venv/bin/python benchmarks/bench_lama.py               # ~15 min on 2 cores
+    flock /work/wt/bench.lock .venv/bin/python benchmarks/bench_lama.py               # ~20 min on 2 cores
     flock /work/wt/bench.lock .venv/bin/python benchmarks/bench_lama.py --sizes 256,512 --bf16-sizes 256
 """
 from __future__ import annotations
@@ -56,22 +56,24 @@ def crop(side: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(img * 255, 0, 255).astype(np.uint8), mask
 
 
-def timed(fn, repeats: int) -> tuple[float, float]:
-    """(best seconds of ``repeats`` runs after one warm-up run, peak RSS MiB)."""
+def timed(fn, repeats: int, warmup: bool = True):
+    """(best seconds of ``repeats`` runs, after one warm-up run unless ``warmup`` is False; peak RSS MiB;
+    the last result)."""
     with PeakRSS() as mem:
-        fn()
+        out = fn() if warmup else None
         best = float("inf")
         for _ in range(repeats):
             t = time.perf_counter()
-            fn()
+            out = fn()
             best = min(best, time.perf_counter() - t)
-    return best, mem.peak
+    return best, mem.peak, out
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="256,512,1024,2048", help="crop sides, px")
-    p.add_argument("--bf16-sizes", default="256", help="crop sides timed in bf16 too (slow without bf16 instructions)")
+    p.add_argument("--bf16-sizes", default="256",
+                   help="crop sides timed in bf16 too, one run (on a CPU without bf16 instructions ~80× slower)")
     p.add_argument("--classical-sizes", default="256,512,1024,2048", help="crop sides for hybrid and patchmatch")
     p.add_argument("--repeats", type=int, default=2, help="timed runs per crop ≤ 512 px (one above)")
     p.add_argument("--no-stitch", action="store_true", help="skip the 12 MP vs 1 MP section")
@@ -110,17 +112,16 @@ def main() -> None:
         image, mask = crop(side)
         repeats = args.repeats if side <= 512 else 1
         threads = fp32.network._threads() or torch.get_num_threads()
-        t32, rss = timed(lambda: fp32.inpaint(image, mask), repeats)
+        t32, rss, out32 = timed(lambda: fp32.inpaint(image, mask), repeats)
         cells = [f"{t32:.2f}"]
-        if side in bf16_sizes:
-            t16, _ = timed(lambda: bf16.inpaint(image, mask), 1)
-            diff = np.abs(bf16.inpaint(image, mask).image.astype(np.float32)
-                          - fp32.inpaint(image, mask).image)[mask > 0].mean()
+        if side in bf16_sizes:  # one run: without bf16 instructions it is very slow
+            t16, _, out16 = timed(lambda: bf16.inpaint(image, mask), 1, warmup=False)
+            diff = np.abs(out16.image.astype(np.float32) - out32.image)[mask > 0].mean()
             cells += [f"{t16:.2f}", f"{t16 / t32:.1f}×", f"{diff:.2f}"]
         else:
             cells += ["not run", "", ""]
         for inp in (hybrid, patchmatch):
-            cells.append(f"{timed(lambda: inp.inpaint(image, mask), 1)[0]:.2f}" if side in classical_sizes
+            cells.append(f"{timed(lambda: inp.inpaint(image, mask), 1, warmup=False)[0]:.2f}" if side in classical_sizes
                          else "not run")
         print(f"| {side}×{side} | " + " | ".join(cells) + f" | {rss:.0f} | {threads} | {load_average()} |",
               flush=True)

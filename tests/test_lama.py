@@ -301,14 +301,18 @@ def test_models_download_lama_verifies_and_converts_once(lama_files, lama_model,
     assert (lama_home / "checkpoints" / "big-lama.pt").read_bytes() == payload
     assert cli("models", "verify", "lama").code == 0
     requests = len(handler.ranges)
-    (lama_home / "checkpoints" / "big-lama.pt").unlink()  # the conversion alone is enough
+    assert cli("models", "download", "lama", "--url", url).code == 0 and len(handler.ranges) == requests
+    # a verified big-lama.pt without its conversion (put there by hand): ``lama`` converts it beside itself
+    path.unlink()
+    inp = load_inpainter("lama", device="cpu", dtype="fp32")
+    assert inp.network.source == path and path.is_file() and inp.model == "lama"
+    # the conversion alone is enough: verify passes, and loading unpickles nothing
+    (lama_home / "checkpoints" / "big-lama.pt").unlink()
     r = cli("models", "verify", "lama", "--json")
     assert r.code == 0 and json.loads(r.out)[0]["path"] == str(path)
-    assert cli("models", "download", "lama", "--url", url).code == 0 and len(handler.ranges) == requests
-    # ``lama`` loads the conversion; nothing is unpickled again
+    MODELS.clear()
     monkeypatch.setattr("autoinpaint.inpaint.lama_weights._unpickle", lambda path: pytest.fail("unpickled"))
-    inp = load_inpainter("lama", device="cpu", dtype="fp32")
-    assert inp.network.source == path and inp.model == "lama"
+    assert load_inpainter("lama", device="cpu", dtype="fp32").network.source == path
     # a download matching the SHA-256 but not the published MD5 is deleted
     monkeypatch.setitem(checkpoints.KNOWN, "lama", dataclasses.replace(entry, md5="0" * 32))
     with pytest.raises(AutoinpaintError, match="MD5"):

@@ -165,7 +165,7 @@ def bf16_check(net: LoadedLama) -> tuple[bool, str]:
 def resolve_lama_precision(dtype: str | None, device: str) -> str:
     """``fp32`` or ``bf16`` for LaMa on ``device``; ``fp16`` is refused (InputError, exit 2).
     ``auto``: fp32 on CUDA and MPS; on the CPU fp32 unless it has bf16 instructions (without them
-    bf16 autocast runs LaMa ~20× slower, benchmarks/bench_lama.py) and the project's CPU rule measures
+    bf16 autocast ran LaMa 81× slower here, benchmarks/bench_lama.py) and the project's CPU rule measures
     bf16 faster; the loader then times LaMa itself (:func:`bf16_check`)."""
     choice = str(dtype or "auto").lower()
     if choice in ("fp16", "float16", "half"):
@@ -261,14 +261,18 @@ class LamaInpainter(BaseInpainter):
 
 
 def lama_path(spec: str) -> Path:
-    """The weights file of ``spec``: ``lama`` → the downloaded (and converted) big-lama in the
-    checkpoint folders, else the path itself. ModelMissingError (exit 3) when absent."""
-    from ..checkpoints import find_weights, missing_error
+    """The weights file of ``spec``: ``lama`` → the downloaded big-lama in the checkpoint folders (its
+    safetensors conversion; a ``big-lama.pt`` put there by hand is verified and converted beside itself
+    first), else the path itself. ModelMissingError (exit 3) when absent."""
+    from ..checkpoints import KNOWN, convert, find_weights, missing_error, verify
 
     if spec.lower() == "lama":
         found = find_weights("lama")
         if found is None:
             raise missing_error("LaMa weights (big-lama) not found", "lama")
+        if found.name == KNOWN["lama"].filename and verify(found, KNOWN["lama"]) is None:
+            with contextlib.suppress(OSError):  # a read-only folder: the cache gets the conversion
+                return convert("lama", found)
         return found
     path = Path(spec).expanduser()
     if not path.is_file():
