@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .api import ACTIONS, EditOptions, inpaint_step, mask_step, selection_steps, summary
+from .api import ACTIONS, EditOptions, assess_step, inpaint_step, mask_step, selection_steps, summary
 from .composite import Composite
 from .errors import InputError
 from .image_io import ImageInput, encode_image
@@ -93,8 +93,8 @@ class Editor:
     # ---------------------------------------------------------------------------------------- stages
     def select(self, selection: Selection | None = None, *, points=(), negatives=(), boxes=(),
                rects=(), ellipses=(), relative: bool = False, **options) -> np.ndarray:
-        """Segment ``selection`` (or the prompts given as keywords), then run the mask stage.
-        Returns the object mask (H×W bool); ``refine`` and ``apply`` use it. Keyword ``options``
+        """Segment ``selection`` (or the prompts given as keywords), then run the mask stage and the
+        doubt signal (:meth:`quality`). Returns the object mask (H×W bool); ``refine`` and ``apply`` use it. Keyword ``options``
         override call-time fields (``sam_select``, ``sam_refine``, ``dilate``, ...)."""
         if selection is None:
             selection = Selection(points=tuple(map(tuple, points)), negatives=tuple(map(tuple, negatives)),
@@ -107,6 +107,7 @@ class Editor:
             state = Pipeline(selection_steps(opts))(state)
             self._object = state.mask.copy()
             mask_step(opts)(state)
+            assess_step(opts)(state)  # the doubt signal, before anything is written
             state.result = state.inpainted = state.crop = None
             return self._object
 
@@ -123,6 +124,7 @@ class Editor:
             self.options = self.options.replace(**mask_options)
             state.mask = self._object.copy()
             mask_step(self.options)(state)
+            assess_step(self.options)(state)
             state.result = state.inpainted = state.crop = None
             return state.alpha
 
@@ -139,7 +141,7 @@ class Editor:
             state = self._require()
             if state.alpha is None:
                 raise InputError("nothing selected yet: select before apply")
-            work = dataclasses.replace(state, metadata=dict(state.metadata), timings=dict(state.timings))
+            work = dataclasses.replace(state, metadata=dict(state.metadata), timings=dict(state.timings), stop=None)
         # the model call runs outside the lock: the session stays usable (e.g. for a status query)
         work = Pipeline([inpaint_step(action, opts, progress), Composite()])(work)
         with self._lock:
@@ -166,6 +168,11 @@ class Editor:
         work = dataclasses.replace(state, output_path=str(path), metadata=dict(state.metadata))
         SaveImage(overwrite)(work)
         return work.metadata["output_format"]
+
+    def quality(self) -> dict | None:
+        """The last selection's confidence record (``verdict`` ok|doubt, ``reasons``, ``signals``;
+        :mod:`autoinpaint.quality`), or None before a selection."""
+        return self._require().metadata.get("quality")
 
     def summary(self) -> dict[str, Any]:
         """The ``--json`` record of the session's last stage."""
