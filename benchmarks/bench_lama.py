@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -79,8 +80,17 @@ def main() -> None:
     p.add_argument("--no-stitch", action="store_true", help="skip the 12 MP vs 1 MP section")
     args = p.parse_args()
 
-    import torch
     from lama_fixtures import build_lama, save_safetensors
+
+    folder = Path(tempfile.mkdtemp(prefix="bench_lama_"))
+    try:
+        run(args, save_safetensors(build_lama(0), folder / "big-lama-random.safetensors"))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run(args, weights: Path) -> None:
+    import torch
 
     from autoinpaint.device import cpu_has_native_bf16, cpu_is_busy
     from autoinpaint.inpaint import load_inpainter
@@ -93,8 +103,6 @@ def main() -> None:
     print(f"torch {torch.__version__}, CPU {torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores, "
           f"{torch.get_num_threads()} torch threads, native bf16: {cpu_has_native_bf16()}, "
           f"load average {load_average()}, busy now: {cpu_is_busy()} (one LaMa thread while busy)")
-    folder = Path(tempfile.mkdtemp(prefix="bench_lama_"))
-    weights = save_safetensors(build_lama(0), folder / "big-lama-random.safetensors")
     t = time.perf_counter()
     fp32 = load_inpainter(str(weights), device="cpu", dtype="fp32", lama_max_side=max(sizes))
     load_s = time.perf_counter() - t
