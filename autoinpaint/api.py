@@ -19,6 +19,7 @@ from .composite import Composite
 from .errors import InputError
 from .image_io import ImageInput
 from .inpaint import DEFAULT_PADDING_MASK_CROP, Inpaint, InpaintRequest, Progress
+from .inpaint.lama import DEFAULT_MAX_SIDE as DEFAULT_LAMA_MAX_SIDE
 from .io_steps import LoadImage, SaveImage, SaveMask, SavePreview
 from .mask_ops import RefineMask, bbox
 from .pipeline import Pipeline
@@ -36,8 +37,9 @@ class EditOptions:
     """Every knob of an edit; the CLI options and the web API's request fields map onto these names.
 
     Load-time fields pick and place models (``segmenter``, ``inpainter``, ``model``, ``device``,
-    ``precision``, ``dtype``, ``offload``, ``scheduler``, ``resolution``, ``cache``); the others are
-    call-time values, so changing them never reloads a model.
+    ``precision``, ``dtype``, ``offload``, ``scheduler``, ``resolution``, ``cache``, ``lama_max_side``,
+    ``trust_checkpoint``); the others are call-time values, so changing them never reloads a model
+    (nor does ``lama_max_side``: inpainters on the same LaMa weights share one network).
     """
 
     # mask stage (px)
@@ -57,6 +59,9 @@ class EditOptions:
     # inpainting stage
     inpainter: str = "auto"
     padding_mask_crop: int | None = DEFAULT_PADDING_MASK_CROP
+    # LaMa: crops longer than this run downscaled; read TorchScript/pickled weights we do not publish
+    lama_max_side: int = DEFAULT_LAMA_MAX_SIDE
+    trust_checkpoint: bool = False
     # diffusion (replace / fill, or remove with a diffusion inpainter)
     model: str | None = None
     prompt: str | None = None
@@ -118,7 +123,8 @@ def inpaint_step(action: str, o: EditOptions, progress: Progress | None = None) 
     spec = o.inpainter if action == "remove" else (o.model or DEFAULT_MODEL)
     return Inpaint(spec, o.padding_mask_crop, inpaint_request(action, o, progress),
                    device=o.device, dtype=o.dtype, offload=o.offload or None, scheduler=o.scheduler,
-                   resolution=o.resolution, precision=o.precision)
+                   resolution=o.resolution, precision=o.precision, lama_max_side=o.lama_max_side,
+                   trust_checkpoint=o.trust_checkpoint or None)
 
 
 def edit_steps(action: str = "remove", options: EditOptions | None = None,

@@ -81,6 +81,32 @@ def _diffusion_claims(spec: str) -> bool:
             or s.lower().endswith((".safetensors", ".ckpt", ".pt", ".pth", ".bin")))
 
 
+# spandrel's LaMa detection keys (IOPaint's TorchScript / spandrel layout, LaMa's Lightning checkpoints)
+LAMA_KEYS = ("model.model.1.bn_l.running_mean", "generator.model.1.bn_l.running_mean")
+LAMA_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".bin")
+
+
+def _lama_claims(spec: str) -> bool:
+    """``lama``, or a LaMa weights file told apart by its tensor names: a safetensors header, the
+    pickle of a ``torch.save`` file, or the FFC module names of a TorchScript archive (no weights read)."""
+    from .weight_files import pickle_bytes, safetensors_keys, torch_archive_kind
+
+    if spec.lower() == "lama":
+        return True
+    path = os.path.expanduser(spec)
+    if not (path.lower().endswith(LAMA_SUFFIXES) and os.path.isfile(path)):
+        return False
+    if path.lower().endswith(".safetensors"):
+        return bool(set(LAMA_KEYS) & (safetensors_keys(path) or set()))
+    kind = torch_archive_kind(path)
+    if kind is None:
+        return False
+    data = pickle_bytes(path)
+    if kind == "torchscript":  # attributes are pickled one level at a time: FFC's names
+        return b"convl2l" in data and b"bn_l" in data
+    return any(key.encode() in data for key in LAMA_KEYS)
+
+
 CLASSICAL_INPAINTERS = ("hybrid", "patchmatch", "telea", "ns")
 DIFFUSION_ALIASES = {
     "sd15": "stable-diffusion-v1-5/stable-diffusion-inpainting",
@@ -97,6 +123,7 @@ FAMILIES: list[Family] = [
     Family("sam", "segmenter", _sam_claims, "autoinpaint.segment.sam:load_sam_segmenter"),
     Family("classical", "inpainter", _names(*CLASSICAL_INPAINTERS),
            "autoinpaint.inpaint.classical:load_classical_inpainter"),
+    Family("lama", "inpainter", _lama_claims, "autoinpaint.inpaint.lama:load_lama_inpainter"),
     Family("diffusion", "inpainter", _diffusion_claims,
            "autoinpaint.inpaint.diffusion:load_diffusion_inpainter"),
 ]
@@ -183,9 +210,9 @@ class KnownModel:
         """Where it is on this machine (a path), or None when it is not present."""
         scheme, _, ref = self.source.partition(":")
         if scheme == "file":
-            from .checkpoints import find_checkpoint
+            from .checkpoints import find_weights
 
-            found = find_checkpoint(ref)
+            found = find_weights(ref)
             return str(found) if found else None
         if scheme == "hub":
             from .hub import snapshot_folder
@@ -200,6 +227,8 @@ KNOWN: list[KnownModel] = [
                "SAM ViT-B (segment-anything .pth), 91M parameters"),
     KnownModel("vit_l", "segmenter", "sam", "file:vit_l", 1_249_524_607, "SAM ViT-L (.pth), 308M parameters"),
     KnownModel("vit_h", "segmenter", "sam", "file:vit_h", 2_564_550_879, "SAM ViT-H (.pth), 636M parameters"),
+    KnownModel("lama", "inpainter", "lama", "file:lama", 205_669_692,
+               "LaMa big-lama (spandrel), 51M parameters: learned object removal, `remove` default when present"),
 ]
 
 

@@ -68,9 +68,10 @@ model_options = _compose(
     click.option("--segmenter", default="auto", show_default=True, metavar="auto|classical|sam|sam:vit_b|PATH",
                  help="auto = SAM when a checkpoint is found, else the classical OpenCV segmenter."),
     click.option("--inpainter", default="auto", show_default=True,
-                 metavar="auto|hybrid|patchmatch|telea|ns|NAME|PATH",
-                 help="auto = hybrid (PatchMatch detail on Navier-Stokes colours; classical, no weights); "
-                      "NAME/PATH = a diffusion model."),
+                 metavar="auto|lama|hybrid|patchmatch|telea|ns|NAME|PATH",
+                 help="auto = lama when its weights are present (autoinpaint models download lama), else "
+                      "hybrid (PatchMatch detail on Navier-Stokes colours; classical, no weights); "
+                      "PATH = LaMa weights, NAME/PATH = a diffusion model."),
     click.option("--padding-mask-crop", default=str(EditOptions.padding_mask_crop), show_default=True,
                  callback=_padding, metavar="PX|off",
                  help="Inpaint only a crop around the mask with PX pixels of context; 'off' = whole image."),
@@ -85,6 +86,13 @@ model_options = _compose(
                  help="Extra SAM passes feeding the mask's low-res logits back as mask_input."),
     click.option("--max-pixels", type=click.IntRange(min=1), default=None, metavar="N",
                  help="Refuse images over N pixels (default 100 million, or $AUTOINPAINT_MAX_PIXELS)."),
+    click.option("--lama-max-side", type=click.IntRange(min=16), default=EditOptions.lama_max_side,
+                 show_default=True, metavar="PX",
+                 help="LaMa: a crop whose long side is over PX runs downscaled to PX; the fill is "
+                      "upscaled back into the hole only."),
+    click.option("--trust-checkpoint", is_flag=True,
+                 help="LaMa: load weights that need TorchScript or unpickling (which can run code) even "
+                      "when their SHA-256 is not one autoinpaint publishes."),
 )
 
 output_options = _compose(
@@ -163,7 +171,8 @@ diffusion_options = _compose(
                  help="Random seed: the same seed gives the same result (default: random, reported by --json)."),
     click.option("--dtype", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
                  help="Diffusion weights' precision (auto: fp16 on CUDA/MPS; on the CPU bf16 when it has "
-                      "bf16 instructions (AMX/AVX512-BF16, measured 1.3-2x faster), else fp32)."),
+                      "bf16 instructions (AMX/AVX512-BF16, measured 1.3-2x faster), else fp32). LaMa: fp32 "
+                      "or bf16, never fp16 (its FFTs do not support it)."),
     click.option("--offload", is_flag=True,
                  help="Model CPU offload (GPU only; also chosen automatically when free VRAM is short)."),
     click.option("--scheduler", default=None, type=click.Choice(SCHEDULER_CHOICES),
