@@ -162,13 +162,14 @@ def output_name(name: str, action: str, fmt: str) -> str:
 
 
 class Offered:
-    """Which inpainters and diffusion models a request may name: the classical ones, the diffusion
-    aliases, and what the server was started with. Never an arbitrary path a client sends."""
+    """Which inpainters and diffusion models a request may name: the classical ones, LaMa (from the
+    checkpoint folders only), the diffusion aliases, and what the server was started with. Never an
+    arbitrary path a client sends."""
 
     def __init__(self, options: EditOptions):
         from ..registry import CLASSICAL_INPAINTERS, DIFFUSION_ALIASES
 
-        self.inpainters = ["auto", *CLASSICAL_INPAINTERS, *DIFFUSION_ALIASES]
+        self.inpainters = ["auto", *CLASSICAL_INPAINTERS, "lama", *DIFFUSION_ALIASES]
         self.models = list(DIFFUSION_ALIASES)
         for extra, pool in ((options.inpainter, self.inpainters), (options.model, self.models)):
             if extra and extra not in pool:
