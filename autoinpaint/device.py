@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import time
 
 from .errors import InputError
@@ -119,3 +120,23 @@ def cpu_bf16_is_faster(remember: bool = True) -> bool:
             record.write_text(json.dumps({"id": ident, "faster": faster, "fp32_s": fp32,
                                           "bf16_s": bf16}))
     return faster
+
+
+@contextlib.contextmanager
+def decoder_threads(device: str):
+    """On a busy CPU, one intra-op thread while a SAM prompt decoder runs: its matmuls are small, and
+    with several threads a busy core stalls every OpenMP barrier (measured here with one other
+    busy process: 1.07 s with 2 threads, 0.16 s with 1). On an idle CPU all threads are faster
+    (0.075 s vs 0.13 s here), so the choice follows the 1-minute load average;
+    AUTOINPAINT_DECODER_THREADS=1 forces one thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    busy = hasattr(os, "getloadavg") and os.getloadavg()[0] > (os.cpu_count() or 1) - 0.5
+    if device == "cpu" and before > 1 and (busy or os.environ.get("AUTOINPAINT_DECODER_THREADS") == "1"):
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)

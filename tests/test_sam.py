@@ -180,18 +180,22 @@ def tiny_seg(sam_tiny_checkpoint, sam_home) -> SamSegmenter:
     return SamSegmenter(sam_tiny_checkpoint, device="cpu", precision="fp32")
 
 
-def count_predict_calls(seg: SamSegmenter, monkeypatch) -> list:
+def count_predict_calls(seg, monkeypatch) -> list:
+    """Record every decoder call of ``seg`` (a SAM segmenter of any family): the padded point batch
+    B×N×2, boxes B×4, mask input B×1×h×w and the multimask flag."""
     calls = []
-    original = seg.predictor.predict_torch
+    original = seg._decode
 
-    def spy(coords, labels, boxes=None, mask_input=None, multimask_output=True, **kw):
-        calls.append({"coords": None if coords is None else tuple(coords.shape),
+    def spy(*args):
+        points, _, boxes, multimask, mask_input = args[-5:]
+        n = max(len(c) for c in points)
+        calls.append({"coords": (len(points), n, 2) if n else None,
                       "boxes": None if boxes is None else tuple(boxes.shape),
                       "mask_input": None if mask_input is None else tuple(mask_input.shape),
-                      "multimask": multimask_output})
-        return original(coords, labels, boxes, mask_input, multimask_output, **kw)
+                      "multimask": multimask})
+        return original(*args)
 
-    monkeypatch.setattr(seg.predictor, "predict_torch", spy)
+    monkeypatch.setattr(seg, "_decode", spy)
     return calls
 
 
@@ -311,7 +315,7 @@ def test_cache_is_size_bounded_and_clearable(sam_home, cli):
 
 def test_models_list_and_verify(sam_home, cli, sam_tiny_checkpoint):
     result = cli("models", "list", "--json")
-    rows = {r["name"]: r for r in json.loads(result.out)}
+    rows = {r["name"]: r for r in json.loads(result.out) if r["family"] == "sam"}
     assert set(rows) == {"vit_b", "vit_l", "vit_h"} and rows["vit_b"]["size"] == 375_042_383
     assert rows["vit_b"]["url"].startswith("https://dl.fbaipublicfiles.com/segment_anything/")
     assert all(len(r["sha256"]) == 64 and r["path"] is None for r in rows.values())
