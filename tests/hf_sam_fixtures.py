@@ -86,3 +86,66 @@ def install_in_hub_cache(folder: Path, hub_cache: Path, repo: str, commit: str =
         shutil.copyfile(path, blob)
         os.symlink(os.path.relpath(blob, snapshot), snapshot / path.name)
     return snapshot
+
+
+def sam_state_to_transformers(state: dict) -> dict:
+    """A segment-anything state dict → ``SamModel``'s keys (the renaming of transformers'
+    ``convert_sam_to_hf.py``, with MLPs of any depth)."""
+    import re
+
+    renames = [("image_encoder", "vision_encoder"), ("blocks", "layers"), ("patch_embed.proj", "patch_embed.projection"),
+               (".norm", ".layer_norm"), ("neck.0", "neck.conv1"), ("neck.1", "neck.layer_norm1"),
+               ("neck.2", "neck.conv2"), ("neck.3", "neck.layer_norm2"),
+               ("mask_decoder.output_upscaling.0", "mask_decoder.upscale_conv1"),
+               ("mask_decoder.output_upscaling.1", "mask_decoder.upscale_layer_norm"),
+               ("mask_decoder.output_upscaling.3", "mask_decoder.upscale_conv2"),
+               ("mask_downscaling.0", "mask_embed.conv1"), ("mask_downscaling.1", "mask_embed.layer_norm1"),
+               ("mask_downscaling.3", "mask_embed.conv2"), ("mask_downscaling.4", "mask_embed.layer_norm2"),
+               ("mask_downscaling.6", "mask_embed.conv3"), ("point_embeddings", "point_embed"),
+               ("pe_layer.positional_encoding_gaussian_matrix", "shared_embedding.positional_embedding")]
+    depth: dict[str, int] = {}
+    for key in state:  # layers per MLP head (iou head, hypernetwork MLPs)
+        m = re.match(r"(.*(?:iou_prediction_head|output_hypernetworks_mlps\.\d+))\.layers\.(\d+)\.", key)
+        if m:
+            depth[m.group(1)] = max(depth.get(m.group(1), 0), int(m.group(2)) + 1)
+    out = {}
+    for key, value in state.items():
+        if key in ("pixel_mean", "pixel_std"):
+            continue
+        m = re.match(r"(.*(?:iou_prediction_head|output_hypernetworks_mlps\.\d+))\.layers\.(\d+)\.(.*)", key)
+        if m:
+            i, n = int(m.group(2)), depth[m.group(1)]
+            part = "proj_in" if i == 0 else "proj_out" if i == n - 1 else f"layers.{i - 1}"
+            key = f"{m.group(1)}.{part}.{m.group(3)}"
+        for old, new in renames:
+            key = key.replace(old, new)
+        out[key] = value
+    out["shared_image_embedding.positional_embedding"] = out["prompt_encoder.shared_embedding.positional_embedding"]
+    return out
+
+
+def save_sam_as_transformers(arch: dict, state: dict, folder: Path) -> Path:
+    """Save the segment-anything weights ``state`` of architecture ``arch`` (the keys of
+    ``sam_fixtures.TINY``) as a transformers ``SamModel`` folder (safetensors + image processor)."""
+    import transformers as tf
+
+    c = arch
+    vision = tf.SamVisionConfig(
+        hidden_size=c["embed_dim"], output_channels=c["prompt_embed_dim"], num_hidden_layers=c["depth"],
+        num_attention_heads=c["num_heads"], image_size=c["img_size"], patch_size=c["patch_size"],
+        window_size=c["window_size"], global_attn_indexes=list(c["global_attn_indexes"]),
+        mlp_dim=4 * c["embed_dim"], num_pos_feats=c["prompt_embed_dim"] // 2)
+    config = tf.SamConfig(
+        vision_config=vision,
+        prompt_encoder_config=dict(hidden_size=c["prompt_embed_dim"], image_size=c["img_size"],
+                                   patch_size=c["patch_size"], mask_input_channels=c["mask_in_chans"]),
+        mask_decoder_config=dict(hidden_size=c["prompt_embed_dim"], mlp_dim=c["decoder_mlp_dim"],
+                                 num_hidden_layers=c["decoder_depth"], num_attention_heads=8,
+                                 iou_head_depth=c["iou_head_depth"], iou_head_hidden_dim=c["iou_head_hidden_dim"]))
+    model = tf.SamModel(config).eval()
+    missing, unexpected = model.load_state_dict(sam_state_to_transformers(state), strict=False)
+    assert not missing and not unexpected, (missing, unexpected)
+    model.save_pretrained(folder)
+    side = c["img_size"]
+    tf.SamImageProcessor(size={"longest_edge": side}, pad_size={"height": side, "width": side}).save_pretrained(folder)
+    return Path(folder)

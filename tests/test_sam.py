@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sam_fixtures import TINY, build_sam_model, save_sam_checkpoint  # noqa: E402
+from sam_fixtures import TINY, build_sam_model, count_predict_calls, save_sam_checkpoint  # noqa: E402
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("segment_anything")
@@ -178,25 +178,6 @@ def test_precision_and_device_options(sam_home):
 @pytest.fixture
 def tiny_seg(sam_tiny_checkpoint, sam_home) -> SamSegmenter:
     return SamSegmenter(sam_tiny_checkpoint, device="cpu", precision="fp32")
-
-
-def count_predict_calls(seg, monkeypatch) -> list:
-    """Record every decoder call of ``seg`` (a SAM segmenter of any family): the padded point batch
-    B×N×2, boxes B×4, mask input B×1×h×w and the multimask flag."""
-    calls = []
-    original = seg._decode
-
-    def spy(*args):
-        points, _, boxes, multimask, mask_input = args[-5:]
-        n = max(len(c) for c in points)
-        calls.append({"coords": (len(points), n, 2) if n else None,
-                      "boxes": None if boxes is None else tuple(boxes.shape),
-                      "mask_input": None if mask_input is None else tuple(mask_input.shape),
-                      "multimask": multimask})
-        return original(*args)
-
-    monkeypatch.setattr(seg, "_decode", spy)
-    return calls
 
 
 def test_points_negatives_boxes_and_batching(tiny_seg, sam_photo, monkeypatch):

@@ -82,24 +82,22 @@ def load_hf_sam_segmenter(spec: str, device: str = "auto", precision: str = "aut
     A hub model must be in the local Hugging Face cache (``AUTOINPAINT_ALLOW_DOWNLOAD=1`` lets it be
     downloaded, ``HF_HUB_OFFLINE`` forbids that); otherwise ModelMissingError (exit 3) with the
     ``hf download`` command. A folder whose weights are pickles is refused (exit 3)."""
-    folder = resolve_folder(spec)
-    name = spec if spec.lower() in ALIASES else None
-    return HFSamSegmenter(folder, name=name, device=device, precision=precision, cache=cache)
-
-
-def resolve_folder(spec: str) -> Path:
-    """The local folder of model ``spec`` (alias, hub id or folder), downloading only when allowed."""
     source = hub.resolve(spec, ALIASES, marker="config.json", what="SAM model", flag="--segmenter")
+    options = {"device": device, "precision": precision, "cache": cache}
     if source.kind == "file":
         raise InputError(f"{source.location}: a transformers SAM model is a folder (save_pretrained), "
                          "not a single file; a segment-anything checkpoint ends in .pth")
     if source.kind == "folder":
-        return Path(source.location)
-    found = hub.snapshot_folder(source.location)
-    if found is not None:
-        return found
-    notice(f"downloading {source.location} (allowed by AUTOINPAINT_ALLOW_DOWNLOAD)")
-    return hub.download(source.location)
+        return HFSamSegmenter(source.location, **options)
+    folder = hub.snapshot_folder(source.location)
+    if folder is None:
+        notice(f"downloading {source.location} (allowed by AUTOINPAINT_ALLOW_DOWNLOAD)")
+        folder = hub.download(source.location)
+    name = spec.lower() if spec.lower() in ALIASES else source.location
+    try:
+        return HFSamSegmenter(folder, name=name, **options)
+    except ModelMissingError as exc:  # e.g. only the config was fetched
+        raise ModelMissingError(f"{exc}; {hub.fetch_hint(source.location, '--segmenter')}") from None
 
 
 def folder_fingerprint(folder: Path) -> str:
@@ -242,6 +240,8 @@ class HFSamSegmenter(BaseSegmenter):
     def _encode(self, image: np.ndarray) -> Embedding:
         import torch
 
+        if not image.flags.writeable:  # torch warns on read-only arrays (e.g. np.asarray of a PIL image)
+            image = image.copy()
         inputs = self.processor(images=image, return_tensors="pt")
         pixels = inputs["pixel_values"].to(self.device)
         if "reshaped_input_sizes" in inputs:
@@ -304,6 +304,8 @@ class HFSamSegmenter(BaseSegmenter):
             kwargs["image_embeddings"] = rows["features"]
         if self.family.name == "sam-hq":
             kwargs["intermediate_embeddings"] = [rows["intermediate"]]
+        if self.family.name == "sam2" and mask_input is not None:  # as SAM2ImagePredictor feeds logits back
+            kwargs["input_masks"] = kwargs["input_masks"].clamp(-32.0, 32.0)
         out = self.model(**kwargs)
         return (out.pred_masks[:, 0].float().cpu().numpy(), out.iou_scores[:, 0].float().cpu().numpy())
 
