@@ -299,3 +299,25 @@ def test_cache_hit_in_a_second_process_skips_the_encoder_for_every_family(models
     monkeypatch.setattr(s2.Sam2VisionModel, "forward", boom)
     with pytest.raises(SystemExit, match="image encoder used"):
         segmenter(models["sam2"], cache=False).embed(scene[1])
+
+
+def test_mask_upscaling_computes_only_the_window_yet_equals_full_interpolation():
+    """The kept mask is upsampled only where it can be positive: the result equals thresholding
+    PyTorch's full bilinear interpolation (SAM 1's pad-crop-resize and SAM 2's direct resize)."""
+    import torch.nn.functional as F
+
+    from autoinpaint.segment.upscale import upscale_masks
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:64, 0:64]
+    for _ in range(12):
+        logits = np.stack([(6 - np.hypot(yy - rng.uniform(0, 64), xx - rng.uniform(0, 64)) * rng.uniform(0.3, 2)
+                            + rng.normal(0, 0.3, (64, 64))).astype(np.float32) for _ in range(int(rng.integers(1, 3)))])
+        size = (int(rng.integers(300, 1500)), int(rng.integers(300, 2000)))
+        for square, crop in ((None, None), (256, (int(256 * size[0] / max(size)), int(256 * size[1] / max(size))))):
+            t = torch.from_numpy(logits)[:, None]
+            if square:
+                t = F.interpolate(t, (square, square), mode="bilinear", align_corners=False)[..., :crop[0], :crop[1]]
+            full = (F.interpolate(t, size, mode="bilinear", align_corners=False) > 0).any(0)[0].numpy()
+            np.testing.assert_array_equal(upscale_masks(logits, size, crop, square), full)
+    assert not upscale_masks(-np.ones((1, 64, 64), np.float32), (900, 1200)).any()

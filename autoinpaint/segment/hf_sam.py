@@ -35,6 +35,7 @@ from ..selection import Selection
 from .base import BaseSegmenter, SegmentParams, SegmentResult
 from .embedding_cache import Embedding, EmbeddingCache
 from .prompts import pad_points, run_prompts, scale_coords
+from .upscale import upscale_masks
 from .sam import checkpoint_fingerprint
 
 
@@ -312,17 +313,9 @@ class HFSamSegmenter(BaseSegmenter):
     def _upscale(self, emb: Embedding, logits: np.ndarray) -> np.ndarray:
         """Kept low-resolution logits B×h×w → the union of their masks at the image's H×W, as the
         family's processor post-processes (SAM: to the padded square, crop, to the image size;
-        SAM 2: straight to the image size)."""
-        import torch
-        import torch.nn.functional as F
-
-        t = torch.from_numpy(np.ascontiguousarray(logits))[:, None]
-        if self.family.pads:
-            side = self.image_size
-            t = F.interpolate(t, (side, side), mode="bilinear", align_corners=False)
-            t = t[..., : emb.input_size[0], : emb.input_size[1]]
-        t = F.interpolate(t, tuple(emb.original_size), mode="bilinear", align_corners=False)
-        return (t > 0).any(0)[0].numpy()
+        SAM 2: straight to the image size), computed only where the mask can be."""
+        return upscale_masks(logits, tuple(emb.original_size), tuple(emb.input_size),
+                             self.image_size if self.family.pads else None)
 
     def __repr__(self) -> str:
         return (f"HFSamSegmenter({str(self.folder)!r}, family={self.family.name!r}, device={self.device!r}, "

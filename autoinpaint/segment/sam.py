@@ -27,6 +27,7 @@ from ..selection import Selection
 from .base import BaseSegmenter, SegmentParams, SegmentResult
 from .embedding_cache import Embedding, EmbeddingCache
 from .prompts import pad_points, run_prompts
+from .upscale import upscale_masks
 
 _HEADS = ("prompt_encoder.", "mask_decoder.")
 SAM_CHECKPOINTS = ("vit_b", "vit_l", "vit_h")  # fastest first
@@ -410,13 +411,10 @@ class SamSegmenter(BaseSegmenter):
         return low.float().cpu().numpy(), iou.float().cpu().numpy()
 
     def _upscale(self, logits: np.ndarray) -> np.ndarray:
-        """Kept low-resolution logits B×h×w → the union of their masks at the image size."""
-        import torch
-
+        """Kept low-resolution logits B×h×w → the union of their masks at the image size
+        (``Sam.postprocess_masks`` > 0, computed only where the mask can be)."""
         p = self.predictor
-        masks = self.model.postprocess_masks(torch.from_numpy(np.ascontiguousarray(logits))[:, None],
-                                             p.input_size, p.original_size)
-        return (masks > self.model.mask_threshold).any(0)[0].cpu().numpy()
+        return upscale_masks(logits, p.original_size, p.input_size, self.config["img_size"])
 
     def __repr__(self) -> str:
         return (f"SamSegmenter({str(self.checkpoint)!r}, device={self.device!r}, "
