@@ -143,6 +143,19 @@ def test_missing_model_exits_3_with_the_hf_download_command(home, scene, cli, tm
     assert not (tmp_path / "m.png").exists()
 
 
+def test_incomplete_weights_are_refused_not_filled_randomly(models, scene, home, cli, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for f in models["sam"].iterdir():
+        (partial / f.name).write_bytes(f.read_bytes())
+    weights = load_file(partial / "model.safetensors")
+    save_file({k: v for k, v in weights.items() if not k.startswith("mask_decoder.")}, partial / "model.safetensors")
+    r = cli("mask", scene[0], "--point", "50,40", "--segmenter", partial, "-o", tmp_path / "m.png")
+    assert r.code == 3 and "lacks weights" in r.err and "mask_decoder." in r.err
+
+
 def test_malicious_pickle_is_refused_with_exit_3_and_never_runs(models, scene, home, cli, tmp_path):
     marker = tmp_path / "pwned"
 

@@ -185,11 +185,18 @@ class HFSamSegmenter(BaseSegmenter):
 
         try:
             with _quiet_transformers():
-                model = AutoModelForMaskGeneration.from_pretrained(
-                    str(self.folder), local_files_only=True, use_safetensors=True, dtype=torch.float32)
+                model, info = AutoModelForMaskGeneration.from_pretrained(
+                    str(self.folder), local_files_only=True, use_safetensors=True, dtype=torch.float32,
+                    output_loading_info=True)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise ModelMissingError(f"cannot load the SAM model in {self.folder}: {first}") from None
+        # transformers would fill missing or misshapen weights randomly: a silently wrong mask
+        bad = sorted(info.get("missing_keys") or []) + [str(k) for k in info.get("mismatched_keys") or []]
+        if bad:
+            raise ModelMissingError(f"the SAM model in {self.folder} lacks weights or has weights of another "
+                                    f"shape ({len(bad)}: {', '.join(bad[:3])}); it is incomplete or not this "
+                                    "architecture")
         return model.eval().to(self.device)
 
     def _load_processor(self):
