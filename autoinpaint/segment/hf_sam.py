@@ -276,16 +276,14 @@ class HFSamSegmenter(BaseSegmenter):
 
         params = params or SegmentParams()
         feats = {k: v.to(self.device, torch.float32) for k, v in embedding.tensors.items()}
-        side = self.image_size // 4  # the decoder's low-resolution mask grid
-        ih, iw = embedding.input_size
-        valid = (-(-ih * side // self.image_size), -(-iw * side // self.image_size))
+        covered = tuple(n / self.image_size for n in embedding.input_size)  # SAM 1 pads to the square
 
         def decode(points, labels, boxes, multimask, mask_input):
             return self._decode(feats, embedding, points, labels, boxes, multimask, mask_input)
 
         with torch.inference_mode(), decoder_threads(self.device):
             return run_prompts(selection, params, decode, lambda logits: self._upscale(embedding, logits),
-                               valid)
+                               covered)
 
     def _decode(self, feats: dict, emb: Embedding, points: list[np.ndarray], labels: list[np.ndarray],
                 boxes: np.ndarray | None, multimask: bool, mask_input: np.ndarray | None):

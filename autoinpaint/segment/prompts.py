@@ -101,7 +101,7 @@ def stability_scores(logits: np.ndarray, threshold: float = 0.0, offset: float =
 
 
 def run_prompts(selection: Selection, params, decode, upscale,
-                valid: tuple[int, int] | None = None):
+                covered: tuple[float, float] = (1.0, 1.0)):
     """The prediction every SAM family shares: prompts → one H×W bool mask and its scores.
 
     ``decode(points, labels, boxes, multimask, mask_input)`` runs the prompt encoder and mask
@@ -109,9 +109,10 @@ def run_prompts(selection: Selection, params, decode, upscale,
     ``mask_input`` B×1×h×w low-resolution logits or None) and returns (low-resolution logits
     B×C×h×w, predicted IoU B×C) as numpy. ``upscale(logits B×h×w) -> H×W bool`` maps kept masks to
     the image and unites them; it runs once per group, for the kept masks only, so a 12 MP photo
-    pays one full-resolution interpolation per click, not one per candidate. ``valid`` (h, w): the
-    part of the low-resolution grid that covers the image (SAM pads the input to a square), where
-    ``largest``/``smallest`` measure area. ``params`` is a :class:`~.base.SegmentParams`.
+    pays one full-resolution interpolation per click, not one per candidate. ``covered`` (fractions
+    of height and width): the part of the low-resolution grid that shows the image (SAM 1 pads the
+    input to a square), where ``largest``/``smallest`` measure area. ``params`` is a
+    :class:`~.base.SegmentParams`.
     Returns a :class:`~.base.SegmentResult` with the lowest predicted IoU and stability score of
     the kept masks."""
     from .base import SegmentResult
@@ -123,7 +124,7 @@ def run_prompts(selection: Selection, params, decode, upscale,
         points, labels, boxes = group
         multimask = wants_multimask(params.select, params.multimask, group)
         logits, iou = decode(points, labels, boxes, multimask, None)
-        vh, vw = valid or logits.shape[-2:]
+        vh, vw = (int(np.ceil(f * n)) for f, n in zip(covered, logits.shape[-2:]))
         rows = np.arange(len(points))
         best = choose_masks(logits[..., :vh, :vw] > 0, iou, params.select)
         kept, kept_iou = logits[rows, best], iou[rows, best]

@@ -375,13 +375,11 @@ class SamSegmenter(BaseSegmenter):
         import torch
 
         params = params or SegmentParams()
-        side = self.config["img_size"] // self.config["patch_size"] * 4  # low-resolution mask grid
-        h, w = embedding.input_size
-        valid = (-(-h * side // self.config["img_size"]), -(-w * side // self.config["img_size"]))
+        covered = tuple(n / self.config["img_size"] for n in embedding.input_size)  # the rest is padding
         with self._lock, torch.inference_mode():
             self._restore(embedding)
             with _decoder_threads(self.device):
-                return run_prompts(selection, params, self._decode, self._upscale, valid)
+                return run_prompts(selection, params, self._decode, self._upscale, covered)
 
     def _decode(self, points: list[np.ndarray], labels: list[np.ndarray],
                 boxes: np.ndarray | None, multimask: bool, mask_input: np.ndarray | None = None):
