@@ -253,21 +253,113 @@ def family_row(path: Path, photo: str, repeats: int, env: dict) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+_EXPERIMENTS = """
+import copy, contextlib, json, sys, time
+import numpy as np, torch
+from PIL import Image
+from autoinpaint.segment import SegmentParams
+from autoinpaint.segment.embedding_cache import Embedding
+from autoinpaint.segment.hf_sam import HFSamSegmenter
+from autoinpaint.selection import Selection
+path, photo, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
+seg = HFSamSegmenter(path, device="cpu", precision="fp32", cache=False)
+image = np.array(Image.open(photo).convert("RGB"))
+h, w = image.shape[:2]
+inputs = seg.processor(images=image, return_tensors="pt")
+pixels = inputs["pixel_values"]
+base_model = seg.model
+def encode(model, x, ctx):
+    with ctx, torch.inference_mode():
+        out = model.get_image_embeddings(x)
+    names = ("high_res_0", "high_res_1", "features") if seg.family.name == "sam2" else ("features",)
+    out = out if isinstance(out, (list, tuple)) else [out]
+    return {k: v.float() for k, v in zip(names, out)}
+def timed(model, x, ctx_fn, n):
+    times = []
+    for _ in range(n):
+        t = time.perf_counter(); out = encode(model, x, ctx_fn()); times.append(time.perf_counter() - t)
+    return min(times), out
+def mask(tensors):
+    emb = Embedding(tensors, (h, w), tuple(pixels.shape[-2:]))
+    seg.model = base_model
+    return seg.predict(emb, Selection(points=((w / 2, h / 2),)), SegmentParams()).mask
+null = contextlib.nullcontext
+encode(base_model, pixels, null())  # warm-up
+ref_t, ref = timed(base_model, pixels, null, repeats)
+ref_mask = mask(ref)
+rows = [{"name": "fp32, all threads (the default)", "time": ref_t, "err": 0.0, "iou": 1.0}]
+def variant(name, model=base_model, x=pixels, ctx=null, warm=True, threads=None):
+    before = torch.get_num_threads()
+    if threads: torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    if warm: encode(model, x, ctx())
+    first = time.perf_counter() - t0
+    t, out = timed(model, x, ctx, repeats)
+    torch.set_num_threads(before)
+    m = mask(out)
+    err = float((out["features"] - ref["features"]).norm() / ref["features"].norm())
+    union = (m | ref_mask).sum()
+    rows.append({"name": name, "time": t, "first": first, "err": err,
+                 "iou": float((m & ref_mask).sum() / union) if union else 1.0})
+variant("1 intra-op thread", threads=1)
+variant("bf16 autocast", ctx=lambda: torch.autocast("cpu", dtype=torch.bfloat16))
+variant("channels-last", model=copy.deepcopy(base_model).to(memory_format=torch.channels_last),
+        x=pixels.contiguous(memory_format=torch.channels_last))
+from torch.ao.quantization import quantize_dynamic
+q = copy.deepcopy(base_model)
+q.vision_encoder = quantize_dynamic(q.vision_encoder, {torch.nn.Linear}, dtype=torch.qint8)
+variant("dynamic int8 Linear layers of the encoder", model=q)
+if "--compile" in sys.argv:
+    c = copy.deepcopy(base_model)
+    c.vision_encoder = torch.compile(c.vision_encoder)
+    variant("torch.compile (inductor) of the encoder", model=c)
+print(json.dumps(rows))
+"""
+
+
+def experiments_table(folder: Path, name: str, photo: str, repeats: int, env: dict, compile_: bool) -> str:
+    """The CPU speed-ups the issue asks to try, on ``name``'s encoder: time vs fp32 and the numerics
+    check of the ViT-B path (embedding relative error, mask IoU of a click, against fp32)."""
+    args = [sys.executable, "-c", _EXPERIMENTS, str(folder), photo, str(repeats)] + (["--compile"] if compile_ else [])
+    result = subprocess.run(args, capture_output=True, text=True, env={**os.environ, **env}, cwd=ROOT)
+    if result.returncode != 0:
+        raise SystemExit(f"experiments failed: {result.stderr.strip()[-2000:]}")
+    rows = json.loads(result.stdout.strip().splitlines()[-1])
+    base = rows[0]["time"]
+    lines = [f"Encoder speed-ups tried on {name} (image encoder alone, best of {repeats}; load average "
+             f"{os.getloadavg()[0]:.1f}); kept only if faster and within the numerics check "
+             "(embedding error <= 0.01, mask IoU >= 0.99 against fp32)", "",
+             "| variant | encoder | vs fp32 | first call | embedding rel. error | mask IoU | kept |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        faster = r["time"] < base * 0.95
+        passes = r["err"] <= 0.01 and r["iou"] >= 0.99
+        kept = "default" if r is rows[0] else ("yes" if faster and passes else "no: " + (
+            "slower" if not faster else "numerics"))
+        first = f"{r['first']:.2f} s" if "first" in r else ""
+        lines.append(f"| {r['name']} | {r['time']:.2f} s | {base / r['time']:.2f}x | {first} | {r['err']:.4f} | "
+                     f"{r['iou']:.4f} | {kept} |")
+    return "\n".join(lines)
+
+
 DEFAULT_FAMILIES = ("sam2.1-tiny", "sam2.1-small", "sam2.1-base-plus", "sam2.1-large", "sam-vit-base", "slimsam",
                     "sam-hq-vit-base")
 LARGE_FAMILIES = ("sam-vit-large", "sam-hq-vit-large", "sam-vit-huge", "sam-hq-vit-huge")
 
 
-def families_table(names: list[str], photo: str, repeats: int, tmp: Path, env: dict, vit_b: Path) -> str:
+def families_table(names: list[str], photo: str, repeats: int, tmp: Path, env: dict, vit_b: Path,
+                   experiments: str | None = None, compile_: bool = False) -> str:
+    import shutil
+
     from PIL import Image
 
     load0 = os.getloadavg()[0]
     rows = {"vit_b (.pth)": family_row(vit_b, photo, repeats, env)}
+    tried = ""
     for name in names:
         folder = save_random(name, tmp / name)
         rows[name] = family_row(folder, photo, repeats, env)
-        import shutil
-
+        if name == experiments:
+            tried = experiments_table(folder, name, photo, repeats, env, compile_)
         shutil.rmtree(folder)  # ViT-H weights are 2.5 GB
     base = rows["vit_b (.pth)"]["first"]["fp32"]
     ok = lambda cond: "yes" if cond else "**no**"  # noqa: E731
@@ -293,7 +385,7 @@ def families_table(names: list[str], photo: str, repeats: int, tmp: Path, env: d
                   f"(imports: {imports:.2f} s more); first click = preprocessing + image encoder + prompt "
                   "decoder + mask upscaling; repeat click = prompt decoder + upscaling of the kept mask "
                   "(median of 7 clicks; on the 12 MP photo the embedding is the same, the mask is 4000x3000)."]
-    return "\n".join(lines)
+    return "\n".join(lines) + ("\n\n" + tried if tried else "")
 
 
 def main() -> None:
@@ -304,6 +396,9 @@ def main() -> None:
                         help="transformers models to time beside the .pth vit_b (comma-separated; 'all' adds "
                              f"{', '.join(LARGE_FAMILIES)}; 'none' skips them)")
     parser.add_argument("--families-only", action="store_true", help="skip the .pth CLI rows")
+    parser.add_argument("--experiments", default="sam2.1-tiny", metavar="NAME",
+                        help="the model whose encoder gets the speed-up experiments ('none' to skip)")
+    parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out of the experiments")
     args = parser.parse_args()
     names = {"all": [*DEFAULT_FAMILIES, *LARGE_FAMILIES], "none": []}.get(
         args.families, [n for n in args.families.split(",") if n])
@@ -317,7 +412,8 @@ def main() -> None:
         ckpt = save_sam_checkpoint(tmp / "sam_vit_b_random.pth", tiny=False)
         env = {"AUTOINPAINT_HOME": str(tmp / "home"), "AUTOINPAINT_CACHE": str(tmp / "cache")}
         os.environ.update(env)
-        families = families_table(names, args.photo, args.repeats, tmp, env, ckpt) if names else ""
+        families = families_table(names, args.photo, args.repeats, tmp, env, ckpt, args.experiments,
+                                  not args.no_compile) if names else ""
         if args.families_only:
             print(families)
             return
