@@ -124,7 +124,8 @@ def cpu_bf16_is_faster(remember: bool = True) -> bool:
 
 @contextlib.contextmanager
 def decoder_threads(device: str):
-    """On a busy CPU, one intra-op thread while a SAM prompt decoder runs: its matmuls are small, and
+    """On a busy CPU, one intra-op thread while a SAM prompt decoder (or a transformers SAM image encoder,
+    measured 1.15x faster so at load average 4-10) runs: the decoder's matmuls are small, and
     with several threads a busy core stalls every OpenMP barrier (measured here with one other
     busy process: 1.07 s with 2 threads, 0.16 s with 1). On an idle CPU all threads are faster
     (0.075 s vs 0.13 s here), so the choice follows the 1-minute load average;

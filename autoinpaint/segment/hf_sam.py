@@ -256,7 +256,9 @@ class HFSamSegmenter(BaseSegmenter):
             input_size = tuple(int(v) for v in inputs["reshaped_input_sizes"][0])
         else:
             input_size = tuple(pixels.shape[-2:])
-        with self._autocast(), torch.inference_mode():
+        # one intra-op thread when the cores are busy: 1.15x faster for SAM 2.1 tiny's encoder at load ~4-10
+        # here (benchmarks/bench_sam.py); all threads otherwise
+        with self._autocast(), torch.inference_mode(), decoder_threads(self.device):
             out = self.model.get_image_embeddings(pixels)
         if self.family.name == "sam2":
             tensors = {"features": out[-1], "high_res_0": out[0], "high_res_1": out[1]}
