@@ -17,6 +17,10 @@ class InputError(AutoinpaintError, ValueError):
     exit_code = 2
 
 
+class TooLargeError(InputError):
+    """Bad input because it is too big: too many bytes or pixels (a decompression bomb). HTTP 413."""
+
+
 class ModelMissingError(AutoinpaintError):
     """A model or checkpoint is missing or unusable; the message says how to get it."""
 

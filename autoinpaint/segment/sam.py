@@ -281,6 +281,7 @@ class SamSegmenter(BaseSegmenter):
         self.encoder_runs = 0
         self._lock = threading.RLock()  # the predictor holds one image at a time
         self._current = None  # the Embedding the predictor holds now
+        self._dense_pe = None  # the prompt encoder's positional encoding of the embedding grid
         head = self.cache.get_head(self.fingerprint)
         if head is not None:
             self.config, tensors = head
@@ -403,7 +404,9 @@ class SamSegmenter(BaseSegmenter):
         if mask_input is not None:
             masks_t = torch.as_tensor(mask_input, dtype=torch.float, device=self.device)
         sparse, dense = model.prompt_encoder(points=point_prompt, boxes=boxes_t, masks=masks_t)
-        low, iou = model.mask_decoder(image_embeddings=p.features, image_pe=model.prompt_encoder.get_dense_pe(),
+        if self._dense_pe is None:  # depends on the weights only: once per model, not per click
+            self._dense_pe = model.prompt_encoder.get_dense_pe()
+        low, iou = model.mask_decoder(image_embeddings=p.features, image_pe=self._dense_pe,
                                       sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
                                       multimask_output=multimask)
         return low.float().cpu().numpy(), iou.float().cpu().numpy()
