@@ -153,3 +153,16 @@ def intra_op_threads(count: int | None):
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def decoder_threads(device: str):
+    """One intra-op thread while a SAM prompt decoder (or a transformers SAM image encoder, measured
+    1.15x faster so at load average 4-10) runs on a busy CPU: the decoder's matmuls are small, and
+    with several threads a busy core stalls every OpenMP barrier (measured here with one other busy
+    process: 1.07 s with 2 threads, 0.16 s with 1). On an idle CPU all threads are faster (0.075 s vs
+    0.13 s here). Busy = :func:`cpu_is_busy` (runnable tasks right now, so a person's own recent
+    clicks do not count); AUTOINPAINT_DECODER_THREADS=1 forces one thread."""
+    one = device == "cpu" and (os.environ.get("AUTOINPAINT_DECODER_THREADS") == "1" or cpu_is_busy())
+    with intra_op_threads(1 if one else None):
+        yield

@@ -72,6 +72,12 @@ def _sam_claims(spec: str) -> bool:
             or s.endswith((".pth", ".pt")) or (s.endswith(".safetensors") and os.path.isfile(spec)))
 
 
+def _hf_sam_claims(spec: str) -> bool:
+    from .hub import is_hub_id
+
+    return spec.lower() in HF_SAM_ALIASES or is_hub_id(spec) or os.path.isdir(os.path.expanduser(spec))
+
+
 def _diffusion_claims(spec: str) -> bool:
     from .hub import is_hub_id
 
@@ -116,11 +122,27 @@ DIFFUSION_ALIASES = {
     "kandinsky22": "kandinsky-community/kandinsky-2-2-decoder-inpaint",
 }
 
+# transformers SAM checkpoints (autoinpaint.segment.hf_sam): name -> hub id
+HF_SAM_ALIASES = {
+    "sam2.1-tiny": "facebook/sam2.1-hiera-tiny",
+    "sam2.1-small": "facebook/sam2.1-hiera-small",
+    "sam2.1-base-plus": "facebook/sam2.1-hiera-base-plus",
+    "sam2.1-large": "facebook/sam2.1-hiera-large",
+    "sam-vit-base": "facebook/sam-vit-base",
+    "sam-vit-large": "facebook/sam-vit-large",
+    "sam-vit-huge": "facebook/sam-vit-huge",
+    "slimsam": "Zigeng/SlimSAM-uniform-77",
+    "sam-hq-vit-base": "syscv-community/sam-hq-vit-base",
+    "sam-hq-vit-large": "syscv-community/sam-hq-vit-large",
+    "sam-hq-vit-huge": "syscv-community/sam-hq-vit-huge",
+}
+
 # First claim wins: specific names before hub ids and paths.
 FAMILIES: list[Family] = [
     Family("classical", "segmenter", _names("classical", "grabcut"),
            "autoinpaint.segment.classical:load_classical_segmenter"),
     Family("sam", "segmenter", _sam_claims, "autoinpaint.segment.sam:load_sam_segmenter"),
+    Family("hf-sam", "segmenter", _hf_sam_claims, "autoinpaint.segment.hf_sam:load_hf_sam_segmenter"),
     Family("classical", "inpainter", _names(*CLASSICAL_INPAINTERS),
            "autoinpaint.inpaint.classical:load_classical_inpainter"),
     Family("lama", "inpainter", _lama_claims, "autoinpaint.inpaint.lama:load_lama_inpainter"),
@@ -222,11 +244,39 @@ class KnownModel:
         return None
 
 
+# Hub rows (transformers SAM, autoinpaint.segment.hf_sam): size = parameters of the published
+# architecture x 4 bytes (fp32 safetensors, counted from the transformers model classes with the
+# published configs), which matches the hub's listed model.safetensors sizes where we found them
+# (sam-vit-base 375 MB, sam-hq-vit-base 379 MB, SlimSAM-uniform-77 38.9 MB, SAM 2 Hiera-T 156 MB);
+# "approximate" in a description means no listing was found. The order is `auto`'s preference:
+# see the README ("SAM 2.1 and HF SAM") for the measured CPU times and published quality behind it.
 KNOWN: list[KnownModel] = [
+    KnownModel("sam2.1-tiny", "segmenter", "hf-sam", "hub:facebook/sam2.1-hiera-tiny", 155_885_320,
+               "SAM 2.1 Hiera-T (transformers), 38.9M parameters"),
+    KnownModel("sam2.1-small", "segmenter", "hf-sam", "hub:facebook/sam2.1-hiera-small", 184_276_744,
+               "SAM 2.1 Hiera-S (transformers), 46M parameters, size approximate"),
+    KnownModel("sam2.1-base-plus", "segmenter", "hf-sam", "hub:facebook/sam2.1-hiera-base-plus", 323_436_040,
+               "SAM 2.1 Hiera-B+ (transformers), 80.8M parameters, size approximate"),
     KnownModel("vit_b", "segmenter", "sam", "file:vit_b", 375_042_383,
                "SAM ViT-B (segment-anything .pth), 91M parameters"),
+    KnownModel("sam-vit-base", "segmenter", "hf-sam", "hub:facebook/sam-vit-base", 374_942_912,
+               "SAM ViT-B (transformers), 94M parameters"),
+    KnownModel("sam-hq-vit-base", "segmenter", "hf-sam", "hub:syscv-community/sam-hq-vit-base", 379_227_328,
+               "SAM-HQ ViT-B (transformers), 95M parameters"),
+    KnownModel("slimsam", "segmenter", "hf-sam", "hub:Zigeng/SlimSAM-uniform-77", 38_895_136,
+               "SlimSAM-77 (SAM ViT-B pruned, transformers), 9.7M parameters"),
+    KnownModel("sam2.1-large", "segmenter", "hf-sam", "hub:facebook/sam2.1-hiera-large", 897_821_896,
+               "SAM 2.1 Hiera-L (transformers), 224M parameters, size approximate"),
     KnownModel("vit_l", "segmenter", "sam", "file:vit_l", 1_249_524_607, "SAM ViT-L (.pth), 308M parameters"),
+    KnownModel("sam-vit-large", "segmenter", "hf-sam", "hub:facebook/sam-vit-large", 1_249_372_352,
+               "SAM ViT-L (transformers), 312M parameters, size approximate"),
+    KnownModel("sam-hq-vit-large", "segmenter", "hf-sam", "hub:syscv-community/sam-hq-vit-large", 1_254_705_344,
+               "SAM-HQ ViT-L (transformers), 314M parameters, size approximate"),
     KnownModel("vit_h", "segmenter", "sam", "file:vit_h", 2_564_550_879, "SAM ViT-H (.pth), 636M parameters"),
+    KnownModel("sam-vit-huge", "segmenter", "hf-sam", "hub:facebook/sam-vit-huge", 2_564_363_456,
+               "SAM ViT-H (transformers), 641M parameters, size approximate"),
+    KnownModel("sam-hq-vit-huge", "segmenter", "hf-sam", "hub:syscv-community/sam-hq-vit-huge", 2_570_745_024,
+               "SAM-HQ ViT-H (transformers), 643M parameters, size approximate"),
     KnownModel("lama", "inpainter", "lama", "file:lama", 205_669_692,
                "LaMa big-lama (spandrel), 51M parameters: learned object removal, `remove` default when present"),
 ]

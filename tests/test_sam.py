@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sam_fixtures import TINY, build_sam_model, save_sam_checkpoint  # noqa: E402
+from sam_fixtures import TINY, build_sam_model, count_predict_calls, save_sam_checkpoint  # noqa: E402
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("segment_anything")
@@ -178,25 +178,6 @@ def test_precision_and_device_options(sam_home):
 @pytest.fixture
 def tiny_seg(sam_tiny_checkpoint, sam_home) -> SamSegmenter:
     return SamSegmenter(sam_tiny_checkpoint, device="cpu", precision="fp32")
-
-
-def count_predict_calls(seg: SamSegmenter, monkeypatch) -> list:
-    """Record each batched decoder call (prompt shapes as the model gets them, after padding)."""
-    from autoinpaint.segment.prompts import pad_points
-
-    calls = []
-    original = seg._predict
-
-    def spy(points, labels, boxes, multimask, mask_input=None):
-        coords = pad_points(points, labels)[0] if max(len(c) for c in points) else None
-        calls.append({"coords": None if coords is None else tuple(coords.shape),
-                      "boxes": None if boxes is None else tuple(np.shape(boxes)),
-                      "mask_input": None if mask_input is None else tuple(mask_input.shape),
-                      "multimask": multimask})
-        return original(points, labels, boxes, multimask, mask_input)
-
-    monkeypatch.setattr(seg, "_predict", spy)
-    return calls
 
 
 def test_points_negatives_boxes_and_batching(tiny_seg, sam_photo, monkeypatch):

@@ -65,8 +65,10 @@ def _padding(ctx, param, value):
 
 
 model_options = _compose(
-    click.option("--segmenter", default="auto", show_default=True, metavar="auto|classical|sam|sam:vit_b|PATH",
-                 help="auto = SAM when a checkpoint is found, else the classical OpenCV segmenter."),
+    click.option("--segmenter", default="auto", show_default=True,
+                 metavar="auto|classical|sam|sam:vit_b|sam2.1-tiny|NAME|HUB_ID|PATH",
+                 help="auto = the first SAM model present in the order of `autoinpaint models list`, else "
+                      "the classical OpenCV segmenter. NAME/HUB_ID/folder = a transformers SAM model."),
     click.option("--inpainter", default="auto", show_default=True,
                  metavar="auto|lama|hybrid|patchmatch|telea|ns|NAME|PATH",
                  help="auto = lama when its weights are present (autoinpaint models download lama), else "

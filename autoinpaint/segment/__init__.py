@@ -110,8 +110,10 @@ def resolve_auto() -> tuple[str, str]:
 
 def load_segmenter(spec: str = "auto", **options) -> Segmenter:
     """Get a segmenter: ``auto`` (the best model present, else the classical one; the choice is
-    logged), ``classical``, ``sam``, ``sam:vit_b|vit_l|vit_h``, a SAM ``.pth`` path, or any name,
-    hub id or path another registered family claims (:mod:`autoinpaint.registry`).
+    logged), ``classical``, ``sam``, ``sam:vit_b|vit_l|vit_h``, a SAM ``.pth`` path, a transformers
+    SAM model (``sam2.1-tiny`` and the other names of ``autoinpaint models list``, a hub id, a
+    ``save_pretrained`` folder: :mod:`.hf_sam`), or any name, hub id or path another registered
+    family claims (:mod:`autoinpaint.registry`).
 
     ``options`` are load-time values (``device``, ``precision``, ``cache``). Loaded once per process
     and reused. A missing model raises ModelMissingError (exit 3)."""
