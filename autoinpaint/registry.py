@@ -81,6 +81,13 @@ def _diffusion_claims(spec: str) -> bool:
             or s.lower().endswith((".safetensors", ".ckpt", ".pt", ".pth", ".bin")))
 
 
+def _detector_claims(spec: str) -> bool:
+    from .hub import is_hub_id
+
+    s = os.path.expanduser(spec)
+    return spec.lower() in DETECTOR_ALIASES or is_hub_id(spec) or os.path.exists(s)
+
+
 CLASSICAL_INPAINTERS = ("hybrid", "patchmatch", "telea", "ns")
 DIFFUSION_ALIASES = {
     "sd15": "stable-diffusion-v1-5/stable-diffusion-inpainting",
@@ -88,6 +95,11 @@ DIFFUSION_ALIASES = {
     "sd2": "stabilityai/stable-diffusion-2-inpainting",
     "sdxl": "diffusers/stable-diffusion-xl-1.0-inpainting-0.1",
     "kandinsky22": "kandinsky-community/kandinsky-2-2-decoder-inpaint",
+}
+DETECTOR_ALIASES = {
+    "grounding-dino-tiny": "IDEA-Research/grounding-dino-tiny",
+    "grounding-dino-base": "IDEA-Research/grounding-dino-base",
+    "owlv2": "google/owlv2-base-patch16-ensemble",
 }
 
 # First claim wins: specific names before hub ids and paths.
@@ -99,6 +111,7 @@ FAMILIES: list[Family] = [
            "autoinpaint.inpaint.classical:load_classical_inpainter"),
     Family("diffusion", "inpainter", _diffusion_claims,
            "autoinpaint.inpaint.diffusion:load_diffusion_inpainter"),
+    Family("zero-shot", "detector", _detector_claims, "autoinpaint.detect.zero_shot:load_zero_shot_detector"),
 ]
 
 
@@ -200,6 +213,12 @@ KNOWN: list[KnownModel] = [
                "SAM ViT-B (segment-anything .pth), 91M parameters"),
     KnownModel("vit_l", "segmenter", "sam", "file:vit_l", 1_249_524_607, "SAM ViT-L (.pth), 308M parameters"),
     KnownModel("vit_h", "segmenter", "sam", "file:vit_h", 2_564_550_879, "SAM ViT-H (.pth), 636M parameters"),
+    KnownModel("grounding-dino-tiny", "detector", "zero-shot", "hub:IDEA-Research/grounding-dino-tiny",
+               689_200_000, "Grounding DINO Swin-T (--text), 172M parameters"),
+    KnownModel("grounding-dino-base", "detector", "zero-shot", "hub:IDEA-Research/grounding-dino-base",
+               933_300_000, "Grounding DINO Swin-B (--text), 232M parameters"),
+    KnownModel("owlv2", "detector", "zero-shot", "hub:google/owlv2-base-patch16-ensemble",
+               620_000_000, "OWLv2 ViT-B/16 ensemble (--text), 155M parameters"),
 ]
 
 
