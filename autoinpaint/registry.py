@@ -214,9 +214,9 @@ KNOWN: list[KnownModel] = [
     KnownModel("vit_l", "segmenter", "sam", "file:vit_l", 1_249_524_607, "SAM ViT-L (.pth), 308M parameters"),
     KnownModel("vit_h", "segmenter", "sam", "file:vit_h", 2_564_550_879, "SAM ViT-H (.pth), 636M parameters"),
     KnownModel("grounding-dino-tiny", "detector", "zero-shot", "hub:IDEA-Research/grounding-dino-tiny",
-               689_200_000, "Grounding DINO Swin-T (--text), 172M parameters"),
+               689_000_000, "Grounding DINO Swin-T (--text), 172M parameters"),
     KnownModel("grounding-dino-base", "detector", "zero-shot", "hub:IDEA-Research/grounding-dino-base",
-               933_300_000, "Grounding DINO Swin-B (--text), 232M parameters"),
+               933_000_000, "Grounding DINO Swin-B (--text), 232M parameters"),
     KnownModel("owlv2", "detector", "zero-shot", "hub:google/owlv2-base-patch16-ensemble",
                620_000_000, "OWLv2 ViT-B/16 ensemble (--text), 155M parameters"),
 ]

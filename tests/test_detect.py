@@ -162,6 +162,51 @@ def test_detection_record():
     assert d.area == pytest.approx(28.826 * 38.0)
 
 
+class FixedDetector:
+    """A Detector (the interface, not a model) that always proposes the same candidates: the Detect
+    step's own logic under test."""
+
+    name, box_threshold, text_threshold = "fixed", 0.3, None
+
+    def __init__(self, scores, boxes, phrases):
+        self.c = candidates(scores, boxes, phrases, max(phrases) + 1)
+
+    def detect(self, image, phrases, params):
+        return pick(self.c, phrases, params, self.box_threshold, self.text_threshold)
+
+
+def test_detect_step_adds_boxes_and_reports_partial_and_total_misses():
+    from autoinpaint.detect import Detect
+    from autoinpaint.state import EditState
+
+    image = np.zeros((100, 200, 3), np.uint8)
+    fixed = FixedDetector([0.9, 0.2], [[20, 10, 60, 50], [100, 10, 150, 60]], [0, 1])
+    state = EditState(image=image, selection=Selection(points=((0.5, 0.5),), relative=True,
+                                                       texts=("sticker", "logo")))
+    state = Detect(fixed)(state)
+    sel = state.selection
+    assert sel.texts == () and not sel.relative and sel.points == ((100.0, 50.0),)
+    assert sel.boxes == ((20.0, 10.0, 60.0, 50.0),)
+    assert state.metadata["detections"] == [{"phrase": "sticker", "score": 0.9, "box": [20.0, 10.0, 60.0, 50.0]}]
+    assert state.metadata["not_found"] == {"logo": 0.2} and state.metadata["detector"] == "fixed"
+    with pytest.raises(NotFoundError, match=r'^no "logo" found \(best score 0.20 < 0.30\)$'):
+        Detect(FixedDetector([0.2], [[100, 10, 150, 60]], [0]))(EditState(image=image,
+                                                                           selection=Selection(texts=("logo",))))
+    # no phrase: nothing happens, the detector is not even loaded
+    untouched = Selection(boxes=((1, 1, 5, 5),))
+    assert Detect("no-such-detector")(EditState(image=image, selection=untouched)).selection is untouched
+
+
+def test_models_list_shows_the_detectors(cli):
+    r = cli("models", "list", "--json")
+    assert r.code == 0
+    rows = {row["name"]: row for row in json.loads(r.out) if row["kind"] == "detector"}
+    assert list(rows) == ["grounding-dino-tiny", "grounding-dino-base", "owlv2"]
+    assert rows["grounding-dino-tiny"]["hub_id"] == "IDEA-Research/grounding-dino-tiny"
+    assert rows["owlv2"]["hub_id"] == "google/owlv2-base-patch16-ensemble"
+    assert 600e6 < rows["grounding-dino-tiny"]["size"] < 700e6
+
+
 def test_no_phrase_path_imports_neither_transformers_nor_torch():
     code = ("import sys, numpy as np\n"
             "from autoinpaint import remove\n"
@@ -516,3 +561,13 @@ def test_batch_not_found_rows_are_counted_apart_and_the_batch_goes_on(models, tm
     assert recs["found"]["status"] == "done" and len(recs["found"]["detections"]) == 1
     assert recs["coords"]["status"] == "done" and "detections" not in recs["coords"]
     assert (out / "found.png").exists() and (out / "coords.png").exists() and not (out / "absent.png").exists()
+
+
+def test_working_size_follows_the_processor():
+    from autoinpaint.detect.zero_shot import working_size
+
+    assert working_size(4000, 3000, {"shortest_edge": 800, "longest_edge": 1333}) == (1067, 800)
+    assert working_size(4000, 1000, {"shortest_edge": 800, "longest_edge": 1333}) == (1333, 333)
+    assert working_size(3000, 4000, {"height": 960, "width": 960}) == (720, 960)   # OWLv2: long side → 960
+    assert working_size(640, 480, {"height": 960, "width": 960}) == (640, 480)     # never enlarged
+    assert working_size(640, 480, {}) == (640, 480)

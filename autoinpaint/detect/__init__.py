@@ -70,7 +70,7 @@ class Detect:
         missing = found.missing()
         if missing:
             state.metadata["not_found"] = {p: round(found.best.get(p, 0.0), 4) for p in missing}
-            notice(found.explain(missing) + "; removing the rest")
+            notice(found.explain(missing) + "; going on with the others")
         notice(f"detect: {len(found)} found: " + ", ".join(f'"{d.phrase}" {d.score:.2f}' for d in found))
         state.selection = replace(sel, boxes=sel.boxes + tuple(d.box for d in found), texts=())
         return state
