@@ -183,7 +183,8 @@ def main() -> None:
             plant_box(detector.model, box)
             options = EditOptions(detector=str(paths["grounding-dino-tiny"]), segmenter=segmenter, pick="best",
                                   device="cpu", cache=False, quiet=True)
-            out = workdir / f"{action}_{seg_label.replace(' ', '_')}_{label.replace(' ', '')}.png"
+            suffix = ".png" if action == "mask" else path.suffix  # remove: the input's format
+            out = workdir / f"{action}_{seg_label.replace(' ', '_')}_{label.replace(' ', '')}{suffix}"
             try:
                 state = run_edit(path, Selection(texts=(PHRASE,)), options, action, output=out)
             except InputError as exc:  # random SAM weights may segment nothing in the box
