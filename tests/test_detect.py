@@ -538,13 +538,15 @@ def test_recipe_text_key_folder_mode_and_payload(tmp_path):
 def test_batch_not_found_rows_are_counted_apart_and_the_batch_goes_on(models, tmp_path):
     inputs = tmp_path / "in"
     inputs.mkdir()
-    for name in ("found", "absent", "coords"):
+    for name in ("found", "absent", "coords", "again"):
         img = gradient_photo(120, 80)
         img[20:40, 60:90] = 250
         Image.fromarray(img).save(inputs / f"{name}.png")
     rows = [{"input": "in/found.png", "text": "sticker", "box_threshold": 0, "text_threshold": 0, "pick": "largest"},
             {"input": "in/absent.png", "text": ["price sticker", "logo"], "box_threshold": 1},
-            {"input": "in/coords.png", "rect": "60,20,90,40"}]
+            {"input": "in/coords.png", "rect": "60,20,90,40"},
+            {"input": "in/again.png", "text": "sticker", "box_threshold": 0, "text_threshold": 0,
+             "pick": "largest"}]
     recipe = tmp_path / "recipe.jsonl"
     recipe.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "out"
@@ -554,13 +556,16 @@ def test_batch_not_found_rows_are_counted_apart_and_the_batch_goes_on(models, tm
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 0, r.stderr  # not_found is an answer: exit 0 when nothing failed
     summary = json.loads(r.stdout)
-    assert (summary["done"], summary["not_found"], summary["failed"], summary["total"]) == (2, 1, 0, 3)
+    assert (summary["done"], summary["not_found"], summary["failed"], summary["total"]) == (3, 1, 0, 4)
     recs = {Path(rec["input"]).stem: rec for rec in map(json.loads, (out / "manifest.jsonl").read_text().splitlines())}
     assert recs["absent"]["status"] == "not_found" and recs["absent"]["error_type"] == "NotFoundError"
     assert recs["absent"]["error"].startswith('no "price sticker" or "logo" found (best score 0.')
     assert recs["found"]["status"] == "done" and len(recs["found"]["detections"]) == 1
     assert recs["coords"]["status"] == "done" and "detections" not in recs["coords"]
     assert (out / "found.png").exists() and (out / "coords.png").exists() and not (out / "absent.png").exists()
+    # one worker: the detector loaded for the first text row (imports included) is reused by the last
+    assert recs["again"]["pid"] == recs["found"]["pid"]
+    assert recs["again"]["timings"]["load"] < 0.2 * recs["found"]["timings"]["load"]
 
 
 def test_working_size_follows_the_processor():
