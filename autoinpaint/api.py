@@ -23,6 +23,7 @@ from .inpaint import DEFAULT_PADDING_MASK_CROP, Inpaint, InpaintRequest, Progres
 from .io_steps import LoadImage, SaveImage, SaveMask, SavePreview
 from .mask_ops import RefineMask, bbox
 from .pipeline import Pipeline
+from .quality import Assess
 from .segment import Segment, SegmentParams
 from .selection import Selection, clean_texts
 from .state import EditState
@@ -79,6 +80,8 @@ class EditOptions:
     max_pixels: int | None = None
     overwrite: bool = False
     quiet: bool = False
+    # trust (autoinpaint/quality.py): what a mask in doubt does: write it, skip the edit, or fail
+    on_doubt: str = "write"
 
     def replace(self, **changes) -> "EditOptions":
         """A copy with ``changes``; unknown names are an InputError (bad input, exit 2 / HTTP 400)."""
@@ -109,6 +112,11 @@ def mask_step(o: EditOptions) -> RefineMask:
     return RefineMask(o.dilate, o.erode, o.feather, o.blur, o.fill_holes, o.min_area)
 
 
+def assess_step(o: EditOptions) -> Assess:
+    """Mask → its confidence record (``state.metadata["quality"]``), and ``--on-doubt``."""
+    return Assess(o.on_doubt)
+
+
 def inpaint_request(action: str, o: EditOptions, progress: Progress | None = None) -> InpaintRequest:
     """The call-time values of an ``action`` (``remove``, ``replace`` or ``fill``)."""
     if action != "remove" and not o.prompt:
@@ -128,11 +136,11 @@ def inpaint_step(action: str, o: EditOptions, progress: Progress | None = None) 
 
 def edit_steps(action: str = "remove", options: EditOptions | None = None,
                progress: Progress | None = None) -> list:
-    """Every step after loading: select → mask (→ inpaint → composite)."""
+    """Every step after loading: select → mask → assess (→ inpaint → composite)."""
     if action not in ACTIONS:
         raise InputError(f"unknown action {action!r}; choose from {', '.join(ACTIONS)}")
     o = options or EditOptions()
-    steps = [*selection_steps(o), mask_step(o)]
+    steps = [*selection_steps(o), mask_step(o), assess_step(o)]
     if action != "mask":
         steps += [inpaint_step(action, o, progress), Composite()]
     return steps
@@ -207,6 +215,8 @@ def summary(state: EditState, action: str = "remove") -> dict:
         "timings": {k: round(state.timings.get(k, 0.0), 4) for k in keys},
     }
     record.update({k: v for k, v in state.metadata.items() if k not in record and k != "output_format"})
+    if state.stop:
+        record["written"] = False  # --on-doubt skip: the edit stopped before anything was written
     return record
 
 

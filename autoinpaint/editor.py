@@ -21,7 +21,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .api import ACTIONS, EditOptions, detect_step, inpaint_step, mask_step, selection_steps, summary
+from .api import (ACTIONS, EditOptions, assess_step, detect_step, inpaint_step, mask_step, selection_steps,
+                  summary)
 from .composite import Composite
 from .detect import Detections
 from .errors import InputError
@@ -95,9 +96,10 @@ class Editor:
     def select(self, selection: Selection | None = None, *, points=(), negatives=(), boxes=(),
                rects=(), ellipses=(), texts=(), relative: bool = False, **options) -> np.ndarray:
         """Segment ``selection`` (or the prompts given as keywords; ``texts`` are phrases a detector
-        turns into boxes first), then run the mask stage. Returns the object mask (H×W bool);
-        ``refine`` and ``apply`` use it. Keyword ``options`` override call-time fields
-        (``sam_select``, ``sam_refine``, ``dilate``, ``box_threshold``, ``pick``, ...)."""
+        turns into boxes first), then run the mask stage and the doubt signal (:meth:`quality`).
+        Returns the object mask (H×W bool); ``refine`` and ``apply`` use it. Keyword ``options``
+        override call-time fields (``sam_select``, ``sam_refine``, ``dilate``, ``box_threshold``,
+        ``pick``, ...)."""
         if selection is None:
             selection = Selection(points=tuple(map(tuple, points)), negatives=tuple(map(tuple, negatives)),
                                   boxes=tuple(map(tuple, boxes)), rects=tuple(map(tuple, rects)),
@@ -110,6 +112,7 @@ class Editor:
             state = Pipeline(selection_steps(opts))(state)
             self._object = state.mask.copy()
             mask_step(opts)(state)
+            assess_step(opts)(state)  # the doubt signal, before anything is written
             state.result = state.inpainted = state.crop = None
             return self._object
 
@@ -141,6 +144,7 @@ class Editor:
             self.options = self.options.replace(**mask_options)
             state.mask = self._object.copy()
             mask_step(self.options)(state)
+            assess_step(self.options)(state)
             state.result = state.inpainted = state.crop = None
             return state.alpha
 
@@ -157,7 +161,7 @@ class Editor:
             state = self._require()
             if state.alpha is None:
                 raise InputError("nothing selected yet: select before apply")
-            work = dataclasses.replace(state, metadata=dict(state.metadata), timings=dict(state.timings))
+            work = dataclasses.replace(state, metadata=dict(state.metadata), timings=dict(state.timings), stop=None)
         # the model call runs outside the lock: the session stays usable (e.g. for a status query)
         work = Pipeline([inpaint_step(action, opts, progress), Composite()])(work)
         with self._lock:
@@ -184,6 +188,11 @@ class Editor:
         work = dataclasses.replace(state, output_path=str(path), metadata=dict(state.metadata))
         SaveImage(overwrite)(work)
         return work.metadata["output_format"]
+
+    def quality(self) -> dict | None:
+        """The last selection's confidence record (``verdict`` ok|doubt, ``reasons``, ``signals``;
+        :mod:`autoinpaint.quality`), or None before a selection."""
+        return self._require().metadata.get("quality")
 
     def summary(self) -> dict[str, Any]:
         """The ``--json`` record of the session's last stage."""

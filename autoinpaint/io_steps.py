@@ -5,7 +5,8 @@ import os
 from pathlib import Path
 
 from .errors import InputError
-from .image_io import ImageInput, load_image, save_image, save_mask
+from .image_io import ImageInput, encode_with_notes, load_image, output_format, save_mask, write_atomic
+from .log import warning
 
 
 def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
@@ -54,7 +55,14 @@ class SaveImage:
             raise InputError("no output path given")
         if not self.overwrite and state.input_path and _same_file(out, state.input_path):
             raise InputError(f"refusing to overwrite the input {out} (pass --overwrite to allow it)")
-        state.metadata["output_format"] = save_image(state.result, state.info, out)
+        fmt = output_format(out, state.info)
+        data, notes = encode_with_notes(state.result, state.info, fmt)
+        for note in notes:
+            warning(note)
+        if notes:
+            state.metadata["output_notes"] = notes
+        write_atomic(out, data)
+        state.metadata["output_format"] = fmt
         return state
 
     def __repr__(self) -> str:
@@ -89,7 +97,6 @@ class SavePreview:
         self.path = path
 
     def __call__(self, state):
-        from .image_io import write_atomic
         from .preview import render_preview
 
         write_atomic(self.path, render_preview(state, Path(self.path).suffix))

@@ -121,16 +121,40 @@ def iter_raw_rows(path: str | os.PathLike) -> Iterator[tuple[int, dict | None, s
         yield from _iter_yaml(path)
 
 
+MAX_ROW_BYTES = 1 << 20  # a recipe row longer than this is recorded as malformed, not parsed
+
+
+def _bad_utf8(raw: bytes) -> str | None:
+    """None when ``raw`` is UTF-8, else where it is not (for the row's error)."""
+    try:
+        raw.decode("utf-8")
+        return None
+    except UnicodeDecodeError as exc:
+        return f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+
+
+def _too_long(raw: bytes) -> str | None:
+    return (f"the row is {len(raw):,} bytes, over the limit of {MAX_ROW_BYTES:,}" if len(raw) > MAX_ROW_BYTES
+            else None)
+
+
 def _iter_jsonl(path: Path):
-    with open(path, encoding="utf-8") as fh:
-        for number, text in enumerate(fh, 1):
-            text = text.strip()
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            problem = _too_long(raw) or _bad_utf8(raw)
+            if problem:
+                yield number, None, problem
+                continue
+            text = raw.decode("utf-8").strip().lstrip("\ufeff")
             if not text or text.startswith("#") or text.startswith("//"):
                 continue
             try:
                 row = json.loads(text)
             except json.JSONDecodeError as exc:
                 yield number, None, f"not valid JSON ({exc.msg} at column {exc.colno})"
+                continue
+            except RecursionError:
+                yield number, None, "not valid JSON (nested too deeply)"
                 continue
             if not isinstance(row, dict):
                 yield number, None, f"expected a JSON object, got {type(row).__name__}"
@@ -139,15 +163,28 @@ def _iter_jsonl(path: Path):
 
 
 def _iter_csv(path: Path):
-    with open(path, encoding="utf-8", newline="") as fh:
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as fh:
         reader = csv.reader(fh)
         header = None
-        for cells in reader:
+        while True:
+            start = reader.line_num + 1
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield start, None, f"not valid CSV ({exc})"
+                continue
             number = reader.line_num
-            if not cells or all(not c.strip() for c in cells) or cells[0].lstrip().startswith("#"):
+            if any(_has_surrogates(c) for c in cells):
+                bad = next(c for c in cells if _has_surrogates(c))
+                raw = bad.encode("utf-8", "surrogateescape")
+                yield number, None, _bad_utf8(raw) or "not valid UTF-8"
+                continue
+            if not cells or all(not c.strip() for c in cells) or cells[0].lstrip("\ufeff ").startswith("#"):
                 continue
             if header is None:
-                header = [c.strip() for c in cells]
+                header = [c.strip().lstrip("\ufeff") for c in cells]
                 continue
             if len(cells) > len(header):
                 yield number, None, f"{len(cells)} cells but the header has {len(header)} columns"
@@ -156,17 +193,31 @@ def _iter_csv(path: Path):
             yield number, row, None
 
 
+def _has_surrogates(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
 def _iter_yaml(path: Path):
     import yaml
 
-    text = path.read_text(encoding="utf-8")  # the recipe text only; rows are built one by one
+    raw = path.read_bytes()  # the recipe text only; rows are built one by one
+    text = raw.decode("utf-8", errors="replace").lstrip("\ufeff")
+    bad_lines = {n for n, line in enumerate(raw.split(b"\n"), 1) if _bad_utf8(line) or _too_long(line)}
+    if bad_lines:
+        yield from _iter_yaml_items(text, raw, bad_lines, path)
+        return
     loader = yaml.SafeLoader(text)
     try:
         try:
             root = loader.get_single_node()
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise InputError(f"{path}: not valid YAML" + (f" (line {mark.line + 1})" if mark else "")) from None
+        except yaml.YAMLError:
+            root = None
+            broken = True
+        else:
+            broken = False
+        if broken:
+            yield from _iter_yaml_items(text, raw, bad_lines, path)
+            return
         if root is None:
             return
         nodes = root.value if isinstance(root, yaml.SequenceNode) else None
@@ -177,20 +228,60 @@ def _iter_yaml(path: Path):
         if nodes is None:
             raise InputError(f"{path}: a YAML recipe is a list of rows (or a mapping with a 'rows' list)")
         for node in nodes:
-            number = node.start_mark.line + 1
-            try:
-                row = loader.construct_document(node)
-            except yaml.YAMLError as exc:
-                yield number, None, f"cannot read the row ({exc})"
-                continue
-            if isinstance(row, str):
-                row = {"input": row}
-            if not isinstance(row, dict):
-                yield number, None, f"expected a mapping, got {type(row).__name__}"
-                continue
-            yield number, row, None
+            yield _yaml_row(loader, node, node.start_mark.line + 1)
     finally:
         loader.dispose()
+
+
+def _yaml_row(loader, node, number: int) -> tuple[int, dict | None, str | None]:
+    import yaml
+
+    try:
+        row = loader.construct_document(node)
+    except (yaml.YAMLError, RecursionError) as exc:
+        return number, None, f"cannot read the row ({str(exc).splitlines()[0] if str(exc) else exc})"
+    if isinstance(row, str):
+        row = {"input": row}
+    if not isinstance(row, dict):
+        return number, None, f"expected a mapping, got {type(row).__name__}"
+    return number, row, None
+
+
+def _iter_yaml_items(text: str, raw: bytes, bad_lines: set[int], path: Path):
+    """A YAML list whose whole cannot be parsed (a broken row, bytes that are not UTF-8, an over-long
+    line): each top-level ``- `` item is parsed on its own, so one bad row costs only that row."""
+    import yaml
+
+    lines = text.split("\n")
+    starts = [i for i, line in enumerate(lines) if line.startswith("- ") or line.rstrip() == "-"]
+    if not starts:
+        raise InputError(f"{path}: not valid YAML, and not a list of rows ('- input: ...' lines) that could be "
+                         f"read one by one")
+    for k, first in enumerate(starts):
+        last = starts[k + 1] if k + 1 < len(starts) else len(lines)
+        number = first + 1
+        own = set(range(number, last + 1))
+        if own & bad_lines:
+            bad = min(own & bad_lines)
+            line = raw.split(b"\n")[bad - 1]
+            yield number, None, _too_long(line) or _bad_utf8(line) or "not valid UTF-8"
+            continue
+        chunk = "\n".join(lines[first:last])
+        loader = yaml.SafeLoader(chunk)
+        try:
+            try:
+                root = loader.get_single_node()
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                where = f" (line {number + mark.line})" if mark else ""
+                yield number, None, f"not valid YAML{where}: {getattr(exc, 'problem', None) or 'cannot parse'}"
+                continue
+            if not isinstance(root, yaml.SequenceNode) or len(root.value) != 1:
+                yield number, None, "not valid YAML: expected one '- ' row"
+                continue
+            yield _yaml_row(loader, root.value[0], number)
+        finally:
+            loader.dispose()
 
 
 # ----------------------------------------------------------------------------------------------- parsing
@@ -272,7 +363,7 @@ def file_identity(path: str | os.PathLike | None) -> dict | None:
         return None
     try:
         st = os.stat(path)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL byte in the path
         return None
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
@@ -377,7 +468,7 @@ def iter_tasks(source: str | os.PathLike, outdir: str | os.PathLike, defaults: D
             continue
         try:
             yield from _task_from_row(row, line, base, str(outdir), defaults)
-        except InputError as exc:
+        except (InputError, ValueError, TypeError, OSError, RecursionError) as exc:  # one bad row, not the batch
             raw = row.get("input") or row.get("image") or row.get("path")
             yield Task(line=line, input=str(raw) if raw is not None else None, error=f"line {line}: {exc}")
 

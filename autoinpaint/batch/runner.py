@@ -26,6 +26,7 @@ from typing import Callable, Iterable, Iterator
 
 from ..errors import AutoinpaintError, InputError
 from .recipe import Defaults, Task, count_tasks, iter_tasks
+from .review import save_thumbnails, write_page
 from .worker import THREAD_VARS as _THREAD_VARS
 from .worker import init_worker, base_record, execute_task
 
@@ -191,6 +192,7 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
     manifest = Manifest(outdir)
     previous = manifest.latest_done()
     counts = {"done": 0, "skipped": 0, "failed": 0, "not_found": 0}
+    in_doubt = 0
     seen: dict[str, int] = {}
 
     from tqdm import tqdm
@@ -201,11 +203,17 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
     started = time.perf_counter()
 
     def record(rec: dict) -> None:
+        nonlocal in_doubt
         rec.setdefault("error", None)
+        thumbs = rec.pop("thumbnails", None)
+        if thumbs:  # a row in doubt: its thumbnails go to OUTDIR/review/, their paths to the manifest
+            rec["thumbnails"] = save_thumbnails(outdir, rec, thumbs)
         rec["engine"] = engine
         rec["finished"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         manifest.append(rec)
         counts[rec["status"]] += 1
+        if rec.get("review"):
+            in_doubt += 1
         bar.update(1)
         if rec["status"] == "failed":
             bar.set_postfix(failed=counts["failed"], refresh=False)
@@ -254,7 +262,9 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
         manifest.close()
         bar.close()
     seconds = time.perf_counter() - started
-    return {"total": sum(counts.values()), **counts, "seconds": round(seconds, 3),
+    page, in_review = write_page(outdir, manifest.path)  # rows in doubt, this run's and earlier ones
+    return {"total": sum(counts.values()), **counts, "review": in_doubt, "in_review": in_review,
+            "review_page": str(page) if in_review else None, "seconds": round(seconds, 3),
             "images_per_minute": round(counts["done"] / seconds * 60, 2) if seconds > 0 else 0.0,
             "engine": engine, "workers": workers, "outdir": str(outdir), "manifest": str(manifest.path)}
 

@@ -30,7 +30,9 @@ def execute_task(task: Task) -> dict:
         s = summary(state, task.action)
         record.update(status="done", error=None, timings=s["timings"], size=s["size"],
                       mask_pixels=s["mask_pixels"], bbox=s["bbox"], segmenter=s["segmenter"],
-                      inpainter=s["inpainter"], output_size=os.path.getsize(task.output))
+                      inpainter=s["inpainter"],
+                      output_size=None if state.stop else os.path.getsize(task.output))
+        record.update(_review(state))
         if "detections" in s:
             record["detections"] = s["detections"]
     except NotFoundError as exc:  # --text matched nothing: an answer, counted apart from failures
@@ -46,6 +48,19 @@ def execute_task(task: Task) -> dict:
     record["seconds"] = round(time.perf_counter() - t0, 4)
     record["pid"] = os.getpid()
     return record
+
+
+def _review(state) -> dict:
+    """A mask in doubt: ``review: true``, its reasons and thumbnails for OUTDIR/review.html; with
+    ``--on-doubt skip`` nothing was written and the status is ``skipped``."""
+    quality = state.metadata.get("quality") or {}
+    if quality.get("verdict") != "doubt":
+        return {"quality": {"verdict": quality.get("verdict", "ok")}} if quality else {}
+    from .review import thumbnails
+
+    return {"review": True, "quality": {"verdict": "doubt", "reasons": quality.get("reasons", [])},
+            "written": not state.stop, "thumbnails": thumbnails(state),
+            **({"status": "skipped", "skipped_because": "doubt"} if state.stop else {})}
 
 
 def set_threads(threads: int | None) -> None:

@@ -5,12 +5,13 @@ import json
 
 import click
 
-from .options import (diffusion_options, mask_options, model_option, model_options, options_from, selection_from,
-                      selection_options)
+from .options import (diffusion_options, doubt_option, mask_options, model_option, model_options, options_from,
+                      selection_from, selection_options)
 
 EPILOG = ("Exit codes: 0 every row done, skipped or not_found (its --text matched nothing: counted apart, "
-          "nothing written for it); 1 some row failed (see OUTDIR/manifest.jsonl) or "
-          "anything unexpected; 2 bad usage (unreadable recipe, bad option).")
+          "nothing written for it; rows in doubt are marked review in the manifest and listed in "
+          "OUTDIR/review.html); 1 some row failed (see OUTDIR/manifest.jsonl) or anything unexpected; 2 bad "
+          "usage (unreadable recipe, bad option).")
 
 
 @click.command(epilog=EPILOG)
@@ -39,6 +40,7 @@ EPILOG = ("Exit codes: 0 every row done, skipped or not_found (its --text matche
 @model_options
 @diffusion_options
 @model_option
+@doubt_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or per-row messages on stderr.")
 def batch(source: str, outdir: str, workers: int | None, engine: str, ray_address: str | None,
@@ -80,8 +82,12 @@ def batch(source: str, outdir: str, workers: int | None, engine: str, ray_addres
         click.echo(json.dumps(result))
     elif not quiet:
         not_found = f", {result['not_found']} not found" if result.get("not_found") else ""
-        click.echo(f"batch: {result['done']} done, {result['skipped']} skipped, {result['failed']} failed{not_found} "
-                   f"of {result['total']} in {result['seconds']:.1f} s ({result['images_per_minute']:.1f} "
-                   f"images/min); manifest {result['manifest']}", err=True)
+        click.echo(f"batch: {result['done']} done, {result['skipped']} skipped, {result['failed']} failed{not_found} of "
+                   f"{result['total']} in {result['seconds']:.1f} s ({result['images_per_minute']:.1f} images/min), "
+                   f"{result['review']} in doubt; manifest {result['manifest']}", err=True)
+    if result.get("review_page"):
+        n = result["in_review"]
+        click.echo(f"Warning: {n} mask{' is' if n == 1 else 's are'} in doubt: check {'it' if n == 1 else 'them'} "
+                   f"in {result['review_page']}", err=True)
     if result["failed"]:
         raise BatchFailed(f"{result['failed']} of {result['total']} rows failed; see {result['manifest']}")

@@ -5,8 +5,11 @@ import click
 
 from .options import diffusion_options, edit_command, run_and_report
 
+EPILOG = ("Exit codes: 0 ok; 2 bad input or usage (or --on-doubt fail); 3 model missing; 4 skipped: the mask "
+          "was in doubt (--on-doubt skip); 1 unexpected.")
 
-@click.command(epilog="Exit codes: 0 ok; 2 bad input or usage; 3 model missing; 1 unexpected.")
+
+@click.command(epilog=EPILOG)
 @click.argument("image", type=click.Path(dir_okay=False))
 @edit_command
 @diffusion_options
@@ -24,7 +27,7 @@ def remove(image: str, **kw) -> None:
     run_and_report(image, "remove", kw)
 
 
-@click.command(epilog="Exit codes: 0 ok; 2 bad input or usage; 3 model missing; 1 unexpected.")
+@click.command(epilog=EPILOG)
 @click.argument("image", type=click.Path(dir_okay=False))
 @edit_command
 def mask(image: str, **kw) -> None:

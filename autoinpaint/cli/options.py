@@ -114,6 +114,12 @@ output_options = _compose(
 )
 
 
+doubt_option = click.option(
+    "--on-doubt", "on_doubt", type=click.Choice(["write", "skip", "fail"]), default="write", show_default=True,
+    help="When the mask is in doubt (a 'Warning:' line says why): write the result anyway, skip "
+         "(write nothing, exit code 4; batch: record the row), or fail (exit code 2, write nothing).")
+
+
 def selection_from(kw: dict) -> Selection:
     """Pop the selection options out of a command's keyword arguments."""
     return Selection.from_strings(kw.pop("points"), kw.pop("negatives"), kw.pop("boxes"), kw.pop("rects"),
@@ -132,8 +138,11 @@ def options_from(kw: dict) -> EditOptions:
 
 def edit_command(f):
     """All option groups of an editing command, in help order."""
-    return functools.wraps(f)(_compose(selection_options, mask_options, model_options, output_options)(f))
+    return functools.wraps(f)(_compose(selection_options, mask_options, model_options, output_options,
+                                       doubt_option)(f))
 
+
+EXIT_SKIPPED = 4  # --on-doubt skip: the mask was in doubt, nothing was written
 
 SCHEDULER_CHOICES = ["default", "ddim", "pndm", "euler", "euler-a", "dpm++", "dpm++-karras", "unipc", "lms"]
 
@@ -225,8 +234,14 @@ def run_and_report(image: str, action: str, kw: dict) -> None:
     with progress_bar(not options.quiet) as progress:
         state = run_edit(image, selection, options, action, output, mask_out, preview, progress)
     record = summary(state, action)
+    quality = state.metadata.get("quality") or {}
+    if quality.get("verdict") == "doubt":  # one line, even when quiet: the result needs a look
+        what = "skipped: nothing written" if state.stop else f"written anyway to {state.output_path}"
+        click.echo(f"Warning: the mask is in doubt: {'; '.join(quality['reasons'])} ({what})", err=True)
     if as_json:
         click.echo(json.dumps(record))
-    elif not options.quiet:
+    elif not options.quiet and not state.stop:
         click.echo(f"{action}: wrote {state.output_path} ({record['mask_pixels']} px edited, "
                    f"{record['timings']['total']:.2f} s)", err=True)
+    if state.stop:
+        raise click.exceptions.Exit(EXIT_SKIPPED)
