@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .composite import Composite
+from .detect import Detect, DetectParams
 from .errors import InputError
 from .image_io import ImageInput
 from .inpaint import DEFAULT_PADDING_MASK_CROP, Inpaint, InpaintRequest, Progress
@@ -25,7 +26,7 @@ from .mask_ops import RefineMask, bbox
 from .pipeline import Pipeline
 from .quality import Assess
 from .segment import Segment, SegmentParams
-from .selection import Selection
+from .selection import Selection, clean_texts
 from .state import EditState
 
 ACTIONS = ("remove", "replace", "fill", "mask")
@@ -36,10 +37,10 @@ DEFAULT_MODEL = "sd15"
 class EditOptions:
     """Every knob of an edit; the CLI options and the web API's request fields map onto these names.
 
-    Load-time fields pick and place models (``segmenter``, ``inpainter``, ``model``, ``device``,
-    ``precision``, ``dtype``, ``offload``, ``scheduler``, ``resolution``, ``cache``, ``lama_max_side``,
-    ``trust_checkpoint``); the others are call-time values, so changing them never reloads a model
-    (nor does ``lama_max_side``: inpainters on the same LaMa weights share one network).
+    Load-time fields pick and place models (``segmenter``, ``inpainter``, ``model``, ``detector``,
+    ``device``, ``precision``, ``dtype``, ``offload``, ``scheduler``, ``resolution``, ``cache``,
+    ``lama_max_side``, ``trust_checkpoint``); the others are call-time values, so changing them never
+    reloads a model (nor does ``lama_max_side``: inpainters on the same LaMa weights share one network).
     """
 
     # mask stage (px)
@@ -56,6 +57,12 @@ class EditOptions:
     cache: bool = True
     sam_select: str = "iou"
     sam_refine: int = 0
+    # detection stage (text phrases → boxes; see autoinpaint.detect)
+    detector: str = "auto"
+    box_threshold: float | None = None
+    text_threshold: float | None = None
+    max_objects: int | None = None
+    pick: str = "all"
     # inpainting stage
     inpainter: str = "auto"
     padding_mask_crop: int | None = DEFAULT_PADDING_MASK_CROP
@@ -93,10 +100,16 @@ class EditOptions:
 
 
 # ------------------------------------------------------------------------------------------------ steps
+def detect_step(o: EditOptions) -> Detect:
+    """Text phrases → boxes (does nothing for a selection without ``texts``)."""
+    return Detect(o.detector, DetectParams(o.box_threshold, o.text_threshold, o.pick, o.max_objects),
+                  device=o.device)
+
+
 def selection_steps(o: EditOptions) -> list:
-    """Selection → object mask."""
-    return [Segment(o.segmenter, o.max_pixels, SegmentParams(o.sam_select, o.sam_refine),
-                    device=o.device, precision=o.precision, cache=o.cache)]
+    """Selection → object mask: detect (text → boxes), then segment."""
+    return [detect_step(o), Segment(o.segmenter, o.max_pixels, SegmentParams(o.sam_select, o.sam_refine),
+                                    device=o.device, precision=o.precision, cache=o.cache)]
 
 
 def mask_step(o: EditOptions) -> RefineMask:
@@ -196,6 +209,8 @@ def summary(state: EditState, action: str = "remove") -> dict:
     alpha = state.alpha if state.alpha is not None else np.zeros((1, 1), np.float32)
     box = bbox(alpha > 0)
     keys = ("load", "segment", "mask", "inpaint", "composite", "save", "total")
+    if "detections" in state.metadata:
+        keys = ("load", "detect", *keys[1:])
     record = {
         "action": action,
         "input": state.input_path,
@@ -214,10 +229,12 @@ def summary(state: EditState, action: str = "remove") -> dict:
 
 
 # ------------------------------------------------------------------------------------------ one-liners
-def _selection(points=(), negatives=(), boxes=(), rects=(), ellipses=(), mask=None, relative=False) -> Selection:
+def _selection(points=(), negatives=(), boxes=(), rects=(), ellipses=(), mask=None, relative=False,
+               texts=()) -> Selection:
     return Selection(points=tuple(map(tuple, points)), negatives=tuple(map(tuple, negatives)),
                      boxes=tuple(map(tuple, boxes)), rects=tuple(map(tuple, rects)),
-                     ellipses=tuple(map(tuple, ellipses)), mask_path=mask, relative=relative)
+                     ellipses=tuple(map(tuple, ellipses)), mask_path=mask, relative=relative,
+                     texts=clean_texts(texts))
 
 
 def _run(image: ImageInput, action: str, selection: Selection, output, options: dict) -> Any:
@@ -247,29 +264,31 @@ def result_like(state: EditState, image: ImageInput) -> Any:
 
 
 def remove(image: ImageInput, points=(), negatives=(), boxes=(), rects=(), ellipses=(),
-           mask: str | None = None, relative: bool = False, output: str | os.PathLike | None = None,
+           mask: str | None = None, relative: bool = False, texts=(), output: str | os.PathLike | None = None,
            **options) -> Any:
     """Remove the selected object from ``image`` (a path, bytes, a PIL image or an array).
 
-    With ``output``: write it there (like the input: format, quality, metadata) and return the
-    EditState. Without: return the edited image (see :func:`result_like`). Keyword ``options`` are
-    :class:`EditOptions` fields (``dilate=12``, ``inpainter="telea"``, ...)."""
-    return _run(image, "remove", _selection(points, negatives, boxes, rects, ellipses, mask, relative),
+    ``texts``: phrases a detector turns into boxes (``texts=["price sticker"]``); nothing found
+    raises NotFoundError. With ``output``: write it there (like the input: format, quality,
+    metadata) and return the EditState. Without: return the edited image (see :func:`result_like`).
+    Keyword ``options`` are :class:`EditOptions` fields (``dilate=12``, ``inpainter="telea"``,
+    ``detector="owlv2"``, ``box_threshold=0.4``, ...)."""
+    return _run(image, "remove", _selection(points, negatives, boxes, rects, ellipses, mask, relative, texts),
                 output, options)
 
 
 def replace(image: ImageInput, prompt: str, points=(), negatives=(), boxes=(), rects=(), ellipses=(),
-            mask: str | None = None, relative: bool = False, output: str | os.PathLike | None = None,
+            mask: str | None = None, relative: bool = False, texts=(), output: str | os.PathLike | None = None,
             **options) -> Any:
     """Replace the selected object with what ``prompt`` describes (a diffusion model, ``model=``);
     returns like :func:`remove`."""
-    return _run(image, "replace", _selection(points, negatives, boxes, rects, ellipses, mask, relative),
+    return _run(image, "replace", _selection(points, negatives, boxes, rects, ellipses, mask, relative, texts),
                 output, {**options, "prompt": prompt})
 
 
 def fill(image: ImageInput, prompt: str, rects=(), ellipses=(), mask: str | None = None, points=(),
-         negatives=(), boxes=(), relative: bool = False, output: str | os.PathLike | None = None,
+         negatives=(), boxes=(), relative: bool = False, texts=(), output: str | os.PathLike | None = None,
          **options) -> Any:
     """Paint what ``prompt`` describes into a drawn region; returns like :func:`remove`."""
-    return _run(image, "fill", _selection(points, negatives, boxes, rects, ellipses, mask, relative),
+    return _run(image, "fill", _selection(points, negatives, boxes, rects, ellipses, mask, relative, texts),
                 output, {**options, "prompt": prompt})

@@ -17,19 +17,21 @@ import dataclasses
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-from .api import ACTIONS, EditOptions, assess_step, inpaint_step, mask_step, selection_steps, summary
+from .api import (ACTIONS, EditOptions, assess_step, detect_step, inpaint_step, mask_step, selection_steps,
+                  summary)
 from .composite import Composite
 from .display import DEFAULT_MAX_SIDE, display_copy
+from .detect import Detections
 from .errors import InputError
 from .image_io import ImageInput, encode_image
 from .inpaint import Progress
 from .io_steps import LoadImage
 from .pipeline import Pipeline, timed
-from .selection import Selection
+from .selection import Selection, clean_texts
 from .state import EditState
 
 _MASK_FIELDS = ("dilate", "erode", "feather", "blur", "fill_holes", "min_area")
@@ -130,14 +132,17 @@ class Editor:
 
     # ---------------------------------------------------------------------------------------- stages
     def select(self, selection: Selection | None = None, *, points=(), negatives=(), boxes=(),
-               rects=(), ellipses=(), relative: bool = False, **options) -> np.ndarray:
-        """Segment ``selection`` (or the prompts given as keywords), then run the mask stage and the
-        doubt signal (:meth:`quality`). Returns the object mask (H×W bool); ``refine`` and ``apply`` use it. Keyword ``options``
-        override call-time fields (``sam_select``, ``sam_refine``, ``dilate``, ...)."""
+               rects=(), ellipses=(), texts=(), relative: bool = False, **options) -> np.ndarray:
+        """Segment ``selection`` (or the prompts given as keywords; ``texts`` are phrases a detector
+        turns into boxes first), then run the mask stage and the doubt signal (:meth:`quality`).
+        Returns the object mask (H×W bool); ``refine`` and ``apply`` use it. Keyword ``options``
+        override call-time fields (``sam_select``, ``sam_refine``, ``dilate``, ``box_threshold``,
+        ``pick``, ...)."""
         if selection is None:
             selection = Selection(points=tuple(map(tuple, points)), negatives=tuple(map(tuple, negatives)),
                                   boxes=tuple(map(tuple, boxes)), rects=tuple(map(tuple, rects)),
-                                  ellipses=tuple(map(tuple, ellipses)), relative=relative)
+                                  ellipses=tuple(map(tuple, ellipses)), relative=relative,
+                                  texts=clean_texts(texts))
         opts = self._options(options)
         self._await_embeddings()
         with self._lock:
@@ -149,6 +154,21 @@ class Editor:
             assess_step(opts)(state)  # the doubt signal, before anything is written
             state.result = state.inpainted = state.crop = None
             return self._object
+
+    def detect(self, phrases: "str | Sequence[str]", **params) -> Detections:
+        """Run the detector on the open image and return what it finds, without selecting anything:
+        a list of :class:`~autoinpaint.detect.Detection` (``phrase``, ``score``, ``box`` in pixels),
+        highest score first; empty when nothing passes the thresholds (``.explain()`` then says
+        why, e.g. ``no "price sticker" found (best score 0.18 < 0.30)``). A web page shows them as
+        boxes the user keeps or drops, then calls ``select(boxes=[d.box for d in kept])``.
+        Keyword ``params``: ``detector``, ``box_threshold``, ``text_threshold``, ``pick``,
+        ``max_objects`` (EditOptions fields)."""
+        from .pixels import to_rgb8
+
+        step = detect_step(self._options(params))
+        image = to_rgb8(self._require().image)
+        # outside the lock, like apply: a detection takes seconds and the session stays usable
+        return step.detector.detect(image, clean_texts(phrases), step.params)
 
     def refine(self, **mask_options) -> np.ndarray:
         """Re-run the mask stage on the last selection with other ``dilate``, ``erode``, ``feather``,

@@ -1,5 +1,6 @@
-"""A side-by-side preview: the input with the prompts drawn | the mask over the input | the result, and
-under them the mask's verdict (:mod:`autoinpaint.quality`): "DOUBT: ..." in red, or "mask looks right"."""
+"""A side-by-side preview: the input with the prompts drawn (and the detections of ``--text`` with their
+scores) | the mask over the input | the result, and under them the mask's verdict
+(:mod:`autoinpaint.quality`): "DOUBT: ..." in red, or "mask looks right"."""
 from __future__ import annotations
 
 import io
@@ -46,6 +47,16 @@ def panels(state, height: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray
     for (x, y), colour in [(p, (0, 220, 0)) for p in sel.points] + [(p, (230, 0, 0)) for p in sel.negatives]:
         cv2.circle(prompts, (int(x * s), int(y * s)), r, colour, -1)
         cv2.circle(prompts, (int(x * s), int(y * s)), r, (255, 255, 255), 1)
+    for det in state.metadata.get("detections", ()):  # --text: what the detector found, with its score
+        x0, y0, x1, y1 = (int(v * s) for v in det["box"])
+        cv2.rectangle(prompts, (x0, y0), (x1, y1), (255, 0, 255), 2)
+        label = f"{det['phrase']} {det['score']:.2f}".encode("ascii", "replace").decode()
+        scale = max(0.4, size[1] / 900)
+        (tw, th), base_line = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        ty = y0 - 3 if y0 - th - base_line - 3 >= 0 else y1 + th + 3
+        cv2.rectangle(prompts, (x0, ty - th - 2), (x0 + tw + 2, ty + base_line - 1), (255, 0, 255), -1)
+        cv2.putText(prompts, label, (x0 + 1, ty - 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
+                    cv2.LINE_AA)
     alpha = state.alpha if state.alpha is not None else state.mask.astype(np.float32)
     a = cv2.resize(alpha.astype(np.float32), size, interpolation=cv2.INTER_AREA)[..., None]
     overlay = (small * (1 - 0.55 * a) + np.array([255, 0, 60]) * 0.55 * a).astype(np.uint8)

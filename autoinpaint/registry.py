@@ -113,6 +113,13 @@ def _lama_claims(spec: str) -> bool:
     return any(key.encode() in data for key in LAMA_KEYS)
 
 
+def _detector_claims(spec: str) -> bool:
+    from .hub import is_hub_id
+
+    s = os.path.expanduser(spec)
+    return spec.lower() in DETECTOR_ALIASES or is_hub_id(spec) or os.path.exists(s)
+
+
 CLASSICAL_INPAINTERS = ("hybrid", "patchmatch", "telea", "ns")
 DIFFUSION_ALIASES = {
     "sd15": "stable-diffusion-v1-5/stable-diffusion-inpainting",
@@ -120,6 +127,11 @@ DIFFUSION_ALIASES = {
     "sd2": "stabilityai/stable-diffusion-2-inpainting",
     "sdxl": "diffusers/stable-diffusion-xl-1.0-inpainting-0.1",
     "kandinsky22": "kandinsky-community/kandinsky-2-2-decoder-inpaint",
+}
+DETECTOR_ALIASES = {
+    "grounding-dino-tiny": "IDEA-Research/grounding-dino-tiny",
+    "grounding-dino-base": "IDEA-Research/grounding-dino-base",
+    "owlv2": "google/owlv2-base-patch16-ensemble",
 }
 
 # transformers SAM checkpoints (autoinpaint.segment.hf_sam): name -> hub id
@@ -148,6 +160,7 @@ FAMILIES: list[Family] = [
     Family("lama", "inpainter", _lama_claims, "autoinpaint.inpaint.lama:load_lama_inpainter"),
     Family("diffusion", "inpainter", _diffusion_claims,
            "autoinpaint.inpaint.diffusion:load_diffusion_inpainter"),
+    Family("zero-shot", "detector", _detector_claims, "autoinpaint.detect.zero_shot:load_zero_shot_detector"),
 ]
 
 
@@ -279,6 +292,12 @@ KNOWN: list[KnownModel] = [
                "SAM-HQ ViT-H (transformers), 643M parameters, size approximate"),
     KnownModel("lama", "inpainter", "lama", "file:lama", 205_669_692,
                "LaMa big-lama (spandrel), 51M parameters: learned object removal, `remove` default when present"),
+    KnownModel("grounding-dino-tiny", "detector", "zero-shot", "hub:IDEA-Research/grounding-dino-tiny",
+               689_000_000, "Grounding DINO Swin-T (--text), 172M parameters"),
+    KnownModel("grounding-dino-base", "detector", "zero-shot", "hub:IDEA-Research/grounding-dino-base",
+               933_000_000, "Grounding DINO Swin-B (--text), 232M parameters"),
+    KnownModel("owlv2", "detector", "zero-shot", "hub:google/owlv2-base-patch16-ensemble",
+               620_000_000, "OWLv2 ViT-B/16 ensemble (--text), 155M parameters"),
 ]
 
 

@@ -296,7 +296,7 @@ def test_cache_is_size_bounded_and_clearable(sam_home, cli):
 
 def test_models_list_and_verify(sam_home, cli, sam_tiny_checkpoint):
     result = cli("models", "list", "--json")
-    rows = {r["name"]: r for r in json.loads(result.out) if r["family"] == "sam"}
+    rows = {r["name"]: r for r in json.loads(result.out) if r["family"] == "sam"}  # detectors are listed too
     assert set(rows) == {"vit_b", "vit_l", "vit_h"} and rows["vit_b"]["size"] == 375_042_383
     assert rows["vit_b"]["url"].startswith("https://dl.fbaipublicfiles.com/segment_anything/")
     assert all(len(r["sha256"]) == 64 and r["path"] is None for r in rows.values())

@@ -3,7 +3,8 @@
 One recipe row names one image (a path, or a glob that expands to several rows) and may carry
 
 * a selection: ``points`` / ``negatives`` / ``boxes`` / ``rects`` / ``ellipses`` (pixels, or fractions
-  0..1 with ``relative: true``), ``mask`` (a mask file);
+  0..1 with ``relative: true``), ``mask`` (a mask file), ``text`` (a phrase, phrases separated by ``;``,
+  or a list: a detector finds them; a row where nothing is found gets the status ``not_found``);
 * ``action`` (``remove``, ``replace``, ``fill`` or ``mask``) and the prompt fields (``prompt``,
   ``negative_prompt``, ...);
 * any :class:`~autoinpaint.api.EditOptions` field as a per-row override (``dilate``, ``inpainter``, ...);
@@ -31,7 +32,7 @@ from typing import Any, Iterator
 from ..api import ACTIONS, EditOptions
 from ..errors import InputError
 from ..image_io import FORMAT_BY_SUFFIX
-from ..selection import Selection, parse_numbers
+from ..selection import Selection, clean_texts, parse_numbers
 
 RECIPE_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv",
                    ".yaml": "yaml", ".yml": "yaml"}
@@ -44,6 +45,7 @@ _SELECTION_KEYS = {"point": "points", "points": "points", "negative": "negatives
                    "box": "boxes", "boxes": "boxes", "rect": "rects", "rects": "rects",
                    "ellipse": "ellipses", "ellipses": "ellipses"}
 _SHAPES = {"points": 2, "negatives": 2, "boxes": 4, "rects": 4, "ellipses": 4}
+_TEXT_KEYS = ("text", "texts")
 _IGNORED_KEYS = {"id", "note", "notes", "comment"}
 _OPTION_FIELDS = {f.name: f for f in dataclasses.fields(EditOptions)}
 
@@ -83,7 +85,8 @@ class Task:
     @classmethod
     def from_payload(cls, d: dict) -> "Task":
         s = d["selection"]
-        sel = Selection(**{k: (tuple(tuple(v) for v in s[k]) if k in _SHAPES else s[k]) for k in s})
+        sel = Selection(**{k: (tuple(tuple(v) for v in s[k]) if k in _SHAPES
+                               else tuple(s[k]) if k == "texts" else s[k]) for k in s})
         return cls(line=d["line"], input=d["input"], selection=sel, action=d["action"],
                    options=EditOptions(**d["options"]), output=d["output"], param_hash=d["param_hash"],
                    error=d["error"])
@@ -306,6 +309,17 @@ def _coords(value: Any, n: int, what: str) -> tuple[tuple[float, ...], ...]:
     raise InputError(f"{what} must be a string like '10,20' or a list of numbers, got {value!r}")
 
 
+def _phrases(value: Any) -> tuple[str, ...]:
+    """``"price sticker"``, ``"sticker; logo"`` or ``["sticker", "logo"]`` → validated phrases."""
+    if value is None or value == "" or value == []:
+        return ()
+    if isinstance(value, str):
+        value = [p for p in value.split(";") if p.strip()]
+    if not isinstance(value, (list, tuple)):
+        raise InputError(f"text must be a phrase or a list of phrases, got {value!r}")
+    return clean_texts(value)
+
+
 def _to_bool(value: Any, what: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -391,6 +405,9 @@ def _task_from_row(row: dict, line: int, base: Path, outdir: str, defaults: Defa
         if key in _SELECTION_KEYS:
             target = _SELECTION_KEYS[key]
             sel_values[target] = sel_values.get(target, ()) + _coords(row.pop(key), _SHAPES[target], f"--{key}")
+    for key in _TEXT_KEYS:
+        if key in row:
+            sel_values["texts"] = clean_texts(sel_values.get("texts", ()) + _phrases(row.pop(key)))
     mask = row.pop("mask", None)
     relative = row.pop("relative", None)
     action = str(row.pop("action", defaults.action)).strip().lower()
@@ -418,7 +435,7 @@ def _task_from_row(row: dict, line: int, base: Path, outdir: str, defaults: Defa
         if relative is not None:
             selection = dataclasses.replace(selection, relative=_to_bool(relative, "relative"))
     if selection.is_empty:
-        raise InputError("nothing selected: give points, boxes, rects, ellipses or a mask "
+        raise InputError("nothing selected: give points, boxes, text, rects, ellipses or a mask "
                          "(in the row or on the command line)")
 
     expanded = str(Path(pattern).expanduser())
@@ -466,7 +483,7 @@ def image_files(folder: Path) -> Iterator[Path]:
 
 def _folder_tasks(folder: Path, outdir: str, defaults: Defaults) -> Iterator[Task]:
     if defaults.selection.is_empty:
-        raise InputError("folder mode needs a selection for every image: --point, --box, --rect, "
+        raise InputError("folder mode needs a selection for every image: --point, --box, --text, --rect, "
                          "--ellipse or --mask (use --relative for fractions of the size)")
     if Path(outdir).resolve() == folder.resolve() and not defaults.output:
         raise InputError("the output folder is the input folder: outputs would replace the inputs; "

@@ -65,7 +65,7 @@ class Manifest:
                 if rec.get("status") in ("done", "skipped"):
                     done[rec["output"]] = {"hash": rec.get("hash"), "output_size": rec.get("output_size"),
                                            "timings": rec.get("timings")}
-                elif rec.get("status") == "failed":
+                elif rec.get("status") in ("failed", "not_found"):
                     done.pop(rec["output"], None)
         return done
 
@@ -191,7 +191,7 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
     total = count_tasks(source, outdir, defaults) if progress else None
     manifest = Manifest(outdir)
     previous = manifest.latest_done()
-    counts = {"done": 0, "skipped": 0, "failed": 0}
+    counts = {"done": 0, "skipped": 0, "failed": 0, "not_found": 0}
     in_doubt = 0
     seen: dict[str, int] = {}
 
@@ -221,6 +221,8 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
                 where = f"line {rec['line']}" + (f" ({rec['input']})" if rec.get("input") else "")
                 err = rec["error"] if rec["error"].startswith("line ") else f"{where}: {rec['error']}"
                 (bar.write if progress else log)(f"failed: {err}")
+        elif rec["status"] == "not_found" and not quiet:
+            (bar.write if progress else log)(f"not found: line {rec['line']} ({rec['input']}): {rec['error']}")
 
     def to_run() -> Iterator[Task]:
         """Tasks that need work; malformed, duplicate and already-done rows are recorded on the way."""

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import AutoinpaintError
+from ..errors import AutoinpaintError, NotFoundError
 from .recipe import Task
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -33,6 +33,10 @@ def execute_task(task: Task) -> dict:
                       inpainter=s["inpainter"],
                       output_size=None if state.stop else os.path.getsize(task.output))
         record.update(_review(state))
+        if "detections" in s:
+            record["detections"] = s["detections"]
+    except NotFoundError as exc:  # --text matched nothing: an answer, counted apart from failures
+        record.update(status="not_found", error=str(exc), error_type=type(exc).__name__)
     except AutoinpaintError as exc:
         record.update(status="failed", error=str(exc), error_type=type(exc).__name__)
     except MemoryError:

@@ -8,8 +8,9 @@ import click
 from .options import (diffusion_options, doubt_option, mask_options, model_option, model_options, options_from,
                       selection_from, selection_options)
 
-EPILOG = ("Exit codes: 0 every row done or skipped (rows in doubt are marked review in the manifest and listed "
-          "in OUTDIR/review.html); 1 some row failed (see OUTDIR/manifest.jsonl) or anything unexpected; 2 bad "
+EPILOG = ("Exit codes: 0 every row done, skipped or not_found (its --text matched nothing: counted apart, "
+          "nothing written for it; rows in doubt are marked review in the manifest and listed in "
+          "OUTDIR/review.html); 1 some row failed (see OUTDIR/manifest.jsonl) or anything unexpected; 2 bad "
           "usage (unreadable recipe, bad option).")
 
 
@@ -53,12 +54,14 @@ def batch(source: str, outdir: str, workers: int | None, engine: str, ray_addres
     \b
     autoinpaint batch recipe.jsonl -o cleaned/ --segmenter classical --workers 4
     autoinpaint batch shots/ --point 0.5,0.92 --relative -o cleaned/
+    autoinpaint batch shots/ --text "price sticker" -o cleaned/
     autoinpaint batch recipe.csv -o cleaned/ --engine ray --ray-address auto
 
     \b
     recipe.jsonl:
     {"input": "shots/a.jpg", "points": [[412, 300]]}
     {"input": "shots/b_*.jpg", "box": "0.1,0.8,0.3,0.95", "relative": true, "dilate": 12}
+    {"input": "shots/c.jpg", "text": ["price sticker", "watermark"]}
     """
     from ..batch import BatchFailed, Defaults, run_batch
 
@@ -78,7 +81,8 @@ def batch(source: str, outdir: str, workers: int | None, engine: str, ray_addres
     if as_json:
         click.echo(json.dumps(result))
     elif not quiet:
-        click.echo(f"batch: {result['done']} done, {result['skipped']} skipped, {result['failed']} failed of "
+        not_found = f", {result['not_found']} not found" if result.get("not_found") else ""
+        click.echo(f"batch: {result['done']} done, {result['skipped']} skipped, {result['failed']} failed{not_found} of "
                    f"{result['total']} in {result['seconds']:.1f} s ({result['images_per_minute']:.1f} images/min), "
                    f"{result['review']} in doubt; manifest {result['manifest']}", err=True)
     if result.get("review_page"):

@@ -16,12 +16,13 @@ EPILOG = ("Exit codes: 0 ok; 2 bad input or usage (or --on-doubt fail); 3 model 
 def remove(image: str, **kw) -> None:
     """Remove the selected object from IMAGE and fill the hole.
 
-    Select with clicks (--point, --negative), boxes (--box) or drawn shapes (--rect, --ellipse,
-    --mask). Only pixels under the (dilated, feathered) mask change; every other pixel stays
-    bit-identical, and the output keeps the input's size, format, quality and bit depth.
+    Select with clicks (--point, --negative), boxes (--box), words (--text) or drawn shapes
+    (--rect, --ellipse, --mask). Only pixels under the (dilated, feathered) mask change; every other
+    pixel stays bit-identical, and the output keeps the input's size, format, quality and bit depth.
 
     \b
     autoinpaint remove samples/catalogue_sticker.jpg --point 527,442 -o outputs/clean.jpg
+    autoinpaint remove photo.jpg --text "price sticker" -o clean.jpg
     """
     run_and_report(image, "remove", kw)
 

@@ -34,6 +34,20 @@ selection_options = _compose(
                  help="Select a drawn rectangle (repeatable), like ImageDraw.rectangle."),
     click.option("--ellipse", "ellipses", multiple=True, metavar="X0,Y0,X1,Y1",
                  help="Select a drawn ellipse in this bounding box (repeatable)."),
+    click.option("--text", "texts", multiple=True, metavar="PHRASE",
+                 help='Say what to select, e.g. --text "price sticker" (repeatable): a detector finds it and '
+                      "its boxes go to the segmenter. Nothing found: exit 2, nothing written."),
+    click.option("--detector", default=EditOptions.detector, show_default=True,
+                 metavar="auto|grounding-dino-tiny|grounding-dino-base|owlv2|ID|PATH",
+                 help="Model for --text (auto = the first one present here, else grounding-dino-tiny)."),
+    click.option("--box-threshold", type=click.FloatRange(0, 1), default=None, metavar="F",
+                 help="--text: keep boxes scoring at least F (default 0.30 Grounding DINO, 0.10 OWLv2)."),
+    click.option("--text-threshold", type=click.FloatRange(0, 1), default=None, metavar="F",
+                 help="--text, Grounding DINO: the phrase's own words must score at least F (default 0.25)."),
+    click.option("--pick", type=click.Choice(["all", "best", "largest"]), default=EditOptions.pick,
+                 show_default=True, help="--text: every detection, or the best / largest one of each phrase."),
+    click.option("--max-objects", type=click.IntRange(min=1), default=None, metavar="N",
+                 help="--text: keep at most N detections in all (highest scores first)."),
 )
 
 mask_options = _compose(
@@ -119,7 +133,8 @@ doubt_option = click.option(
 def selection_from(kw: dict) -> Selection:
     """Pop the selection options out of a command's keyword arguments."""
     return Selection.from_strings(kw.pop("points"), kw.pop("negatives"), kw.pop("boxes"), kw.pop("rects"),
-                                  kw.pop("ellipses"), kw.pop("mask_path"), kw.pop("relative"))
+                                  kw.pop("ellipses"), kw.pop("mask_path"), kw.pop("relative"),
+                                  texts=kw.pop("texts", ()))
 
 
 def options_from(kw: dict) -> EditOptions:

@@ -57,6 +57,8 @@ class Segment:
 
         h, w = state.image.shape[:2]
         sel = state.selection.to_pixels(w, h)
+        if sel.texts:  # a Detect step turns phrases into boxes first (api.selection_steps)
+            raise InputError("text phrases need the Detect step before Segment")
         state.selection = sel
         mask = np.zeros((h, w), bool)
         if sel.has_prompts:
