@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # torch/torchvision pinned to the builds this project is tested with (pip takes them from local disk here)
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench serve clean
 
 setup: $(VENV)/.installed
 
@@ -24,6 +24,9 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q -n 2
+
+serve: setup
+	$(BIN)/python -m autoinpaint serve samples/
 
 bench: setup
 	$(BIN)/python benchmarks/bench_foundation.py

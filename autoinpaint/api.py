@@ -16,14 +16,17 @@ from typing import Any
 import numpy as np
 
 from .composite import Composite
+from .detect import Detect, DetectParams
 from .errors import InputError
 from .image_io import ImageInput
 from .inpaint import DEFAULT_PADDING_MASK_CROP, Inpaint, InpaintRequest, Progress
+from .inpaint.lama import DEFAULT_MAX_SIDE as DEFAULT_LAMA_MAX_SIDE
 from .io_steps import LoadImage, SaveImage, SaveMask, SavePreview
 from .mask_ops import RefineMask, bbox
 from .pipeline import Pipeline
+from .quality import Assess
 from .segment import Segment, SegmentParams
-from .selection import Selection
+from .selection import Selection, clean_texts
 from .state import EditState
 
 ACTIONS = ("remove", "replace", "fill", "mask")
@@ -34,9 +37,10 @@ DEFAULT_MODEL = "sd15"
 class EditOptions:
     """Every knob of an edit; the CLI options and the web API's request fields map onto these names.
 
-    Load-time fields pick and place models (``segmenter``, ``inpainter``, ``model``, ``device``,
-    ``precision``, ``dtype``, ``offload``, ``scheduler``, ``resolution``, ``cache``); the others are
-    call-time values, so changing them never reloads a model.
+    Load-time fields pick and place models (``segmenter``, ``inpainter``, ``model``, ``detector``,
+    ``device``, ``precision``, ``dtype``, ``offload``, ``scheduler``, ``resolution``, ``cache``,
+    ``lama_max_side``, ``trust_checkpoint``); the others are call-time values, so changing them never
+    reloads a model (nor does ``lama_max_side``: inpainters on the same LaMa weights share one network).
     """
 
     # mask stage (px)
@@ -53,9 +57,18 @@ class EditOptions:
     cache: bool = True
     sam_select: str = "iou"
     sam_refine: int = 0
+    # detection stage (text phrases → boxes; see autoinpaint.detect)
+    detector: str = "auto"
+    box_threshold: float | None = None
+    text_threshold: float | None = None
+    max_objects: int | None = None
+    pick: str = "all"
     # inpainting stage
     inpainter: str = "auto"
     padding_mask_crop: int | None = DEFAULT_PADDING_MASK_CROP
+    # LaMa: crops longer than this run downscaled; read TorchScript/pickled weights we do not publish
+    lama_max_side: int = DEFAULT_LAMA_MAX_SIDE
+    trust_checkpoint: bool = False
     # diffusion (replace / fill, or remove with a diffusion inpainter)
     model: str | None = None
     prompt: str | None = None
@@ -72,6 +85,8 @@ class EditOptions:
     max_pixels: int | None = None
     overwrite: bool = False
     quiet: bool = False
+    # trust (autoinpaint/quality.py): what a mask in doubt does: write it, skip the edit, or fail
+    on_doubt: str = "write"
 
     def replace(self, **changes) -> "EditOptions":
         """A copy with ``changes``; unknown names are an InputError (bad input, exit 2 / HTTP 400)."""
@@ -85,15 +100,26 @@ class EditOptions:
 
 
 # ------------------------------------------------------------------------------------------------ steps
+def detect_step(o: EditOptions) -> Detect:
+    """Text phrases → boxes (does nothing for a selection without ``texts``)."""
+    return Detect(o.detector, DetectParams(o.box_threshold, o.text_threshold, o.pick, o.max_objects),
+                  device=o.device)
+
+
 def selection_steps(o: EditOptions) -> list:
-    """Selection → object mask."""
-    return [Segment(o.segmenter, o.max_pixels, SegmentParams(o.sam_select, o.sam_refine),
-                    device=o.device, precision=o.precision, cache=o.cache)]
+    """Selection → object mask: detect (text → boxes), then segment."""
+    return [detect_step(o), Segment(o.segmenter, o.max_pixels, SegmentParams(o.sam_select, o.sam_refine),
+                                    device=o.device, precision=o.precision, cache=o.cache)]
 
 
 def mask_step(o: EditOptions) -> RefineMask:
     """Object mask → alpha."""
     return RefineMask(o.dilate, o.erode, o.feather, o.blur, o.fill_holes, o.min_area)
+
+
+def assess_step(o: EditOptions) -> Assess:
+    """Mask → its confidence record (``state.metadata["quality"]``), and ``--on-doubt``."""
+    return Assess(o.on_doubt)
 
 
 def inpaint_request(action: str, o: EditOptions, progress: Progress | None = None) -> InpaintRequest:
@@ -110,16 +136,17 @@ def inpaint_step(action: str, o: EditOptions, progress: Progress | None = None) 
     spec = o.inpainter if action == "remove" else (o.model or DEFAULT_MODEL)
     return Inpaint(spec, o.padding_mask_crop, inpaint_request(action, o, progress),
                    device=o.device, dtype=o.dtype, offload=o.offload or None, scheduler=o.scheduler,
-                   resolution=o.resolution, precision=o.precision)
+                   resolution=o.resolution, precision=o.precision, lama_max_side=o.lama_max_side,
+                   trust_checkpoint=o.trust_checkpoint or None)
 
 
 def edit_steps(action: str = "remove", options: EditOptions | None = None,
                progress: Progress | None = None) -> list:
-    """Every step after loading: select → mask (→ inpaint → composite)."""
+    """Every step after loading: select → mask → assess (→ inpaint → composite)."""
     if action not in ACTIONS:
         raise InputError(f"unknown action {action!r}; choose from {', '.join(ACTIONS)}")
     o = options or EditOptions()
-    steps = [*selection_steps(o), mask_step(o)]
+    steps = [*selection_steps(o), mask_step(o), assess_step(o)]
     if action != "mask":
         steps += [inpaint_step(action, o, progress), Composite()]
     return steps
@@ -147,11 +174,13 @@ def build_pipeline(action: str = "remove", options: EditOptions | None = None,
 
 # ------------------------------------------------------------------------------------------------ runs
 def default_output(input_path: str | os.PathLike, action: str) -> str:
-    """``photo.jpg`` → ``photo.inpainted.jpg`` (``photo.mask.png`` for ``mask``), beside the input."""
+    """``photo.jpg`` → ``photo.inpainted.jpg`` (``photo.replaced.jpg``, ``photo.filled.jpg``;
+    ``photo.mask.png`` for ``mask``), beside the input."""
     p = Path(input_path)
     if action == "mask":
         return str(p.with_name(p.stem + ".mask.png"))
-    return str(p.with_name(f"{p.stem}.{'inpainted' if action == 'remove' else action + 'd'}{p.suffix}"))
+    done = {"remove": "inpainted", "replace": "replaced", "fill": "filled"}.get(action, action + "ed")
+    return str(p.with_name(f"{p.stem}.{done}{p.suffix}"))
 
 
 def edit(image: ImageInput, selection: Selection, options: EditOptions | None = None, action: str = "remove",
@@ -180,6 +209,8 @@ def summary(state: EditState, action: str = "remove") -> dict:
     alpha = state.alpha if state.alpha is not None else np.zeros((1, 1), np.float32)
     box = bbox(alpha > 0)
     keys = ("load", "segment", "mask", "inpaint", "composite", "save", "total")
+    if "detections" in state.metadata:
+        keys = ("load", "detect", *keys[1:])
     record = {
         "action": action,
         "input": state.input_path,
@@ -192,14 +223,18 @@ def summary(state: EditState, action: str = "remove") -> dict:
         "timings": {k: round(state.timings.get(k, 0.0), 4) for k in keys},
     }
     record.update({k: v for k, v in state.metadata.items() if k not in record and k != "output_format"})
+    if state.stop:
+        record["written"] = False  # --on-doubt skip: the edit stopped before anything was written
     return record
 
 
 # ------------------------------------------------------------------------------------------ one-liners
-def _selection(points=(), negatives=(), boxes=(), rects=(), ellipses=(), mask=None, relative=False) -> Selection:
+def _selection(points=(), negatives=(), boxes=(), rects=(), ellipses=(), mask=None, relative=False,
+               texts=()) -> Selection:
     return Selection(points=tuple(map(tuple, points)), negatives=tuple(map(tuple, negatives)),
                      boxes=tuple(map(tuple, boxes)), rects=tuple(map(tuple, rects)),
-                     ellipses=tuple(map(tuple, ellipses)), mask_path=mask, relative=relative)
+                     ellipses=tuple(map(tuple, ellipses)), mask_path=mask, relative=relative,
+                     texts=clean_texts(texts))
 
 
 def _run(image: ImageInput, action: str, selection: Selection, output, options: dict) -> Any:
@@ -229,29 +264,31 @@ def result_like(state: EditState, image: ImageInput) -> Any:
 
 
 def remove(image: ImageInput, points=(), negatives=(), boxes=(), rects=(), ellipses=(),
-           mask: str | None = None, relative: bool = False, output: str | os.PathLike | None = None,
+           mask: str | None = None, relative: bool = False, texts=(), output: str | os.PathLike | None = None,
            **options) -> Any:
     """Remove the selected object from ``image`` (a path, bytes, a PIL image or an array).
 
-    With ``output``: write it there (like the input: format, quality, metadata) and return the
-    EditState. Without: return the edited image (see :func:`result_like`). Keyword ``options`` are
-    :class:`EditOptions` fields (``dilate=12``, ``inpainter="telea"``, ...)."""
-    return _run(image, "remove", _selection(points, negatives, boxes, rects, ellipses, mask, relative),
+    ``texts``: phrases a detector turns into boxes (``texts=["price sticker"]``); nothing found
+    raises NotFoundError. With ``output``: write it there (like the input: format, quality,
+    metadata) and return the EditState. Without: return the edited image (see :func:`result_like`).
+    Keyword ``options`` are :class:`EditOptions` fields (``dilate=12``, ``inpainter="telea"``,
+    ``detector="owlv2"``, ``box_threshold=0.4``, ...)."""
+    return _run(image, "remove", _selection(points, negatives, boxes, rects, ellipses, mask, relative, texts),
                 output, options)
 
 
 def replace(image: ImageInput, prompt: str, points=(), negatives=(), boxes=(), rects=(), ellipses=(),
-            mask: str | None = None, relative: bool = False, output: str | os.PathLike | None = None,
+            mask: str | None = None, relative: bool = False, texts=(), output: str | os.PathLike | None = None,
             **options) -> Any:
     """Replace the selected object with what ``prompt`` describes (a diffusion model, ``model=``);
     returns like :func:`remove`."""
-    return _run(image, "replace", _selection(points, negatives, boxes, rects, ellipses, mask, relative),
+    return _run(image, "replace", _selection(points, negatives, boxes, rects, ellipses, mask, relative, texts),
                 output, {**options, "prompt": prompt})
 
 
 def fill(image: ImageInput, prompt: str, rects=(), ellipses=(), mask: str | None = None, points=(),
-         negatives=(), boxes=(), relative: bool = False, output: str | os.PathLike | None = None,
+         negatives=(), boxes=(), relative: bool = False, texts=(), output: str | os.PathLike | None = None,
          **options) -> Any:
     """Paint what ``prompt`` describes into a drawn region; returns like :func:`remove`."""
-    return _run(image, "fill", _selection(points, negatives, boxes, rects, ellipses, mask, relative),
+    return _run(image, "fill", _selection(points, negatives, boxes, rects, ellipses, mask, relative, texts),
                 output, {**options, "prompt": prompt})

@@ -1,4 +1,5 @@
-"""Known checkpoint files (SAM ``.pth``, ...): where they live, how to download and verify them.
+"""Known checkpoint files (SAM ``.pth``, LaMa's ``big-lama.pt``, ...): where they live, how to download
+and verify them.
 
 Checkpoints are looked for (and downloaded to) ``$AUTOINPAINT_HOME/checkpoints`` when
 ``AUTOINPAINT_HOME`` is set, else ``checkpoints/`` of the working directory and of the repository.
@@ -10,6 +11,7 @@ This module imports no torch, so ``autoinpaint models list`` stays fast.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import urllib.error
 import urllib.request
@@ -24,7 +26,14 @@ _BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
 @dataclass(frozen=True)
 class Checkpoint:
     """One downloadable checkpoint file. ``size`` in bytes, ``sha256`` as lowercase hex; ``url``
-    defaults to the Segment Anything release folder."""
+    defaults to the Segment Anything release folder.
+
+    md5: a second published digest (lowercase hex), checked too when given.
+    converted, convert: for a file that can only be read by running code (TorchScript, full
+        unpickling): the safetensors file it is converted to once, after its digests are verified, and
+        the ``"module:function"`` that writes it (``function(source, dest) -> dest``). Every load reads
+        the conversion.
+    """
 
     name: str
     filename: str
@@ -32,6 +41,9 @@ class Checkpoint:
     sha256: str
     description: str = ""
     source_url: str | None = None
+    md5: str | None = None
+    converted: str | None = None
+    convert: str | None = None
 
     @property
     def url(self) -> str:
@@ -50,6 +62,15 @@ KNOWN: dict[str, Checkpoint] = {c.name: c for c in (
     Checkpoint("vit_h", "sam_vit_h_4b8939.pth", 2_564_550_879,
                "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
                "SAM ViT-H, 636M parameters: best masks, slowest"),
+    # big-lama as IOPaint distributes it (TorchScript). IOPaint publishes the MD5 (LAMA_MODEL_MD5 in
+    # iopaint/model/lama.py); size and SHA-256 of the same file as published by several independent
+    # projects that pin it; not re-downloaded here (no network). Both digests are checked.
+    Checkpoint("lama", "big-lama.pt", 205_669_692,
+               "344c77bbcb158f17dd143070d1e789f38a66c04202311ae3a258ef66667a9ea9",
+               "LaMa big-lama (Apache-2.0), 51M parameters: learned object removal",
+               "https://github.com/Sanster/models/releases/download/add_big_lama/big-lama.pt",
+               md5="e3aa4aaa15225a33ec84f9f4bc47e500", converted="big-lama.safetensors",
+               convert="autoinpaint.inpaint.lama_weights:convert_checkpoint"),
 )}
 
 def known(name: str) -> Checkpoint:
@@ -79,8 +100,27 @@ def find_checkpoint(name: str) -> Path | None:
     return None
 
 
+def find_weights(name: str) -> Path | None:
+    """The file loads read for known checkpoint ``name``: its safetensors conversion when one was
+    written (:attr:`Checkpoint.converted`), else the downloaded file; None when neither is there."""
+    ckpt = known(name)
+    for directory in search_dirs():
+        for filename in (ckpt.converted, ckpt.filename):
+            if filename and (directory / filename).is_file():
+                return directory / filename
+    return None
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def md5_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
         while block := f.read(chunk):
             digest.update(block)
@@ -98,15 +138,18 @@ def verify(path: Path, checkpoint: Checkpoint) -> str | None:
     digest = sha256_file(path)
     if digest != checkpoint.sha256:
         return f"SHA-256 {digest} does not match the expected {checkpoint.sha256}"
+    md5 = md5_file(path) if checkpoint.md5 else None
+    if md5 != checkpoint.md5:
+        return f"MD5 {md5} does not match the published {checkpoint.md5}"
     return None
 
 
 def download_file(url: str, dest: Path, size: int, sha256: str, progress: bool = True,
-                  timeout: float = 30.0) -> Path:
+                  timeout: float = 30.0, md5: str | None = None) -> Path:
     """Download ``url`` to ``dest``, resuming ``dest.part`` with an HTTP Range request.
 
-    The partial file is renamed to ``dest`` only when its size and SHA-256 match; a mismatching
-    download is deleted and raises AutoinpaintError (exit 1), as do network errors.
+    The partial file is renamed to ``dest`` only when its size and SHA-256 (and ``md5`` when given)
+    match; a mismatching download is deleted and raises AutoinpaintError (exit 1), as do network errors.
     """
     from tqdm import tqdm
 
@@ -148,6 +191,10 @@ def download_file(url: str, dest: Path, size: int, sha256: str, progress: bool =
         part.unlink(missing_ok=True)
         raise AutoinpaintError(f"download of {url} is corrupt ({got} bytes, SHA-256 "
                                f"{digest.hexdigest()}; expected {size} bytes, {sha256}); deleted")
+    if md5 and md5_file(part) != md5:
+        part.unlink(missing_ok=True)
+        raise AutoinpaintError(f"download of {url} matches the SHA-256 but not the published MD5 {md5}; "
+                               "deleted")
     os.replace(part, dest)
     return dest
 
@@ -155,12 +202,27 @@ def download_file(url: str, dest: Path, size: int, sha256: str, progress: bool =
 def download(name: str, directory: Path | None = None, url: str | None = None,
              progress: bool = True) -> Path:
     """Download known checkpoint ``name`` into ``directory`` (default: the first search dir).
-    A file already there and verified is kept as it is."""
+    A file already there and verified is kept as it is. A checkpoint with a conversion
+    (:attr:`Checkpoint.converted`) is converted once after verification; the conversion's path is
+    returned (and nothing is fetched when it is already there)."""
     ckpt = known(name)
-    dest = Path(directory or search_dirs()[0]) / ckpt.filename
-    if dest.is_file() and verify(dest, ckpt) is None:
-        return dest
-    return download_file(url or ckpt.url, dest, ckpt.size, ckpt.sha256, progress=progress)
+    folder = Path(directory or search_dirs()[0])
+    if ckpt.converted and (folder / ckpt.converted).is_file():
+        return folder / ckpt.converted
+    dest = folder / ckpt.filename
+    if not (dest.is_file() and verify(dest, ckpt) is None):
+        download_file(url or ckpt.url, dest, ckpt.size, ckpt.sha256, progress=progress, md5=ckpt.md5)
+    return convert(name, dest)
+
+
+def convert(name: str, path: Path) -> Path:
+    """Run known checkpoint ``name``'s conversion on ``path`` (a verified copy of it), once: the
+    converted file beside it; ``path`` itself when it has none."""
+    ckpt = known(name)
+    if not ckpt.convert:
+        return Path(path)
+    module, _, function = ckpt.convert.partition(":")
+    return getattr(importlib.import_module(module), function)(Path(path), Path(path).with_name(ckpt.converted))
 
 
 def status() -> list[dict]:

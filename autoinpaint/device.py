@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import time
 
 from .errors import InputError
@@ -119,3 +120,49 @@ def cpu_bf16_is_faster(remember: bool = True) -> bool:
             record.write_text(json.dumps({"id": ident, "faster": faster, "fp32_s": fp32,
                                           "bf16_s": bf16}))
     return faster
+
+
+def cpu_is_busy() -> bool:
+    """True when other runnable tasks already occupy every core: then one intra-op thread is faster
+    than several (each OpenMP barrier waits for a thread that is not running; LaMa at 256 px here with
+    other work on both cores: 4.5 s with 1 thread, 8.5 s with 2). Linux: the median of three reads of
+    ``/proc/loadavg``'s instantaneous runnable count, less the reader; elsewhere the 1-minute load
+    average (which also counts the caller's own recent work)."""
+    cores = os.cpu_count() or 1
+    try:
+        samples = []
+        for _ in range(3):
+            with open("/proc/loadavg") as f:
+                samples.append(int(f.read().split()[3].split("/")[0]) - 1)
+            time.sleep(0.002)
+        return sorted(samples)[1] >= cores
+    except (OSError, ValueError, IndexError):
+        return hasattr(os, "getloadavg") and os.getloadavg()[0] > cores - 0.5
+
+
+@contextlib.contextmanager
+def intra_op_threads(count: int | None):
+    """Run the block with ``count`` torch intra-op threads (None or the current count: unchanged)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if count and count != before:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def decoder_threads(device: str):
+    """One intra-op thread while a SAM prompt decoder (or a transformers SAM image encoder, measured
+    1.15x faster so at load average 4-10) runs on a busy CPU: the decoder's matmuls are small, and
+    with several threads a busy core stalls every OpenMP barrier (measured here with one other busy
+    process: 1.07 s with 2 threads, 0.16 s with 1). On an idle CPU all threads are faster (0.075 s vs
+    0.13 s here). Busy = :func:`cpu_is_busy` (runnable tasks right now, so a person's own recent
+    clicks do not count); AUTOINPAINT_DECODER_THREADS=1 forces one thread."""
+    one = device == "cpu" and (os.environ.get("AUTOINPAINT_DECODER_THREADS") == "1" or cpu_is_busy())
+    with intra_op_threads(1 if one else None):
+        yield

@@ -17,18 +17,21 @@ import dataclasses
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-from .api import ACTIONS, EditOptions, inpaint_step, mask_step, selection_steps, summary
+from .api import (ACTIONS, EditOptions, assess_step, detect_step, inpaint_step, mask_step, selection_steps,
+                  summary)
 from .composite import Composite
+from .display import DEFAULT_MAX_SIDE, display_copy
+from .detect import Detections
 from .errors import InputError
 from .image_io import ImageInput, encode_image
 from .inpaint import Progress
 from .io_steps import LoadImage
-from .pipeline import Pipeline
-from .selection import Selection
+from .pipeline import Pipeline, timed
+from .selection import Selection, clean_texts
 from .state import EditState
 
 _MASK_FIELDS = ("dilate", "erode", "feather", "blur", "fill_holes", "min_area")
@@ -49,6 +52,7 @@ class Editor:
         self._object: np.ndarray | None = None  # the segmentation before the mask stage
         self.action = "mask"  # the last stage run, for summary()
         self._lock = threading.RLock()
+        self._display: dict = {}  # (image|result, max_side) -> (pixels, their display copy)
 
     # ---------------------------------------------------------------------------------------- open
     def open(self, image: ImageInput, embed: bool = True) -> "Editor":
@@ -56,10 +60,46 @@ class Editor:
         start computing its embedding for the segmenter in the background."""
         state = LoadImage(self.options.max_pixels, source=image)(EditState())
         with self._lock:
-            self.state, self._object, self.action = state, None, "mask"
+            self.state, self._object, self.action, self._display = state, None, "mask", {}
         if embed:
             self.start_embedding()
         return self
+
+    def fork(self) -> "Editor":
+        """A new session on the same image: pixels, file info and embeddings are shared (not
+        copied), the selection and result are its own. A long ``apply`` runs on a fork while the
+        original takes further clicks."""
+        state = self._require()
+        with self._lock:
+            other = Editor(self.options)
+            other.state = dataclasses.replace(state, metadata=dict(state.metadata), timings={},
+                                              mask=None, alpha=None, crop=None, inpainted=None,
+                                              result=None)
+            other._object = None
+        return other
+
+    def close(self) -> None:
+        """Release the image; a background embedding of it that has not started yet is cancelled."""
+        with self._lock:
+            if self.state is not None:
+                # a fork shares the embeddings: drop only a computation that never started (a
+                # fork then computes it itself when it needs it)
+                held = self.state.embeddings
+                for name in [k for k, v in held.items() if isinstance(v, Future) and v.cancel()]:
+                    held.pop(name, None)
+            self.state, self._object, self._display = None, None, {}
+
+    def display(self, max_side: int | None = DEFAULT_MAX_SIDE, result: bool = False) -> np.ndarray:
+        """A copy for a screen (:func:`autoinpaint.display.display_copy`): h×w×3 (×4 with alpha)
+        uint8 sRGB, the longest side at most ``max_side`` px; of the result when ``result``
+        (the image when nothing was applied). Kept, so asking again costs nothing."""
+        state = self._require()
+        pixels = state.result if result and state.result is not None else state.image
+        key = ("result" if pixels is state.result else "image", max_side)
+        held = self._display.get(key)
+        if held is None or held[0] is not pixels:
+            held = self._display[key] = (pixels, display_copy(pixels, state.info, max_side))
+        return held[1]
 
     @property
     def segment_step(self):
@@ -92,23 +132,43 @@ class Editor:
 
     # ---------------------------------------------------------------------------------------- stages
     def select(self, selection: Selection | None = None, *, points=(), negatives=(), boxes=(),
-               rects=(), ellipses=(), relative: bool = False, **options) -> np.ndarray:
-        """Segment ``selection`` (or the prompts given as keywords), then run the mask stage.
+               rects=(), ellipses=(), texts=(), relative: bool = False, **options) -> np.ndarray:
+        """Segment ``selection`` (or the prompts given as keywords; ``texts`` are phrases a detector
+        turns into boxes first), then run the mask stage and the doubt signal (:meth:`quality`).
         Returns the object mask (H×W bool); ``refine`` and ``apply`` use it. Keyword ``options``
-        override call-time fields (``sam_select``, ``sam_refine``, ``dilate``, ...)."""
+        override call-time fields (``sam_select``, ``sam_refine``, ``dilate``, ``box_threshold``,
+        ``pick``, ...)."""
         if selection is None:
             selection = Selection(points=tuple(map(tuple, points)), negatives=tuple(map(tuple, negatives)),
                                   boxes=tuple(map(tuple, boxes)), rects=tuple(map(tuple, rects)),
-                                  ellipses=tuple(map(tuple, ellipses)), relative=relative)
+                                  ellipses=tuple(map(tuple, ellipses)), relative=relative,
+                                  texts=clean_texts(texts))
         opts = self._options(options)
+        self._await_embeddings()
         with self._lock:
             state = self._require()
             state.selection = selection
             state = Pipeline(selection_steps(opts))(state)
             self._object = state.mask.copy()
-            mask_step(opts)(state)
+            timed(state, "mask", lambda: mask_step(opts)(state))
+            assess_step(opts)(state)  # the doubt signal, before anything is written
             state.result = state.inpainted = state.crop = None
             return self._object
+
+    def detect(self, phrases: "str | Sequence[str]", **params) -> Detections:
+        """Run the detector on the open image and return what it finds, without selecting anything:
+        a list of :class:`~autoinpaint.detect.Detection` (``phrase``, ``score``, ``box`` in pixels),
+        highest score first; empty when nothing passes the thresholds (``.explain()`` then says
+        why, e.g. ``no "price sticker" found (best score 0.18 < 0.30)``). A web page shows them as
+        boxes the user keeps or drops, then calls ``select(boxes=[d.box for d in kept])``.
+        Keyword ``params``: ``detector``, ``box_threshold``, ``text_threshold``, ``pick``,
+        ``max_objects`` (EditOptions fields)."""
+        from .pixels import to_rgb8
+
+        step = detect_step(self._options(params))
+        image = to_rgb8(self._require().image)
+        # outside the lock, like apply: a detection takes seconds and the session stays usable
+        return step.detector.detect(image, clean_texts(phrases), step.params)
 
     def refine(self, **mask_options) -> np.ndarray:
         """Re-run the mask stage on the last selection with other ``dilate``, ``erode``, ``feather``,
@@ -122,7 +182,8 @@ class Editor:
                 raise InputError("nothing selected yet: select before refine")
             self.options = self.options.replace(**mask_options)
             state.mask = self._object.copy()
-            mask_step(self.options)(state)
+            timed(state, "mask", lambda: mask_step(self.options)(state))
+            assess_step(self.options)(state)
             state.result = state.inpainted = state.crop = None
             return state.alpha
 
@@ -139,7 +200,7 @@ class Editor:
             state = self._require()
             if state.alpha is None:
                 raise InputError("nothing selected yet: select before apply")
-            work = dataclasses.replace(state, metadata=dict(state.metadata), timings=dict(state.timings))
+            work = dataclasses.replace(state, metadata=dict(state.metadata), timings=dict(state.timings), stop=None)
         # the model call runs outside the lock: the session stays usable (e.g. for a status query)
         work = Pipeline([inpaint_step(action, opts, progress), Composite()])(work)
         with self._lock:
@@ -167,6 +228,11 @@ class Editor:
         SaveImage(overwrite)(work)
         return work.metadata["output_format"]
 
+    def quality(self) -> dict | None:
+        """The last selection's confidence record (``verdict`` ok|doubt, ``reasons``, ``signals``;
+        :mod:`autoinpaint.quality`), or None before a selection."""
+        return self._require().metadata.get("quality")
+
     def summary(self) -> dict[str, Any]:
         """The ``--json`` record of the session's last stage."""
         state = self._require()
@@ -192,6 +258,17 @@ class Editor:
     @property
     def size(self) -> tuple[int, int]:
         return self._require().size
+
+    def _await_embeddings(self) -> None:
+        """Wait for a background embedding outside the session's lock, so that a fork (an edit
+        job) or a status query need not wait for the encoder too."""
+        state = self.state
+        for held in list(state.embeddings.values()) if state is not None else ():
+            if isinstance(held, Future) and not held.cancelled():
+                try:
+                    held.result()
+                except Exception:  # noqa: BLE001 - the segment step raises it again, with its message
+                    pass
 
     def _require(self) -> EditState:
         if self.state is None:

@@ -17,6 +17,15 @@ class InputError(AutoinpaintError, ValueError):
     exit_code = 2
 
 
+class TooLargeError(InputError):
+    """Bad input because it is too big: too many bytes or pixels (a decompression bomb). HTTP 413."""
+
+
+class NotFoundError(InputError):
+    """A text prompt (``--text``) matched nothing in the image: an answer, not a crash (exit 2; a
+    batch row gets the status ``not_found``). The message names the phrases and the best score."""
+
+
 class ModelMissingError(AutoinpaintError):
     """A model or checkpoint is missing or unusable; the message says how to get it."""
 

@@ -1,18 +1,23 @@
 """Reading and writing images so that the output matches the input: orientation, mode, bit depth,
-format, JPEG quantisation tables and chroma subsampling, ICC profile and EXIF. Writes are atomic."""
+format, JPEG quantisation tables and chroma subsampling, ICC profile and EXIF (per format:
+:mod:`autoinpaint.formats`). Any bytes decode or raise InputError. Writes are atomic."""
 from __future__ import annotations
 
+import errno
 import io
 import os
-import struct
+import sys
 import tempfile
-import zlib
+import threading
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, TooLargeError
+from .formats import FORMAT_BY_SUFFIX, SUFFIX_BY_FORMAT, estimate_jpeg_quality, read_info  # noqa: F401
+from .log import warning
 from .state import ImageInfo
 
 if TYPE_CHECKING:
@@ -20,10 +25,43 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_PIXELS = 100_000_000  # decompression-bomb guard; --max-pixels / AUTOINPAINT_MAX_PIXELS
 
-FORMAT_BY_SUFFIX = {".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".png": "PNG", ".webp": "WEBP",
-                    ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
-SUFFIX_BY_FORMAT = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp",
-                    "MPO": ".jpg"}
+
+
+class _QuietNative:
+    """While held (by any thread), what C libraries print on file descriptor 2 (libpng, libtiff, OpenCV
+    warnings about a damaged file) goes to /dev/null: a bad input gives one ``Error:`` line, not
+    decoder chatter. Re-entrant; the first holder redirects, the last restores."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._saved: int | None = None
+
+    def __enter__(self):
+        with self._lock:
+            if self._depth == 0:
+                try:
+                    sys.stderr.flush()
+                    saved = os.dup(2)
+                    null = os.open(os.devnull, os.O_WRONLY)
+                    os.dup2(null, 2)
+                    os.close(null)
+                    self._saved = saved
+                except (OSError, ValueError):
+                    self._saved = None
+            self._depth += 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0 and self._saved is not None:
+                os.dup2(self._saved, 2)
+                os.close(self._saved)
+                self._saved = None
+
+
+QUIET_NATIVE = _QuietNative()
 
 
 def max_pixels_default() -> int:
@@ -51,15 +89,18 @@ def load_image(source: ImageInput, max_pixels: int | None = None) -> tuple[np.nd
     if isinstance(source, (bytes, bytearray, memoryview)):
         return decode_image(bytes(source), "<bytes>", max_pixels)
     path = Path(source)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if not path.is_file():
-        raise InputError(f"{path}: not a file")
+    name = str(path) if len(str(path)) <= 300 else str(path)[:150] + "..." + str(path)[-100:]
     try:
+        if not path.exists():
+            raise InputError(f"{name}: no such file")
+        if not path.is_file():
+            raise InputError(f"{name}: not a file")
         data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    array, info = decode_image(data, str(path), max_pixels)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{name}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    array, info = decode_image(data, name, max_pixels)
     info.path = str(path)
     return array, info
 
@@ -75,103 +116,118 @@ def _from_array(array: np.ndarray, max_pixels: int | None) -> tuple[np.ndarray, 
     if h == 0 or w == 0:
         raise InputError("the image array is empty")
     if w * h > max_pixels:
-        raise InputError(f"{w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,}")
-    modes = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
-    mode = modes[array.shape[2]]
-    if array.dtype == np.uint16:
-        mode = "I;16" if array.shape[2] == 1 else f"{mode};16"
-    return np.ascontiguousarray(array), ImageInfo(format="PNG", mode=mode)
+        raise TooLargeError(f"{w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,}")
+    mode = _mode_of(array)
+    bits = 16 if array.dtype == np.uint16 else 8
+    return np.ascontiguousarray(array), ImageInfo(format="PNG", mode=mode, file_mode=mode, bits=bits)
 
 
 def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = None) -> tuple[np.ndarray, ImageInfo]:
-    """Decode an encoded image (``name`` is used in messages). See :func:`load_image`."""
+    """Decode an encoded image (``name`` is used in messages). See :func:`load_image`.
+
+    Whatever the bytes are, this returns or raises InputError (exit code 2): a decoder's exception on
+    a damaged file is turned into one, and decoder warnings are silenced."""
     from PIL import Image, UnidentifiedImageError
+
+    from .formats import is_heif, register_heif
 
     max_pixels = max_pixels_default() if max_pixels is None else max_pixels
     if not data:
         raise InputError(f"{name}: file is empty (0 bytes)")
     Image.MAX_IMAGE_PIXELS = None  # we check the limit ourselves, with a clear message
-    try:
-        im = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise InputError(f"{name}: not an image file, or a format that cannot be read") from None
-    return _decode(im, name, max_pixels, data)
+    with warnings.catch_warnings(), QUIET_NATIVE:
+        warnings.simplefilter("ignore")
+        try:
+            if is_heif(data) and not register_heif():
+                raise InputError(f"{name}: reading HEIC/HEIF needs pillow-heif (pip install pillow-heif)")
+            im = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError:
+            raise InputError(f"{name}: not an image file, or a format that cannot be read") from None
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure to parse untrusted bytes is bad input
+            raise InputError(f"{name}: not an image file, or a damaged one that cannot be read "
+                             f"({_reason(exc)})") from None
+        return _decode(im, name, max_pixels, data)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
 
 def _decode(im, name: str, max_pixels: int | None, data: bytes | None = None) -> tuple[np.ndarray, ImageInfo]:
     """An opened PIL image (lazy) → upright array and ImageInfo; ``data``: its encoded bytes, if any."""
     max_pixels = max_pixels_default() if max_pixels is None else max_pixels
-    w, h = im.size
-    if w * h > max_pixels:
-        raise InputError(f"{name}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,} "
-                         f"(raise it with --max-pixels or AUTOINPAINT_MAX_PIXELS)")
     try:
-        info = _read_info(im, None)
-        if data is not None and im.format == "PNG" and _png_bit_depth(data) == 16:
-            array, info.mode = _decode_16bit_png(data)
-        else:
-            im.load()
-            array, info.mode = _to_array(im)
-    except (OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
-        raise InputError(f"{name}: image data is truncated or corrupt ({exc})") from None
+        w, h = im.size
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"{name}: image header is corrupt ({_reason(exc)})") from None
+    if w <= 0 or h <= 0:
+        raise InputError(f"{name}: image header says {w}x{h} pixels")
+    if w * h > max_pixels:
+        raise TooLargeError(f"{name}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,} "
+                         f"(raise it with --max-pixels or AUTOINPAINT_MAX_PIXELS)")
+    with warnings.catch_warnings(), QUIET_NATIVE:
+        warnings.simplefilter("ignore")
+        try:
+            info = read_info(im, data, name)
+            array, native = _pixels(im, info, data)
+        except InputError:
+            raise
+        except MemoryError:
+            raise InputError(f"{name}: not enough memory to decode {w}x{h} pixels") from None
+        except Exception as exc:  # noqa: BLE001 - a decoder failing on damaged data is bad input
+            raise InputError(f"{name}: image data is truncated or corrupt ({_reason(exc)})") from None
+    if array.shape[:2] != (h, w):
+        raise InputError(f"{name}: image data is truncated or corrupt (decoded {array.shape[1]}x"
+                         f"{array.shape[0]}, header says {w}x{h})")
+    info.mode = _mode_of(array)
+    if native is not None:
+        info.native = orient(native, info.orientation)
     return orient(array, info.orientation), info
 
 
-def _read_info(im, path: str | None) -> ImageInfo:
-    fmt = "JPEG" if im.format == "MPO" else (im.format if im.format in SUFFIX_BY_FORMAT else "PNG")
-    info = ImageInfo(path=path, format=fmt, icc_profile=im.info.get("icc_profile"))
-    exif = im.getexif()
-    if exif:
-        info.orientation = int(exif.get(0x0112, 1) or 1)
-        if 0x0112 in exif:
-            exif[0x0112] = 1
-        info.exif = exif.tobytes()
-    if "dpi" in im.info:
-        info.dpi = tuple(float(v) for v in im.info["dpi"])
-    if fmt == "JPEG":
-        from PIL import JpegImagePlugin
+def _pixels(im, info: ImageInfo, data: bytes | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The working pixels (H×W×C uint8/uint16: L, LA, RGB, RGBA) and the file's own ones when they
+    differ (CMYK values, palette indices); not yet oriented."""
+    from . import native
+    from .formats import png_16bit, png_header, tiff_16bit_rgb
 
-        info.jpeg_qtables = getattr(im, "quantization", None) or None
-        info.jpeg_quality = estimate_jpeg_quality(info.jpeg_qtables)
-        sampling = JpegImagePlugin.get_sampling(im)
-        info.jpeg_subsampling = sampling if sampling in (0, 1, 2) else None
-    return info
-
-
-def _to_array(im) -> tuple[np.ndarray, str]:
+    if info.bits == 16 and data is not None and info.format == "PNG":
+        return png_16bit(data, png_header(data)[1]), None
+    if info.bits == 16 and data is not None and info.format == "TIFF" and info.file_mode != "I;16":
+        return tiff_16bit_rgb(data), None
+    if info.bits == 16 and data is None and info.file_mode != "I;16":
+        raise InputError("a 16-bit colour PIL image cannot be read in full; pass the file or an array")
+    im.load()
     mode = im.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(im, dtype=np.int64).clip(0, 65535).astype(np.uint16)
-        return arr[..., None], "I;16"
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return np.asarray(im).astype(np.uint16)[..., None], None
+    if mode == "1":
+        return (np.asarray(im, dtype=np.uint8) * 255)[..., None], None
     if mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-    elif mode == "PA":
-        im = im.convert("RGBA")
-    elif mode == "1":
-        im = im.convert("L")
-    elif mode not in ("L", "LA", "RGB", "RGBA"):
-        im = im.convert("RGBA" if "A" in mode else "RGB")
+        table = native.palette_table(im)
+        indices = np.asarray(im, dtype=np.uint8)
+        info.palette = table
+        if len(table) == 0:
+            raise ValueError("palette image without a palette")
+        return native.from_palette(indices, table), indices
+    if mode == "CMYK":
+        cmyk = np.asarray(im)
+        return native.cmyk_to_rgb(cmyk, info.icc_profile), cmyk
+    if mode not in ("L", "LA", "RGB", "RGBA"):
+        raise InputError(f"mode {mode} is not supported")
     arr = np.asarray(im)
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    return np.ascontiguousarray(arr), im.mode
+    return np.ascontiguousarray(arr[..., None] if arr.ndim == 2 else arr), None
 
 
-def _png_bit_depth(data: bytes) -> int:
-    return data[24] if len(data) > 25 and data[12:16] == b"IHDR" else 8
-
-
-def _decode_16bit_png(data: bytes) -> tuple[np.ndarray, str]:
-    import cv2
-
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if arr is None:
-        raise ValueError("cannot decode 16-bit PNG")
-    if arr.ndim == 2:
-        return arr[..., None], "I;16"
-    if arr.shape[2] == 3:
-        return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB), "RGB;16"
-    return cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA), "RGBA;16"
+def _mode_of(array: np.ndarray) -> str:
+    modes = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+    mode = modes[array.shape[2]]
+    if array.dtype == np.uint16:
+        return "I;16" if array.shape[2] == 1 else f"{mode};16"
+    return mode
 
 
 def orient(array: np.ndarray, orientation: int) -> np.ndarray:
@@ -183,83 +239,29 @@ def orient(array: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(op(array)) if op else array
 
 
-def estimate_jpeg_quality(qtables: dict | None) -> int | None:
-    """Estimate the libjpeg quality (1–100) whose luminance table is closest to the file's."""
-    if not qtables or 0 not in qtables:
-        return None
-    table = np.asarray(list(qtables[0]), np.float64)
-    best, best_err = None, np.inf
-    for q in range(1, 101):
-        scale = 5000 / q if q < 50 else 200 - 2 * q
-        ref = np.clip(np.floor((_STD_LUMA * scale + 50) / 100), 1, 255)
-        err = np.abs(np.sort(ref) - np.sort(table)).sum()
-        if err < best_err:
-            best, best_err = q, err
-    return best
-
-
-_STD_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40,
-                      57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35,
-                      55, 64, 81, 104, 113, 92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112,
-                      100, 103, 99], np.float64)
-
-
 def output_format(path: str | os.PathLike, info: ImageInfo) -> str:
     """The format to write: the output suffix decides, else the input's format."""
     return FORMAT_BY_SUFFIX.get(Path(path).suffix.lower(), info.format)
 
 
 def encode_image(array: np.ndarray, info: ImageInfo, fmt: str) -> bytes:
-    """Encode an array decoded by :func:`load_image` in ``fmt``, keeping what ``info`` describes."""
-    from PIL import Image
-
-    if array.dtype == np.uint16:
-        if fmt == "PNG":
-            return _encode_16bit_png(array, info.icc_profile)
-        array = (array.astype(np.uint32) * 255 + 32767) // 65535  # other formats: 8-bit
-        array = array.astype(np.uint8)
-    channels = array.shape[2]
-    if fmt == "JPEG" and channels in (2, 4):
-        array, channels = array[..., :channels - 1], channels - 1  # JPEG has no alpha
-    im = Image.fromarray(array[..., 0] if channels == 1 else array,
-                         mode={1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels])
-    kw: dict = {}
-    if info.icc_profile:
-        kw["icc_profile"] = info.icc_profile
-    if info.exif and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
-        kw["exif"] = info.exif
-    if info.dpi:
-        kw["dpi"] = info.dpi
-    if fmt == "JPEG":
-        if info.jpeg_qtables:
-            kw["qtables"] = info.jpeg_qtables
-        else:
-            kw["quality"] = info.jpeg_quality or 95
-        if info.jpeg_subsampling is not None and channels == 3:
-            kw["subsampling"] = info.jpeg_subsampling
-    elif fmt == "WEBP":
-        kw["quality"] = 95
-    elif fmt == "TIFF":
-        kw["compression"] = "tiff_lzw"
-    buf = io.BytesIO()
-    im.save(buf, format=fmt, **kw)
-    return buf.getvalue()
-
-
-def _encode_16bit_png(array: np.ndarray, icc: bytes | None) -> bytes:
-    import cv2
-
-    c = array.shape[2]
-    bgr = array[..., 0] if c == 1 else cv2.cvtColor(array, cv2.COLOR_RGB2BGR if c == 3 else cv2.COLOR_RGBA2BGRA)
-    ok, buf = cv2.imencode(".png", bgr)
-    if not ok:
-        raise InputError("cannot encode 16-bit PNG")
-    data = buf.tobytes()
-    if icc:  # cv2 drops the profile; insert an iCCP chunk right after IHDR
-        body = b"icc\x00\x00" + zlib.compress(icc)
-        chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
-        data = data[:33] + chunk + data[33:]
+    """Encode an array decoded by :func:`load_image` as ``fmt``, keeping what ``info`` describes:
+    mode, bit depth, palette, CMYK ink values, compression, ICC profile, EXIF (see
+    :mod:`autoinpaint.formats`). Raises InputError when ``fmt`` cannot hold it; what another format
+    loses is logged as a warning."""
+    data, notes = encode_with_notes(array, info, fmt)
+    for note in notes:
+        warning(note)
     return data
+
+
+def encode_with_notes(array: np.ndarray, info: ImageInfo, fmt: str) -> tuple[bytes, list[str]]:
+    """:func:`encode_image`, returning the notes on what could not be kept instead of logging them."""
+    from .formats import encode
+
+    with warnings.catch_warnings(), QUIET_NATIVE:
+        warnings.simplefilter("ignore")
+        return encode(array, info, fmt)
 
 
 def to_pil(array: np.ndarray):
@@ -273,9 +275,13 @@ def to_pil(array: np.ndarray):
     return Image.fromarray(array[..., 0] if c == 1 else array, mode={1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[c])
 
 
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename, so a
-    reader never sees a half-written file. Raises InputError when the path cannot be written."""
+def write_atomic(path: str | os.PathLike, data: bytes, exclusive: bool = False) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, ``fsync`` and a rename,
+    so a reader never sees a half-written file. On any failure (a full disk, an I/O error part-way)
+    the temporary file is removed and the previous file at ``path``, if any, is left as it was;
+    raises InputError (exit code 2) with the reason. ``exclusive``: never replace an existing file
+    (FileExistsError, even when one appears meanwhile: the temporary file is hard-linked into place,
+    which fails on an existing name)."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
@@ -283,21 +289,65 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     if path.is_dir():
         raise InputError(f"cannot write {path}: it is a folder")
     try:
+        previous_mode = path.stat().st_mode & 0o777
+    except OSError:
+        previous_mode = 0o644
+    try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        try:
+            _write_all(fd, data)
+            os.fchmod(fd, previous_mode)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if exclusive:
+            _link_exclusive(tmp, path)
+        else:
+            os.replace(tmp, path)
+    except FileExistsError:
+        _unlink_quietly(tmp)
         raise
+    except OSError as exc:
+        _unlink_quietly(tmp)
+        kept = "the previous file is unchanged" if path.exists() else "nothing was written"
+        raise InputError(f"cannot write {path}: {exc.strerror or exc} ({kept})") from None
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def _link_exclusive(tmp: str, path: Path) -> None:
+    """Move ``tmp`` to ``path`` unless ``path`` exists (FileExistsError)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: check, then rename (a tiny race window)
+        if path.exists():
+            raise FileExistsError(str(path)) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until every byte is written (a write may take only part of them)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(errno.EIO, "the write made no progress")
+        view = view[written:]
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def save_image(array: np.ndarray, info: ImageInfo, path: str | os.PathLike) -> str:

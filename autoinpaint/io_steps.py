@@ -7,8 +7,9 @@ from __future__ import annotations
 import os
 
 from .errors import InputError
-from .image_io import ImageInput, decode_image, encode_image, encode_mask, load_image, output_format
-from .storage import read_bytes, same, suffix, write_bytes
+from .image_io import ImageInput, decode_image, encode_mask, encode_with_notes, load_image, output_format
+from .log import warning
+from .storage import is_remote, local_path, read_bytes, same, suffix, write_bytes
 
 
 class LoadImage:
@@ -26,10 +27,13 @@ class LoadImage:
         source = self.source if self.source is not None else state.input_path
         if source is None:
             raise InputError("no input image given")
-        if isinstance(source, (str, os.PathLike)):
+        if isinstance(source, (str, os.PathLike)) and is_remote(source):
             spec = os.fspath(source)
             state.image, state.info = decode_image(read_bytes(spec), spec, self.max_pixels)
             state.info.path = state.input_path = spec
+        elif isinstance(source, (str, os.PathLike)):
+            state.image, state.info = load_image(local_path(source), self.max_pixels)
+            state.input_path = os.fspath(source)
         else:
             state.image, state.info = load_image(source, self.max_pixels)
         return state
@@ -54,7 +58,12 @@ class SaveImage:
         if not self.overwrite and state.input_path and same(out, state.input_path):
             raise InputError(f"refusing to overwrite the input {out} (pass --overwrite to allow it)")
         fmt = output_format(out, state.info)
-        write_bytes(out, encode_image(state.result, state.info, fmt))
+        data, notes = encode_with_notes(state.result, state.info, fmt)
+        for note in notes:
+            warning(note)
+        if notes:
+            state.metadata["output_notes"] = notes
+        write_bytes(out, data)
         state.metadata["output_format"] = fmt
         return state
 

@@ -53,6 +53,8 @@ class Pipeline:
             state.timings[name] = state.timings.get(name, 0.0) + elapsed - booked
             if self.on_step is not None:
                 self.on_step(name, state)
+            if state.stop:  # a step ended the edit early (nothing after it runs, nothing is written)
+                break
         state.timings["total"] = state.timings.get("total", 0.0) + time.perf_counter() - start
         return state
 

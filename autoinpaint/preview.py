@@ -1,4 +1,6 @@
-"""A side-by-side preview: the input with the prompts drawn | the mask over the input | the result."""
+"""A side-by-side preview: the input with the prompts drawn (and the detections of ``--text`` with their
+scores) | the mask over the input | the result, and under them the mask's verdict
+(:mod:`autoinpaint.quality`): "DOUBT: ..." in red, or "mask looks right"."""
 from __future__ import annotations
 
 import io
@@ -8,10 +10,26 @@ import numpy as np
 
 def render_preview(state, suffix: str = ".png", height: int = 512) -> bytes:
     """Encode the three panels (each scaled to ``height`` px) as PNG, or JPEG for a .jpg suffix."""
-    import cv2
     from PIL import Image
 
-    from .inpaint import to_rgb8
+    prompts, overlay, result = panels(state, height)
+    gap = np.full((prompts.shape[0], 6, 3), 255, np.uint8)
+    panel = np.concatenate([prompts, gap, overlay, gap, result], axis=1)
+    quality = state.metadata.get("quality")
+    if quality:
+        panel = np.concatenate([panel, _caption(quality, panel.shape[1])], axis=0)
+    buf = io.BytesIO()
+    fmt = "JPEG" if suffix.lower() in (".jpg", ".jpeg") else "PNG"
+    Image.fromarray(panel).save(buf, format=fmt, **({"quality": 92} if fmt == "JPEG" else {}))
+    return buf.getvalue()
+
+
+def panels(state, height: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(input with the prompts drawn, mask over the input, result), each H×W×3 uint8 RGB at most
+    ``height`` px high; the result panel is grey when there is no result (nothing was written)."""
+    import cv2
+
+    from .pixels import to_rgb8
 
     base = to_rgb8(state.image)
     h, w = base.shape[:2]
@@ -29,14 +47,45 @@ def render_preview(state, suffix: str = ".png", height: int = 512) -> bytes:
     for (x, y), colour in [(p, (0, 220, 0)) for p in sel.points] + [(p, (230, 0, 0)) for p in sel.negatives]:
         cv2.circle(prompts, (int(x * s), int(y * s)), r, colour, -1)
         cv2.circle(prompts, (int(x * s), int(y * s)), r, (255, 255, 255), 1)
+    for det in state.metadata.get("detections", ()):  # --text: what the detector found, with its score
+        x0, y0, x1, y1 = (int(v * s) for v in det["box"])
+        cv2.rectangle(prompts, (x0, y0), (x1, y1), (255, 0, 255), 2)
+        label = f"{det['phrase']} {det['score']:.2f}".encode("ascii", "replace").decode()
+        scale = max(0.4, size[1] / 900)
+        (tw, th), base_line = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        ty = y0 - 3 if y0 - th - base_line - 3 >= 0 else y1 + th + 3
+        cv2.rectangle(prompts, (x0, ty - th - 2), (x0 + tw + 2, ty + base_line - 1), (255, 0, 255), -1)
+        cv2.putText(prompts, label, (x0 + 1, ty - 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
+                    cv2.LINE_AA)
     alpha = state.alpha if state.alpha is not None else state.mask.astype(np.float32)
     a = cv2.resize(alpha.astype(np.float32), size, interpolation=cv2.INTER_AREA)[..., None]
     overlay = (small * (1 - 0.55 * a) + np.array([255, 0, 60]) * 0.55 * a).astype(np.uint8)
     result = cv2.resize(to_rgb8(state.result), size, interpolation=cv2.INTER_AREA) \
-        if state.result is not None else np.zeros_like(small)
-    gap = np.full((size[1], 6, 3), 255, np.uint8)
-    panel = np.concatenate([prompts, gap, overlay, gap, result], axis=1)
-    buf = io.BytesIO()
-    fmt = "JPEG" if suffix.lower() in (".jpg", ".jpeg") else "PNG"
-    Image.fromarray(panel).save(buf, format=fmt, **({"quality": 92} if fmt == "JPEG" else {}))
-    return buf.getvalue()
+        if state.result is not None else np.full_like(small, 128)
+    return prompts, overlay, result
+
+
+def _caption(quality: dict, width: int) -> np.ndarray:
+    """A strip under the panels: the mask's verdict (green ok, red doubt) and the reasons, wrapped."""
+    import cv2
+
+    doubt = quality.get("verdict") == "doubt"
+    text = ("DOUBT: " + "; ".join(quality.get("reasons") or [])) if doubt else "mask looks right"
+    text = text.encode("ascii", "replace").decode()
+    scale, thick = 0.5, 1
+    (cw, ch), _ = cv2.getTextSize("M", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    per_line = max(10, (width - 16) // max(cw, 1))
+    lines, line = [], ""
+    for word in text.split(" "):
+        if len(line) + len(word) + 1 > per_line and line:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    lines.append(line)
+    strip = np.full((12 + len(lines) * (ch + 8), width, 3), (255, 235, 235) if doubt else (235, 250, 235), np.uint8)
+    colour = (190, 0, 0) if doubt else (0, 120, 0)
+    for i, line in enumerate(lines):
+        cv2.putText(strip, line, (8, 8 + ch + i * (ch + 8)), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thick,
+                    cv2.LINE_AA)
+    return strip

@@ -72,6 +72,12 @@ def _sam_claims(spec: str) -> bool:
             or s.endswith((".pth", ".pt")) or (s.endswith(".safetensors") and os.path.isfile(spec)))
 
 
+def _hf_sam_claims(spec: str) -> bool:
+    from .hub import is_hub_id
+
+    return spec.lower() in HF_SAM_ALIASES or is_hub_id(spec) or os.path.isdir(os.path.expanduser(spec))
+
+
 def _diffusion_claims(spec: str) -> bool:
     from .hub import is_hub_id
 
@@ -79,6 +85,39 @@ def _diffusion_claims(spec: str) -> bool:
     return (spec.lower() in DIFFUSION_ALIASES or is_hub_id(spec)
             or (os.path.isdir(s) and os.path.isfile(os.path.join(s, "model_index.json")))
             or s.lower().endswith((".safetensors", ".ckpt", ".pt", ".pth", ".bin")))
+
+
+# spandrel's LaMa detection keys (IOPaint's TorchScript / spandrel layout, LaMa's Lightning checkpoints)
+LAMA_KEYS = ("model.model.1.bn_l.running_mean", "generator.model.1.bn_l.running_mean")
+LAMA_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".bin")
+
+
+def _lama_claims(spec: str) -> bool:
+    """``lama``, or a LaMa weights file told apart by its tensor names: a safetensors header, the
+    pickle of a ``torch.save`` file, or the FFC module names of a TorchScript archive (no weights read)."""
+    from .weight_files import pickle_bytes, safetensors_keys, torch_archive_kind
+
+    if spec.lower() == "lama":
+        return True
+    path = os.path.expanduser(spec)
+    if not (path.lower().endswith(LAMA_SUFFIXES) and os.path.isfile(path)):
+        return False
+    if path.lower().endswith(".safetensors"):
+        return bool(set(LAMA_KEYS) & (safetensors_keys(path) or set()))
+    kind = torch_archive_kind(path)
+    if kind is None:
+        return False
+    data = pickle_bytes(path)
+    if kind == "torchscript":  # attributes are pickled one level at a time: FFC's names
+        return b"convl2l" in data and b"bn_l" in data
+    return any(key.encode() in data for key in LAMA_KEYS)
+
+
+def _detector_claims(spec: str) -> bool:
+    from .hub import is_hub_id
+
+    s = os.path.expanduser(spec)
+    return spec.lower() in DETECTOR_ALIASES or is_hub_id(spec) or os.path.exists(s)
 
 
 CLASSICAL_INPAINTERS = ("hybrid", "patchmatch", "telea", "ns")
@@ -89,16 +128,39 @@ DIFFUSION_ALIASES = {
     "sdxl": "diffusers/stable-diffusion-xl-1.0-inpainting-0.1",
     "kandinsky22": "kandinsky-community/kandinsky-2-2-decoder-inpaint",
 }
+DETECTOR_ALIASES = {
+    "grounding-dino-tiny": "IDEA-Research/grounding-dino-tiny",
+    "grounding-dino-base": "IDEA-Research/grounding-dino-base",
+    "owlv2": "google/owlv2-base-patch16-ensemble",
+}
+
+# transformers SAM checkpoints (autoinpaint.segment.hf_sam): name -> hub id
+HF_SAM_ALIASES = {
+    "sam2.1-tiny": "facebook/sam2.1-hiera-tiny",
+    "sam2.1-small": "facebook/sam2.1-hiera-small",
+    "sam2.1-base-plus": "facebook/sam2.1-hiera-base-plus",
+    "sam2.1-large": "facebook/sam2.1-hiera-large",
+    "sam-vit-base": "facebook/sam-vit-base",
+    "sam-vit-large": "facebook/sam-vit-large",
+    "sam-vit-huge": "facebook/sam-vit-huge",
+    "slimsam": "Zigeng/SlimSAM-uniform-77",
+    "sam-hq-vit-base": "syscv-community/sam-hq-vit-base",
+    "sam-hq-vit-large": "syscv-community/sam-hq-vit-large",
+    "sam-hq-vit-huge": "syscv-community/sam-hq-vit-huge",
+}
 
 # First claim wins: specific names before hub ids and paths.
 FAMILIES: list[Family] = [
     Family("classical", "segmenter", _names("classical", "grabcut"),
            "autoinpaint.segment.classical:load_classical_segmenter"),
     Family("sam", "segmenter", _sam_claims, "autoinpaint.segment.sam:load_sam_segmenter"),
+    Family("hf-sam", "segmenter", _hf_sam_claims, "autoinpaint.segment.hf_sam:load_hf_sam_segmenter"),
     Family("classical", "inpainter", _names(*CLASSICAL_INPAINTERS),
            "autoinpaint.inpaint.classical:load_classical_inpainter"),
+    Family("lama", "inpainter", _lama_claims, "autoinpaint.inpaint.lama:load_lama_inpainter"),
     Family("diffusion", "inpainter", _diffusion_claims,
            "autoinpaint.inpaint.diffusion:load_diffusion_inpainter"),
+    Family("zero-shot", "detector", _detector_claims, "autoinpaint.detect.zero_shot:load_zero_shot_detector"),
 ]
 
 
@@ -185,9 +247,9 @@ class KnownModel:
         """Where it is on this machine (a path), or None when it is not present."""
         scheme, _, ref = self.source.partition(":")
         if scheme == "file":
-            from .checkpoints import find_checkpoint
+            from .checkpoints import find_weights
 
-            found = find_checkpoint(ref)
+            found = find_weights(ref)
             return str(found) if found else None
         if scheme == "hub":
             from .hub import snapshot_folder
@@ -197,11 +259,47 @@ class KnownModel:
         return None
 
 
+# Hub rows (transformers SAM, autoinpaint.segment.hf_sam): size = parameters of the published
+# architecture x 4 bytes (fp32 safetensors, counted from the transformers model classes with the
+# published configs), which matches the hub's listed model.safetensors sizes where we found them
+# (sam-vit-base 375 MB, sam-hq-vit-base 379 MB, SlimSAM-uniform-77 38.9 MB, SAM 2 Hiera-T 156 MB);
+# "approximate" in a description means no listing was found. The order is `auto`'s preference:
+# see the README ("SAM 2.1 and HF SAM") for the measured CPU times and published quality behind it.
 KNOWN: list[KnownModel] = [
+    KnownModel("sam2.1-tiny", "segmenter", "hf-sam", "hub:facebook/sam2.1-hiera-tiny", 155_885_320,
+               "SAM 2.1 Hiera-T (transformers), 38.9M parameters"),
+    KnownModel("sam2.1-small", "segmenter", "hf-sam", "hub:facebook/sam2.1-hiera-small", 184_276_744,
+               "SAM 2.1 Hiera-S (transformers), 46M parameters, size approximate"),
+    KnownModel("sam2.1-base-plus", "segmenter", "hf-sam", "hub:facebook/sam2.1-hiera-base-plus", 323_436_040,
+               "SAM 2.1 Hiera-B+ (transformers), 80.8M parameters, size approximate"),
     KnownModel("vit_b", "segmenter", "sam", "file:vit_b", 375_042_383,
                "SAM ViT-B (segment-anything .pth), 91M parameters"),
+    KnownModel("sam-vit-base", "segmenter", "hf-sam", "hub:facebook/sam-vit-base", 374_942_912,
+               "SAM ViT-B (transformers), 94M parameters"),
+    KnownModel("sam-hq-vit-base", "segmenter", "hf-sam", "hub:syscv-community/sam-hq-vit-base", 379_227_328,
+               "SAM-HQ ViT-B (transformers), 95M parameters"),
+    KnownModel("slimsam", "segmenter", "hf-sam", "hub:Zigeng/SlimSAM-uniform-77", 38_895_136,
+               "SlimSAM-77 (SAM ViT-B pruned, transformers), 9.7M parameters"),
+    KnownModel("sam2.1-large", "segmenter", "hf-sam", "hub:facebook/sam2.1-hiera-large", 897_821_896,
+               "SAM 2.1 Hiera-L (transformers), 224M parameters, size approximate"),
     KnownModel("vit_l", "segmenter", "sam", "file:vit_l", 1_249_524_607, "SAM ViT-L (.pth), 308M parameters"),
+    KnownModel("sam-vit-large", "segmenter", "hf-sam", "hub:facebook/sam-vit-large", 1_249_372_352,
+               "SAM ViT-L (transformers), 312M parameters, size approximate"),
+    KnownModel("sam-hq-vit-large", "segmenter", "hf-sam", "hub:syscv-community/sam-hq-vit-large", 1_254_705_344,
+               "SAM-HQ ViT-L (transformers), 314M parameters, size approximate"),
     KnownModel("vit_h", "segmenter", "sam", "file:vit_h", 2_564_550_879, "SAM ViT-H (.pth), 636M parameters"),
+    KnownModel("sam-vit-huge", "segmenter", "hf-sam", "hub:facebook/sam-vit-huge", 2_564_363_456,
+               "SAM ViT-H (transformers), 641M parameters, size approximate"),
+    KnownModel("sam-hq-vit-huge", "segmenter", "hf-sam", "hub:syscv-community/sam-hq-vit-huge", 2_570_745_024,
+               "SAM-HQ ViT-H (transformers), 643M parameters, size approximate"),
+    KnownModel("lama", "inpainter", "lama", "file:lama", 205_669_692,
+               "LaMa big-lama (spandrel), 51M parameters: learned object removal, `remove` default when present"),
+    KnownModel("grounding-dino-tiny", "detector", "zero-shot", "hub:IDEA-Research/grounding-dino-tiny",
+               689_000_000, "Grounding DINO Swin-T (--text), 172M parameters"),
+    KnownModel("grounding-dino-base", "detector", "zero-shot", "hub:IDEA-Research/grounding-dino-base",
+               933_000_000, "Grounding DINO Swin-B (--text), 232M parameters"),
+    KnownModel("owlv2", "detector", "zero-shot", "hub:google/owlv2-base-patch16-ensemble",
+               620_000_000, "OWLv2 ViT-B/16 ensemble (--text), 155M parameters"),
 ]
 
 

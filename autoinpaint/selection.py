@@ -1,4 +1,5 @@
-"""Selection prompts: points, negative points, boxes, drawn rectangles/ellipses and mask files.
+"""Selection prompts: points, negative points, boxes, drawn rectangles/ellipses, mask files and text
+phrases (``--text``: a detector turns them into boxes before segmentation).
 
 Coordinates are pixels of the EXIF-oriented image (x to the right, y down, origin at the top-left
 corner), or fractions of the width/height in [0, 1] when ``relative`` is set.
@@ -14,6 +15,30 @@ from .errors import InputError
 
 Point = tuple[float, float]
 Box = tuple[float, float, float, float]
+MAX_TEXTS = 16          # phrases per selection
+MAX_TEXT_CHARS = 200    # characters per phrase
+
+
+def clean_texts(texts: "str | Sequence[str]") -> tuple[str, ...]:
+    """Validate ``--text`` phrases: a string is one phrase; whitespace is collapsed; each phrase needs
+    a letter or digit and at most :data:`MAX_TEXT_CHARS` characters; repeats are dropped; at most
+    :data:`MAX_TEXTS` phrases. Raises InputError."""
+    if isinstance(texts, str):
+        texts = (texts,)
+    out = []
+    for t in texts:
+        if not isinstance(t, str):
+            raise InputError(f"--text must be a phrase (a string), got {t!r}")
+        phrase = " ".join(t.split())
+        if not any(c.isalnum() for c in phrase):
+            raise InputError(f"--text {t!r} has no word in it: describe the object, e.g. --text \"price sticker\"")
+        if len(phrase) > MAX_TEXT_CHARS:
+            raise InputError(f"--text is {len(phrase)} characters long; at most {MAX_TEXT_CHARS}")
+        if phrase.lower() not in (o.lower() for o in out):  # a repeated phrase adds nothing
+            out.append(phrase)
+    if len(out) > MAX_TEXTS:
+        raise InputError(f"{len(out)} --text phrases; at most {MAX_TEXTS}")
+    return tuple(out)
 
 
 def parse_numbers(text: str, count: int, what: str) -> tuple[float, ...]:
@@ -32,7 +57,8 @@ def parse_numbers(text: str, count: int, what: str) -> tuple[float, ...]:
 @dataclass(frozen=True)
 class Selection:
     """What to edit. Prompts (points, negatives, boxes) go to a segmenter; drawn shapes and a
-    mask file are used as they are. Everything given is united into one mask."""
+    mask file are used as they are; text phrases (``texts``) become boxes through a detector
+    (:class:`~autoinpaint.detect.Detect`). Everything given is united into one mask."""
 
     points: tuple[Point, ...] = ()
     negatives: tuple[Point, ...] = ()
@@ -41,12 +67,13 @@ class Selection:
     ellipses: tuple[Box, ...] = ()
     mask_path: str | None = None
     relative: bool = False
+    texts: tuple[str, ...] = ()
 
     @classmethod
     def from_strings(cls, points: Sequence[str] = (), negatives: Sequence[str] = (),
                      boxes: Sequence[str] = (), rects: Sequence[str] = (),
                      ellipses: Sequence[str] = (), mask_path: str | None = None,
-                     relative: bool = False) -> "Selection":
+                     relative: bool = False, texts: Sequence[str] = ()) -> "Selection":
         """Build from command-line strings such as ``"120,80"`` and ``"10,10,200,150"``."""
         return cls(
             points=tuple(parse_numbers(p, 2, "--point") for p in points),
@@ -54,12 +81,12 @@ class Selection:
             boxes=tuple(parse_numbers(b, 4, "--box") for b in boxes),
             rects=tuple(parse_numbers(b, 4, "--rect") for b in rects),
             ellipses=tuple(parse_numbers(b, 4, "--ellipse") for b in ellipses),
-            mask_path=mask_path, relative=relative)
+            mask_path=mask_path, relative=relative, texts=clean_texts(texts))
 
     @property
     def has_prompts(self) -> bool:
-        """True when a segmenter is needed (foreground points or boxes)."""
-        return bool(self.points or self.boxes)
+        """True when a segmenter is needed (foreground points, boxes, or phrases that become boxes)."""
+        return bool(self.points or self.boxes or self.texts)
 
     @property
     def has_drawn(self) -> bool:
@@ -76,9 +103,9 @@ class Selection:
         without anything to select, or an empty selection.
         """
         if self.negatives and not self.has_prompts:
-            raise InputError("--negative needs at least one --point or --box to go with it")
+            raise InputError("--negative needs at least one --point, --box or --text to go with it")
         if self.is_empty:
-            raise InputError("nothing selected: give --point, --box, --rect, --ellipse or --mask")
+            raise InputError("nothing selected: give --point, --box, --text, --rect, --ellipse or --mask")
         sx, sy = (width, height) if self.relative else (1.0, 1.0)
         unit = "relative" if self.relative else "pixel"
 
@@ -107,7 +134,8 @@ class Selection:
             negatives=tuple(point(p, "--negative") for p in self.negatives),
             boxes=tuple(box(b, "--box") for b in self.boxes),
             rects=tuple(box(b, "--rect") for b in self.rects),
-            ellipses=tuple(box(b, "--ellipse") for b in self.ellipses))
+            ellipses=tuple(box(b, "--ellipse") for b in self.ellipses),
+            texts=clean_texts(self.texts))
 
     def describe(self) -> dict:
         """A JSON-friendly summary."""
@@ -115,6 +143,8 @@ class Selection:
                for k in ("points", "negatives", "boxes", "rects", "ellipses") if getattr(self, k)}
         if self.mask_path:
             out["mask"] = self.mask_path
+        if self.texts:
+            out["texts"] = list(self.texts)
         if self.relative:
             out["relative"] = True
         return out

@@ -23,6 +23,16 @@ class ImageInfo:
     jpeg_subsampling: int | None = None  # PIL's code: 0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0
     dpi: tuple[float, float] | None = None
     orientation: int = 1            # EXIF orientation that was applied on load
+    # the file's own representation, written back (autoinpaint/formats.py has the format x mode table)
+    file_mode: str | None = None    # 1, L, LA, P, RGB, RGBA, CMYK, I;16, LA;16, RGB;16, RGBA;16 (None = mode)
+    bits: int = 8                   # bits per channel in the file
+    compression: str | None = None  # TIFF: PIL's name (tiff_lzw, packbits, jpeg, group4, ...)
+    lossless: bool | None = None    # WebP: VP8L (True) or VP8 (False); None where it does not apply
+    progressive: bool = False       # JPEG
+    palette: np.ndarray | None = field(default=None, repr=False)  # P: N×4 uint8 RGBA (alpha from tRNS)
+    native: np.ndarray | None = field(default=None, repr=False)
+    # ^ the file's own pixel values (CMYK, palette indices), upright, when the pipeline works on RGB
+    extra: dict[str, Any] = field(default_factory=dict)  # XMP, PNG text, GIF background, JPEG comment, tRNS
 
 
 @dataclass
@@ -38,6 +48,7 @@ class EditState:
     timings: seconds per stage (``load``, ``segment``, ``mask``, ``inpaint``, ``composite``, ``save``).
     embeddings: image embeddings by segmenter name (a value or a Future), so a further selection on
         the same state runs only the prompt decoder.
+    stop: why the pipeline stopped before its last step (None: it ran to the end).
     """
 
     input_path: str | None = None
@@ -53,6 +64,7 @@ class EditState:
     metadata: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     embeddings: dict[str, Any] = field(default_factory=dict, repr=False)
+    stop: str | None = None  # set by a step to end the pipeline early (e.g. "doubt": --on-doubt skip)
 
     @property
     def size(self) -> tuple[int, int]:

@@ -52,12 +52,13 @@ def is_remote(spec: Spec) -> bool:
     return protocol(spec) is not None
 
 
-def _local(spec: Spec) -> str:
+def local_path(spec: Spec) -> str:
     """A local spec as a path string (``file:///a/b`` → ``/a/b``, ``~`` expanded)."""
     s = os.fspath(spec)
     if s[:7].lower() == "file://":
         s = s[7:]
     return os.path.expanduser(s)
+
 
 
 def _split(spec: str) -> tuple[str, str]:
@@ -159,14 +160,14 @@ def is_absolute(spec: Spec) -> bool:
 def absolute(spec: Spec) -> str:
     """A spec that means the same from any working directory (the key of hashes and manifests)."""
     s = os.fspath(spec)
-    return s if is_remote(s) else os.path.abspath(_local(s))
+    return s if is_remote(s) else os.path.abspath(local_path(s))
 
 
 def canonical(spec: Spec) -> str:
     """One spelling per file or folder: the resolved absolute path (symlinks resolved), or the URL
     without a trailing ``/``."""
     s = os.fspath(spec)
-    return s.rstrip("/") if is_remote(s) else str(Path(_local(s)).resolve())
+    return s.rstrip("/") if is_remote(s) else str(Path(local_path(s)).resolve())
 
 
 def same(a: Spec, b: Spec) -> bool:
@@ -174,9 +175,26 @@ def same(a: Spec, b: Spec) -> bool:
     if is_remote(a) or is_remote(b):
         return is_remote(a) and is_remote(b) and os.fspath(a).rstrip("/") == os.fspath(b).rstrip("/")
     try:
-        return Path(_local(a)).resolve() == Path(_local(b)).resolve()
-    except OSError:
+        return Path(local_path(a)).resolve() == Path(local_path(b)).resolve()
+    except (OSError, ValueError):
         return False
+
+
+def relative(spec: Spec, folder: Spec) -> str:
+    """``spec`` as a link relative to ``folder`` (``../in/a.jpg``) when both are on one local disk or in
+    one bucket; else ``spec`` itself."""
+    s, f = os.fspath(spec), os.fspath(folder)
+    if not is_remote(s) and not is_remote(f):
+        try:
+            return os.path.relpath(local_path(s), local_path(f))
+        except ValueError:  # another drive
+            return s
+    if is_remote(s) and is_remote(f):
+        (head, path), (fhead, fpath) = _split(s), _split(f.rstrip("/"))
+        root, froot = path.split("/", 1)[0], fpath.split("/", 1)[0]
+        if head == fhead and root == froot:
+            return posixpath.relpath(path, fpath)
+    return s
 
 
 def has_magic(pattern: Spec) -> bool:
@@ -194,15 +212,17 @@ def read_bytes(spec: Spec) -> bytes:
     """The whole file or object. InputError when it is missing, a folder or not readable."""
     s = os.fspath(spec)
     if not is_remote(s):
-        path = Path(_local(s))
-        if not path.exists():
-            raise InputError(f"{path}: no such file")
-        if not path.is_file():
-            raise InputError(f"{path}: not a file")
+        path = Path(local_path(s))
         try:
+            if not path.exists():
+                raise InputError(f"{path}: no such file")
+            if not path.is_file():
+                raise InputError(f"{path}: not a file")
             return path.read_bytes()
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+            if isinstance(exc, InputError):
+                raise
+            raise InputError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
     return _remote(s, "read", lambda fs, path: fs.cat_file(path))
 
 
@@ -211,7 +231,7 @@ def open_binary(spec: Spec) -> Iterator[IO[bytes]]:
     """The file or object as a binary stream, read block by block (a recipe, a manifest)."""
     s = os.fspath(spec)
     if not is_remote(s):
-        with open(_local(s), "rb") as fh:
+        with open(local_path(s), "rb") as fh:
             yield fh
         return
     with _remote(s, "read", lambda fs, path: fs.open(path, "rb")) as fh:
@@ -230,13 +250,13 @@ def _info(spec: str) -> dict | None:
 
 def exists(spec: Spec) -> bool:
     s = os.fspath(spec)
-    return os.path.exists(_local(s)) if not is_remote(s) else _info(s) is not None
+    return os.path.exists(local_path(s)) if not is_remote(s) else _info(s) is not None
 
 
 def is_file(spec: Spec) -> bool:
     s = os.fspath(spec)
     if not is_remote(s):
-        return os.path.isfile(_local(s))
+        return os.path.isfile(local_path(s))
     info = _info(s)
     return info is not None and info.get("type") == "file"
 
@@ -244,7 +264,7 @@ def is_file(spec: Spec) -> bool:
 def is_dir(spec: Spec) -> bool:
     s = os.fspath(spec)
     if not is_remote(s):
-        return os.path.isdir(_local(s))
+        return os.path.isdir(local_path(s))
     return _remote(s, "read", lambda fs, path: fs.isdir(path))
 
 
@@ -253,8 +273,8 @@ def size(spec: Spec) -> int | None:
     s = os.fspath(spec)
     if not is_remote(s):
         try:
-            return os.path.getsize(_local(s))
-        except OSError:
+            return os.path.getsize(local_path(s))
+        except (OSError, ValueError):  # ValueError: a NUL byte in the path
             return None
     info = _info(s)
     return None if info is None or info.get("type") != "file" else int(info.get("size") or 0)
@@ -268,8 +288,8 @@ def identity(spec: Spec | None) -> dict | None:
     s = os.fspath(spec)
     if not is_remote(s):
         try:
-            st = os.stat(_local(s))
-        except OSError:
+            st = os.stat(local_path(s))
+        except (OSError, ValueError):
             return None
         return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
     info = _info(s)
@@ -288,7 +308,7 @@ def glob(pattern: Spec) -> list[str]:
     if not is_remote(s):
         import glob as globlib
 
-        return sorted(m for m in globlib.iglob(_local(s), recursive=True) if os.path.isfile(m))
+        return sorted(m for m in globlib.iglob(local_path(s), recursive=True) if os.path.isfile(m))
     if protocol(s) in READ_ONLY:
         raise InputError(f"{s}: globs are not supported for {protocol(s)}:// URLs; list the files")
     found = _remote(s, "list", lambda fs, path: fs.glob(path, detail=True))
@@ -299,7 +319,7 @@ def list_files(folder: Spec) -> list[str]:
     """The files directly inside ``folder`` (hidden names skipped), sorted by name."""
     s = os.fspath(folder)
     if not is_remote(s):
-        local = _local(s)
+        local = local_path(s)
         names = sorted(e.name for e in os.scandir(local) if e.is_file() and not e.name.startswith("."))
         return [str(Path(s) / n) for n in names]
     entries = _remote(s, "list", lambda fs, path: fs.ls(path, detail=True))
@@ -319,7 +339,7 @@ def write_bytes(spec: Spec, data: bytes) -> None:
     InputError when the folder, bucket or permission is missing or the store is read-only."""
     s = os.fspath(spec)
     if not is_remote(s):
-        write_atomic(_local(s), data)
+        write_atomic(local_path(s), data)
     else:
         _put(s, lambda fs, path: fs.pipe_file(path, data))
 
@@ -328,7 +348,7 @@ def write_file(spec: Spec, local_path: str | os.PathLike) -> None:
     """Copy the local file ``local_path`` to ``spec`` like :func:`write_bytes` (streamed to a store)."""
     s = os.fspath(spec)
     if not is_remote(s):
-        write_atomic(_local(s), Path(local_path).read_bytes())
+        write_atomic(local_path(s), Path(local_path).read_bytes())
     else:
         _put(s, lambda fs, path: fs.put_file(os.fspath(local_path), path))
 
@@ -360,7 +380,7 @@ def delete(spec: Spec) -> None:
     """Remove a file or object if it exists."""
     s = os.fspath(spec)
     if not is_remote(s):
-        Path(_local(s)).unlink(missing_ok=True)
+        Path(local_path(s)).unlink(missing_ok=True)
         return
     def rm(fs, path):
         try:
@@ -375,7 +395,7 @@ def make_parents(spec: Spec) -> None:
     """Create the folders above a local file (object stores have none to create)."""
     s = os.fspath(spec)
     if not is_remote(s):
-        Path(_local(s)).parent.mkdir(parents=True, exist_ok=True)
+        Path(local_path(s)).parent.mkdir(parents=True, exist_ok=True)
 
 
 def ensure_folder(spec: Spec) -> None:
@@ -383,7 +403,7 @@ def ensure_folder(spec: Spec) -> None:
     writable (checked now, not at every row)."""
     s = os.fspath(spec)
     if not is_remote(s):
-        path = Path(_local(s))
+        path = Path(local_path(s))
         if path.exists() and not path.is_dir():
             raise InputError(f"{path}: exists and is not a folder")
         try:
@@ -406,7 +426,7 @@ def remove_stale_temp_files(folder: Spec) -> None:
     if is_remote(s):
         return
     try:
-        entries = list(os.scandir(_local(s)))
+        entries = list(os.scandir(local_path(s)))
     except OSError:
         return
     for e in entries:

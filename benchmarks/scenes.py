@@ -23,6 +23,7 @@ class Scene:
     point: tuple[int, int]   # a click inside the object (x, y)
     box: tuple[int, int, int, int]  # tight half-open box of the object
     kind: str
+    parts: list | None = None  # multi-coloured objects: one H×W bool mask per colour region
 
 
 def skimage_photo(name: str) -> np.ndarray:
@@ -165,3 +166,90 @@ def sticker_scene(w: int, h: int, rng: np.random.Generator) -> Scene:
 def catalogue_photo(w: int, h: int, seed: int) -> Scene:
     """Deterministic catalogue photo number ``seed`` (used by the batch benchmark)."""
     return sticker_scene(w, h, np.random.default_rng(seed))
+
+
+# ------------------------------------------------------------------ multi-coloured objects and prompts
+# (issue 12: clicks that go wrong, for the doubt signal's flag rates in benchmarks/bench_quality.py)
+
+
+def two_tone_product(w: int, h: int, cx: float, cy: float, size: float, rng: np.random.Generator):
+    """A product of two or three flat colours (a bottle with a label band, a box with a lid, a mug with
+    a stripe): (RGB H×W×3 float, mask H×W bool, parts: one H×W bool mask per colour, largest first)."""
+    _, mask = product(w, h, cx, cy, size, rng)
+    ys, xs = np.nonzero(mask)
+    y0, y1 = ys.min(), ys.max() + 1
+    n = int(rng.integers(2, 4))
+    cuts = np.sort(rng.uniform(0.25, 0.75, n - 1)) * (y1 - y0) + y0
+    bands = np.searchsorted(cuts, np.arange(h))[:, None] * np.ones((1, w), int)
+    hues = rng.permutation(6)[:n]
+    palette = np.array([[200, 40, 40], [40, 160, 60], [40, 70, 200], [230, 200, 40], [240, 240, 235],
+                        [40, 40, 45]], np.float32)[hues]
+    palette = np.clip(palette + rng.uniform(-20, 20, palette.shape), 0, 255)
+    xx = np.linspace(-1, 1, w, dtype=np.float32)[None, :]
+    shade = (1 + 0.25 * np.cos((xx - (cx / w * 2 - 1)) * 2.2))[..., None] * 0.85
+    img = np.clip(palette[bands] * shade, 0, 255)
+    parts = sorted((mask & (bands == i) for i in range(n)), key=lambda m: -int(m.sum()))
+    return img, mask, [p for p in parts if p.any()]
+
+
+def two_tone_scene(w: int, h: int, rng: np.random.Generator, background: str = "studio") -> Scene:
+    """A multi-coloured product on a studio backdrop (``studio``) or a real photo (``real``); the whole
+    product is the object, ``parts`` holds its colour regions."""
+    if background == "studio":
+        bg = backdrop(w, h, rng, "gradient")
+    else:
+        bg = real_background(REAL_BACKGROUNDS[rng.integers(len(REAL_BACKGROUNDS))], w, h)
+    size = min(w, h) * rng.uniform(0.4, 0.6)
+    obj, mask, parts = two_tone_product(w, h, w * rng.uniform(0.4, 0.6), h * rng.uniform(0.45, 0.55), size, rng)
+    scene = _finish(paste(bg, obj, mask), mask, bg, rng, f"two-tone-{background}")
+    scene.parts = parts
+    return scene
+
+
+@dataclass
+class Prompt:
+    """One way a user may point at a scene's object: ``kind`` says which; ``good`` is whether it is a
+    prompt a careful user would give (deep click, box) or one that goes wrong."""
+
+    kind: str
+    points: tuple = ()
+    boxes: tuple = ()
+    good: bool = True
+
+
+def prompts(scene: Scene, rng: np.random.Generator) -> list[Prompt]:
+    """Good prompts (a click deep inside, the tight box, a box 10 % looser) and clicks that go wrong: near
+    the object's edge (2–4 px inside), on the background next to it (6–16 px outside), and, for a
+    multi-coloured object, on one of its smaller colour parts."""
+    h, w = scene.mask.shape
+    m8 = scene.mask.astype(np.uint8)
+    inside = cv2.distanceTransform(m8, cv2.DIST_L2, 5)
+    outside = cv2.distanceTransform(1 - m8, cv2.DIST_L2, 5)
+    x0, y0, x1, y1 = scene.box
+    mx, my = 0.1 * (x1 - x0), 0.1 * (y1 - y0)
+    loose = (max(0, int(x0 - mx)), max(0, int(y0 - my)), min(w, int(x1 + mx)), min(h, int(y1 + my)))
+    out = [Prompt("click", points=(scene.point,)), Prompt("box", boxes=(scene.box,)),
+           Prompt("loose box", boxes=(loose,))]
+
+    def pick(where: np.ndarray):
+        cand = np.argwhere(where)
+        if len(cand) == 0:
+            return None
+        y, x = cand[rng.integers(len(cand))]
+        return int(x), int(y)
+
+    p = pick((inside >= 2) & (inside <= 4))
+    if p:
+        out.append(Prompt("edge click", points=(p,), good=False))
+    margin = np.zeros((h, w), bool)
+    margin[2:-2, 2:-2] = True
+    p = pick((outside >= 6) & (outside <= 16) & margin)
+    if p:
+        out.append(Prompt("background click", points=(p,), good=False))
+    if scene.parts and len(scene.parts) > 1:
+        part = scene.parts[-1].astype(np.uint8)
+        d = cv2.distanceTransform(part, cv2.DIST_L2, 5)
+        p = pick(d >= 0.6 * d.max())
+        if p:
+            out.append(Prompt("part click", points=(p,), good=False))
+    return out

@@ -12,6 +12,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))  # scenes.py: synthetic photos with ground truth
 
 
+@pytest.fixture(autouse=True)
+def notices_on_stderr():
+    """Notices on stderr as the CLI shows them, whatever an earlier test or pytest's logging plugin set."""
+    from autoinpaint.log import configure
+
+    configure(quiet=False)
+    yield
+
+
 @dataclass
 class CliResult:
     code: int
@@ -102,3 +111,16 @@ def ray_session(s3_server):
         yield ray.get_runtime_context().gcs_address
     finally:
         shutdown()
+
+
+def pytest_addoption(parser):
+    parser.addoption("--fuzz-cases", type=int, default=None,
+                     help="mutations per input in tests/test_fuzz.py (default 24, or $AUTOINPAINT_FUZZ_CASES)")
+
+
+@pytest.fixture(scope="session")
+def fuzz_cases(request) -> int:
+    import os
+
+    value = request.config.getoption("--fuzz-cases") or os.environ.get("AUTOINPAINT_FUZZ_CASES")
+    return int(value) if value else 24

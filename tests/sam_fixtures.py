@@ -1,5 +1,6 @@
 """Tiny SAM checkpoints for the tests, built from ``segment_anything.modeling`` and saved as
-``.pth`` state dicts, so they load through the same code path as the published checkpoints."""
+``.pth`` state dicts, so they load through the same code path as the published checkpoints; and a
+spy on the decoder calls of any SAM segmenter."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -50,3 +51,22 @@ def save_sam_checkpoint(path: Path, tiny: bool = True, **arch) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), path)
     return path
+
+
+def count_predict_calls(seg, monkeypatch) -> list:
+    """Record every decoder call of ``seg`` (a SAM segmenter of any family): the padded point batch
+    B×N×2, boxes B×4, mask input B×1×h×w and the multimask flag."""
+    calls = []
+    original = seg._decode
+
+    def spy(*args):
+        points, _, boxes, multimask, mask_input = args[-5:]
+        n = max(len(c) for c in points)
+        calls.append({"coords": (len(points), n, 2) if n else None,
+                      "boxes": None if boxes is None else tuple(boxes.shape),
+                      "mask_input": None if mask_input is None else tuple(mask_input.shape),
+                      "multimask": multimask})
+        return original(*args)
+
+    monkeypatch.setattr(seg, "_decode", spy)
+    return calls

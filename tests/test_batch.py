@@ -63,7 +63,7 @@ def records(outdir: Path) -> list[dict]:
 
 def snapshot(folder: Path) -> dict:
     return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())
-            if p.name != "manifest.jsonl"}
+            if p.is_file() and p.name != "manifest.jsonl"}
 
 
 @pytest.fixture(scope="module")

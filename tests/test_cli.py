@@ -84,7 +84,7 @@ def test_preview_written(cli, photo, tmp_path):
     out, prev = tmp_path / "o.png", tmp_path / "p.png"
     assert cli("remove", photo, "--rect", "100,80,140,120", "-o", out, "--preview", prev, *FAST).code == 0
     w, h = Image.open(prev).size
-    assert h == 240 and w == 3 * 320 + 12
+    assert 240 < h < 300 and w == 3 * 320 + 12   # three 240 px panels and the mask's verdict under them
 
 
 def test_input_never_overwritten(cli, photo):

@@ -98,9 +98,9 @@ def test_edit_in_memory_equals_run_edit_on_a_file(tmp_path):
 def test_pipeline_slices_by_step_name():
     pipeline = build_pipeline("remove", CLASSICAL)
     names = [s.name for s in pipeline.steps]
-    assert names == ["load", "segment", "mask", "inpaint", "composite", "save"]
+    assert names == ["load", "detect", "segment", "mask", "assess", "inpaint", "composite", "save"]
     head = pipeline[:"mask"]
-    assert isinstance(head, Pipeline) and [s.name for s in head.steps] == ["load", "segment", "mask"]
+    assert isinstance(head, Pipeline) and [s.name for s in head.steps] == ["load", "detect", "segment", "mask"]
     assert pipeline["inpaint"].name == "inpaint"
     from autoinpaint import EditState
 

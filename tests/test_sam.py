@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sam_fixtures import TINY, build_sam_model, save_sam_checkpoint  # noqa: E402
+from sam_fixtures import TINY, build_sam_model, count_predict_calls, save_sam_checkpoint  # noqa: E402
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("segment_anything")
@@ -180,21 +180,6 @@ def tiny_seg(sam_tiny_checkpoint, sam_home) -> SamSegmenter:
     return SamSegmenter(sam_tiny_checkpoint, device="cpu", precision="fp32")
 
 
-def count_predict_calls(seg: SamSegmenter, monkeypatch) -> list:
-    calls = []
-    original = seg.predictor.predict_torch
-
-    def spy(coords, labels, boxes=None, mask_input=None, multimask_output=True, **kw):
-        calls.append({"coords": None if coords is None else tuple(coords.shape),
-                      "boxes": None if boxes is None else tuple(boxes.shape),
-                      "mask_input": None if mask_input is None else tuple(mask_input.shape),
-                      "multimask": multimask_output})
-        return original(coords, labels, boxes, mask_input, multimask_output, **kw)
-
-    monkeypatch.setattr(seg.predictor, "predict_torch", spy)
-    return calls
-
-
 def test_points_negatives_boxes_and_batching(tiny_seg, sam_photo, monkeypatch):
     image = photo_array(sam_photo)
     calls = count_predict_calls(tiny_seg, monkeypatch)
@@ -311,7 +296,7 @@ def test_cache_is_size_bounded_and_clearable(sam_home, cli):
 
 def test_models_list_and_verify(sam_home, cli, sam_tiny_checkpoint):
     result = cli("models", "list", "--json")
-    rows = {r["name"]: r for r in json.loads(result.out)}
+    rows = {r["name"]: r for r in json.loads(result.out) if r["family"] == "sam"}  # detectors are listed too
     assert set(rows) == {"vit_b", "vit_l", "vit_h"} and rows["vit_b"]["size"] == 375_042_383
     assert rows["vit_b"]["url"].startswith("https://dl.fbaipublicfiles.com/segment_anything/")
     assert all(len(r["sha256"]) == 64 and r["path"] is None for r in rows.values())

@@ -23,6 +23,7 @@ from .manifest import ManifestSnapshot
 from .recipe import Defaults, Task, iter_tasks
 
 DONE_STATUSES = ("done", "skipped")  # records whose output is complete and current
+RETRY_STATUSES = ("failed", "not_found")  # records after which the row runs again
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class RunIndex:
 
     def load(self, records: Iterable[dict]) -> None:
         """Replay manifest records, oldest first: a done/skipped record sets its output's entry, a
-        failed one clears it (a failed row is always retried)."""
+        failed or not_found one clears it (such a row is always retried)."""
         for rec in records:
             output = rec.get("output")
             if not output:
@@ -55,7 +56,7 @@ class RunIndex:
             if rec.get("status") in DONE_STATUSES:
                 self._db.execute("INSERT OR REPLACE INTO done VALUES (?, ?, ?)",
                                  (output, rec.get("hash"), rec.get("output_size")))
-            elif rec.get("status") == "failed":
+            elif rec.get("status") in RETRY_STATUSES:
                 self._db.execute("DELETE FROM done WHERE output = ?", (output,))
 
     def previous(self, output: str) -> dict | None:

@@ -3,7 +3,8 @@
 One recipe row names one image (a path, or a glob that expands to several rows) and may carry
 
 * a selection: ``points`` / ``negatives`` / ``boxes`` / ``rects`` / ``ellipses`` (pixels, or fractions
-  0..1 with ``relative: true``), ``mask`` (a mask file);
+  0..1 with ``relative: true``), ``mask`` (a mask file), ``text`` (a phrase, phrases separated by ``;``,
+  or a list: a detector finds them; a row where nothing is found gets the status ``not_found``);
 * ``action`` (``remove``, ``replace``, ``fill`` or ``mask``) and the prompt fields (``prompt``,
   ``negative_prompt``, ...);
 * any :class:`~autoinpaint.api.EditOptions` field as a per-row override (``dilate``, ``inpainter``, ...);
@@ -32,7 +33,7 @@ from typing import IO, Any, Iterator
 from ..api import ACTIONS, EditOptions
 from ..errors import InputError
 from ..image_io import FORMAT_BY_SUFFIX
-from ..selection import Selection, parse_numbers
+from ..selection import Selection, clean_texts, parse_numbers
 from ..storage import (absolute, canonical, glob, has_magic, identity, is_dir, is_file, join, list_files,
                        open_binary, parent, same, suffix)
 from ..storage import name as file_name
@@ -48,6 +49,7 @@ _SELECTION_KEYS = {"point": "points", "points": "points", "negative": "negatives
                    "box": "boxes", "boxes": "boxes", "rect": "rects", "rects": "rects",
                    "ellipse": "ellipses", "ellipses": "ellipses"}
 _SHAPES = {"points": 2, "negatives": 2, "boxes": 4, "rects": 4, "ellipses": 4}
+_TEXT_KEYS = ("text", "texts")
 _IGNORED_KEYS = {"id", "note", "notes", "comment"}
 _OPTION_FIELDS = {f.name: f for f in dataclasses.fields(EditOptions)}
 
@@ -80,6 +82,12 @@ class Task:
     error_type: str | None = None
     previous: dict | None = None
 
+    @property
+    def param_hash(self) -> str:
+        """:func:`param_hash` of this row, computed when asked (it costs a ``stat`` or a HEAD request
+        per file, so the worker asks, not the planner)."""
+        return param_hash(self.input, self.selection, self.action, self.options, self.output)
+
     def to_payload(self) -> dict:
         """A JSON-friendly dict (for Ray rows); :meth:`from_payload` inverts it."""
         return dataclasses.asdict(self)
@@ -87,7 +95,8 @@ class Task:
     @classmethod
     def from_payload(cls, d: dict) -> "Task":
         s = d["selection"]
-        sel = Selection(**{k: (tuple(tuple(v) for v in s[k]) if k in _SHAPES else s[k]) for k in s})
+        sel = Selection(**{k: (tuple(tuple(v) for v in s[k]) if k in _SHAPES
+                               else tuple(s[k]) if k == "texts" else s[k]) for k in s})
         return cls(**{**d, "selection": sel, "options": EditOptions(**d["options"])})
 
 
@@ -120,19 +129,39 @@ def iter_raw_rows(path: str | os.PathLike) -> Iterator[tuple[int, dict | None, s
             yield from _iter_yaml(fh, str(path))
 
 
+MAX_ROW_BYTES = 1 << 20  # a recipe row longer than this is recorded as malformed, not parsed
+
+
+def _bad_utf8(raw: bytes) -> str | None:
+    """None when ``raw`` is UTF-8, else where it is not (for the row's error)."""
+    try:
+        raw.decode("utf-8")
+        return None
+    except UnicodeDecodeError as exc:
+        return f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+
+
+def _too_long(raw: bytes) -> str | None:
+    return (f"the row is {len(raw):,} bytes, over the limit of {MAX_ROW_BYTES:,}" if len(raw) > MAX_ROW_BYTES
+            else None)
+
+
 def _iter_jsonl(fh: IO[bytes]):
     for number, raw in enumerate(fh, 1):
-        try:
-            text = raw.decode("utf-8").strip()
-        except UnicodeDecodeError as exc:
-            yield number, None, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+        problem = _too_long(raw) or _bad_utf8(raw)
+        if problem:
+            yield number, None, problem
             continue
+        text = raw.decode("utf-8").strip().lstrip("\ufeff")
         if not text or text.startswith("#") or text.startswith("//"):
             continue
         try:
             row = json.loads(text)
         except json.JSONDecodeError as exc:
             yield number, None, f"not valid JSON ({exc.msg} at column {exc.colno})"
+            continue
+        except RecursionError:
+            yield number, None, "not valid JSON (nested too deeply)"
             continue
         if not isinstance(row, dict):
             yield number, None, f"expected a JSON object, got {type(row).__name__}"
@@ -141,14 +170,27 @@ def _iter_jsonl(fh: IO[bytes]):
 
 
 def _iter_csv(fh: IO[bytes]):
-    reader = csv.reader(io.TextIOWrapper(fh, encoding="utf-8", newline=""))
+    reader = csv.reader(io.TextIOWrapper(fh, encoding="utf-8", errors="surrogateescape", newline=""))
     header = None
-    for cells in reader:
+    while True:
+        start = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield start, None, f"not valid CSV ({exc})"
+            continue
         number = reader.line_num
-        if not cells or all(not c.strip() for c in cells) or cells[0].lstrip().startswith("#"):
+        if any(_has_surrogates(c) for c in cells):
+            bad = next(c for c in cells if _has_surrogates(c))
+            raw = bad.encode("utf-8", "surrogateescape")
+            yield number, None, _bad_utf8(raw) or "not valid UTF-8"
+            continue
+        if not cells or all(not c.strip() for c in cells) or cells[0].lstrip("\ufeff ").startswith("#"):
             continue
         if header is None:
-            header = [c.strip() for c in cells]
+            header = [c.strip().lstrip("\ufeff") for c in cells]
             continue
         if len(cells) > len(header):
             yield number, None, f"{len(cells)} cells but the header has {len(header)} columns"
@@ -157,20 +199,31 @@ def _iter_csv(fh: IO[bytes]):
         yield number, row, None
 
 
+def _has_surrogates(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
 def _iter_yaml(fh: IO[bytes], path: str):
     import yaml
 
-    try:
-        text = fh.read().decode("utf-8")  # the recipe text only; rows are built one by one
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not valid UTF-8") from None
+    raw = fh.read()  # the recipe text only; rows are built one by one
+    text = raw.decode("utf-8", errors="replace").lstrip("\ufeff")
+    bad_lines = {n for n, line in enumerate(raw.split(b"\n"), 1) if _bad_utf8(line) or _too_long(line)}
+    if bad_lines:
+        yield from _iter_yaml_items(text, raw, bad_lines, path)
+        return
     loader = yaml.SafeLoader(text)
     try:
         try:
             root = loader.get_single_node()
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise InputError(f"{path}: not valid YAML" + (f" (line {mark.line + 1})" if mark else "")) from None
+        except yaml.YAMLError:
+            root = None
+            broken = True
+        else:
+            broken = False
+        if broken:
+            yield from _iter_yaml_items(text, raw, bad_lines, path)
+            return
         if root is None:
             return
         nodes = root.value if isinstance(root, yaml.SequenceNode) else None
@@ -181,20 +234,60 @@ def _iter_yaml(fh: IO[bytes], path: str):
         if nodes is None:
             raise InputError(f"{path}: a YAML recipe is a list of rows (or a mapping with a 'rows' list)")
         for node in nodes:
-            number = node.start_mark.line + 1
-            try:
-                row = loader.construct_document(node)
-            except yaml.YAMLError as exc:
-                yield number, None, f"cannot read the row ({exc})"
-                continue
-            if isinstance(row, str):
-                row = {"input": row}
-            if not isinstance(row, dict):
-                yield number, None, f"expected a mapping, got {type(row).__name__}"
-                continue
-            yield number, row, None
+            yield _yaml_row(loader, node, node.start_mark.line + 1)
     finally:
         loader.dispose()
+
+
+def _yaml_row(loader, node, number: int) -> tuple[int, dict | None, str | None]:
+    import yaml
+
+    try:
+        row = loader.construct_document(node)
+    except (yaml.YAMLError, RecursionError) as exc:
+        return number, None, f"cannot read the row ({str(exc).splitlines()[0] if str(exc) else exc})"
+    if isinstance(row, str):
+        row = {"input": row}
+    if not isinstance(row, dict):
+        return number, None, f"expected a mapping, got {type(row).__name__}"
+    return number, row, None
+
+
+def _iter_yaml_items(text: str, raw: bytes, bad_lines: set[int], path: str):
+    """A YAML list whose whole cannot be parsed (a broken row, bytes that are not UTF-8, an over-long
+    line): each top-level ``- `` item is parsed on its own, so one bad row costs only that row."""
+    import yaml
+
+    lines = text.split("\n")
+    starts = [i for i, line in enumerate(lines) if line.startswith("- ") or line.rstrip() == "-"]
+    if not starts:
+        raise InputError(f"{path}: not valid YAML, and not a list of rows ('- input: ...' lines) that could be "
+                         f"read one by one")
+    for k, first in enumerate(starts):
+        last = starts[k + 1] if k + 1 < len(starts) else len(lines)
+        number = first + 1
+        own = set(range(number, last + 1))
+        if own & bad_lines:
+            bad = min(own & bad_lines)
+            line = raw.split(b"\n")[bad - 1]
+            yield number, None, _too_long(line) or _bad_utf8(line) or "not valid UTF-8"
+            continue
+        chunk = "\n".join(lines[first:last])
+        loader = yaml.SafeLoader(chunk)
+        try:
+            try:
+                root = loader.get_single_node()
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                where = f" (line {number + mark.line})" if mark else ""
+                yield number, None, f"not valid YAML{where}: {getattr(exc, 'problem', None) or 'cannot parse'}"
+                continue
+            if not isinstance(root, yaml.SequenceNode) or len(root.value) != 1:
+                yield number, None, "not valid YAML: expected one '- ' row"
+                continue
+            yield _yaml_row(loader, root.value[0], number)
+        finally:
+            loader.dispose()
 
 
 # ----------------------------------------------------------------------------------------------- parsing
@@ -220,6 +313,17 @@ def _coords(value: Any, n: int, what: str) -> tuple[tuple[float, ...], ...]:
                 raise InputError(f"{what} must be {n} numbers, got {item!r}")
         return tuple(out)
     raise InputError(f"{what} must be a string like '10,20' or a list of numbers, got {value!r}")
+
+
+def _phrases(value: Any) -> tuple[str, ...]:
+    """``"price sticker"``, ``"sticker; logo"`` or ``["sticker", "logo"]`` → validated phrases."""
+    if value is None or value == "" or value == []:
+        return ()
+    if isinstance(value, str):
+        value = [p for p in value.split(";") if p.strip()]
+    if not isinstance(value, (list, tuple)):
+        raise InputError(f"text must be a phrase or a list of phrases, got {value!r}")
+    return clean_texts(value)
 
 
 def _to_bool(value: Any, what: str) -> bool:
@@ -298,6 +402,9 @@ def _task_from_row(row: dict, line: int, base: str, outdir: str, defaults: Defau
         if key in _SELECTION_KEYS:
             target = _SELECTION_KEYS[key]
             sel_values[target] = sel_values.get(target, ()) + _coords(row.pop(key), _SHAPES[target], f"--{key}")
+    for key in _TEXT_KEYS:
+        if key in row:
+            sel_values["texts"] = clean_texts(sel_values.get("texts", ()) + _phrases(row.pop(key)))
     mask = row.pop("mask", None)
     relative = row.pop("relative", None)
     action = str(row.pop("action", defaults.action)).strip().lower()
@@ -325,7 +432,7 @@ def _task_from_row(row: dict, line: int, base: str, outdir: str, defaults: Defau
         if relative is not None:
             selection = dataclasses.replace(selection, relative=_to_bool(relative, "relative"))
     if selection.is_empty:
-        raise InputError("nothing selected: give points, boxes, rects, ellipses or a mask "
+        raise InputError("nothing selected: give points, boxes, text, rects, ellipses or a mask "
                          "(in the row or on the command line)")
 
     full = join(base, os.path.expanduser(pattern))
@@ -355,7 +462,7 @@ def iter_tasks(source: str | os.PathLike, outdir: str | os.PathLike, defaults: D
             continue
         try:
             yield from _task_from_row(row, line, base, os.fspath(outdir), defaults)
-        except InputError as exc:
+        except (InputError, ValueError, TypeError, OSError, RecursionError) as exc:  # one bad row, not the batch
             raw = row.get("input") or row.get("image") or row.get("path")
             yield Task(line=line, input=str(raw) if raw is not None else None, error=f"line {line}: {exc}",
                        error_type="RecipeError")
@@ -370,7 +477,7 @@ def image_files(folder: str) -> Iterator[str]:
 
 def _folder_tasks(folder: str, outdir: str, defaults: Defaults) -> Iterator[Task]:
     if defaults.selection.is_empty:
-        raise InputError("folder mode needs a selection for every image: --point, --box, --rect, "
+        raise InputError("folder mode needs a selection for every image: --point, --box, --text, --rect, "
                          "--ellipse or --mask (use --relative for fractions of the size)")
     if same(outdir, folder) and not defaults.output:
         raise InputError("the output folder is the input folder: outputs would replace the inputs; "

@@ -31,10 +31,11 @@ from ..storage import (absolute, canonical, ensure_folder, exists, is_dir, is_fi
 from .manifest import MANIFEST_NAME, open_manifest
 from .plan import Plan, plan_tasks
 from .recipe import Defaults, Task, count_tasks
+from .review import save_thumbnails, write_page
 from .worker import THREAD_VARS as _THREAD_VARS
 from .worker import base_record, execute_task, init_worker
 
-STATUSES = ("done", "skipped", "failed")  # always in the summary; other statuses are counted as they come
+STATUSES = ("done", "skipped", "failed", "not_found")  # always in the summary; other statuses are counted as they come
 
 
 class BatchFailed(AutoinpaintError):
@@ -168,6 +169,7 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
     total = count_tasks(source, outdir, defaults) if progress else None
     book = open_manifest(manifest_spec)
     counts = dict.fromkeys(STATUSES, 0)
+    in_doubt = 0
 
     from tqdm import tqdm
 
@@ -177,11 +179,17 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
     started = time.perf_counter()
 
     def record(rec: dict) -> None:
+        nonlocal in_doubt
         rec.setdefault("error", None)
+        thumbs = rec.pop("thumbnails", None)
+        if thumbs:  # a row in doubt: its thumbnails go to OUTDIR/review/, their paths to the manifest
+            rec["thumbnails"] = save_thumbnails(outdir, rec, thumbs)
         rec["engine"] = engine
         rec["finished"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         book.append(rec)
         counts[rec["status"]] = counts.get(rec["status"], 0) + 1
+        if rec.get("review"):
+            in_doubt += 1
         bar.update(1)
         if rec["status"] == "failed":
             bar.set_postfix(failed=counts["failed"], refresh=False)
@@ -189,6 +197,8 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
                 where = f"line {rec['line']}" + (f" ({rec['input']})" if rec.get("input") else "")
                 err = rec["error"] if rec["error"].startswith("line ") else f"{where}: {rec['error']}"
                 (bar.write if progress else log)(f"failed: {err}")
+        elif rec["status"] == "not_found" and not quiet:
+            (bar.write if progress else log)(f"not found: line {rec['line']} ({rec['input']}): {rec['error']}")
 
     try:
         if engine == "ray":
@@ -206,6 +216,8 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
         finally:
             bar.close()
     seconds = time.perf_counter() - started
-    return {"total": sum(counts.values()), **counts, "seconds": round(seconds, 3),
+    page, in_review = write_page(outdir, manifest_spec)  # rows in doubt, this run's and earlier ones
+    return {"total": sum(counts.values()), **counts, "review": in_doubt, "in_review": in_review,
+            "review_page": str(page) if in_review else None, "seconds": round(seconds, 3),
             "images_per_minute": round(counts["done"] / seconds * 60, 2) if seconds > 0 else 0.0,
             "engine": engine, "workers": workers, "outdir": outdir, "manifest": manifest_spec}

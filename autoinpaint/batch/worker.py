@@ -12,9 +12,9 @@ import os
 import sys
 import time
 
-from ..errors import AutoinpaintError
+from ..errors import AutoinpaintError, NotFoundError
 from ..storage import make_parents, size
-from .recipe import Task, param_hash
+from .recipe import Task
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -26,7 +26,7 @@ def base_record(task: Task) -> dict:
 
 def execute_task(task: Task) -> dict:
     """Skip, or edit one image through ``autoinpaint.api.run_edit``; never raises: failures are records
-    (``status`` done, skipped or failed; ``model_loads``: models this process has loaded so far)."""
+    (``status`` done, skipped, not_found or failed; ``model_loads``: models this process has loaded so far)."""
     from ..registry import MODELS
 
     record = base_record(task)
@@ -36,6 +36,8 @@ def execute_task(task: Task) -> dict:
     else:
         try:
             _skip_or_edit(task, record)
+        except NotFoundError as exc:  # --text matched nothing: an answer, counted apart from failures
+            record.update(status="not_found", error=str(exc), error_type=type(exc).__name__)
         except AutoinpaintError as exc:
             record.update(status="failed", error=str(exc), error_type=type(exc).__name__)
         except MemoryError:
@@ -53,7 +55,7 @@ def execute_task(task: Task) -> dict:
 def _skip_or_edit(task: Task, record: dict) -> None:
     from ..api import run_edit, summary
 
-    record["hash"] = param_hash(task.input, task.selection, task.action, task.options, task.output)
+    record["hash"] = task.param_hash
     prev = task.previous
     if prev and prev.get("hash") == record["hash"] and size(task.output) == prev.get("output_size"):
         record.update(status="skipped", error=None, output_size=prev["output_size"])
@@ -63,7 +65,23 @@ def _skip_or_edit(task: Task, record: dict) -> None:
     s = summary(state, task.action)
     record.update(status="done", error=None, timings=s["timings"], size=s["size"], mask_pixels=s["mask_pixels"],
                   bbox=s["bbox"], segmenter=s["segmenter"], inpainter=s["inpainter"],
-                  output_size=size(task.output))
+                  output_size=None if state.stop else size(task.output))
+    record.update(_review(state))
+    if "detections" in s:
+        record["detections"] = s["detections"]
+
+
+def _review(state) -> dict:
+    """A mask in doubt: ``review: true``, its reasons and thumbnails for OUTDIR/review.html; with
+    ``--on-doubt skip`` nothing was written and the status is ``skipped``."""
+    quality = state.metadata.get("quality") or {}
+    if quality.get("verdict") != "doubt":
+        return {"quality": {"verdict": quality.get("verdict", "ok")}} if quality else {}
+    from .review import thumbnails
+
+    return {"review": True, "quality": {"verdict": "doubt", "reasons": quality.get("reasons", [])},
+            "written": not state.stop, "thumbnails": thumbnails(state),
+            **({"status": "skipped", "skipped_because": "doubt"} if state.stop else {})}
 
 
 def set_threads(threads: int | None) -> None:

@@ -1,6 +1,7 @@
 """The ``autoinpaint`` command: a thin click layer over ``autoinpaint.api``.
 
-Exit codes: 0 ok; 2 bad input or usage; 3 a model or checkpoint is missing; 1 anything unexpected.
+Exit codes: 0 ok; 2 bad input or usage (or --on-doubt fail); 3 a model or checkpoint is missing; 4 skipped
+because the mask was in doubt (--on-doubt skip); 1 anything unexpected.
 """
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import sys
 
 import click
 
-EXIT_CODES_HELP = ("Exit codes: 0 ok; 2 bad input or usage; 3 a model or checkpoint is missing "
-                   "(the message says how to get it); 1 anything unexpected.")
+EXIT_CODES_HELP = ("Exit codes: 0 ok; 2 bad input or usage (or a mask in doubt with --on-doubt fail); 3 a model "
+                   "or checkpoint is missing (the message says how to get it); 4 skipped: the mask was in doubt "
+                   "(--on-doubt skip); 1 anything unexpected.")
 
 
 @click.group(epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"],
@@ -30,8 +32,9 @@ from .batch import batch  # noqa: E402
 from .edit import mask, remove  # noqa: E402
 from .models import cache, models  # noqa: E402
 from .replace import fill, replace  # noqa: E402
+from .serve import serve  # noqa: E402
 
-for _command in (remove, replace, fill, mask, batch, models, cache):
+for _command in (remove, replace, fill, mask, batch, models, cache, serve):
     main.add_command(_command)
 
 
@@ -40,7 +43,9 @@ def run(argv: list[str] | None = None) -> None:
     from ..errors import AutoinpaintError
 
     try:
-        main.main(args=argv, standalone_mode=False, prog_name="autoinpaint")
+        code = main.main(args=argv, standalone_mode=False, prog_name="autoinpaint")
+        if isinstance(code, int) and code:  # a command ended with click.exceptions.Exit(code), e.g. 4
+            sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:  # usage errors: bad option, missing argument, bad value

@@ -5,11 +5,13 @@ import json
 
 import click
 
-from .options import (diffusion_options, mask_options, model_option, model_options, options_from, selection_from,
-                      selection_options)
+from .options import (diffusion_options, doubt_option, mask_options, model_option, model_options, options_from,
+                      selection_from, selection_options)
 
-EPILOG = ("Exit codes: 0 every row done or skipped; 1 some row failed (see the manifest) or "
-          "anything unexpected; 2 bad usage (unreadable recipe, bad option, missing bucket).")
+EPILOG = ("Exit codes: 0 every row done, skipped or not_found (its --text matched nothing: counted apart, "
+          "nothing written for it; rows in doubt are marked review in the manifest and listed in "
+          "OUTDIR/review.html); 1 some row failed (see the manifest) or anything unexpected; 2 bad "
+          "usage (unreadable recipe, bad option, missing bucket).")
 
 
 @click.command(epilog=EPILOG)
@@ -44,6 +46,7 @@ EPILOG = ("Exit codes: 0 every row done or skipped; 1 some row failed (see the m
 @model_options
 @diffusion_options
 @model_option
+@doubt_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or per-row messages on stderr.")
 def batch(source: str, outdir: str, manifest: str | None, workers: int | None, engine: str,
@@ -59,6 +62,7 @@ def batch(source: str, outdir: str, manifest: str | None, workers: int | None, e
     \b
     autoinpaint batch recipe.jsonl -o cleaned/ --segmenter classical --workers 4
     autoinpaint batch shots/ --point 0.5,0.92 --relative -o cleaned/
+    autoinpaint batch shots/ --text "price sticker" -o cleaned/
     autoinpaint batch recipe.csv -o cleaned/ --engine ray --ray-address auto
     autoinpaint batch s3://shop/recipe.csv -o s3://shop/cleaned --engine ray
 
@@ -66,6 +70,7 @@ def batch(source: str, outdir: str, manifest: str | None, workers: int | None, e
     recipe.jsonl:
     {"input": "shots/a.jpg", "points": [[412, 300]]}
     {"input": "shots/b_*.jpg", "box": "0.1,0.8,0.3,0.95", "relative": true, "dilate": 12}
+    {"input": "shots/c.jpg", "text": ["price sticker", "watermark"]}
     """
     from ..batch import BatchFailed, Defaults, run_batch
 
@@ -85,8 +90,13 @@ def batch(source: str, outdir: str, manifest: str | None, workers: int | None, e
     if as_json:
         click.echo(json.dumps(result))
     elif not quiet:
-        click.echo(f"batch: {result['done']} done, {result['skipped']} skipped, {result['failed']} failed "
-                   f"of {result['total']} in {result['seconds']:.1f} s ({result['images_per_minute']:.1f} "
-                   f"images/min); manifest {result['manifest']}", err=True)
+        not_found = f", {result['not_found']} not found" if result.get("not_found") else ""
+        click.echo(f"batch: {result['done']} done, {result['skipped']} skipped, {result['failed']} failed{not_found} of "
+                   f"{result['total']} in {result['seconds']:.1f} s ({result['images_per_minute']:.1f} images/min), "
+                   f"{result['review']} in doubt; manifest {result['manifest']}", err=True)
+    if result.get("review_page"):
+        n = result["in_review"]
+        click.echo(f"Warning: {n} mask{' is' if n == 1 else 's are'} in doubt: check {'it' if n == 1 else 'them'} "
+                   f"in {result['review_page']}", err=True)
     if result["failed"]:
         raise BatchFailed(f"{result['failed']} of {result['total']} rows failed; see {result['manifest']}")

@@ -5,25 +5,29 @@ import click
 
 from .options import diffusion_options, edit_command, run_and_report
 
+EPILOG = ("Exit codes: 0 ok; 2 bad input or usage (or --on-doubt fail); 3 model missing; 4 skipped: the mask "
+          "was in doubt (--on-doubt skip); 1 unexpected.")
 
-@click.command(epilog="Exit codes: 0 ok; 2 bad input or usage; 3 model missing; 1 unexpected.")
+
+@click.command(epilog=EPILOG)
 @click.argument("image", type=click.Path(dir_okay=False))
 @edit_command
 @diffusion_options
 def remove(image: str, **kw) -> None:
     """Remove the selected object from IMAGE and fill the hole.
 
-    Select with clicks (--point, --negative), boxes (--box) or drawn shapes (--rect, --ellipse,
-    --mask). Only pixels under the (dilated, feathered) mask change; every other pixel stays
-    bit-identical, and the output keeps the input's size, format, quality and bit depth.
+    Select with clicks (--point, --negative), boxes (--box), words (--text) or drawn shapes
+    (--rect, --ellipse, --mask). Only pixels under the (dilated, feathered) mask change; every other
+    pixel stays bit-identical, and the output keeps the input's size, format, quality and bit depth.
 
     \b
     autoinpaint remove samples/catalogue_sticker.jpg --point 527,442 -o outputs/clean.jpg
+    autoinpaint remove photo.jpg --text "price sticker" -o clean.jpg
     """
     run_and_report(image, "remove", kw)
 
 
-@click.command(epilog="Exit codes: 0 ok; 2 bad input or usage; 3 model missing; 1 unexpected.")
+@click.command(epilog=EPILOG)
 @click.argument("image", type=click.Path(dir_okay=False))
 @edit_command
 def mask(image: str, **kw) -> None:

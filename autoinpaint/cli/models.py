@@ -95,6 +95,11 @@ def verify(names: tuple[str, ...], as_json: bool) -> None:
     rows = []
     for ckpt in (checkpoints.known(n) for n in names or checkpoints.KNOWN):  # checkpoint files
         path = checkpoints.find_checkpoint(ckpt.name)
+        converted = checkpoints.find_weights(ckpt.name) if ckpt.converted else None
+        if path is None and converted is not None:  # verified at download, converted, original removed
+            rows.append({"name": ckpt.name, "path": str(converted), "ok": True, "problem": None,
+                         "note": "safetensors conversion of the verified download; the original was removed"})
+            continue
         if path is None and not names:
             continue
         problem = checkpoints.verify(path, ckpt) if path else "missing"

@@ -34,6 +34,20 @@ selection_options = _compose(
                  help="Select a drawn rectangle (repeatable), like ImageDraw.rectangle."),
     click.option("--ellipse", "ellipses", multiple=True, metavar="X0,Y0,X1,Y1",
                  help="Select a drawn ellipse in this bounding box (repeatable)."),
+    click.option("--text", "texts", multiple=True, metavar="PHRASE",
+                 help='Say what to select, e.g. --text "price sticker" (repeatable): a detector finds it and '
+                      "its boxes go to the segmenter. Nothing found: exit 2, nothing written."),
+    click.option("--detector", default=EditOptions.detector, show_default=True,
+                 metavar="auto|grounding-dino-tiny|grounding-dino-base|owlv2|ID|PATH",
+                 help="Model for --text (auto = the first one present here, else grounding-dino-tiny)."),
+    click.option("--box-threshold", type=click.FloatRange(0, 1), default=None, metavar="F",
+                 help="--text: keep boxes scoring at least F (default 0.30 Grounding DINO, 0.10 OWLv2)."),
+    click.option("--text-threshold", type=click.FloatRange(0, 1), default=None, metavar="F",
+                 help="--text, Grounding DINO: the phrase's own words must score at least F (default 0.25)."),
+    click.option("--pick", type=click.Choice(["all", "best", "largest"]), default=EditOptions.pick,
+                 show_default=True, help="--text: every detection, or the best / largest one of each phrase."),
+    click.option("--max-objects", type=click.IntRange(min=1), default=None, metavar="N",
+                 help="--text: keep at most N detections in all (highest scores first)."),
 )
 
 mask_options = _compose(
@@ -65,12 +79,15 @@ def _padding(ctx, param, value):
 
 
 model_options = _compose(
-    click.option("--segmenter", default="auto", show_default=True, metavar="auto|classical|sam|sam:vit_b|PATH",
-                 help="auto = SAM when a checkpoint is found, else the classical OpenCV segmenter."),
+    click.option("--segmenter", default="auto", show_default=True,
+                 metavar="auto|classical|sam|sam:vit_b|sam2.1-tiny|NAME|HUB_ID|PATH",
+                 help="auto = the first SAM model present in the order of `autoinpaint models list`, else "
+                      "the classical OpenCV segmenter. NAME/HUB_ID/folder = a transformers SAM model."),
     click.option("--inpainter", default="auto", show_default=True,
-                 metavar="auto|hybrid|patchmatch|telea|ns|NAME|PATH",
-                 help="auto = hybrid (PatchMatch detail on Navier-Stokes colours; classical, no weights); "
-                      "NAME/PATH = a diffusion model."),
+                 metavar="auto|lama|hybrid|patchmatch|telea|ns|NAME|PATH",
+                 help="auto = lama when its weights are present (autoinpaint models download lama), else "
+                      "hybrid (PatchMatch detail on Navier-Stokes colours; classical, no weights); "
+                      "PATH = LaMa weights, NAME/PATH = a diffusion model."),
     click.option("--padding-mask-crop", default=str(EditOptions.padding_mask_crop), show_default=True,
                  callback=_padding, metavar="PX|off",
                  help="Inpaint only a crop around the mask with PX pixels of context; 'off' = whole image."),
@@ -85,6 +102,13 @@ model_options = _compose(
                  help="Extra SAM passes feeding the mask's low-res logits back as mask_input."),
     click.option("--max-pixels", type=click.IntRange(min=1), default=None, metavar="N",
                  help="Refuse images over N pixels (default 100 million, or $AUTOINPAINT_MAX_PIXELS)."),
+    click.option("--lama-max-side", type=click.IntRange(min=16), default=EditOptions.lama_max_side,
+                 show_default=True, metavar="PX",
+                 help="LaMa: a crop whose long side is over PX runs downscaled to PX; the fill is "
+                      "upscaled back into the hole only."),
+    click.option("--trust-checkpoint", is_flag=True,
+                 help="LaMa: load weights that need TorchScript or unpickling (which can run code) even "
+                      "when their SHA-256 is not one autoinpaint publishes."),
 )
 
 output_options = _compose(
@@ -100,10 +124,17 @@ output_options = _compose(
 )
 
 
+doubt_option = click.option(
+    "--on-doubt", "on_doubt", type=click.Choice(["write", "skip", "fail"]), default="write", show_default=True,
+    help="When the mask is in doubt (a 'Warning:' line says why): write the result anyway, skip "
+         "(write nothing, exit code 4; batch: record the row), or fail (exit code 2, write nothing).")
+
+
 def selection_from(kw: dict) -> Selection:
     """Pop the selection options out of a command's keyword arguments."""
     return Selection.from_strings(kw.pop("points"), kw.pop("negatives"), kw.pop("boxes"), kw.pop("rects"),
-                                  kw.pop("ellipses"), kw.pop("mask_path"), kw.pop("relative"))
+                                  kw.pop("ellipses"), kw.pop("mask_path"), kw.pop("relative"),
+                                  texts=kw.pop("texts", ()))
 
 
 def options_from(kw: dict) -> EditOptions:
@@ -117,8 +148,11 @@ def options_from(kw: dict) -> EditOptions:
 
 def edit_command(f):
     """All option groups of an editing command, in help order."""
-    return functools.wraps(f)(_compose(selection_options, mask_options, model_options, output_options)(f))
+    return functools.wraps(f)(_compose(selection_options, mask_options, model_options, output_options,
+                                       doubt_option)(f))
 
+
+EXIT_SKIPPED = 4  # --on-doubt skip: the mask was in doubt, nothing was written
 
 SCHEDULER_CHOICES = ["default", "ddim", "pndm", "euler", "euler-a", "dpm++", "dpm++-karras", "unipc", "lms"]
 
@@ -154,7 +188,8 @@ diffusion_options = _compose(
                  help="Random seed: the same seed gives the same result (default: random, reported by --json)."),
     click.option("--dtype", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
                  help="Diffusion weights' precision (auto: fp16 on CUDA/MPS; on the CPU bf16 when it has "
-                      "bf16 instructions (AMX/AVX512-BF16, measured 1.3-2x faster), else fp32)."),
+                      "bf16 instructions (AMX/AVX512-BF16, measured 1.3-2x faster), else fp32). LaMa: fp32 "
+                      "or bf16, never fp16 (its FFTs do not support it)."),
     click.option("--offload", is_flag=True,
                  help="Model CPU offload (GPU only; also chosen automatically when free VRAM is short)."),
     click.option("--scheduler", default=None, type=click.Choice(SCHEDULER_CHOICES),
@@ -210,8 +245,14 @@ def run_and_report(image: str, action: str, kw: dict) -> None:
     with progress_bar(not options.quiet) as progress:
         state = run_edit(image, selection, options, action, output, mask_out, preview, progress)
     record = summary(state, action)
+    quality = state.metadata.get("quality") or {}
+    if quality.get("verdict") == "doubt":  # one line, even when quiet: the result needs a look
+        what = "skipped: nothing written" if state.stop else f"written anyway to {state.output_path}"
+        click.echo(f"Warning: the mask is in doubt: {'; '.join(quality['reasons'])} ({what})", err=True)
     if as_json:
         click.echo(json.dumps(record))
-    elif not options.quiet:
+    elif not options.quiet and not state.stop:
         click.echo(f"{action}: wrote {state.output_path} ({record['mask_pixels']} px edited, "
                    f"{record['timings']['total']:.2f} s)", err=True)
+    if state.stop:
+        raise click.exceptions.Exit(EXIT_SKIPPED)

@@ -9,7 +9,8 @@ import click
 
 from .options import diffusion_options, edit_command, model_option, run_and_report
 
-EPILOG = "Exit codes: 0 ok; 2 bad input or usage; 3 model missing; 1 unexpected."
+EPILOG = ("Exit codes: 0 ok; 2 bad input or usage (or --on-doubt fail); 3 model missing; 4 skipped: the mask "
+          "was in doubt (--on-doubt skip); 1 unexpected.")
 
 
 @click.command(epilog=EPILOG)

@@ -69,18 +69,32 @@ class Inpaint:
         return f"Inpaint({name!r}, padding_mask_crop={self.padding_mask_crop}, mode={self.request.mode!r})"
 
 
+AUTO_REMOVE_FAMILIES = ("lama",)  # learned removal models ``auto`` may choose for ``remove``, best first
+
+
 def resolve_auto(mode: str = "remove") -> tuple[str, str]:
-    """(spec, why) that ``auto`` stands for: the classical default (no weights needed)."""
-    return DEFAULT_CLASSICAL, f"{DEFAULT_CLASSICAL} (classical, needs no weights)"
+    """(spec, why) that ``auto`` stands for: for ``remove`` the first present model of
+    :func:`autoinpaint.registry.known` (``inpainter``) in :data:`AUTO_REMOVE_FAMILIES` (LaMa when its
+    weights are in the checkpoint folders), else the classical default (no weights needed)."""
+    from ..registry import known
+
+    if mode == "remove":
+        for model in known("inpainter"):
+            where = model.family in AUTO_REMOVE_FAMILIES and model.location()
+            if where:
+                return model.name, f"{model.name} ({model.description}; {where})"
+    return DEFAULT_CLASSICAL, (f"{DEFAULT_CLASSICAL} (classical, needs no weights; for learned removal get "
+                               "LaMa with: autoinpaint models download lama)")
 
 
 def load_inpainter(spec: str = "auto", **options) -> Inpainter:
     """Get an inpainter by name: ``auto`` (the best one present; the choice is logged), ``hybrid``,
-    ``patchmatch``, ``telea``, ``ns``, or a diffusion model alias / hub id / local path (see
-    :mod:`autoinpaint.inpaint.diffusion`), or any spec another registered family claims.
+    ``patchmatch``, ``telea``, ``ns``, ``lama`` or a LaMa weights file (:mod:`autoinpaint.inpaint.lama`),
+    or a diffusion model alias / hub id / local path (see :mod:`autoinpaint.inpaint.diffusion`), or any
+    spec another registered family claims.
 
     ``options`` are load-time values (``device``, ``dtype``, ``offload``, ``scheduler``,
-    ``resolution``, ...). Loaded once per process and reused."""
+    ``resolution``, ``lama_max_side``, ``trust_checkpoint``, ...). Loaded once per process and reused."""
     from ..registry import load
 
     options.pop("quiet", None)  # older callers; notices go through logging now

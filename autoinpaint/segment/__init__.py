@@ -58,6 +58,8 @@ class Segment:
 
         h, w = state.image.shape[:2]
         sel = state.selection.to_pixels(w, h)
+        if sel.texts:  # a Detect step turns phrases into boxes first (api.selection_steps)
+            raise InputError("text phrases need the Detect step before Segment")
         state.selection = sel
         mask = np.zeros((h, w), bool)
         if sel.has_prompts:
@@ -111,8 +113,10 @@ def resolve_auto() -> tuple[str, str]:
 
 def load_segmenter(spec: str = "auto", **options) -> Segmenter:
     """Get a segmenter: ``auto`` (the best model present, else the classical one; the choice is
-    logged), ``classical``, ``sam``, ``sam:vit_b|vit_l|vit_h``, a SAM ``.pth`` path, or any name,
-    hub id or path another registered family claims (:mod:`autoinpaint.registry`).
+    logged), ``classical``, ``sam``, ``sam:vit_b|vit_l|vit_h``, a SAM ``.pth`` path, a transformers
+    SAM model (``sam2.1-tiny`` and the other names of ``autoinpaint models list``, a hub id, a
+    ``save_pretrained`` folder: :mod:`.hf_sam`), or any name, hub id or path another registered
+    family claims (:mod:`autoinpaint.registry`).
 
     ``options`` are load-time values (``device``, ``precision``, ``cache``). Loaded once per process
     and reused. A missing model raises ModelMissingError (exit 3)."""

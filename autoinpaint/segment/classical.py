@@ -51,8 +51,26 @@ class ClassicalSegmenter(BaseSegmenter):
 
     def predict(self, embedding: np.ndarray, selection: Selection,
                 params: SegmentParams | None = None) -> SegmentResult:
-        """Mask (H×W bool) of what ``selection`` points at in the image ``embedding``."""
-        return SegmentResult(self.segment(embedding, selection))
+        """Mask (H×W bool) of what ``selection`` points at in the image ``embedding``, with the
+        segmenter's own evidence: ``separation`` (0..1), how well colour models of the object and of
+        its surroundings tell them apart along the outline (:func:`.evidence.colour_separation`,
+        measured on the working copy)."""
+        mask = self.segment(embedding, selection)
+        return SegmentResult(mask, {"separation": self.separation(embedding, mask)})
+
+    def separation(self, image: np.ndarray, mask: np.ndarray) -> float:
+        """:func:`.evidence.colour_separation` on a copy of at most ``work_size`` px."""
+        import cv2
+
+        from .evidence import colour_separation
+
+        h, w = mask.shape
+        scale = min(1.0, self.work_size / max(h, w))
+        if scale < 1:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            mask = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA) >= 0.5
+        return colour_separation(image, mask)
 
     def segment(self, image: np.ndarray, selection: Selection) -> np.ndarray:
         """H×W×3 uint8 RGB + pixel-space selection → H×W bool mask."""

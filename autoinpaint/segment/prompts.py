@@ -80,3 +80,59 @@ def choose_masks(masks: np.ndarray, iou: np.ndarray, select: str) -> np.ndarray:
     if select == "largest":
         return area.argmax(1)
     return np.where(area > 0, area, np.inf).argmin(1)
+
+
+def scale_coords(coords: np.ndarray, original_size: tuple[int, int],
+                 input_size: tuple[int, int]) -> np.ndarray:
+    """Pixel coordinates (…×2, x then y; boxes as …×4) of the ``original_size`` (H, W) image →
+    coordinates of the resized encoder input of ``input_size`` (H, W), as every SAM processor does."""
+    (h, w), (ih, iw) = original_size, input_size
+    scale = np.array([iw / w, ih / h] * (coords.shape[-1] // 2), np.float32)
+    return (np.asarray(coords, np.float32) * scale).astype(np.float32)
+
+
+def stability_scores(logits: np.ndarray, threshold: float = 0.0, offset: float = 1.0) -> np.ndarray:
+    """SAM's stability score per mask (…×h×w logits → …): the IoU of the masks thresholded at
+    ``threshold + offset`` and ``threshold - offset`` (1.0 for an empty mask)."""
+    flat = logits.reshape(*logits.shape[:-2], -1)
+    inter = (flat > threshold + offset).sum(-1).astype(np.float64)
+    union = (flat > threshold - offset).sum(-1).astype(np.float64)
+    return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+
+
+def run_prompts(selection: Selection, params, decode, upscale,
+                covered: tuple[float, float] = (1.0, 1.0)):
+    """The prediction every SAM family shares: prompts → one H×W bool mask and its scores.
+
+    ``decode(points, labels, boxes, multimask, mask_input)`` runs the prompt encoder and mask
+    decoder on one batch of prompts (as :func:`group_prompts` gives them, pixel coordinates;
+    ``mask_input`` B×1×h×w low-resolution logits or None) and returns (low-resolution logits
+    B×C×h×w, predicted IoU B×C) as numpy. ``upscale(logits B×h×w) -> H×W bool`` maps kept masks to
+    the image and unites them; it runs once per group, for the kept masks only, so a 12 MP photo
+    pays one full-resolution interpolation per click, not one per candidate. ``covered`` (fractions
+    of height and width): the part of the low-resolution grid that shows the image (SAM 1 pads the
+    input to a square), where ``largest``/``smallest`` measure area. ``params`` is a
+    :class:`~.base.SegmentParams`.
+    Returns a :class:`~.base.SegmentResult` with the lowest predicted IoU and stability score of
+    the kept masks."""
+    from .base import SegmentResult
+
+    mask = None
+    ious: list[float] = []
+    stabilities: list[float] = []
+    for group in group_prompts(selection):
+        points, labels, boxes = group
+        multimask = wants_multimask(params.select, params.multimask, group)
+        logits, iou = decode(points, labels, boxes, multimask, None)
+        vh, vw = (int(np.ceil(f * n)) for f, n in zip(covered, logits.shape[-2:]))
+        rows = np.arange(len(points))
+        best = choose_masks(logits[..., :vh, :vw] > 0, iou, params.select)
+        kept, kept_iou = logits[rows, best], iou[rows, best]
+        for _ in range(params.refine):
+            logits, iou = decode(points, labels, boxes, False, kept[:, None])
+            kept, kept_iou = logits[:, 0], iou[:, 0]
+        united = upscale(kept)
+        mask = united if mask is None else mask | united
+        ious += kept_iou.tolist()
+        stabilities += stability_scores(kept).tolist()
+    return SegmentResult(mask, {"iou": min(ious), "stability": min(stabilities)})

@@ -22,10 +22,12 @@ from ..errors import InputError, ModelMissingError
 from ..device import resolve_device
 from ..device import resolve_precision as _resolve_precision
 from ..device import cpu_bf16_is_faster  # noqa: F401 - re-exported
+from ..device import decoder_threads as _decoder_threads
 from ..selection import Selection
 from .base import BaseSegmenter, SegmentParams, SegmentResult
 from .embedding_cache import Embedding, EmbeddingCache
-from .prompts import choose_masks, group_prompts, pad_points, wants_multimask
+from .prompts import pad_points, run_prompts
+from .upscale import upscale_masks
 
 _HEADS = ("prompt_encoder.", "mask_decoder.")
 SAM_CHECKPOINTS = ("vit_b", "vit_l", "vit_h")  # fastest first
@@ -246,26 +248,6 @@ def resolve_precision(precision: str, device: str, cache: bool = True) -> str:
     return _resolve_precision(precision, device, remember=cache, cuda="bf16", mps="fp32")
 
 
-@contextlib.contextmanager
-def _decoder_threads(device: str):
-    """On a busy CPU, one intra-op thread while the prompt decoder runs: its matmuls are small, and
-    with several threads a busy core stalls every OpenMP barrier (measured here with one other
-    busy process: 1.07 s with 2 threads, 0.16 s with 1). On an idle CPU all threads are faster
-    (0.075 s vs 0.13 s here), so the choice follows the 1-minute load average;
-    AUTOINPAINT_DECODER_THREADS=1 forces one thread."""
-    import torch
-
-    before = torch.get_num_threads()
-    busy = hasattr(os, "getloadavg") and os.getloadavg()[0] > (os.cpu_count() or 1) - 0.5
-    if device == "cpu" and before > 1 and (busy or os.environ.get("AUTOINPAINT_DECODER_THREADS") == "1"):
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
-
-
 # -- the segmenter ------------------------------------------------------------------------------
 
 class SamSegmenter(BaseSegmenter):
@@ -273,9 +255,10 @@ class SamSegmenter(BaseSegmenter):
 
     :meth:`embed` runs the image encoder once per image (or restores the embedding from the cache);
     :meth:`predict` runs only the prompt encoder and mask decoder. Points in one call are one
-    prompt; several boxes are predicted in one batch through ``SamPredictor.predict_torch`` (one mask
-    per box, each box together with the points and negative points inside it) and the masks are
-    united. Points outside every box form one more prompt with all negative points.
+    prompt; several boxes are predicted in one decoder batch (one mask per box, each box together
+    with the points and negative points inside it) and the masks are united. Points outside every
+    box form one more prompt with all negative points (:func:`.prompts.run_prompts`, shared with
+    the transformers families of :mod:`.hf_sam`).
 
     Arguments:
       checkpoint (str or Path): SAM checkpoint (``.pth`` state dict or ``.safetensors``).
@@ -298,6 +281,7 @@ class SamSegmenter(BaseSegmenter):
         self.encoder_runs = 0
         self._lock = threading.RLock()  # the predictor holds one image at a time
         self._current = None  # the Embedding the predictor holds now
+        self._dense_pe = None  # the prompt encoder's positional encoding of the embedding grid
         head = self.cache.get_head(self.fingerprint)
         if head is not None:
             self.config, tensors = head
@@ -392,55 +376,46 @@ class SamSegmenter(BaseSegmenter):
         import torch
 
         params = params or SegmentParams()
+        covered = tuple(n / self.config["img_size"] for n in embedding.input_size)  # the rest is padding
         with self._lock, torch.inference_mode():
             self._restore(embedding)
             with _decoder_threads(self.device):
-                return self._segment(tuple(embedding.original_size), selection, params)
+                return run_prompts(selection, params, self._decode, self._upscale, covered)
 
-    def _predict(self, points: list[np.ndarray], labels: list[np.ndarray],
-                 boxes: np.ndarray | None, multimask: bool, mask_input=None):
-        """Batched ``predict_torch``. ``points[i]`` (n_i×2 pixels) and ``labels[i]`` (1 = object,
-        0 = background) are padded with label -1 (no point) to a common length; ``boxes`` is
-        B×4 (x0, y0, x1, y1) pixels or None. Returns masks B×C×H×W bool, IoU B×C, logits
-        B×C×256×256 as numpy / torch."""
+    def _decode(self, points: list[np.ndarray], labels: list[np.ndarray],
+                boxes: np.ndarray | None, multimask: bool, mask_input: np.ndarray | None = None):
+        """``predict_torch`` without the upscaling: prompt encoder and mask decoder on B prompts.
+        ``points[i]`` (n_i×2 pixels) and ``labels[i]`` (1 = object, 0 = background) are padded with
+        label -1 (no point) to a common length; ``boxes`` is B×4 (x0, y0, x1, y1) pixels or None;
+        ``mask_input`` B×1×h×w low-resolution logits or None. Returns low-resolution logits B×C×h×w
+        and predicted IoU B×C as numpy."""
         import torch
 
-        p = self.predictor
-        coords_t = labels_t = boxes_t = None
+        p, model = self.predictor, self.model
+        point_prompt = boxes_t = masks_t = None
         if max(len(c) for c in points):
             coords, labs = pad_points(points, labels)
             coords = p.transform.apply_coords(coords, p.original_size)
-            coords_t = torch.as_tensor(coords, dtype=torch.float, device=self.device)
-            labels_t = torch.as_tensor(labs, dtype=torch.int, device=self.device)
+            point_prompt = (torch.as_tensor(coords, dtype=torch.float, device=self.device),
+                            torch.as_tensor(labs, dtype=torch.int, device=self.device))
         if boxes is not None:
             boxes_t = torch.as_tensor(p.transform.apply_boxes(boxes, p.original_size),
                                       dtype=torch.float, device=self.device)
-        masks, iou, low = p.predict_torch(coords_t, labels_t, boxes_t, mask_input,
-                                          multimask_output=multimask)
-        return masks.cpu().numpy(), iou.float().cpu().numpy(), low
+        if mask_input is not None:
+            masks_t = torch.as_tensor(mask_input, dtype=torch.float, device=self.device)
+        sparse, dense = model.prompt_encoder(points=point_prompt, boxes=boxes_t, masks=masks_t)
+        if self._dense_pe is None:  # depends on the weights only: once per model, not per click
+            self._dense_pe = model.prompt_encoder.get_dense_pe()
+        low, iou = model.mask_decoder(image_embeddings=p.features, image_pe=self._dense_pe,
+                                      sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                                      multimask_output=multimask)
+        return low.float().cpu().numpy(), iou.float().cpu().numpy()
 
-    def _segment(self, size: tuple[int, int], selection: Selection, params: SegmentParams) -> SegmentResult:
-        import torch
-        from segment_anything.utils.amg import calculate_stability_score
-
-        mask = np.zeros(size, bool)
-        ious, stabilities = [], []
-        for group in group_prompts(selection):
-            points, labels, boxes = group
-            multimask = wants_multimask(params.select, params.multimask, group)
-            masks, iou, low = self._predict(points, labels, boxes, multimask)
-            rows = np.arange(len(points))
-            best = choose_masks(masks, iou, params.select)
-            chosen, chosen_iou = masks[rows, best], iou[rows, best]
-            logits = low[torch.as_tensor(rows), torch.as_tensor(best)][:, None]
-            for _ in range(params.refine):
-                masks, iou, logits = self._predict(points, labels, boxes, False, logits)
-                chosen, chosen_iou = masks[:, 0], iou[:, 0]
-            stability = calculate_stability_score(logits.float(), self.model.mask_threshold, 1.0)
-            mask |= chosen.any(0)
-            ious += chosen_iou.tolist()
-            stabilities += stability.reshape(-1).cpu().tolist()
-        return SegmentResult(mask, {"iou": min(ious), "stability": min(stabilities)})
+    def _upscale(self, logits: np.ndarray) -> np.ndarray:
+        """Kept low-resolution logits B×h×w → the union of their masks at the image size
+        (``Sam.postprocess_masks`` > 0, computed only where the mask can be)."""
+        p = self.predictor
+        return upscale_masks(logits, p.original_size, p.input_size, self.config["img_size"])
 
     def __repr__(self) -> str:
         return (f"SamSegmenter({str(self.checkpoint)!r}, device={self.device!r}, "

@@ -1,0 +1,329 @@
+"""SAM 2.1, SAM and SAM-HQ through transformers, behind the :class:`~.base.Segmenter` interface.
+
+One implementation for every Hugging Face SAM checkpoint (``Sam2Model``, ``SamModel``,
+``SamHQModel``): the image encoder runs once per image (:meth:`HFSamSegmenter.embed`, cached in
+memory and on disk by :mod:`.embedding_cache`), each click runs only the prompt encoder and mask
+decoder (:meth:`HFSamSegmenter.predict`), with the prompt handling every SAM family shares
+(:func:`.prompts.run_prompts`). The families differ only in what the encoder hands the decoder
+(:data:`FAMILIES`): SAM 1 one feature map, SAM-HQ also an early ViT feature map, SAM 2 two more
+high-resolution maps; and in how the image is resized (SAM 1 pads the longest side to a square,
+SAM 2 stretches to it).
+
+Models come from :mod:`autoinpaint.hub` (a name of :data:`ALIASES`, a hub id from the local Hugging
+Face cache, or a ``save_pretrained`` folder) and load from safetensors only. torch and transformers
+are imported when a model is loaded, not before.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import hub
+from ..device import decoder_threads, resolve_device
+from ..device import resolve_precision as _resolve_precision
+from ..errors import InputError, ModelMissingError
+from ..log import logger, notice
+from ..registry import HF_SAM_ALIASES as ALIASES
+from ..selection import Selection
+from .base import BaseSegmenter, SegmentParams, SegmentResult
+from .embedding_cache import Embedding, EmbeddingCache
+from .prompts import pad_points, run_prompts, scale_coords
+from .upscale import upscale_masks
+from .sam import checkpoint_fingerprint
+
+
+@dataclass(frozen=True)
+class SamFamily:
+    """What differs between the SAM families that transformers implements.
+
+    name: short name used in segmenter names (``sam2``, ``sam``, ``sam-hq``).
+    model_types: ``config.json`` ``model_type`` values of the family (published SAM 2.1
+        checkpoints are ``sam2_video``; their image part loads as ``Sam2Model``).
+    processor: transformers image-processor class.
+    pads: the encoder input is the image resized to its longest side and padded to a square
+        (SAM 1, SAM-HQ), rather than stretched to the square (SAM 2).
+    """
+
+    name: str
+    model_types: tuple[str, ...]
+    processor: str
+    pads: bool
+
+
+FAMILIES = (
+    SamFamily("sam2", ("sam2", "sam2_video"), "Sam2ImageProcessor", pads=False),
+    SamFamily("sam-hq", ("sam_hq",), "SamImageProcessor", pads=True),
+    SamFamily("sam", ("sam",), "SamImageProcessor", pads=True),
+)
+
+
+def family_of(config: dict, where: str) -> SamFamily:
+    """The :class:`SamFamily` of a ``config.json``; ModelMissingError for any other model."""
+    model_type = str(config.get("model_type", ""))
+    for family in FAMILIES:
+        if model_type in family.model_types:
+            return family
+    raise ModelMissingError(f"{where} is not a SAM model (config.json model_type {model_type!r}; expected one "
+                            f"of {', '.join(t for f in FAMILIES for t in f.model_types)})")
+
+
+def load_hf_sam_segmenter(spec: str, device: str = "auto", precision: str = "auto",
+                          cache: bool = True) -> "HFSamSegmenter":
+    """An :class:`HFSamSegmenter` for ``spec``: a name of :data:`ALIASES` (``sam2.1-tiny``,
+    ``sam-vit-base``, ``slimsam``, ``sam-hq-vit-base``, ...), a hub id, or a ``save_pretrained``
+    folder.
+
+    A hub model must be in the local Hugging Face cache (``AUTOINPAINT_ALLOW_DOWNLOAD=1`` lets it be
+    downloaded, ``HF_HUB_OFFLINE`` forbids that); otherwise ModelMissingError (exit 3) with the
+    ``hf download`` command. A folder whose weights are pickles is refused (exit 3)."""
+    source = hub.resolve(spec, ALIASES, marker="config.json", what="SAM model", flag="--segmenter")
+    options = {"device": device, "precision": precision, "cache": cache}
+    if source.kind == "file":
+        raise InputError(f"{source.location}: a transformers SAM model is a folder (save_pretrained), "
+                         "not a single file; a segment-anything checkpoint ends in .pth")
+    if source.kind == "folder":
+        return HFSamSegmenter(source.location, **options)
+    folder = hub.snapshot_folder(source.location)
+    if folder is None:
+        notice(f"downloading {source.location} (allowed by AUTOINPAINT_ALLOW_DOWNLOAD)")
+        folder = hub.download(source.location)
+    name = spec.lower() if spec.lower() in ALIASES else source.location
+    try:
+        return HFSamSegmenter(folder, name=name, **options)
+    except ModelMissingError as exc:  # e.g. only the config was fetched
+        raise ModelMissingError(f"{exc}; {hub.fetch_hint(source.location, '--segmenter')}") from None
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """The identity of a model folder for the embedding cache: its configs, and for each safetensors
+    file the content hash the Hugging Face cache names its blob by, else size, modification time
+    and the first and last MiB (:func:`.sam.checkpoint_fingerprint`)."""
+    digest = hashlib.sha256()
+    for name in ("config.json", "preprocessor_config.json"):
+        if (folder / name).is_file():
+            digest.update(name.encode() + (folder / name).read_bytes())
+    for path in sorted(folder.rglob("*.safetensors")):
+        real = path.resolve()
+        digest.update(path.relative_to(folder).as_posix().encode())
+        if re.fullmatch(r"[0-9a-f]{64}", real.name) and real.parent.name == "blobs":
+            digest.update(real.name.encode())
+        else:
+            digest.update(f"{real.stat().st_mtime_ns}|{checkpoint_fingerprint(real)}".encode())
+    return digest.hexdigest()[:32]
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """transformers' loading reports and progress bars only when notices are shown."""
+    import logging
+
+    from transformers.utils import logging as tlog
+
+    quiet = not logger.isEnabledFor(logging.INFO)
+    verbosity = tlog.get_verbosity()
+    tlog.set_verbosity_error()  # unused video-memory weights of SAM 2.1 checkpoints are expected
+    if quiet:
+        tlog.disable_progress_bar()
+    try:
+        yield
+    finally:
+        tlog.set_verbosity(verbosity)
+        if quiet:
+            tlog.enable_progress_bar()
+
+
+class HFSamSegmenter(BaseSegmenter):
+    """A transformers SAM model (SAM 2.x, SAM, SAM-HQ) as a segmenter.
+
+    Arguments:
+      folder (str or Path): a ``save_pretrained`` folder (``config.json`` and ``*.safetensors``;
+        ``preprocessor_config.json`` if any) or a snapshot of the Hugging Face cache.
+      name (str): what :attr:`name` reports (default: ``FAMILY:FOLDER``).
+      device (str): ``auto``, ``cpu``, ``cuda`` or ``mps``.
+      precision (str): ``auto``, ``fp32``, ``bf16`` or ``fp16``: autocast dtype of the image
+        encoder (:func:`autoinpaint.device.resolve_precision`); the prompt encoder and mask
+        decoder always run in fp32.
+      cache (bool): also keep embeddings on disk (the in-process LRU is always on).
+
+    ``embed(image)`` returns an :class:`~.embedding_cache.Embedding` whose tensors are the
+    family's encoder outputs in fp32 (``features`` 1×256×64×64 for every family; SAM 2 adds
+    ``high_res_0`` 1×32×256×256 and ``high_res_1`` 1×64×128×128, SAM-HQ ``intermediate``
+    1×64×64×C, for the published 1024-pixel models).
+    """
+
+    def __init__(self, folder: str | Path, name: str | None = None, device: str = "auto",
+                 precision: str = "auto", cache: bool = True) -> None:
+        self.folder = Path(folder)
+        hub.require_safe_weights(self.folder, what="SAM model")
+        try:
+            config = json.loads((self.folder / "config.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelMissingError(f"cannot read {self.folder / 'config.json'}: {exc}") from None
+        self.family = family_of(config, str(self.folder))
+        self.name = name or f"{self.family.name}:{self.folder}"
+        self.device = resolve_device(device)
+        self.precision = _resolve_precision(precision, self.device, remember=cache, cuda="bf16", mps="fp32")
+        self.cache = EmbeddingCache(disk=cache)
+        self.fingerprint = folder_fingerprint(self.folder)
+        self.encoder_runs = 0
+        self._lock = threading.Lock()
+        self.model = self._load_model()
+        self.image_size = int(self.model.config.prompt_encoder_config.image_size)
+        self.processor = self._load_processor()
+
+    # -- loading ------------------------------------------------------------------------------
+    def _load_model(self):
+        import torch
+        from transformers import AutoModelForMaskGeneration
+
+        try:
+            with _quiet_transformers():
+                model, info = AutoModelForMaskGeneration.from_pretrained(
+                    str(self.folder), local_files_only=True, use_safetensors=True, dtype=torch.float32,
+                    output_loading_info=True)
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ModelMissingError(f"cannot load the SAM model in {self.folder}: {first}") from None
+        # transformers would fill missing or misshapen weights randomly: a silently wrong mask
+        bad = sorted(info.get("missing_keys") or []) + [str(k) for k in info.get("mismatched_keys") or []]
+        if bad:
+            raise ModelMissingError(f"the SAM model in {self.folder} lacks weights or has weights of another "
+                                    f"shape ({len(bad)}: {', '.join(bad[:3])}); it is incomplete or not this "
+                                    "architecture")
+        return model.eval().to(self.device)
+
+    def _load_processor(self):
+        """The folder's image processor (``preprocessor_config.json``), else the family's defaults
+        at the model's input size."""
+        import transformers
+
+        cls = getattr(transformers, self.family.processor)
+        if (self.folder / "preprocessor_config.json").is_file():
+            with _quiet_transformers():
+                return cls.from_pretrained(str(self.folder), local_files_only=True)
+        side = self.image_size
+        if self.family.pads:
+            return cls(size={"longest_edge": side}, pad_size={"height": side, "width": side})
+        return cls(size={"height": side, "width": side})
+
+    # -- the image encoder ----------------------------------------------------------------------
+    def _autocast(self):
+        import torch
+
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        if dtype is None or self.device == "mps":
+            return contextlib.nullcontext()
+        return torch.autocast("cuda" if self.device.startswith("cuda") else "cpu", dtype=dtype)
+
+    def embedding_key(self, image: np.ndarray) -> str:
+        """Cache key: image content, model fingerprint (weights and configs) and precision."""
+        digest = hashlib.blake2b(image.tobytes(), digest_size=16)
+        digest.update(repr(image.shape).encode())
+        return hashlib.sha256(f"{digest.hexdigest()}|hf-sam|{self.fingerprint}|{self.precision}".encode()
+                              ).hexdigest()[:40]
+
+    def embed(self, image: np.ndarray) -> Embedding:
+        """Embedding of ``image`` (H×W×3 uint8 RGB): from the cache, or by running the image encoder
+        (then cached in memory and on disk)."""
+        image = np.ascontiguousarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise InputError("SAM needs an H×W×3 uint8 RGB image")
+        key = self.embedding_key(image)
+        emb = self.cache.get(key)
+        if emb is not None:
+            return emb
+        with self._lock:
+            emb = self._encode(image)
+            self.encoder_runs += 1
+        self.cache.put(key, emb)
+        return emb
+
+    def _encode(self, image: np.ndarray) -> Embedding:
+        import torch
+
+        if not image.flags.writeable:  # torch warns on read-only arrays (e.g. np.asarray of a PIL image)
+            image = image.copy()
+        inputs = self.processor(images=image, return_tensors="pt")
+        pixels = inputs["pixel_values"].to(self.device)
+        if "reshaped_input_sizes" in inputs:
+            input_size = tuple(int(v) for v in inputs["reshaped_input_sizes"][0])
+        else:
+            input_size = tuple(pixels.shape[-2:])
+        # one intra-op thread when the cores are busy: 1.15x faster for SAM 2.1 tiny's encoder at load ~4-10
+        # here (benchmarks/bench_sam.py); all threads otherwise
+        with self._autocast(), torch.inference_mode(), decoder_threads(self.device):
+            out = self.model.get_image_embeddings(pixels)
+        if self.family.name == "sam2":
+            tensors = {"features": out[-1], "high_res_0": out[0], "high_res_1": out[1]}
+        elif self.family.name == "sam-hq":
+            tensors = {"features": out[0], "intermediate": out[1][0]}
+        else:
+            tensors = {"features": out}
+        tensors = {k: v.to(torch.float32).cpu().contiguous() for k, v in tensors.items()}
+        return Embedding(tensors, tuple(image.shape[:2]), input_size)
+
+    # -- prompts → mask -----------------------------------------------------------------------
+    def predict(self, embedding: Embedding, selection: Selection,
+                params: SegmentParams | None = None) -> SegmentResult:
+        """Mask of the object(s) that ``selection`` (pixel coordinates) points at, with the model's
+        predicted IoU and the stability score of the kept masks (the lowest over the prompts)."""
+        import torch
+
+        params = params or SegmentParams()
+        feats = {k: v.to(self.device, torch.float32) for k, v in embedding.tensors.items()}
+        covered = tuple(n / self.image_size for n in embedding.input_size)  # SAM 1 pads to the square
+
+        def decode(points, labels, boxes, multimask, mask_input):
+            return self._decode(feats, embedding, points, labels, boxes, multimask, mask_input)
+
+        with torch.inference_mode(), decoder_threads(self.device):
+            return run_prompts(selection, params, decode, lambda logits: self._upscale(embedding, logits),
+                               covered)
+
+    def _decode(self, feats: dict, emb: Embedding, points: list[np.ndarray], labels: list[np.ndarray],
+                boxes: np.ndarray | None, multimask: bool, mask_input: np.ndarray | None):
+        """One decoder call for B prompts, each in its own batch row (so each may carry a mask
+        input): returns low-resolution logits B×C×h×w and predicted IoU B×C as numpy."""
+        import torch
+
+        b = len(points)
+        kwargs = {"multimask_output": multimask}
+        if max(len(c) for c in points):
+            coords, labs = pad_points(points, labels)
+            kwargs["input_points"] = torch.from_numpy(
+                scale_coords(coords, emb.original_size, emb.input_size))[:, None].to(self.device)
+            kwargs["input_labels"] = torch.from_numpy(labs.astype(np.int64))[:, None].to(self.device)
+        if boxes is not None:
+            kwargs["input_boxes"] = torch.from_numpy(
+                scale_coords(boxes, emb.original_size, emb.input_size))[:, None].to(self.device)
+        if mask_input is not None:
+            kwargs["input_masks"] = torch.from_numpy(np.ascontiguousarray(mask_input)).to(self.device)
+        rows = {k: v.expand(b, *v.shape[1:]) for k, v in feats.items()}
+        if self.family.name == "sam2":
+            kwargs["image_embeddings"] = [rows["high_res_0"], rows["high_res_1"], rows["features"]]
+        else:
+            kwargs["image_embeddings"] = rows["features"]
+        if self.family.name == "sam-hq":
+            kwargs["intermediate_embeddings"] = [rows["intermediate"]]
+        if self.family.name == "sam2" and mask_input is not None:  # as SAM2ImagePredictor feeds logits back
+            kwargs["input_masks"] = kwargs["input_masks"].clamp(-32.0, 32.0)
+        out = self.model(**kwargs)
+        return (out.pred_masks[:, 0].float().cpu().numpy(), out.iou_scores[:, 0].float().cpu().numpy())
+
+    def _upscale(self, emb: Embedding, logits: np.ndarray) -> np.ndarray:
+        """Kept low-resolution logits B×h×w → the union of their masks at the image's H×W, as the
+        family's processor post-processes (SAM: to the padded square, crop, to the image size;
+        SAM 2: straight to the image size), computed only where the mask can be."""
+        return upscale_masks(logits, tuple(emb.original_size), tuple(emb.input_size),
+                             self.image_size if self.family.pads else None)
+
+    def __repr__(self) -> str:
+        return (f"HFSamSegmenter({str(self.folder)!r}, family={self.family.name!r}, device={self.device!r}, "
+                f"precision={self.precision!r})")

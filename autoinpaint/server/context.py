@@ -1,0 +1,34 @@
+"""What every route needs, built once by :func:`autoinpaint.server.app.create_app` (no globals):
+the options, the folder, the sessions, the jobs, what the server offers and reports."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+
+from ..api import EditOptions
+from .config import Limits
+from .editing import Offered
+from .jobs import JobManager
+from .security import Folder
+from .sessions import SessionStore
+
+
+@dataclass
+class ServerContext:
+    options: EditOptions
+    limits: Limits
+    sessions: SessionStore
+    jobs: JobManager
+    offered: Offered
+    folder: Folder | None = None
+    token: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+def context(request: Request) -> ServerContext:
+    """FastAPI dependency: the app's context."""
+    return request.app.state.context

@@ -1,0 +1,113 @@
+"""Open images: a bounded LRU of :class:`~autoinpaint.editor.Editor` sessions.
+
+Each page that opens a photo gets a session with an unguessable id. At most ``max_sessions``
+are kept, and at most ``max_bytes`` of decoded pixels: opening one more closes the least recently
+used (its pending embedding is cancelled), so memory does not grow with use. A session serialises
+its own clicks (``lock``); a long edit runs on a fork of it (:meth:`Editor.fork`), so clicks go on
+meanwhile.
+"""
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..api import EditOptions
+from ..editor import Editor
+from .errors import NotFound
+
+
+@dataclass
+class Session:
+    """One open photo. ``source``: its path relative to the served folder (None when uploaded);
+    ``name``: the file name shown and used for downloads; ``last``: the key of the last selection
+    (a repeated selection with other mask values re-runs only the mask stage)."""
+
+    id: str
+    editor: Editor
+    name: str
+    source: str | None = None
+    display_max_side: int | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    last: Any = None
+    used: float = field(default_factory=time.monotonic)
+
+    @property
+    def nbytes(self) -> int:
+        state = self.editor.state
+        return int(state.image.nbytes) if state is not None and state.image is not None else 0
+
+
+class SessionStore:
+    """The LRU of sessions.
+
+    Args:
+        options: every session's defaults (the server's EditOptions).
+        max_sessions: how many images stay open.
+        max_bytes: bound on the decoded pixels of all open images (the newest is always kept).
+        display_max_side: longest side of the display copy (px).
+    """
+
+    def __init__(self, options: EditOptions, max_sessions: int = 8, max_bytes: int = 2 << 30,
+                 display_max_side: int | None = 2048):
+        self.options = options
+        self.max_sessions = max(1, max_sessions)
+        self.max_bytes = max_bytes
+        self.display_max_side = display_max_side
+        self._items: OrderedDict[str, Session] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def open(self, image, name: str, source: str | None = None) -> Session:
+        """Decode ``image`` (bytes or a path), make its display copy, start its embedding in the
+        background and keep it. Raises InputError / TooLargeError for a bad or over-large image."""
+        editor = Editor(self.options).open(image, embed=False)
+        editor.display(self.display_max_side)  # the page asks for it next
+        editor.start_embedding()
+        session = Session(secrets.token_urlsafe(12), editor, name, source, self.display_max_side)
+        evicted = []
+        with self._lock:
+            self._items[session.id] = session
+            while len(self._items) > self.max_sessions or (
+                    len(self._items) > 1 and sum(s.nbytes for s in self._items.values()) > self.max_bytes):
+                evicted.append(self._items.popitem(last=False)[1])
+        for old in evicted:
+            old.editor.close()
+        return session
+
+    def get(self, session_id: str) -> Session:
+        """The session ``session_id`` (now the most recently used); NotFound (404) otherwise."""
+        with self._lock:
+            session = self._items.get(session_id)
+            if session is None:
+                raise NotFound(f"no open image {session_id!r} (it may have been closed to free memory: "
+                               "open it again)")
+            self._items.move_to_end(session_id)
+            session.used = time.monotonic()
+            return session
+
+    def close(self, session_id: str) -> None:
+        with self._lock:
+            session = self._items.pop(session_id, None)
+        if session is None:
+            raise NotFound(f"no open image {session_id!r}")
+        session.editor.close()
+
+    def clear(self) -> None:
+        with self._lock:
+            items, self._items = list(self._items.values()), OrderedDict()
+        for session in items:
+            session.editor.close()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, session_id: str) -> bool:
+        return session_id in self._items
+
+    @property
+    def nbytes(self) -> int:
+        with self._lock:
+            return sum(s.nbytes for s in self._items.values())

@@ -1,0 +1,461 @@
+// autoinpaint's page: plain JavaScript on the JSON API of docs/server.md (nothing else).
+// Coordinates sent to the API are full-resolution pixels; the canvas shows the display copy.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  info: null,
+  image: null,        // the /api/images response of the open photo
+  base: null,         // HTMLImageElement: the display copy
+  prompts: [],        // [{kind: "point"|"negative"|"box", value: [...]}] in full-resolution pixels
+  overlay: null,      // canvas: the tinted alpha at display size
+  maskSeq: 0,         // request counter: only the newest mask response is drawn
+  maskBusy: false, maskAgain: false,
+  job: null,          // the running job's id
+  result: null,       // {job, image: HTMLImageElement, filename}
+  showBefore: false,
+  drag: null,         // {x0, y0, x1, y1, moved} in display pixels while the pointer is down
+  detections: [],
+};
+
+// Extensions (e.g. a text box that proposes boxes) add request fields and read mask responses.
+const extensions = { selectionFields: [], maskListeners: [] };
+window.autoinpaint = {
+  addSelectionFields(fn) { extensions.selectionFields.push(fn); },
+  onMask(fn) { extensions.maskListeners.push(fn); },
+  requestMask: () => requestMask(),
+  state,
+};
+
+// ------------------------------------------------------------------------------------------- api
+async function api(method, path, body) {
+  const init = { method, headers: {} };
+  if (body instanceof FormData) init.body = body;
+  else if (body !== undefined) { init.body = JSON.stringify(body); init.headers["content-type"] = "application/json"; }
+  const res = await fetch(path, init);
+  const kind = res.headers.get("content-type") || "";
+  const data = kind.includes("application/json") ? await res.json() : null;
+  if (!res.ok) throw new Error((data && data.error) || `${res.status} ${res.statusText}`);
+  return data;
+}
+
+function showError(message) {
+  const el = $("error");
+  el.textContent = message || "";
+  el.hidden = !message;
+}
+
+function loadImage(src) {
+  return new Promise((resolve, reject) => {
+    const img = new Image();
+    img.onload = () => resolve(img);
+    img.onerror = () => reject(new Error("could not load " + src));
+    img.src = src;
+  });
+}
+
+// ------------------------------------------------------------------------------------------- start
+async function start() {
+  try {
+    state.info = await api("GET", "/api/info");
+  } catch (err) { showError(err.message); return; }
+  renderModels();
+  const d = state.info.defaults || {};
+  $("dilate").value = d.dilate ?? 8; $("feather").value = d.feather ?? 4;
+  sliderLabels();
+  fillSelect($("inpainter"), state.info.inpainters, state.info.inpainter);
+  fillSelect($("model"), state.info.models, state.info.model);
+  if (state.info.folder) {
+    $("folder").hidden = false;
+    $("folder-name").textContent = state.info.folder + "/";
+    listFiles();
+  }
+}
+
+function renderModels(segmenter) {
+  const i = state.info;
+  const seg = segmenter || i.segmenter || i.segmenter_spec;
+  const segText = i.segmenter_classical ? "classical (OpenCV GrabCut)" : seg;
+  const inp = i.inpainter_classical ? `${i.inpainter} (classical)` : i.inpainter;
+  $("models").textContent = `Segmenter: ${segText} · Inpainter: ${inp} · Replace/Fill model: ${i.model}`;
+  const hint = $("hint");
+  if (i.segmenter_classical) {
+    hint.hidden = false;
+    hint.innerHTML = "Classical fallback. For Segment Anything masks run <code>autoinpaint models download vit_b</code>";
+  }
+}
+
+function fillSelect(select, values, current) {
+  select.innerHTML = "";
+  for (const v of values || []) {
+    const o = document.createElement("option");
+    o.value = o.textContent = v;
+    if (v === current) o.selected = true;
+    select.appendChild(o);
+  }
+}
+
+async function listFiles() {
+  try {
+    const data = await api("GET", "/api/files");
+    const ul = $("files");
+    ul.innerHTML = "";
+    for (const f of data.files) {
+      const li = document.createElement("li");
+      const b = document.createElement("button");
+      b.textContent = f.path;
+      b.title = `${f.path} (${(f.size / 1e6).toFixed(1)} MB)`;
+      b.dataset.path = f.path;
+      b.onclick = () => openImage({ path: f.path });
+      li.appendChild(b);
+      ul.appendChild(li);
+    }
+    if (data.truncated) ul.insertAdjacentHTML("beforeend", "<li class=help>(list cut short)</li>");
+  } catch (err) { showError(err.message); }
+}
+
+// ------------------------------------------------------------------------------------------- open
+async function openImage(source) {
+  showError("");
+  let body;
+  if (source instanceof File) { body = new FormData(); body.append("file", source, source.name); }
+  else body = source;
+  $("empty").textContent = "Opening…";
+  try {
+    const image = await api("POST", "/api/images", body);
+    const base = await loadImage(image.display.url);
+    if (state.image) api("DELETE", `/api/images/${state.image.id}`).catch(() => {});
+    Object.assign(state, { image, base, prompts: [], overlay: null, result: null, showBefore: false,
+                           detections: [] });
+    const canvas = $("canvas");
+    canvas.width = base.naturalWidth; canvas.height = base.naturalHeight;
+    $("empty").hidden = true;
+    $("photo-info").textContent = `${image.name}: ${image.width}×${image.height} ${image.format}` +
+      (image.bit_depth > 8 ? `, ${image.bit_depth}-bit` : "");
+    for (const b of document.querySelectorAll("#files button")) b.classList.toggle("current", b.dataset.path === image.path);
+    $("result").hidden = true;
+    setMaskInfo(null);
+    updateButtons();
+    render();
+    watchEmbedding(image.id);
+  } catch (err) {
+    $("empty").textContent = "Open a photo, then click the object you want gone.";
+    showError(err.message);
+  }
+}
+
+async function watchEmbedding(id) {
+  const busy = $("busy");
+  let info = state.image;
+  while (state.image && state.image.id === id && info.embedding !== "ready") {
+    busy.hidden = false;
+    await new Promise((r) => setTimeout(r, 500));
+    try { info = await api("GET", `/api/images/${id}`); } catch { break; }
+  }
+  if (!state.image || state.image.id === id) busy.hidden = true;
+}
+
+// ------------------------------------------------------------------------------------------- selection
+function toFull(x, y) { const s = state.image.display.scale; return [x / s, y / s]; }
+function toDisplay(x, y) { const s = state.image.display.scale; return [x * s, y * s]; }
+
+function canvasPoint(ev) {
+  const canvas = $("canvas");
+  const r = canvas.getBoundingClientRect();
+  const x = (ev.clientX - r.left) * canvas.width / r.width;
+  const y = (ev.clientY - r.top) * canvas.height / r.height;
+  return [Math.min(Math.max(x, 0), canvas.width - 0.01), Math.min(Math.max(y, 0), canvas.height - 0.01)];
+}
+
+function selectionBody() {
+  const body = { points: [], negatives: [], boxes: [], rects: [] };
+  const keys = { point: "points", negative: "negatives", box: "boxes", rect: "rects" };
+  for (const p of state.prompts) body[keys[p.kind]].push(p.value.map((v) => Math.round(v * 10) / 10));
+  body.dilate = Number($("dilate").value);
+  body.feather = Number($("feather").value);
+  for (const fn of extensions.selectionFields) Object.assign(body, fn() || {});
+  return body;
+}
+
+function hasSelection(body) {
+  return body.points.length + body.boxes.length + body.rects.length > 0 || Object.keys(body).some(
+    (k) => !["points", "negatives", "boxes", "rects", "dilate", "feather"].includes(k) && body[k] && body[k].length);
+}
+
+async function requestMask() {
+  if (!state.image) return;
+  const body = selectionBody();
+  if (!hasSelection(body)) {
+    state.maskSeq++;   // a response still on its way is for a selection that is gone
+    state.overlay = null; setMaskInfo(null); render(); return;
+  }
+  if (state.maskBusy) { state.maskAgain = true; return; }   // one request at a time, the newest wins
+  state.maskBusy = true;
+  const seq = ++state.maskSeq;
+  const id = state.image.id;
+  try {
+    const resp = await api("POST", `/api/images/${id}/mask`, body);
+    if (seq === state.maskSeq && state.image && state.image.id === id) {
+      state.overlay = await tint(resp.alpha_png, resp.alpha_size);
+      state.detections = resp.detections || [];
+      setView(false);
+      setMaskInfo(resp);
+      showError("");
+      if (resp.segmenter) renderModels(resp.segmenter);
+      for (const fn of extensions.maskListeners) fn(resp);
+      render();
+    }
+  } catch (err) {
+    showError(err.message);
+  } finally {
+    state.maskBusy = false;
+    if (state.maskAgain) { state.maskAgain = false; requestMask(); }
+  }
+}
+
+async function tint(b64, size) {
+  const img = await loadImage("data:image/png;base64," + b64);
+  const c = document.createElement("canvas");
+  c.width = size[0]; c.height = size[1];
+  const g = c.getContext("2d");
+  g.drawImage(img, 0, 0);
+  const data = g.getImageData(0, 0, c.width, c.height);
+  const px = data.data, w = c.width, h = c.height;
+  const a = new Uint8Array(w * h);
+  for (let i = 0; i < a.length; i++) a[i] = px[4 * i];
+  // a blue wash over what will change, and a white line along its edge
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = y * w + x, v = a[i], o = 4 * i;
+      const edge = v > 0 && (x === 0 || y === 0 || x === w - 1 || y === h - 1 ||
+                             !a[i - 1] || !a[i + 1] || !a[i - w] || !a[i + w]);
+      if (edge) { px[o] = 255; px[o + 1] = 255; px[o + 2] = 255; px[o + 3] = 235; }
+      else { px[o] = 20; px[o + 1] = 110; px[o + 2] = 255; px[o + 3] = v * 0.5; }
+    }
+  }
+  g.putImageData(data, 0, 0);
+  return c;
+}
+
+function setMaskInfo(resp) {
+  $("mask-pixels").textContent = resp ? String(resp.mask_pixels) : "0";
+  let info = "";
+  if (resp) {
+    const t = resp.timings || {};
+    const ms = Math.round(1000 * (t.total || 0));
+    info = resp.score != null ? `score ${resp.score.toFixed(2)} · ${ms} ms` : `${ms} ms`;
+  }
+  $("mask-info").textContent = info;
+  const notice = $("mask-notice");
+  const q = resp && resp.quality;
+  if (q && q.verdict && q.verdict !== "ok") {
+    notice.hidden = false;
+    notice.textContent = `${q.verdict}: ${(q.reasons || []).join("; ")}`;
+  } else { notice.hidden = true; notice.textContent = ""; }
+  updateButtons();
+}
+
+function changed() { updateButtons(); render(); requestMask(); }
+
+function updateButtons() {
+  const has = state.prompts.length > 0;
+  $("undo").disabled = !has; $("clear").disabled = !has;
+  const masked = Number($("mask-pixels").textContent) > 0;
+  for (const id of ["remove", "replace", "fill"]) $(id).disabled = !state.image || !masked;
+}
+
+// pointer: click = point, right/Alt click = negative, drag = box
+function onPointerDown(ev) {
+  if (!state.image) return;
+  ev.preventDefault();
+  const [x, y] = canvasPoint(ev);
+  state.drag = { x0: x, y0: y, x1: x, y1: y, moved: false, negative: ev.button === 2 || ev.altKey };
+  $("canvas").setPointerCapture(ev.pointerId);
+}
+
+function onPointerMove(ev) {
+  const d = state.drag;
+  if (!d) return;
+  [d.x1, d.y1] = canvasPoint(ev);
+  const r = $("canvas").getBoundingClientRect();
+  const px = $("canvas").width / r.width;   // display pixels per CSS pixel
+  if (Math.hypot(d.x1 - d.x0, d.y1 - d.y0) > 6 * px) d.moved = true;
+  if (d.moved) render();
+}
+
+function onPointerUp(ev) {
+  const d = state.drag;
+  if (!d) return;
+  state.drag = null;
+  if (d.moved && !d.negative) {
+    const [a, b] = toFull(Math.min(d.x0, d.x1), Math.min(d.y0, d.y1));
+    const [c, e] = toFull(Math.max(d.x0, d.x1), Math.max(d.y0, d.y1));
+    const w = state.image.width, h = state.image.height;
+    state.prompts.push({ kind: $("drag-mode").value === "rect" ? "rect" : "box",
+                         value: [Math.max(a, 0), Math.max(b, 0), Math.min(c, w), Math.min(e, h)] });
+  } else {
+    state.prompts.push({ kind: d.negative ? "negative" : "point", value: toFull(d.x0, d.y0) });
+  }
+  changed();
+}
+
+// ------------------------------------------------------------------------------------------- drawing
+function render() {
+  const canvas = $("canvas");
+  if (!state.image || !state.base) return;
+  const g = canvas.getContext("2d");
+  g.clearRect(0, 0, canvas.width, canvas.height);
+  const after = state.result && !state.showBefore;
+  g.drawImage(after ? state.result.image : state.base, 0, 0, canvas.width, canvas.height);
+  if (after) return;
+  if (state.overlay) g.drawImage(state.overlay, 0, 0, canvas.width, canvas.height);
+  const unit = Math.max(canvas.width, canvas.height) / 160;
+  g.lineWidth = Math.max(1.5, unit / 2.5);
+  for (const det of state.detections) {
+    const box = Array.isArray(det) ? det : det && (det.box || det.bbox);
+    if (!box || box.length !== 4) continue;
+    const [x0, y0] = toDisplay(box[0], box[1]); const [x1, y1] = toDisplay(box[2], box[3]);
+    g.setLineDash([unit, unit / 2]); g.strokeStyle = "#ffb000"; g.strokeRect(x0, y0, x1 - x0, y1 - y0);
+    g.setLineDash([]);
+  }
+  for (const p of state.prompts) {
+    if (p.kind === "box" || p.kind === "rect") {
+      const [x0, y0] = toDisplay(p.value[0], p.value[1]); const [x1, y1] = toDisplay(p.value[2], p.value[3]);
+      g.strokeStyle = p.kind === "box" ? "#00a3ff" : "#ff8c00"; g.strokeRect(x0, y0, x1 - x0, y1 - y0);
+    } else {
+      const [x, y] = toDisplay(p.value[0], p.value[1]);
+      g.beginPath(); g.arc(x, y, Math.max(4, unit * 0.7), 0, 2 * Math.PI);
+      g.fillStyle = p.kind === "point" ? "#1fbf3a" : "#e0242f"; g.fill();
+      g.strokeStyle = "#fff"; g.stroke();
+    }
+  }
+  const d = state.drag;
+  if (d && d.moved && !d.negative) {
+    g.setLineDash([unit / 2, unit / 3]); g.strokeStyle = "#00a3ff";
+    g.strokeRect(Math.min(d.x0, d.x1), Math.min(d.y0, d.y1), Math.abs(d.x1 - d.x0), Math.abs(d.y1 - d.y0));
+    g.setLineDash([]);
+  }
+}
+
+function setView(after) {
+  // after = the result; before = the photo with the mask and the clicks
+  state.showBefore = !after;
+  $("toggle").textContent = after ? "Show before" : "Show after";
+}
+
+function sliderLabels() {
+  $("dilate-value").textContent = $("dilate").value;
+  $("feather-value").textContent = $("feather").value;
+}
+
+// ------------------------------------------------------------------------------------------- edit
+function numberField(id) {
+  const v = $(id).value.trim();
+  return v === "" ? undefined : Number(v);
+}
+
+async function runEdit(action) {
+  if (!state.image) return;
+  showError("");
+  const body = Object.assign(selectionBody(), { action });
+  if (action === "remove") body.inpainter = $("inpainter").value;
+  else {
+    body.prompt = $("prompt").value.trim();
+    body.model = $("model").value;
+    if (!body.prompt) { showError(`${action} needs a prompt: describe what to paint`); $("prompt").focus(); return; }
+  }
+  for (const key of ["steps", "guidance", "strength", "seed"]) {
+    const v = numberField(key);
+    if (v !== undefined) body[key] = v;
+  }
+  const neg = $("negative_prompt").value.trim();
+  if (neg) body.negative_prompt = neg;
+  try {
+    const job = await api("POST", `/api/images/${state.image.id}/edit`, body);
+    followJob(job.job, state.image.id);
+  } catch (err) { showError(err.message); }
+}
+
+async function followJob(id, imageId) {
+  state.job = id;
+  $("job").hidden = false;
+  $("cancel").disabled = false;
+  for (;;) {
+    let job;
+    try { job = await api("GET", `/api/jobs/${id}`); } catch (err) { showError(err.message); break; }
+    $("progress").value = job.progress;
+    const steps = job.steps ? ` step ${job.step}/${job.steps}` : "";
+    const label = { queued: "Waiting for the worker…", running: `${job.stage || "working"}…${steps}` }[job.status];
+    $("job-text").textContent = label || job.status;
+    if (job.status === "done") { await showResult(id, imageId); break; }
+    if (job.status === "failed") { showError(job.error); break; }
+    if (job.status === "cancelled") break;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  if (state.job === id) { state.job = null; $("cancel").disabled = true; }
+}
+
+async function showResult(jobId, imageId) {
+  if (!state.image || state.image.id !== imageId) return;
+  const image = await loadImage(`/api/jobs/${jobId}/display`);
+  state.result = { job: jobId, image };
+  $("result").hidden = false;
+  setView(true);
+  $("download").href = `/api/jobs/${jobId}/result`;
+  $("save").hidden = !(state.info.folder && state.image.path);
+  $("saved").textContent = "";
+  $("job-text").textContent = "Done";
+  render();
+}
+
+// ------------------------------------------------------------------------------------------- wiring
+function wire() {
+  const canvas = $("canvas");
+  canvas.addEventListener("pointerdown", onPointerDown);
+  canvas.addEventListener("pointermove", onPointerMove);
+  canvas.addEventListener("pointerup", onPointerUp);
+  canvas.addEventListener("contextmenu", (ev) => ev.preventDefault());
+  $("file-input").addEventListener("change", (ev) => { const f = ev.target.files[0]; if (f) openImage(f); ev.target.value = ""; });
+  $("undo").onclick = () => { state.prompts.pop(); changed(); };
+  $("clear").onclick = () => { state.prompts = []; changed(); };
+  let timer = null;
+  for (const id of ["dilate", "feather"]) {
+    $(id).addEventListener("input", () => {
+      sliderLabels();
+      clearTimeout(timer);
+      timer = setTimeout(requestMask, 60);
+    });
+  }
+  $("remove").onclick = () => runEdit("remove");
+  $("replace").onclick = () => runEdit("replace");
+  $("fill").onclick = () => runEdit("fill");
+  $("cancel").onclick = async () => {
+    if (!state.job) return;
+    $("cancel").disabled = true;
+    try { await api("DELETE", `/api/jobs/${state.job}`); } catch (err) { showError(err.message); }
+  };
+  $("toggle").onclick = () => { setView(state.showBefore); render(); };
+  $("save").onclick = async () => {
+    try {
+      const out = await api("POST", `/api/jobs/${state.result.job}/save`);
+      $("saved").textContent = `Saved ${out.path}`;
+      listFiles();
+    } catch (err) { showError(err.message); }
+  };
+  document.addEventListener("keydown", (ev) => {
+    if (ev.target.tagName === "INPUT" || ev.target.tagName === "TEXTAREA") return;
+    if ((ev.ctrlKey || ev.metaKey) && ev.key === "z") { ev.preventDefault(); $("undo").click(); }
+  });
+  document.addEventListener("dragover", (ev) => { ev.preventDefault(); document.body.classList.add("drop"); });
+  document.addEventListener("dragleave", (ev) => { if (!ev.relatedTarget) document.body.classList.remove("drop"); });
+  document.addEventListener("drop", (ev) => {
+    ev.preventDefault();
+    document.body.classList.remove("drop");
+    const f = ev.dataTransfer && ev.dataTransfer.files[0];
+    if (f) openImage(f);
+  });
+}
+
+wire();
+start();

@@ -1,0 +1,130 @@
+"""Random-weight zero-shot detectors for the tests and the benchmark, built from transformers configs and
+saved with ``save_pretrained`` (config.json, model.safetensors, processor and tokenizer files), so they
+load through the same code path as the published ``IDEA-Research/grounding-dino-*`` and
+``google/owlv2-*`` folders. Nothing is downloaded: the tokenizers are built here from small vocabularies.
+
+* Grounding DINO uses BERT's WordPiece tokenizer, and the model hard-codes BERT's ids of its phrase
+  delimiters ([CLS] 101, [SEP] 102, ``.`` 1012, ``?`` 1029): the small vocabulary keeps those ids.
+* OWLv2 uses CLIP's byte-level BPE tokenizer; the text model pools at the highest token id, so the
+  end-of-text token is the last one.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+WORDS = ("price", "sticker", "tag", "label", "logo", "watermark", "cat", "dog", "bottle", "mug", "box", "red",
+         "a", "the", "of", "photo", "person", "car")
+
+
+def bert_vocab(words=WORDS) -> list[str]:
+    """A WordPiece vocabulary with BERT-base-uncased's special ids, letters, digits and ``words``."""
+    vocab = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    chars = "abcdefghijklmnopqrstuvwxyz0123456789"
+    vocab += list(chars) + list(",'-!:;/()&") + [f"##{c}" for c in chars] + list(words)
+    while len(vocab) < 1012:
+        vocab.append(f"[unused{len(vocab)}]")
+    vocab.append(".")
+    while len(vocab) < 1029:
+        vocab.append(f"[unused{len(vocab)}]")
+    return vocab + ["?"]
+
+
+def bert_tokenizer(folder: Path):
+    from transformers import BertTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(bert_vocab()) + "\n")
+    return BertTokenizer(str(folder / "vocab.txt"), do_lower_case=True)
+
+
+def clip_tokenizer(folder: Path, words=WORDS):
+    """A byte-level BPE (CLIP) tokenizer: letters, digits, and merges that spell ``words``."""
+    from transformers import CLIPTokenizer
+
+    letters = "abcdefghijklmnopqrstuvwxyz0123456789"
+    vocab = ["!", '"'] + list(letters) + [c + "</w>" for c in letters]
+    merges: list[str] = []
+    for word in words:
+        if len(word) < 2:
+            continue
+        current = word[0]
+        for i, c in enumerate(word[1:], 1):
+            nxt = c + ("</w>" if i == len(word) - 1 else "")
+            merge = f"{current} {nxt}"
+            current += nxt
+            if merge not in merges:
+                merges.append(merge)
+            if current not in vocab:
+                vocab.append(current)
+    vocab += ["<|startoftext|>", "<|endoftext|>"]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), pad_token="!",
+                         model_max_length=16)
+
+
+def save_grounding_dino(folder: Path, tiny: bool = True, seed: int = 0, base: bool = False) -> Path:
+    """A random Grounding DINO in ``folder``: tiny (Swin and BERT of width 8, 20 queries, a 64–96 px
+    input), or the published grounding-dino-tiny architecture (Swin-T, BERT-base, 900 queries, the
+    800/1333 px input; ``base``: Swin-B like grounding-dino-base)."""
+    import torch
+    from transformers import (GroundingDinoConfig, GroundingDinoForObjectDetection, GroundingDinoImageProcessor,
+                              GroundingDinoProcessor, SwinConfig)
+
+    folder = Path(folder)
+    tokenizer = bert_tokenizer(folder / "_vocab")
+    if tiny:
+        swin = SwinConfig(window_size=7, embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], image_size=64,
+                          out_features=["stage2", "stage3", "stage4"], out_indices=[2, 3, 4])
+        text = dict(model_type="bert", vocab_size=len(bert_vocab()), hidden_size=8, num_hidden_layers=1,
+                    num_attention_heads=2, intermediate_size=16, max_position_embeddings=64)
+        config = GroundingDinoConfig(d_model=32, encoder_layers=1, decoder_layers=2, encoder_attention_heads=2,
+                                     decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
+                                     num_queries=20, encoder_n_points=2, decoder_n_points=2, backbone_config=swin,
+                                     text_config=text, max_text_len=64)
+        image_processor = GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96})
+    else:
+        swin = (SwinConfig(out_indices=[2, 3, 4], embed_dim=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32],
+                           window_size=12, image_size=384) if base
+                else SwinConfig(out_indices=[2, 3, 4], window_size=7, image_size=224))
+        config = GroundingDinoConfig(backbone_config=swin)  # text_config: BERT-base; 900 queries; 256 tokens
+        image_processor = GroundingDinoImageProcessor()  # shortest edge 800, longest 1333
+    torch.manual_seed(seed)
+    model = GroundingDinoForObjectDetection(config).eval()
+    model.save_pretrained(folder)
+    GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+    shutil.rmtree(folder / "_vocab")
+    return folder
+
+
+def save_owlv2(folder: Path, tiny: bool = True, seed: int = 0) -> Path:
+    """A random OWLv2 in ``folder``: tiny (width 16, a 64 px square input, 16 patches), or the published
+    owlv2-base-patch16 architecture (ViT-B/16 at 960 px: 3600 boxes, CLIP text encoder)."""
+    import torch
+    from transformers import Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessor, Owlv2Processor
+
+    folder = Path(folder)
+    tokenizer = clip_tokenizer(folder / "_vocab")
+    n = len(tokenizer.get_vocab())
+    if tiny:
+        config = Owlv2Config(
+            text_config=dict(vocab_size=n, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                             num_attention_heads=2, max_position_embeddings=16, bos_token_id=n - 2,
+                             eos_token_id=n - 1),
+            vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                               image_size=64, patch_size=16),
+            projection_dim=16)
+        image_processor = Owlv2ImageProcessor(size={"height": 64, "width": 64})
+    else:
+        config = Owlv2Config(text_config=dict(bos_token_id=n - 2, eos_token_id=n - 1),
+                             vision_config=dict(image_size=960))
+        image_processor = Owlv2ImageProcessor()  # pad to a square, 960×960
+    torch.manual_seed(seed)
+    model = Owlv2ForObjectDetection(config).eval()
+    model.save_pretrained(folder)
+    Owlv2Processor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+    shutil.rmtree(folder / "_vocab")
+    return folder
