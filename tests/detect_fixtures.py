@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 WORDS = ("price", "sticker", "tag", "label", "logo", "watermark", "cat", "dog", "bottle", "mug", "box", "red",
          "a", "the", "of", "photo", "person", "car")
@@ -128,3 +129,33 @@ def save_owlv2(folder: Path, tiny: bool = True, seed: int = 0) -> Path:
     Owlv2Processor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
     shutil.rmtree(folder / "_vocab")
     return folder
+
+
+def oracle_forward(detector):
+    """**Stands in for the network's forward pass only** (loader, processor and post-processing stay real):
+    finds the bright object in the ``pixel_values`` the real processor produced, and reports it as query 0
+    for the first phrase, in the model's normalised coordinates of that input (what a trained model would
+    do). Two low-scoring decoy boxes follow."""
+    import torch
+
+    from autoinpaint.detect.postprocess import phrase_spans
+
+    def forward(pixel_values, input_ids=None, **_):
+        plane = pixel_values[0].mean(0)
+        mask = plane > (plane.max() + plane.median()) / 2
+        ys, xs = torch.nonzero(mask, as_tuple=True)
+        hh, ww = plane.shape
+        x0, x1, y0, y1 = xs.min().item(), xs.max().item() + 1, ys.min().item(), ys.max().item() + 1
+        box = [(x0 + x1) / 2 / ww, (y0 + y1) / 2 / hh, (x1 - x0) / ww, (y1 - y0) / hh]
+        boxes = torch.tensor([box, [0.2, 0.2, 0.1, 0.1], [0.8, 0.8, 0.2, 0.2]])[None]
+        if detector.family == "grounding-dino":
+            logits = torch.full((1, 3, detector.model.config.max_text_len), float("-inf"))
+            logits[:, :, :input_ids.shape[1]] = -6.0
+            first = phrase_spans(input_ids[0].tolist(), detector.delimiters)[0]
+            logits[0, 0, torch.as_tensor(first)] = 5.0
+        else:
+            logits = torch.full((1, 3, input_ids.shape[0]), -6.0)
+            logits[0, 0, 0] = 5.0
+        return SimpleNamespace(logits=logits, pred_boxes=boxes)
+
+    return forward

@@ -33,20 +33,46 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def detector(tmp_path_factory):
+    """A tiny random-weight Grounding DINO loaded through the real loader, its network's forward pass
+    replaced by ``oracle_forward`` (finds the bright sticker; processor and box mapping stay real)."""
+    pytest.importorskip("transformers")
+    from detect_fixtures import oracle_forward, save_grounding_dino
+
+    from autoinpaint import EditOptions
+    from autoinpaint.detect import load_detector
+
+    folder = save_grounding_dino(tmp_path_factory.mktemp("gdino") / "gdino")
+    loaded = load_detector(str(folder), device=EditOptions().device)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(loaded.model, "forward", oracle_forward(loaded))
+        yield folder
+
+
+STICKER = (300, 120, 380, 180)  # the bright sticker of tagged.png
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, detector):
     import uvicorn
 
     from autoinpaint import EditOptions
     from autoinpaint.server.app import create_app
+    from conftest import gradient_photo
 
     folder = tmp_path_factory.mktemp("browser") / "samples"
     folder.mkdir()
     shutil.copy(ROOT / "samples" / SAMPLE, folder / SAMPLE)
     shutil.copy(ROOT / "samples" / "rocket.jpg", folder / "rocket.jpg")
+    tagged = gradient_photo(480, 320) // 3
+    x0, y0, x1, y1 = STICKER
+    tagged[y0:y1, x0:x1] = (250, 245, 240)
+    Image.fromarray(tagged).save(folder / "tagged.png")
     # a diffusion model that is in no cache: Fill fails fast and says how to get it (the README's
     # screenshot shows the default model's name instead)
     model = None if os.environ.get("AUTOINPAINT_SCREENSHOT") else "autoinpaint-tests/no-such-model"
-    options = EditOptions(segmenter="classical", inpainter="telea", model=model)
+    options = EditOptions(segmenter="classical", inpainter="telea", model=model, detector=str(detector),
+                          box_threshold=0.5)
     app = create_app(folder, options, token=TOKEN)
     sock = socket.socket()
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as autoinpaint serve does
@@ -163,6 +189,35 @@ def test_upload_through_the_file_picker(server, page):
     page.get_by_test_id("fill").click()
     page.wait_for_function("!document.querySelector('[data-testid=error]').hidden")
     assert "hf download" in page.get_by_test_id("error").text_content()
+
+
+def test_find_by_words_proposes_boxes_to_keep_or_drop(server, page):
+    url, folder = server
+    page.get_by_test_id("file-list").get_by_text("tagged.png").click()
+    page.wait_for_function("document.querySelector('[data-testid=photo-info]').textContent.startsWith('tagged.png')")
+    with page.expect_request(lambda r: r.url.endswith("/detect")) as detect_request:
+        page.get_by_test_id("find-text").fill("sticker, logo")
+        page.get_by_test_id("find-text").press("Enter")
+    assert detect_request.value.post_data_json == {"texts": ["sticker", "logo"]}
+    proposals = page.get_by_test_id("proposal")
+    proposals.first.wait_for()
+    assert proposals.count() == 1 and proposals.first.text_content().startswith("1. sticker")
+    assert page.get_by_test_id("find-note").text_content().startswith('no "logo" found (best score 0.00')
+    page.wait_for_function("Number(document.querySelector('[data-testid=mask-pixels]').textContent) > 0")
+    x0, y0, x1, y1 = STICKER
+    assert 0.5 * (x1 - x0) * (y1 - y0) < mask_pixels(page) < 2 * (x1 - x0) * (y1 - y0)
+
+    # dropped: no longer sent, nothing selected; kept again: sent as a box prompt
+    page.get_by_test_id("proposal").first.locator("input").uncheck()
+    page.wait_for_function("Number(document.querySelector('[data-testid=mask-pixels]').textContent) === 0")
+    assert page.get_by_test_id("remove").is_disabled()
+    with page.expect_request(lambda r: r.url.endswith("/mask")) as mask_request:
+        page.get_by_test_id("proposal").first.locator("input").check()
+    (box,) = mask_request.value.post_data_json["boxes"]
+    assert np.allclose(box, STICKER, atol=1.5 * 480 / 64), box
+    page.wait_for_function("Number(document.querySelector('[data-testid=mask-pixels]').textContent) > 0")
+    page.get_by_test_id("clear").click()
+    assert page.get_by_test_id("proposal").count() == 0
 
 
 def _shrink(path: str) -> None:

@@ -167,9 +167,10 @@ def test_serve_command_with_a_token(tmp_path):
                              "--no-open", "--token", TOKEN, "--segmenter", "classical"],
                             cwd=tmp_path, env=_env(tmp_path), stderr=subprocess.PIPE, text=True)
     try:
-        lines = [proc.stderr.readline() for _ in range(2)]
+        lines = [proc.stderr.readline() for _ in range(3)]
         assert "inpainter auto -> hybrid" in lines[0]
-        assert f"autoinpaint serve: http://127.0.0.1:{port}/?token={TOKEN}" in lines[1], lines
+        assert "detector auto -> grounding-dino-tiny" in lines[1]   # no detector here: its name, loaded on use
+        assert f"autoinpaint serve: http://127.0.0.1:{port}/?token={TOKEN}" in lines[2], lines
         for _ in range(100):
             try:
                 req = urllib.request.Request(f"http://127.0.0.1:{port}/api/files",

@@ -20,7 +20,7 @@ def _compose(*decorators):
     return apply
 
 
-selection_options = _compose(
+prompt_options = _compose(
     click.option("--point", "points", multiple=True, metavar="X,Y",
                  help="Click on the object (repeatable). Pixels of the EXIF-oriented image."),
     click.option("--negative", "negatives", multiple=True, metavar="X,Y",
@@ -37,6 +37,9 @@ selection_options = _compose(
     click.option("--text", "texts", multiple=True, metavar="PHRASE",
                  help='Say what to select, e.g. --text "price sticker" (repeatable): a detector finds it and '
                       "its boxes go to the segmenter. Nothing found: exit 2, nothing written."),
+)
+
+detector_options = _compose(
     click.option("--detector", default=EditOptions.detector, show_default=True,
                  metavar="auto|grounding-dino-tiny|grounding-dino-base|owlv2|ID|PATH",
                  help="Model for --text (auto = the first one present here, else grounding-dino-tiny)."),
@@ -49,6 +52,8 @@ selection_options = _compose(
     click.option("--max-objects", type=click.IntRange(min=1), default=None, metavar="N",
                  help="--text: keep at most N detections in all (highest scores first)."),
 )
+
+selection_options = _compose(prompt_options, detector_options)
 
 mask_options = _compose(
     click.option("--dilate", type=click.IntRange(min=0), default=EditOptions.dilate, show_default=True,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .options import diffusion_options, mask_options, model_option, model_options, options_from
+from .options import detector_options, diffusion_options, mask_options, model_option, model_options, options_from
 
 DEFAULT_PORT = 8765
 
@@ -21,6 +21,7 @@ DEFAULT_PORT = 8765
 @click.option("--token", default=None, metavar="TOKEN",
               help="Require this access token (default: none on 127.0.0.1, a generated one elsewhere).")
 @model_options
+@detector_options
 @mask_options
 @model_option
 @diffusion_options

@@ -102,6 +102,11 @@ def resolve_models(options: EditOptions, limits: Limits) -> tuple[EditOptions, d
         inp, why = inpainter_auto("remove")
         notice(f"inpainter auto -> {why}")
         changes["inpainter"] = inp
+    if options.detector in (None, "", "auto"):  # only a name: the detector loads on the first phrase
+        from ..detect import resolve_auto as detector_auto
+
+        changes["detector"], why = detector_auto()
+        notice(f"detector auto -> {why}")
     options = options.replace(**changes) if changes else options
     classical_seg = seg in ("classical", "grabcut")
     info = {
@@ -111,6 +116,7 @@ def resolve_models(options: EditOptions, limits: Limits) -> tuple[EditOptions, d
         "inpainter": inp,
         "inpainter_classical": inp in CLASSICAL_INPAINTERS,
         "model": options.model or DEFAULT_MODEL,
+        "detector": options.detector if "/" not in str(options.detector) else os.path.basename(str(options.detector)),
         "hint": (f"Masks come from the classical OpenCV segmenter. For Segment Anything masks run: "
                  f"{FALLBACK_HINT}") if classical_seg else None,
         "version": _version(),

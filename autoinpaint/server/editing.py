@@ -18,7 +18,7 @@ from ..mask_ops import bbox
 from ..selection import Selection
 from .errors import NotFound
 from .jobs import Job
-from .schemas import EditRequest, MaskRequest, SelectionFields
+from .schemas import DetectRequest, EditRequest, MaskRequest, SelectionFields
 from .sessions import Session
 
 PASS_THROUGH = ("detections", "quality")  # filled by later stages (text prompts, mask doubt) when present
@@ -42,7 +42,7 @@ def mask(session: Session, req: MaskRequest, defaults: EditOptions) -> dict:
     t0 = time.perf_counter()
     editor = session.editor
     selection = selection_of(req)
-    segment = req.options(req.SEGMENT)
+    segment = req.options(req.SEGMENT + req.DETECT)
     key = (selection, tuple(sorted(segment.items())))
     with session.lock:
         if editor.state is None:
@@ -84,6 +84,22 @@ def mask(session: Session, req: MaskRequest, defaults: EditOptions) -> dict:
     return out
 
 
+def detect(session: Session, req: DetectRequest) -> dict:
+    """Find ``req.texts`` in the open photo and propose the boxes (full-resolution pixels, highest
+    score first); nothing is selected. Nothing found is an answer: ``detections`` is empty and
+    ``note`` says why (``no "price sticker" found (best score 0.18 < 0.30)``)."""
+    t0 = time.perf_counter()
+    editor = session.editor
+    if editor.state is None:
+        raise NotFound(f"image {session.id} was closed to free memory: open it again")
+    found = editor.detect(req.texts, **req.options(req.DETECT))  # the session's options: the server's
+    out = {"detections": [d.to_dict() for d in found], "missing": found.missing()}
+    if found.missing():
+        out["note"] = found.explain()
+    out["timings"] = {"total": round(time.perf_counter() - t0, 4)}
+    return out
+
+
 def _plain(value):
     return value.item() if hasattr(value, "item") else (value.tolist() if hasattr(value, "tolist") else str(value))
 
@@ -93,7 +109,7 @@ def check_edit(req: EditRequest, defaults: EditOptions, size: tuple[int, int],
     """Validate an edit before queueing it (400 at once rather than a failed job): the selection
     against the image, the inpainter/model against what the server offers, the prompt."""
     selection_of(req).to_pixels(*size)
-    options = defaults.replace(**mask_options(defaults, req), **req.options(req.SEGMENT),
+    options = defaults.replace(**mask_options(defaults, req), **req.options(req.SEGMENT + req.DETECT),
                                **req.options(req.INPAINT))
     offered.check(req.action, options)
     inpaint_request(req.action, options)  # e.g. "replace needs --prompt TEXT"

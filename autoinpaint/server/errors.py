@@ -1,14 +1,15 @@
 """One mapping from our errors to HTTP: JSON ``{"error": "..."}`` with the right status, never a
 stack trace.
 
-``exit_code`` 2 (bad input) → 400, or 413 for too many bytes or pixels; 3 (a model is missing) →
+``exit_code`` 2 (bad input) → 400, or 413 for too many bytes or pixels, or 422 when a text prompt
+matched nothing (the request was fine; the photo has no such thing); 3 (a model is missing) →
 503; anything else → 500. Errors of the server itself say their own status (404, 403, 409, 503).
 """
 from __future__ import annotations
 
 import logging
 
-from ..errors import AutoinpaintError, TooLargeError
+from ..errors import AutoinpaintError, NotFoundError, TooLargeError
 
 log = logging.getLogger("autoinpaint.server")
 
@@ -43,6 +44,8 @@ def status_of(exc: AutoinpaintError) -> int:
         return exc.status
     if isinstance(exc, TooLargeError):
         return 413
+    if isinstance(exc, NotFoundError):
+        return 422
     return {2: 400, 3: 503}.get(exc.exit_code, 500)
 
 

@@ -7,6 +7,8 @@ from typing import ClassVar, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..selection import MAX_TEXTS
+
 Point = tuple[float, float]
 Box = tuple[float, float, float, float]
 MAX_PROMPTS = 64  # clicks/boxes per request: plenty for a person, a bound for a script
@@ -24,15 +26,37 @@ class OpenRequest(Strict):
     path: str = Field(min_length=1, max_length=4096)
 
 
-class SelectionFields(Strict):
-    """What to select (``Selection``) and how to turn it into the alpha (the mask stage);
-    ``None`` = the server's default."""
+class DetectFields(Strict):
+    """Call-time values of a text detection (``DetectParams``); ``None`` = the server's default."""
+
+    box_threshold: Optional[float] = Field(default=None, ge=0, le=1)
+    text_threshold: Optional[float] = Field(default=None, ge=0, le=1)
+    pick: Optional[Literal["all", "best", "largest"]] = None
+    max_objects: Optional[int] = Field(default=None, ge=1, le=MAX_PROMPTS)
+
+    DETECT: ClassVar[tuple[str, ...]] = ("box_threshold", "text_threshold", "pick", "max_objects")
+
+    def options(self, names: tuple[str, ...]) -> dict:
+        """The ``EditOptions`` overrides among ``names`` that the request sets."""
+        return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
+
+
+class DetectRequest(DetectFields):
+    """``POST /api/images/{id}/detect``: phrases to find; the answer proposes boxes, selects nothing."""
+
+    texts: list[str] = Field(min_length=1, max_length=MAX_TEXTS)
+
+
+class SelectionFields(DetectFields):
+    """What to select (``Selection``: clicks, boxes, drawn regions, phrases a detector turns into
+    boxes) and how to turn it into the alpha (the mask stage); ``None`` = the server's default."""
 
     points: list[Point] = Field(default_factory=list, max_length=MAX_PROMPTS)
     negatives: list[Point] = Field(default_factory=list, max_length=MAX_PROMPTS)
     boxes: list[Box] = Field(default_factory=list, max_length=MAX_PROMPTS)
     rects: list[Box] = Field(default_factory=list, max_length=MAX_PROMPTS)
     ellipses: list[Box] = Field(default_factory=list, max_length=MAX_PROMPTS)
+    texts: list[str] = Field(default_factory=list, max_length=MAX_TEXTS)
     # mask stage (px)
     dilate: Optional[int] = Field(default=None, ge=0, le=500)
     erode: Optional[int] = Field(default=None, ge=0, le=500)
@@ -44,20 +68,16 @@ class SelectionFields(Strict):
     sam_select: Optional[Literal["iou", "largest", "smallest"]] = None
     sam_refine: Optional[int] = Field(default=None, ge=0, le=5)
 
-    SELECTION: ClassVar[tuple[str, ...]] = ("points", "negatives", "boxes", "rects", "ellipses")
+    SELECTION: ClassVar[tuple[str, ...]] = ("points", "negatives", "boxes", "rects", "ellipses", "texts")
     MASK: ClassVar[tuple[str, ...]] = ("dilate", "erode", "feather", "blur", "fill_holes", "min_area")
     SEGMENT: ClassVar[tuple[str, ...]] = ("sam_select", "sam_refine")
 
     def selection_values(self) -> dict:
         """Keyword arguments of ``Selection``: lists become tuples (coordinates tuples of tuples).
-        A new kind of prompt (e.g. ``texts: list[str]``) needs only its field here and its name
-        in ``SELECTION``."""
+        A new kind of prompt needs only its field here and its name in ``SELECTION``."""
         return {k: tuple(tuple(v) if isinstance(v, (list, tuple)) else v for v in getattr(self, k))
                 for k in self.SELECTION}
 
-    def options(self, names: tuple[str, ...]) -> dict:
-        """The ``EditOptions`` overrides among ``names`` that the request sets."""
-        return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
 
 
 class MaskRequest(SelectionFields):

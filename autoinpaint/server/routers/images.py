@@ -8,9 +8,9 @@ from starlette.concurrency import run_in_threadpool
 from ...display import alpha_png, display_size, encode_display
 from ...errors import InputError
 from ..context import ServerContext, context
-from ..editing import check_edit, edit_work, mask
+from ..editing import check_edit, detect, edit_work, mask
 from ..errors import HTTPError
-from ..schemas import EditRequest, MaskRequest, OpenRequest
+from ..schemas import DetectRequest, EditRequest, MaskRequest, OpenRequest
 from ..sessions import Session
 
 router = APIRouter(prefix="/api/images", tags=["images"])
@@ -67,6 +67,12 @@ def display(image_id: str, ctx: ServerContext = Depends(context)):
 @router.post("/{image_id}/mask")
 def image_mask(image_id: str, req: MaskRequest, ctx: ServerContext = Depends(context)):
     return JSONResponse(mask(ctx.sessions.get(image_id), req, ctx.options))
+
+
+@router.post("/{image_id}/detect")
+def image_detect(image_id: str, req: DetectRequest, ctx: ServerContext = Depends(context)):
+    """Boxes proposed for ``texts`` (the page shows them to keep or drop); selects nothing."""
+    return JSONResponse(detect(ctx.sessions.get(image_id), req))
 
 
 @router.get("/{image_id}/alpha")

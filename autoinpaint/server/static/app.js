@@ -16,7 +16,9 @@ const state = {
   result: null,       // {job, image: HTMLImageElement, filename}
   showBefore: false,
   drag: null,         // {x0, y0, x1, y1, moved} in display pixels while the pointer is down
-  detections: [],
+  detections: [],     // what the detector found for "texts" sent with a mask request (drawn dashed)
+  proposals: [],      // the Find box's detections: [{phrase, score, box, keep}]; kept ones are boxes
+  findSeq: 0,
 };
 
 // Extensions (e.g. a text box that proposes boxes) add request fields and read mask responses.
@@ -78,7 +80,8 @@ function renderModels(segmenter) {
   const seg = segmenter || i.segmenter || i.segmenter_spec;
   const segText = i.segmenter_classical ? "classical (OpenCV GrabCut)" : seg;
   const inp = i.inpainter_classical ? `${i.inpainter} (classical)` : i.inpainter;
-  $("models").textContent = `Segmenter: ${segText} · Inpainter: ${inp} · Replace/Fill model: ${i.model}`;
+  $("models").textContent = `Segmenter: ${segText} · Inpainter: ${inp} · Replace/Fill model: ${i.model}` +
+    (i.detector ? ` · Words: ${i.detector}` : "");
   const hint = $("hint");
   if (i.segmenter_classical) {
     hint.hidden = false;
@@ -128,6 +131,7 @@ async function openImage(source) {
     if (state.image) api("DELETE", `/api/images/${state.image.id}`).catch(() => {});
     Object.assign(state, { image, base, prompts: [], overlay: null, result: null, showBefore: false,
                            detections: [] });
+    setProposals([], "");
     const canvas = $("canvas");
     canvas.width = base.naturalWidth; canvas.height = base.naturalHeight;
     $("empty").hidden = true;
@@ -172,6 +176,7 @@ function selectionBody() {
   const body = { points: [], negatives: [], boxes: [], rects: [] };
   const keys = { point: "points", negative: "negatives", box: "boxes", rect: "rects" };
   for (const p of state.prompts) body[keys[p.kind]].push(p.value.map((v) => Math.round(v * 10) / 10));
+  for (const p of state.proposals) if (p.keep) body.boxes.push(p.box);
   body.dilate = Number($("dilate").value);
   body.feather = Number($("feather").value);
   for (const fn of extensions.selectionFields) Object.assign(body, fn() || {});
@@ -259,8 +264,9 @@ function setMaskInfo(resp) {
 function changed() { updateButtons(); render(); requestMask(); }
 
 function updateButtons() {
-  const has = state.prompts.length > 0;
-  $("undo").disabled = !has; $("clear").disabled = !has;
+  $("find-button").disabled = !state.image;
+  $("undo").disabled = !state.prompts.length;
+  $("clear").disabled = !state.prompts.length && !state.proposals.length;
   const masked = Number($("mask-pixels").textContent) > 0;
   for (const id of ["remove", "replace", "fill"]) $(id).disabled = !state.image || !masked;
 }
@@ -300,6 +306,52 @@ function onPointerUp(ev) {
   changed();
 }
 
+// ------------------------------------------------------------------------------------------- find by words
+// The detector proposes boxes for the words; each is kept (a box prompt, like a dragged one) or dropped.
+async function findWords(ev) {
+  ev.preventDefault();
+  if (!state.image) return;
+  const texts = $("find-text").value.split(/[,;]/).map((t) => t.trim()).filter(Boolean);
+  if (!texts.length) { $("find-text").focus(); return; }
+  showError("");
+  const seq = ++state.findSeq, id = state.image.id;
+  $("find-button").disabled = true;
+  setProposals([], "Finding…");
+  try {
+    const resp = await api("POST", `/api/images/${id}/detect`, { texts });
+    if (seq !== state.findSeq || !state.image || state.image.id !== id) return;
+    setProposals(resp.detections.map((d) => Object.assign(d, { keep: true })), resp.note || "");
+    changed();
+  } catch (err) {
+    if (seq === state.findSeq) { setProposals([], ""); showError(err.message); }
+  } finally {
+    if (seq === state.findSeq) $("find-button").disabled = !state.image;
+  }
+}
+
+function setProposals(proposals, note) {
+  state.proposals = proposals;
+  const n = $("find-note");
+  n.textContent = note; n.hidden = !note;
+  const ul = $("proposals");
+  ul.innerHTML = "";
+  proposals.forEach((p, i) => {
+    const li = document.createElement("li");
+    li.dataset.testid = "proposal";
+    const label = document.createElement("label");
+    const box = document.createElement("input");
+    box.type = "checkbox"; box.checked = p.keep; box.dataset.index = String(i);
+    box.onchange = () => { p.keep = box.checked; li.classList.toggle("dropped", !p.keep); changed(); };
+    const name = document.createElement("span");
+    name.textContent = `${i + 1}. ${p.phrase}`;
+    const score = document.createElement("span");
+    score.className = "score"; score.textContent = p.score.toFixed(2);
+    label.append(box, name, score);
+    li.appendChild(label);
+    ul.appendChild(li);
+  });
+}
+
 // ------------------------------------------------------------------------------------------- drawing
 function render() {
   const canvas = $("canvas");
@@ -312,6 +364,18 @@ function render() {
   if (state.overlay) g.drawImage(state.overlay, 0, 0, canvas.width, canvas.height);
   const unit = Math.max(canvas.width, canvas.height) / 160;
   g.lineWidth = Math.max(1.5, unit / 2.5);
+  g.font = `${Math.max(11, Math.round(unit * 1.6))}px system-ui, sans-serif`;
+  state.proposals.forEach((p, i) => {
+    const [x0, y0] = toDisplay(p.box[0], p.box[1]); const [x1, y1] = toDisplay(p.box[2], p.box[3]);
+    g.setLineDash(p.keep ? [] : [unit / 2, unit / 2]);
+    g.strokeStyle = p.keep ? "#ffb000" : "rgba(255,255,255,.7)"; g.strokeRect(x0, y0, x1 - x0, y1 - y0);
+    g.setLineDash([]);
+    const text = `${i + 1}. ${p.phrase} ${p.score.toFixed(2)}`;
+    const tw = g.measureText(text).width + 6, th = Math.max(11, Math.round(unit * 1.6)) + 4;
+    const ty = y0 >= th ? y0 - th : y0;
+    g.fillStyle = p.keep ? "#ffb000" : "rgba(80,80,80,.8)"; g.fillRect(x0, ty, tw, th);
+    g.fillStyle = p.keep ? "#000" : "#fff"; g.fillText(text, x0 + 3, ty + th - 5);
+  });
   for (const det of state.detections) {
     const box = Array.isArray(det) ? det : det && (det.box || det.bbox);
     if (!box || box.length !== 4) continue;
@@ -418,7 +482,8 @@ function wire() {
   canvas.addEventListener("contextmenu", (ev) => ev.preventDefault());
   $("file-input").addEventListener("change", (ev) => { const f = ev.target.files[0]; if (f) openImage(f); ev.target.value = ""; });
   $("undo").onclick = () => { state.prompts.pop(); changed(); };
-  $("clear").onclick = () => { state.prompts = []; changed(); };
+  $("clear").onclick = () => { state.prompts = []; state.findSeq++; setProposals([], ""); changed(); };
+  $("find").addEventListener("submit", findWords);
   let timer = null;
   for (const id of ["dilate", "feather"]) {
     $(id).addEventListener("input", () => {
