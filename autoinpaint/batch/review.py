@@ -60,8 +60,9 @@ def save_thumbnails(outdir: str | os.PathLike, record: dict, thumbs: dict[str, s
         if kind not in KINDS:
             continue
         name = f"{int(record.get('line') or 0):06d}-{stem}-{key}.{kind}.jpg"
-        make_parents(join(folder, name))
-        write_bytes(join(folder, name), base64.b64decode(data))
+        path = join(folder, name)
+        make_parents(path)
+        write_bytes(path, base64.b64decode(data))
         paths[kind] = f"{REVIEW_DIR}/{name}"
     return paths
 
