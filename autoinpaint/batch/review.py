@@ -32,6 +32,7 @@ REVIEW_DIR = "review"
 PAGE_NAME = "review.html"
 THUMB_HEIGHT = 200
 KINDS = ("input", "mask", "result")
+_PAGE_FIELDS = ("line", "input", "output", "status", "review", "quality", "thumbnails", "written", "output_size")
 
 
 def thumbnails(state, height: int = THUMB_HEIGHT) -> dict[str, str]:
@@ -69,16 +70,21 @@ def save_thumbnails(outdir: str | os.PathLike, record: dict, thumbs: dict[str, s
 
 def rows_in_review(manifest: str | os.PathLike) -> list[dict]:
     """The latest record of every output whose latest record (a resumed row's ``skipped`` record
-    aside) is marked ``review``, in line order. ``manifest``: a path or a URL."""
+    aside) is marked ``review``, in line order. ``manifest``: a path or a URL.
+
+    Only the rows in doubt are kept while the manifest is read (and only the fields the page shows), so
+    the memory is that of the review queue, not of the batch."""
     latest: dict[str, dict] = {}
     for rec in ManifestSnapshot(os.fspath(manifest)).records():
         if not rec.get("output"):
             continue
         if rec.get("status") == "skipped" and not rec.get("review"):
             continue  # resumed: the row's earlier record still says what it is
-        latest[rec["output"]] = rec
-    rows = [r for r in latest.values() if r.get("review")]
-    return sorted(rows, key=lambda r: (int(r.get("line") or 0), str(r.get("output"))))
+        if rec.get("review"):
+            latest[rec["output"]] = {k: rec[k] for k in _PAGE_FIELDS if k in rec}
+        else:
+            latest.pop(rec["output"], None)
+    return sorted(latest.values(), key=lambda r: (int(r.get("line") or 0), str(r.get("output"))))
 
 
 def write_page(outdir: str | os.PathLike, manifest: str | os.PathLike) -> tuple[str, int]:
