@@ -8,7 +8,6 @@ are refused with exit code 2 and the reason.
 """
 from __future__ import annotations
 
-import io
 import struct
 import zlib
 from dataclasses import dataclass, field

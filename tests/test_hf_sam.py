@@ -20,7 +20,7 @@ from sam_fixtures import TINY, build_sam_model, count_predict_calls  # noqa: E40
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from autoinpaint.errors import InputError, ModelMissingError  # noqa: E402
+from autoinpaint.errors import InputError  # noqa: E402
 from autoinpaint.segment import SegmentParams, embedding_cache, load_segmenter  # noqa: E402
 from autoinpaint.segment.embedding_cache import Embedding  # noqa: E402
 from autoinpaint.segment.hf_sam import HFSamSegmenter  # noqa: E402

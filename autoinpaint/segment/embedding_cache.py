@@ -18,6 +18,7 @@ treated as a miss, never an error.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -26,6 +27,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..log import warning
 from ..paths import cache_dir  # noqa: F401 - re-exported for callers
@@ -52,6 +55,41 @@ class Embedding:
     def features(self):
         """The main embedding tensor (1×C×h×w)."""
         return self.tensors["features"]
+
+
+def image_key(image: np.ndarray, *parts: object) -> str:
+    """Cache key of ``image`` (its content and shape) for one model: ``parts`` name the model and how it
+    runs (fingerprint, precision, input size)."""
+    digest = hashlib.blake2b(image.tobytes(), digest_size=16)
+    digest.update(repr(image.shape).encode())
+    return hashlib.sha256("|".join([digest.hexdigest(), *map(str, parts)]).encode()).hexdigest()[:40]
+
+
+class CachedEncoder:
+    """``embed`` of the promptable segmenters: validate the image, take the embedding from the cache,
+    else run ``_encode`` (one image at a time, under ``_lock``) and cache it. A subclass sets
+    ``cache``, ``_lock`` and ``encoder_runs`` and defines ``embedding_key(image)`` and ``_encode(image)``."""
+
+    cache: "EmbeddingCache"
+    encoder_runs: int
+
+    def embed(self, image: np.ndarray) -> "Embedding":
+        """Embedding of ``image`` (H×W×3 uint8 RGB): from the cache, or by running the image encoder
+        (then cached in memory and on disk)."""
+        image = np.ascontiguousarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            from ..errors import InputError
+
+            raise InputError("SAM needs an H×W×3 uint8 RGB image")
+        key = self.embedding_key(image)
+        emb = self.cache.get(key)
+        if emb is not None:
+            return emb
+        with self._lock:
+            emb = self._encode(image)
+            self.encoder_runs += 1
+        self.cache.put(key, emb)
+        return emb
 
 
 def _warn(message: str) -> None:

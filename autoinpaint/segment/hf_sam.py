@@ -33,7 +33,7 @@ from ..log import logger, notice
 from ..registry import HF_SAM_ALIASES as ALIASES
 from ..selection import Selection
 from .base import BaseSegmenter, SegmentParams, SegmentResult
-from .embedding_cache import Embedding, EmbeddingCache
+from .embedding_cache import CachedEncoder, Embedding, EmbeddingCache, image_key
 from .prompts import pad_points, run_prompts, scale_coords
 from .upscale import upscale_masks
 from .sam import checkpoint_fingerprint
@@ -139,7 +139,7 @@ def _quiet_transformers():
             tlog.enable_progress_bar()
 
 
-class HFSamSegmenter(BaseSegmenter):
+class HFSamSegmenter(CachedEncoder, BaseSegmenter):
     """A transformers SAM model (SAM 2.x, SAM, SAM-HQ) as a segmenter.
 
     Arguments:
@@ -224,26 +224,7 @@ class HFSamSegmenter(BaseSegmenter):
 
     def embedding_key(self, image: np.ndarray) -> str:
         """Cache key: image content, model fingerprint (weights and configs) and precision."""
-        digest = hashlib.blake2b(image.tobytes(), digest_size=16)
-        digest.update(repr(image.shape).encode())
-        return hashlib.sha256(f"{digest.hexdigest()}|hf-sam|{self.fingerprint}|{self.precision}".encode()
-                              ).hexdigest()[:40]
-
-    def embed(self, image: np.ndarray) -> Embedding:
-        """Embedding of ``image`` (H×W×3 uint8 RGB): from the cache, or by running the image encoder
-        (then cached in memory and on disk)."""
-        image = np.ascontiguousarray(image)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise InputError("SAM needs an H×W×3 uint8 RGB image")
-        key = self.embedding_key(image)
-        emb = self.cache.get(key)
-        if emb is not None:
-            return emb
-        with self._lock:
-            emb = self._encode(image)
-            self.encoder_runs += 1
-        self.cache.put(key, emb)
-        return emb
+        return image_key(image, "hf-sam", self.fingerprint, self.precision)
 
     def _encode(self, image: np.ndarray) -> Embedding:
         import torch

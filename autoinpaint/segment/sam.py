@@ -21,11 +21,10 @@ from ..checkpoints import KNOWN, find_checkpoint, missing_error
 from ..errors import InputError, ModelMissingError
 from ..device import resolve_device
 from ..device import resolve_precision as _resolve_precision
-from ..device import cpu_bf16_is_faster  # noqa: F401 - re-exported
 from ..device import decoder_threads as _decoder_threads
 from ..selection import Selection
 from .base import BaseSegmenter, SegmentParams, SegmentResult
-from .embedding_cache import Embedding, EmbeddingCache
+from .embedding_cache import CachedEncoder, Embedding, EmbeddingCache, image_key
 from .prompts import pad_points, run_prompts
 from .upscale import upscale_masks
 
@@ -250,7 +249,7 @@ def resolve_precision(precision: str, device: str, cache: bool = True) -> str:
 
 # -- the segmenter ------------------------------------------------------------------------------
 
-class SamSegmenter(BaseSegmenter):
+class SamSegmenter(CachedEncoder, BaseSegmenter):
     """Segment Anything behind the Segmenter interface, backed by ``SamPredictor``.
 
     :meth:`embed` runs the image encoder once per image (or restores the embedding from the cache);
@@ -327,34 +326,18 @@ class SamSegmenter(BaseSegmenter):
 
     def embedding_key(self, image: np.ndarray) -> str:
         """Cache key: image content, checkpoint fingerprint, precision and encoder size."""
-        digest = hashlib.blake2b(image.tobytes(), digest_size=16)
-        digest.update(repr(image.shape).encode())
-        return hashlib.sha256(f"{digest.hexdigest()}|{self.fingerprint}|{self.precision}|"
-                              f"{self.config['img_size']}".encode()).hexdigest()[:40]
+        return image_key(image, self.fingerprint, self.precision, self.config["img_size"])
 
-    def embed(self, image: np.ndarray) -> Embedding:
-        """Embedding of ``image`` (H×W×3 uint8 RGB): from the cache, or by running the image encoder
-        (then cached in memory and on disk)."""
+    def _encode(self, image: np.ndarray) -> Embedding:
         import torch
 
-        image = np.ascontiguousarray(image)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise InputError("SAM needs an H×W×3 uint8 RGB image")
-        key = self.embedding_key(image)
-        emb = self.cache.get(key)
-        if emb is not None:
-            return emb
-        with self._lock:
-            self._ensure_encoder()
-            with self._autocast(), torch.inference_mode():
-                self.predictor.set_image(image)
-            self.encoder_runs += 1
-            p = self.predictor
-            emb = Embedding({"features": p.features.to(torch.float32).cpu()}, tuple(p.original_size),
-                            tuple(p.input_size))
-            self._current = None
-            self.cache.put(key, emb)
-        return emb
+        self._ensure_encoder()
+        with self._autocast(), torch.inference_mode():
+            self.predictor.set_image(image)
+        p = self.predictor
+        self._current = None
+        return Embedding({"features": p.features.to(torch.float32).cpu()}, tuple(p.original_size),
+                         tuple(p.input_size))
 
     def _restore(self, emb: Embedding) -> None:
         """Put ``emb`` into the predictor (cheap: a tensor reference), unless it is there already."""
