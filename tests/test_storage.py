@@ -160,13 +160,44 @@ def test_s3_batch_reads_and_writes_a_bucket(s3_server, tmp_path):
     assert [t.output for t in folder] == [f"s3://shop/all/{p['name']}" for p in photos]  # folder mode
 
 
-def test_s3_kill_9_then_resume_with_the_manifest_in_the_bucket(s3_server, tmp_path):
+class _Stall(http.server.BaseHTTPRequestHandler):
+    """Answers nothing until ``release`` is set, then 404: a row that cannot finish before the kill."""
+
+    release = threading.Event()
+
+    def do_GET(self):
+        self.release.wait(120)
+        self.send_error(404)
+
+    do_HEAD = do_GET
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def stalled_url():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stall)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Stall.release.clear()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/stalled.jpg", _Stall.release
+    finally:
+        _Stall.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_s3_kill_9_then_resume_with_the_manifest_in_the_bucket(s3_server, stalled_url, tmp_path):
     fs = s3()
     fs.mkdir("studio")
     photos = upload_photos(fs, "studio", tmp_path / "shots", 8)
     rows = [{"input": f"s3://studio/shots/{p['name']}", "points": [p["point"]], "output": "{stem}_{line}{ext}"}
             for _ in range(2) for p in photos]  # 16 rows
-    (tmp_path / "recipe.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    url, release = stalled_url  # the last row: its input does not answer, so the run cannot end first
+    text = "".join(json.dumps(r) + "\n" for r in rows) + json.dumps({"input": url, "points": [[1, 1]]}) + "\n"
+    (tmp_path / "recipe.jsonl").write_text(text)
     names = [f"{Path(r['input']).stem}_{i}{Path(r['input']).suffix}" for i, r in enumerate(rows, 1)]
     cmd = ["recipe.jsonl", "-o", "s3://studio/out", "--manifest", "s3://studio/out/manifest.jsonl", *FAST]
     env = {**os.environ, "AUTOINPAINT_MANIFEST_FLUSH_SECONDS": "0.3"}
@@ -175,25 +206,23 @@ def test_s3_kill_9_then_resume_with_the_manifest_in_the_bucket(s3_server, tmp_pa
                             stderr=subprocess.DEVNULL, env=env)
     flushed = 0
     deadline = time.time() + 90
-    while time.time() < deadline and flushed < 2 and proc.poll() is None:
+    while time.time() < deadline and flushed < 3 and proc.poll() is None:
         time.sleep(0.1)
         fs.invalidate_cache()
-        try:
-            parts = fs.find("studio/out/manifest.jsonl.parts")
-            flushed = sum(fs.cat_file(p).count(b'"status": "done"') for p in parts)
-        except FileNotFoundError:  # the run ended and folded its parts: the assert below says so
-            break
+        parts = fs.find("studio/out/manifest.jsonl.parts")
+        flushed = sum(fs.cat_file(p).count(b'"status": "done"') for p in parts)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its worker process
     proc.wait()
+    release.set()  # from now on the stalled input is a missing object (404): a row error
     fs.invalidate_cache()
     written = [k for k in fs.find("studio/out") if k.endswith((".jpg", ".png"))]
-    assert 2 <= flushed <= len(written) < len(rows), "the run was not killed mid-way"
+    assert 3 <= flushed <= len(written) <= len(rows), "the run was not killed mid-way"
 
     clean = batch("recipe.jsonl", "-o", "clean", "--workers", "2", "-q", *FAST, cwd=tmp_path)
     resumed = batch(*cmd, "--workers", "2", "--json", cwd=tmp_path)
-    assert clean.returncode == 0 and resumed.returncode == 0, resumed.stderr[-2000:]
+    assert clean.returncode == 1 and resumed.returncode == 1, resumed.stderr[-2000:]  # the stalled row
     summary = json.loads(resumed.stdout)
-    assert summary["failed"] == 0 and summary["done"] + summary["skipped"] == len(rows)
+    assert summary["failed"] == 1 and summary["done"] + summary["skipped"] == len(rows)
     assert summary["skipped"] >= flushed  # every record that reached the bucket saves its row
     fs.invalidate_cache()
     keys = sorted(k.split("/", 2)[2] for k in fs.find("studio/out"))
@@ -210,3 +239,4 @@ def test_s3_kill_9_then_resume_with_the_manifest_in_the_bucket(s3_server, tmp_pa
         assert data == (tmp_path / "clean" / name).read_bytes()
     recs = [json.loads(line) for line in fs.cat_file("studio/out/manifest.jsonl").decode().splitlines()]
     assert sum(r["status"] in ("done", "skipped") for r in recs) >= len(rows) + flushed
+    assert [r["error_type"] for r in recs if r["input"] == url and r["status"] == "failed"] == ["InputError"]
