@@ -36,3 +36,9 @@ class ModelRuntimeError(AutoinpaintError):
     """A model failed while running (e.g. out of memory); the message says what to do."""
 
     exit_code = 1
+
+
+class StorageError(AutoinpaintError):
+    """A file store or object store failed (network, service error); the message names the file."""
+
+    exit_code = 1

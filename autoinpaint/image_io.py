@@ -357,25 +357,36 @@ def save_image(array: np.ndarray, info: ImageInfo, path: str | os.PathLike) -> s
     return fmt
 
 
-def save_mask(alpha: np.ndarray, path: str | os.PathLike) -> None:
-    """Write an H×W alpha in [0, 1] (or bool) as an 8-bit grayscale PNG, atomically."""
+def encode_mask(alpha: np.ndarray) -> bytes:
+    """An H×W alpha in [0, 1] (or bool) as an 8-bit grayscale PNG."""
     from PIL import Image
 
     a = alpha.astype(np.float32) if alpha.dtype != bool else alpha.astype(np.float32)
     buf = io.BytesIO()
     Image.fromarray(np.round(a * 255).astype(np.uint8), mode="L").save(buf, format="PNG")
-    write_atomic(path, buf.getvalue())
+    return buf.getvalue()
 
 
-def load_mask(path: str | os.PathLike, width: int, height: int, max_pixels: int | None = None) -> np.ndarray:
+def save_mask(alpha: np.ndarray, path: str | os.PathLike) -> None:
+    """Write an H×W alpha in [0, 1] (or bool) as an 8-bit grayscale PNG, atomically."""
+    write_atomic(path, encode_mask(alpha))
+
+
+def load_mask(path: ImageInput, width: int, height: int, max_pixels: int | None = None,
+              name: str | None = None) -> np.ndarray:
     """Read a mask file (any image; brighter than half = selected; a non-constant alpha channel is used instead) as H×W bool.
 
+    ``path`` may also be the file's bytes (``name`` then names it in messages).
     Raises InputError when it cannot be read or its size is not ``width``×``height``.
     """
-    array, info = load_image(path, max_pixels)
+    name = name or str(path)
+    if isinstance(path, (bytes, bytearray, memoryview)):
+        array, info = decode_image(bytes(path), name, max_pixels)
+    else:
+        array, info = load_image(path, max_pixels)
     mh, mw = array.shape[:2]
     if (mw, mh) != (width, height):
-        raise InputError(f"mask {path} is {mw}x{mh} but the image is {width}x{height}")
+        raise InputError(f"mask {name} is {mw}x{mh} but the image is {width}x{height}")
     if array.shape[2] in (2, 4) and not np.all(array[..., -1] == array[..., -1].max()):
         return array[..., -1] > 0
     channels = array[..., :3] if array.shape[2] >= 3 else array[..., :1]

@@ -1,25 +1,21 @@
-"""Pipeline steps that read and write files: the input image, the output, the mask and a preview."""
+"""Pipeline steps that read and write files: the input image, the output, the mask and a preview.
+
+Files are paths or URLs (``s3://…``): every read and write goes through :mod:`autoinpaint.storage`.
+"""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from .errors import InputError
-from .image_io import ImageInput, encode_with_notes, load_image, output_format, save_mask, write_atomic
+from .image_io import ImageInput, decode_image, encode_mask, encode_with_notes, load_image, output_format
 from .log import warning
-
-
-def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    try:
-        return Path(a).resolve() == Path(b).resolve()
-    except OSError:
-        return False
+from .storage import is_remote, local_path, read_bytes, same, suffix, write_bytes
 
 
 class LoadImage:
     """Pipeline step: ``source`` (or ``state.input_path``) → ``state.image`` (EXIF-oriented) and
-    ``state.info``. ``source`` is anything :func:`~autoinpaint.image_io.load_image` takes: a path,
-    encoded bytes, a PIL image or an array."""
+    ``state.info``. ``source`` is anything :func:`~autoinpaint.image_io.load_image` takes: a path (or a
+    URL, read through :mod:`autoinpaint.storage`), encoded bytes, a PIL image or an array."""
 
     name = "load"
 
@@ -31,9 +27,15 @@ class LoadImage:
         source = self.source if self.source is not None else state.input_path
         if source is None:
             raise InputError("no input image given")
-        state.image, state.info = load_image(source, self.max_pixels)
-        if isinstance(source, (str, os.PathLike)):
-            state.input_path = str(source)
+        if isinstance(source, (str, os.PathLike)) and is_remote(source):
+            spec = os.fspath(source)
+            state.image, state.info = decode_image(read_bytes(spec), spec, self.max_pixels)
+            state.info.path = state.input_path = spec
+        elif isinstance(source, (str, os.PathLike)):
+            state.image, state.info = load_image(local_path(source), self.max_pixels)
+            state.input_path = os.fspath(source)
+        else:
+            state.image, state.info = load_image(source, self.max_pixels)
         return state
 
     def __repr__(self) -> str:
@@ -53,7 +55,7 @@ class SaveImage:
         out = state.output_path
         if out is None:
             raise InputError("no output path given")
-        if not self.overwrite and state.input_path and _same_file(out, state.input_path):
+        if not self.overwrite and state.input_path and same(out, state.input_path):
             raise InputError(f"refusing to overwrite the input {out} (pass --overwrite to allow it)")
         fmt = output_format(out, state.info)
         data, notes = encode_with_notes(state.result, state.info, fmt)
@@ -61,7 +63,7 @@ class SaveImage:
             warning(note)
         if notes:
             state.metadata["output_notes"] = notes
-        write_atomic(out, data)
+        write_bytes(out, data)
         state.metadata["output_format"] = fmt
         return state
 
@@ -79,9 +81,9 @@ class SaveMask:
 
     def __call__(self, state):
         path = self.path or state.output_path
-        if state.input_path and _same_file(path, state.input_path):
+        if state.input_path and same(path, state.input_path):
             raise InputError(f"refusing to overwrite the input {path} with a mask")
-        save_mask(state.alpha, path)
+        write_bytes(path, encode_mask(state.alpha))
         return state
 
     def __repr__(self) -> str:
@@ -99,7 +101,7 @@ class SavePreview:
     def __call__(self, state):
         from .preview import render_preview
 
-        write_atomic(self.path, render_preview(state, Path(self.path).suffix))
+        write_bytes(self.path, render_preview(state, suffix(self.path)))
         return state
 
     def __repr__(self) -> str:

@@ -179,10 +179,11 @@ def family_for(kind: str, spec: str) -> Family:
 # ------------------------------------------------------------------------------------------ model cache
 class ModelCache:
     """Loaded models by key: each loads once (concurrent requests for one key wait for the first),
-    at most ``max_items`` kept, least recently used dropped first."""
+    at most ``max_items`` kept, least recently used dropped first. ``loads`` counts the loads done."""
 
     def __init__(self, max_items: int = 6):
         self.max_items = max_items
+        self.loads = 0
         self._items: OrderedDict[tuple, Any] = OrderedDict()
         self._locks: dict[tuple, threading.Lock] = {}
         self._lock = threading.Lock()
@@ -199,6 +200,7 @@ class ModelCache:
                     return self._items[key]
             model = factory()
             with self._lock:
+                self.loads += 1
                 self._items[key] = model
                 while len(self._items) > self.max_items:
                     old, _ = self._items.popitem(last=False)

@@ -68,6 +68,51 @@ def sticker_jpeg(tmp_path) -> tuple[Path, object]:
     return path, scene
 
 
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-compatible server (moto in server mode) on 127.0.0.1 for the session; the usual AWS_*
+    variables point every client at it: s3fs here, the CLI in subprocesses, Ray workers started later."""
+    import logging
+    import os
+
+    pytest.importorskip("s3fs")
+    moto_server = pytest.importorskip("moto.server")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+    saved = {k: os.environ.get(k) for k in [*env, "AWS_PROFILE"]}
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.update(env)
+    try:
+        yield env["AWS_ENDPOINT_URL"]
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_session(s3_server):
+    """One local Ray for every Ray test of the session (start-up is slow); its workers see the S3
+    server. Yields the address a CLI subprocess joins with --ray-address."""
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    from autoinpaint.batch.ray_engine import init_ray, shutdown
+
+    init_ray(None, workers=2, cpus_per_worker=1.0, gpus_per_worker=0.0)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        shutdown()
+
+
 def pytest_addoption(parser):
     parser.addoption("--fuzz-cases", type=int, default=None,
                      help="mutations per input in tests/test_fuzz.py (default 24, or $AUTOINPAINT_FUZZ_CASES)")

@@ -17,8 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from scenes import catalogue_photo  # noqa: E402
 
-from autoinpaint.batch import Defaults, Manifest, iter_tasks  # noqa: E402
-from autoinpaint.batch.recipe import Task  # noqa: E402
+from autoinpaint.batch import Defaults, iter_tasks, open_manifest  # noqa: E402
+from autoinpaint.batch.manifest import ManifestSnapshot  # noqa: E402
+from autoinpaint.batch.plan import RunIndex  # noqa: E402
+from autoinpaint.batch.recipe import Task, param_hash  # noqa: E402
 from autoinpaint.selection import Selection  # noqa: E402
 
 FAST = ["--segmenter", "classical", "--inpainter", "telea"]
@@ -251,41 +253,96 @@ def test_yaml_recipe_line_numbers_and_defaults(tmp_path):
     assert tasks[1].error and "line 5" in tasks[1].error and "bogus" in tasks[1].error
     assert tasks[2].selection.points == ((20.0, 30.0),) and tasks[2].options.dilate == 8
     assert tasks[3].output == str(tmp_path / "out" / "in-photo00.jpg") and tasks[3].selection.relative
-    assert len({t.param_hash for t in tasks if not t.error}) == 3
+    hashes = {param_hash(t.input, t.selection, t.action, t.options, t.output) for t in tasks if not t.error}
+    assert len(hashes) == 3
     assert Task.from_payload(tasks[3].to_payload()) == tasks[3]
 
 
 def test_manifest_tolerates_torn_line(tmp_path):
-    m = Manifest(tmp_path)
-    m.path.write_text('{"output": "a", "status": "done", "hash": "h1", "output_size": 3}\n{"output": "b", "sta')
-    assert set(m.latest_done()) == {"a"}
-    m.open()
+    path = tmp_path / "manifest.jsonl"
+    path.write_text('{"output": "a", "status": "done", "hash": "h1", "output_size": 3}\n{"output": "b", "sta')
+    m = open_manifest(str(path))
+    before = m.open()  # terminates the torn line; the snapshot is what earlier runs wrote
     m.append({"output": "c", "status": "done", "hash": "h2", "output_size": 1})
     m.close()
-    assert set(m.latest_done()) == {"a", "c"}
-    assert m.path.read_text().splitlines()[-1].startswith('{"output": "c"')
+    assert [r["output"] for r in before.records()] == ["a"]
+    index = RunIndex()
+    index.load(ManifestSnapshot(str(path)).records())
+    assert index.previous("a") == {"hash": "h1", "output_size": 3} and index.previous("c")["hash"] == "h2"
+    assert index.previous("b") is None
+    assert path.read_text().splitlines()[-1].startswith('{"output": "c"')
 
 
-def test_ray_engine_matches_local(tmp_path):
-    pytest.importorskip("ray.data")
+def test_ray_ledger_bounds_rows_in_flight_sizes_tasks_and_names_lost_rows():
+    """The Ray engine's backpressure, task sizing and crash bookkeeping, without Ray: at most ``window``
+    rows are admitted until the driver settles some; tasks grow to ~2 s of work; rows never settled
+    are the ones a dead actor lost."""
+    import asyncio
+
+    from autoinpaint.batch.ray_engine import Ledger
+
+    def rows(*seqs):
+        return {i: [i + 1, f"in/{i}.jpg", f"out/{i}.jpg", "remove"] for i in seqs}
+
+    async def scenario():
+        ledger = Ledger(workers=2, window=4)
+        assert await ledger.admit(rows(0, 1, 2, 3)) == (1, 1)
+        blocked = asyncio.ensure_future(ledger.admit(rows(4)))
+        await asyncio.sleep(0.05)
+        assert not blocked.done()  # full: the planner waits
+        await ledger.settle([0, 1], row_seconds=0.01)  # 10 ms a row: 200 rows make a 2 s task
+        assert await asyncio.wait_for(blocked, 1) == (200, 200)
+        await ledger.settle([2, 4])
+        await ledger.finish(None)
+        return await asyncio.wait_for(ledger.state(4), 1)
+
+    finished, error, lost, stats = asyncio.run(scenario())
+    assert finished and error is None and stats == {"window": 4, "peak_in_flight": 4, "rows_per_task": 200}
+    assert lost == [[4, "in/3.jpg", "out/3.jpg", "remove"]]
+    assert asyncio.run(_admit_once(Ledger(workers=2, rows_per_task=3))) == (3, 12)  # fixed: 8×2×3 / 4
+
+
+async def _admit_once(ledger):
+    return await ledger.admit({0: [1, "a", "b", "remove"]})
+
+
+def test_ray_one_actor_pool_streams_the_batch_from_and_to_s3(ray_session, s3_server, tmp_path):
+    """``--engine ray`` (joining the session's Ray with --ray-address): one Ray Data pipeline for the
+    whole batch, reading from and writing to a bucket; more rows than a Ray task holds, each actor
+    loads its models once, outputs byte-identical to the local engine's; the local engine resumes it."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    fs.mkdir("rayshop")
     photos = make_photos(tmp_path / "in", 4)
-    rows = [{"input": f"in/{p['name']}", "points": [p["point"]]} for p in photos]
-    rows.append({"input": "in/missing.png", "points": [[1, 1]]})
-    write_jsonl(tmp_path / "recipe.jsonl", rows)
-    local = batch("recipe.jsonl", "-o", "local", "--workers", "2", "--json", *FAST, cwd=tmp_path)
-    ray = batch("recipe.jsonl", "-o", "ray", "--engine", "ray", "--workers", "2", "--json", *FAST,
-                cwd=tmp_path, timeout=180)
-    assert local.returncode == ray.returncode == 1, ray.stderr[-2000:]
-    assert json.loads(ray.stdout)["done"] == 4 and json.loads(ray.stdout)["failed"] == 1
     for p in photos:
-        assert (tmp_path / "ray" / p["name"]).read_bytes() == (tmp_path / "local" / p["name"]).read_bytes()
-
-    def key(outdir):
-        return sorted((r["line"], r["status"], r.get("mask_pixels"), Path(r["output"]).name)
-                      for r in records(outdir))
-
-    assert key(tmp_path / "ray") == key(tmp_path / "local")
-    # and the Ray engine honours the manifest of a local run: everything is skipped
-    again = batch("recipe.jsonl", "-o", "local", "--engine", "ray", "--workers", "2", "--json", *FAST,
-                  cwd=tmp_path, timeout=180)
-    assert json.loads(again.stdout)["skipped"] == 4
+        fs.pipe_file(f"rayshop/in/{p['name']}", (tmp_path / "in" / p["name"]).read_bytes())
+    rows = [{"input": f"in/{p['name']}", "points": [p["point"]], "output": "{stem}_{line}{ext}"}
+            for _ in range(3) for p in photos]  # 12 rows, each photo 3 times
+    rows.append({"input": "in/missing.png", "points": [[1, 1]]})
+    text = "".join(json.dumps(r) + "\n" for r in rows) + '{"input": "in/x.jpg", "dilate": "lots"}\n'
+    fs.pipe_file("rayshop/recipe.jsonl", text.encode())
+    args = ["s3://rayshop/recipe.jsonl", "--manifest", "ray.jsonl", "--workers", "2", "--json", *FAST]
+    local = batch("s3://rayshop/recipe.jsonl", "-o", "local", "--workers", "2", "--json", *FAST, cwd=tmp_path)
+    ray = batch(*args, "-o", "s3://rayshop/ray", "--engine", "ray", "--ray-address", ray_session,
+                "--rows-per-task", "2", cwd=tmp_path, timeout=180)
+    assert local.returncode == ray.returncode == 1, ray.stderr[-2000:]
+    assert "Error: 2 of 14 rows failed" in ray.stderr and "Traceback" not in ray.stderr
+    summary = json.loads(ray.stdout)
+    assert (summary["done"], summary["failed"], summary["engine"]) == (12, 2, "ray")
+    recs = records_tolerant(tmp_path / "ray.jsonl")
+    done = [r for r in recs if r["status"] == "done"]
+    by_line = {r["line"]: r for r in recs if r["status"] == "failed"}
+    assert "no such file" in by_line[13]["error"] and by_line[14]["error_type"] == "RecipeError"
+    pids = {r["pid"] for r in done}
+    assert len(pids) == 2  # one pool of two actors ...
+    for pid in pids:
+        mine = [r for r in done if r["pid"] == pid]
+        assert len(mine) > 2  # ... each serving several Ray tasks of 2 rows ...
+        assert max(r["model_loads"] for r in mine) == 2  # ... having loaded segmenter + inpainter once
+    for r in done:
+        name = Path(r["output"]).name
+        assert fs.cat_file(f"rayshop/ray/{name}") == (tmp_path / "local" / name).read_bytes()
+    # a batch started on Ray resumes with the local engine (and the other way round)
+    again = batch(*args, "-o", "s3://rayshop/ray", cwd=tmp_path)
+    assert json.loads(again.stdout)["skipped"] == 12

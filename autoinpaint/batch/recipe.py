@@ -15,24 +15,28 @@ Whatever a row leaves out comes from the command line (:class:`Defaults`). A mal
 Task with ``error`` set (and its line number) instead of stopping the batch.
 
 Rows are produced lazily: the recipe is read line by line (JSONL, CSV), YAML is parsed into nodes and
-each row is built when it is reached, and images are never opened here (only ``stat``-ed for the hash).
+each row is built when it is reached, and images are never opened or ``stat``-ed here (the worker hashes
+them: :func:`param_hash`). Recipes, inputs, masks and the output folder may be URLs (``s3://…``): every
+path goes through :mod:`autoinpaint.storage`; relative paths are relative to the recipe's folder.
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
-import glob as globlib
 import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Iterator
+from typing import IO, Any, Iterator
 
 from ..api import ACTIONS, EditOptions
 from ..errors import InputError
 from ..image_io import FORMAT_BY_SUFFIX
 from ..selection import Selection, clean_texts, parse_numbers
+from ..storage import (absolute, canonical, glob, has_magic, identity, is_dir, is_file, join, list_files,
+                       open_binary, parent, same, suffix)
+from ..storage import name as file_name
 
 RECIPE_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv",
                    ".yaml": "yaml", ".yml": "yaml"}
@@ -64,7 +68,9 @@ class Defaults:
 class Task:
     """One unit of work: edit ``input`` with ``selection`` and ``options``, write ``output``.
 
-    ``error`` is set (and the rest may be partial) when the recipe row itself is malformed."""
+    ``error`` (and ``error_type``) is set, and the rest may be partial, when the row cannot run (a
+    malformed recipe row, a duplicate output). ``previous`` is what the manifest says an earlier run
+    wrote to ``output`` (``{"hash", "output_size"}``), so the worker can skip the row."""
 
     line: int
     input: str | None
@@ -72,24 +78,26 @@ class Task:
     action: str = "remove"
     options: EditOptions = field(default_factory=EditOptions)
     output: str | None = None
-    param_hash: str | None = None
     error: str | None = None
+    error_type: str | None = None
+    previous: dict | None = None
+
+    @property
+    def param_hash(self) -> str:
+        """:func:`param_hash` of this row, computed when asked (it costs a ``stat`` or a HEAD request
+        per file, so the worker asks, not the planner)."""
+        return param_hash(self.input, self.selection, self.action, self.options, self.output)
 
     def to_payload(self) -> dict:
         """A JSON-friendly dict (for Ray rows); :meth:`from_payload` inverts it."""
-        sel = dataclasses.asdict(self.selection)
-        return {"line": self.line, "input": self.input, "selection": sel, "action": self.action,
-                "options": self.options.to_dict(), "output": self.output, "param_hash": self.param_hash,
-                "error": self.error}
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_payload(cls, d: dict) -> "Task":
         s = d["selection"]
         sel = Selection(**{k: (tuple(tuple(v) for v in s[k]) if k in _SHAPES
                                else tuple(s[k]) if k == "texts" else s[k]) for k in s})
-        return cls(line=d["line"], input=d["input"], selection=sel, action=d["action"],
-                   options=EditOptions(**d["options"]), output=d["output"], param_hash=d["param_hash"],
-                   error=d["error"])
+        return cls(**{**d, "selection": sel, "options": EditOptions(**d["options"])})
 
 
 class RowError(InputError):
@@ -100,7 +108,7 @@ class RowError(InputError):
 
 
 def recipe_kind(path: str | os.PathLike) -> str:
-    kind = RECIPE_SUFFIXES.get(Path(path).suffix.lower())
+    kind = RECIPE_SUFFIXES.get(suffix(path).lower())
     if kind is None:
         raise InputError(f"{path}: unknown recipe format; use .jsonl, .csv or .yaml "
                          f"(or give a folder of images)")
@@ -108,17 +116,17 @@ def recipe_kind(path: str | os.PathLike) -> str:
 
 
 def iter_raw_rows(path: str | os.PathLike) -> Iterator[tuple[int, dict | None, str | None]]:
-    """Yield ``(line, row_dict, error)`` for each row of a recipe file, one at a time."""
-    path = Path(path)
-    if not path.is_file():
+    """Yield ``(line, row_dict, error)`` for each row of a recipe file (a path or a URL), one at a time."""
+    if not is_file(path):
         raise InputError(f"{path}: no such recipe file or folder")
     kind = recipe_kind(path)
-    if kind == "jsonl":
-        yield from _iter_jsonl(path)
-    elif kind == "csv":
-        yield from _iter_csv(path)
-    else:
-        yield from _iter_yaml(path)
+    with open_binary(path) as fh:
+        if kind == "jsonl":
+            yield from _iter_jsonl(fh)
+        elif kind == "csv":
+            yield from _iter_csv(fh)
+        else:
+            yield from _iter_yaml(fh, str(path))
 
 
 MAX_ROW_BYTES = 1 << 20  # a recipe row longer than this is recorded as malformed, not parsed
@@ -138,69 +146,67 @@ def _too_long(raw: bytes) -> str | None:
             else None)
 
 
-def _iter_jsonl(path: Path):
-    with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, 1):
-            problem = _too_long(raw) or _bad_utf8(raw)
-            if problem:
-                yield number, None, problem
-                continue
-            text = raw.decode("utf-8").strip().lstrip("\ufeff")
-            if not text or text.startswith("#") or text.startswith("//"):
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield number, None, f"not valid JSON ({exc.msg} at column {exc.colno})"
-                continue
-            except RecursionError:
-                yield number, None, "not valid JSON (nested too deeply)"
-                continue
-            if not isinstance(row, dict):
-                yield number, None, f"expected a JSON object, got {type(row).__name__}"
-                continue
-            yield number, row, None
+def _iter_jsonl(fh: IO[bytes]):
+    for number, raw in enumerate(fh, 1):
+        problem = _too_long(raw) or _bad_utf8(raw)
+        if problem:
+            yield number, None, problem
+            continue
+        text = raw.decode("utf-8").strip().lstrip("\ufeff")
+        if not text or text.startswith("#") or text.startswith("//"):
+            continue
+        try:
+            row = json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield number, None, f"not valid JSON ({exc.msg} at column {exc.colno})"
+            continue
+        except RecursionError:
+            yield number, None, "not valid JSON (nested too deeply)"
+            continue
+        if not isinstance(row, dict):
+            yield number, None, f"expected a JSON object, got {type(row).__name__}"
+            continue
+        yield number, row, None
 
 
-def _iter_csv(path: Path):
-    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as fh:
-        reader = csv.reader(fh)
-        header = None
-        while True:
-            start = reader.line_num + 1
-            try:
-                cells = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                yield start, None, f"not valid CSV ({exc})"
-                continue
-            number = reader.line_num
-            if any(_has_surrogates(c) for c in cells):
-                bad = next(c for c in cells if _has_surrogates(c))
-                raw = bad.encode("utf-8", "surrogateescape")
-                yield number, None, _bad_utf8(raw) or "not valid UTF-8"
-                continue
-            if not cells or all(not c.strip() for c in cells) or cells[0].lstrip("\ufeff ").startswith("#"):
-                continue
-            if header is None:
-                header = [c.strip().lstrip("\ufeff") for c in cells]
-                continue
-            if len(cells) > len(header):
-                yield number, None, f"{len(cells)} cells but the header has {len(header)} columns"
-                continue
-            row = {k: v.strip() for k, v in zip(header, cells) if k and v.strip() != ""}
-            yield number, row, None
+def _iter_csv(fh: IO[bytes]):
+    reader = csv.reader(io.TextIOWrapper(fh, encoding="utf-8", errors="surrogateescape", newline=""))
+    header = None
+    while True:
+        start = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield start, None, f"not valid CSV ({exc})"
+            continue
+        number = reader.line_num
+        if any(_has_surrogates(c) for c in cells):
+            bad = next(c for c in cells if _has_surrogates(c))
+            raw = bad.encode("utf-8", "surrogateescape")
+            yield number, None, _bad_utf8(raw) or "not valid UTF-8"
+            continue
+        if not cells or all(not c.strip() for c in cells) or cells[0].lstrip("\ufeff ").startswith("#"):
+            continue
+        if header is None:
+            header = [c.strip().lstrip("\ufeff") for c in cells]
+            continue
+        if len(cells) > len(header):
+            yield number, None, f"{len(cells)} cells but the header has {len(header)} columns"
+            continue
+        row = {k: v.strip() for k, v in zip(header, cells) if k and v.strip() != ""}
+        yield number, row, None
 
 
 def _has_surrogates(text: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
-def _iter_yaml(path: Path):
+def _iter_yaml(fh: IO[bytes], path: str):
     import yaml
 
-    raw = path.read_bytes()  # the recipe text only; rows are built one by one
+    raw = fh.read()  # the recipe text only; rows are built one by one
     text = raw.decode("utf-8", errors="replace").lstrip("\ufeff")
     bad_lines = {n for n, line in enumerate(raw.split(b"\n"), 1) if _bad_utf8(line) or _too_long(line)}
     if bad_lines:
@@ -247,7 +253,7 @@ def _yaml_row(loader, node, number: int) -> tuple[int, dict | None, str | None]:
     return number, row, None
 
 
-def _iter_yaml_items(text: str, raw: bytes, bad_lines: set[int], path: Path):
+def _iter_yaml_items(text: str, raw: bytes, bad_lines: set[int], path: str):
     """A YAML list whose whole cannot be parsed (a broken row, bytes that are not UTF-8, an over-long
     line): each top-level ``- `` item is parsed on its own, so one bad row costs only that row."""
     import yaml
@@ -357,44 +363,35 @@ def _coerce_option(name: str, value: Any) -> Any:
     return str(value)
 
 
-def file_identity(path: str | os.PathLike | None) -> dict | None:
-    """Content identity of a file for the parameter hash: size and modification time (ns)."""
-    if not path:
-        return None
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):  # ValueError: a NUL byte in the path
-        return None
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-
 def param_hash(input_path: str, selection: Selection, action: str, options: EditOptions, output: str) -> str:
-    """Hash of everything that decides an output: the input's path and identity, the selection (and
-    mask file identity), the action, every option except ``quiet``, the output path, the version."""
+    """Hash of everything that decides an output: the input's path and identity (size and modification
+    time, or an object's ETag), the selection (and mask file identity), the action, every option except
+    ``quiet``, the output path, the version. Costs a ``stat`` (an object store: a HEAD request) per file."""
     from .. import __version__ as version  # noqa: PLC0415
 
     opts = options.to_dict()
     opts.pop("quiet", None)
-    params = {"v": HASH_VERSION, "autoinpaint": version, "input": os.path.abspath(input_path),
-              "input_id": file_identity(input_path), "selection": selection.describe(),
-              "mask_id": file_identity(selection.mask_path), "action": action, "options": opts,
-              "output": os.path.abspath(output)}
+    params = {"v": HASH_VERSION, "autoinpaint": version, "input": absolute(input_path),
+              "input_id": identity(input_path), "selection": selection.describe(),
+              "mask_id": identity(selection.mask_path), "action": action, "options": opts,
+              "output": absolute(output)}
     text = json.dumps(params, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 def render_output(template: str, input_path: str, outdir: str | os.PathLike, line: int) -> str:
-    p = Path(input_path)
+    """The output of ``input_path``: ``template`` filled in, inside ``outdir`` unless absolute (or a URL)."""
+    base = file_name(input_path)
+    stem, ext = os.path.splitext(base)
     try:
-        rendered = template.format(stem=p.stem, ext=p.suffix, parent=p.parent.name, name=p.name, line=line)
+        rendered = template.format(stem=stem, ext=ext, parent=file_name(parent(input_path)), name=base, line=line)
     except (KeyError, IndexError, ValueError) as exc:
         raise InputError(f"output template {template!r}: unknown field {exc} "
                          f"(use {{stem}}, {{ext}}, {{parent}}, {{name}}, {{line}})") from None
-    out = Path(rendered).expanduser()
-    return str(out if out.is_absolute() else Path(outdir) / out)
+    return join(outdir, os.path.expanduser(rendered))
 
 
-def _task_from_row(row: dict, line: int, base: Path, outdir: str, defaults: Defaults) -> Iterator[Task]:
+def _task_from_row(row: dict, line: int, base: str, outdir: str, defaults: Defaults) -> Iterator[Task]:
     row = {str(k).strip().replace("-", "_").lower(): v for k, v in row.items()}
     inputs = [row.pop(k) for k in _INPUT_KEYS if k in row]
     if len(inputs) != 1 or not isinstance(inputs[0], str) or not inputs[0].strip():
@@ -427,7 +424,7 @@ def _task_from_row(row: dict, line: int, base: Path, outdir: str, defaults: Defa
     options = defaults.options.replace(**overrides) if overrides else defaults.options
 
     if sel_values or mask:
-        selection = Selection(mask_path=str(base / mask) if mask else None,
+        selection = Selection(mask_path=join(base, os.path.expanduser(str(mask))) if mask else None,
                               relative=defaults.selection.relative if relative is None
                               else _to_bool(relative, "relative"), **sel_values)
     else:
@@ -438,67 +435,62 @@ def _task_from_row(row: dict, line: int, base: Path, outdir: str, defaults: Defa
         raise InputError("nothing selected: give points, boxes, text, rects, ellipses or a mask "
                          "(in the row or on the command line)")
 
-    expanded = str(Path(pattern).expanduser())
-    full = expanded if os.path.isabs(expanded) else str(base / expanded)
-    if globlib.has_magic(pattern):
-        matches = sorted(globlib.iglob(full, recursive=True))
-        matches = [m for m in matches if os.path.isfile(m)]
+    full = join(base, os.path.expanduser(pattern))
+    if has_magic(pattern):
+        matches = glob(full)
         if not matches:
             raise InputError(f"glob {pattern!r} matches no file")
     else:
         matches = [full]
     for path in matches:
         output = render_output(template, path, outdir, line)
-        yield Task(line=line, input=path, selection=selection, action=action, options=options, output=output,
-                   param_hash=param_hash(path, selection, action, options, output))
+        yield Task(line=line, input=path, selection=selection, action=action, options=options, output=output)
 
 
 def iter_tasks(source: str | os.PathLike, outdir: str | os.PathLike, defaults: Defaults | None = None,
                ) -> Iterator[Task]:
-    """Stream the Tasks of a recipe file, or of every image in a folder (folder mode)."""
+    """Stream the Tasks of a recipe file, or of every image in a folder (folder mode); paths or URLs."""
     defaults = defaults or Defaults()
-    source = Path(source)
-    if source.is_dir():
-        yield from _folder_tasks(source, str(outdir), defaults)
+    source = os.fspath(source)
+    if is_dir(source):
+        yield from _folder_tasks(source, os.fspath(outdir), defaults)
         return
-    base = source.resolve().parent
+    base = parent(canonical(source))
     for line, row, error in iter_raw_rows(source):
         if error is not None:
-            yield Task(line=line, input=None, error=f"line {line}: {error}")
+            yield Task(line=line, input=None, error=f"line {line}: {error}", error_type="RecipeError")
             continue
         try:
-            yield from _task_from_row(row, line, base, str(outdir), defaults)
+            yield from _task_from_row(row, line, base, os.fspath(outdir), defaults)
         except (InputError, ValueError, TypeError, OSError, RecursionError) as exc:  # one bad row, not the batch
             raw = row.get("input") or row.get("image") or row.get("path")
-            yield Task(line=line, input=str(raw) if raw is not None else None, error=f"line {line}: {exc}")
+            yield Task(line=line, input=str(raw) if raw is not None else None, error=f"line {line}: {exc}",
+                       error_type="RecipeError")
 
 
-def image_files(folder: Path) -> Iterator[Path]:
+def image_files(folder: str) -> Iterator[str]:
     """The image files directly inside ``folder`` (by suffix), in name order; hidden files skipped."""
-    names = sorted(e.name for e in os.scandir(folder) if e.is_file() and not e.name.startswith("."))
-    for name in names:
-        if Path(name).suffix.lower() in FORMAT_BY_SUFFIX:
-            yield folder / name
+    for path in list_files(folder):
+        if suffix(path).lower() in FORMAT_BY_SUFFIX:
+            yield path
 
 
-def _folder_tasks(folder: Path, outdir: str, defaults: Defaults) -> Iterator[Task]:
+def _folder_tasks(folder: str, outdir: str, defaults: Defaults) -> Iterator[Task]:
     if defaults.selection.is_empty:
         raise InputError("folder mode needs a selection for every image: --point, --box, --text, --rect, "
                          "--ellipse or --mask (use --relative for fractions of the size)")
-    if Path(outdir).resolve() == folder.resolve() and not defaults.output:
+    if same(outdir, folder) and not defaults.output:
         raise InputError("the output folder is the input folder: outputs would replace the inputs; "
                          "choose another -o OUTDIR")
     template = defaults.output or (MASK_TEMPLATE if defaults.action == "mask" else DEFAULT_TEMPLATE)
     for number, path in enumerate(image_files(folder), 1):
         try:
-            output = render_output(template, str(path), outdir, number)
+            output = render_output(template, path, outdir, number)
         except InputError as exc:
-            yield Task(line=number, input=str(path), error=str(exc))
+            yield Task(line=number, input=path, error=str(exc), error_type="RecipeError")
             continue
-        yield Task(line=number, input=str(path), selection=defaults.selection, action=defaults.action,
-                   options=defaults.options, output=output,
-                   param_hash=param_hash(str(path), defaults.selection, defaults.action, defaults.options,
-                                         output))
+        yield Task(line=number, input=path, selection=defaults.selection, action=defaults.action,
+                   options=defaults.options, output=output)
 
 
 def count_tasks(source: str | os.PathLike, outdir: str | os.PathLike, defaults: Defaults | None = None) -> int:

@@ -17,17 +17,22 @@ import base64
 import hashlib
 import html
 import io
-import json
 import os
 import re
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import AutoinpaintError
+from ..storage import exists, join, make_parents, read_bytes, relative, write_bytes
+from ..storage import name as file_name
+from .manifest import ManifestSnapshot
+
 REVIEW_DIR = "review"
 PAGE_NAME = "review.html"
 THUMB_HEIGHT = 200
 KINDS = ("input", "mask", "result")
+_PAGE_FIELDS = ("line", "input", "output", "status", "review", "quality", "thumbnails", "written", "output_size")
 
 
 def thumbnails(state, height: int = THUMB_HEIGHT) -> dict[str, str]:
@@ -46,11 +51,9 @@ def thumbnails(state, height: int = THUMB_HEIGHT) -> dict[str, str]:
 
 
 def save_thumbnails(outdir: str | os.PathLike, record: dict, thumbs: dict[str, str]) -> dict[str, str]:
-    """Write a row's thumbnails to ``OUTDIR/review/``; returns their paths relative to ``outdir``."""
-    from ..image_io import write_atomic
-
-    folder = Path(outdir) / REVIEW_DIR
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write a row's thumbnails to ``OUTDIR/review/`` (a folder or a URL); returns their paths relative
+    to ``outdir``."""
+    folder = join(outdir, REVIEW_DIR)
     stem = re.sub(r"[^\w.-]+", "_", Path(str(record.get("output") or "row")).stem)[:60]
     key = hashlib.sha256(str(record.get("output")).encode("utf-8", "replace")).hexdigest()[:8]
     paths = {}
@@ -58,61 +61,53 @@ def save_thumbnails(outdir: str | os.PathLike, record: dict, thumbs: dict[str, s
         if kind not in KINDS:
             continue
         name = f"{int(record.get('line') or 0):06d}-{stem}-{key}.{kind}.jpg"
-        write_atomic(folder / name, base64.b64decode(data))
+        path = join(folder, name)
+        make_parents(path)
+        write_bytes(path, base64.b64decode(data))
         paths[kind] = f"{REVIEW_DIR}/{name}"
     return paths
 
 
 def rows_in_review(manifest: str | os.PathLike) -> list[dict]:
     """The latest record of every output whose latest record (a resumed row's ``skipped`` record
-    aside) is marked ``review``, in line order."""
+    aside) is marked ``review``, in line order. ``manifest``: a path or a URL.
+
+    Only the rows in doubt are kept while the manifest is read (and only the fields the page shows), so
+    the memory is that of the review queue, not of the batch."""
     latest: dict[str, dict] = {}
-    path = Path(manifest)
-    if not path.exists():
-        return []
-    with open(path, "rb") as fh:
-        for raw in fh:
-            try:
-                rec = json.loads(raw)
-            except ValueError:
-                continue  # a torn line from a killed run
-            if not isinstance(rec, dict) or not rec.get("output"):
-                continue
-            if rec.get("status") == "skipped" and not rec.get("review"):
-                continue  # resumed: the row's earlier record still says what it is
-            latest[rec["output"]] = rec
-    rows = [r for r in latest.values() if r.get("review")]
-    return sorted(rows, key=lambda r: (int(r.get("line") or 0), str(r.get("output"))))
+    for rec in ManifestSnapshot(os.fspath(manifest)).records():
+        if not rec.get("output"):
+            continue
+        if rec.get("status") == "skipped" and not rec.get("review"):
+            continue  # resumed: the row's earlier record still says what it is
+        if rec.get("review"):
+            latest[rec["output"]] = {k: rec[k] for k in _PAGE_FIELDS if k in rec}
+        else:
+            latest.pop(rec["output"], None)
+    return sorted(latest.values(), key=lambda r: (int(r.get("line") or 0), str(r.get("output"))))
 
 
-def write_page(outdir: str | os.PathLike, manifest: str | os.PathLike) -> tuple[Path, int]:
-    """Write ``OUTDIR/review.html`` (atomically) from the manifest; returns its path and the number of
-    rows listed. With no row in doubt no page is written, and a page left by an earlier run is
-    rewritten to say so (it never lists rows that are no longer in doubt)."""
-    from ..image_io import write_atomic
-
+def write_page(outdir: str | os.PathLike, manifest: str | os.PathLike) -> tuple[str, int]:
+    """Write ``OUTDIR/review.html`` (atomically; OUTDIR may be a URL) from the manifest; returns its
+    path and the number of rows listed. With no row in doubt no page is written, and a page left by an
+    earlier run is rewritten to say so (it never lists rows that are no longer in doubt)."""
     rows = rows_in_review(manifest)
-    page = Path(outdir) / PAGE_NAME
-    if rows or page.exists():
-        text = render(rows, Path(outdir)).encode("utf-8")
+    page = join(outdir, PAGE_NAME)
+    if rows or exists(page):
+        text = render(rows, os.fspath(outdir)).encode("utf-8")
         try:
-            same = page.read_bytes() == text
-        except OSError:
+            same = read_bytes(page) == text
+        except AutoinpaintError:
             same = False
         if not same:  # a resumed run that changes nothing leaves the page untouched
-            write_atomic(page, text)
+            write_bytes(page, text)
     return page, len(rows)
 
 
-def render(rows: list[dict], outdir: Path) -> str:
+def render(rows: list[dict], outdir: str) -> str:
     """The page's HTML: one line per row (line, input, reasons, three thumbnails, output)."""
     def rel(p: str | None) -> str:
-        if not p:
-            return ""
-        try:
-            return os.path.relpath(p, outdir)
-        except ValueError:  # another drive
-            return p
+        return relative(p, outdir) if p else ""
 
     lines = []
     for r in rows:
@@ -123,7 +118,7 @@ def render(rows: list[dict], outdir: Path) -> str:
             f'<td><img src="{html.escape(thumbs[k])}" alt="{k}" loading="lazy"></td>' if k in thumbs
             else "<td class=none>no thumbnail</td>" for k in KINDS)
         written = r.get("written", True) and r.get("output_size") is not None
-        out = (f'<a href="{html.escape(rel(r.get("output")))}">{html.escape(Path(str(r.get("output"))).name)}</a>'
+        out = (f'<a href="{html.escape(rel(r.get("output")))}">{html.escape(file_name(str(r.get("output"))))}</a>'
                if written else "<em>not written (--on-doubt skip)</em>")
         lines.append(f"<tr><td class=n>{html.escape(str(r.get('line')))}</td>"
                      f"<td class=p><a href=\"{html.escape(rel(r.get('input')))}\">"

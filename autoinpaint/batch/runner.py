@@ -1,96 +1,47 @@
-"""Run a batch: stream Tasks, skip what is already done, edit the rest in a process pool (or on Ray),
-and keep a JSONL manifest in the output folder.
+"""Run a batch: plan the Tasks as a stream, run them in a process pool (or on Ray), and record every
+row in the manifest as it finishes.
 
 Every image goes through the same :func:`autoinpaint.api.run_edit` as ``autoinpaint remove``; each worker
-process loads its models once (the loaders cache them per process).
+process (or Ray actor) loads its models once and keeps them for all its rows.
 
-Bookkeeping (``OUTDIR/manifest.jsonl``, one record per row and run, appended by this process only):
-
-* a record is one ``write()`` of one line on a file opened ``O_APPEND``, so a ``kill -9`` leaves at
-  worst one torn last line, which the reader ignores and the next run terminates;
-* outputs are written atomically by ``image_io.write_atomic`` (temporary file + rename);
-* a row is skipped when the latest ``done`` record for its output has the same parameter hash and
-  the output file exists with the recorded size, so a re-run after a crash does only what is missing.
+* Inputs, the recipe and OUTDIR may be paths or URLs (:mod:`autoinpaint.storage`); outputs are always
+  written whole (a local temporary file + rename; one upload to an object store).
+* The manifest (:mod:`.manifest`) is ``OUTDIR/manifest.jsonl`` for a local OUTDIR; for an OUTDIR in a
+  store it is a local file under the cache folder unless ``manifest=`` names another path or a URL.
+* A row is skipped when the manifest's latest ``done`` record for its output has the same parameter
+  hash and the output exists with the recorded size, so a re-run after a crash does only what is missing.
+* Statuses are open-ended: the summary counts whatever ``status`` the records carry.
 """
 from __future__ import annotations
 
-import json
+import dataclasses
+import hashlib
 import os
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from ..errors import AutoinpaintError, InputError
-from .recipe import Defaults, Task, count_tasks, iter_tasks
+from ..paths import cache_dir
+from ..storage import (absolute, canonical, ensure_folder, exists, is_dir, is_file, is_remote, join,
+                       remove_stale_temp_files)
+from .manifest import MANIFEST_NAME, open_manifest
+from .plan import Plan, plan_tasks
+from .recipe import Defaults, Task, count_tasks
 from .review import save_thumbnails, write_page
 from .worker import THREAD_VARS as _THREAD_VARS
-from .worker import init_worker, base_record, execute_task
+from .worker import base_record, execute_task, init_worker
 
-MANIFEST_NAME = "manifest.jsonl"
+STATUSES = ("done", "skipped", "failed", "not_found")  # always in the summary; other statuses are counted as they come
 
 
 class BatchFailed(AutoinpaintError):
     """Some rows of a batch failed (exit code 1); the manifest has the details."""
 
     exit_code = 1
-
-
-# ---------------------------------------------------------------------------------------------- manifest
-
-
-class Manifest:
-    """Append-only JSONL log of row results; tolerant of a torn last line."""
-
-    def __init__(self, outdir: str | os.PathLike):
-        self.path = Path(outdir) / MANIFEST_NAME
-        self._fd: int | None = None
-
-    def latest_done(self) -> dict[str, dict]:
-        """output path → the latest record that produced it (status done or skipped)."""
-        done: dict[str, dict] = {}
-        if not self.path.exists():
-            return done
-        with open(self.path, "rb") as fh:
-            for raw in fh:
-                try:
-                    rec = json.loads(raw)
-                except ValueError:
-                    continue  # a torn line from a killed run
-                if not isinstance(rec, dict) or not rec.get("output"):
-                    continue
-                if rec.get("status") in ("done", "skipped"):
-                    done[rec["output"]] = {"hash": rec.get("hash"), "output_size": rec.get("output_size"),
-                                           "timings": rec.get("timings")}
-                elif rec.get("status") in ("failed", "not_found"):
-                    done.pop(rec["output"], None)
-        return done
-
-    def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        size = os.fstat(self._fd).st_size
-        if size:
-            with open(self.path, "rb") as fh:
-                fh.seek(size - 1)
-                if fh.read(1) != b"\n":
-                    os.write(self._fd, b"\n")  # terminate a torn line left by a killed run
-
-    def append(self, record: dict) -> None:
-        data = (json.dumps(record, default=str) + "\n").encode()
-        os.write(self._fd, data)  # one write on an O_APPEND file: whole line or nothing
-
-    def close(self) -> None:
-        if self._fd is not None:
-            try:
-                os.fsync(self._fd)
-            except OSError:
-                pass
-            os.close(self._fd)
-            self._fd = None
 
 
 # ------------------------------------------------------------------------------------------ driver side
@@ -127,6 +78,9 @@ def run_local(tasks: Iterable[Task], workers: int, threads: int | None) -> Itera
                 except StopIteration:
                     exhausted = True
                     break
+                if task.error:  # failed by the planner: recorded without a trip to a worker
+                    yield execute_task(task)
+                    continue
                 pending[pool.submit(execute_task, task)] = task
             if not pending:
                 break
@@ -161,12 +115,34 @@ def run_local(tasks: Iterable[Task], workers: int, threads: int | None) -> Itera
                 os.environ[var] = value
 
 
+def _absolute_paths(defaults: Defaults) -> Defaults:
+    """``defaults`` with its local file names (``--mask``, model files) absolute: a worker (a Ray actor
+    in particular) may run in another working directory."""
+    sel, opts = defaults.selection, defaults.options
+    if sel.mask_path:
+        sel = dataclasses.replace(sel, mask_path=absolute(sel.mask_path))
+    files = {k: absolute(v) for k in ("segmenter", "inpainter", "model")
+             if isinstance(v := getattr(opts, k), str) and not is_remote(v) and exists(v)}
+    return dataclasses.replace(defaults, selection=sel, options=opts.replace(**files) if files else opts)
+
+
+def default_manifest(outdir: str) -> str:
+    """``OUTDIR/manifest.jsonl`` for a local OUTDIR; for one in a store, a local file named after it
+    under the cache folder (so the same command resumes without saying where)."""
+    if not is_remote(outdir):
+        return join(outdir, MANIFEST_NAME)
+    key = hashlib.sha256(outdir.encode()).hexdigest()[:16]
+    return str(cache_dir() / "batch" / key / MANIFEST_NAME)
+
+
 def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: Defaults | None = None,
               workers: int | None = None, engine: str = "local", threads: int | None = None,
               progress: bool = True, quiet: bool = False, ray_address: str | None = None,
-              cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0,
-              log: Callable[[str], None] | None = None) -> dict:
-    """Run a recipe file or folder into ``outdir``; returns the summary dict (see ``autoinpaint batch``).
+              cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0, rows_per_task: int | None = None,
+              manifest: str | None = None, log: Callable[[str], None] | None = None) -> dict:
+    """Run a recipe file or folder into ``outdir`` (paths or URLs); returns the summary dict (see
+    ``autoinpaint batch``). ``manifest``: where the records go (see :func:`default_manifest`);
+    ``rows_per_task``: recipe rows per Ray Data task (Ray engine; default: about 2 s of work per task).
 
     ``threads``: native threads per worker (default 1: outputs are then bit-identical whatever the
     number of workers or the load; more threads may let OpenCV's parallel reductions vary)."""
@@ -178,28 +154,28 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
         raise InputError(f"unknown engine {engine!r}; choose local or ray")
     if threads is None:
         threads = 1  # multi-threaded OpenCV reductions may vary run to run; one thread is reproducible
-    source, outdir = Path(source), Path(outdir)
-    if not source.exists():
+    source = os.fspath(source)
+    if not (is_file(source) or is_dir(source)):
         raise InputError(f"{source}: no such recipe file or folder")
-    if outdir.exists() and not outdir.is_dir():
-        raise InputError(f"{outdir}: exists and is not a folder")
-    outdir.mkdir(parents=True, exist_ok=True)
-    outdir = outdir.resolve()  # manifest keys are absolute output paths, whatever the cwd
+    source, defaults = absolute(source), _absolute_paths(defaults)  # Ray workers have another cwd
+    ensure_folder(outdir)
+    outdir = canonical(outdir)  # manifest keys are absolute output paths, whatever the cwd
+    manifest_spec = manifest or default_manifest(outdir)
+    if not is_remote(manifest_spec):
+        manifest_spec = os.path.abspath(os.path.expanduser(manifest_spec))
     log = log or (lambda msg: None)
 
-    _remove_stale_temp_files(outdir)
+    remove_stale_temp_files(outdir)
     total = count_tasks(source, outdir, defaults) if progress else None
-    manifest = Manifest(outdir)
-    previous = manifest.latest_done()
-    counts = {"done": 0, "skipped": 0, "failed": 0, "not_found": 0}
+    book = open_manifest(manifest_spec)
+    counts = dict.fromkeys(STATUSES, 0)
     in_doubt = 0
-    seen: dict[str, int] = {}
 
     from tqdm import tqdm
 
     bar = tqdm(total=total, unit="img", disable=not progress, file=sys.stderr, dynamic_ncols=True,
                smoothing=0.1, desc="batch")
-    manifest.open()
+    plan = Plan(source, outdir, defaults, book.open())
     started = time.perf_counter()
 
     def record(rec: dict) -> None:
@@ -210,8 +186,8 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
             rec["thumbnails"] = save_thumbnails(outdir, rec, thumbs)
         rec["engine"] = engine
         rec["finished"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-        manifest.append(rec)
-        counts[rec["status"]] += 1
+        book.append(rec)
+        counts[rec["status"]] = counts.get(rec["status"], 0) + 1
         if rec.get("review"):
             in_doubt += 1
         bar.update(1)
@@ -224,68 +200,24 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
         elif rec["status"] == "not_found" and not quiet:
             (bar.write if progress else log)(f"not found: line {rec['line']} ({rec['input']}): {rec['error']}")
 
-    def to_run() -> Iterator[Task]:
-        """Tasks that need work; malformed, duplicate and already-done rows are recorded on the way."""
-        for task in iter_tasks(source, outdir, defaults):
-            if task.error:
-                rec = base_record(task)
-                rec.update(status="failed", error=task.error, error_type="RecipeError")
-                record(rec)
-                continue
-            if task.output in seen:
-                rec = base_record(task)
-                rec.update(status="failed", error_type="DuplicateOutput",
-                           error=f"line {task.line}: output {task.output} is also the output of line "
-                                 f"{seen[task.output]}; use an output template such as {{parent}}/{{stem}}{{ext}}")
-                record(rec)
-                continue
-            seen[task.output] = task.line
-            prev = previous.get(task.output)
-            if prev and prev["hash"] == task.param_hash and _size(task.output) == prev.get("output_size"):
-                rec = base_record(task)
-                rec.update(status="skipped", output_size=prev.get("output_size"))
-                record(rec)
-                continue
-            yield task
-
     try:
         if engine == "ray":
             from .ray_engine import run_ray
 
-            results = run_ray(to_run(), workers=workers, address=ray_address, cpus_per_worker=cpus_per_worker,
-                              gpus_per_worker=gpus_per_worker, threads=threads)
+            results = run_ray(plan, workers=workers, address=ray_address, cpus_per_worker=cpus_per_worker,
+                              gpus_per_worker=gpus_per_worker, threads=threads, rows_per_task=rows_per_task)
         else:
-            results = run_local(to_run(), workers, threads)
+            results = run_local(plan_tasks(plan), workers, threads)
         for rec in results:
             record(rec)
     finally:
-        manifest.close()
-        bar.close()
+        try:
+            book.close()
+        finally:
+            bar.close()
     seconds = time.perf_counter() - started
-    page, in_review = write_page(outdir, manifest.path)  # rows in doubt, this run's and earlier ones
+    page, in_review = write_page(outdir, manifest_spec)  # rows in doubt, this run's and earlier ones
     return {"total": sum(counts.values()), **counts, "review": in_doubt, "in_review": in_review,
             "review_page": str(page) if in_review else None, "seconds": round(seconds, 3),
             "images_per_minute": round(counts["done"] / seconds * 60, 2) if seconds > 0 else 0.0,
-            "engine": engine, "workers": workers, "outdir": str(outdir), "manifest": str(manifest.path)}
-
-
-def _remove_stale_temp_files(outdir: Path) -> None:
-    """Delete ``.NAME.XXXX.tmp`` files that ``write_atomic`` left in OUTDIR when a run was killed
-    between creating and renaming them (finished outputs are never in this form)."""
-    try:
-        entries = list(os.scandir(outdir))
-    except OSError:
-        return
-    for e in entries:
-        if e.name.startswith(".") and e.name.endswith(".tmp") and e.is_file(follow_symlinks=False):
-            try:
-                os.unlink(e.path)
-            except OSError:
-                pass
-
-
-def _size(path: str) -> int | None:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return None
+            "engine": engine, "workers": workers, "outdir": outdir, "manifest": manifest_spec}

@@ -1,13 +1,19 @@
 """What a batch worker runs, for both engines (the local process pool and Ray actors): one Task in, one
-manifest record out, through the same :func:`autoinpaint.api.run_edit` as ``autoinpaint remove``."""
+manifest record out, through the same :func:`autoinpaint.api.run_edit` as ``autoinpaint remove``.
+
+The worker decides whether a row is done already: it hashes the row's parameters and input (a ``stat``,
+or a HEAD request for an object, which is why this happens here, spread over the workers, and not in
+the driver) and skips the row when the manifest's previous record has the same hash and the output
+is there with the recorded size.
+"""
 from __future__ import annotations
 
 import os
 import sys
 import time
-from pathlib import Path
 
 from ..errors import AutoinpaintError, NotFoundError
+from ..storage import make_parents, size
 from .recipe import Task
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -15,39 +21,54 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 def base_record(task: Task) -> dict:
     return {"line": task.line, "input": task.input, "output": task.output, "action": task.action,
-            "hash": task.param_hash}
+            "hash": None}
 
 
 def execute_task(task: Task) -> dict:
-    """Edit one image through ``autoinpaint.api.run_edit``; never raises: failures become records."""
-    from ..api import run_edit, summary
+    """Skip, or edit one image through ``autoinpaint.api.run_edit``; never raises: failures are records
+    (``status`` done, skipped, not_found or failed; ``model_loads``: models this process has loaded so far)."""
+    from ..registry import MODELS
 
     record = base_record(task)
     t0 = time.perf_counter()
-    try:
-        Path(task.output).parent.mkdir(parents=True, exist_ok=True)
-        state = run_edit(task.input, task.selection, task.options.replace(quiet=True), task.action, task.output)
-        s = summary(state, task.action)
-        record.update(status="done", error=None, timings=s["timings"], size=s["size"],
-                      mask_pixels=s["mask_pixels"], bbox=s["bbox"], segmenter=s["segmenter"],
-                      inpainter=s["inpainter"],
-                      output_size=None if state.stop else os.path.getsize(task.output))
-        record.update(_review(state))
-        if "detections" in s:
-            record["detections"] = s["detections"]
-    except NotFoundError as exc:  # --text matched nothing: an answer, counted apart from failures
-        record.update(status="not_found", error=str(exc), error_type=type(exc).__name__)
-    except AutoinpaintError as exc:
-        record.update(status="failed", error=str(exc), error_type=type(exc).__name__)
-    except MemoryError:
-        record.update(status="failed", error="out of memory", error_type="MemoryError")
-    except Exception as exc:  # noqa: BLE001 - fault isolation: one bad row never stops the batch
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        record.update(status="failed", error=f"unexpected {type(exc).__name__}: {msg}",
-                      error_type=type(exc).__name__)
+    if task.error:  # failed by the planner: a malformed row, a duplicate output
+        record.update(status="failed", error=task.error, error_type=task.error_type or "RecipeError")
+    else:
+        try:
+            _skip_or_edit(task, record)
+        except NotFoundError as exc:  # --text matched nothing: an answer, counted apart from failures
+            record.update(status="not_found", error=str(exc), error_type=type(exc).__name__)
+        except AutoinpaintError as exc:
+            record.update(status="failed", error=str(exc), error_type=type(exc).__name__)
+        except MemoryError:
+            record.update(status="failed", error="out of memory", error_type="MemoryError")
+        except Exception as exc:  # noqa: BLE001 - fault isolation: one bad row never stops the batch
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            record.update(status="failed", error=f"unexpected {type(exc).__name__}: {msg}",
+                          error_type=type(exc).__name__)
     record["seconds"] = round(time.perf_counter() - t0, 4)
     record["pid"] = os.getpid()
+    record["model_loads"] = MODELS.loads
     return record
+
+
+def _skip_or_edit(task: Task, record: dict) -> None:
+    from ..api import run_edit, summary
+
+    record["hash"] = task.param_hash
+    prev = task.previous
+    if prev and prev.get("hash") == record["hash"] and size(task.output) == prev.get("output_size"):
+        record.update(status="skipped", error=None, output_size=prev["output_size"])
+        return
+    make_parents(task.output)
+    state = run_edit(task.input, task.selection, task.options.replace(quiet=True), task.action, task.output)
+    s = summary(state, task.action)
+    record.update(status="done", error=None, timings=s["timings"], size=s["size"], mask_pixels=s["mask_pixels"],
+                  bbox=s["bbox"], segmenter=s["segmenter"], inpainter=s["inpainter"],
+                  output_size=None if state.stop else size(task.output))
+    record.update(_review(state))
+    if "detections" in s:
+        record["detections"] = s["detections"]
 
 
 def _review(state) -> dict:
@@ -78,5 +99,3 @@ def set_threads(threads: int | None) -> None:
 
 def init_worker(threads: int | None) -> None:
     set_threads(threads)
-
-

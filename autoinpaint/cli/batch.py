@@ -10,14 +10,17 @@ from .options import (diffusion_options, doubt_option, mask_options, model_optio
 
 EPILOG = ("Exit codes: 0 every row done, skipped or not_found (its --text matched nothing: counted apart, "
           "nothing written for it; rows in doubt are marked review in the manifest and listed in "
-          "OUTDIR/review.html); 1 some row failed (see OUTDIR/manifest.jsonl) or anything unexpected; 2 bad "
-          "usage (unreadable recipe, bad option).")
+          "OUTDIR/review.html); 1 some row failed (see the manifest) or anything unexpected; 2 bad "
+          "usage (unreadable recipe, bad option, missing bucket).")
 
 
 @click.command(epilog=EPILOG)
-@click.argument("source", type=click.Path(exists=True), metavar="RECIPE|DIR")
-@click.option("-o", "--outdir", required=True, type=click.Path(file_okay=False), metavar="OUTDIR",
-              help="Output folder (created); the manifest goes to OUTDIR/manifest.jsonl.")
+@click.argument("source", metavar="RECIPE|DIR")
+@click.option("-o", "--outdir", required=True, metavar="OUTDIR",
+              help="Output folder (created), or a URL such as s3://bucket/cleaned.")
+@click.option("--manifest", default=None, metavar="PATH|URL",
+              help="Where the manifest goes (default OUTDIR/manifest.jsonl; for an OUTDIR in a store, a local "
+                   "file in the cache folder). A URL keeps it in the store.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
               help="Parallel workers (default: the number of cores).")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
@@ -28,6 +31,9 @@ EPILOG = ("Exit codes: 0 every row done, skipped or not_found (its --text matche
               help="Ray: CPUs each actor reserves.")
 @click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Ray: GPUs each actor reserves (fractions share a GPU).")
+@click.option("--rows-per-task", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Ray: recipe rows per Ray Data task (default: chosen from the measured edit time, about "
+                   "2 s of work per task).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
               help="Native threads per worker (default 1, which keeps outputs bit-reproducible).")
 @click.option("--action", type=click.Choice(["remove", "replace", "fill", "mask"]), default="remove",
@@ -43,19 +49,22 @@ EPILOG = ("Exit codes: 0 every row done, skipped or not_found (its --text matche
 @doubt_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or per-row messages on stderr.")
-def batch(source: str, outdir: str, workers: int | None, engine: str, ray_address: str | None,
-          cpus_per_worker: float, gpus_per_worker: float, threads: int | None, action: str,
-          template: str | None, as_json: bool, quiet: bool, **kw) -> None:
+def batch(source: str, outdir: str, manifest: str | None, workers: int | None, engine: str,
+          ray_address: str | None, cpus_per_worker: float, gpus_per_worker: float, rows_per_task: int | None,
+          threads: int | None, action: str, template: str | None, as_json: bool, quiet: bool, **kw) -> None:
     """Edit many images: one recipe row per image (JSONL, CSV or YAML), or every image in DIR.
 
     Selection, mask and model options given here are the defaults of every row; a row overrides any
     of them. Re-running skips rows already done with the same parameters, so a killed batch resumes.
+    The recipe, its images and OUTDIR may be URLs (s3://, gs://, az://; https:// to read); credentials
+    come from the store's usual environment variables and config files (AWS_ENDPOINT_URL too).
 
     \b
     autoinpaint batch recipe.jsonl -o cleaned/ --segmenter classical --workers 4
     autoinpaint batch shots/ --point 0.5,0.92 --relative -o cleaned/
     autoinpaint batch shots/ --text "price sticker" -o cleaned/
     autoinpaint batch recipe.csv -o cleaned/ --engine ray --ray-address auto
+    autoinpaint batch s3://shop/recipe.csv -o s3://shop/cleaned --engine ray
 
     \b
     recipe.jsonl:
@@ -72,7 +81,7 @@ def batch(source: str, outdir: str, workers: int | None, engine: str, ray_addres
         result = run_batch(source, outdir, defaults, workers=workers, engine=engine, threads=threads,
                            progress=not (quiet or as_json), quiet=quiet or as_json, ray_address=ray_address,
                            cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
-                           log=lambda msg: click.echo(msg, err=True))
+                           rows_per_task=rows_per_task, manifest=manifest, log=lambda msg: click.echo(msg, err=True))
     finally:
         if engine == "ray":
             from ..batch.ray_engine import shutdown

@@ -54,6 +54,7 @@ class Segment:
 
     def __call__(self, state):
         from ..image_io import load_mask
+        from ..storage import read_bytes
 
         h, w = state.image.shape[:2]
         sel = state.selection.to_pixels(w, h)
@@ -72,7 +73,7 @@ class Segment:
         if sel.rects or sel.ellipses:
             mask |= draw_shapes(sel, w, h)
         if sel.mask_path:
-            mask |= load_mask(sel.mask_path, w, h, self.max_pixels)
+            mask |= load_mask(read_bytes(sel.mask_path), w, h, self.max_pixels, name=sel.mask_path)
         if not mask.any():
             raise InputError("the selection yields an empty mask: nothing to edit")
         state.mask = mask
