@@ -160,6 +160,7 @@ def test_click_mask_remove_download(server, page, tmp_path):
 
 
 def test_upload_through_the_file_picker(server, page):
+    page.goto(f"{server[0]}/?token={TOKEN}")   # each test loads the page: xdist may run it on its own worker
     page.get_by_test_id("file-input").set_input_files(str(ROOT / "samples" / "rocket.jpg"))
     page.wait_for_function("document.querySelector('[data-testid=photo-info]').textContent.startsWith('rocket.jpg')")
     assert "640×427 JPEG" in page.get_by_test_id("photo-info").text_content()
@@ -193,6 +194,7 @@ def test_upload_through_the_file_picker(server, page):
 
 def test_find_by_words_proposes_boxes_to_keep_or_drop(server, page):
     url, folder = server
+    page.goto(f"{url}/?token={TOKEN}")
     page.get_by_test_id("file-list").get_by_text("tagged.png").click()
     page.wait_for_function("document.querySelector('[data-testid=photo-info]').textContent.startsWith('tagged.png')")
     with page.expect_request(lambda r: r.url.endswith("/detect")) as detect_request:
