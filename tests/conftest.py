@@ -1,6 +1,7 @@
 """Shared fixtures: generated photos with known ground truth, and an in-process CLI runner."""
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,22 +29,46 @@ class CliResult:
     err: str
 
 
-@pytest.fixture
-def cli(capsys):
-    """Run ``autoinpaint ARGS`` in-process through the real entry point; returns code, stdout, stderr."""
+def cli_runner(capture):
+    """``invoke(*args) -> CliResult``: run ``autoinpaint ARGS`` in-process through the real entry point,
+    reading stdout and stderr from pytest's ``capture`` fixture (capsys, or capfd for C libraries' output)."""
     from autoinpaint.cli import run
 
     def invoke(*args: str) -> CliResult:
-        capsys.readouterr()
+        capture.readouterr()
         try:
             run([str(a) for a in args])
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
-        captured = capsys.readouterr()
+        captured = capture.readouterr()
         return CliResult(code, captured.out, captured.err)
 
     return invoke
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``autoinpaint ARGS`` in-process through the real entry point; returns code, stdout, stderr."""
+    return cli_runner(capsys)
+
+
+class Payload:
+    """A pickled object whose unpickling creates the folder ``marker``: proof that a load ran code."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.makedirs, (self.marker,))
+
+
+def save_malicious_pickle(path: Path, tensors: dict, marker: Path) -> Path:
+    """``torch.save`` of ``tensors`` (named like real weights) beside a :class:`Payload`."""
+    import torch
+
+    torch.save({**tensors, "x": Payload(marker)}, path)
+    return path
 
 
 def gradient_photo(w: int, h: int, channels: int = 3, dtype=np.uint8, seed: int = 0) -> np.ndarray:

@@ -67,11 +67,22 @@ def clip_tokenizer(folder: Path, words=WORDS):
                          model_max_length=16)
 
 
+def _save(folder: Path, model_class, config, processor, seed: int) -> Path:
+    """Build ``model_class(config)`` with random weights from ``seed``, save it and its processor in
+    ``folder``, and drop the tokenizer's build folder."""
+    import torch
+
+    torch.manual_seed(seed)
+    model_class(config).eval().save_pretrained(folder)
+    processor.save_pretrained(folder)
+    shutil.rmtree(folder / "_vocab")
+    return folder
+
+
 def save_grounding_dino(folder: Path, tiny: bool = True, seed: int = 0, base: bool = False) -> Path:
     """A random Grounding DINO in ``folder``: tiny (Swin and BERT of width 8, 20 queries, a 64–96 px
     input), or the published grounding-dino-tiny architecture (Swin-T, BERT-base, 900 queries, the
     800/1333 px input; ``base``: Swin-B like grounding-dino-base)."""
-    import torch
     from transformers import (GroundingDinoConfig, GroundingDinoForObjectDetection, GroundingDinoImageProcessor,
                               GroundingDinoProcessor, SwinConfig)
 
@@ -93,18 +104,13 @@ def save_grounding_dino(folder: Path, tiny: bool = True, seed: int = 0, base: bo
                 else SwinConfig(out_indices=[2, 3, 4], window_size=7, image_size=224))
         config = GroundingDinoConfig(backbone_config=swin)  # text_config: BERT-base; 900 queries; 256 tokens
         image_processor = GroundingDinoImageProcessor()  # shortest edge 800, longest 1333
-    torch.manual_seed(seed)
-    model = GroundingDinoForObjectDetection(config).eval()
-    model.save_pretrained(folder)
-    GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
-    shutil.rmtree(folder / "_vocab")
-    return folder
+    return _save(folder, GroundingDinoForObjectDetection, config,
+                 GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer), seed)
 
 
 def save_owlv2(folder: Path, tiny: bool = True, seed: int = 0) -> Path:
     """A random OWLv2 in ``folder``: tiny (width 16, a 64 px square input, 16 patches), or the published
     owlv2-base-patch16 architecture (ViT-B/16 at 960 px: 3600 boxes, CLIP text encoder)."""
-    import torch
     from transformers import Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessor, Owlv2Processor
 
     folder = Path(folder)
@@ -123,12 +129,8 @@ def save_owlv2(folder: Path, tiny: bool = True, seed: int = 0) -> Path:
         config = Owlv2Config(text_config=dict(bos_token_id=n - 2, eos_token_id=n - 1),
                              vision_config=dict(image_size=960))
         image_processor = Owlv2ImageProcessor()  # pad to a square, 960×960
-    torch.manual_seed(seed)
-    model = Owlv2ForObjectDetection(config).eval()
-    model.save_pretrained(folder)
-    Owlv2Processor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
-    shutil.rmtree(folder / "_vocab")
-    return folder
+    return _save(folder, Owlv2ForObjectDetection, config,
+                 Owlv2Processor(image_processor=image_processor, tokenizer=tokenizer), seed)
 
 
 def oracle_forward(detector):

@@ -70,3 +70,18 @@ def count_predict_calls(seg, monkeypatch) -> list:
 
     monkeypatch.setattr(seg, "_decode", spy)
     return calls
+
+
+def save_scene(folder: Path):
+    """A 120×90 PNG in ``folder``: a blue rectangle at (30, 20)-(90, 70) on a light background, mild
+    noise. Returns (path, H×W×3 uint8 pixels)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    img = np.full((90, 120, 3), 200, np.uint8)
+    img[20:70, 30:90] = (40, 90, 160)
+    img = np.clip(img + rng.integers(0, 20, img.shape), 0, 255).astype(np.uint8)
+    path = Path(folder) / "scene.png"
+    Image.fromarray(img).save(path)
+    return path, img

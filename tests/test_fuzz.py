@@ -30,20 +30,10 @@ W, H = 32, 24
 def cli(capfd):
     """Like conftest's ``cli``, capturing at the file-descriptor level: what C libraries (libpng,
     libtiff, OpenCV) print counts too."""
-    from autoinpaint.cli import run
-    from conftest import CliResult
+    from conftest import cli_runner
 
-    def invoke(*args: str) -> CliResult:
-        capfd.readouterr()
-        try:
-            run([str(a) for a in args])
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        captured = capfd.readouterr()
-        return CliResult(code, captured.out, captured.err)
+    return cli_runner(capfd)
 
-    return invoke
 
 ARGS = ["--rect", "4,4,12,12", "--inpainter", "telea", "--dilate", "1", "--feather", "0", "-q"]
 LOSSLESS = {"PNG", "TIFF", "GIF", "BMP"}

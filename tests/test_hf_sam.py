@@ -15,7 +15,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hf_sam_fixtures import FAMILIES, install_in_hub_cache, save_sam_as_transformers, save_tiny  # noqa: E402
-from sam_fixtures import TINY, build_sam_model, count_predict_calls  # noqa: E402
+from sam_fixtures import TINY, build_sam_model, count_predict_calls, save_scene  # noqa: E402
+from conftest import save_malicious_pickle  # noqa: E402
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -46,15 +47,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory) -> tuple[Path, np.ndarray]:
     """A 120×90 photo: a blue rectangle on a light background, mild noise."""
-    from PIL import Image
-
-    rng = np.random.default_rng(1)
-    img = np.full((90, 120, 3), 200, np.uint8)
-    img[20:70, 30:90] = (40, 90, 160)
-    img = np.clip(img + rng.integers(0, 20, img.shape), 0, 255).astype(np.uint8)
-    path = tmp_path_factory.mktemp("scene") / "scene.png"
-    Image.fromarray(img).save(path)
-    return path, img
+    return save_scene(tmp_path_factory.mktemp("scene"))
 
 
 @pytest.fixture
@@ -159,14 +152,10 @@ def test_incomplete_weights_are_refused_not_filled_randomly(models, scene, home,
 def test_malicious_pickle_is_refused_with_exit_3_and_never_runs(models, scene, home, cli, tmp_path):
     marker = tmp_path / "pwned"
 
-    class Evil:
-        def __reduce__(self):
-            return (os.makedirs, (str(marker),))
-
     evil = tmp_path / "evil_sam"
     evil.mkdir()
     (evil / "config.json").write_bytes((models["sam"] / "config.json").read_bytes())
-    torch.save({"vision_encoder.pos_embed": torch.zeros(1), "x": Evil()}, evil / "pytorch_model.bin")
+    save_malicious_pickle(evil / "pytorch_model.bin", {"vision_encoder.pos_embed": torch.zeros(1)}, marker)
     r = cli("mask", scene[0], "--point", "50,40", "--segmenter", evil, "-o", tmp_path / "m.png")
     assert r.code == 3 and r.err.startswith("Error:") and "pickles" in r.err
     assert not marker.exists() and not (tmp_path / "m.png").exists()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("spandrel")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import gradient_photo as photo  # noqa: E402
+from conftest import gradient_photo as photo, save_malicious_pickle  # noqa: E402
 from lama_fixtures import (build_lama, save_lightning, save_safetensors, save_state_dict,  # noqa: E402
                            save_torchscript)
 from test_sam import http_server  # noqa: E402,F401 - the loopback Range server fixture
@@ -184,12 +183,8 @@ def test_lightning_checkpoint_needs_trust_and_keeps_only_the_generator(lama_file
 def test_malicious_pickle_is_refused_with_exit_3_and_never_runs(tmp_path, lama_home, cli, png):
     marker = tmp_path / "pwned"
 
-    class Evil:
-        def __reduce__(self):
-            return (os.makedirs, (str(marker),))
-
     evil = tmp_path / "big-lama.ckpt"
-    torch.save({"state_dict": {"generator.model.1.bn_l.running_mean": torch.zeros(1)}, "x": Evil()}, evil)
+    save_malicious_pickle(evil, {"state_dict": {"generator.model.1.bn_l.running_mean": torch.zeros(1)}}, marker)
     assert family_for("inpainter", str(evil)).name == "lama"  # its pickle names LaMa's keys
     out = tmp_path / "out.png"
     r = cli("remove", png, "--rect", RECT, *SMALL_CROP, "--inpainter", evil, "-o", out)

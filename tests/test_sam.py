@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sam_fixtures import TINY, build_sam_model, count_predict_calls, save_sam_checkpoint  # noqa: E402
+from sam_fixtures import TINY, build_sam_model, count_predict_calls, save_sam_checkpoint, save_scene  # noqa: E402
+from conftest import save_malicious_pickle  # noqa: E402
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("segment_anything")
@@ -53,15 +54,7 @@ def sam_tiny_checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def sam_photo(tmp_path_factory) -> Path:
-    from PIL import Image
-
-    rng = np.random.default_rng(1)
-    img = np.full((90, 120, 3), 200, np.uint8)
-    img[20:70, 30:90] = (40, 90, 160)
-    img = np.clip(img + rng.integers(0, 20, img.shape), 0, 255).astype(np.uint8)
-    path = tmp_path_factory.mktemp("photo") / "photo.png"
-    Image.fromarray(img).save(path)
-    return path
+    return save_scene(tmp_path_factory.mktemp("photo"))[0]
 
 
 def photo_array(path: Path) -> np.ndarray:
@@ -108,12 +101,8 @@ def test_vit_b_architecture_is_inferred_from_a_random_checkpoint(tmp_path):
 def test_malicious_pickle_is_refused_with_exit_3_and_never_runs(tmp_path, sam_photo, sam_home, cli):
     marker = tmp_path / "pwned"
 
-    class Evil:
-        def __reduce__(self):
-            return (os.makedirs, (str(marker),))
-
     evil = tmp_path / "evil.pth"
-    torch.save({"image_encoder.pos_embed": torch.zeros(1), "x": Evil()}, evil)
+    save_malicious_pickle(evil, {"image_encoder.pos_embed": torch.zeros(1)}, marker)
     with pytest.raises(ModelMissingError, match="pickled code"):
         read_state_dict(evil)
     result = cli("mask", sam_photo, "--point", "50,40", "--segmenter", evil, "-o", tmp_path / "m.png")
