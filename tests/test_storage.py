@@ -189,6 +189,19 @@ def stalled_url():
         server.server_close()
 
 
+def _count_done(fs, parts: list[str]) -> int:
+    """Done records in the manifest's parts. A part listed but not readable at this moment (seen once
+    under load: NoSuchKey for a key the listing had just returned) counts at the next poll; whether the
+    run really was killed mid-way is asserted after the kill."""
+    done = 0
+    for part in parts:
+        try:
+            done += fs.cat_file(part).count(b'"status": "done"')
+        except FileNotFoundError:
+            pass
+    return done
+
+
 def test_s3_kill_9_then_resume_with_the_manifest_in_the_bucket(s3_server, stalled_url, tmp_path):
     fs = s3()
     fs.mkdir("studio")
@@ -209,8 +222,7 @@ def test_s3_kill_9_then_resume_with_the_manifest_in_the_bucket(s3_server, stalle
     while time.time() < deadline and flushed < 3 and proc.poll() is None:
         time.sleep(0.1)
         fs.invalidate_cache()
-        parts = fs.find("studio/out/manifest.jsonl.parts")
-        flushed = sum(fs.cat_file(p).count(b'"status": "done"') for p in parts)
+        flushed = _count_done(fs, fs.find("studio/out/manifest.jsonl.parts"))
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its worker process
     proc.wait()
     release.set()  # from now on the stalled input is a missing object (404): a row error
