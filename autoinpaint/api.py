@@ -1,7 +1,7 @@
 """The one pipeline behind the CLI, the batch runner, the web app and the Python API.
 
-``edit_steps(action, options)`` are the steps after loading for ``remove``, ``replace``, ``fill`` or
-``mask``; :func:`edit` runs them on an image in memory, :func:`run_edit` on a file (with the save
+``edit_steps(action, options)`` are the steps after loading for ``remove``, ``replace``, ``fill``,
+``mask`` or ``background`` (:func:`background_steps`: keep the object, replace everything else); :func:`edit` runs them on an image in memory, :func:`run_edit` on a file (with the save
 steps), :class:`~autoinpaint.editor.Editor` one stage at a time. Models are loaded once per process
 (:mod:`autoinpaint.registry`), so editing many images costs the model load once.
 """
@@ -22,14 +22,14 @@ from .image_io import ImageInput
 from .inpaint import DEFAULT_PADDING_MASK_CROP, Inpaint, InpaintRequest, Progress
 from .inpaint.lama import DEFAULT_MAX_SIDE as DEFAULT_LAMA_MAX_SIDE
 from .io_steps import LoadImage, SaveImage, SaveMask, SavePreview
-from .mask_ops import RefineMask, bbox
+from .mask_ops import InvertMask, RefineMask, bbox
 from .pipeline import Pipeline
 from .quality import Assess
 from .segment import Segment, SegmentParams
 from .selection import Selection, clean_texts
 from .state import EditState
 
-ACTIONS = ("remove", "replace", "fill", "mask")
+ACTIONS = ("remove", "replace", "fill", "mask", "background")
 DEFAULT_MODEL = "sd15"
 
 
@@ -87,6 +87,20 @@ class EditOptions:
     quiet: bool = False
     # trust (autoinpaint/quality.py): what a mask in doubt does: write it, skip the edit, or fail
     on_doubt: str = "write"
+    # remove / replace / fill / mask: act on everything but the selection
+    invert: bool = False
+    # background (autoinpaint/background): what the kept object is put on: a colour (white, a name,
+    # #RRGGBB, transparent; default white), the photo blurred by backdrop_blur px, or a scene generated
+    # from ``prompt``; its matted edge (px band; 0 = hard edge), framing and contact shadow
+    color: str | None = None
+    backdrop_blur: float = 0.0
+    matte: int = 8
+    canvas: str | None = None      # square | WxH
+    margin: float | None = None    # % of the canvas on each side (0..45; 5 when framing)
+    align: str = "center"          # center | bottom
+    min_side: int | None = None    # px: the canvas's shorter side at least this (upscale ≤ 2×)
+    contact_shadow: str = "none"   # none | soft
+    shadow_opacity: float = 0.5
 
     def replace(self, **changes) -> "EditOptions":
         """A copy with ``changes``; unknown names are an InputError (bad input, exit 2 / HTTP 400)."""
@@ -113,8 +127,13 @@ def selection_steps(o: EditOptions) -> list:
 
 
 def mask_step(o: EditOptions) -> RefineMask:
-    """Object mask → alpha."""
-    return RefineMask(o.dilate, o.erode, o.feather, o.blur, o.fill_holes, o.min_area)
+    """Object mask → alpha (with ``invert``, the holes were filled before the inversion)."""
+    return RefineMask(o.dilate, o.erode, o.feather, o.blur, o.fill_holes and not o.invert, o.min_area)
+
+
+def invert_steps(o: EditOptions) -> list:
+    """``--invert``: the selection's complement (nothing without it)."""
+    return [InvertMask(o.fill_holes)] if o.invert else []
 
 
 def assess_step(o: EditOptions) -> Assess:
@@ -146,10 +165,41 @@ def edit_steps(action: str = "remove", options: EditOptions | None = None,
     if action not in ACTIONS:
         raise InputError(f"unknown action {action!r}; choose from {', '.join(ACTIONS)}")
     o = options or EditOptions()
-    steps = [*selection_steps(o), mask_step(o), assess_step(o)]
+    if action == "background":
+        return background_steps(o, progress)
+    steps = [*selection_steps(o), *invert_steps(o), mask_step(o), assess_step(o)]
     if action != "mask":
         steps += [inpaint_step(action, o, progress), Composite()]
     return steps
+
+
+def is_transparent(o: EditOptions) -> bool:
+    """Whether a ``background`` edit with ``o`` leaves the background transparent."""
+    from .background.backdrop import parse_color
+
+    return not o.prompt and not o.backdrop_blur and parse_color(o.color) is None
+
+
+def object_step(o: EditOptions) -> RefineMask:
+    """``background``: clean the kept object (erode, holes, islands); no dilation or feather: the
+    matte makes its edge."""
+    return RefineMask(0, o.erode, 0, 0, o.fill_holes, o.min_area)
+
+
+def background_steps(o: EditOptions, progress: Progress | None = None) -> list:
+    """``background``: select → clean → assess → matte (edge alpha, foreground colours) → frame →
+    backdrop (colour, transparent, blur, or a scene the diffusion ``--model`` paints from ``prompt``
+    on the whole frame) → contact shadow → composite. The object is what is kept."""
+    from .background import Backdrop, ContactShadow, Cutout, Frame, Matte, backdrop_kind
+
+    if o.invert:
+        raise InputError("--invert applies to remove, replace, fill and mask, not to background")
+    kind = backdrop_kind(o.color, o.prompt, o.backdrop_blur)
+    scene = inpaint_step("fill", o.replace(padding_mask_crop=None), progress) if kind == "scene" else None
+    return [*selection_steps(o), object_step(o), assess_step(o), Matte(o.matte),
+            Frame(o.canvas, o.margin, o.align, o.min_side, o.max_pixels),
+            Backdrop(kind, o.color, o.backdrop_blur, scene), ContactShadow(o.contact_shadow, o.shadow_opacity),
+            Cutout()]
 
 
 def build_pipeline(action: str = "remove", options: EditOptions | None = None,
@@ -161,6 +211,10 @@ def build_pipeline(action: str = "remove", options: EditOptions | None = None,
     ``preview`` add steps that also write the final alpha and a side-by-side preview."""
     o = options or EditOptions()
     steps = [LoadImage(o.max_pixels), *edit_steps(action, o, progress)]
+    if action == "background":
+        from .background import CheckOutput
+
+        steps.insert(1, CheckOutput(is_transparent(o)))  # a JPEG cannot be transparent: say so first
     if action == "mask":
         steps.append(SaveMask())
     else:
@@ -173,12 +227,19 @@ def build_pipeline(action: str = "remove", options: EditOptions | None = None,
 
 
 # ------------------------------------------------------------------------------------------------ runs
-def default_output(input_path: str | os.PathLike, action: str) -> str:
-    """``photo.jpg`` → ``photo.inpainted.jpg`` (``photo.replaced.jpg``, ``photo.filled.jpg``;
-    ``photo.mask.png`` for ``mask``), beside the input."""
+def default_output(input_path: str | os.PathLike, action: str, transparent: bool = False) -> str:
+    """``photo.jpg`` → ``photo.inpainted.jpg`` (``photo.replaced.jpg``, ``photo.filled.jpg``,
+    ``photo.background.jpg``; ``photo.mask.png`` for ``mask``), beside the input. A ``transparent``
+    result of an input whose format has no alpha (JPEG, BMP, GIF) goes to ``photo.background.png``."""
     p = Path(input_path)
     if action == "mask":
         return str(p.with_name(p.stem + ".mask.png"))
+    if action == "background":
+        from .background.backdrop import ALPHA_FORMATS
+        from .image_io import FORMAT_BY_SUFFIX
+
+        ext = p.suffix if not transparent or FORMAT_BY_SUFFIX.get(p.suffix.lower()) in ALPHA_FORMATS else ".png"
+        return str(p.with_name(f"{p.stem}.background{ext}"))
     done = {"remove": "inpainted", "replace": "replaced", "fill": "filled"}.get(action, action + "ed")
     return str(p.with_name(f"{p.stem}.{done}{p.suffix}"))
 
@@ -200,7 +261,8 @@ def run_edit(input_path: str | os.PathLike, selection: Selection, options: EditO
     """Edit one image file and write the result; returns the final EditState (timings included)."""
     pipeline = build_pipeline(action, options, mask_out, preview, progress)
     state = EditState(input_path=str(input_path), selection=selection,
-                      output_path=str(output or default_output(input_path, action)))
+                      output_path=str(output or default_output(
+                          input_path, action, action == "background" and is_transparent(options or EditOptions()))))
     return pipeline(state)
 
 

@@ -143,3 +143,26 @@ class RefineMask:
     def __repr__(self) -> str:
         return (f"RefineMask(dilate={self.dilate}, erode={self.erode}, feather={self.feather}, "
                 f"blur={self.blur}, fill_holes={self.fill_holes}, min_area={self.min_area})")
+
+
+class InvertMask:
+    """Pipeline step (``--invert``): ``state.mask`` → its complement, so that an edit acts on
+    everything but the selection. With ``fill_holes`` the object's holes are filled first (they
+    belong to the object, not to what is edited)."""
+
+    name = "mask"
+
+    def __init__(self, fill_holes: bool = True):
+        self.fill_holes = fill_holes
+
+    def __call__(self, state):
+        mask = fill_holes(state.mask) if self.fill_holes else state.mask
+        inverted = ~mask
+        if not inverted.any():
+            raise InputError("--invert: the selection covers the whole image, its complement is empty")
+        state.mask = inverted
+        state.metadata["inverted"] = True
+        return state
+
+    def __repr__(self) -> str:
+        return f"InvertMask(fill_holes={self.fill_holes})"
