@@ -89,7 +89,7 @@ class EditOptions:
     on_doubt: str = "write"
     # remove / replace / fill / mask: act on everything but the selection
     invert: bool = False
-    # background (autoinpaint/background): what the kept object is put on: a colour (white, a name,
+    # background (autoinpaint/cutout): what the kept object is put on: a colour (white, a name,
     # #RRGGBB, transparent; default white), the photo blurred by backdrop_blur px, or a scene generated
     # from ``prompt``; its matted edge (px band; 0 = hard edge), framing and contact shadow
     color: str | None = None
@@ -175,7 +175,7 @@ def edit_steps(action: str = "remove", options: EditOptions | None = None,
 
 def is_transparent(o: EditOptions) -> bool:
     """Whether a ``background`` edit with ``o`` leaves the background transparent."""
-    from .background.backdrop import parse_color
+    from .cutout.backdrop import parse_color
 
     return not o.prompt and not o.backdrop_blur and parse_color(o.color) is None
 
@@ -190,14 +190,20 @@ def background_steps(o: EditOptions, progress: Progress | None = None) -> list:
     """``background``: select → clean → assess → matte (edge alpha, foreground colours) → frame →
     backdrop (colour, transparent, blur, or a scene the diffusion ``--model`` paints from ``prompt``
     on the whole frame) → contact shadow → composite. The object is what is kept."""
-    from .background import Backdrop, ContactShadow, Cutout, Frame, Matte, backdrop_kind
-
     if o.invert:
         raise InputError("--invert applies to remove, replace, fill and mask, not to background")
+    return [*selection_steps(o), object_step(o), assess_step(o), *backdrop_steps(o, progress)]
+
+
+def backdrop_steps(o: EditOptions, progress: Progress | None = None) -> list:
+    """``background`` after the object is selected: matte → frame → backdrop → contact shadow →
+    composite (what :meth:`Editor.apply("background") <autoinpaint.editor.Editor.apply>` runs). Bad
+    values (a colour, a canvas, a margin) raise InputError here, before any work."""
+    from .cutout import Backdrop, ContactShadow, Cutout, Frame, Matte, backdrop_kind
+
     kind = backdrop_kind(o.color, o.prompt, o.backdrop_blur)
     scene = inpaint_step("fill", o.replace(padding_mask_crop=None), progress) if kind == "scene" else None
-    return [*selection_steps(o), object_step(o), assess_step(o), Matte(o.matte),
-            Frame(o.canvas, o.margin, o.align, o.min_side, o.max_pixels),
+    return [Matte(o.matte), Frame(o.canvas, o.margin, o.align, o.min_side, o.max_pixels),
             Backdrop(kind, o.color, o.backdrop_blur, scene), ContactShadow(o.contact_shadow, o.shadow_opacity),
             Cutout()]
 
@@ -212,7 +218,7 @@ def build_pipeline(action: str = "remove", options: EditOptions | None = None,
     o = options or EditOptions()
     steps = [LoadImage(o.max_pixels), *edit_steps(action, o, progress)]
     if action == "background":
-        from .background import CheckOutput
+        from .cutout import CheckOutput
 
         steps.insert(1, CheckOutput(is_transparent(o)))  # a JPEG cannot be transparent: say so first
     if action == "mask":
@@ -235,7 +241,7 @@ def default_output(input_path: str | os.PathLike, action: str, transparent: bool
     if action == "mask":
         return str(p.with_name(p.stem + ".mask.png"))
     if action == "background":
-        from .background.backdrop import ALPHA_FORMATS
+        from .cutout.backdrop import ALPHA_FORMATS
         from .image_io import FORMAT_BY_SUFFIX
 
         ext = p.suffix if not transparent or FORMAT_BY_SUFFIX.get(p.suffix.lower()) in ALPHA_FORMATS else ".png"
@@ -346,6 +352,18 @@ def replace(image: ImageInput, prompt: str, points=(), negatives=(), boxes=(), r
     returns like :func:`remove`."""
     return _run(image, "replace", _selection(points, negatives, boxes, rects, ellipses, mask, relative, texts),
                 output, {**options, "prompt": prompt})
+
+
+def background(image: ImageInput, points=(), negatives=(), boxes=(), rects=(), ellipses=(),
+               mask: str | None = None, relative: bool = False, texts=(), color: str | None = None,
+               output: str | os.PathLike | None = None, **options) -> Any:
+    """Keep the selected object of ``image`` and replace everything else: ``color`` (``"white"``,
+    ``"#RRGGBB"``, ``"transparent"``; default white), or ``backdrop_blur=PX``, or ``prompt="..."``
+    (a generated scene). Matted edges (``matte=PX``), framing (``canvas="square"``, ``margin=8``,
+    ``align``, ``min_side``), ``contact_shadow="soft"``. Returns like :func:`remove` (a transparent
+    result as RGBA)."""
+    return _run(image, "background", _selection(points, negatives, boxes, rects, ellipses, mask, relative, texts),
+                output, {**options, "color": color})
 
 
 def fill(image: ImageInput, prompt: str, rects=(), ellipses=(), mask: str | None = None, points=(),

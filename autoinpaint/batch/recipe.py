@@ -5,8 +5,10 @@ One recipe row names one image (a path, or a glob that expands to several rows) 
 * a selection: ``points`` / ``negatives`` / ``boxes`` / ``rects`` / ``ellipses`` (pixels, or fractions
   0..1 with ``relative: true``), ``mask`` (a mask file), ``text`` (a phrase, phrases separated by ``;``,
   or a list: a detector finds them; a row where nothing is found gets the status ``not_found``);
-* ``action`` (``remove``, ``replace``, ``fill`` or ``mask``) and the prompt fields (``prompt``,
-  ``negative_prompt``, ...);
+* ``action`` (``remove``, ``replace``, ``fill``, ``mask`` or ``background``) and the prompt fields
+  (``prompt``, ``negative_prompt``, ...); a ``background`` row takes ``color``, ``blur`` (the backdrop's
+  blur), ``matte``, ``canvas``, ``margin``, ``align``, ``min_side``, ``shadow`` (or
+  ``contact_shadow``) and ``shadow_opacity``;
 * any :class:`~autoinpaint.api.EditOptions` field as a per-row override (``dilate``, ``inpainter``, ...);
 * ``output``: a path template with ``{stem}``, ``{ext}``, ``{parent}``, ``{name}``, ``{line}``; relative
   templates are inside the output folder; default ``{stem}{ext}`` (the input's own name and format).
@@ -52,6 +54,7 @@ _SHAPES = {"points": 2, "negatives": 2, "boxes": 4, "rects": 4, "ellipses": 4}
 _TEXT_KEYS = ("text", "texts")
 _IGNORED_KEYS = {"id", "note", "notes", "comment"}
 _OPTION_FIELDS = {f.name: f for f in dataclasses.fields(EditOptions)}
+_BACKGROUND_ALIASES = {"shadow": "contact_shadow", "blur": "backdrop_blur"}
 
 
 @dataclass(frozen=True)
@@ -411,6 +414,12 @@ def _task_from_row(row: dict, line: int, base: str, outdir: str, defaults: Defau
     if action not in ACTIONS:
         raise InputError(f"unknown action {action!r}; choose from {', '.join(ACTIONS)}")
     template = row.pop("output", None) or defaults.output or (MASK_TEMPLATE if action == "mask" else DEFAULT_TEMPLATE)
+    if action == "background":  # the command line's names: --shadow, --blur (the backdrop's, not the mask's)
+        for alias, name in _BACKGROUND_ALIASES.items():
+            if alias in row:
+                if name in row:
+                    raise InputError(f"give {alias!r} or {name!r}, not both")
+                row[name] = row.pop(alias)
     overrides: dict[str, Any] = {}
     if "no_cache" in row:
         overrides["cache"] = not _to_bool(row.pop("no_cache"), "no_cache")

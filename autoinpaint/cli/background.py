@@ -21,7 +21,7 @@ EPILOG = ("Exit codes: 0 ok; 2 bad input or usage (a colour that does not parse,
 def _color(ctx, param, value):
     if value is None:
         return None
-    from ..background.backdrop import parse_color
+    from ..cutout.backdrop import parse_color
     from ..errors import InputError
 
     try:
@@ -34,7 +34,7 @@ def _color(ctx, param, value):
 def _canvas(ctx, param, value):
     if value is None:
         return None
-    from ..background.framing import parse_canvas
+    from ..cutout.framing import parse_canvas
     from ..errors import InputError
 
     try:

@@ -36,7 +36,7 @@ EPILOG = ("Exit codes: 0 every row done, skipped or not_found (its --text matche
                    "2 s of work per task).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
               help="Native threads per worker (default 1, which keeps outputs bit-reproducible).")
-@click.option("--action", type=click.Choice(["remove", "replace", "fill", "mask"]), default="remove",
+@click.option("--action", type=click.Choice(["remove", "replace", "fill", "mask", "background"]), default="remove",
               show_default=True, help="Default action for rows that do not say.")
 @click.option("--output-template", "template", default=None, metavar="TEMPLATE",
               help="Default output path inside OUTDIR: {stem} {ext} {parent} {name} {line} "

@@ -1,4 +1,4 @@
-"""The ``background`` stage: keep the selected object, replace everything else.
+"""The ``background`` action's stage (a cut-out): keep the selected object, replace everything else.
 
 Steps (composed by :func:`autoinpaint.api.background_steps`, so the CLI, batch, web app and API run
 the same ones): :class:`~.matte.Matte` (trimap + alpha matting, foreground colours) →
