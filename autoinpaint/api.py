@@ -277,6 +277,8 @@ def summary(state: EditState, action: str = "remove") -> dict:
     alpha = state.alpha if state.alpha is not None else np.zeros((1, 1), np.float32)
     box = bbox(alpha > 0)
     keys = ("load", "segment", "mask", "inpaint", "composite", "save", "total")
+    if action == "background":
+        keys = ("load", "segment", "mask", "matte", "frame", "backdrop", "shadow", "composite", "save", "total")
     if "detections" in state.metadata:
         keys = ("load", "detect", *keys[1:])
     record = {
