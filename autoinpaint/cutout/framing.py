@@ -141,6 +141,13 @@ class Frame:
                  min_side: int | None = None, max_pixels: int | None = None):
         self.canvas = parse_canvas(canvas)
         self.margin = check_margin(margin)
+        if isinstance(self.canvas, tuple):  # a given size is checked at once, before any work
+            from ..image_io import max_pixels_default
+
+            limit = max_pixels or max_pixels_default()
+            cw, ch = self.canvas
+            if cw * ch > limit:
+                raise TooLargeError(f"the canvas {cw}x{ch} ({cw * ch} pixels) is over --max-pixels {limit}")
         if align not in ALIGNS:
             raise InputError(f"--align must be one of {', '.join(ALIGNS)}, got {align!r}")
         if min_side is not None and min_side < 1:
