@@ -180,10 +180,14 @@ def is_transparent(o: EditOptions) -> bool:
     return not o.prompt and not o.backdrop_blur and parse_color(o.color) is None
 
 
+OBJECT_MAX_HOLE = 0.01  # background: holes up to 1 % of the object's area are specks, larger ones openings
+
+
 def object_step(o: EditOptions) -> RefineMask:
-    """``background``: clean the kept object (erode, holes, islands); no dilation or feather: the
-    matte makes its edge."""
-    return RefineMask(0, o.erode, 0, 0, o.fill_holes, o.min_area)
+    """``background``: clean the kept object (erode, islands, specks of holes: an opening larger
+    than 1 % of its area, like a mug's handle, shows the new background); no dilation or feather:
+    the matte makes its edge."""
+    return RefineMask(0, o.erode, 0, 0, o.fill_holes, o.min_area, max_hole=OBJECT_MAX_HOLE)
 
 
 def background_steps(o: EditOptions, progress: Progress | None = None) -> list:

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .api import (ACTIONS, EditOptions, assess_step, backdrop_steps, detect_step, inpaint_step, invert_steps,
-                  mask_step, selection_steps, summary)
+                  mask_step, object_step, selection_steps, summary)
 from .composite import Composite
 from .display import DEFAULT_MAX_SIDE, display_copy
 from .detect import Detections
@@ -204,11 +204,13 @@ class Editor:
             if state.alpha is None:
                 raise InputError("nothing selected yet: select before apply")
             work = dataclasses.replace(state, metadata=dict(state.metadata), timings=dict(state.timings), stop=None)
+            if action == "background":  # the kept object is cleaned as the CLI does, from the segmentation
+                work.mask = self._object.copy() if self._object is not None else state.mask
         # the model call runs outside the lock: the session stays usable (e.g. for a status query)
         if action == "background":
             if opts.invert:
                 raise InputError("--invert applies to remove, replace, fill and mask, not to background")
-            steps = backdrop_steps(opts, progress)
+            steps = [object_step(opts), *backdrop_steps(opts, progress)]
         else:
             steps = [inpaint_step(action, opts, progress), Composite()]
         work = Pipeline(steps)(work)

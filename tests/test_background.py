@@ -306,3 +306,23 @@ def test_batch_background_rows_jsonl_and_csv(tmp_path, files, shot):
             assert p.returncode == 0, p.stderr
             blurred = read(outdir / "shot.blur.png")
             assert blurred.shape[0] == blurred.shape[1] >= 300
+
+
+def test_a_handle_opening_shows_the_new_background_small_specks_are_filled(tmp_path):
+    # a ring (a mug's handle seen from the side) with a 1-px speck in its wall
+    image = np.full((120, 160, 3), (90, 140, 120), np.uint8)
+    yy, xx = np.mgrid[0:120, 0:160]
+    ring = (np.hypot(xx - 80, yy - 60) < 40) & (np.hypot(xx - 80, yy - 60) > 22)
+    image[ring] = (180, 60, 200)
+    mask = ring.copy()
+    mask[60, 110] = False                      # a speck the segmenter missed
+    path = tmp_path / "mask.png"
+    Image.fromarray((mask * 255).astype(np.uint8)).save(path)
+    for state in (api.edit(image, Selection(mask_path=str(path)), EditOptions(segmenter="classical", matte=0),
+                           action="background"),):
+        assert (state.result[60, 80] == 255).all()           # the opening: the new background
+        assert (state.result[60, 110] == (180, 60, 200)).all()  # the speck: the object
+    ed = Editor(EditOptions(segmenter="classical")).open(image, embed=False)
+    ed.select(Selection(mask_path=str(path)))
+    result = ed.apply("background", matte=0)
+    assert (result[60, 80] == 255).all() and (result[60, 110] == (180, 60, 200)).all()
