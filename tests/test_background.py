@@ -326,3 +326,40 @@ def test_a_handle_opening_shows_the_new_background_small_specks_are_filled(tmp_p
     ed.select(Selection(mask_path=str(path)))
     result = ed.apply("background", matte=0)
     assert (result[60, 80] == 255).all() and (result[60, 110] == (180, 60, 200)).all()
+
+
+def test_batch_folder_mode_transparent_defaults_to_png_and_hashes_of_old_rows_hold(tmp_path, shot):
+    from autoinpaint.batch.recipe import param_hash
+
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        Image.fromarray(shot.image).save(shots / name, quality=95)
+    out = tmp_path / "out"
+    x0, y0, x1, y1 = shot.box
+    p = subprocess.run([sys.executable, "-m", "autoinpaint", "batch", str(shots), "-o", str(out), "--workers", "1",
+                        "--action", "background", "--rect", f"{x0},{y0},{x1},{y1}", "--color", "transparent",
+                        "--canvas", "square", "--segmenter", "classical", "-q"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    for name in ("a.png", "b.png"):
+        im = Image.open(out / name)
+        assert im.mode == "RGBA" and im.width == im.height
+    # the new options at their defaults leave a remove row's hash as older versions computed it
+    sel = Selection(points=((1, 2),))
+    plain = param_hash(str(shots / "a.jpg"), sel, "remove", EditOptions(), str(out / "x.jpg"))
+    opts = EditOptions().to_dict()
+    for name in ("invert", "color", "backdrop_blur", "matte", "canvas", "margin", "align", "min_side",
+                 "contact_shadow", "shadow_opacity"):
+        opts.pop(name)
+    import hashlib
+
+    from autoinpaint import __version__
+    from autoinpaint.storage import absolute, identity
+
+    opts.pop("quiet")
+    old = {"v": 1, "autoinpaint": __version__, "input": absolute(str(shots / "a.jpg")),
+           "input_id": identity(str(shots / "a.jpg")), "selection": sel.describe(), "mask_id": identity(None),
+           "action": "remove", "options": opts, "output": absolute(str(out / "x.jpg"))}
+    assert plain == hashlib.sha256(json.dumps(old, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    assert param_hash(str(shots / "a.jpg"), sel, "remove", EditOptions(invert=True), str(out / "x.jpg")) != plain

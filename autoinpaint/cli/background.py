@@ -53,18 +53,22 @@ object_options = _compose(
                  metavar="PX", help="Drop mask islands smaller than PX pixels."),
 )
 
+_color_option = click.option(
+    "--color", "color", default=None, callback=_color, metavar="white|NAME|#RRGGBB|transparent",
+    help="The new background: a colour, or transparent (PNG, WebP, TIFF or AVIF output). Default white.")
+_matte_option = click.option(
+    "--matte", type=click.IntRange(min=0), default=EditOptions.matte, show_default=True, metavar="PX",
+    help="Alpha matting in a band of PX pixels on each side of the mask's edge (hair, fur, soft edges); "
+         "0 = a hard edge.")
+
 backdrop_options = _compose(
-    click.option("--color", "color", default=None, callback=_color, metavar="white|NAME|#RRGGBB|transparent",
-                 help="The new background: a colour, or transparent (PNG, WebP, TIFF or AVIF output). "
-                      "Default white."),
+    _color_option,
     click.option("--prompt", default=None, metavar="TEXT",
                  help="Generate the background from TEXT with the diffusion --model (the whole frame "
                       "outside the object; the object's pixels are kept)."),
     click.option("--blur", "backdrop_blur", type=click.FloatRange(min=0, min_open=True), default=None,
                  metavar="PX", help="Keep the photo's own background, blurred by a Gaussian of PX pixels."),
-    click.option("--matte", type=click.IntRange(min=0), default=EditOptions.matte, show_default=True, metavar="PX",
-                 help="Alpha matting in a band of PX pixels on each side of the mask's edge (hair, fur, "
-                      "soft edges); 0 = a hard edge."),
+    _matte_option,
 )
 
 framing_options = _compose(
@@ -84,6 +88,10 @@ framing_options = _compose(
     click.option("--shadow-opacity", type=click.FloatRange(0, 1), default=EditOptions.shadow_opacity,
                  show_default=True, metavar="F", help="How dark the contact shadow is at its darkest, 0..1."),
 )
+
+
+# ``autoinpaint batch``'s defaults for ``background`` rows (its --blur is the mask's; rows say ``blur``)
+batch_background_options = _compose(_color_option, _matte_option, framing_options)
 
 
 @click.command(epilog=EPILOG)
