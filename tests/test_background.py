@@ -363,3 +363,34 @@ def test_batch_folder_mode_transparent_defaults_to_png_and_hashes_of_old_rows_ho
            "action": "remove", "options": opts, "output": absolute(str(out / "x.jpg"))}
     assert plain == hashlib.sha256(json.dumps(old, sort_keys=True, default=str).encode()).hexdigest()[:20]
     assert param_hash(str(shots / "a.jpg"), sel, "remove", EditOptions(invert=True), str(out / "x.jpg")) != plain
+
+
+def test_camera_noise_and_jpeg_leave_no_haze_on_the_backdrop(cli, tmp_path):
+    import io
+
+    shot = scenes.studio_shot(320, 240, soft=4.0, rng=np.random.default_rng(100))
+    noisy = np.clip(shot.image + np.random.default_rng(101).normal(0, 2.0, shot.image.shape), 0, 255)
+    photo = tmp_path / "camera.jpg"
+    Image.fromarray(noisy.astype(np.uint8)).save(photo, quality=85)
+    mask = tmp_path / "mask.png"
+    Image.fromarray((shot.mask * 255).astype(np.uint8)).save(mask)
+    out = tmp_path / "white.png"
+    assert cli("background", photo, "--mask", mask, "-o", out).code == 0
+    result, original = read(out), read(photo)
+    far = distance_outside(shot.alpha > 0) >= 3
+    assert (result[far] == 255).all()
+    core = make_trimap(shot.mask, EditOptions.matte) == 1
+    assert np.array_equal(result[core], original[core])
+
+
+def test_specks_off_the_object_are_dropped_strands_on_it_stay():
+    from autoinpaint.cutout.matte import drop_specks
+
+    alpha = np.zeros((40, 40), np.float32)
+    alpha[10:30, 10:30] = 1
+    alpha[5:10, 20] = 0.4          # a strand growing out of the object
+    alpha[2, 2] = 0.3              # a speck on the backdrop
+    core = np.zeros_like(alpha, bool)
+    core[12:28, 12:28] = True
+    out = drop_specks(alpha.copy(), core)
+    assert out[2, 2] == 0 and (out[5:10, 20] == 0.4).all() and (out[10:30, 10:30] == 1).all()

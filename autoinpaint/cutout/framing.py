@@ -170,10 +170,9 @@ class Frame:
         state.foreground = place(state.foreground, layout)
         alpha = place(state.alpha, layout, smooth=False)  # linear: no overshoot past 0 or 1
         if layout.scale != 1.0:
-            from .matte import SNAP
+            from .matte import snap
 
-            alpha[alpha < SNAP] = 0
-            alpha[alpha > 1 - SNAP] = 1
+            snap(alpha)
         state.alpha = alpha
         state.mask = place(state.mask, layout)
         state.metadata["framing"] = {"canvas": list(layout.size), "scale": round(layout.scale, 6),
