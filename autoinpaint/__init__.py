@@ -4,8 +4,8 @@ The pipeline is a chain of small steps (see the sub-modules, one per stage)::
 
     LoadImage → Detect (text → boxes) → Segment → RefineMask → Inpaint → Composite → SaveImage
 
-``remove(...)``, ``edit(...)`` and ``run_edit(...)`` run the same pipeline as the ``autoinpaint``
-command; :class:`Editor` runs it one stage at a time on an image in memory (the web app's core).
+``remove(...)``, ``background(...)`` (keep the object, replace everything else), ``edit(...)`` and
+``run_edit(...)`` run the same pipeline as the ``autoinpaint`` command; :class:`Editor` runs it one stage at a time on an image in memory (the web app's core).
 """
 from .api import (EditOptions, background, build_pipeline, edit, edit_steps, fill, remove, replace, run_edit,
                   summary)
