@@ -526,6 +526,7 @@ async function runBackground() {
 
 async function followJob(id, imageId) {
   state.job = id;
+  $("outcome").hidden = false;   // below Edit and Background: both actions report here
   $("job").hidden = false;
   $("cancel").disabled = false;
   for (;;) {
