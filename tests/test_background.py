@@ -394,3 +394,23 @@ def test_specks_off_the_object_are_dropped_strands_on_it_stay():
     core[12:28, 12:28] = True
     out = drop_specks(alpha.copy(), core)
     assert out[2, 2] == 0 and (out[5:10, 20] == 0.4).all() and (out[10:30, 10:30] == 1).all()
+
+
+def test_parts_thinner_than_the_band_stay_opaque():
+    from autoinpaint.cutout.matte import estimate_matte
+
+    # a pen alone, 6 px wide: thinner than the 8-px band on each side of its edge
+    image = np.full((80, 200, 3), (225, 228, 232), np.uint8)
+    pen = np.zeros((80, 200), bool)
+    pen[37:43, 20:180] = True
+    image[pen] = (40, 90, 160)
+    alpha = estimate_matte(image, make_trimap(pen, 8), pen)
+    assert (alpha[39:41, 25:175] == 1).all() and iou(alpha > 0.5, pen) >= 0.95
+    # a long 5-px strap on a body: its far end is out of sight of the body's core
+    image = np.full((120, 420, 3), (225, 228, 232), np.uint8)
+    mask = np.zeros((120, 420), bool)
+    mask[40:100, 20:80] = True
+    mask[58:63, 80:400] = True
+    image[mask] = (40, 90, 160)
+    alpha = estimate_matte(image, make_trimap(mask, 8), mask)
+    assert (alpha[60, 90:390] > 0.5).all() and iou(alpha > 0.5, mask) >= 0.95

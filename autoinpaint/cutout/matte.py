@@ -35,6 +35,10 @@ def make_trimap(mask: np.ndarray, px: int) -> np.ndarray:
     m = mask.astype(np.uint8)
     inside = cv2.distanceTransform(m, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     outside = cv2.distanceTransform(1 - m, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    if not (inside > px).any():  # an object thinner than the band (a pen, a strap): narrow the band
+        px = int(inside.max()) - 1
+        if px <= 0:
+            return mask.astype(np.float64)
     trimap = np.full(mask.shape, 0.5)
     trimap[inside > px] = 1.0
     trimap[outside > px] = 0.0
@@ -60,9 +64,10 @@ def _window(box, shape):
     return max(x0 - OVERLAP, 0), max(y0 - OVERLAP, 0), min(x1 + OVERLAP, w), min(y1 + OVERLAP, h)
 
 
-def estimate_matte(rgb: np.ndarray, trimap: np.ndarray) -> np.ndarray:
+def estimate_matte(rgb: np.ndarray, trimap: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """H×W×3 uint8 + trimap → alpha H×W float32 in [0, 1], exactly 0/1 on the known pixels and
-    snapped to 0/1 (:func:`snap`). Closed-form matting, tile by tile over the band."""
+    snapped to 0/1 (:func:`snap`). Closed-form matting, tile by tile over the band; a tile that sees
+    no core or no background (a thin part far from the object's body) keeps ``mask`` (H×W bool)."""
     from pymatting.alpha.estimate_alpha_cf import estimate_alpha_cf
 
     alpha = (trimap == 1).astype(np.float32)
@@ -73,7 +78,8 @@ def estimate_matte(rgb: np.ndarray, trimap: np.ndarray) -> np.ndarray:
         tri = trimap[wy0:wy1, wx0:wx1]
         if not ((tri == 1).any() and (tri == 0).any()):
             # a band with no core or no background in sight: nothing to learn colours from
-            solved = np.where(tri == 0.5, 0.5, tri)
+            hard = mask[wy0:wy1, wx0:wx1].astype(np.float64) if mask is not None else np.full(tri.shape, 0.5)
+            solved = np.where(tri == 0.5, hard, tri)
         else:
             solved = estimate_alpha_cf(image[wy0:wy1, wx0:wx1], tri,
                                        laplacian_kwargs={"epsilon": EPSILON}, cg_kwargs={"maxiter": 2000})
@@ -156,7 +162,7 @@ class Matte:
             alpha = mask.astype(np.float32)
             state.foreground = state.image
         else:
-            alpha = estimate_matte(to_rgb8(state.image), trimap)
+            alpha = estimate_matte(to_rgb8(state.image), trimap, mask)
             state.foreground = estimate_colours(state.image, alpha, trimap)
         if state.image.shape[2] in (2, 4):  # the input's own transparency stays transparent
             alpha = alpha * (state.image[..., -1].astype(np.float32) / np.iinfo(state.image.dtype).max)
