@@ -222,11 +222,14 @@ class Editor:
     # ---------------------------------------------------------------------------------------- output
     def output_format(self) -> str:
         """The format :meth:`encode` writes by default: the input's, or PNG for a transparent
-        ``background`` result of an input whose format has no alpha (JPEG, BMP, GIF)."""
+        ``background`` result of an input whose format has no alpha (JPEG, BMP, GIF) and for any
+        ``background`` result of a GIF."""
         from .cutout.backdrop import ALPHA_FORMATS
 
         info = self._require().info
         if info.extra.get("alpha_required") and info.format not in ALPHA_FORMATS:
+            return "PNG"
+        if info.extra.get("cutout") and info.format == "GIF":
             return "PNG"
         return info.format
 

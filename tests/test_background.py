@@ -114,6 +114,12 @@ def test_transparent_as_jpeg_is_refused_and_default_output_is_png(cli, tmp_path,
     assert Image.open(tmp_path / "shot.background.png").mode == "RGBA"
     r = cli("background", photo, "--mask", mask, "--color", "white")  # opaque: keeps the JPEG format
     assert r.code == 0 and Image.open(tmp_path / "shot.background.jpg").format == "JPEG"
+    gif = tmp_path / "shot.gif"
+    Image.fromarray(shot.image).convert("P", palette=Image.ADAPTIVE).save(gif)
+    r = cli("background", gif, "--mask", mask)
+    assert r.code == 2 and r.err.startswith("Error: GIF holds 256 colours") and "-o NAME.png" in r.err
+    assert not (tmp_path / "shot.background.gif").exists()
+    assert cli("background", gif, "--mask", mask, "-o", tmp_path / "from_gif.png").code == 0
 
 
 @pytest.mark.parametrize("args, words", [

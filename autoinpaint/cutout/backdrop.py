@@ -59,8 +59,9 @@ def check_alpha_format(fmt: str) -> None:
 
 
 class CheckOutput:
-    """Pipeline step, right after loading: refuse a transparent result into a format without alpha
-    (JPEG, BMP, GIF) before any work is done."""
+    """Pipeline step, right after loading: refuse, before any work is done, a transparent result
+    into a format without alpha (JPEG, BMP, GIF), and any result into a GIF (256 colours cannot hold a
+    photo on a new background; PNG can)."""
 
     name = "load"
 
@@ -68,10 +69,15 @@ class CheckOutput:
         self.transparent = transparent
 
     def __call__(self, state):
-        if self.transparent and state.output_path:
+        if state.output_path:
             from ..image_io import output_format
 
-            check_alpha_format(output_format(state.output_path, state.info))
+            fmt = output_format(state.output_path, state.info)
+            if self.transparent:
+                check_alpha_format(fmt)
+            if fmt == "GIF":
+                raise InputError("GIF holds 256 colours, too few for a photo on a new background: "
+                                 "use -o NAME.png (or .jpg, .webp)")
         return state
 
     def __repr__(self) -> str:
@@ -186,6 +192,7 @@ class Cutout:
         info = state.info
         extra = {k: v for k, v in info.extra.items() if k not in ("transparency",)}
         extra["alpha_required"] = transparent
+        extra["cutout"] = True  # a new background: a GIF's 256 colours cannot hold it (Editor writes PNG)
         state.info = dataclasses.replace(
             info, mode=mode, file_mode=None, native=None, palette=None, extra=extra,
             icc_profile=info.icc_profile if _icc_fits(info.icc_profile, mode) else None,
