@@ -372,8 +372,6 @@ def test_batch_folder_mode_transparent_defaults_to_png_and_hashes_of_old_rows_ho
 
 
 def test_camera_noise_and_jpeg_leave_no_haze_on_the_backdrop(cli, tmp_path):
-    import io
-
     shot = scenes.studio_shot(320, 240, soft=4.0, rng=np.random.default_rng(100))
     noisy = np.clip(shot.image + np.random.default_rng(101).normal(0, 2.0, shot.image.shape), 0, 255)
     photo = tmp_path / "camera.jpg"
