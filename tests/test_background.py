@@ -418,3 +418,18 @@ def test_parts_thinner_than_the_band_stay_opaque():
     image[mask] = (40, 90, 160)
     alpha = estimate_matte(image, make_trimap(mask, 8), mask)
     assert (alpha[60, 90:390] > 0.5).all() and iou(alpha > 0.5, mask) >= 0.95
+
+
+def test_preview_of_a_framed_cutout_places_the_clicks_and_shows_the_transparency(files, shot):
+    from autoinpaint.preview import panels
+
+    photo, mask = files
+    state = api.edit(str(photo), Selection(points=(shot.point,)),
+                     EditOptions(segmenter="classical", color="transparent", canvas="300x300", margin=10),
+                     action="background")
+    prompts, overlay, result = panels(state, height=300)
+    fs, (ox, oy) = state.metadata["framing"]["scale"], state.metadata["framing"]["offset"]
+    x, y = int(shot.point[0] * fs + ox), int(shot.point[1] * fs + oy)
+    assert tuple(prompts[y, x]) == (0, 220, 0)                      # the click, where it went on the canvas
+    corner = result[:16, :16].reshape(-1, 3)
+    assert {tuple(c) for c in corner} == {(205, 205, 205), (245, 245, 245)}  # a checkerboard: see-through
