@@ -438,6 +438,8 @@ def _task_from_row(row: dict, line: int, base: str, outdir: str, defaults: Defau
     template = row.pop("output", None) or defaults.output
     if action == "background":  # the command line's names: --shadow, --blur (the backdrop's, not the mask's)
         for alias, name in _BACKGROUND_ALIASES.items():
+            if alias == "shadow" and str(row.get(alias)).strip().lower() not in ("none", "soft"):
+                continue  # not a contact shadow's value: left to an option of that name, if any
             if alias in row:
                 if name in row:
                     raise InputError(f"give {alias!r} or {name!r}, not both")
