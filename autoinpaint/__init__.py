@@ -4,10 +4,11 @@ The pipeline is a chain of small steps (see the sub-modules, one per stage)::
 
     LoadImage → Detect (text → boxes) → Segment → RefineMask → Inpaint → Composite → SaveImage
 
-``remove(...)``, ``edit(...)`` and ``run_edit(...)`` run the same pipeline as the ``autoinpaint``
-command; :class:`Editor` runs it one stage at a time on an image in memory (the web app's core).
+``remove(...)``, ``background(...)`` (keep the object, replace everything else), ``edit(...)`` and
+``run_edit(...)`` run the same pipeline as the ``autoinpaint`` command; :class:`Editor` runs it one stage at a time on an image in memory (the web app's core).
 """
-from .api import EditOptions, build_pipeline, edit, edit_steps, fill, remove, replace, run_edit, summary
+from .api import (EditOptions, background, build_pipeline, edit, edit_steps, fill, remove, replace, run_edit,
+                  summary)
 from .composite import Composite, crop_region
 from .detect import Detect, DetectParams, Detection, load_detector
 from .editor import Editor
@@ -27,4 +28,5 @@ __all__ = ["AutoinpaintError", "Composite", "EditOptions", "EditState", "Editor"
            "SaveMask", "SavePreview", "Segment", "SegmentParams", "SegmentResult", "Selection", "build_pipeline",
            "crop_region", "edit", "edit_steps", "fill", "load_inpainter", "load_segmenter", "remove", "replace",
            "run_edit", "summary"]
+__all__ += ["background"]
 __all__ += ["Detect", "DetectParams", "Detection", "NotFoundError", "load_detector"]

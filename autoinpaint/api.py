@@ -1,7 +1,7 @@
 """The one pipeline behind the CLI, the batch runner, the web app and the Python API.
 
-``edit_steps(action, options)`` are the steps after loading for ``remove``, ``replace``, ``fill`` or
-``mask``; :func:`edit` runs them on an image in memory, :func:`run_edit` on a file (with the save
+``edit_steps(action, options)`` are the steps after loading for ``remove``, ``replace``, ``fill``,
+``mask`` or ``background`` (:func:`background_steps`: keep the object, replace everything else); :func:`edit` runs them on an image in memory, :func:`run_edit` on a file (with the save
 steps), :class:`~autoinpaint.editor.Editor` one stage at a time. Models are loaded once per process
 (:mod:`autoinpaint.registry`), so editing many images costs the model load once.
 """
@@ -22,14 +22,14 @@ from .image_io import ImageInput
 from .inpaint import DEFAULT_PADDING_MASK_CROP, Inpaint, InpaintRequest, Progress
 from .inpaint.lama import DEFAULT_MAX_SIDE as DEFAULT_LAMA_MAX_SIDE
 from .io_steps import LoadImage, SaveImage, SaveMask, SavePreview
-from .mask_ops import RefineMask, bbox
+from .mask_ops import InvertMask, RefineMask, bbox
 from .pipeline import Pipeline
 from .quality import Assess
 from .segment import Segment, SegmentParams
 from .selection import Selection, clean_texts
 from .state import EditState
 
-ACTIONS = ("remove", "replace", "fill", "mask")
+ACTIONS = ("remove", "replace", "fill", "mask", "background")
 DEFAULT_MODEL = "sd15"
 
 
@@ -87,6 +87,20 @@ class EditOptions:
     quiet: bool = False
     # trust (autoinpaint/quality.py): what a mask in doubt does: write it, skip the edit, or fail
     on_doubt: str = "write"
+    # remove / replace / fill / mask: act on everything but the selection
+    invert: bool = False
+    # background (autoinpaint/cutout): what the kept object is put on: a colour (white, a name,
+    # #RRGGBB, transparent; default white), the photo blurred by backdrop_blur px, or a scene generated
+    # from ``prompt``; its matted edge (px band; 0 = hard edge), framing and contact shadow
+    color: str | None = None
+    backdrop_blur: float = 0.0
+    matte: int = 8
+    canvas: str | None = None      # square | WxH
+    margin: float | None = None    # % of the canvas on each side (0..45; 5 when framing)
+    align: str = "center"          # center | bottom
+    min_side: int | None = None    # px: the canvas's shorter side at least this (upscale ≤ 2×)
+    contact_shadow: str = "none"   # none | soft
+    shadow_opacity: float = 0.5
 
     def replace(self, **changes) -> "EditOptions":
         """A copy with ``changes``; unknown names are an InputError (bad input, exit 2 / HTTP 400)."""
@@ -113,8 +127,13 @@ def selection_steps(o: EditOptions) -> list:
 
 
 def mask_step(o: EditOptions) -> RefineMask:
-    """Object mask → alpha."""
-    return RefineMask(o.dilate, o.erode, o.feather, o.blur, o.fill_holes, o.min_area)
+    """Object mask → alpha (with ``invert``, the holes were filled before the inversion)."""
+    return RefineMask(o.dilate, o.erode, o.feather, o.blur, o.fill_holes and not o.invert, o.min_area)
+
+
+def invert_steps(o: EditOptions) -> list:
+    """``--invert``: the selection's complement (nothing without it)."""
+    return [InvertMask(o.fill_holes)] if o.invert else []
 
 
 def assess_step(o: EditOptions) -> Assess:
@@ -146,10 +165,51 @@ def edit_steps(action: str = "remove", options: EditOptions | None = None,
     if action not in ACTIONS:
         raise InputError(f"unknown action {action!r}; choose from {', '.join(ACTIONS)}")
     o = options or EditOptions()
-    steps = [*selection_steps(o), mask_step(o), assess_step(o)]
+    if action == "background":
+        return background_steps(o, progress)
+    steps = [*selection_steps(o), *invert_steps(o), mask_step(o), assess_step(o)]
     if action != "mask":
         steps += [inpaint_step(action, o, progress), Composite()]
     return steps
+
+
+def is_transparent(o: EditOptions) -> bool:
+    """Whether a ``background`` edit with ``o`` leaves the background transparent."""
+    from .cutout.backdrop import parse_color
+
+    return not o.prompt and not o.backdrop_blur and parse_color(o.color) is None
+
+
+OBJECT_MAX_HOLE = 0.01  # background: holes up to 1 % of the object's area are specks, larger ones openings
+
+
+def object_step(o: EditOptions) -> RefineMask:
+    """``background``: clean the kept object (erode, islands, specks of holes: an opening larger
+    than 1 % of its area, like a mug's handle, shows the new background); no dilation or feather:
+    the matte makes its edge."""
+    return RefineMask(0, o.erode, 0, 0, o.fill_holes, o.min_area, max_hole=OBJECT_MAX_HOLE)
+
+
+def background_steps(o: EditOptions, progress: Progress | None = None) -> list:
+    """``background``: select → clean → assess → matte (edge alpha, foreground colours) → frame →
+    backdrop (colour, transparent, blur, or a scene the diffusion ``--model`` paints from ``prompt``
+    on the whole frame) → contact shadow → composite. The object is what is kept."""
+    if o.invert:
+        raise InputError("--invert applies to remove, replace, fill and mask, not to background")
+    return [*selection_steps(o), object_step(o), assess_step(o), *backdrop_steps(o, progress)]
+
+
+def backdrop_steps(o: EditOptions, progress: Progress | None = None) -> list:
+    """``background`` after the object is selected: matte → frame → backdrop → contact shadow →
+    composite (what :meth:`Editor.apply("background") <autoinpaint.editor.Editor.apply>` runs). Bad
+    values (a colour, a canvas, a margin) raise InputError here, before any work."""
+    from .cutout import Backdrop, ContactShadow, Cutout, Frame, Matte, backdrop_kind
+
+    kind = backdrop_kind(o.color, o.prompt, o.backdrop_blur)
+    scene = inpaint_step("fill", o.replace(padding_mask_crop=None), progress) if kind == "scene" else None
+    return [Matte(o.matte), Frame(o.canvas, o.margin, o.align, o.min_side, o.max_pixels),
+            Backdrop(kind, o.color, o.backdrop_blur, scene), ContactShadow(o.contact_shadow, o.shadow_opacity),
+            Cutout()]
 
 
 def build_pipeline(action: str = "remove", options: EditOptions | None = None,
@@ -161,6 +221,10 @@ def build_pipeline(action: str = "remove", options: EditOptions | None = None,
     ``preview`` add steps that also write the final alpha and a side-by-side preview."""
     o = options or EditOptions()
     steps = [LoadImage(o.max_pixels), *edit_steps(action, o, progress)]
+    if action == "background":
+        from .cutout import CheckOutput
+
+        steps.insert(1, CheckOutput(is_transparent(o)))  # a JPEG cannot be transparent: say so first
     if action == "mask":
         steps.append(SaveMask())
     else:
@@ -173,12 +237,19 @@ def build_pipeline(action: str = "remove", options: EditOptions | None = None,
 
 
 # ------------------------------------------------------------------------------------------------ runs
-def default_output(input_path: str | os.PathLike, action: str) -> str:
-    """``photo.jpg`` → ``photo.inpainted.jpg`` (``photo.replaced.jpg``, ``photo.filled.jpg``;
-    ``photo.mask.png`` for ``mask``), beside the input."""
+def default_output(input_path: str | os.PathLike, action: str, transparent: bool = False) -> str:
+    """``photo.jpg`` → ``photo.inpainted.jpg`` (``photo.replaced.jpg``, ``photo.filled.jpg``,
+    ``photo.background.jpg``; ``photo.mask.png`` for ``mask``), beside the input. A ``transparent``
+    result of an input whose format has no alpha (JPEG, BMP, GIF) goes to ``photo.background.png``."""
     p = Path(input_path)
     if action == "mask":
         return str(p.with_name(p.stem + ".mask.png"))
+    if action == "background":
+        from .cutout.backdrop import ALPHA_FORMATS
+        from .image_io import FORMAT_BY_SUFFIX
+
+        ext = p.suffix if not transparent or FORMAT_BY_SUFFIX.get(p.suffix.lower()) in ALPHA_FORMATS else ".png"
+        return str(p.with_name(f"{p.stem}.background{ext}"))
     done = {"remove": "inpainted", "replace": "replaced", "fill": "filled"}.get(action, action + "ed")
     return str(p.with_name(f"{p.stem}.{done}{p.suffix}"))
 
@@ -200,7 +271,8 @@ def run_edit(input_path: str | os.PathLike, selection: Selection, options: EditO
     """Edit one image file and write the result; returns the final EditState (timings included)."""
     pipeline = build_pipeline(action, options, mask_out, preview, progress)
     state = EditState(input_path=str(input_path), selection=selection,
-                      output_path=str(output or default_output(input_path, action)))
+                      output_path=str(output or default_output(
+                          input_path, action, action == "background" and is_transparent(options or EditOptions()))))
     return pipeline(state)
 
 
@@ -209,6 +281,8 @@ def summary(state: EditState, action: str = "remove") -> dict:
     alpha = state.alpha if state.alpha is not None else np.zeros((1, 1), np.float32)
     box = bbox(alpha > 0)
     keys = ("load", "segment", "mask", "inpaint", "composite", "save", "total")
+    if action == "background":
+        keys = ("load", "segment", "mask", "matte", "frame", "backdrop", "shadow", "composite", "save", "total")
     if "detections" in state.metadata:
         keys = ("load", "detect", *keys[1:])
     record = {
@@ -284,6 +358,18 @@ def replace(image: ImageInput, prompt: str, points=(), negatives=(), boxes=(), r
     returns like :func:`remove`."""
     return _run(image, "replace", _selection(points, negatives, boxes, rects, ellipses, mask, relative, texts),
                 output, {**options, "prompt": prompt})
+
+
+def background(image: ImageInput, points=(), negatives=(), boxes=(), rects=(), ellipses=(),
+               mask: str | None = None, relative: bool = False, texts=(), color: str | None = None,
+               output: str | os.PathLike | None = None, **options) -> Any:
+    """Keep the selected object of ``image`` and replace everything else: ``color`` (``"white"``,
+    ``"#RRGGBB"``, ``"transparent"``; default white), or ``backdrop_blur=PX``, or ``prompt="..."``
+    (a generated scene). Matted edges (``matte=PX``), framing (``canvas="square"``, ``margin=8``,
+    ``align``, ``min_side``), ``contact_shadow="soft"``. Returns like :func:`remove` (a transparent
+    result as RGBA)."""
+    return _run(image, "background", _selection(points, negatives, boxes, rects, ellipses, mask, relative, texts),
+                output, {**options, "color": color})
 
 
 def fill(image: ImageInput, prompt: str, rects=(), ellipses=(), mask: str | None = None, points=(),

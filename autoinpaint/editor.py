@@ -21,8 +21,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .api import (ACTIONS, EditOptions, assess_step, detect_step, inpaint_step, mask_step, selection_steps,
-                  summary)
+from .api import (ACTIONS, EditOptions, assess_step, backdrop_steps, detect_step, inpaint_step, invert_steps,
+                  mask_step, object_step, selection_steps, summary)
 from .composite import Composite
 from .display import DEFAULT_MAX_SIDE, display_copy
 from .detect import Detections
@@ -148,7 +148,7 @@ class Editor:
         with self._lock:
             state = self._require()
             state.selection = selection
-            state = Pipeline(selection_steps(opts))(state)
+            state = Pipeline([*selection_steps(opts), *invert_steps(opts)])(state)
             self._object = state.mask.copy()
             timed(state, "mask", lambda: mask_step(opts)(state))
             assess_step(opts)(state)  # the doubt signal, before anything is written
@@ -188,33 +188,57 @@ class Editor:
             return state.alpha
 
     def apply(self, action: str = "remove", progress: Progress | None = None, **options) -> np.ndarray:
-        """Inpaint the selection: ``remove``, ``replace`` or ``fill`` (``prompt=...``). Keyword
+        """Inpaint the selection: ``remove``, ``replace`` or ``fill`` (``prompt=...``); or
+        ``background``: keep the selected object and replace everything else (``color=``,
+        ``backdrop_blur=``, ``prompt=``, ``matte=``, ``canvas=``, ``margin=``, ... ; see
+        :func:`autoinpaint.api.backdrop_steps`; with framing, the state then holds the canvas). Keyword
         ``options`` are EditOptions fields for this call (``prompt``, ``seed``, ``steps``,
         ``inpainter``, ...). ``progress(done, total)`` is called per model step; raising
         :class:`~autoinpaint.inpaint.Cancelled` in it stops the call. Returns the result (H×W×C,
         like the input); pixels with alpha 0 are bit-identical to the input's."""
         if action not in ACTIONS or action == "mask":
-            raise InputError(f"unknown action {action!r}; choose remove, replace or fill")
+            raise InputError(f"unknown action {action!r}; choose remove, replace, fill or background")
         opts = self._options(options)
         with self._lock:
             state = self._require()
             if state.alpha is None:
                 raise InputError("nothing selected yet: select before apply")
             work = dataclasses.replace(state, metadata=dict(state.metadata), timings=dict(state.timings), stop=None)
+            if action == "background":  # the kept object is cleaned as the CLI does, from the segmentation
+                work.mask = self._object.copy() if self._object is not None else state.mask
         # the model call runs outside the lock: the session stays usable (e.g. for a status query)
-        work = Pipeline([inpaint_step(action, opts, progress), Composite()])(work)
+        if action == "background":
+            if opts.invert:
+                raise InputError("--invert applies to remove, replace, fill and mask, not to background")
+            steps = [object_step(opts), *backdrop_steps(opts, progress)]
+        else:
+            steps = [inpaint_step(action, opts, progress), Composite()]
+        work = Pipeline(steps)(work)
         with self._lock:
             self.state = work
             self.action = action
         return work.result
 
     # ---------------------------------------------------------------------------------------- output
+    def output_format(self) -> str:
+        """The format :meth:`encode` writes by default: the input's, or PNG for a transparent
+        ``background`` result of an input whose format has no alpha (JPEG, BMP, GIF) and for any
+        ``background`` result of a GIF."""
+        from .cutout.backdrop import ALPHA_FORMATS
+
+        info = self._require().info
+        if info.extra.get("alpha_required") and info.format not in ALPHA_FORMATS:
+            return "PNG"
+        if info.extra.get("cutout") and info.format == "GIF":
+            return "PNG"
+        return info.format
+
     def encode(self, fmt: str | None = None) -> bytes:
         """The result (or the image when nothing was applied) encoded like the input (format,
         quality, bit depth, ICC, EXIF), or as ``fmt`` (``PNG``, ``JPEG``, ...)."""
         state = self._require()
         pixels = state.result if state.result is not None else state.image
-        return encode_image(pixels, state.info, (fmt or state.info.format).upper())
+        return encode_image(pixels, state.info, (fmt or self.output_format()).upper())
 
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> str:
         """Write the result to ``path`` atomically (its suffix picks the format, else the input's);

@@ -292,6 +292,10 @@ def choose_mode(info: ImageInfo, array: np.ndarray, fmt: str) -> tuple[str, list
     if writable is None:
         raise InputError(f"cannot write {fmt} images (choose one of {', '.join(sorted(WRITABLE))})")
     chain = _FALLBACK.get(own, [own])
+    if info.extra.get("alpha_required"):  # a transparent cut-out: never drop its alpha silently
+        from .cutout.backdrop import check_alpha_format
+
+        check_alpha_format(fmt)
     if chain[0] in writable:
         return chain[0], []
     if fmt == info.format:

@@ -39,6 +39,14 @@ def panels(state, height: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray
     prompts = small.copy()
     sel = state.selection
     r = max(3, size[1] // 80)
+    frame = state.metadata.get("framing")  # background on a canvas: prompts were given on the photo
+    if frame:
+        fs, (fox, foy) = frame["scale"], frame["offset"]
+        sel = _moved(sel, fs, fox, foy)
+        detections = [{**d, "box": [v * fs + (fox, foy)[i % 2] for i, v in enumerate(d["box"])]}
+                      for d in state.metadata.get("detections", ())]
+    else:
+        detections = state.metadata.get("detections", ())
     for x0, y0, x1, y1 in sel.boxes + sel.rects:
         cv2.rectangle(prompts, (int(x0 * s), int(y0 * s)), (int(x1 * s), int(y1 * s)), (0, 160, 255), 2)
     for x0, y0, x1, y1 in sel.ellipses:
@@ -47,7 +55,7 @@ def panels(state, height: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray
     for (x, y), colour in [(p, (0, 220, 0)) for p in sel.points] + [(p, (230, 0, 0)) for p in sel.negatives]:
         cv2.circle(prompts, (int(x * s), int(y * s)), r, colour, -1)
         cv2.circle(prompts, (int(x * s), int(y * s)), r, (255, 255, 255), 1)
-    for det in state.metadata.get("detections", ()):  # --text: what the detector found, with its score
+    for det in detections:  # --text: what the detector found, with its score
         x0, y0, x1, y1 = (int(v * s) for v in det["box"])
         cv2.rectangle(prompts, (x0, y0), (x1, y1), (255, 0, 255), 2)
         label = f"{det['phrase']} {det['score']:.2f}".encode("ascii", "replace").decode()
@@ -62,7 +70,34 @@ def panels(state, height: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray
     overlay = (small * (1 - 0.55 * a) + np.array([255, 0, 60]) * 0.55 * a).astype(np.uint8)
     result = cv2.resize(to_rgb8(state.result), size, interpolation=cv2.INTER_AREA) \
         if state.result is not None else np.full_like(small, 128)
+    if state.result is not None and state.result.shape[2] in (2, 4) and state.info.extra.get("cutout"):
+        result = _on_checkerboard(state.result, size)  # a transparent cut-out: show what is see-through
     return prompts, overlay, result
+
+
+def _moved(sel, scale: float, ox: float, oy: float):
+    """The selection's pixel coordinates as placed on a framing canvas (scaled, then shifted)."""
+    import dataclasses
+
+    def move(values):
+        return tuple(tuple(v * scale + (ox, oy)[i % 2] for i, v in enumerate(item)) for item in values)
+
+    return dataclasses.replace(sel, points=move(sel.points), negatives=move(sel.negatives), boxes=move(sel.boxes),
+                               rects=move(sel.rects), ellipses=move(sel.ellipses))
+
+
+def _on_checkerboard(result: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """An RGBA/LA result (any dtype) over a grey checkerboard, H×W×3 uint8 at ``size``."""
+    import cv2
+
+    from .pixels import to_rgb8
+
+    top = float(np.iinfo(result.dtype).max)
+    colour = cv2.resize(to_rgb8(result), size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    a = cv2.resize(result[..., -1].astype(np.float32) / top, size, interpolation=cv2.INTER_AREA)[..., None]
+    yy, xx = np.mgrid[0:size[1], 0:size[0]]
+    board = np.where(((yy // 8 + xx // 8) % 2 == 0)[..., None], 205.0, 245.0)
+    return np.clip(np.rint(colour * a + board * (1 - a)), 0, 255).astype(np.uint8)
 
 
 def _caption(quality: dict, width: int) -> np.ndarray:

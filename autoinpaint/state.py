@@ -49,6 +49,10 @@ class EditState:
     embeddings: image embeddings by segmenter name (a value or a Future), so a further selection on
         the same state runs only the prompt decoder.
     stop: why the pipeline stopped before its last step (None: it ran to the end).
+    foreground: ``background`` action: like ``image``, the kept object's colours with the old
+        background taken out at its edge (the matte stage); ``alpha`` is then the object's opacity.
+    backdrop: ``background`` action: H×W×4 float32, the new background's colour (the image's value
+        scale) and opacity (0..1) that the object is composited over.
     """
 
     input_path: str | None = None
@@ -64,6 +68,8 @@ class EditState:
     metadata: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     embeddings: dict[str, Any] = field(default_factory=dict, repr=False)
+    foreground: np.ndarray | None = field(default=None, repr=False)
+    backdrop: np.ndarray | None = field(default=None, repr=False)
     stop: str | None = None  # set by a step to end the pipeline early (e.g. "doubt": --on-doubt skip)
 
     @property

@@ -253,3 +253,53 @@ def prompts(scene: Scene, rng: np.random.Generator) -> list[Prompt]:
         if p:
             out.append(Prompt("part click", points=(p,), good=False))
     return out
+
+
+@dataclass
+class StudioShot:
+    """A product on a backdrop with a known soft alpha: ``image = F·alpha + B·(1 − alpha)``."""
+
+    image: np.ndarray        # H×W×3 uint8
+    alpha: np.ndarray        # H×W float32 in [0, 1], the true opacity of the object
+    foreground: np.ndarray   # H×W×3 uint8, the object's own colours
+    background: np.ndarray   # H×W×3 uint8
+    mask: np.ndarray         # H×W bool: alpha > 0.5 (what a segmenter would give)
+    box: tuple[int, int, int, int]  # half-open box of alpha > 0
+    point: tuple[int, int]
+
+
+def studio_shot(width: int = 320, height: int = 240, soft: float = 3.0, hair: bool = True,
+                rng: np.random.Generator | None = None, box: tuple[int, int, int, int] | None = None) -> StudioShot:
+    """A bottle-like product (an ellipse over a rectangle) with a ``soft`` px edge ramp and, when
+    ``hair``, fine fur strands on its top edge (partial alpha), on a graded studio backdrop."""
+    rng = rng or np.random.default_rng(0)
+    h, w = height, width
+    x0, y0, x1, y1 = box or (int(w * 0.3), int(h * 0.2), int(w * 0.7), int(h * 0.85))
+    shape = np.zeros((h, w), np.uint8)
+    cx, cw = (x0 + x1) // 2, (x1 - x0) // 2
+    top = y0 + (y1 - y0) // 4
+    cv2.rectangle(shape, (x0, top), (x1 - 1, y1 - 1), 1, -1)
+    cv2.ellipse(shape, (cx, top), (cw, (y1 - y0) // 4), 0, 180, 360, 1, -1)
+    inside = cv2.distanceTransform(shape, cv2.DIST_L2, 5)
+    outside = cv2.distanceTransform(1 - shape, cv2.DIST_L2, 5)
+    signed = np.where(shape > 0, inside, -outside)
+    alpha = np.clip((signed + soft / 2) / max(soft, 1e-6), 0, 1).astype(np.float32)
+    if hair:
+        fur = np.zeros((h, w), np.float32)
+        for _ in range(max(8, (x1 - x0) // 4)):
+            fx = int(rng.integers(x0 + cw // 3, x1 - cw // 3))
+            fy = int(np.flatnonzero(shape[:, fx])[0]) if shape[:, fx].any() else top
+            length = int(rng.integers(3, 8))
+            cv2.line(fur, (fx, fy), (fx + int(rng.integers(-3, 4)), fy - length), 0.6, 1, cv2.LINE_AA)
+        alpha = np.maximum(alpha, fur)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    fg = np.stack([150 + 60 * np.sin(xx / 9), 60 + 40 * np.cos(yy / 7), 40 + 20 * (xx + yy) / (w + h)], -1)
+    bg = np.stack([200 + 30 * yy / h, 205 + 25 * yy / h, 215 + 20 * xx / w], -1)
+    a = alpha[..., None]
+    image = np.clip(np.rint(fg * a + bg * (1 - a)), 0, 255).astype(np.uint8)
+    mask = alpha > 0.5
+    ys, xs = np.nonzero(alpha > 0)
+    return StudioShot(image=image, alpha=alpha, foreground=np.clip(np.rint(fg), 0, 255).astype(np.uint8),
+                      background=np.clip(np.rint(bg), 0, 255).astype(np.uint8), mask=mask,
+                      box=(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1),
+                      point=(cx, (top + y1) // 2))

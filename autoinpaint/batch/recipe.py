@@ -5,8 +5,10 @@ One recipe row names one image (a path, or a glob that expands to several rows) 
 * a selection: ``points`` / ``negatives`` / ``boxes`` / ``rects`` / ``ellipses`` (pixels, or fractions
   0..1 with ``relative: true``), ``mask`` (a mask file), ``text`` (a phrase, phrases separated by ``;``,
   or a list: a detector finds them; a row where nothing is found gets the status ``not_found``);
-* ``action`` (``remove``, ``replace``, ``fill`` or ``mask``) and the prompt fields (``prompt``,
-  ``negative_prompt``, ...);
+* ``action`` (``remove``, ``replace``, ``fill``, ``mask`` or ``background``) and the prompt fields
+  (``prompt``, ``negative_prompt``, ...); a ``background`` row takes ``color``, ``blur`` (the backdrop's
+  blur), ``matte``, ``canvas``, ``margin``, ``align``, ``min_side``, ``shadow`` (or
+  ``contact_shadow``) and ``shadow_opacity``;
 * any :class:`~autoinpaint.api.EditOptions` field as a per-row override (``dilate``, ``inpainter``, ...);
 * ``output``: a path template with ``{stem}``, ``{ext}``, ``{parent}``, ``{name}``, ``{line}``; relative
   templates are inside the output folder; default ``{stem}{ext}`` (the input's own name and format).
@@ -52,6 +54,10 @@ _SHAPES = {"points": 2, "negatives": 2, "boxes": 4, "rects": 4, "ellipses": 4}
 _TEXT_KEYS = ("text", "texts")
 _IGNORED_KEYS = {"id", "note", "notes", "comment"}
 _OPTION_FIELDS = {f.name: f for f in dataclasses.fields(EditOptions)}
+_BACKGROUND_ALIASES = {"shadow": "contact_shadow", "blur": "backdrop_blur"}
+# options added after HASH_VERSION 1 (issue 18): left out of the row hash while at their defaults
+_LATER_OPTIONS = ("invert", "color", "backdrop_blur", "matte", "canvas", "margin", "align", "min_side",
+                  "contact_shadow", "shadow_opacity")
 
 
 @dataclass(frozen=True)
@@ -371,12 +377,31 @@ def param_hash(input_path: str, selection: Selection, action: str, options: Edit
 
     opts = options.to_dict()
     opts.pop("quiet", None)
+    for name in _LATER_OPTIONS:  # at their defaults they change nothing: manifests of older runs still match
+        if opts.get(name) == _OPTION_FIELDS[name].default:
+            opts.pop(name)
     params = {"v": HASH_VERSION, "autoinpaint": version, "input": absolute(input_path),
               "input_id": identity(input_path), "selection": selection.describe(),
               "mask_id": identity(selection.mask_path), "action": action, "options": opts,
               "output": absolute(output)}
     text = json.dumps(params, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def default_template(action: str, options: EditOptions) -> str:
+    """``{stem}{ext}`` (the input's name and format); ``{stem}.png`` for a mask and for a transparent
+    ``background`` cut-out (a JPEG cannot hold its alpha)."""
+    if action == "mask":
+        return MASK_TEMPLATE
+    if action == "background":
+        from ..api import is_transparent
+
+        try:
+            if is_transparent(options):
+                return MASK_TEMPLATE
+        except InputError:
+            pass  # a colour that does not parse: the row fails with the CLI's message when it runs
+    return DEFAULT_TEMPLATE
 
 
 def render_output(template: str, input_path: str, outdir: str | os.PathLike, line: int) -> str:
@@ -410,7 +435,15 @@ def _task_from_row(row: dict, line: int, base: str, outdir: str, defaults: Defau
     action = str(row.pop("action", defaults.action)).strip().lower()
     if action not in ACTIONS:
         raise InputError(f"unknown action {action!r}; choose from {', '.join(ACTIONS)}")
-    template = row.pop("output", None) or defaults.output or (MASK_TEMPLATE if action == "mask" else DEFAULT_TEMPLATE)
+    template = row.pop("output", None) or defaults.output
+    if action == "background":  # the command line's names: --shadow, --blur (the backdrop's, not the mask's)
+        for alias, name in _BACKGROUND_ALIASES.items():
+            if alias == "shadow" and str(row.get(alias)).strip().lower() not in ("none", "soft"):
+                continue  # not a contact shadow's value: left to an option of that name, if any
+            if alias in row:
+                if name in row:
+                    raise InputError(f"give {alias!r} or {name!r}, not both")
+                row[name] = row.pop(alias)
     overrides: dict[str, Any] = {}
     if "no_cache" in row:
         overrides["cache"] = not _to_bool(row.pop("no_cache"), "no_cache")
@@ -422,6 +455,7 @@ def _task_from_row(row: dict, line: int, base: str, outdir: str, defaults: Defau
     if row:
         raise InputError(f"unknown field(s): {', '.join(sorted(row))}")
     options = defaults.options.replace(**overrides) if overrides else defaults.options
+    template = template or default_template(action, options)
 
     if sel_values or mask:
         selection = Selection(mask_path=join(base, os.path.expanduser(str(mask))) if mask else None,
@@ -482,7 +516,7 @@ def _folder_tasks(folder: str, outdir: str, defaults: Defaults) -> Iterator[Task
     if same(outdir, folder) and not defaults.output:
         raise InputError("the output folder is the input folder: outputs would replace the inputs; "
                          "choose another -o OUTDIR")
-    template = defaults.output or (MASK_TEMPLATE if defaults.action == "mask" else DEFAULT_TEMPLATE)
+    template = defaults.output or default_template(defaults.action, defaults.options)
     for number, path in enumerate(image_files(folder), 1):
         try:
             output = render_output(template, path, outdir, number)

@@ -24,17 +24,19 @@ def main() -> None:
     \b
     autoinpaint remove photo.jpg --point 412,300 -o clean.jpg
     autoinpaint mask photo.jpg --point 412,300 --box 300,200,520,420 -o mask.png
+    autoinpaint background shoe.jpg --point 410,300 --canvas square --margin 8 -o shoe.white.jpg
     """
 
 
 # Each command lives in its own module; heavy libraries are imported inside the commands.
+from .background import background  # noqa: E402
 from .batch import batch  # noqa: E402
 from .edit import mask, remove  # noqa: E402
 from .models import cache, models  # noqa: E402
 from .replace import fill, replace  # noqa: E402
 from .serve import serve  # noqa: E402
 
-for _command in (remove, replace, fill, mask, batch, models, cache, serve):
+for _command in (remove, replace, fill, mask, background, batch, models, cache, serve):
     main.add_command(_command)
 
 

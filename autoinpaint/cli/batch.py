@@ -5,6 +5,7 @@ import json
 
 import click
 
+from .background import batch_background_options
 from .options import (diffusion_options, doubt_option, mask_options, model_option, model_options, options_from,
                       selection_from, selection_options)
 
@@ -36,7 +37,7 @@ EPILOG = ("Exit codes: 0 every row done, skipped or not_found (its --text matche
                    "2 s of work per task).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
               help="Native threads per worker (default 1, which keeps outputs bit-reproducible).")
-@click.option("--action", type=click.Choice(["remove", "replace", "fill", "mask"]), default="remove",
+@click.option("--action", type=click.Choice(["remove", "replace", "fill", "mask", "background"]), default="remove",
               show_default=True, help="Default action for rows that do not say.")
 @click.option("--output-template", "template", default=None, metavar="TEMPLATE",
               help="Default output path inside OUTDIR: {stem} {ext} {parent} {name} {line} "
@@ -46,6 +47,7 @@ EPILOG = ("Exit codes: 0 every row done, skipped or not_found (its --text matche
 @model_options
 @diffusion_options
 @model_option
+@batch_background_options
 @doubt_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or per-row messages on stderr.")
@@ -63,6 +65,7 @@ def batch(source: str, outdir: str, manifest: str | None, workers: int | None, e
     autoinpaint batch recipe.jsonl -o cleaned/ --segmenter classical --workers 4
     autoinpaint batch shots/ --point 0.5,0.92 --relative -o cleaned/
     autoinpaint batch shots/ --text "price sticker" -o cleaned/
+    autoinpaint batch shots/ --action background --box 0.1,0.1,0.9,0.9 --relative --canvas square -o white/
     autoinpaint batch recipe.csv -o cleaned/ --engine ray --ray-address auto
     autoinpaint batch s3://shop/recipe.csv -o s3://shop/cleaned --engine ray
 
@@ -71,6 +74,7 @@ def batch(source: str, outdir: str, manifest: str | None, workers: int | None, e
     {"input": "shots/a.jpg", "points": [[412, 300]]}
     {"input": "shots/b_*.jpg", "box": "0.1,0.8,0.3,0.95", "relative": true, "dilate": 12}
     {"input": "shots/c.jpg", "text": ["price sticker", "watermark"]}
+    {"input": "shots/d.jpg", "points": [[412, 300]], "action": "background", "canvas": "square"}
     """
     from ..batch import BatchFailed, Defaults, run_batch
 

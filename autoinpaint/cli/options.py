@@ -83,11 +83,29 @@ def _padding(ctx, param, value):
     return px
 
 
+_segmenter_option = click.option(
+    "--segmenter", default="auto", show_default=True,
+    metavar="auto|classical|sam|sam:vit_b|sam2.1-tiny|NAME|HUB_ID|PATH",
+    help="auto = the first SAM model present in the order of `autoinpaint models list`, else "
+         "the classical OpenCV segmenter. NAME/HUB_ID/folder = a transformers SAM model.")
+_device_option = click.option("--device", default="auto", show_default=True,
+                              type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Where models run.")
+_precision_option = click.option("--precision", default="auto", show_default=True,
+                                 type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="SAM encoder precision.")
+_no_cache_option = click.option("--no-cache", "no_cache", is_flag=True,
+                                help="Do not read or write the SAM embedding cache.")
+_sam_select_option = click.option(
+    "--sam-select", default="iou", show_default=True, type=click.Choice(["iou", "largest", "smallest"]),
+    help="Which of SAM's candidate masks to keep: highest predicted IoU, largest or smallest.")
+_sam_refine_option = click.option(
+    "--sam-refine", default=0, show_default=True, type=click.IntRange(0, 5), metavar="N",
+    help="Extra SAM passes feeding the mask's low-res logits back as mask_input.")
+_max_pixels_option = click.option(
+    "--max-pixels", type=click.IntRange(min=1), default=None, metavar="N",
+    help="Refuse images over N pixels (default 100 million, or $AUTOINPAINT_MAX_PIXELS).")
+
 model_options = _compose(
-    click.option("--segmenter", default="auto", show_default=True,
-                 metavar="auto|classical|sam|sam:vit_b|sam2.1-tiny|NAME|HUB_ID|PATH",
-                 help="auto = the first SAM model present in the order of `autoinpaint models list`, else "
-                      "the classical OpenCV segmenter. NAME/HUB_ID/folder = a transformers SAM model."),
+    _segmenter_option,
     click.option("--inpainter", default="auto", show_default=True,
                  metavar="auto|lama|hybrid|patchmatch|telea|ns|NAME|PATH",
                  help="auto = lama when its weights are present (autoinpaint models download lama), else "
@@ -96,17 +114,12 @@ model_options = _compose(
     click.option("--padding-mask-crop", default=str(EditOptions.padding_mask_crop), show_default=True,
                  callback=_padding, metavar="PX|off",
                  help="Inpaint only a crop around the mask with PX pixels of context; 'off' = whole image."),
-    click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"]),
-                 help="Where models run."),
-    click.option("--precision", default="auto", show_default=True,
-                 type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="SAM encoder precision."),
-    click.option("--no-cache", "no_cache", is_flag=True, help="Do not read or write the SAM embedding cache."),
-    click.option("--sam-select", default="iou", show_default=True, type=click.Choice(["iou", "largest", "smallest"]),
-                 help="Which of SAM's candidate masks to keep: highest predicted IoU, largest or smallest."),
-    click.option("--sam-refine", default=0, show_default=True, type=click.IntRange(0, 5), metavar="N",
-                 help="Extra SAM passes feeding the mask's low-res logits back as mask_input."),
-    click.option("--max-pixels", type=click.IntRange(min=1), default=None, metavar="N",
-                 help="Refuse images over N pixels (default 100 million, or $AUTOINPAINT_MAX_PIXELS)."),
+    _device_option,
+    _precision_option,
+    _no_cache_option,
+    _sam_select_option,
+    _sam_refine_option,
+    _max_pixels_option,
     click.option("--lama-max-side", type=click.IntRange(min=16), default=EditOptions.lama_max_side,
                  show_default=True, metavar="PX",
                  help="LaMa: a crop whose long side is over PX runs downscaled to PX; the fill is "
@@ -115,6 +128,10 @@ model_options = _compose(
                  help="LaMa: load weights that need TorchScript or unpickling (which can run code) even "
                       "when their SHA-256 is not one autoinpaint publishes."),
 )
+
+# the segmentation models only (``background`` keeps the object: no inpainter, no crop)
+segment_model_options = _compose(_segmenter_option, _device_option, _precision_option, _no_cache_option,
+                                 _sam_select_option, _sam_refine_option, _max_pixels_option)
 
 output_options = _compose(
     click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="PATH",
@@ -151,10 +168,15 @@ def options_from(kw: dict) -> EditOptions:
     return EditOptions(**values)
 
 
+invert_option = click.option(
+    "--invert", is_flag=True,
+    help="Act on everything but the selection (its complement): e.g. remove all but the clicked object.")
+
+
 def edit_command(f):
     """All option groups of an editing command, in help order."""
-    return functools.wraps(f)(_compose(selection_options, mask_options, model_options, output_options,
-                                       doubt_option)(f))
+    return functools.wraps(f)(_compose(selection_options, mask_options, invert_option, model_options,
+                                       output_options, doubt_option)(f))
 
 
 EXIT_SKIPPED = 4  # --on-doubt skip: the mask was in doubt, nothing was written
@@ -175,10 +197,7 @@ def _resolution(ctx, param, value):
     return w if w == h else f"{w}x{h}"
 
 
-diffusion_options = _compose(
-    click.option("--prompt", default=None, metavar="TEXT",
-                 help="What to paint in the mask (replace/fill: required). remove with a diffusion "
-                      "--inpainter: the background prompt (default: an 'empty background' prompt)."),
+diffusion_settings = _compose(
     click.option("--negative-prompt", default=None, metavar="TEXT",
                  help="What to avoid (default: 'bad anatomy, deformed, ugly, blurry, ...'; remove: "
                       "object-ish words such as 'object, person, animal, text')."),
@@ -201,6 +220,13 @@ diffusion_options = _compose(
                  help="Noise scheduler (default: the model's own)."),
     click.option("--resolution", default=None, callback=_resolution, metavar="PX|WxH",
                  help="Working resolution of the model (default: its native one, 512 SD 1.5, 1024 SDXL)."),
+)
+
+diffusion_options = _compose(
+    click.option("--prompt", default=None, metavar="TEXT",
+                 help="What to paint in the mask (replace/fill: required). remove with a diffusion "
+                      "--inpainter: the background prompt (default: an 'empty background' prompt)."),
+    diffusion_settings,
 )
 
 model_option = click.option(
@@ -256,6 +282,9 @@ def run_and_report(image: str, action: str, kw: dict) -> None:
         click.echo(f"Warning: the mask is in doubt: {'; '.join(quality['reasons'])} ({what})", err=True)
     if as_json:
         click.echo(json.dumps(record))
+    elif not options.quiet and not state.stop and action == "background":
+        click.echo(f"{action}: wrote {state.output_path} ({record['mask_pixels']} px of the object kept, "
+                   f"{record['timings']['total']:.2f} s)", err=True)
     elif not options.quiet and not state.stop:
         click.echo(f"{action}: wrote {state.output_path} ({record['mask_pixels']} px edited, "
                    f"{record['timings']['total']:.2f} s)", err=True)

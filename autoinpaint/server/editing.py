@@ -10,7 +10,7 @@ from pathlib import PurePath
 
 import numpy as np
 
-from ..api import EditOptions, default_output, inpaint_request
+from ..api import EditOptions, backdrop_steps, default_output, inpaint_request
 from ..display import alpha_png, alpha_u8, display_size, encode_display
 from ..errors import InputError
 from ..image_io import FORMAT_BY_SUFFIX, SUFFIX_BY_FORMAT
@@ -110,9 +110,12 @@ def check_edit(req: EditRequest, defaults: EditOptions, size: tuple[int, int],
     against the image, the inpainter/model against what the server offers, the prompt."""
     selection_of(req).to_pixels(*size)
     options = defaults.replace(**mask_options(defaults, req), **req.options(req.SEGMENT + req.DETECT),
-                               **req.options(req.INPAINT))
+                               **req.options(req.INPAINT), **req.options(req.BACKGROUND))
     offered.check(req.action, options)
-    inpaint_request(req.action, options)  # e.g. "replace needs --prompt TEXT"
+    if req.action == "background":
+        backdrop_steps(options)  # a colour that does not parse, a canvas over the pixel limit, ...
+    else:
+        inpaint_request(req.action, options)  # e.g. "replace needs --prompt TEXT"
     return options
 
 
@@ -149,8 +152,8 @@ def edit_work(session: Session, req: EditRequest, options: EditOptions):
 
             fork.apply(action, progress=progress)
             job.report(0.9, "encode")
-            data = fork.encode()
-            fmt = fork.state.info.format
+            fmt = fork.output_format()  # the input's, or PNG for a transparent cut-out of a JPEG
+            data = fork.encode(fmt)
             shown, shown_type = encode_display(fork.display(max_side, result=True))
             alpha = alpha_u8(fork.alpha)
             job.check()

@@ -87,7 +87,7 @@ class MaskRequest(SelectionFields):
 class EditRequest(SelectionFields):
     """``POST /api/images/{id}/edit``: the selection, the action and its options."""
 
-    action: Literal["remove", "replace", "fill"] = "remove"
+    action: Literal["remove", "replace", "fill", "background"] = "remove"
     inpainter: Optional[str] = Field(default=None, max_length=200)
     model: Optional[str] = Field(default=None, max_length=200)
     prompt: Optional[str] = Field(default=None, max_length=2000)
@@ -99,5 +99,18 @@ class EditRequest(SelectionFields):
     scheduler: Optional[str] = Field(default=None, max_length=40)
     padding_mask_crop: Optional[int] = Field(default=None, ge=0, le=4096)
 
+    # background: keep the object, replace the rest (autoinpaint/cutout)
+    color: Optional[str] = Field(default=None, max_length=40)
+    backdrop_blur: Optional[float] = Field(default=None, ge=0, le=500)
+    matte: Optional[int] = Field(default=None, ge=0, le=200)
+    canvas: Optional[str] = Field(default=None, max_length=24)
+    margin: Optional[float] = Field(default=None, ge=0, le=45)
+    align: Optional[Literal["center", "bottom"]] = None
+    min_side: Optional[int] = Field(default=None, ge=1, le=100_000)
+    contact_shadow: Optional[Literal["none", "soft"]] = None
+    shadow_opacity: Optional[float] = Field(default=None, ge=0, le=1)
+
     INPAINT: ClassVar[tuple[str, ...]] = ("inpainter", "model", "prompt", "negative_prompt", "steps", "guidance",
                                           "strength", "seed", "scheduler", "padding_mask_crop")
+    BACKGROUND: ClassVar[tuple[str, ...]] = ("color", "backdrop_blur", "matte", "canvas", "margin", "align",
+                                             "min_side", "contact_shadow", "shadow_opacity")

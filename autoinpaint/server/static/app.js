@@ -19,6 +19,7 @@ const state = {
   detections: [],     // what the detector found for "texts" sent with a mask request (drawn dashed)
   proposals: [],      // the Find box's detections: [{phrase, score, box, keep}]; kept ones are boxes
   findSeq: 0,
+  maskBox: null,      // the last mask's box (full-resolution pixels): the framing preview places it
 };
 
 // Extensions (e.g. a text box that proposes boxes) add request fields and read mask responses.
@@ -245,6 +246,8 @@ async function tint(b64, size) {
 
 function setMaskInfo(resp) {
   $("mask-pixels").textContent = resp ? String(resp.mask_pixels) : "0";
+  state.maskBox = resp && resp.bbox ? resp.bbox : null;
+  framePreview();
   let info = "";
   if (resp) {
     const t = resp.timings || {};
@@ -268,7 +271,7 @@ function updateButtons() {
   $("undo").disabled = !state.prompts.length;
   $("clear").disabled = !state.prompts.length && !state.proposals.length;
   const masked = Number($("mask-pixels").textContent) > 0;
-  for (const id of ["remove", "replace", "fill"]) $(id).disabled = !state.image || !masked;
+  for (const id of ["remove", "replace", "fill", "background"]) $(id).disabled = !state.image || !masked;
 }
 
 // pointer: click = point, right/Alt click = negative, drag = box
@@ -359,8 +362,13 @@ function render() {
   const g = canvas.getContext("2d");
   g.clearRect(0, 0, canvas.width, canvas.height);
   const after = state.result && !state.showBefore;
-  g.drawImage(after ? state.result.image : state.base, 0, 0, canvas.width, canvas.height);
-  if (after) return;
+  if (after) {   // letterboxed: a framed background result has its own size and shape
+    const r = state.result.image, k = Math.min(canvas.width / r.naturalWidth, canvas.height / r.naturalHeight);
+    const w = r.naturalWidth * k, h = r.naturalHeight * k;
+    g.drawImage(r, (canvas.width - w) / 2, (canvas.height - h) / 2, w, h);
+    return;
+  }
+  g.drawImage(state.base, 0, 0, canvas.width, canvas.height);
   if (state.overlay) g.drawImage(state.overlay, 0, 0, canvas.width, canvas.height);
   const unit = Math.max(canvas.width, canvas.height) / 160;
   g.lineWidth = Math.max(1.5, unit / 2.5);
@@ -441,8 +449,84 @@ async function runEdit(action) {
   } catch (err) { showError(err.message); }
 }
 
+// ------------------------------------------------------------------------------------------- background
+function backgroundFields() {
+  const body = {};
+  const kind = $("bg-kind").value;
+  if (kind === "white") body.color = "white";
+  else if (kind === "color") body.color = $("bg-color").value;
+  else if (kind === "transparent") body.color = "transparent";
+  else body.prompt = $("bg-prompt").value.trim();
+  const canvas = $("bg-canvas").value;
+  if (canvas) { body.canvas = canvas; body.margin = Number($("bg-margin").value); body.align = $("bg-align").value; }
+  if ($("bg-shadow").checked) body.contact_shadow = "soft";
+  return body;
+}
+
+function bgControls() {
+  const kind = $("bg-kind").value;
+  $("bg-color-label").hidden = kind !== "color";
+  $("bg-prompt").hidden = kind !== "prompt";
+  $("bg-margin-value").textContent = $("bg-margin").value;
+  framePreview();
+}
+
+// the layout of autoinpaint/cutout/framing.py (plan_layout), drawn small: canvas, margins, object box
+function framePreview() {
+  const c = $("frame-preview"), g = c.getContext("2d");
+  g.clearRect(0, 0, c.width, c.height);
+  if (!state.image) return;
+  const choice = $("bg-canvas").value, margin = choice ? Number($("bg-margin").value) / 100 : 0;
+  const box = state.maskBox;
+  const bw = box ? box[2] - box[0] : state.image.width / 2, bh = box ? box[3] - box[1] : state.image.height / 2;
+  let aspect = state.image.width / state.image.height;
+  if (choice === "square") aspect = 1;
+  else if (choice.includes("x")) { const [w, h] = choice.split("x").map(Number); aspect = w / h; }
+  const fw = aspect >= c.width / c.height ? c.width - 8 : (c.height - 8) * aspect;
+  const fh = fw / aspect, fx = (c.width - fw) / 2, fy = (c.height - fh) / 2;
+  const kind = $("bg-kind").value;
+  g.fillStyle = kind === "color" ? $("bg-color").value : kind === "white" ? "#ffffff" : kind === "prompt" ? "#d8e4d0" : "rgba(0,0,0,0)";
+  g.fillRect(fx, fy, fw, fh);
+  g.strokeStyle = "#888"; g.lineWidth = 1; g.strokeRect(fx + .5, fy + .5, fw - 1, fh - 1);
+  let ox, oy, ow, oh;
+  if (choice) {
+    const iw = fw * (1 - 2 * margin), ih = fh * (1 - 2 * margin);
+    g.setLineDash([3, 3]); g.strokeRect(fx + fw * margin, fy + fh * margin, iw, ih); g.setLineDash([]);
+    const k = Math.min(iw / bw, ih / bh);
+    ow = bw * k; oh = bh * k; ox = fx + (fw - ow) / 2;
+    oy = $("bg-align").value === "bottom" ? fy + fh - fh * margin - oh : fy + (fh - oh) / 2;
+  } else {   // the photo's own frame: the object stays where it is
+    const k = fw / state.image.width;
+    ow = bw * k; oh = bh * k; ox = fx + (box ? box[0] : state.image.width / 4) * k; oy = fy + (box ? box[1] : state.image.height / 4) * k;
+  }
+  g.fillStyle = "rgba(200,16,46,.55)"; g.fillRect(ox, oy, ow, oh);
+  if ($("bg-shadow").checked) {
+    g.fillStyle = "rgba(0,0,0,.25)";
+    g.beginPath(); g.ellipse(ox + ow / 2, oy + oh, ow * 0.45, Math.max(2, oh * 0.05), 0, 0, 2 * Math.PI); g.fill();
+  }
+}
+
+async function runBackground() {
+  if (!state.image) return;
+  showError("");
+  const body = Object.assign(selectionBody(), { action: "background" }, backgroundFields());
+  if ($("bg-kind").value === "prompt") {
+    body.model = $("model").value;
+    if (!body.prompt) { showError("a generated background needs a prompt: describe the scene"); $("bg-prompt").focus(); return; }
+    for (const key of ["steps", "guidance", "strength", "seed"]) {
+      const v = numberField(key);
+      if (v !== undefined) body[key] = v;
+    }
+  }
+  try {
+    const job = await api("POST", `/api/images/${state.image.id}/edit`, body);
+    followJob(job.job, state.image.id);
+  } catch (err) { showError(err.message); }
+}
+
 async function followJob(id, imageId) {
   state.job = id;
+  $("outcome").hidden = false;   // below Edit and Background: both actions report here
   $("job").hidden = false;
   $("cancel").disabled = false;
   for (;;) {
@@ -495,6 +579,12 @@ function wire() {
   $("remove").onclick = () => runEdit("remove");
   $("replace").onclick = () => runEdit("replace");
   $("fill").onclick = () => runEdit("fill");
+  $("background").onclick = runBackground;
+  for (const id of ["bg-kind", "bg-color", "bg-canvas", "bg-align", "bg-margin", "bg-shadow"]) {
+    $(id).addEventListener("input", bgControls);
+    $(id).addEventListener("change", bgControls);
+  }
+  bgControls();
   $("cancel").onclick = async () => {
     if (!state.job) return;
     $("cancel").disabled = true;
