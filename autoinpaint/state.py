@@ -49,6 +49,8 @@ class EditState:
     embeddings: image embeddings by segmenter name (a value or a Future), so a further selection on
         the same state runs only the prompt decoder.
     stop: why the pipeline stopped before its last step (None: it ran to the end).
+    shadow: with ``--shadow``, the object's cast shadow (:class:`autoinpaint.shadow.ShadowMatte`) or
+        None when none was found; always None without it.
     """
 
     input_path: str | None = None
@@ -64,6 +66,7 @@ class EditState:
     metadata: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     embeddings: dict[str, Any] = field(default_factory=dict, repr=False)
+    shadow: Any = field(default=None, repr=False)
     stop: str | None = None  # set by a step to end the pipeline early (e.g. "doubt": --on-doubt skip)
 
     @property

@@ -371,6 +371,8 @@ def param_hash(input_path: str, selection: Selection, action: str, options: Edit
 
     opts = options.to_dict()
     opts.pop("quiet", None)
+    if not opts.get("shadow"):  # added later: rows without it keep the hash an earlier run recorded
+        opts.pop("shadow", None)
     params = {"v": HASH_VERSION, "autoinpaint": version, "input": absolute(input_path),
               "input_id": identity(input_path), "selection": selection.describe(),
               "mask_id": identity(selection.mask_path), "action": action, "options": opts,
