@@ -18,6 +18,7 @@ import numpy as np
 WORK_SIZE = 384          # longest side (px) of the window's working copy
 REACH = 2.5              # the window: the object's box grown by this many times its longest side
 COARSE = 0.06            # σ of the texture smoothing that finds the shadow, a share of the object's size
+PASSES = 2               # rounds of fitting the outline's pieces, then the penumbra again
 SEGMENT = 10             # outline piece (working px) whose offset is fitted on its own
 OFFSETS = tuple(np.linspace(-3, 3, 13))  # outline offsets tried (working px, > 0 outwards)
 FINE = 1.0               # σ (working px) of the smoothing the penumbra is measured on
@@ -165,8 +166,12 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
     offset, sigma = best
     if band.sum() >= 8:
         # the outline's offset, segment by segment along it: a shadow's outline is not the coarse one's
-        signed = signed - _local_offsets(inside, signed, band, raw, float(np.hypot(sigma, FINE)), offset)
-        offset = 0.0
+        for _ in range(PASSES):
+            signed = signed - _local_offsets(inside, signed, band, raw, float(np.hypot(sigma, FINE)), offset)
+            offset = 0.0
+            d, r = signed[band], raw[band]
+            errors = [float(((_step(d, float(np.hypot(sg, FINE))) - r) ** 2).mean()) for sg in PENUMBRAS]
+            sigma = PENUMBRAS[int(np.argmin(errors))]
     # the umbra's darkening again, now that the matte is known: least squares of
     # image = lit · (1 − matte · darkening) over the shadow's half (texture averages out)
     work_matte = _step(signed - offset, float(np.hypot(sigma, 0.0)) or 0.35)
