@@ -273,15 +273,20 @@ class ShadowScene(Scene):
 
 
 def ground(name: str, w: int, h: int, rng: np.random.Generator) -> np.ndarray:
-    """Textured ground (H×W×3 uint8): a real grey texture (gravel, brick, grass) or paving noise,
-    tinted with a random colour (the ground's chroma)."""
+    """Textured ground (H×W×3 uint8): a real grey texture (gravel, brick, grass: 512 px photos at their
+    own scale) or paving noise, tinted with a random colour (the ground's chroma)."""
     if name == "noise":
         fine = rng.normal(0, 1, (h, w)).astype(np.float32)
         coarse = cv2.resize(rng.normal(0, 1, (h // 8 + 1, w // 8 + 1)).astype(np.float32), (w, h),
                             interpolation=cv2.INTER_CUBIC)
         grey = 128 + 18 * cv2.GaussianBlur(fine, (0, 0), 1.0) * 2 + 14 * coarse
     else:
-        grey = cv2.cvtColor(real_background(name, w, h), cv2.COLOR_RGB2GRAY).astype(np.float32)
+        # the texture at its own scale (stones, bricks, blades of grass keep their size in px), mirrored
+        # to fill larger grounds
+        tex = cv2.cvtColor(skimage_photo(name), cv2.COLOR_RGB2GRAY)
+        reps = (-(-h // tex.shape[0]), -(-w // tex.shape[1]))
+        tiles = [[tex[:: 1 - 2 * (i % 2), :: 1 - 2 * (j % 2)] for j in range(reps[1])] for i in range(reps[0])]
+        grey = np.block(tiles)[:h, :w].astype(np.float32)
         grey = 128 + (grey - grey.mean()) * min(1.0, 40 / max(grey.std(), 1))
     tint = rng.uniform(0.75, 1.2, 3).astype(np.float32)
     tint /= tint.mean()
@@ -290,14 +295,14 @@ def ground(name: str, w: int, h: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def shadow_scene(w: int, h: int, rng: np.random.Generator, ground_name: str | None = None,
-                 angle: float | None = None) -> ShadowScene:
+                 angle: float | None = None, object_scale: float = 1.0) -> ShadowScene:
     """A coloured object standing on textured ground, its soft shadow cast away from the light at
     ``angle`` (radians, image axes; random when None): the object's footprint swept along the light
     direction, blurred into a penumbra, darkening the ground by 35-60 % with its chroma kept."""
     ground_name = ground_name or SHADOW_GROUNDS[rng.integers(len(SHADOW_GROUNDS))]
     angle = float(rng.uniform(0, 2 * np.pi)) if angle is None else float(angle)
     bg = ground(ground_name, w, h, rng)
-    radius = min(w, h) * rng.uniform(0.1, 0.14)
+    radius = min(w, h) * rng.uniform(0.1, 0.14) * object_scale
     cx, cy = w * 0.5 + rng.uniform(-0.05, 0.05) * w, h * 0.5 + rng.uniform(-0.05, 0.05) * h
     mask = blob_mask(w, h, cx, cy, radius, rng)
     # the shadow: the object's footprint (its silhouette shrunk about its centre) swept along the

@@ -19,13 +19,14 @@ WORK_SIZE = 384          # longest side (px) of the window's working copy
 REACH = 2.5              # the window: the object's box grown by this many times its longest side
 COARSE = 0.06            # σ of the texture smoothing that finds the shadow, a share of the object's size
 PASSES = 2               # rounds of fitting the outline's pieces, then the penumbra again
+LOSS = np.square
 SEGMENT = 10             # outline piece (working px) whose offset is fitted on its own
 OFFSETS = tuple(np.linspace(-3, 3, 13))  # outline offsets tried (working px, > 0 outwards)
 FINE = 1.0               # σ (working px) of the smoothing the penumbra is measured on
 DARK_MIN = 0.2           # a pixel is a shadow candidate when its brightness drops by at least this share
 CHROMA_MAX = 0.08        # ... and its channels drop alike (ratio spread at most this): chroma kept
 CONTACT_PX = 3           # a candidate touches the object when it comes this close (working px)
-MATTE_MIN = 0.02         # matte values below this are no shadow (a fraction of a grey level)
+MATTE_MIN = 0.06         # matte values below this are no shadow (a fraction of a grey level)
 PENUMBRAS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0)  # penumbra σ tried (working px)
 
 
@@ -237,7 +238,7 @@ def _local_offsets(inside: np.ndarray, signed: np.ndarray, band: np.ndarray, raw
     near_piece = lut[labels]
     sel = band & (near_piece >= 0)
     ids, d, r = near_piece[sel], signed[sel], raw[sel]
-    err = np.stack([np.bincount(ids, (_step(d - o, sigma) - r) ** 2, minlength=n) for o in OFFSETS])
+    err = np.stack([np.bincount(ids, LOSS(_step(d - o, sigma) - r), minlength=n) for o in OFFSETS])
     count = np.bincount(ids, minlength=n)
     best = np.asarray(OFFSETS, np.float32)[err.argmin(axis=0)]
     best[count < SEGMENT] = offset
