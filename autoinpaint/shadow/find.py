@@ -25,6 +25,7 @@ OFFSETS = tuple(np.linspace(-3, 3, 13))  # outline offsets tried (working px, > 
 FINE = 1.0               # σ (working px) of the smoothing the penumbra is measured on
 DARK_MIN = 0.2           # a pixel is a shadow candidate when its brightness drops by at least this share
 CHROMA_MAX = 0.08        # ... and its channels drop alike (ratio spread at most this): chroma kept
+NECK = 0.1               # dark texture joined by necks thinner than this share of the object's size is cut off
 CONTACT_PX = 3           # a candidate touches the object when it comes this close (working px)
 MATTE_MIN = 0.06         # matte values below this are no shadow (a fraction of a grey level)
 PENUMBRAS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0)  # penumbra σ tried (working px)
@@ -144,6 +145,13 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
     darkening = np.clip(np.median(1 - ratio[core], axis=0), 0.02, 0.95).astype(np.float32)
     # the region: half-way through the penumbra (at the coarse scale, an edge keeps its place)
     region = _touching(valid & (dark >= 0.5 * float(darkening.mean())) & (spread <= CHROMA_MAX), touch)
+    # dark texture joined to it by thin necks is not the shadow: open the region (a disk a tenth of the
+    # object's size), keep what touches the object, and take back only the region's pixels near that
+    r = max(2, int(round(NECK * side * s)))
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    body = cv2.morphologyEx(region.astype(np.uint8), cv2.MORPH_OPEN, disk).astype(bool)
+    body = _touching(body, cv2.dilate(touch.astype(np.uint8), disk).astype(bool))
+    region = _touching(region & cv2.dilate(body.astype(np.uint8), disk).astype(bool), touch)
     region = fill_holes(region | near) & valid
     if not region.any():
         return None

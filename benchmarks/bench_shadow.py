@@ -1,0 +1,133 @@
+"""``--shadow`` benchmark (issue 19): how much of a cast shadow is found and how well it is removed, and
+what it costs on top of the edit.
+
+    .venv/bin/python benchmarks/bench_shadow.py                 # 12 scenes at 480x360, then 1 MP and 12 MP timings
+    .venv/bin/python benchmarks/bench_shadow.py --scenes 4 --size 320x240 --no-timing
+
+Scenes (``benchmarks/scenes.py``, ``shadow_scene``): a coloured object on textured ground (gravel,
+brick, grass: real 512 px photos at their own scale, tinted; or paving noise), its soft shadow cast
+away from a random light direction (the footprint swept along it, a Gaussian penumbra of σ 1.5-4 px,
+35-60 % darker, chroma kept), and the clean ground. The object is given as a drawn mask (its true
+mask); the edit is the real pipeline (``api.edit``, inpainter ``telea``; the shadow band is relit, so
+the inpainter only fills the object's hole).
+
+Columns: ``cover`` share of the true shadow (matte >= 0.02, outside the object) that the alpha takes;
+``outside`` area the shadow adds outside the object's own alpha and the true shadow, over the
+shadow's area; ``MAD`` mean absolute difference (grey levels, RGB mean) between the result and the
+clean ground over the true shadow outside the object's own alpha (what a plain removal replaces
+anyway), with and without ``--shadow``; ``far`` whether every pixel over 40 px from object and shadow
+is the input's. Targets: cover >= 0.90, outside <= 0.10, MAD <= 6, far exact.
+Timing: median of 3 edits of one scene each way, side by side, ``shadow`` = the extra seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import scenes as S  # noqa: E402
+
+
+def measure(scene, folder: str, inpainter: str = "telea") -> dict:
+    """Edit ``scene`` with and without ``--shadow`` and measure it against its truth."""
+    from PIL import Image
+
+    from autoinpaint.api import EditOptions, edit
+    from autoinpaint.mask_ops import distance_outside
+    from autoinpaint.selection import Selection
+
+    path = os.path.join(folder, "mask.png")
+    Image.fromarray((scene.mask * 255).astype(np.uint8)).save(path)
+    selection = Selection(mask_path=path)
+    options = EditOptions(inpainter=inpainter, quiet=True)
+    plain = edit(scene.image, selection, options)
+    found = edit(scene.image, selection, options.replace(shadow=True))
+    true = scene.shadow >= 0.02
+    visible = true & ~scene.mask
+    own = plain.alpha > 0
+    taken = found.alpha > 0
+    region = visible & ~own
+    clean = scene.background.astype(np.float32)
+    far = distance_outside(scene.mask | true) > 40
+    return {"cover": float((taken & visible).sum() / visible.sum()),
+            "outside": float((taken & ~own & ~true & ~scene.mask).sum() / visible.sum()),
+            "mad": float(np.abs(found.result.astype(np.float32) - clean)[region].mean()),
+            "mad_plain": float(np.abs(plain.result.astype(np.float32) - clean)[region].mean()),
+            "far": bool(np.array_equal(found.result[far], scene.image[far])),
+            "verdict": found.metadata["quality"]["verdict"]}
+
+
+def timing(size: tuple[int, int], folder: str, runs: int = 3) -> tuple[float, float, float]:
+    """(median edit seconds without, with --shadow, median of the shadow steps' own seconds)."""
+    from PIL import Image
+
+    from autoinpaint.api import EditOptions, edit
+    from autoinpaint.selection import Selection
+
+    w, h = size
+    scene = S.shadow_scene(w, h, np.random.default_rng(7), "noise", object_scale=0.6)
+    path = os.path.join(folder, "big.png")
+    Image.fromarray((scene.mask * 255).astype(np.uint8)).save(path)
+    selection = Selection(mask_path=path)
+    options = EditOptions(inpainter="telea", quiet=True)
+    edit(scene.image, selection, options.replace(shadow=True))  # warm up
+    plain, shadow, own = [], [], []
+    for _ in range(runs):
+        for on, out in ((False, plain), (True, shadow)):
+            t0 = time.perf_counter()
+            state = edit(scene.image, selection, options.replace(shadow=on))
+            out.append(time.perf_counter() - t0)
+            if on:
+                own.append(state.timings.get("shadow", 0.0))
+    return float(np.median(plain)), float(np.median(shadow)), float(np.median(own))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenes", type=int, default=12)
+    parser.add_argument("--size", default="480x360")
+    parser.add_argument("--seed", type=int, default=1900)
+    parser.add_argument("--no-timing", action="store_true")
+    args = parser.parse_args()
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        print(f"| scene | ground | light ° | cover | outside | MAD --shadow | MAD without | far exact | verdict | "
+              f"targets |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for i in range(args.scenes):
+            ground = S.SHADOW_GROUNDS[i % len(S.SHADOW_GROUNDS)]
+            scene = S.shadow_scene(w, h, np.random.default_rng(args.seed + i), ground)
+            r = measure(scene, folder)
+            ok = r["cover"] >= 0.9 and r["outside"] <= 0.1 and r["mad"] <= 6 and r["far"]
+            rows.append({**r, "ok": ok, "ground": ground})
+            print(f"| {args.seed + i} | {ground} | {np.degrees(scene.angle):.0f} | {r['cover']:.3f} | "
+                  f"{r['outside']:.3f} | {r['mad']:.2f} | {r['mad_plain']:.2f} | {'yes' if r['far'] else 'NO'} | "
+                  f"{r['verdict']} | {'met' if ok else 'missed'} |", flush=True)
+        for ground in S.SHADOW_GROUNDS:
+            mine = [r for r in rows if r["ground"] == ground]
+            if mine:
+                print(f"\n{ground}: cover >= 0.90 in {sum(r['cover'] >= 0.9 for r in mine)}/{len(mine)}, outside <= 0.10 "
+                      f"in {sum(r['outside'] <= 0.1 for r in mine)}/{len(mine)}, MAD <= 6 in "
+                      f"{sum(r['mad'] <= 6 for r in mine)}/{len(mine)} (mean {np.mean([r['mad'] for r in mine]):.2f}), "
+                      f"all targets in {sum(r['ok'] for r in mine)}/{len(mine)}", end="")
+        print()
+        if not args.no_timing:
+            print("\n| photo | edit without | edit with --shadow | extra | shadow steps |")
+            print("|---|---|---|---|---|")
+            for label, size in (("1 MP (1155x866)", (1155, 866)), ("12 MP (4000x3000)", (4000, 3000))):
+                plain, shadow, own = timing(size, folder)
+                print(f"| {label} | {plain:.3f} s | {shadow:.3f} s | {shadow - plain:+.3f} s | {own:.3f} s |", flush=True)
+    print(f"\nload average: {' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} cores)")
+
+
+if __name__ == "__main__":
+    main()
