@@ -3,8 +3,10 @@
 A cast shadow scales the ground's brightness and keeps its texture and chroma, so it is found as a
 ratio: the texture-smoothed image divided by the lit ground's level, a plane per channel fitted
 robustly to the unshadowed surroundings. The shadow is the part of the darker region (all channels
-darkened alike) that touches the object; its matte is that region's core softened by the penumbra
-width that best explains the measured ratio along its edge.
+darkened alike) that touches the object, without dark texture joined to it by thin necks. Its matte
+is a soft step across the region's signed distance: the outline's offset is fitted piece by piece
+along it (a smooth path, Viterbi) and the penumbra's width (σ) globally, both against the finely
+measured ratio; the umbra's darkening is then fitted by least squares under that matte.
 
 Everything runs on a window around the object (a shadow is attached to it), searched on a copy of
 at most ``WORK_SIZE`` px; only the matte's own box is computed at full resolution.
@@ -19,15 +21,15 @@ WORK_SIZE = 384          # longest side (px) of the window's working copy
 REACH = 2.5              # the window: the object's box grown by this many times its longest side
 COARSE = 0.06            # σ of the texture smoothing that finds the shadow, a share of the object's size
 PASSES = 2               # rounds of fitting the outline's pieces, then the penumbra again
-LOSS = np.square
-SEGMENT = 10             # outline piece (working px) whose offset is fitted on its own
-OFFSETS = tuple(np.linspace(-3, 3, 13))  # outline offsets tried (working px, > 0 outwards)
+BEND = 4.0               # cost of bending the outline by 1 working px between neighbouring pieces
+SEGMENT = 4              # outline piece (working px) whose offset is fitted on its own
+OFFSETS = tuple(np.linspace(-4, 4, 17))  # outline offsets tried (working px, > 0 outwards)
 FINE = 1.0               # σ (working px) of the smoothing the penumbra is measured on
 DARK_MIN = 0.2           # a pixel is a shadow candidate when its brightness drops by at least this share
 CHROMA_MAX = 0.08        # ... and its channels drop alike (ratio spread at most this): chroma kept
 NECK = 0.1               # dark texture joined by necks thinner than this share of the object's size is cut off
 CONTACT_PX = 3           # a candidate touches the object when it comes this close (working px)
-MATTE_MIN = 0.06         # matte values below this are no shadow (a fraction of a grey level)
+MATTE_MIN = 0.06         # matte below this (a darkening of a few grey levels at most) is left alone
 PENUMBRAS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0)  # penumbra σ tried (working px)
 
 
@@ -147,8 +149,8 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
     region = _touching(valid & (dark >= 0.5 * float(darkening.mean())) & (spread <= CHROMA_MAX), touch)
     # dark texture joined to it by thin necks is not the shadow: open the region (a disk a tenth of the
     # object's size), keep what touches the object, and take back only the region's pixels near that
-    r = max(2, int(round(NECK * side * s)))
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    neck = max(2, int(round(NECK * side * s)))
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * neck + 1, 2 * neck + 1))
     body = cv2.morphologyEx(region.astype(np.uint8), cv2.MORPH_OPEN, disk).astype(bool)
     body = _touching(body, cv2.dilate(touch.astype(np.uint8), disk).astype(bool))
     region = _touching(region & cv2.dilate(body.astype(np.uint8), disk).astype(bool), touch)
@@ -183,7 +185,7 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
             sigma = PENUMBRAS[int(np.argmin(errors))]
     # the umbra's darkening again, now that the matte is known: least squares of
     # image = lit · (1 − matte · darkening) over the shadow's half (texture averages out)
-    work_matte = _step(signed - offset, float(np.hypot(sigma, 0.0)) or 0.35)
+    work_matte = _step(signed - offset, max(sigma, 0.35))
     use = valid & (work_matte >= 0.5)
     if use.sum() >= 16:
         m, l = work_matte[use][:, None], lit[use]
@@ -240,22 +242,35 @@ def _local_offsets(inside: np.ndarray, signed: np.ndarray, band: np.ndarray, raw
     flat = piece.ravel()
     zero_idx = np.flatnonzero(seeds.ravel() == 0)
     lut = np.full(labels.max() + 1, -1, np.int64)
-    order = np.argsort(zero_idx)
     lut_labels = labels.ravel()[zero_idx]
     lut[lut_labels] = flat[zero_idx]
     near_piece = lut[labels]
     sel = band & (near_piece >= 0)
     ids, d, r = near_piece[sel], signed[sel], raw[sel]
-    err = np.stack([np.bincount(ids, LOSS(_step(d - o, sigma) - r), minlength=n) for o in OFFSETS])
-    count = np.bincount(ids, minlength=n)
-    best = np.asarray(OFFSETS, np.float32)[err.argmin(axis=0)]
-    best[count < SEGMENT] = offset
-    for a, b in starts:  # smooth along each outline (circular)
-        seg = best[a:b]
-        if len(seg) >= 3:
-            best[a:b] = (np.roll(seg, 1) + seg + np.roll(seg, -1)) / 3
+    err = np.stack([np.bincount(ids, (_step(d - o, sigma) - r) ** 2, minlength=n) for o in OFFSETS], axis=1)
+    offsets = np.asarray(OFFSETS, np.float32)
+    best = np.full(n, offset, np.float32)
+    for a, b in starts:  # the smoothest run of offsets along each outline that explains the data
+        best[a:b] = _smooth_path(err[a:b], offsets, BEND)
     field = np.where(near_piece >= 0, best[np.maximum(near_piece, 0)], offset).astype(np.float32)
     return cv2.GaussianBlur(field, (0, 0), SEGMENT / 2)
+
+
+def _smooth_path(cost: np.ndarray, values: np.ndarray, bend: float) -> np.ndarray:
+    """Viterbi: one of ``values`` per row of ``cost`` (n×L) minimising the costs plus ``bend`` per unit
+    of change between neighbours."""
+    jump = bend * np.abs(values[:, None] - values[None, :])
+    total = cost[0].copy()
+    back = np.zeros(cost.shape, np.int64)
+    for i in range(1, len(cost)):
+        step = total[:, None] + jump                  # from (rows) → to (columns)
+        back[i] = step.argmin(axis=0)
+        total = cost[i] + step.min(axis=0)
+    path = np.empty(len(cost), np.int64)
+    path[-1] = int(total.argmin())
+    for i in range(len(cost) - 1, 0, -1):
+        path[i - 1] = back[i, path[i]]
+    return values[path]
 
 
 def _touching(cand: np.ndarray, touch: np.ndarray) -> np.ndarray:
