@@ -25,6 +25,7 @@ BEND = 4.0               # cost of bending the outline by 1 working px between n
 SEGMENT = 4              # outline piece (working px) whose offset is fitted on its own
 OFFSETS = tuple(np.linspace(-4, 4, 17))  # outline offsets tried (working px, > 0 outwards)
 FINE = 1.0               # σ (working px) of the smoothing the penumbra is measured on
+LIT_MIN = 12.0           # grey level under which the ground is too dark to measure a shadow on
 DARK_MIN = 0.2           # a pixel is a shadow candidate when its brightness drops by at least this share
 CHROMA_MAX = 0.08        # ... and its channels drop alike (ratio spread at most this): chroma kept
 NECK = 0.1               # dark texture joined by necks thinner than this share of the object's size is cut off
@@ -123,7 +124,7 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
     size = (max(1, round((wx1 - wx0) * s)), max(1, round((wy1 - wy0) * s)))
     if s < 1:
         small = cv2.resize(crop, size, interpolation=cv2.INTER_AREA).astype(np.float32)
-        obj = cv2.resize(obj_full.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.01
+        obj = cv2.resize(obj_full.view(np.uint8) * np.uint8(255), size, interpolation=cv2.INTER_AREA) > 2  # any object
     else:
         small, obj = crop.astype(np.float32), obj_full.copy()
     near = cv2.dilate(obj.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))).astype(bool)
@@ -134,6 +135,8 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
     coarse = max(2.0, COARSE * side * s)
     mean = _normconv(small, valid, coarse)
     lit = _lit_level(mean, valid)
+    if float(lit.mean()) < LIT_MIN:   # ground too dark to tell a shadow on it
+        return None
     ratio = mean / lit                                   # H'×W'×3, 1 = lit, < 1 = darker
     dark = 1 - ratio.mean(axis=2)
     spread = ratio.max(axis=2) - ratio.min(axis=2)
