@@ -106,11 +106,13 @@ def _lit_level(mean: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
-    """The cast shadow attached to ``mask`` (H×W bool, the object) in ``image`` (H×W×3 uint8 RGB), or
-    None when no darker region keeping the ground's chroma touches the object."""
+    """The cast shadow attached to ``mask`` (H×W bool, the object) in ``image`` (H×W×C, uint8 or uint16,
+    as decoded; only the window around the object is converted to 8-bit RGB), or None when no darker
+    region keeping the ground's chroma touches the object."""
     import cv2
 
     from ..mask_ops import bbox, fill_holes
+    from ..pixels import to_rgb8
 
     h, w = mask.shape
     box = bbox(mask)
@@ -119,7 +121,7 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
     side = max(box[2] - box[0], box[3] - box[1])
     grow = int(REACH * side) + 8
     wx0, wy0, wx1, wy1 = max(box[0] - grow, 0), max(box[1] - grow, 0), min(box[2] + grow, w), min(box[3] + grow, h)
-    crop, obj_full = image[wy0:wy1, wx0:wx1], mask[wy0:wy1, wx0:wx1]
+    crop, obj_full = to_rgb8(image[wy0:wy1, wx0:wx1]), mask[wy0:wy1, wx0:wx1]
     s = min(1.0, WORK_SIZE / max(wx1 - wx0, wy1 - wy0))
     size = (max(1, round((wx1 - wx0) * s)), max(1, round((wy1 - wy0) * s)))
     if s < 1:

@@ -19,10 +19,8 @@ class FindShadow:
     name = "shadow"
 
     def __call__(self, state):
-        from ..pixels import to_rgb8
-
         state.shadow = None
-        found = find_shadow(to_rgb8(state.image), state.mask)
+        found = find_shadow(state.image, state.mask)
         pixels, darkening = 0, 0.0
         if found is not None:
             x0, y0, x1, y1 = found.box
