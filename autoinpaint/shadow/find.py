@@ -121,14 +121,20 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
     side = max(box[2] - box[0], box[3] - box[1])
     grow = int(REACH * side) + 8
     wx0, wy0, wx1, wy1 = max(box[0] - grow, 0), max(box[1] - grow, 0), min(box[2] + grow, w), min(box[3] + grow, h)
-    crop, obj_full = to_rgb8(image[wy0:wy1, wx0:wx1]), mask[wy0:wy1, wx0:wx1]
+    obj_full = mask[wy0:wy1, wx0:wx1]
     s = min(1.0, WORK_SIZE / max(wx1 - wx0, wy1 - wy0))
     size = (max(1, round((wx1 - wx0) * s)), max(1, round((wy1 - wy0) * s)))
     if s < 1:
-        small = cv2.resize(crop, size, interpolation=cv2.INTER_AREA).astype(np.float32)
-        obj = cv2.resize(obj_full.view(np.uint8) * np.uint8(255), size, interpolation=cv2.INTER_AREA) > 2  # any object
+        # every k-th pixel, then the area average: each working pixel still averages at least 9 of
+        # them, at a fraction of the cost of averaging all (a 12 MP window: ~10× faster)
+        k = max(1, int(1 / s) // 3)
+        o = k // 2
+        small = cv2.resize(to_rgb8(image[wy0 + o:wy1:k, wx0 + o:wx1:k]), size,
+                           interpolation=cv2.INTER_AREA).astype(np.float32)
+        obj = cv2.resize(obj_full[o::k, o::k].view(np.uint8) * np.uint8(255), size,
+                         interpolation=cv2.INTER_AREA) > 2  # any of the object in it
     else:
-        small, obj = crop.astype(np.float32), obj_full.copy()
+        small, obj = to_rgb8(image[wy0:wy1, wx0:wx1]).astype(np.float32), obj_full.copy()
     near = cv2.dilate(obj.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))).astype(bool)
     valid = ~near
     if valid.sum() < 64:
@@ -174,7 +180,7 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
     best, best_err = (0.0, 1.0), np.inf
     if band.sum() >= 8:
         d, r = signed[band], raw[band]
-        for offset in OFFSETS:
+        for offset in OFFSETS[::2]:  # whole px: the pieces refine it
             for sigma in PENUMBRAS:
                 err = float(((_step(d - offset, float(np.hypot(sigma, FINE))) - r) ** 2).mean())
                 if err < best_err:
