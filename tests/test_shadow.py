@@ -277,3 +277,29 @@ def test_http_mask_and_edit_with_shadow(tmp_path, paving):
     assert summary["shadow_pixels"] > 0
     core = (paving.shadow >= 0.5) & (distance_outside(paving.mask) > 16)
     assert np.abs(out - paving.background)[core].mean() <= 6
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "RGB;16", "L", "LA;16"])
+def test_other_modes_are_relit_in_their_own_dtype(tmp_path, paving, mode):
+    """Alpha channels, 16-bit and grey images: the shadow is relit in the image's own channels and
+    bit depth; pixels far from object and shadow stay bit-identical; the alpha channel is untouched."""
+    grey = paving.image.mean(axis=2, keepdims=True).astype(np.uint8)
+    image = {"RGBA": np.concatenate([paving.image, np.full_like(grey, 200)], axis=2),
+             "RGB;16": paving.image.astype(np.uint16) * 257,
+             "L": grey,
+             "LA;16": np.concatenate([grey.astype(np.uint16) * 257, np.full(grey.shape, 60000, np.uint16)], axis=2),
+             }[mode]
+    _, mask = save(tmp_path, paving)
+    state = edit(image, Selection(mask_path=str(mask)), EditOptions(inpainter="telea", shadow=True))
+    result = state.result
+    assert result.dtype == image.dtype and result.shape == image.shape
+    far = distance_outside(paving.mask | (paving.shadow >= 0.02)) > 40
+    assert np.array_equal(result[far], image[far])
+    colours = 3 if image.shape[2] >= 3 else 1
+    clean = paving.background.astype(np.float32)
+    clean = clean if colours == 3 else clean.mean(axis=2, keepdims=True)
+    scale = 257.0 if image.dtype == np.uint16 else 1.0
+    core = (paving.shadow >= 0.5) & (distance_outside(paving.mask) > 16)
+    assert np.abs(result[..., :colours] / scale - clean)[core].mean() <= 6
+    if image.shape[2] in (2, 4):
+        assert np.array_equal(result[core][:, -1], image[core][:, -1])
