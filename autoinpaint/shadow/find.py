@@ -30,7 +30,7 @@ DARK_MIN = 0.2           # a pixel is a shadow candidate when its brightness dro
 CHROMA_MAX = 0.08        # ... and its channels drop alike (ratio spread at most this): chroma kept
 NECK = 0.1               # dark texture joined by necks thinner than this share of the object's size is cut off
 CONTACT_PX = 3           # a candidate touches the object when it comes this close (working px)
-MATTE_MIN = 0.06         # matte below this (a darkening of a few grey levels at most) is left alone
+MATTE_MIN = 0.04         # matte below this (a darkening of a few grey levels at most) is left alone
 PENUMBRAS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0)  # penumbra σ tried (working px)
 
 
@@ -93,7 +93,7 @@ def _lit_level(mean: np.ndarray, valid: np.ndarray) -> np.ndarray:
     sub = np.zeros_like(valid)
     sub[::step, ::step] = True
     keep = valid
-    plane = np.broadcast_to(np.median(mean[valid], axis=0), mean.shape).astype(np.float32)
+    plane = np.broadcast_to(np.median(mean[valid & sub], axis=0), mean.shape).astype(np.float32)
     for _ in range(3):
         use = keep & sub
         if use.sum() < 12:
@@ -180,6 +180,8 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
     best, best_err = (0.0, 1.0), np.inf
     if band.sum() >= 8:
         d, r = signed[band], raw[band]
+        thin = max(1, d.size // 4000)  # a global fit: a few thousand pixels of the band are plenty
+        d, r = d[::thin], r[::thin]
         for offset in OFFSETS[::2]:  # whole px: the pieces refine it
             for sigma in PENUMBRAS:
                 err = float(((_step(d - offset, float(np.hypot(sigma, FINE))) - r) ** 2).mean())
@@ -191,7 +193,7 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
         for _ in range(PASSES):
             signed = signed - _local_offsets(inside, signed, band, raw, float(np.hypot(sigma, FINE)), offset)
             offset = 0.0
-            d, r = signed[band], raw[band]
+            d, r = signed[band][::thin], raw[band][::thin]
             errors = [float(((_step(d, float(np.hypot(sg, FINE))) - r) ** 2).mean()) for sg in PENUMBRAS]
             sigma = PENUMBRAS[int(np.argmin(errors))]
     # the umbra's darkening again, now that the matte is known: least squares of
