@@ -7,6 +7,8 @@ under it; relighting can: a pixel under the shadow is the lit ground times ``1 â
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ..composite import blend
@@ -48,7 +50,8 @@ class Deshadow:
         if found is None:
             return state
         x0, y0, x1, y1 = found.box
-        found.original, found.alpha = state.image, state.alpha
+        # this edit's own record (a session may share the shadow it found with several applies)
+        state.shadow = found = dataclasses.replace(found, original=state.image, alpha=state.alpha)
         relit = state.image.copy()
         relit[y0:y1, x0:x1] = relight(state.image[y0:y1, x0:x1], found.matte, found.darkening)
         state.image, state.alpha = relit, found.object_alpha
