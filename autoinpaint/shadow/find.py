@@ -54,18 +54,11 @@ class ShadowMatte:
     object: np.ndarray = field(repr=False)
     window: tuple[int, int, int, int] = (0, 0, 0, 0)
     frame: tuple[bool, bool, bool, bool] = (False, False, False, False)
-    # set by the pipeline steps (autoinpaint.shadow.steps): the object's own alpha, and while the
-    # inpainter works on the relit photo, the original image and the full alpha
+    # set by the steps: the object's own alpha (FindShadow), and while the
+    # inpainter works on the relit photo, the original image and the full alpha (Deshadow)
     object_alpha: np.ndarray | None = field(default=None, repr=False)
     original: np.ndarray | None = field(default=None, repr=False)
     alpha: np.ndarray | None = field(default=None, repr=False)
-
-    def full(self, shape: tuple[int, int]) -> np.ndarray:
-        """The matte placed in an H×W float32 array of zeros."""
-        out = np.zeros(shape, np.float32)
-        x0, y0, x1, y1 = self.box
-        out[y0:y1, x0:x1] = self.matte
-        return out
 
 
 def _normconv(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
