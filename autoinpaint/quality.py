@@ -407,6 +407,24 @@ def shadow_reasons(signals: dict) -> list[str]:
     return reasons
 
 
+def _shadow_explains_part_of(quality: Quality, image: np.ndarray, mask: np.ndarray, shadow) -> None:
+    """The "only part of an object" reason, when the region its outline borders is the object's own
+    cast shadow: measured again on object and shadow together, it goes when that is below the
+    threshold (``part_of_with_shadow`` records the value)."""
+    prefix = "may be only part of an object"
+    if not any(r.startswith(prefix) for r in quality.reasons):
+        return
+    x0, y0, x1, y1 = shadow.box
+    union = mask.copy()
+    union[y0:y1, x0:x1] |= shadow.matte >= 0.5
+    img, m, _ = _work_copy(image, union)
+    value = _Measure(img, m).part_of() if 16 <= m.sum() <= 0.9 * m.size else None
+    if value is not None:
+        quality.signals["part_of_with_shadow"] = round(value, 4)
+        if value < PART_OF[0]:
+            quality.reasons = [r for r in quality.reasons if not r.startswith(prefix)]
+
+
 class Assess:
     """Pipeline step: the confidence record of ``state.mask`` in ``state.metadata["quality"]``.
 
@@ -429,6 +447,7 @@ class Assess:
             signals = shadow_signals(state.shadow)
             quality.signals.update(signals)
             quality.reasons += shadow_reasons(signals)
+            _shadow_explains_part_of(quality, to_rgb8(state.image), state.mask, state.shadow)
             quality.verdict = "doubt" if quality.reasons else "ok"
         state.metadata["quality"] = quality.to_dict()
         if quality.doubt and self.on_doubt == "fail":

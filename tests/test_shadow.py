@@ -303,3 +303,16 @@ def test_other_modes_are_relit_in_their_own_dtype(tmp_path, paving, mode):
     assert np.abs(result[..., :colours] / scale - clean)[core].mean() <= 6
     if image.shape[2] in (2, 4):
         assert np.array_equal(result[core][:, -1], image[core][:, -1])
+
+
+def test_the_shadow_explains_the_only_part_of_an_object_reason():
+    """The classical segmenter's mask borders the object's shadow, a distinct darker region: without
+    --shadow the doubt signal asks whether the mask is only part of an object; with it, that region is
+    known to be the shadow (measured again on both together) and the reason goes."""
+    sc = S.shadow_scene(320, 240, np.random.default_rng(3), "noise")
+    options = EditOptions(segmenter="classical", quiet=True)
+    plain = edit(sc.image, Selection(points=(sc.point,)), options, "mask").metadata["quality"]
+    assert any(r.startswith("may be only part of an object") for r in plain["reasons"]), plain
+    found = edit(sc.image, Selection(points=(sc.point,)), options.replace(shadow=True), "mask").metadata["quality"]
+    assert found["verdict"] == "ok" and found["reasons"] == [], found
+    assert found["signals"]["part_of_with_shadow"] < 0.12 <= found["signals"]["part_of"]
