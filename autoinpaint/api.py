@@ -27,6 +27,7 @@ from .pipeline import Pipeline
 from .quality import Assess
 from .segment import Segment, SegmentParams
 from .selection import Selection, clean_texts
+from .shadow import Deshadow, FindShadow, ShadowFill
 from .state import EditState
 
 ACTIONS = ("remove", "replace", "fill", "mask", "background")
@@ -50,6 +51,8 @@ class EditOptions:
     blur: float = 0.0
     fill_holes: bool = True
     min_area: int = 0
+    # take the object's cast shadow too (autoinpaint/shadow): found after the mask stage, relit
+    shadow: bool = False
     # segmentation stage
     segmenter: str = "auto"
     device: str = "auto"
@@ -136,6 +139,11 @@ def invert_steps(o: EditOptions) -> list:
     return [InvertMask(o.fill_holes)] if o.invert else []
 
 
+def shadow_steps(o: EditOptions) -> list:
+    """``--shadow``: the cast shadow attached to the object joins the alpha (nothing without it)."""
+    return [FindShadow()] if o.shadow else []
+
+
 def assess_step(o: EditOptions) -> Assess:
     """Mask → its confidence record (``state.metadata["quality"]``), and ``--on-doubt``."""
     return Assess(o.on_doubt)
@@ -159,17 +167,25 @@ def inpaint_step(action: str, o: EditOptions, progress: Progress | None = None) 
                    trust_checkpoint=o.trust_checkpoint or None)
 
 
+def fill_steps(action: str, o: EditOptions, progress: Progress | None = None, shadow: bool = False) -> list:
+    """Inpaint → composite; with a ``shadow`` the inpainter works on the de-shadowed photo and the
+    shadow's band becomes the relit ground (:mod:`autoinpaint.shadow`)."""
+    if shadow:
+        return [Deshadow(), inpaint_step(action, o, progress), ShadowFill(), Composite()]
+    return [inpaint_step(action, o, progress), Composite()]
+
+
 def edit_steps(action: str = "remove", options: EditOptions | None = None,
                progress: Progress | None = None) -> list:
-    """Every step after loading: select → mask → assess (→ inpaint → composite)."""
+    """Every step after loading: select → mask (→ shadow) → assess (→ inpaint → composite)."""
     if action not in ACTIONS:
         raise InputError(f"unknown action {action!r}; choose from {', '.join(ACTIONS)}")
     o = options or EditOptions()
     if action == "background":
         return background_steps(o, progress)
-    steps = [*selection_steps(o), *invert_steps(o), mask_step(o), assess_step(o)]
+    steps = [*selection_steps(o), *invert_steps(o), mask_step(o), *shadow_steps(o), assess_step(o)]
     if action != "mask":
-        steps += [inpaint_step(action, o, progress), Composite()]
+        steps += fill_steps(action, o, progress, o.shadow)
     return steps
 
 
@@ -285,6 +301,8 @@ def summary(state: EditState, action: str = "remove") -> dict:
         keys = ("load", "segment", "mask", "matte", "frame", "backdrop", "shadow", "composite", "save", "total")
     if "detections" in state.metadata:
         keys = ("load", "detect", *keys[1:])
+    if "shadow" in state.timings:  # --shadow: its steps' time, apart
+        keys = (*keys[:keys.index("mask") + 1], "shadow", *keys[keys.index("mask") + 1:])
     record = {
         "action": action,
         "input": state.input_path,
@@ -346,7 +364,7 @@ def remove(image: ImageInput, points=(), negatives=(), boxes=(), rects=(), ellip
     raises NotFoundError. With ``output``: write it there (like the input: format, quality,
     metadata) and return the EditState. Without: return the edited image (see :func:`result_like`).
     Keyword ``options`` are :class:`EditOptions` fields (``dilate=12``, ``inpainter="telea"``,
-    ``detector="owlv2"``, ``box_threshold=0.4``, ...)."""
+    ``detector="owlv2"``, ``box_threshold=0.4``, ``shadow=True`` to take the cast shadow too, ...)."""
     return _run(image, "remove", _selection(points, negatives, boxes, rects, ellipses, mask, relative, texts),
                 output, options)
 

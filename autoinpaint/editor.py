@@ -21,9 +21,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .api import (ACTIONS, EditOptions, assess_step, backdrop_steps, detect_step, inpaint_step, invert_steps,
-                  mask_step, object_step, selection_steps, summary)
-from .composite import Composite
+from .api import (ACTIONS, EditOptions, assess_step, backdrop_steps, detect_step, fill_steps, invert_steps,
+                  mask_step, object_step, selection_steps, shadow_steps, summary)
 from .display import DEFAULT_MAX_SIDE, display_copy
 from .detect import Detections
 from .errors import InputError
@@ -34,7 +33,7 @@ from .pipeline import Pipeline, timed
 from .selection import Selection, clean_texts
 from .state import EditState
 
-_MASK_FIELDS = ("dilate", "erode", "feather", "blur", "fill_holes", "min_area")
+_MASK_FIELDS = ("dilate", "erode", "feather", "blur", "fill_holes", "min_area", "shadow")
 _EMBEDDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autoinpaint-embed")
 
 
@@ -74,7 +73,7 @@ class Editor:
             other = Editor(self.options)
             other.state = dataclasses.replace(state, metadata=dict(state.metadata), timings={},
                                               mask=None, alpha=None, crop=None, inpainted=None,
-                                              result=None)
+                                              result=None, shadow=None)
             other._object = None
         return other
 
@@ -151,6 +150,7 @@ class Editor:
             state = Pipeline([*selection_steps(opts), *invert_steps(opts)])(state)
             self._object = state.mask.copy()
             timed(state, "mask", lambda: mask_step(opts)(state))
+            self._shadow(opts)
             assess_step(opts)(state)  # the doubt signal, before anything is written
             state.result = state.inpainted = state.crop = None
             return self._object
@@ -172,7 +172,7 @@ class Editor:
 
     def refine(self, **mask_options) -> np.ndarray:
         """Re-run the mask stage on the last selection with other ``dilate``, ``erode``, ``feather``,
-        ``blur``, ``fill_holes`` or ``min_area``. Returns the alpha (H×W float32, 1 = replaced)."""
+        ``blur``, ``fill_holes``, ``min_area`` or ``shadow``. Returns the alpha (H×W float32, 1 = replaced)."""
         unknown = set(mask_options) - set(_MASK_FIELDS)
         if unknown:
             raise InputError(f"unknown mask option(s): {', '.join(sorted(unknown))}")
@@ -183,6 +183,7 @@ class Editor:
             self.options = self.options.replace(**mask_options)
             state.mask = self._object.copy()
             timed(state, "mask", lambda: mask_step(self.options)(state))
+            self._shadow(self.options)
             assess_step(self.options)(state)
             state.result = state.inpainted = state.crop = None
             return state.alpha
@@ -211,8 +212,8 @@ class Editor:
             if opts.invert:
                 raise InputError("--invert applies to remove, replace, fill and mask, not to background")
             steps = [object_step(opts), *backdrop_steps(opts, progress)]
-        else:
-            steps = [inpaint_step(action, opts, progress), Composite()]
+        else:  # a shadow found by the selection (--shadow) is relit, the object's hole filled from lit ground
+            steps = fill_steps(action, opts, progress, work.shadow is not None)
         work = Pipeline(steps)(work)
         with self._lock:
             self.state = work
@@ -293,6 +294,15 @@ class Editor:
                     held.result()
                 except Exception:  # noqa: BLE001 - the segment step raises it again, with its message
                     pass
+
+    def _shadow(self, opts: EditOptions) -> None:
+        """The ``--shadow`` step after the mask stage; without it no shadow of an earlier selection stays."""
+        state = self.state
+        state.shadow = None
+        for key in ("shadow_pixels", "shadow_darkening"):
+            state.metadata.pop(key, None)
+        for step in shadow_steps(opts):
+            timed(state, step.name, lambda: step(state))
 
     def _require(self) -> EditState:
         if self.state is None:

@@ -1,11 +1,15 @@
 """A side-by-side preview: the input with the prompts drawn (and the detections of ``--text`` with their
-scores) | the mask over the input | the result, and under them the mask's verdict
+scores) | the mask over the input (with ``--shadow``, the cast shadow in amber apart from the object's
+red) | the result, and under them the mask's verdict
 (:mod:`autoinpaint.quality`): "DOUBT: ..." in red, or "mask looks right"."""
 from __future__ import annotations
 
 import io
 
 import numpy as np
+
+OBJECT_TINT = (255, 0, 60)    # the mask over the input: the object (and its dilation) in red
+SHADOW_TINT = (255, 160, 0)   # ... the cast shadow that --shadow takes with it in amber
 
 
 def render_preview(state, suffix: str = ".png", height: int = 512) -> bytes:
@@ -67,7 +71,14 @@ def panels(state, height: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray
                     cv2.LINE_AA)
     alpha = state.alpha if state.alpha is not None else state.mask.astype(np.float32)
     a = cv2.resize(alpha.astype(np.float32), size, interpolation=cv2.INTER_AREA)[..., None]
-    overlay = (small * (1 - 0.55 * a) + np.array([255, 0, 60]) * 0.55 * a).astype(np.uint8)
+    shadow = getattr(state, "shadow", None)
+    if shadow is not None and shadow.object_alpha is not None:  # --shadow: the shadow in its own colour
+        own = cv2.resize(shadow.object_alpha.astype(np.float32), size, interpolation=cv2.INTER_AREA)[..., None]
+        cast = np.clip(a - own, 0, 1)
+        overlay = (small * (1 - 0.55 * a) + np.array(OBJECT_TINT) * 0.55 * own
+                   + np.array(SHADOW_TINT) * 0.55 * cast).astype(np.uint8)
+    else:
+        overlay = (small * (1 - 0.55 * a) + np.array(OBJECT_TINT) * 0.55 * a).astype(np.uint8)
     result = cv2.resize(to_rgb8(state.result), size, interpolation=cv2.INTER_AREA) \
         if state.result is not None else np.full_like(small, 128)
     if state.result is not None and state.result.shape[2] in (2, 4) and state.info.extra.get("cutout"):

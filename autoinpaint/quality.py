@@ -23,6 +23,9 @@ Signals (the record's ``signals``):
   when the click landed on the product beside it);
 * the segmenter's own scores: SAM's predicted ``iou`` and ``stability``; the classical segmenter's
   ``separation`` (:func:`autoinpaint.segment.evidence.colour_separation`).
+* with ``--shadow``, the cast shadow found (:func:`shadow_signals`): ``shadow_area`` (its area over
+  the object's), ``shadow_borders`` (photo borders it runs along) and ``shadow_direction`` (how
+  one-sided it is: a light casts a shadow to one side; a dark ring all around the object is not one).
 
 The thresholds were tuned on the scenes of ``benchmarks/bench_quality.py`` only (its tuning seeds;
 the table there also reports other seeds), except SAM's, which are the defaults of
@@ -68,6 +71,11 @@ ENCLOSED_MIN = 0.03      # the click's flat region, enclosed by a much larger ma
 INNER_FLAT = 0.15        # ... and partly flat (share off any edge): a label, not a block of text
 INNER_MIN = 0.03         # a distinct region inside the clicked one, next to the click, this big
 FLAT_STEP = 3            # Lab units between neighbours inside one flat region (on a blurred copy)
+# --shadow (autoinpaint/shadow): when the cast shadow found is implausible (set by hand on the
+# generated scenes of tests/test_shadow.py, not tuned on a benchmark)
+SHADOW_AREA_MAX = 3.0    # a shadow over this many times the object's area
+SHADOW_BORDER_SIDE = 0.25  # runs along a photo border: touches it over this share of the object's size
+SHADOW_DIRECTION_MIN = 0.3  # one-sidedness (length of the mean direction from the object, 0..1)
 
 
 @dataclass
@@ -366,6 +374,57 @@ class _Measure:
         return out
 
 
+def shadow_signals(shadow) -> dict[str, Any]:
+    """Measure a cast shadow found by :func:`autoinpaint.shadow.find_shadow` (its ``candidate`` and
+    ``object`` on the working copy of its window, and which window sides are the photo's ``frame``)."""
+    cand, obj = shadow.candidate & ~shadow.object, shadow.object
+    area_obj = max(int(obj.sum()), 1)
+    ys, xs = np.nonzero(obj)
+    size = max(int(np.ptp(ys)) + 1, int(np.ptp(xs)) + 1) if ys.size else 1
+    sides = (cand[0], cand[-1], cand[:, 0], cand[:, -1])
+    borders = sum(bool(edge) and int(side.sum()) >= max(3, SHADOW_BORDER_SIDE * size)
+                  for edge, side in zip(shadow.frame, sides))
+    cy, cx = np.nonzero(cand)
+    direction = 0.0
+    if cy.size and ys.size:
+        vy, vx = cy - ys.mean(), cx - xs.mean()
+        norm = np.maximum(np.hypot(vx, vy), 1e-6)
+        direction = float(np.hypot((vx / norm).mean(), (vy / norm).mean()))
+    return {"shadow_area": round(float(cand.sum()) / area_obj, 3), "shadow_borders": int(borders),
+            "shadow_direction": round(direction, 3)}
+
+
+def shadow_reasons(signals: dict) -> list[str]:
+    """The doubt reasons of :func:`shadow_signals` (empty when the shadow is plausible)."""
+    reasons = []
+    if signals["shadow_area"] > SHADOW_AREA_MAX:
+        reasons.append(f"the shadow found is {signals['shadow_area']:.1f}× the object's area")
+    if signals["shadow_borders"]:
+        n = signals["shadow_borders"]
+        reasons.append(f"the shadow found runs along {n} border{'s' if n > 1 else ''} of the photo")
+    if signals["shadow_direction"] < SHADOW_DIRECTION_MIN:
+        reasons.append("the shadow found surrounds the object evenly: no light direction casts that")
+    return reasons
+
+
+def _shadow_explains_part_of(quality: Quality, image: np.ndarray, mask: np.ndarray, shadow) -> None:
+    """The "only part of an object" reason, when the region its outline borders is the object's own
+    cast shadow: measured again on object and shadow together, it goes when that is below the
+    threshold (``part_of_with_shadow`` records the value)."""
+    prefix = "may be only part of an object"
+    if not any(r.startswith(prefix) for r in quality.reasons):
+        return
+    x0, y0, x1, y1 = shadow.box
+    union = mask.copy()
+    union[y0:y1, x0:x1] |= shadow.matte >= 0.5
+    img, m, _ = _work_copy(image, union)
+    value = _Measure(img, m).part_of() if 16 <= m.sum() <= 0.9 * m.size else None
+    if value is not None:
+        quality.signals["part_of_with_shadow"] = round(value, 4)
+        if value < PART_OF[0]:
+            quality.reasons = [r for r in quality.reasons if not r.startswith(prefix)]
+
+
 class Assess:
     """Pipeline step: the confidence record of ``state.mask`` in ``state.metadata["quality"]``.
 
@@ -384,6 +443,12 @@ class Assess:
 
         quality = assess(to_rgb8(state.image), state.mask, state.selection,
                          state.metadata.get("segment_scores"))
+        if getattr(state, "shadow", None) is not None:  # --shadow found one: is it plausible?
+            signals = shadow_signals(state.shadow)
+            quality.signals.update(signals)
+            quality.reasons += shadow_reasons(signals)
+            _shadow_explains_part_of(quality, to_rgb8(state.image), state.mask, state.shadow)
+            quality.verdict = "doubt" if quality.reasons else "ok"
         state.metadata["quality"] = quality.to_dict()
         if quality.doubt and self.on_doubt == "fail":
             raise Doubtful(f"{quality.message()} (nothing written; --on-doubt write writes it anyway)")

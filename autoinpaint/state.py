@@ -53,6 +53,8 @@ class EditState:
         background taken out at its edge (the matte stage); ``alpha`` is then the object's opacity.
     backdrop: ``background`` action: H×W×4 float32, the new background's colour (the image's value
         scale) and opacity (0..1) that the object is composited over.
+    shadow: with ``--shadow``, the object's cast shadow (:class:`autoinpaint.shadow.ShadowMatte`) or
+        None when none was found; always None without it.
     """
 
     input_path: str | None = None
@@ -70,6 +72,7 @@ class EditState:
     embeddings: dict[str, Any] = field(default_factory=dict, repr=False)
     foreground: np.ndarray | None = field(default=None, repr=False)
     backdrop: np.ndarray | None = field(default=None, repr=False)
+    shadow: Any = field(default=None, repr=False)
     stop: str | None = None  # set by a step to end the pipeline early (e.g. "doubt": --on-doubt skip)
 
     @property

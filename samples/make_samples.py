@@ -33,6 +33,10 @@ def main() -> None:
                            ("chelsea.png", "chelsea", "PNG")):
         img = scenes.skimage_photo(src)
         Image.fromarray(img).save(HERE / name, format=fmt, **({"quality": 92} if fmt == "JPEG" else {}))
+    # a bag-like object on paving with its soft cast shadow (autoinpaint remove --shadow)
+    scene = scenes.shadow_scene(640, 480, np.random.default_rng(1), "noise", angle=0.0)
+    Image.fromarray(scene.image).save(HERE / "pavement_shadow.jpg", format="JPEG", quality=92)
+    points["pavement_shadow.jpg"] = {"point": list(scene.point), "box": list(scene.box), "object": "object with its shadow"}
     print(json.dumps(points, indent=1))
 
 

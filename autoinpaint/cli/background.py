@@ -83,15 +83,23 @@ framing_options = _compose(
     click.option("--min-side", type=click.IntRange(min=1), default=None, metavar="PX",
                  help="The canvas's shorter side is at least PX: the object is scaled up (at most 2x; more "
                       "is refused)."),
-    click.option("--shadow", "contact_shadow", type=click.Choice(["none", "soft"]), default="none",
-                 show_default=True, help="A soft contact shadow under the object, made from its alpha."),
-    click.option("--shadow-opacity", type=click.FloatRange(0, 1), default=EditOptions.shadow_opacity,
-                 show_default=True, metavar="F", help="How dark the contact shadow is at its darkest, 0..1."),
 )
 
 
+def contact_shadow_options(flag: str):
+    """The contact shadow's options: ``background --shadow none|soft``; ``batch --contact-shadow``
+    (there ``--shadow`` takes a removed object's cast shadow)."""
+    return _compose(
+        click.option(flag, "contact_shadow", type=click.Choice(["none", "soft"]), default="none",
+                     show_default=True, help="A soft contact shadow under the object, made from its alpha."),
+        click.option("--shadow-opacity", type=click.FloatRange(0, 1), default=EditOptions.shadow_opacity,
+                     show_default=True, metavar="F", help="How dark the contact shadow is at its darkest, 0..1."),
+    )
+
+
 # ``autoinpaint batch``'s defaults for ``background`` rows (its --blur is the mask's; rows say ``blur``)
-batch_background_options = _compose(_color_option, _matte_option, framing_options)
+batch_background_options = _compose(_color_option, _matte_option, framing_options,
+                                    contact_shadow_options("--contact-shadow"))
 
 
 @click.command(epilog=EPILOG)
@@ -100,6 +108,7 @@ batch_background_options = _compose(_color_option, _matte_option, framing_option
 @object_options
 @backdrop_options
 @framing_options
+@contact_shadow_options("--shadow")
 @segment_model_options
 @model_option
 @diffusion_settings

@@ -7,7 +7,7 @@ import click
 
 from .background import batch_background_options
 from .options import (diffusion_options, doubt_option, mask_options, model_option, model_options, options_from,
-                      selection_from, selection_options)
+                      selection_from, selection_options, shadow_option)
 
 EPILOG = ("Exit codes: 0 every row done, skipped or not_found (its --text matched nothing: counted apart, "
           "nothing written for it; rows in doubt are marked review in the manifest and listed in "
@@ -44,6 +44,7 @@ EPILOG = ("Exit codes: 0 every row done, skipped or not_found (its --text matche
                    "(default {stem}{ext}: the input's name and format).")
 @selection_options
 @mask_options
+@shadow_option
 @model_options
 @diffusion_options
 @model_option
@@ -75,6 +76,7 @@ def batch(source: str, outdir: str, manifest: str | None, workers: int | None, e
     {"input": "shots/b_*.jpg", "box": "0.1,0.8,0.3,0.95", "relative": true, "dilate": 12}
     {"input": "shots/c.jpg", "text": ["price sticker", "watermark"]}
     {"input": "shots/d.jpg", "points": [[412, 300]], "action": "background", "canvas": "square"}
+    {"input": "shots/d.jpg", "points": [[640, 410]], "shadow": true}
     """
     from ..batch import BatchFailed, Defaults, run_batch
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .options import diffusion_options, edit_command, run_and_report
+from .options import diffusion_options, edit_command, run_and_report, shadow_option
 
 EPILOG = ("Exit codes: 0 ok; 2 bad input or usage (or --on-doubt fail); 3 model missing; 4 skipped: the mask "
           "was in doubt (--on-doubt skip); 1 unexpected.")
@@ -12,6 +12,7 @@ EPILOG = ("Exit codes: 0 ok; 2 bad input or usage (or --on-doubt fail); 3 model 
 @click.command(epilog=EPILOG)
 @click.argument("image", type=click.Path(dir_okay=False))
 @edit_command
+@shadow_option
 @diffusion_options
 def remove(image: str, **kw) -> None:
     """Remove the selected object from IMAGE and fill the hole.
@@ -23,6 +24,7 @@ def remove(image: str, **kw) -> None:
     \b
     autoinpaint remove samples/catalogue_sticker.jpg --point 527,442 -o outputs/clean.jpg
     autoinpaint remove photo.jpg --text "price sticker" -o clean.jpg
+    autoinpaint remove pavement.jpg --point 640,410 --shadow -o clean.jpg
     """
     run_and_report(image, "remove", kw)
 
@@ -30,10 +32,12 @@ def remove(image: str, **kw) -> None:
 @click.command(epilog=EPILOG)
 @click.argument("image", type=click.Path(dir_okay=False))
 @edit_command
+@shadow_option
 def mask(image: str, **kw) -> None:
     """Write only the mask of the selection in IMAGE (8-bit PNG, 255 = selected).
 
-    With --dilate 0 --feather 0 it is the raw segmentation.
+    With --dilate 0 --feather 0 it is the raw segmentation; with --shadow the object's cast shadow is
+    in it too (soft at its penumbra).
 
     \b
     autoinpaint mask photo.jpg --point 412,300 --dilate 0 --feather 0 -o mask.png

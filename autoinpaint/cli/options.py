@@ -70,6 +70,12 @@ mask_options = _compose(
                  metavar="PX", help="Drop mask islands smaller than PX pixels."),
 )
 
+shadow_option = click.option(
+    "--shadow", is_flag=True, default=EditOptions.shadow,
+    help="Take the object's cast shadow too: the darker region keeping the ground's colour that touches "
+         "the object joins the mask (soft penumbra), and is relit, not painted over. --json adds "
+         "shadow_pixels and shadow_darkening.")
+
 
 def _padding(ctx, param, value):
     if value is None or str(value).lower() in ("none", "off", "full"):
@@ -286,7 +292,8 @@ def run_and_report(image: str, action: str, kw: dict) -> None:
         click.echo(f"{action}: wrote {state.output_path} ({record['mask_pixels']} px of the object kept, "
                    f"{record['timings']['total']:.2f} s)", err=True)
     elif not options.quiet and not state.stop:
-        click.echo(f"{action}: wrote {state.output_path} ({record['mask_pixels']} px edited, "
+        shadow = f", shadow {record['shadow_pixels']} px" if "shadow_pixels" in record else ""
+        click.echo(f"{action}: wrote {state.output_path} ({record['mask_pixels']} px edited{shadow}, "
                    f"{record['timings']['total']:.2f} s)", err=True)
     if state.stop:
         raise click.exceptions.Exit(EXIT_SKIPPED)

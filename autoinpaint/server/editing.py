@@ -57,8 +57,9 @@ def mask(session: Session, req: MaskRequest, defaults: EditOptions) -> dict:
             alpha = editor.alpha
             session.last = key
         state = editor.state
-        timings = {k: state.timings.get(k, 0.0) - before.get(k, 0.0) for k in ("load", "segment", "mask")}
+        timings = {k: state.timings.get(k, 0.0) - before.get(k, 0.0) for k in ("load", "segment", "mask", "shadow")}
         metadata = dict(state.metadata)
+        shadow = state.shadow
     t1 = time.perf_counter()
     h, w = alpha.shape
     box = bbox(alpha > 0)
@@ -76,12 +77,25 @@ def mask(session: Session, req: MaskRequest, defaults: EditOptions) -> dict:
         "alpha_size": list(size),
         "alpha_png": base64.b64encode(png).decode("ascii"),
     }
+    if "shadow_pixels" in metadata:  # --shadow: the shadow's own part of the alpha, drawn in its own colour
+        out["shadow_pixels"], out["shadow_darkening"] = metadata["shadow_pixels"], metadata["shadow_darkening"]
+        out["shadow_png"] = base64.b64encode(alpha_png(shadow_part(alpha, shadow), size,
+                                                       shadow.box if shadow else (0, 0, 0, 0))).decode("ascii")
     # as they are, made JSON-safe (a stage may leave NumPy numbers in its record)
     out.update({k: json.loads(json.dumps(metadata[k], default=_plain)) for k in PASS_THROUGH if k in metadata})
     timings["encode"] = time.perf_counter() - t1
     timings["total"] = time.perf_counter() - t0
     out["timings"] = {k: round(v, 4) for k, v in timings.items() if v or k in ("segment", "mask")}
     return out
+
+
+def shadow_part(alpha: np.ndarray, shadow) -> np.ndarray:
+    """The part of ``alpha`` (H×W) that the cast shadow adds to the object's (zeros when none was found)."""
+    part = np.zeros(alpha.shape, np.float32)
+    if shadow is not None:
+        x0, y0, x1, y1 = shadow.box
+        part[y0:y1, x0:x1] = alpha[y0:y1, x0:x1] - shadow.object_alpha[y0:y1, x0:x1]
+    return part
 
 
 def detect(session: Session, req: DetectRequest) -> dict:

@@ -64,12 +64,13 @@ class SelectionFields(DetectFields):
     blur: Optional[float] = Field(default=None, ge=0, le=100)
     fill_holes: Optional[bool] = None
     min_area: Optional[int] = _NonNeg
+    shadow: Optional[bool] = None  # take the object's cast shadow too (autoinpaint/shadow)
     # segmentation (call-time)
     sam_select: Optional[Literal["iou", "largest", "smallest"]] = None
     sam_refine: Optional[int] = Field(default=None, ge=0, le=5)
 
     SELECTION: ClassVar[tuple[str, ...]] = ("points", "negatives", "boxes", "rects", "ellipses", "texts")
-    MASK: ClassVar[tuple[str, ...]] = ("dilate", "erode", "feather", "blur", "fill_holes", "min_area")
+    MASK: ClassVar[tuple[str, ...]] = ("dilate", "erode", "feather", "blur", "fill_holes", "min_area", "shadow")
     SEGMENT: ClassVar[tuple[str, ...]] = ("sam_select", "sam_refine")
 
     def selection_values(self) -> dict:

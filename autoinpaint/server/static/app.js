@@ -180,6 +180,7 @@ function selectionBody() {
   for (const p of state.proposals) if (p.keep) body.boxes.push(p.box);
   body.dilate = Number($("dilate").value);
   body.feather = Number($("feather").value);
+  if ($("shadow").checked) body.shadow = true;   // the cast shadow too (sent only when asked for)
   for (const fn of extensions.selectionFields) Object.assign(body, fn() || {});
   return body;
 }
@@ -203,7 +204,7 @@ async function requestMask() {
   try {
     const resp = await api("POST", `/api/images/${id}/mask`, body);
     if (seq === state.maskSeq && state.image && state.image.id === id) {
-      state.overlay = await tint(resp.alpha_png, resp.alpha_size);
+      state.overlay = await tint(resp.alpha_png, resp.alpha_size, resp.shadow_png);
       state.detections = resp.detections || [];
       setView(false);
       setMaskInfo(resp);
@@ -220,24 +221,38 @@ async function requestMask() {
   }
 }
 
-async function tint(b64, size) {
+async function grey(b64, g, w, h) {
+  // an 8-bit grey PNG (base64) → its values, w×h
   const img = await loadImage("data:image/png;base64," + b64);
+  g.clearRect(0, 0, w, h);
+  g.drawImage(img, 0, 0);
+  const px = g.getImageData(0, 0, w, h).data;
+  const a = new Uint8Array(w * h);
+  for (let i = 0; i < a.length; i++) a[i] = px[4 * i];
+  return a;
+}
+
+const SHADOW_TINT = [255, 150, 0];   // the cast shadow (Shadow ticked): amber, apart from the object's blue
+
+async function tint(b64, size, shadowB64) {
   const c = document.createElement("canvas");
   c.width = size[0]; c.height = size[1];
   const g = c.getContext("2d");
-  g.drawImage(img, 0, 0);
-  const data = g.getImageData(0, 0, c.width, c.height);
-  const px = data.data, w = c.width, h = c.height;
-  const a = new Uint8Array(w * h);
-  for (let i = 0; i < a.length; i++) a[i] = px[4 * i];
-  // a blue wash over what will change, and a white line along its edge
+  const w = c.width, h = c.height;
+  const a = await grey(b64, g, w, h);
+  const s = shadowB64 ? await grey(shadowB64, g, w, h) : null;
+  const data = g.createImageData(w, h);
+  const px = data.data;
+  // a blue wash over what will change (the shadow's part amber), and a white line along its edge
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       const i = y * w + x, v = a[i], o = 4 * i;
       const edge = v > 0 && (x === 0 || y === 0 || x === w - 1 || y === h - 1 ||
                              !a[i - 1] || !a[i + 1] || !a[i - w] || !a[i + w]);
       if (edge) { px[o] = 255; px[o + 1] = 255; px[o + 2] = 255; px[o + 3] = 235; }
-      else { px[o] = 20; px[o + 1] = 110; px[o + 2] = 255; px[o + 3] = v * 0.5; }
+      else if (s && s[i] > 0 && s[i] * 2 >= v) {
+        px[o] = SHADOW_TINT[0]; px[o + 1] = SHADOW_TINT[1]; px[o + 2] = SHADOW_TINT[2]; px[o + 3] = v * 0.5;
+      } else { px[o] = 20; px[o + 1] = 110; px[o + 2] = 255; px[o + 3] = v * 0.5; }
     }
   }
   g.putImageData(data, 0, 0);
@@ -255,6 +270,8 @@ function setMaskInfo(resp) {
     info = resp.score != null ? `score ${resp.score.toFixed(2)} · ${ms} ms` : `${ms} ms`;
   }
   $("mask-info").textContent = info;
+  $("shadow-info").textContent = resp && resp.shadow_pixels != null
+    ? `· shadow ${resp.shadow_pixels} px, ${Math.round(100 * resp.shadow_darkening)}% darker` : "";
   const notice = $("mask-notice");
   const q = resp && resp.quality;
   if (q && q.verdict && q.verdict !== "ok") {
@@ -576,6 +593,7 @@ function wire() {
       timer = setTimeout(requestMask, 60);
     });
   }
+  $("shadow").addEventListener("change", () => requestMask());
   $("remove").onclick = () => runEdit("remove");
   $("replace").onclick = () => runEdit("replace");
   $("fill").onclick = () => runEdit("fill");

@@ -1,0 +1,288 @@
+"""Find the cast shadow attached to the selected object (classical, no weights).
+
+A cast shadow scales the ground's brightness and keeps its texture and chroma, so it is found as a
+ratio: the texture-smoothed image divided by the lit ground's level, a plane per channel fitted
+robustly to the unshadowed surroundings. The shadow is the part of the darker region (all channels
+darkened alike) that touches the object, without dark texture joined to it by thin necks. Its matte
+is a soft step across the region's signed distance: the outline's offset is fitted piece by piece
+along it (a smooth path, Viterbi) and the penumbra's width (σ) globally, both against the finely
+measured ratio; the umbra's darkening is then fitted by least squares under that matte.
+
+Everything runs on a window around the object (a shadow is attached to it), searched on a copy of
+at most ``WORK_SIZE`` px; only the matte's own box is computed at full resolution.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+WORK_SIZE = 384          # longest side (px) of the window's working copy
+REACH = 2.5              # the window: the object's box grown by this many times its longest side
+COARSE = 0.06            # σ of the texture smoothing that finds the shadow, a share of the object's size
+PASSES = 2               # rounds of fitting the outline's pieces, then the penumbra again
+BEND = 4.0               # cost of bending the outline by 1 working px between neighbouring pieces
+SEGMENT = 4              # outline piece (working px) whose offset is fitted on its own
+OFFSETS = tuple(np.linspace(-4, 4, 17))  # outline offsets tried (working px, > 0 outwards)
+FINE = 1.0               # σ (working px) of the smoothing the penumbra is measured on
+LIT_MIN = 12.0           # grey level under which the ground is too dark to measure a shadow on
+DARK_MIN = 0.2           # a pixel is a shadow candidate when its brightness drops by at least this share
+CHROMA_MAX = 0.08        # ... and its channels drop alike (ratio spread at most this): chroma kept
+NECK = 0.1               # dark texture joined by necks thinner than this share of the object's size is cut off
+CONTACT_PX = 3           # a candidate touches the object when it comes this close (working px)
+MATTE_MIN = 0.04         # matte below this (a darkening of a few grey levels at most) is left alone
+PENUMBRAS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0)  # penumbra σ tried (working px)
+
+
+@dataclass
+class ShadowMatte:
+    """The cast shadow of the object.
+
+    box: (x0, y0, x1, y1) half-open, full-resolution pixels, the matte's extent.
+    matte: (y1−y0)×(x1−x0) float32 in [0, 1]: the shadow's soft coverage (1 = umbra).
+    darkening: per RGB channel, the share of brightness the umbra takes away (0.4 = 40 % darker);
+        a pixel's brightness is the lit ground's times ``1 − matte · darkening``.
+    candidate, object: the working copy's candidate region and object (H'×W' bool, the window),
+        ``window`` its full-resolution box and ``frame`` which of its sides (top, bottom, left,
+        right) are the photo's borders: what the doubt signal measures (autoinpaint.quality).
+    """
+
+    box: tuple[int, int, int, int]
+    matte: np.ndarray = field(repr=False)
+    darkening: np.ndarray
+    candidate: np.ndarray = field(repr=False)
+    object: np.ndarray = field(repr=False)
+    window: tuple[int, int, int, int] = (0, 0, 0, 0)
+    frame: tuple[bool, bool, bool, bool] = (False, False, False, False)
+    # set by the steps: the object's own alpha (FindShadow), and while the
+    # inpainter works on the relit photo, the original image and the full alpha (Deshadow)
+    object_alpha: np.ndarray | None = field(default=None, repr=False)
+    original: np.ndarray | None = field(default=None, repr=False)
+    alpha: np.ndarray | None = field(default=None, repr=False)
+
+
+def _normconv(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian average of ``values`` over the pixels where ``weight`` is 1 (normalised convolution)."""
+    import cv2
+
+    if sigma <= 0:
+        return values.astype(np.float32)
+    w = weight.astype(np.float32)
+    num = cv2.GaussianBlur(values.astype(np.float32) * (w if values.ndim == 2 else w[..., None]), (0, 0), sigma)
+    den = cv2.GaussianBlur(w, (0, 0), sigma)
+    den = np.maximum(den, 1e-4)
+    return num / (den if values.ndim == 2 else den[..., None])
+
+
+def _lit_level(mean: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The lit ground's level: a plane per channel fitted to ``mean`` (H×W×3, texture-smoothed) over
+    ``valid`` pixels, refitted without the regions clearly darker than it (the shadow, dark clutter)."""
+    import cv2
+
+    h, w = valid.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    design = np.stack([np.ones_like(xx), xx / w, yy / h], axis=-1)
+    step = max(1, int(np.sqrt(valid.sum() / 6000)))
+    sub = np.zeros_like(valid)
+    sub[::step, ::step] = True
+    keep = valid
+    plane = np.broadcast_to(np.median(mean[valid & sub], axis=0), mean.shape).astype(np.float32)
+    for _ in range(3):
+        use = keep & sub
+        if use.sum() < 12:
+            break
+        coef, *_ = np.linalg.lstsq(design[use], mean[use], rcond=None)
+        plane = np.maximum(design @ coef, 1.0)
+        dark = (1 - (mean / plane).mean(axis=2)) >= DARK_MIN
+        keep = valid & ~cv2.dilate(dark.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    return plane.astype(np.float32)
+
+
+def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
+    """The cast shadow attached to ``mask`` (H×W bool, the object) in ``image`` (H×W×C, uint8 or uint16,
+    as decoded; only the window around the object is converted to 8-bit RGB), or None when no darker
+    region keeping the ground's chroma touches the object."""
+    import cv2
+
+    from ..mask_ops import bbox, fill_holes
+    from ..pixels import to_rgb8
+
+    h, w = mask.shape
+    box = bbox(mask)
+    if box is None:
+        return None
+    side = max(box[2] - box[0], box[3] - box[1])
+    grow = int(REACH * side) + 8
+    wx0, wy0, wx1, wy1 = max(box[0] - grow, 0), max(box[1] - grow, 0), min(box[2] + grow, w), min(box[3] + grow, h)
+    obj_full = mask[wy0:wy1, wx0:wx1]
+    s = min(1.0, WORK_SIZE / max(wx1 - wx0, wy1 - wy0))
+    size = (max(1, round((wx1 - wx0) * s)), max(1, round((wy1 - wy0) * s)))
+    if s < 1:
+        # every k-th pixel, then the area average: each working pixel still averages at least 9 of
+        # them, at a fraction of the cost of averaging all (a 12 MP window: ~10× faster)
+        k = max(1, int(1 / s) // 3)
+        o = k // 2
+        small = cv2.resize(to_rgb8(image[wy0 + o:wy1:k, wx0 + o:wx1:k]), size,
+                           interpolation=cv2.INTER_AREA).astype(np.float32)
+        obj = cv2.resize(obj_full[o::k, o::k].view(np.uint8) * np.uint8(255), size,
+                         interpolation=cv2.INTER_AREA) > 2  # any of the object in it
+    else:
+        small, obj = to_rgb8(image[wy0:wy1, wx0:wx1]).astype(np.float32), obj_full.copy()
+    near = cv2.dilate(obj.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))).astype(bool)
+    valid = ~near
+    if valid.sum() < 64:
+        return None
+    # coarse scale (a fraction of the object's size): where the shadow is and how dark its umbra is
+    coarse = max(2.0, COARSE * side * s)
+    mean = _normconv(small, valid, coarse)
+    lit = _lit_level(mean, valid)
+    if float(lit.mean()) < LIT_MIN:   # ground too dark to tell a shadow on it
+        return None
+    ratio = mean / lit                                   # H'×W'×3, 1 = lit, < 1 = darker
+    dark = 1 - ratio.mean(axis=2)
+    spread = ratio.max(axis=2) - ratio.min(axis=2)
+    cand = valid & (dark >= DARK_MIN) & (spread <= CHROMA_MAX)
+    touch = cv2.dilate(obj.astype(np.uint8), cv2.getStructuringElement(
+        cv2.MORPH_ELLIPSE, (2 * (CONTACT_PX + 2) + 1,) * 2)).astype(bool)
+    candidate = _touching(cand, touch)
+    if not candidate.any():
+        return None
+    core = candidate & (dark >= np.percentile(dark[candidate], 50))
+    darkening = np.clip(np.median(1 - ratio[core], axis=0), 0.02, 0.95).astype(np.float32)
+    # the region: half-way through the penumbra (at the coarse scale, an edge keeps its place)
+    region = _touching(valid & (dark >= 0.5 * float(darkening.mean())) & (spread <= CHROMA_MAX), touch)
+    # dark texture joined to it by thin necks is not the shadow: open the region (a disk a tenth of the
+    # object's size), keep what touches the object, and take back only the region's pixels near that
+    neck = max(2, int(round(NECK * side * s)))
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * neck + 1, 2 * neck + 1))
+    body = cv2.morphologyEx(region.astype(np.uint8), cv2.MORPH_OPEN, disk).astype(bool)
+    body = _touching(body, cv2.dilate(touch.astype(np.uint8), disk).astype(bool))
+    region = _touching(region & cv2.dilate(body.astype(np.uint8), disk).astype(bool), touch)
+    region = fill_holes(region | near) & valid
+    if not region.any():
+        return None
+    # the penumbra: the outline's offset and softness (σ) that explain the finely measured ratio
+    # best near the edge; the matte is a soft step across the region's signed distance
+    ring = near & cv2.dilate(region.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    inside = (region | ring).astype(np.uint8)  # under the object next to the shadow: shadow too
+    signed = (cv2.distanceTransform(1 - inside, cv2.DIST_L2, 5)
+              - cv2.distanceTransform(inside, cv2.DIST_L2, 5)).astype(np.float32)  # working px, > 0 outside
+    fine = _normconv(small, valid, FINE)
+    raw = (1 - (fine / lit).mean(axis=2)) / float(darkening.mean())
+    band = valid & (np.abs(signed) <= max(4.0, 2 * coarse))
+    best, best_err = (0.0, 1.0), np.inf
+    if band.sum() >= 8:
+        d, r = signed[band], raw[band]
+        thin = max(1, d.size // 4000)  # a global fit: a few thousand pixels of the band are plenty
+        d, r = d[::thin], r[::thin]
+        for offset in OFFSETS[::2]:  # whole px: the pieces refine it
+            for sigma in PENUMBRAS:
+                err = float(((_step(d - offset, float(np.hypot(sigma, FINE))) - r) ** 2).mean())
+                if err < best_err:
+                    best, best_err = (offset, sigma), err
+    offset, sigma = best
+    if band.sum() >= 8:
+        # the outline's offset, segment by segment along it: a shadow's outline is not the coarse one's
+        for _ in range(PASSES):
+            signed = signed - _local_offsets(inside, signed, band, raw, float(np.hypot(sigma, FINE)), offset)
+            offset = 0.0
+            d, r = signed[band][::thin], raw[band][::thin]
+            errors = [float(((_step(d, float(np.hypot(sg, FINE))) - r) ** 2).mean()) for sg in PENUMBRAS]
+            sigma = PENUMBRAS[int(np.argmin(errors))]
+    # the umbra's darkening again, now that the matte is known: least squares of
+    # image = lit · (1 − matte · darkening) over the shadow's half (texture averages out)
+    work_matte = _step(signed - offset, max(sigma, 0.35))
+    use = valid & (work_matte >= 0.5)
+    if use.sum() >= 16:
+        m, l = work_matte[use][:, None], lit[use]
+        refit = (m * l * (l - small[use])).sum(axis=0) / np.maximum((m * m * l * l).sum(axis=0), 1e-6)
+        darkening = np.clip(refit, 0.02, 0.95).astype(np.float32)
+    # full resolution, in the matte's own box: the signed distance (smoothly upscaled) through the step
+    reach = offset + 3 * sigma + 4
+    rb = bbox(signed <= reach)
+    fx0, fy0 = max(int(rb[0] / s) - 2, 0), max(int(rb[1] / s) - 2, 0)
+    fx1, fy1 = min(int(np.ceil(rb[2] / s)) + 2, wx1 - wx0), min(int(np.ceil(rb[3] / s)) + 2, wy1 - wy0)
+    if s < 1:
+        xs = ((np.arange(fx0, fx1, dtype=np.float32) + 0.5) * s - 0.5)[None, :].repeat(fy1 - fy0, 0)
+        ys = ((np.arange(fy0, fy1, dtype=np.float32) + 0.5) * s - 0.5)[:, None].repeat(fx1 - fx0, 1)
+        dist = cv2.remap(signed, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) / s
+    else:
+        dist = signed[fy0:fy1, fx0:fx1]
+    matte = _step(dist - offset / s, max(sigma, 0.35) / s)
+    matte[matte < MATTE_MIN] = 0
+    if not matte.any():
+        return None
+    frame = (wy0 == 0, wy1 == h, wx0 == 0, wx1 == w)
+    return ShadowMatte((wx0 + fx0, wy0 + fy0, wx0 + fx1, wy0 + fy1), np.clip(matte, 0, 1).astype(np.float32),
+                       darkening, candidate | region, obj, (wx0, wy0, wx1, wy1), frame)
+
+
+def _step(distance: np.ndarray, sigma: float) -> np.ndarray:
+    """A soft step: 1 well inside (distance < 0), 0 well outside, the normal CDF across the edge
+    (its logistic approximation, within 0.01)."""
+    return (1 / (1 + np.exp(np.clip(1.702 * distance / max(sigma, 1e-3), -30, 30)))).astype(np.float32)
+
+
+def _local_offsets(inside: np.ndarray, signed: np.ndarray, band: np.ndarray, raw: np.ndarray, sigma: float,
+                   offset: float) -> np.ndarray:
+    """An offset (working px) per pixel: the outline's shift that explains ``raw`` best for each
+    SEGMENT-px piece of the outline (its pixels' nearest piece), smoothed along the outline and
+    across the image; 0 far from the band."""
+    import cv2
+
+    contours, _ = cv2.findContours(inside, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return np.full(signed.shape, offset, np.float32)
+    h, w = inside.shape
+    piece = np.full((h, w), -1, np.int32)
+    starts, n = [], 0
+    for c in contours:
+        pts = c[:, 0]
+        ids = n + np.arange(len(pts)) // SEGMENT
+        piece[pts[:, 1], pts[:, 0]] = ids
+        starts.append((n, int(ids[-1]) + 1))
+        n = int(ids[-1]) + 1
+    seeds = (piece < 0).astype(np.uint8)
+    _, labels = cv2.distanceTransformWithLabels(seeds, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+    # label → the piece of that outline pixel
+    flat = piece.ravel()
+    zero_idx = np.flatnonzero(seeds.ravel() == 0)
+    lut = np.full(labels.max() + 1, -1, np.int64)
+    lut_labels = labels.ravel()[zero_idx]
+    lut[lut_labels] = flat[zero_idx]
+    near_piece = lut[labels]
+    sel = band & (near_piece >= 0)
+    ids, d, r = near_piece[sel], signed[sel], raw[sel]
+    err = np.stack([np.bincount(ids, (_step(d - o, sigma) - r) ** 2, minlength=n) for o in OFFSETS], axis=1)
+    offsets = np.asarray(OFFSETS, np.float32)
+    best = np.full(n, offset, np.float32)
+    for a, b in starts:  # the smoothest run of offsets along each outline that explains the data
+        best[a:b] = _smooth_path(err[a:b], offsets, BEND)
+    field = np.where(near_piece >= 0, best[np.maximum(near_piece, 0)], offset).astype(np.float32)
+    return cv2.GaussianBlur(field, (0, 0), SEGMENT / 2)
+
+
+def _smooth_path(cost: np.ndarray, values: np.ndarray, bend: float) -> np.ndarray:
+    """Viterbi: one of ``values`` per row of ``cost`` (n×L) minimising the costs plus ``bend`` per unit
+    of change between neighbours."""
+    jump = bend * np.abs(values[:, None] - values[None, :])
+    total = cost[0].copy()
+    back = np.zeros(cost.shape, np.int64)
+    for i in range(1, len(cost)):
+        step = total[:, None] + jump                  # from (rows) → to (columns)
+        back[i] = step.argmin(axis=0)
+        total = cost[i] + step.min(axis=0)
+    path = np.empty(len(cost), np.int64)
+    path[-1] = int(total.argmin())
+    for i in range(len(cost) - 1, 0, -1):
+        path[i - 1] = back[i, path[i]]
+    return values[path]
+
+
+def _touching(cand: np.ndarray, touch: np.ndarray) -> np.ndarray:
+    """The 8-connected parts of ``cand`` that meet ``touch``."""
+    import cv2
+
+    n, labels = cv2.connectedComponents(cand.astype(np.uint8), connectivity=8)
+    keep = np.unique(labels[touch & cand])
+    return np.isin(labels, keep[keep > 0])

@@ -1,0 +1,40 @@
+"""The ``--shadow`` step that finds the cast shadow after the mask stage (the de-shadowing steps
+around the inpainter are in :mod:`.relight`)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .find import find_shadow
+from .relight import shadow_alpha
+
+
+class FindShadow:
+    """Pipeline step (after ``RefineMask``): find the cast shadow attached to ``state.mask`` and add it
+    to ``state.alpha`` (soft: :func:`~.relight.shadow_alpha`), keeping it in ``state.shadow``.
+
+    Records ``shadow_pixels`` (pixels of the shadow outside the object) and ``shadow_darkening`` (the
+    mean share of brightness the shadow takes from them, 0..1) in ``state.metadata``; both 0 when no
+    shadow is found (the alpha is then the object's alone)."""
+
+    name = "shadow"
+
+    def __call__(self, state):
+        state.shadow = None
+        found = find_shadow(state.image, state.mask)
+        pixels, darkening = 0, 0.0
+        if found is not None:
+            x0, y0, x1, y1 = found.box
+            found.object_alpha = state.alpha
+            alpha = state.alpha.copy()
+            alpha[y0:y1, x0:x1] = np.maximum(alpha[y0:y1, x0:x1], shadow_alpha(found.matte))
+            state.alpha, state.shadow = alpha, found
+            outside = (found.matte > 0) & ~state.mask[y0:y1, x0:x1]
+            pixels = int(outside.sum())
+            if pixels:
+                darkening = float((found.matte[outside] * float(np.mean(found.darkening))).mean())
+        state.metadata["shadow_pixels"] = pixels
+        state.metadata["shadow_darkening"] = round(darkening, 4)
+        return state
+
+    def __repr__(self) -> str:
+        return "FindShadow()"

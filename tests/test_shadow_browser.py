@@ -1,0 +1,115 @@
+"""The web app's Shadow checkbox in a real browser (Playwright driving Debian's Chromium) against a real
+uvicorn server: ticking it sends ``shadow: true``, the overlay draws the cast shadow in its own colour
+(amber) apart from the object (blue), and Remove relights it; unticking takes it back out."""
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
+
+import scenes as S  # noqa: E402
+from autoinpaint.mask_ops import distance_outside  # noqa: E402
+from test_serve_browser import ARGS, CHROMIUM, TOKEN, click_at, mask_pixels  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason=f"no Chromium at {CHROMIUM} (apt-get install chromium; CI installs it)")
+NAME = "pavement.png"
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return S.shadow_scene(480, 360, np.random.default_rng(1), "noise", angle=0.0)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, scene):
+    import uvicorn
+
+    from autoinpaint import EditOptions
+    from autoinpaint.server.app import create_app
+
+    folder = tmp_path_factory.mktemp("shadow-browser")
+    Image.fromarray(scene.image).save(folder / NAME)
+    app = create_app(folder, EditOptions(segmenter="classical", inpainter="telea"), token=TOKEN)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    srv.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+def overlay_rgba(page, x: int, y: int) -> list[int]:
+    """The overlay's pixel (display coordinates; the photo is shown 1:1 here)."""
+    return page.evaluate(f"() => Array.from(window.autoinpaint.state.overlay.getContext('2d')"
+                         f".getImageData({x}, {y}, 1, 1).data)")
+
+
+def test_shadow_checkbox_overlay_and_remove(server, scene):
+    h, w = scene.mask.shape
+    beyond = (scene.shadow >= 0.9) & (distance_outside(scene.mask) > 16)   # shadow past the object's alpha
+    ys, xs = np.nonzero(beyond)
+    sx, sy = int(np.median(xs)), int(np.median(ys))
+    ox, oy = scene.point
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_context(viewport={"width": 1180, "height": 760}).new_page()
+        page.set_default_timeout(120_000)
+        errors = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{server}/?token={TOKEN}")
+        page.get_by_test_id("file-list").get_by_text(NAME).click()
+        page.wait_for_function("document.getElementById('canvas').width > 0")
+        assert page.get_by_test_id("canvas").evaluate("c => [c.width, c.height]") == [w, h]
+        with page.expect_request(lambda r: r.url.endswith("/mask")) as first:
+            click_at(page, ox, oy, w, h)
+        assert "shadow" not in first.value.post_data_json
+        page.wait_for_function("Number(document.querySelector('[data-testid=mask-pixels]').textContent) > 0")
+        plain = mask_pixels(page)
+        assert overlay_rgba(page, sx, sy)[3] == 0                    # the shadow is not in the mask yet
+
+        with page.expect_request(lambda r: r.url.endswith("/mask")) as ticked:
+            page.get_by_test_id("shadow").check()
+        assert ticked.value.post_data_json["shadow"] is True
+        page.wait_for_function(f"Number(document.querySelector('[data-testid=mask-pixels]').textContent) > {plain}")
+        assert "shadow" in page.get_by_test_id("shadow-info").text_content()
+        amber, blue = overlay_rgba(page, sx, sy), overlay_rgba(page, ox, oy)
+        # (a canvas keeps premultiplied alpha: colours read back within a few levels)
+        assert np.abs(np.subtract(amber[:3], [255, 150, 0])).max() <= 3 and amber[3] > 100, amber  # the shadow
+        assert np.abs(np.subtract(blue[:3], [20, 110, 255])).max() <= 3 and blue[3] > 100, blue     # the object
+
+        with page.expect_request(lambda r: r.url.endswith("/edit")) as edit:
+            page.get_by_test_id("remove").click()
+        assert edit.value.post_data_json["shadow"] is True
+        page.get_by_test_id("download").wait_for(state="visible", timeout=60_000)
+        job = page.get_by_test_id("download").get_attribute("href").split("/")[3]
+        result = np.asarray(Image.open(io.BytesIO(page.request.get(f"{server}/api/jobs/{job}/result").body())))
+        clean = scene.background.astype(np.float32)
+        assert np.abs(result.astype(np.float32) - clean)[beyond].mean() <= 6
+        far = distance_outside(scene.mask | (scene.shadow >= 0.02)) > 40
+        assert np.array_equal(result[far], scene.image[far])
+
+        with page.expect_request(lambda r: r.url.endswith("/mask")) as unticked:
+            page.get_by_test_id("shadow").uncheck()
+        assert "shadow" not in unticked.value.post_data_json
+        page.wait_for_function(f"Number(document.querySelector('[data-testid=mask-pixels]').textContent) === {plain}")
+        assert page.get_by_test_id("shadow-info").text_content() == ""
+        browser.close()
+        assert not errors, errors
