@@ -17,6 +17,7 @@ class Limits:
     client_timeout: seconds without a request about a job before it is cancelled (client gone).
     result_ttl: seconds a finished job's result is kept after the last request about it.
     max_files: photos listed from FOLDER.
+    shutdown_grace: seconds running edits get to finish when the server stops (then cancelled).
     """
 
     max_upload_bytes: int = 200 * 2**20
@@ -29,3 +30,4 @@ class Limits:
     client_timeout: float = 120.0  # a hidden browser tab polls about once a minute
     result_ttl: float = 900.0
     max_files: int = 10_000
+    shutdown_grace: float = 10.0
