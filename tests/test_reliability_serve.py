@@ -23,7 +23,7 @@ FAST = ("--segmenter", "classical", "--inpainter", "telea", "-q")
 def test_eight_people_at_once_no_5xx_and_every_job_finishes():
     server = ServeProcess(*FAST, "--max-sessions", "16")
     try:
-        logs = load(server.url, clients=8, photos_each=2, clicks=30, size=(200, 150), timeout=150)
+        logs = load(server.url, clients=8, photos_each=2, clicks=30, size=(160, 120), timeout=150)
     finally:
         code = server.stop()
     statuses = [s for log in logs for s in log.statuses]
@@ -102,7 +102,7 @@ def test_sigterm_stops_cleanly_exit_0_no_temporary_file(tmp_path):
     tmp.mkdir()
     data, point = photo_bytes(320, 240, seed=0)
     (folder / "a.png").write_bytes(data)
-    big, big_point = photo_bytes(2400, 1800, seed=2, fmt="PNG")  # > 1 MB: the upload spools to disk
+    big, _ = photo_bytes(1600, 1200, seed=2, fmt="PNG")  # > 1 MB: the upload spools to disk
     assert len(big) > 2**20
     server = ServeProcess(folder, *FAST, env={"TMPDIR": str(tmp)})
     try:
@@ -113,7 +113,7 @@ def test_sigterm_stops_cleanly_exit_0_no_temporary_file(tmp_path):
             assert job["status"] == "done"
             assert http.post(f"/api/jobs/{job['job']}/save").status_code == 201
             image = http.post("/api/images", files={"file": ("big.png", big, "image/png")}).json()["id"]
-            r = http.post(f"/api/images/{image}/edit", json={"rects": [[200, 200, 2200, 1600]], "action": "remove"})
+            r = http.post(f"/api/images/{image}/edit", json={"rects": [[300, 300, 1100, 900]], "action": "remove"})
             assert r.status_code == 202
             running = r.json()["job"]
             end = time.monotonic() + 20

@@ -1,0 +1,85 @@
+"""Batches under faults (issue 21): a worker process killed mid-batch (the pool replaces it and runs
+its rows again, in the same run), a poisonous row that kills every worker it runs on, a flaky bucket
+(a fault-injecting proxy in front of the moto S3 server), and a full disk under OUTDIR (a small tmpfs)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from autoinpaint.batch.recipe import Task
+from autoinpaint.batch.runner import MAX_WORKER_DEATHS, run_local
+from test_batch import FAST, batch, make_photos, records_tolerant, write_jsonl
+
+
+def photo_rows(folder: Path, n: int, copies: int = 1) -> list[dict]:
+    photos = make_photos(folder / "in", n)
+    return [{"input": f"in/{p['name']}", "points": [p["point"]], "output": "{stem}_{line}{ext}"}
+            for _ in range(copies) for p in photos]
+
+
+def outputs(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and p.suffix in (".jpg", ".png")}
+
+
+def test_kill_9_one_worker_mid_batch_the_batch_completes_in_the_same_run(tmp_path):
+    rows = photo_rows(tmp_path, 12, copies=2)  # 24 rows
+    write_jsonl(tmp_path / "recipe.jsonl", rows)
+    clean = batch("recipe.jsonl", "-o", "clean", "--workers", "2", "-q", *FAST, cwd=tmp_path)
+    assert clean.returncode == 0, clean.stderr
+
+    proc = subprocess.Popen([sys.executable, "-m", "autoinpaint", "batch", "recipe.jsonl", "-o", "out",
+                             "--workers", "2", "--json", *FAST], cwd=tmp_path, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    manifest = tmp_path / "out" / "manifest.jsonl"
+    victim = None
+    deadline = time.time() + 60
+    while victim is None and time.time() < deadline and proc.poll() is None:
+        done = [r for r in records_tolerant(manifest) if r.get("status") == "done"] if manifest.exists() else []
+        if done:
+            victim = done[0]["pid"]  # a worker of the pool, busy with its next row
+            os.kill(victim, signal.SIGKILL)
+        time.sleep(0.01)
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert victim is not None, "no row finished before the batch ended"
+    assert proc.returncode == 0, err[-2000:]
+    summary = json.loads(out)
+    assert summary["done"] == len(rows) and summary["failed"] == 0
+    assert summary["worker_restarts"] == 1 and summary["rows_rerun"] >= 1  # the kill landed mid-batch
+    recs = records_tolerant(manifest)
+    assert sorted(r["line"] for r in recs) == list(range(1, len(rows) + 1))  # every row exactly once
+    assert all(r["status"] == "done" for r in recs)
+    assert sum(1 for r in recs if r.get("worker_deaths") == 1) == summary["rows_rerun"]
+    after = [r for r in recs if r["pid"] != victim]
+    assert {r["pid"] for r in after} - {r["pid"] for r in recs[:1]}, "no replacement worker did any row"
+    assert outputs(tmp_path / "out") == outputs(tmp_path / "clean")  # byte-identical to an undisturbed run
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.endswith(".tmp")]
+
+
+def _poisonous(task: Task) -> dict:
+    """A worker's work where line 3 kills its process every time (a row that crashes a native library)."""
+    if task.line == 3:
+        os._exit(9)
+    time.sleep(0.05)
+    return {"line": task.line, "status": "done", "pid": os.getpid()}
+
+
+def test_a_row_that_kills_every_worker_fails_alone_and_the_others_finish():
+    tasks = [Task(line=i, input=f"in/{i}.png", output=f"/nonexistent/out/{i}.png") for i in range(1, 9)]
+    stats: dict = {}
+    recs = list(run_local(iter(tasks), workers=2, threads=1, stats=stats, run=_poisonous))
+    by_line = {r["line"]: r for r in recs}
+    assert sorted(r["line"] for r in recs) == list(range(1, 9))  # one record each
+    assert by_line[3]["status"] == "failed" and by_line[3]["error_type"] == "WorkerDied"
+    assert all(by_line[i]["status"] == "done" for i in by_line if i != 3)
+    assert stats["worker_restarts"] == MAX_WORKER_DEATHS + 1  # twice among other rows, once alone
