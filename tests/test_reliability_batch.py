@@ -83,3 +83,45 @@ def test_a_row_that_kills_every_worker_fails_alone_and_the_others_finish():
     assert by_line[3]["status"] == "failed" and by_line[3]["error_type"] == "WorkerDied"
     assert all(by_line[i]["status"] == "done" for i in by_line if i != 3)
     assert stats["worker_restarts"] == MAX_WORKER_DEATHS + 1  # twice among other rows, once alone
+
+
+@pytest.mark.parametrize("client_attempts", ["8", "1"], ids=["botocore-retries", "our-retries-only"])
+def test_flaky_bucket_every_5th_request_fails_the_batch_retries_and_does_every_row_once(s3_server, tmp_path,
+                                                                                       client_attempts):
+    """Inputs, outputs and the manifest in a bucket behind a proxy that answers every 5th request with a
+    503 or a reset connection: every row done once, outputs byte-identical to a local run, no partial
+    object, a valid manifest (its parts folded). With ``AUTOINPAINT_S3_ATTEMPTS=1`` botocore does not
+    retry, so every fault is retried by autoinpaint.storage's own layer (counted in the summary)."""
+    from flaky_proxy import FlakyProxy
+    from test_storage import batch as batch_env
+    from test_storage import s3, upload_photos
+
+    fs = s3()
+    bucket = f"flaky{client_attempts}"
+    fs.mkdir(bucket)
+    photos = upload_photos(fs, bucket, tmp_path / "shots", 6)
+    rows = [{"input": f"s3://{bucket}/shots/{p['name']}", "points": [p["point"]]} for p in photos]
+    write_jsonl(tmp_path / "recipe.jsonl", rows)
+    write_jsonl(tmp_path / "local.jsonl", [{**r, "input": f"shots/{Path(r['input']).name}"} for r in rows])
+    clean = batch("local.jsonl", "-o", "clean", "--workers", "2", "-q", *FAST, cwd=tmp_path)
+    assert clean.returncode == 0, clean.stderr
+    with FlakyProxy(s3_server, every=5) as proxy:
+        env = {"AWS_ENDPOINT_URL": proxy.url, "AUTOINPAINT_MANIFEST_FLUSH_SECONDS": "0.2",
+               "AUTOINPAINT_S3_ATTEMPTS": client_attempts}
+        r = batch_env("recipe.jsonl", "-o", f"s3://{bucket}/out", "--manifest", f"s3://{bucket}/out/manifest.jsonl",
+                      "--workers", "2", "--json", *FAST, cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert proxy.counts["503"] >= 3 and proxy.counts["reset"] >= 3, proxy.counts
+    summary = json.loads(r.stdout)
+    assert (summary["done"], summary["failed"]) == (len(rows), 0)
+    if client_attempts == "1":
+        assert summary["storage_retries"] >= 1  # the workers' faults, retried by our own layer
+    fs.invalidate_cache()
+    keys = sorted(k.split("/", 2)[2] for k in fs.find(f"{bucket}/out"))
+    keys = [k for k in keys if k != "review.html" and not k.startswith("review/")]  # rows in doubt, if any
+    assert keys == sorted([p["name"] for p in photos] + ["manifest.jsonl"])  # no part, no temporary name
+    for p in photos:
+        assert fs.cat_file(f"{bucket}/out/{p['name']}") == (tmp_path / "clean" / p["name"]).read_bytes()
+    recs = [json.loads(line) for line in fs.cat_file(f"{bucket}/out/manifest.jsonl").decode().splitlines()]
+    assert sorted(r["line"] for r in recs) == list(range(1, len(rows) + 1))  # every row exactly once
+    assert all(r["status"] == "done" for r in recs)

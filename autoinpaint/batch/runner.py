@@ -225,7 +225,7 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
     book = open_manifest(manifest_spec)
     counts = dict.fromkeys(STATUSES, 0)
     in_doubt = 0
-    faults: dict = {"worker_restarts": 0, "rows_rerun": 0}
+    faults: dict = {"worker_restarts": 0, "rows_rerun": 0, "storage_retries": 0}
 
     from tqdm import tqdm
 
@@ -244,6 +244,7 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
         rec["finished"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         book.append(rec)
         counts[rec["status"]] = counts.get(rec["status"], 0) + 1
+        faults["storage_retries"] += rec.get("storage_retries") or 0
         if rec.get("review"):
             in_doubt += 1
         bar.update(1)
