@@ -125,3 +125,91 @@ def test_flaky_bucket_every_5th_request_fails_the_batch_retries_and_does_every_r
     recs = [json.loads(line) for line in fs.cat_file(f"{bucket}/out/manifest.jsonl").decode().splitlines()]
     assert sorted(r["line"] for r in recs) == list(range(1, len(rows) + 1))  # every row exactly once
     assert all(r["status"] == "done" for r in recs)
+
+
+# ------------------------------------------------------------------------------------------ a full disk
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs mounted on ``tmp_path/disk`` (root only), unmounted afterwards."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("a full disk needs a small tmpfs, and mounting one needs root")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(mnt)],
+                       capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip(f"cannot mount a tmpfs in this sandbox: {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(folder: Path, leave: int = 0) -> Path:
+    """Write a filler file until at most ``leave`` bytes are free on ``folder``'s file system."""
+    filler = folder / "filler.bin"
+    st = os.statvfs(folder)
+    free = st.f_bavail * st.f_frsize - leave
+    with open(filler, "wb") as fh:
+        try:
+            while free > 0:
+                free -= fh.write(b"\xff" * min(free, 65536))
+                fh.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_manifest_appends_on_a_full_disk_never_tear_a_line(small_disk):
+    from autoinpaint.batch.manifest import LocalManifest, ManifestFull
+
+    book = LocalManifest(small_disk / "manifest.jsonl", reserve_bytes=16 * 1024)
+    book.open()
+    fill(small_disk)  # not one free byte
+    with pytest.raises(OSError):
+        (small_disk / "probe").write_bytes(b"x" * 8192)
+    written = 0
+    with pytest.raises(ManifestFull, match="free some space"):
+        for i in range(10_000):
+            book.append({"line": i, "status": "failed", "error": "No space left on device " + "x" * 200})
+            written += 1
+    book.close()
+    assert book.reserve_used and written >= 16 * 1024 // 300  # the reserve held the records ...
+    lines = (small_disk / "manifest.jsonl").read_bytes().split(b"\n")
+    assert lines[-1] == b"" and len(lines) - 1 == written  # ... whole lines only, the last one included
+    assert [json.loads(x)["line"] for x in lines[:-1]] == list(range(written))
+
+
+def test_full_disk_under_outdir_rows_fail_with_the_reason_and_a_resume_completes(small_disk, tmp_path):
+    rows = photo_rows(tmp_path, 6, copies=2)  # 12 rows
+    write_jsonl(tmp_path / "recipe.jsonl", rows)
+    clean = batch("recipe.jsonl", "-o", "clean", "--workers", "1", "-q", *FAST, cwd=tmp_path)
+    assert clean.returncode == 0, clean.stderr
+    ref = outputs(tmp_path / "clean")
+    first = sum(-(-len(ref[f"{Path(r['input']).stem}_{i}{Path(r['input']).suffix}"]) // 4096) * 4096
+                for i, r in enumerate(rows[:3], 1))
+    out = small_disk / "out"
+    out.mkdir()
+    filler = fill(small_disk, leave=256 * 1024 + first + 8192)  # the manifest's reserve, 3 outputs, a little
+    full = batch("recipe.jsonl", "-o", out, "--workers", "1", "--json", *FAST, cwd=tmp_path)
+    assert full.returncode == 1 and "Traceback" not in full.stderr, full.stderr[-2000:]
+    summary = json.loads(full.stdout)
+    assert summary["done"] >= 1 and summary["failed"] >= 1 and summary["done"] + summary["failed"] == len(rows)
+    recs = records_tolerant(out / "manifest.jsonl")
+    assert len(recs) == len((out / "manifest.jsonl").read_text().splitlines())  # no torn line
+    assert sorted(r["line"] for r in recs) == list(range(1, len(rows) + 1))  # every row recorded once
+    failed = [r for r in recs if r["status"] == "failed"]
+    assert failed and all("No space left on device" in r["error"] for r in failed)
+    assert not [p for p in out.iterdir() if p.name.endswith((".tmp", ".reserve"))]
+    for r in recs:
+        if r["status"] == "done":
+            assert Path(r["output"]).read_bytes() == ref[Path(r["output"]).name]
+        else:
+            assert not Path(r["output"]).exists()
+
+    filler.unlink()  # space is freed: the same command resumes and completes the batch
+    resumed = batch("recipe.jsonl", "-o", out, "--workers", "1", "--json", *FAST, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    again = json.loads(resumed.stdout)
+    assert (again["done"], again["skipped"], again["failed"]) == (summary["failed"], summary["done"], 0)
+    assert outputs(out) == ref

@@ -225,7 +225,7 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
     book = open_manifest(manifest_spec)
     counts = dict.fromkeys(STATUSES, 0)
     in_doubt = 0
-    faults: dict = {"worker_restarts": 0, "rows_rerun": 0, "storage_retries": 0}
+    faults: dict = {"worker_restarts": 0, "rows_rerun": 0, "storage_retries": 0, "manifest_reserve_used": False}
 
     from tqdm import tqdm
 
@@ -239,7 +239,10 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
         rec.setdefault("error", None)
         thumbs = rec.pop("thumbnails", None)
         if thumbs:  # a row in doubt: its thumbnails go to OUTDIR/review/, their paths to the manifest
-            rec["thumbnails"] = save_thumbnails(outdir, rec, thumbs)
+            try:
+                rec["thumbnails"] = save_thumbnails(outdir, rec, thumbs)
+            except (AutoinpaintError, OSError) as exc:  # e.g. a full disk: the record matters more
+                rec["thumbnails_error"] = str(exc)
         rec["engine"] = engine
         rec["finished"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         book.append(rec)
@@ -269,11 +272,16 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
             record(rec)
     finally:
         try:
+            faults["manifest_reserve_used"] = bool(getattr(book, "reserve_used", False))
             book.close()
         finally:
             bar.close()
     seconds = time.perf_counter() - started
-    page, in_review = write_page(outdir, manifest_spec)  # rows in doubt, this run's and earlier ones
+    try:
+        page, in_review = write_page(outdir, manifest_spec)  # rows in doubt, this run's and earlier ones
+    except (AutoinpaintError, OSError) as exc:  # e.g. a full disk: the outputs and manifest are what count
+        log(f"Warning: could not write the review page: {exc}")
+        page, in_review = None, 0
     return {"total": sum(counts.values()), **counts, "review": in_doubt, "in_review": in_review,
             "review_page": str(page) if in_review else None, "seconds": round(seconds, 3),
             "images_per_minute": round(counts["done"] / seconds * 60, 2) if seconds > 0 else 0.0,
