@@ -213,3 +213,39 @@ def test_full_disk_under_outdir_rows_fail_with_the_reason_and_a_resume_completes
     again = json.loads(resumed.stdout)
     assert (again["done"], again["skipped"], again["failed"]) == (summary["failed"], summary["done"], 0)
     assert outputs(out) == ref
+
+
+def test_kill_9_one_ray_actor_mid_batch_the_batch_completes(ray_session, tmp_path):
+    """``--engine ray``: a Ray actor killed mid-batch is restarted (Ray Data's actors restart without
+    limit) and the block it held runs again (``max_task_retries=1``): every row done once, outputs
+    byte-identical to the local engine's."""
+    rows = photo_rows(tmp_path, 10)  # 10 rows
+    write_jsonl(tmp_path / "recipe.jsonl", rows)
+    clean = batch("recipe.jsonl", "-o", "clean", "--workers", "2", "-q", *FAST, cwd=tmp_path)
+    assert clean.returncode == 0, clean.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "autoinpaint", "batch", "recipe.jsonl", "-o", "out",
+                             "--engine", "ray", "--ray-address", ray_session, "--rows-per-task", "1",
+                             "--workers", "2", "--json", *FAST], cwd=tmp_path, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    manifest = tmp_path / "out" / "manifest.jsonl"
+    victim = None
+    deadline = time.time() + 120
+    while victim is None and time.time() < deadline and proc.poll() is None:
+        done = [r for r in records_tolerant(manifest) if r.get("status") == "done"] if manifest.exists() else []
+        if done:
+            victim = done[0]["pid"]  # an actor of the pool
+            os.kill(victim, signal.SIGKILL)
+        time.sleep(0.01)
+    try:
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert victim is not None, "no row finished before the batch ended"
+    assert proc.returncode == 0, err[-2000:]
+    summary = json.loads(out)
+    assert (summary["done"], summary["failed"]) == (len(rows), 0)
+    recs = records_tolerant(manifest)
+    assert sorted(r["line"] for r in recs) == list(range(1, len(rows) + 1))  # every row exactly once
+    assert len({r["pid"] for r in recs}) >= 3  # the killed actor, its sibling, and the restarted actor
+    assert outputs(tmp_path / "out") == outputs(tmp_path / "clean")
