@@ -24,7 +24,8 @@ DEFAULT_PORT = 8765
               help="Open photos kept; opening one more closes the least recently used (its page is told "
                    "to open it again).")
 @click.option("--session-memory", type=click.IntRange(min=1), default=2048, show_default=True, metavar="MB",
-              help="Bound on the decoded pixels of all open photos, in MiB (least recently used closed first).")
+              help="Bound on what all open photos hold (pixels, masks, results, display copies), in MiB "
+                   "(least recently used closed first).")
 @click.option("--max-jobs", type=click.IntRange(min=1), default=32, show_default=True, metavar="N",
               help="Edit jobs kept (queued, running or finished); past it a new edit gets 429 with Retry-After.")
 @click.option("--edit-workers", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",

@@ -11,7 +11,8 @@ class Limits:
     max_upload_bytes: request body size (an upload over it is a 413).
     max_pixels: pixels of one image (over it: 413); None = the pipeline's default (100 MP or
         ``$AUTOINPAINT_MAX_PIXELS``), or ``--max-pixels``.
-    max_sessions / max_session_bytes: open images kept (LRU), and their decoded pixels in bytes.
+    max_sessions / max_session_bytes: open images kept (LRU), and the bytes of their arrays (pixels,
+        masks, results, display copies, embeddings).
     display_max_side: longest side of the display copy the page shows (px).
     workers: edits run at once; max_jobs: jobs kept (queued, running or finished).
     client_timeout: seconds without a request about a job before it is cancelled (client gone).
