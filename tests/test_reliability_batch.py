@@ -85,19 +85,16 @@ def test_a_row_that_kills_every_worker_fails_alone_and_the_others_finish():
     assert stats["worker_restarts"] == MAX_WORKER_DEATHS + 1  # twice among other rows, once alone
 
 
-@pytest.mark.parametrize("client_attempts", ["8", "1"], ids=["botocore-retries", "our-retries-only"])
-def test_flaky_bucket_every_5th_request_fails_the_batch_retries_and_does_every_row_once(s3_server, tmp_path,
-                                                                                       client_attempts):
+def test_flaky_bucket_every_5th_request_fails_the_batch_retries_and_does_every_row_once(s3_server, tmp_path):
     """Inputs, outputs and the manifest in a bucket behind a proxy that answers every 5th request with a
     503 or a reset connection: every row done once, outputs byte-identical to a local run, no partial
-    object, a valid manifest (its parts folded). With ``AUTOINPAINT_S3_ATTEMPTS=1`` botocore does not
-    retry, so every fault is retried by autoinpaint.storage's own layer (counted in the summary)."""
+    object, a valid manifest (its parts folded)."""
     from flaky_proxy import FlakyProxy
     from test_storage import batch as batch_env
     from test_storage import s3, upload_photos
 
     fs = s3()
-    bucket = f"flaky{client_attempts}"
+    bucket = "flaky"
     fs.mkdir(bucket)
     photos = upload_photos(fs, bucket, tmp_path / "shots", 6)
     rows = [{"input": f"s3://{bucket}/shots/{p['name']}", "points": [p["point"]]} for p in photos]
@@ -106,16 +103,13 @@ def test_flaky_bucket_every_5th_request_fails_the_batch_retries_and_does_every_r
     clean = batch("local.jsonl", "-o", "clean", "--workers", "2", "-q", *FAST, cwd=tmp_path)
     assert clean.returncode == 0, clean.stderr
     with FlakyProxy(s3_server, every=5) as proxy:
-        env = {"AWS_ENDPOINT_URL": proxy.url, "AUTOINPAINT_MANIFEST_FLUSH_SECONDS": "0.2",
-               "AUTOINPAINT_S3_ATTEMPTS": client_attempts}
+        env = {"AWS_ENDPOINT_URL": proxy.url, "AUTOINPAINT_MANIFEST_FLUSH_SECONDS": "0.2"}
         r = batch_env("recipe.jsonl", "-o", f"s3://{bucket}/out", "--manifest", f"s3://{bucket}/out/manifest.jsonl",
                       "--workers", "2", "--json", *FAST, cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert proxy.counts["503"] >= 3 and proxy.counts["reset"] >= 3, proxy.counts
     summary = json.loads(r.stdout)
     assert (summary["done"], summary["failed"]) == (len(rows), 0)
-    if client_attempts == "1":
-        assert summary["storage_retries"] >= 1  # the workers' faults, retried by our own layer
     fs.invalidate_cache()
     keys = sorted(k.split("/", 2)[2] for k in fs.find(f"{bucket}/out"))
     keys = [k for k in keys if k != "review.html" and not k.startswith("review/")]  # rows in doubt, if any
@@ -125,6 +119,62 @@ def test_flaky_bucket_every_5th_request_fails_the_batch_retries_and_does_every_r
     recs = [json.loads(line) for line in fs.cat_file(f"{bucket}/out/manifest.jsonl").decode().splitlines()]
     assert sorted(r["line"] for r in recs) == list(range(1, len(rows) + 1))  # every row exactly once
     assert all(r["status"] == "done" for r in recs)
+
+
+class _FlakyFS:
+    """A store whose calls fail ``fails`` times (a reset connection, then a 503 as botocore reports it)
+    before they work; records every call."""
+
+    def __init__(self, fails: int):
+        self.fails, self.calls, self.objects = fails, [], {}
+
+    def _maybe_fail(self, what: str) -> None:
+        self.calls.append(what)
+        if self.fails > 0:
+            self.fails -= 1
+            if self.fails % 2:
+                raise ConnectionResetError(104, "Connection reset by peer")
+            exc = Exception("An error occurred (SlowDown) when calling the PutObject operation")
+            exc.response = {"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}
+            raise exc
+
+    def pipe_file(self, path, data):
+        self._maybe_fail("put")
+        self.objects[path] = data
+
+    def cat_file(self, path):
+        self._maybe_fail("get")
+        if path not in self.objects:
+            raise FileNotFoundError(path)
+        return self.objects[path]
+
+    def invalidate_cache(self):
+        pass
+
+
+def test_our_retry_layer_backs_off_on_transient_failures_and_never_on_a_missing_object(monkeypatch):
+    """Below botocore's own retries, autoinpaint.storage retries what the client gave up on: a reset
+    connection, a 503 (with backoff), up to $AUTOINPAINT_STORAGE_RETRIES more tries; a missing object
+    is an answer, not retried."""
+    from autoinpaint import storage
+    from autoinpaint.errors import InputError, StorageError
+
+    store = _FlakyFS(fails=3)
+    sleeps = []
+    monkeypatch.setattr(storage, "_fs", lambda spec: (store, str(spec).split("://", 1)[1]))
+    monkeypatch.setattr(storage.time, "sleep", sleeps.append)
+    before = storage.RETRIES
+    storage.write_bytes("s3://b/out/a.png", b"pixels")
+    assert store.objects == {"b/out/a.png": b"pixels"} and store.calls == ["put"] * 4
+    assert storage.RETRIES - before == 3 and len(sleeps) == 3 and sleeps[0] < sleeps[1] < sleeps[2]  # backoff
+    with pytest.raises(InputError, match="no such file"):
+        storage.read_bytes("s3://b/out/missing.png")
+    assert store.calls[-1] == "get" and store.calls.count("get") == 1  # not retried
+    store.fails = 9  # more than 3 retries: the failure is reported, once
+    monkeypatch.setenv("AUTOINPAINT_STORAGE_RETRIES", "3")
+    with pytest.raises(StorageError, match="cannot write s3://b/out/b.png"):
+        storage.write_bytes("s3://b/out/b.png", b"x")
+    assert "b/out/b.png" not in store.objects
 
 
 # ------------------------------------------------------------------------------------------ a full disk
