@@ -123,10 +123,12 @@ def spiral(center: tuple[int, int], n: int, w: int, h: int):
 
 @dataclass
 class ClientLog:
-    """What one simulated person saw: every status code, click round trips (s), final job states."""
+    """What one simulated person saw: every status code, click round trips (s), the server's own
+    time for each click (its ``timings.total``, s), final job states."""
 
     statuses: list = field(default_factory=list)
     clicks: list = field(default_factory=list)
+    server: list = field(default_factory=list)
     jobs: list = field(default_factory=list)
     errors: list = field(default_factory=list)
 
@@ -157,6 +159,7 @@ def person(url: str, photos: list[tuple[bytes, tuple[int, int]]], clicks: int, s
                     log.statuses.append(r.status_code)
                     if r.status_code == 200:
                         last = [p]
+                        log.server.append(r.json()["timings"]["total"])
                     elif "empty mask" not in r.text:
                         log.errors.append(r.text[:200])
                 r = http.post(f"/api/images/{image}/edit", json={"points": last, "action": "remove"})
