@@ -4,11 +4,9 @@ by session eviction over many photos, 429 + Retry-After past ``--max-jobs``, and
 no temporary file left). Latency ratios are measured in benchmarks/bench_load.py, not asserted here."""
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 import pytest
 

@@ -83,6 +83,12 @@ def run_local(tasks: Iterable[Task], workers: int, threads: int | None, stats: d
     retry: list[Task] = []  # rows to run again after a worker death, oldest first
     deaths: dict[int, int] = {}  # id(task) -> worker deaths seen while it was in flight
 
+    def finished_row(task: Task, rec: dict) -> dict:
+        died = deaths.pop(id(task), 0)
+        if died:
+            rec["worker_deaths"] = died  # run again after its worker died (the row's only record)
+        return rec
+
     def new_pool() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=(threads,))
 
@@ -129,11 +135,10 @@ def run_local(tasks: Iterable[Task], workers: int, threads: int | None, stats: d
                         broken = True
                         pending[fut] = task  # handled with the rest of the rows in flight below
                         continue
-                    died = deaths.pop(id(task), 0)
-                    if died:
-                        rec["worker_deaths"] = died  # run again after its worker died (the row's only record)
-                    yield rec
+                    yield finished_row(task, rec)
             if broken:
+                for fut in [f for f in pending if f.done() and not f.cancelled() and f.exception() is None]:
+                    yield finished_row(pending.pop(fut), fut.result())  # done just before the pool broke
                 lost = list(pending.values())
                 pending.clear()
                 pool.shutdown(wait=True, cancel_futures=True)
