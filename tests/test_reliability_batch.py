@@ -29,7 +29,7 @@ def outputs(folder: Path) -> dict[str, bytes]:
 
 
 def test_kill_9_one_worker_mid_batch_the_batch_completes_in_the_same_run(tmp_path):
-    rows = photo_rows(tmp_path, 12, copies=2)  # 24 rows
+    rows = photo_rows(tmp_path, 8, copies=2)  # 16 rows
     write_jsonl(tmp_path / "recipe.jsonl", rows)
     clean = batch("recipe.jsonl", "-o", "clean", "--workers", "2", "-q", *FAST, cwd=tmp_path)
     assert clean.returncode == 0, clean.stderr
