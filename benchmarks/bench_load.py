@@ -64,9 +64,10 @@ def clicks(server: ServeProcess, clients: int, photos_each: int, n_clicks: int, 
     return out
 
 
-def memory(photos: int, max_sessions: int, size, point_seed: int = 5) -> dict:
+def memory(photos: int, max_sessions: int, size, session_memory: int | None = None, point_seed: int = 5) -> dict:
     data, point = photo_bytes(*size, seed=point_seed, fmt="JPEG")
-    server = ServeProcess(*FAST, "--max-sessions", str(max_sessions))
+    extra = ("--session-memory", str(session_memory)) if session_memory else ()
+    server = ServeProcess(*FAST, "--max-sessions", str(max_sessions), *extra)
     rss = {}
     try:
         start = rss_bytes(server.pid)
@@ -104,6 +105,7 @@ def main() -> None:
     ap.add_argument("--photos", type=int, default=200, help="photos opened one after another (memory)")
     ap.add_argument("--big", default="3000x2000", help="size of the memory test's photos (W×H)")
     ap.add_argument("--max-sessions", type=int, default=8)
+    ap.add_argument("--session-memory", type=int, default=None, metavar="MB", help="serve --session-memory")
     ap.add_argument("--sections", default="clicks,memory")
     args = ap.parse_args()
     size = tuple(int(v) for v in args.size.lower().split("x"))
@@ -118,7 +120,7 @@ def main() -> None:
             finally:
                 code = server.stop()
             runs[pause]["exit"] = code
-    mem = memory(args.photos, args.max_sessions, big) if "memory" in args.sections else None
+    mem = memory(args.photos, args.max_sessions, big, args.session_memory) if "memory" in args.sections else None
     load_after = os.getloadavg()
 
     ms = lambda s: f"{1000 * s:.0f} ms"  # noqa: E731
@@ -150,7 +152,8 @@ def main() -> None:
         r = mem["rss"]
         print(f"**Memory**: {args.photos} photos ({big[0]}×{big[1]} JPEG, {mem['bytes'] / 1e3:.0f} kB each, "
               f"{big[0] * big[1] * 3 / 2**20:.0f} MB decoded) opened one after another, each shown and "
-              f"clicked once; --max-sessions {args.max_sessions}\n")
+              f"clicked once; --max-sessions {args.max_sessions}"
+              + (f" --session-memory {args.session_memory}" if args.session_memory else "") + "\n")
         print("| server RSS at start | after photo 1 | after 10 | after " + f"{args.photos // 2} | after {args.photos} | "
               f"growth 10 → {args.photos} | peak (VmHWM) |")
         print("|---|---|---|---|---|---|---|")
