@@ -93,8 +93,9 @@ def worker_section(work: Path, n: int, engine: str, ray_address: str | None) -> 
         recs = records(out / "manifest.jsonl")
         lines = [r["line"] for r in recs]
         rows.append({"engine": engine, "run": name, "rows": n, "done": summary["done"], "failed": summary["failed"],
-                     "seconds": seconds, "restarts": summary.get("worker_restarts", "–"),
-                     "rerun": summary.get("rows_rerun", "–"), "pids": len({r.get("pid") for r in recs}),
+                     "seconds": seconds,  # restarts are counted by the local pool only (Ray restarts its actors)
+                     "restarts": summary.get("worker_restarts", "–") if engine == "local" else "–",
+                     "rerun": summary.get("rows_rerun", "–") if engine == "local" else "–", "pids": len({r.get("pid") for r in recs}),
                      "once": sorted(lines) == list(range(1, n + 1)), "victim": victim, "out": out})
     rows[1]["identical"] = outputs(rows[1]["out"]) == outputs(rows[0]["out"])
     return rows
