@@ -218,12 +218,12 @@ def main() -> None:
         print()
     if disk:
         f, s = disk["first"], disk["second"]
-        print("| full disk (1 MiB tmpfs) | rows | done | skipped | failed | torn manifest lines | reason | "
-              "outputs = clean run |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| full disk (1 MiB tmpfs) | rows | done | skipped | failed | torn manifest lines | manifest reserve "
+              "given back | reason | outputs = clean run |")
+        print("|---|---|---|---|---|---|---|---|---|")
         print(f"| disk full | {disk['rows']} | {f['done']} | {f['skipped']} | {f['failed']} | {disk['torn']} | "
-              f"{'; '.join(disk['reasons'])} | |")
-        print(f"| resume after freeing space | {disk['rows']} | {s['done']} | {s['skipped']} | {s['failed']} | | | "
+              f"{'yes' if f.get('manifest_reserve_used') else 'no'} | {'; '.join(disk['reasons'])} | |")
+        print(f"| resume after freeing space | {disk['rows']} | {s['done']} | {s['skipped']} | {s['failed']} | | | | "
               f"{'yes' if disk['identical'] else 'NO'} |")
     elif "disk" in args.sections:
         print("(disk: skipped: mounting a tmpfs needs root)")
