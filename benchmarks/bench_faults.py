@@ -11,7 +11,8 @@ injector is tests/flaky_proxy.py, the full disk a small tmpfs (root only).
   with the default client retries, and with ``AUTOINPAINT_S3_ATTEMPTS=1`` (botocore does not retry:
   autoinpaint.storage's own retries do all the work). Requests seen, faults injected, our retries.
 * **disk**: OUTDIR on a 1 MiB tmpfs filled to leave room for about 3 outputs: rows done / failed
-  (with the reason), the manifest's lines, then a resume once space is freed.
+  (with the reason) / not started (the batch stops starting rows once the disk is full), the
+  manifest's lines, then a resume once space is freed.
 
     flock /work/wt/bench.lock .venv/bin/python benchmarks/bench_faults.py [--photos 24] [--sections worker,bucket,disk,ray]
 """
@@ -218,13 +219,14 @@ def main() -> None:
         print()
     if disk:
         f, s = disk["first"], disk["second"]
-        print("| full disk (1 MiB tmpfs) | rows | done | skipped | failed | torn manifest lines | manifest reserve "
-              "given back | reason | outputs = clean run |")
-        print("|---|---|---|---|---|---|---|---|---|")
-        print(f"| disk full | {disk['rows']} | {f['done']} | {f['skipped']} | {f['failed']} | {disk['torn']} | "
-              f"{'yes' if f.get('manifest_reserve_used') else 'no'} | {'; '.join(disk['reasons'])} | |")
-        print(f"| resume after freeing space | {disk['rows']} | {s['done']} | {s['skipped']} | {s['failed']} | | | | "
-              f"{'yes' if disk['identical'] else 'NO'} |")
+        print("| full disk (1 MiB tmpfs) | rows | done | skipped | failed | not started | torn manifest lines | "
+              "manifest reserve given back | reason | outputs = clean run |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        print(f"| disk full | {disk['rows']} | {f['done']} | {f['skipped']} | {f['failed']} | {disk['rows'] - f['total']} "
+              f"(stopped: {f.get('stopped')}) | {disk['torn']} | {'yes' if f.get('manifest_reserve_used') else 'no'} | "
+              f"{'; '.join(disk['reasons'])} | |")
+        print(f"| resume after freeing space | {disk['rows']} | {s['done']} | {s['skipped']} | {s['failed']} | "
+              f"{disk['rows'] - s['total']} | | | | {'yes' if disk['identical'] else 'NO'} |")
     elif "disk" in args.sections:
         print("(disk: skipped: mounting a tmpfs needs root)")
 

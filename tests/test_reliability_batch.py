@@ -243,11 +243,14 @@ def test_full_disk_under_outdir_rows_fail_with_the_reason_and_a_resume_completes
     filler = fill(small_disk, leave=256 * 1024 + first + 8192)  # the manifest's reserve, 3 outputs, a little
     full = batch("recipe.jsonl", "-o", out, "--workers", "1", "--json", *FAST, cwd=tmp_path)
     assert full.returncode == 1 and "Traceback" not in full.stderr, full.stderr[-2000:]
+    assert f"Error: {out} is full: the batch stopped" in full.stderr and "run the same command again" in full.stderr
     summary = json.loads(full.stdout)
-    assert summary["done"] >= 1 and summary["failed"] >= 1 and summary["done"] + summary["failed"] == len(rows)
+    assert summary["stopped"] == "disk full" and summary["done"] >= 1 and summary["failed"] >= 1
+    assert summary["done"] + summary["failed"] < len(rows)  # no new row started once the disk was full
     recs = records_tolerant(out / "manifest.jsonl")
     assert len(recs) == len((out / "manifest.jsonl").read_text().splitlines())  # no torn line
-    assert sorted(r["line"] for r in recs) == list(range(1, len(rows) + 1))  # every row recorded once
+    lines = sorted(r["line"] for r in recs)
+    assert lines == list(range(1, len(recs) + 1))  # the first rows, each recorded once
     failed = [r for r in recs if r["status"] == "failed"]
     assert failed and all("No space left on device" in r["error"] for r in failed)
     assert not [p for p in out.iterdir() if p.name.endswith((".tmp", ".reserve"))]
@@ -261,7 +264,7 @@ def test_full_disk_under_outdir_rows_fail_with_the_reason_and_a_resume_completes
     resumed = batch("recipe.jsonl", "-o", out, "--workers", "1", "--json", *FAST, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     again = json.loads(resumed.stdout)
-    assert (again["done"], again["skipped"], again["failed"]) == (summary["failed"], summary["done"], 0)
+    assert (again["done"], again["skipped"], again["failed"]) == (len(rows) - summary["done"], summary["done"], 0)
     assert outputs(out) == ref
 
 

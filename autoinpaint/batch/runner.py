@@ -15,6 +15,7 @@ process (or Ray actor) loads its models once and keeps them for all its rows.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import os
 import sys
@@ -167,6 +168,23 @@ def run_local(tasks: Iterable[Task], workers: int, threads: int | None, stats: d
                 os.environ[var] = value
 
 
+def _disk_full(rec: dict) -> bool:
+    """Whether a row failed because its output's disk (or quota) is full."""
+    error = rec.get("error") or ""
+    return any(os.strerror(code) in error for code in (errno.ENOSPC, errno.EDQUOT))
+
+
+def _until(stop: Callable[[], bool], tasks: Iterable[Task]) -> Iterator[Task]:
+    """``tasks`` until ``stop()`` says no more should start (the planner is closed then)."""
+    try:
+        for task in tasks:
+            if stop():
+                return
+            yield task
+    finally:
+        getattr(tasks, "close", lambda: None)()
+
+
 def _remove_temp_files_of(tasks: list[Task]) -> None:
     """A worker killed between writing an output's temporary file and renaming it leaves the
     temporary file: remove those in the output folders of the rows it had in flight (no worker is
@@ -230,7 +248,8 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
     book = open_manifest(manifest_spec)
     counts = dict.fromkeys(STATUSES, 0)
     in_doubt = 0
-    faults: dict = {"worker_restarts": 0, "rows_rerun": 0, "storage_retries": 0, "manifest_reserve_used": False}
+    faults: dict = {"worker_restarts": 0, "rows_rerun": 0, "storage_retries": 0, "manifest_reserve_used": False,
+                    "stopped": None}
 
     from tqdm import tqdm
 
@@ -251,11 +270,17 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
         rec["engine"] = engine
         rec["finished"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         book.append(rec)
+        faults["reserve"] = bool(getattr(book, "reserve_used", False))
         counts[rec["status"]] = counts.get(rec["status"], 0) + 1
         faults["storage_retries"] += rec.get("storage_retries") or 0
         if rec.get("review"):
             in_doubt += 1
         bar.update(1)
+        if rec["status"] == "failed" and not faults["stopped"] and (_disk_full(rec) or faults.get("reserve")):
+            faults["stopped"] = "disk full"  # no new row starts: each would do its work, then fail to write
+            if not quiet:
+                (bar.write if progress else log)(f"{outdir} is full: no new row is started, the rows in flight "
+                                                 f"finish")
         if rec["status"] == "failed":
             bar.set_postfix(failed=counts["failed"], refresh=False)
             if not quiet:
@@ -272,12 +297,13 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
             results = run_ray(plan, workers=workers, address=ray_address, cpus_per_worker=cpus_per_worker,
                               gpus_per_worker=gpus_per_worker, threads=threads, rows_per_task=rows_per_task)
         else:
-            results = run_local(plan_tasks(plan), workers, threads, stats=faults)
+            tasks = _until(lambda: faults["stopped"] is not None, plan_tasks(plan))
+            results = run_local(tasks, workers, threads, stats=faults)
         for rec in results:
             record(rec)
     finally:
         try:
-            faults["manifest_reserve_used"] = bool(getattr(book, "reserve_used", False))
+            faults["manifest_reserve_used"] = bool(faults.pop("reserve", False))
             book.close()
         finally:
             bar.close()

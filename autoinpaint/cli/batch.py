@@ -103,6 +103,10 @@ def batch(source: str, outdir: str, manifest: str | None, workers: int | None, e
         n = result["in_review"]
         click.echo(f"Warning: {n} mask{' is' if n == 1 else 's are'} in doubt: check {'it' if n == 1 else 'them'} "
                    f"in {result['review_page']}", err=True)
+    if result.get("stopped"):
+        raise BatchFailed(f"{result['outdir']} is full: the batch stopped after {result['total']} rows "
+                          f"({result['failed']} failed); free some space and run the same command again "
+                          f"(it resumes); see {result['manifest']}")
     if result["failed"]:
         raise BatchFailed(f"{result['failed']} of {result['total']} rows failed; see {result['manifest']}")
 
