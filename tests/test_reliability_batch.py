@@ -96,7 +96,7 @@ def test_flaky_bucket_every_5th_request_fails_the_batch_retries_and_does_every_r
     fs = s3()
     bucket = "flaky"
     fs.mkdir(bucket)
-    photos = upload_photos(fs, bucket, tmp_path / "shots", 6)
+    photos = upload_photos(fs, bucket, tmp_path / "shots", 5)
     rows = [{"input": f"s3://{bucket}/shots/{p['name']}", "points": [p["point"]]} for p in photos]
     write_jsonl(tmp_path / "recipe.jsonl", rows)
     write_jsonl(tmp_path / "local.jsonl", [{**r, "input": f"shots/{Path(r['input']).name}"} for r in rows])
@@ -107,7 +107,7 @@ def test_flaky_bucket_every_5th_request_fails_the_batch_retries_and_does_every_r
         r = batch_env("recipe.jsonl", "-o", f"s3://{bucket}/out", "--manifest", f"s3://{bucket}/out/manifest.jsonl",
                       "--workers", "2", "--json", *FAST, cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert proxy.counts["503"] >= 3 and proxy.counts["reset"] >= 3, proxy.counts
+    assert proxy.counts["503"] >= 2 and proxy.counts["reset"] >= 2, proxy.counts  # faults did happen
     summary = json.loads(r.stdout)
     assert (summary["done"], summary["failed"]) == (len(rows), 0)
     fs.invalidate_cache()
@@ -231,7 +231,7 @@ def test_manifest_appends_on_a_full_disk_never_tear_a_line(small_disk):
 
 
 def test_full_disk_under_outdir_rows_fail_with_the_reason_and_a_resume_completes(small_disk, tmp_path):
-    rows = photo_rows(tmp_path, 6, copies=2)  # 12 rows
+    rows = photo_rows(tmp_path, 4, copies=2)  # 8 rows
     write_jsonl(tmp_path / "recipe.jsonl", rows)
     clean = batch("recipe.jsonl", "-o", "clean", "--workers", "1", "-q", *FAST, cwd=tmp_path)
     assert clean.returncode == 0, clean.stderr
