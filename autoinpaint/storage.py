@@ -16,12 +16,22 @@ A *spec* is a local path, a ``file://`` URL (treated as the local path) or a URL
 
 Failures are :class:`~autoinpaint.errors.InputError` (missing object, no permission, read-only store:
 bad input, exit 2) or :class:`~autoinpaint.errors.StorageError` (the store failed, exit 1).
+
+* **Transient failures are retried** with exponential backoff, in two layers: the store's client
+  (for S3: botocore's ``standard`` retry mode, ``$AUTOINPAINT_S3_ATTEMPTS`` attempts, default 5, and
+  s3fs's own loop cut to one retry, so that the two do not multiply:
+  503 SlowDown, 5xx, throttling, reset or refused connections, timeouts), then around each of our
+  calls (``$AUTOINPAINT_STORAGE_RETRIES`` more tries, default 3; 0.5 s, 1 s, 2 s, ... with jitter)
+  for what the client gave up on. Every call retried is idempotent: a read, a listing, or a write
+  of a whole object (never an append). :data:`RETRIES` counts the retries of this process.
 """
 from __future__ import annotations
 
 import os
 import posixpath
+import random
 import re
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +47,9 @@ _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]+)://")
 OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oci", "oss", "memory"}
 READ_ONLY = {"http", "https"}
 _TEMP_PREFIX, _TEMP_SUFFIX = ".", ".tmp"  # write_atomic's temporary names: .NAME.XXXX.tmp
+RETRIES = 0  # our own retries of store calls in this process (the client's own are not counted)
+_NOT_TRANSIENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError,
+                  InputError)
 
 
 # ------------------------------------------------------------------------------------------------ specs
@@ -80,11 +93,50 @@ def _fs(spec: Spec) -> tuple[Any, str]:
         raise InputError(f"{s}: reading and writing URLs needs fsspec and the store's package: "
                          f"pip install 'autoinpaint[s3]' (or gcsfs, adlfs)") from None
     try:
-        return fsspec.core.url_to_fs(s)
+        fs, path = fsspec.core.url_to_fs(s, **_client_options(s))
     except ImportError as exc:
         raise InputError(f"{s}: {exc}") from None
     except ValueError as exc:
         raise InputError(f"{s}: {exc}") from None
+    if hasattr(fs, "retries") and protocol(s) in ("s3", "s3a"):
+        # s3fs's own loop (5 tries by default) would multiply botocore's: one retry, for what botocore
+        # does not cover (a read cut mid-stream); none when $AUTOINPAINT_S3_ATTEMPTS is 1
+        fs.retries = 1 if _s3_attempts() == 1 else 2
+    return fs, path
+
+
+def _s3_attempts() -> int:
+    return max(1, int(os.environ.get("AUTOINPAINT_S3_ATTEMPTS") or 5))
+
+
+def _client_options(spec: str) -> dict:
+    """The store client's own retry settings (S3: botocore's standard mode with backoff and jitter)."""
+    if protocol(spec) in ("s3", "s3a"):
+        return {"config_kwargs": {"retries": {"max_attempts": _s3_attempts(), "mode": "standard"}}}
+    return {}
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether a store's failure may go away on a retry: a dropped connection, a timeout, a 5xx or
+    throttling answer; not a missing object, a denied permission or bad input."""
+    if isinstance(exc, _NOT_TRANSIENT):
+        return False
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    names = {c.__name__ for c in type(exc).__mro__}
+    if names & {"EndpointConnectionError", "ConnectionClosedError", "ReadTimeoutError", "ConnectTimeoutError",
+                "ClientOSError", "ServerDisconnectedError", "ClientPayloadError", "IncompleteRead",
+                "ProtocolError", "HTTPClientError"}:
+        return True
+    response = getattr(exc, "response", None)  # botocore's ClientError
+    if isinstance(response, dict):
+        code = str(response.get("Error", {}).get("Code", ""))
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError",
+                    "ServiceUnavailable") or (isinstance(status, int) and status >= 500):
+            return True
+    # s3fs and gcsfs turn what the client gave up on into a bare OSError (errno EIO or none)
+    return type(exc) is OSError
 
 
 def _redact(spec: str) -> str:
@@ -106,12 +158,21 @@ def _failed(spec: str, what: str, exc: BaseException) -> Exception:
 
 
 def _remote(spec: str, what: str, call: Callable[[Any, str], T]) -> T:
-    """``call(fs, path)`` on the store of ``spec``; its exceptions become ours (:func:`_failed`)."""
+    """``call(fs, path)`` on the store of ``spec``, retried with backoff while it fails transiently
+    (``call`` must be idempotent); its exceptions become ours (:func:`_failed`)."""
+    global RETRIES
     fs, path = _fs(spec)
-    try:
-        return call(fs, path)
-    except Exception as exc:  # noqa: BLE001 - every store has its own exceptions; _failed sorts them
-        raise _failed(spec, what, exc) from None
+    tries = max(0, int(os.environ.get("AUTOINPAINT_STORAGE_RETRIES") or 3))
+    for attempt in range(tries + 1):
+        try:
+            return call(fs, path)
+        except Exception as exc:  # noqa: BLE001 - every store has its own exceptions; _failed sorts them
+            if attempt == tries or not _transient(exc):
+                raise _failed(spec, what, exc) from None
+            RETRIES += 1
+            fs.invalidate_cache()  # a listing cached before the failure may be stale
+            time.sleep(min(8.0, 0.5 * 2 ** attempt) * random.uniform(0.75, 1.25))
+    raise AssertionError("unreachable")
 
 
 def join(base: Spec, *parts: str) -> str:
@@ -415,8 +476,13 @@ def ensure_folder(spec: Spec) -> None:
     if proto in READ_ONLY:
         raise InputError(f"cannot write to {s}: {proto}:// is read-only")
     root = _fs(s)[1].strip("/").split("/", 1)[0]
-    if not _remote(s, "write", lambda fs, path: fs.exists(root)):
-        raise InputError(f"{_split(s)[0]}{root}: no such bucket or container")
+    for pause in (0.25, 0.5, None):  # fs.exists says False when its probes failed: look again
+        if _remote(s, "write", lambda fs, path: fs.exists(root)):
+            return
+        if pause is not None:
+            _fs(s)[0].invalidate_cache()
+            time.sleep(pause)
+    raise InputError(f"{_split(s)[0]}{root}: no such bucket or container")
 
 
 def remove_stale_temp_files(folder: Spec) -> None:

@@ -251,12 +251,15 @@ def test_sessions_are_a_bounded_lru(folder):
         ids.append(upload(c, photo_png(seed=3)).json()["id"])
         assert c.get(f"/api/images/{ids[1]}").status_code == 200 and c.get(f"/api/images/{ids[2]}").status_code == 404
         assert c.delete(f"/api/images/{ids[1]}").status_code == 200 and len(sessions) == 1
-    # by bytes: a 320×240 RGB photo is 230 KB; 300 KB holds one
-    app = create_app(folder, OPTIONS, limits=Limits(max_sessions=8, max_session_bytes=300_000), preload=False)
+    # by bytes: a 320×240 RGB photo is 230 KB, and its display copy as much; 600 KB holds one
+    app = create_app(folder, OPTIONS, limits=Limits(max_sessions=8, max_session_bytes=600_000), preload=False)
     with TestClient(app, base_url=BASE) as c:
         for i in range(4):
             upload(c, photo_png(seed=i))
-        assert len(app.state.context.sessions) == 1 and app.state.context.sessions.nbytes == 320 * 240 * 3
+        assert len(app.state.context.sessions) == 1 and app.state.context.sessions.nbytes == 2 * 320 * 240 * 3
+        image = upload(c, photo_png(seed=9)).json()["id"]  # a click adds the mask (1 B/px) and alpha (4 B/px)
+        assert c.post(f"/api/images/{image}/mask", json={"rects": [RECT]}).status_code == 200
+        assert app.state.context.sessions.nbytes >= (2 * 3 + 1 + 4) * 320 * 240
 
 
 # ------------------------------------------------------------------------------------------- jobs

@@ -2,7 +2,12 @@
 
 * **A local file** (``OUTDIR/manifest.jsonl``, or ``--manifest PATH``): each record is one ``write()`` of
   one line on a file opened ``O_APPEND``, so a ``kill -9`` leaves at worst one torn last line, which
-  readers ignore and the next run terminates.
+  readers ignore and the next run terminates. **A full disk** never tears a line: a write that fails
+  part-way (ENOSPC, EFBIG, EDQUOT) is cut back to the last whole record (``ftruncate``), and a reserve
+  of ``RESERVE_BYTES`` held beside the manifest for the run (``.manifest.jsonl.reserve``) is given
+  back to make room, so the records of the rows that failed for want of space still get written.
+  When even that is spent, :class:`ManifestFull` stops the batch; a resume after space is freed
+  does the rest.
 * **In an object store** (``--manifest s3://…/manifest.jsonl``): objects cannot be appended to, so the
   records go up in parts: every 2 seconds (``$AUTOINPAINT_MANIFEST_FLUSH_SECONDS``) the new records
   become one object ``MANIFEST.parts/RUN-SEQ.jsonl`` (one upload each, never rewritten); when the run
@@ -23,10 +28,16 @@ import time
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
+from ..errors import StorageError
 from ..storage import delete, exists, is_remote, list_files, make_parents, open_binary, write_bytes, write_file
 
 MANIFEST_NAME = "manifest.jsonl"
 PARTS = ".parts"
+RESERVE_BYTES = 256 * 1024  # ~500 records: the rows in flight when the disk fills, and many more
+
+
+class ManifestFull(StorageError):
+    """The manifest's disk is full, its reserve spent: the batch stops (exit 1); resume once space is freed."""
 
 
 @dataclass(frozen=True)
@@ -99,11 +110,15 @@ def _line(record: dict) -> bytes:
 
 
 class LocalManifest(Manifest):
-    """Append-only JSONL file; one ``write()`` per record."""
+    """Append-only JSONL file; one ``write()`` per record; robust to a full disk (see the module notes)."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, reserve_bytes: int = RESERVE_BYTES):
         self.spec = os.fspath(path)
+        self.reserve_bytes = reserve_bytes
+        self.reserve = os.path.join(os.path.dirname(self.spec), f".{os.path.basename(self.spec)}.reserve")
+        self.reserve_used = False
         self._fd: int | None = None
+        self._size = 0
 
     def open(self) -> ManifestSnapshot:
         make_parents(self.spec)
@@ -115,10 +130,51 @@ class LocalManifest(Manifest):
                 if fh.read(1) != b"\n":
                     os.write(self._fd, b"\n")  # terminate a torn line left by a killed run
                     size += 1
+        self._size = size
+        self._hold_reserve()
         return ManifestSnapshot(self.spec, limit=size)
 
+    def _hold_reserve(self) -> None:
+        """Take ``reserve_bytes`` of real blocks beside the manifest (best effort: none when the disk
+        is full already)."""
+        try:
+            fd = os.open(self.reserve, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError:
+            return
+        try:
+            block = b"\0" * 65536
+            left = self.reserve_bytes
+            while left > 0:
+                left -= os.write(fd, block[:left])
+        except OSError:
+            pass  # what was written is held all the same
+        finally:
+            os.close(fd)
+
+    def _release_reserve(self) -> bool:
+        try:
+            os.unlink(self.reserve)
+        except OSError:
+            return False
+        return True
+
     def append(self, record: dict) -> None:
-        os.write(self._fd, _line(record))  # one write on an O_APPEND file: whole line or nothing
+        line = _line(record)
+        for attempt in range(2):
+            try:
+                written = os.write(self._fd, line)  # one write on an O_APPEND file
+                if written != len(line):
+                    raise OSError(28, "short write: No space left on device")
+                self._size += written
+                return
+            except OSError as exc:
+                os.ftruncate(self._fd, self._size)  # never leave a torn line behind
+                if attempt == 0 and self._release_reserve():
+                    self.reserve_used = True
+                    continue
+                raise ManifestFull(f"cannot record line {record.get('line')} in {self.spec}: "
+                                   f"{exc.strerror or exc}; free some space and run the batch again "
+                                   f"(it resumes where it stopped)") from None
 
     def close(self) -> None:
         if self._fd is not None:
@@ -128,6 +184,7 @@ class LocalManifest(Manifest):
                 pass
             os.close(self._fd)
             self._fd = None
+        self._release_reserve()
 
 
 class StoreManifest(Manifest):

@@ -15,6 +15,7 @@ process (or Ray actor) loads its models once and keeps them for all its rows.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import os
 import sys
@@ -26,7 +27,7 @@ from typing import Callable, Iterable, Iterator
 
 from ..errors import AutoinpaintError, InputError
 from ..paths import cache_dir
-from ..storage import (absolute, canonical, ensure_folder, exists, is_dir, is_file, is_remote, join,
+from ..storage import (absolute, canonical, ensure_folder, exists, is_dir, is_file, is_remote, join, parent,
                        remove_stale_temp_files)
 from .manifest import MANIFEST_NAME, open_manifest
 from .plan import Plan, plan_tasks
@@ -54,58 +55,110 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def run_local(tasks: Iterable[Task], workers: int, threads: int | None) -> Iterator[dict]:
+MAX_WORKER_DEATHS = 2  # a row in flight when this many workers died is run alone; dying alone fails it
+
+
+def run_local(tasks: Iterable[Task], workers: int, threads: int | None, stats: dict | None = None,
+              run: Callable[[Task], dict] = execute_task) -> Iterator[dict]:
     """Run tasks on a pool of ``workers`` processes, at most ``2 × workers`` in flight (streaming).
 
-    A worker that dies (segfault, OOM kill) fails only the rows in flight; the pool is restarted."""
+    A worker that dies (``kill -9``, segfault, OOM kill) breaks the pool: a new pool is started and
+    the rows that were in flight are run again, so the batch completes in the same run and every row
+    gets one record. A row that was in flight during ``MAX_WORKER_DEATHS`` deaths is a suspect: it
+    runs alone, and if its worker dies again it is recorded as failed (``WorkerDied``), so one
+    poisonous row cannot stop the batch. ``stats`` (when given) counts ``worker_restarts`` and
+    ``rows_rerun``. ``run``: what a worker does with a Task (a module-level function)."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     window = max(2, 2 * workers)
+    stats = stats if stats is not None else {}
+    stats.setdefault("worker_restarts", 0)
+    stats.setdefault("rows_rerun", 0)
     # the thread-pool variables must be in the environment before a worker imports numpy / OpenCV
     saved = {var: os.environ.get(var) for var in _THREAD_VARS}
     if threads:
         os.environ.update({var: str(threads) for var in _THREAD_VARS})
     it = iter(tasks)
     exhausted = False
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=(threads,))
+    retry: list[Task] = []  # rows to run again after a worker death, oldest first
+    deaths: dict[int, int] = {}  # id(task) -> worker deaths seen while it was in flight
+
+    def finished_row(task: Task, rec: dict) -> dict:
+        died = deaths.pop(id(task), 0)
+        if died:
+            rec["worker_deaths"] = died  # run again after its worker died (the row's only record)
+        return rec
+
+    def new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=(threads,))
+
+    pool = new_pool()
     pending: dict = {}
     try:
         while True:
-            while not exhausted and len(pending) < window:
-                try:
-                    task = next(it)
-                except StopIteration:
-                    exhausted = True
-                    break
-                if task.error:  # failed by the planner: recorded without a trip to a worker
-                    yield execute_task(task)
-                    continue
-                pending[pool.submit(execute_task, task)] = task
-            if not pending:
-                break
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             broken = False
-            for fut in finished:
-                task = pending.pop(fut)
+            while len(pending) < window and not broken:
+                suspect_running = any(deaths.get(id(t), 0) >= MAX_WORKER_DEATHS for t in pending.values())
+                if suspect_running:
+                    break  # a suspect runs alone
+                if retry:
+                    if deaths.get(id(retry[0]), 0) >= MAX_WORKER_DEATHS and pending:
+                        break  # wait until the pool is empty, then run the suspect alone
+                    task = retry.pop(0)
+                elif not exhausted:
+                    try:
+                        task = next(it)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    if task.error:  # failed by the planner: recorded without a trip to a worker
+                        yield execute_task(task)
+                        continue
+                else:
+                    break
                 try:
-                    yield fut.result()
-                except BrokenProcessPool:
+                    pending[pool.submit(run, task)] = task
+                except BrokenProcessPool:  # a worker died while idle
+                    retry.insert(0, task)
                     broken = True
-                    rec = base_record(task)
-                    rec.update(status="failed", error="the worker process died while editing this image "
-                               "(crash or out of memory)", error_type="WorkerDied")
-                    yield rec
+            if not pending and not broken:
+                if retry:
+                    continue
+                break
+            if pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    task = pending.pop(fut)
+                    try:
+                        rec = fut.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        pending[fut] = task  # handled with the rest of the rows in flight below
+                        continue
+                    yield finished_row(task, rec)
             if broken:
-                for fut, task in list(pending.items()):
-                    rec = base_record(task)
-                    rec.update(status="failed", error="the worker process pool died while this image was "
-                               "queued", error_type="WorkerDied")
-                    yield rec
+                for fut in [f for f in pending if f.done() and not f.cancelled() and f.exception() is None]:
+                    yield finished_row(pending.pop(fut), fut.result())  # done just before the pool broke
+                lost = list(pending.values())
                 pending.clear()
-                pool.shutdown(wait=False, cancel_futures=True)
-                pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker,
-                                           initargs=(threads,))
+                pool.shutdown(wait=True, cancel_futures=True)
+                _remove_temp_files_of(lost)
+                stats["worker_restarts"] += 1
+                for task in lost:
+                    deaths[id(task)] = deaths.get(id(task), 0) + 1
+                    if len(lost) == 1 and deaths[id(task)] > MAX_WORKER_DEATHS:
+                        deaths.pop(id(task))
+                        rec = base_record(task)
+                        rec.update(status="failed", error="the worker process died while editing this image, "
+                                   f"{MAX_WORKER_DEATHS + 1} times (a crash or out of memory)",
+                                   error_type="WorkerDied")
+                        yield rec
+                    else:
+                        retry.append(task)
+                        stats["rows_rerun"] += 1
+                retry.sort(key=lambda t: t.line)
+                pool = new_pool()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         for var, value in saved.items():
@@ -113,6 +166,31 @@ def run_local(tasks: Iterable[Task], workers: int, threads: int | None) -> Itera
                 os.environ.pop(var, None)
             else:
                 os.environ[var] = value
+
+
+def _disk_full(rec: dict) -> bool:
+    """Whether a row failed because its output's disk (or quota) is full."""
+    error = rec.get("error") or ""
+    return any(os.strerror(code) in error for code in (errno.ENOSPC, errno.EDQUOT))
+
+
+def _until(stop: Callable[[], bool], tasks: Iterable[Task]) -> Iterator[Task]:
+    """``tasks`` until ``stop()`` says no more should start (the planner is closed then)."""
+    try:
+        for task in tasks:
+            if stop():
+                return
+            yield task
+    finally:
+        getattr(tasks, "close", lambda: None)()
+
+
+def _remove_temp_files_of(tasks: list[Task]) -> None:
+    """A worker killed between writing an output's temporary file and renaming it leaves the
+    temporary file: remove those in the output folders of the rows it had in flight (no worker is
+    running at this point)."""
+    for folder in {parent(t.output) for t in tasks if t.output and not is_remote(t.output)}:
+        remove_stale_temp_files(folder)
 
 
 def _absolute_paths(defaults: Defaults) -> Defaults:
@@ -170,6 +248,8 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
     book = open_manifest(manifest_spec)
     counts = dict.fromkeys(STATUSES, 0)
     in_doubt = 0
+    faults: dict = {"worker_restarts": 0, "rows_rerun": 0, "storage_retries": 0, "manifest_reserve_used": False,
+                    "stopped": None}
 
     from tqdm import tqdm
 
@@ -183,14 +263,24 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
         rec.setdefault("error", None)
         thumbs = rec.pop("thumbnails", None)
         if thumbs:  # a row in doubt: its thumbnails go to OUTDIR/review/, their paths to the manifest
-            rec["thumbnails"] = save_thumbnails(outdir, rec, thumbs)
+            try:
+                rec["thumbnails"] = save_thumbnails(outdir, rec, thumbs)
+            except (AutoinpaintError, OSError) as exc:  # e.g. a full disk: the record matters more
+                rec["thumbnails_error"] = str(exc)
         rec["engine"] = engine
         rec["finished"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         book.append(rec)
+        faults["reserve"] = bool(getattr(book, "reserve_used", False))
         counts[rec["status"]] = counts.get(rec["status"], 0) + 1
+        faults["storage_retries"] += rec.get("storage_retries") or 0
         if rec.get("review"):
             in_doubt += 1
         bar.update(1)
+        if rec["status"] == "failed" and not faults["stopped"] and (_disk_full(rec) or faults.get("reserve")):
+            faults["stopped"] = "disk full"  # no new row starts: each would do its work, then fail to write
+            if not quiet:
+                (bar.write if progress else log)(f"{outdir} is full: no new row is started, the rows in flight "
+                                                 f"finish")
         if rec["status"] == "failed":
             bar.set_postfix(failed=counts["failed"], refresh=False)
             if not quiet:
@@ -207,17 +297,23 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
             results = run_ray(plan, workers=workers, address=ray_address, cpus_per_worker=cpus_per_worker,
                               gpus_per_worker=gpus_per_worker, threads=threads, rows_per_task=rows_per_task)
         else:
-            results = run_local(plan_tasks(plan), workers, threads)
+            tasks = _until(lambda: faults["stopped"] is not None, plan_tasks(plan))
+            results = run_local(tasks, workers, threads, stats=faults)
         for rec in results:
             record(rec)
     finally:
         try:
+            faults["manifest_reserve_used"] = bool(faults.pop("reserve", False))
             book.close()
         finally:
             bar.close()
     seconds = time.perf_counter() - started
-    page, in_review = write_page(outdir, manifest_spec)  # rows in doubt, this run's and earlier ones
+    try:
+        page, in_review = write_page(outdir, manifest_spec)  # rows in doubt, this run's and earlier ones
+    except (AutoinpaintError, OSError) as exc:  # e.g. a full disk: the outputs and manifest are what count
+        log(f"Warning: could not write the review page: {exc}")
+        page, in_review = None, 0
     return {"total": sum(counts.values()), **counts, "review": in_doubt, "in_review": in_review,
             "review_page": str(page) if in_review else None, "seconds": round(seconds, 3),
             "images_per_minute": round(counts["done"] / seconds * 60, 2) if seconds > 0 else 0.0,
-            "engine": engine, "workers": workers, "outdir": outdir, "manifest": manifest_spec}
+            "engine": engine, "workers": workers, "outdir": outdir, "manifest": manifest_spec, **faults}

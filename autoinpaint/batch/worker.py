@@ -27,9 +27,11 @@ def base_record(task: Task) -> dict:
 def execute_task(task: Task) -> dict:
     """Skip, or edit one image through ``autoinpaint.api.run_edit``; never raises: failures are records
     (``status`` done, skipped, not_found or failed; ``model_loads``: models this process has loaded so far)."""
+    from .. import storage
     from ..registry import MODELS
 
     record = base_record(task)
+    retries_before = storage.RETRIES
     t0 = time.perf_counter()
     if task.error:  # failed by the planner: a malformed row, a duplicate output
         record.update(status="failed", error=task.error, error_type=task.error_type or "RecipeError")
@@ -49,6 +51,8 @@ def execute_task(task: Task) -> dict:
     record["seconds"] = round(time.perf_counter() - t0, 4)
     record["pid"] = os.getpid()
     record["model_loads"] = MODELS.loads
+    if storage.RETRIES > retries_before:
+        record["storage_retries"] = storage.RETRIES - retries_before  # store calls retried for this row
     return record
 
 

@@ -1,7 +1,10 @@
 """``autoinpaint batch``: run a recipe (or one selection over a folder) through the single-image pipeline."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sys
 
 import click
 
@@ -83,16 +86,18 @@ def batch(source: str, outdir: str, manifest: str | None, workers: int | None, e
     selection = selection_from(kw)
     options = options_from(kw).replace(quiet=True)
     defaults = Defaults(selection=selection, options=options, action=action, output=template)
-    try:
-        result = run_batch(source, outdir, defaults, workers=workers, engine=engine, threads=threads,
-                           progress=not (quiet or as_json), quiet=quiet or as_json, ray_address=ray_address,
-                           cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
-                           rows_per_task=rows_per_task, manifest=manifest, log=lambda msg: click.echo(msg, err=True))
-    finally:
-        if engine == "ray":
-            from ..batch.ray_engine import shutdown
+    with _stdout_for_json_only(as_json):
+        try:
+            result = run_batch(source, outdir, defaults, workers=workers, engine=engine, threads=threads,
+                               progress=not (quiet or as_json), quiet=quiet or as_json, ray_address=ray_address,
+                               cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
+                               rows_per_task=rows_per_task, manifest=manifest,
+                               log=lambda msg: click.echo(msg, err=True))
+        finally:
+            if engine == "ray":
+                from ..batch.ray_engine import shutdown
 
-            shutdown()
+                shutdown()
     if as_json:
         click.echo(json.dumps(result))
     elif not quiet:
@@ -104,5 +109,28 @@ def batch(source: str, outdir: str, manifest: str | None, workers: int | None, e
         n = result["in_review"]
         click.echo(f"Warning: {n} mask{' is' if n == 1 else 's are'} in doubt: check {'it' if n == 1 else 'them'} "
                    f"in {result['review_page']}", err=True)
+    if result.get("stopped"):
+        raise BatchFailed(f"{result['outdir']} is full: the batch stopped after {result['total']} rows "
+                          f"({result['failed']} failed); free some space and run the same command again "
+                          f"(it resumes); see {result['manifest']}")
     if result["failed"]:
         raise BatchFailed(f"{result['failed']} of {result['total']} rows failed; see {result['manifest']}")
+
+
+@contextlib.contextmanager
+def _stdout_for_json_only(as_json: bool):
+    """With ``--json``, stdout carries the summary alone: while the batch runs, whatever a library
+    prints there (Ray's driver prints its task-retry notes to stdout) goes to stderr."""
+    if not as_json:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    real, sys.stdout = sys.stdout, sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout = real
+        os.dup2(saved, 1)
+        os.close(saved)

@@ -20,18 +20,30 @@ DEFAULT_PORT = 8765
               help="Open the page in a web browser (only where a desktop session is found).")
 @click.option("--token", default=None, metavar="TOKEN",
               help="Require this access token (default: none on 127.0.0.1, a generated one elsewhere).")
+@click.option("--max-sessions", type=click.IntRange(min=1), default=8, show_default=True, metavar="N",
+              help="Open photos kept; opening one more closes the least recently used (its page is told "
+                   "to open it again).")
+@click.option("--session-memory", type=click.IntRange(min=1), default=2048, show_default=True, metavar="MB",
+              help="Bound on what all open photos hold (pixels, masks, results, display copies), in MiB "
+                   "(least recently used closed first).")
+@click.option("--max-jobs", type=click.IntRange(min=1), default=32, show_default=True, metavar="N",
+              help="Edit jobs kept (queued, running or finished); past it a new edit gets 429 with Retry-After.")
+@click.option("--edit-workers", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+              help="Edits run at once (the rest wait in the queue); clicks are not limited by it.")
 @model_options
 @detector_options
 @mask_options
 @model_option
 @diffusion_options
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
-def serve(folder: str | None, host: str, port: int, open_browser: bool, token: str | None, **kw) -> None:
+def serve(folder: str | None, host: str, port: int, open_browser: bool, token: str | None, max_sessions: int,
+          session_memory: int, max_jobs: int, edit_workers: int, **kw) -> None:
     """Open the point-and-click page: click the object, watch the mask, remove or replace it.
 
     With FOLDER the page lists its photos and saves results beside them (photo.inpainted.jpg,
     never over an existing file); without, photos are uploaded. Model options set the defaults;
-    the page shows which segmenter and inpainter are in use.
+    the page shows which segmenter and inpainter are in use. SIGTERM or Ctrl+C stops it cleanly:
+    running edits get a few seconds to finish, then are cancelled; exit code 0.
 
     \b
     autoinpaint serve samples/
@@ -47,8 +59,11 @@ def serve(folder: str | None, host: str, port: int, open_browser: bool, token: s
     sock = _bind(host, port)
     actual = sock.getsockname()[1]
     from ..server.app import create_app  # imports FastAPI
+    from ..server.config import Limits
 
-    app = create_app(folder, options, token=token)
+    limits = Limits(max_sessions=max_sessions, max_session_bytes=session_memory * 2**20, max_jobs=max_jobs,
+                    workers=edit_workers)
+    app = create_app(folder, options, token=token, limits=limits)
     name = f"[{host}]" if ":" in host else host
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else name
     url = f"http://{shown}:{actual}/" + (f"?token={token}" if token else "")
@@ -91,11 +106,29 @@ def _bind(host: str, port: int):
 
 
 def _run(app, sock, quiet: bool) -> None:
+    """Serve until SIGINT / SIGTERM. Uploads spill (over 1 MB) into a private temporary folder that is
+    removed at exit; SIGTERM is a normal stop (exit 0), not re-raised as uvicorn does by default."""
+    import shutil
+    import signal
+    import tempfile
+
     import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            super().handle_exit(sig, frame)
+            if sig == signal.SIGTERM and sig in self._captured_signals:
+                self._captured_signals.remove(sig)  # an orderly stop: no re-raise after shutdown
 
     config = uvicorn.Config(app, log_level="error" if quiet else "warning", access_log=False,
                             timeout_graceful_shutdown=3)
-    uvicorn.Server(config).run(sockets=[sock])
+    private = tempfile.mkdtemp(prefix="autoinpaint-serve-")
+    tempfile.tempdir = private  # starlette's upload spool files land here
+    try:
+        Server(config).run(sockets=[sock])
+    finally:
+        tempfile.tempdir = None
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def _open_later(url: str) -> None:

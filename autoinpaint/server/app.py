@@ -67,7 +67,7 @@ def create_app(folder: str | os.PathLike | None = None, options: EditOptions | N
         if preload:
             threading.Thread(target=warm_up, args=(ctx,), name="autoinpaint-preload", daemon=True).start()
         yield
-        ctx.jobs.shutdown()
+        ctx.jobs.shutdown(grace=limits.shutdown_grace)
         ctx.sessions.clear()
 
     app = FastAPI(title="autoinpaint", version=_version(), lifespan=lifespan,

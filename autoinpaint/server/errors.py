@@ -3,7 +3,8 @@ stack trace.
 
 ``exit_code`` 2 (bad input) → 400, or 413 for too many bytes or pixels, or 422 when a text prompt
 matched nothing (the request was fine; the photo has no such thing); 3 (a model is missing) →
-503; anything else → 500. Errors of the server itself say their own status (404, 403, 409, 503).
+503; anything else → 500. Errors of the server itself say their own status (404, 403, 409, 429 with
+``Retry-After`` when too many jobs are queued).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class HTTPError(AutoinpaintError):
 
     status = 400
     exit_code = 2
+    retry_after: int | None = None  # seconds, sent as the ``Retry-After`` header when set
 
 
 class NotFound(HTTPError):
@@ -34,8 +36,14 @@ class Conflict(HTTPError):
 
 
 class Busy(HTTPError):
-    status = 503
+    """Too many jobs queued or running: 429 with ``Retry-After`` (seconds)."""
+
+    status = 429
     exit_code = 1
+
+    def __init__(self, message: str, retry_after: int = 5):
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
 
 
 def status_of(exc: AutoinpaintError) -> int:
@@ -60,7 +68,9 @@ def install(app) -> None:
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     async def ours(request, exc: AutoinpaintError):
-        return JSONResponse(error_body(str(exc)), status_code=status_of(exc))
+        retry = getattr(exc, "retry_after", None)
+        headers = {"retry-after": str(retry)} if retry else None
+        return JSONResponse(error_body(str(exc)), status_code=status_of(exc), headers=headers)
 
     async def http(request, exc: StarletteHTTPException):
         message = {404: "not found", 405: "method not allowed"}.get(exc.status_code, str(exc.detail))

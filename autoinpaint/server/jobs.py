@@ -6,7 +6,8 @@ Statuses: ``queued`` → ``running`` → ``done`` | ``failed`` | ``cancelled``. 
 next step) and stores what it produced in ``job.result``. A client that stops asking about a job
 for ``client_timeout`` seconds is taken to be gone: its job is cancelled. A finished job is
 forgotten (its result freed) ``result_ttl`` seconds after it was last asked about, and at most
-``max_jobs`` are kept. Nothing here writes a file.
+``max_jobs`` are kept: past it a new job is refused with 429 and a ``Retry-After`` estimated from
+the measured job time. Nothing here writes a file.
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ class Job:
     info: dict = field(default_factory=dict)
     created: float = field(default_factory=time.monotonic)
     seen: float = field(default_factory=time.monotonic)
+    started: float | None = None
     finished: float | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -89,12 +91,16 @@ class JobManager:
         client_timeout: seconds without a status/result request after which a job is cancelled
             (its client is gone).
         result_ttl: seconds a finished job is kept after its last request.
-        max_jobs: jobs kept at once; a new one beyond it is refused (503) unless a finished one can go.
+        max_jobs: jobs kept at once; a new one beyond it is refused (429, ``Retry-After``) unless a
+            finished one can go.
     """
 
     def __init__(self, workers: int = 1, client_timeout: float = 120.0, result_ttl: float = 900.0,
                  max_jobs: int = 32):
         self.client_timeout, self.result_ttl, self.max_jobs = client_timeout, result_ttl, max_jobs
+        self.workers = max(1, workers)
+        self.job_seconds: float | None = None  # moving average of a finished job's run time
+        self.refused = 0  # jobs refused because the server was full (a figure for operators)
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="autoinpaint-job")
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
@@ -104,14 +110,16 @@ class JobManager:
 
     # ------------------------------------------------------------------------------------------ api
     def submit(self, work: Callable[[Job], None], kind: str = "edit", **info) -> Job:
-        """Queue ``work(job)``; returns the job (status ``queued``). Busy (503) when full."""
+        """Queue ``work(job)``; returns the job (status ``queued``). Busy (429) when full."""
         self.reap()
         job = Job(secrets.token_urlsafe(12), kind, info=dict(info))
         with self._lock:
             if len(self._jobs) >= self.max_jobs:
                 finished = [j for j in self._jobs.values() if j.status in FINISHED]
                 if not finished:
-                    raise Busy(f"{len(self._jobs)} jobs are queued or running: try again when one is done")
+                    self.refused += 1
+                    raise Busy(f"{len(self._jobs)} jobs are queued or running (--max-jobs {self.max_jobs}): "
+                               f"try again when one is done", retry_after=self._retry_after())
                 self._jobs.pop(min(finished, key=lambda j: j.seen).id)
             self._jobs[job.id] = job
         self._pool.submit(self._run, job, work)
@@ -148,14 +156,27 @@ class JobManager:
                 log.info("job %s: no client for %.0f s, cancelling", job.id, now - job.seen)
                 self._cancel(job)
 
-    def shutdown(self) -> None:
-        """Cancel everything and stop the threads (running work stops at its next step)."""
+    def shutdown(self, grace: float = 0.0) -> None:
+        """Stop: queued jobs are cancelled; running ones get ``grace`` seconds to finish, then are
+        cancelled (they stop at their next step) and waited for, so no work outlives the server."""
         self._stop.set()
         with self._lock:
             jobs = list(self._jobs.values())
         for job in jobs:
+            if job.status == QUEUED:
+                self._cancel(job)
+        end = time.monotonic() + grace
+        while time.monotonic() < end and any(j.status == RUNNING for j in jobs):
+            time.sleep(0.05)
+        for job in jobs:
             self._cancel(job)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _retry_after(self) -> int:
+        """Seconds until a slot is likely free: the queue ahead × the mean job time / workers."""
+        per_job = self.job_seconds if self.job_seconds is not None else 5.0
+        ahead = sum(j.status in (QUEUED, RUNNING) for j in self._jobs.values())
+        return int(min(60, max(1, round(per_job * max(1, ahead) / self.workers))))
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -170,6 +191,9 @@ class JobManager:
     def _finish(self, job: Job, status: str, error: str | None = None, error_status: int | None = None) -> None:
         job.status, job.error, job.error_status = status, error, error_status
         job.finished = time.monotonic()
+        if status == DONE and job.started is not None:
+            took = job.finished - job.started
+            self.job_seconds = took if self.job_seconds is None else 0.8 * self.job_seconds + 0.2 * took
         if status != DONE:
             job.result = None  # free what a failed or cancelled job held
 
@@ -178,6 +202,7 @@ class JobManager:
             if job.status != QUEUED:
                 return
             job.status = RUNNING
+            job.started = time.monotonic()
         try:
             job.check()
             work(job)
