@@ -261,7 +261,7 @@ def default_output(input_path: str | os.PathLike, action: str, transparent: bool
     if action == "mask":
         return str(p.with_name(p.stem + ".mask.png"))
     if action == "background":
-        from .cutout.backdrop import ALPHA_FORMATS
+        from .formats import ALPHA_FORMATS
         from .image_io import FORMAT_BY_SUFFIX
 
         ext = p.suffix if not transparent or FORMAT_BY_SUFFIX.get(p.suffix.lower()) in ALPHA_FORMATS else ".png"

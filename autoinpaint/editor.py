@@ -225,7 +225,7 @@ class Editor:
         """The format :meth:`encode` writes by default: the input's, or PNG for a transparent
         ``background`` result of an input whose format has no alpha (JPEG, BMP, GIF) and for any
         ``background`` result of a GIF."""
-        from .cutout.backdrop import ALPHA_FORMATS
+        from .formats import ALPHA_FORMATS
 
         info = self._require().info
         if info.extra.get("alpha_required") and info.format not in ALPHA_FORMATS:

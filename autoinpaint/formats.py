@@ -293,8 +293,6 @@ def choose_mode(info: ImageInfo, array: np.ndarray, fmt: str) -> tuple[str, list
         raise InputError(f"cannot write {fmt} images (choose one of {', '.join(sorted(WRITABLE))})")
     chain = _FALLBACK.get(own, [own])
     if info.extra.get("alpha_required"):  # a transparent cut-out: never drop its alpha silently
-        from .cutout.backdrop import check_alpha_format
-
         check_alpha_format(fmt)
     if chain[0] in writable:
         return chain[0], []
@@ -588,3 +586,13 @@ def _tiff_add_tag(data: bytes, tag: int, payload: bytes) -> bytes:
     body += struct.pack(order + "H", len(entries)) + b"".join(entries) + nxt
     body[4:8] = struct.pack(order + "I", ifd)
     return bytes(body)
+
+
+ALPHA_FORMATS = ("PNG", "WEBP", "TIFF", "AVIF")  # formats that hold a transparent result
+
+
+def check_alpha_format(fmt: str) -> None:
+    """A transparent result needs a format with alpha (PNG, WebP, TIFF, AVIF); else InputError."""
+    if fmt not in ALPHA_FORMATS:
+        raise InputError(f"{fmt} cannot hold a transparent background: use -o NAME.png "
+                         f"(or .webp, .tif, .avif)")

@@ -12,9 +12,9 @@ import dataclasses
 import numpy as np
 
 from ..errors import InputError
+from ..formats import ALPHA_FORMATS, check_alpha_format
 from ..state import EditState
 
-ALPHA_FORMATS = ("PNG", "WEBP", "TIFF", "AVIF")
 DEFAULT_COLOR = "white"
 
 
@@ -49,13 +49,6 @@ def backdrop_kind(color: str | None, prompt: str | None, blur: float) -> str:
     if blur:
         return "blur"
     return "transparent" if parse_color(color) is None else "color"
-
-
-def check_alpha_format(fmt: str) -> None:
-    """A transparent result needs a format with alpha (PNG, WebP, TIFF, AVIF); else InputError."""
-    if fmt not in ALPHA_FORMATS:
-        raise InputError(f"{fmt} cannot hold a transparent background: use -o NAME.png "
-                         f"(or .webp, .tif, .avif)")
 
 
 class CheckOutput:
