@@ -129,7 +129,9 @@ DIFFUSION_ALIASES = {
     "kandinsky22": "kandinsky-community/kandinsky-2-2-decoder-inpaint",
 }
 DETECTOR_ALIASES = {
+    "omdet-turbo": "omlab/omdet-turbo-swin-tiny-hf",
     "grounding-dino-tiny": "IDEA-Research/grounding-dino-tiny",
+    "mm-grounding-dino-tiny": "openmmlab-community/mm_grounding_dino_tiny_o365v1_goldg_v3det",
     "grounding-dino-base": "IDEA-Research/grounding-dino-base",
     "owlv2": "google/owlv2-base-patch16-ensemble",
 }
@@ -294,8 +296,15 @@ KNOWN: list[KnownModel] = [
                "SAM-HQ ViT-H (transformers), 643M parameters, size approximate"),
     KnownModel("lama", "inpainter", "lama", "file:lama", 205_669_692,
                "LaMa big-lama (spandrel), 51M parameters: learned object removal, `remove` default when present"),
+    # detectors: `auto` takes the first present; OmDet-Turbo first for its CPU time (README "Text
+    # selection": measured with benchmarks/bench_fast_text.py), Grounding DINO tiny next (the old default)
+    KnownModel("omdet-turbo", "detector", "zero-shot", "hub:omlab/omdet-turbo-swin-tiny-hf", 461_627_224,
+               "OmDet-Turbo Swin-T (--text, fast), 115M parameters, size approximate"),
     KnownModel("grounding-dino-tiny", "detector", "zero-shot", "hub:IDEA-Research/grounding-dino-tiny",
                689_000_000, "Grounding DINO Swin-T (--text), 172M parameters"),
+    KnownModel("mm-grounding-dino-tiny", "detector", "zero-shot",
+               "hub:openmmlab-community/mm_grounding_dino_tiny_o365v1_goldg_v3det", 689_002_512,
+               "MM Grounding DINO Swin-T (--text, accurate), 172M parameters, size approximate"),
     KnownModel("grounding-dino-base", "detector", "zero-shot", "hub:IDEA-Research/grounding-dino-base",
                933_000_000, "Grounding DINO Swin-B (--text), 232M parameters"),
     KnownModel("owlv2", "detector", "zero-shot", "hub:google/owlv2-base-patch16-ensemble",

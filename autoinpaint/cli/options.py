@@ -41,10 +41,11 @@ prompt_options = _compose(
 
 detector_options = _compose(
     click.option("--detector", default=EditOptions.detector, show_default=True,
-                 metavar="auto|grounding-dino-tiny|grounding-dino-base|owlv2|ID|PATH",
-                 help="Model for --text (auto = the first one present here, else grounding-dino-tiny)."),
+                 metavar="auto|omdet-turbo|grounding-dino-tiny|mm-grounding-dino-tiny|grounding-dino-base|owlv2|ID|PATH",
+                 help="Model for --text (auto = the first one present here in that order, else omdet-turbo)."),
     click.option("--box-threshold", type=click.FloatRange(0, 1), default=None, metavar="F",
-                 help="--text: keep boxes scoring at least F (default 0.30 Grounding DINO, 0.10 OWLv2)."),
+                 help="--text: keep boxes scoring at least F (default 0.30 OmDet-Turbo and Grounding DINO, "
+                      "0.10 OWLv2)."),
     click.option("--text-threshold", type=click.FloatRange(0, 1), default=None, metavar="F",
                  help="--text, Grounding DINO: the phrase's own words must score at least F (default 0.25)."),
     click.option("--pick", type=click.Choice(["all", "best", "largest"]), default=EditOptions.pick,
