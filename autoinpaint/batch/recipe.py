@@ -350,6 +350,11 @@ def _coerce_option(name: str, value: Any) -> Any:
         raise InputError(f"{name} cannot be empty")
     if "bool" in kind:
         return _to_bool(value, name)
+    if "tuple" in kind:  # lora: "a/b:0.5; c/d" or a list
+        items = value.split(";") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
+            raise InputError(f"{name} must be a string or a list of strings, got {value!r}")
+        return tuple(v.strip() for v in items if v.strip())
     try:
         if "int" in kind:
             number = float(value)
