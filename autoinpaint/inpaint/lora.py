@@ -63,10 +63,15 @@ def parse_lora(spec: str) -> tuple[str, float]:
     return spec, 1.0
 
 
+def _looks_like_path(name: str) -> bool:
+    return (name.startswith((".", "~", "/")) or name.count("/") != 1
+            or name.lower().endswith(hub.SAFE_SUFFIXES + hub.PICKLE_SUFFIXES) or not hub.is_hub_id(name))
+
+
 def is_local(spec: str) -> bool:
-    """A path (existing, or written like one) rather than a hub id."""
+    """A path (existing, or written like one: ``./``, ``~``, ``/``, a weights suffix) rather than a hub id."""
     name, _ = parse_lora(spec)
-    return not hub.is_hub_id(name)
+    return _looks_like_path(name)
 
 
 def _safetensors_in(folder: Path) -> Path:
@@ -93,7 +98,7 @@ def resolve_lora(spec: str) -> Lora:
             raise ModelMissingError(f"refusing LoRA {path}: not a .safetensors file (pickled weights can run "
                                     "code when loaded); convert it to safetensors")
         return Lora(str(path.resolve()), scale, spec)
-    if not hub.is_hub_id(name):
+    if _looks_like_path(name):
         raise ModelMissingError(f"LoRA {name!r}: no such file or folder")
     cached = hub.cached_file(name, LORA_FILE)
     if cached is None:
