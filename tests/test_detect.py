@@ -592,3 +592,41 @@ def test_working_size_follows_the_processor():
     assert working_size(3000, 4000, {"height": 960, "width": 960}) == (720, 960)   # OWLv2: long side → 960
     assert working_size(640, 480, {"height": 960, "width": 960}) == (640, 480)     # never enlarged
     assert working_size(640, 480, {}) == (640, 480)
+
+
+def test_auto_takes_omdet_turbo_from_the_hub_cache_first(models, tmp_path, monkeypatch, cli):
+    """`--detector auto` with OmDet-Turbo and Grounding DINO both in the Hugging Face cache: OmDet-Turbo,
+    found by its alias through the real cache lookup and loaded through the real loader."""
+    import huggingface_hub.constants
+
+    from autoinpaint.detect import resolve_auto
+    from autoinpaint.registry import MODELS
+    from hf_sam_fixtures import install_in_hub_cache
+
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("AUTOINPAINT_ALLOW_DOWNLOAD", raising=False)
+    MODELS.clear()
+    install_in_hub_cache(models["grounding-dino"], cache, "IDEA-Research/grounding-dino-tiny")
+    assert resolve_auto()[0] == "grounding-dino-tiny"
+    install_in_hub_cache(models["omdet"], cache, "omlab/omdet-turbo-swin-tiny-hf")
+    assert resolve_auto()[0] == "omdet-turbo"
+    rows = {r["name"]: r for r in json.loads(cli("models", "list", "--json").out)}
+    assert rows["omdet-turbo"]["present"] and not rows["mm-grounding-dino-tiny"]["present"]
+    from autoinpaint.detect import load_detector
+
+    loaded = load_detector("omdet-turbo", device="auto")  # what the CLI's auto will get from the process-wide cache
+    assert loaded.family == "omdet" and loaded.source.kind == "hub"
+    monkeypatch.setattr(loaded.model, "forward", oracle_forward(loaded))  # the network finds the sticker
+    img = (gradient_photo(240, 160) * 0.6).astype(np.uint8)  # darker than the sticker everywhere
+    img[40:80, 150:200] = (250, 245, 240)
+    path, out = tmp_path / "dark.png", tmp_path / "out.png"
+    Image.fromarray(img).save(path)
+    r = cli("mask", path, "--text", "sticker", "--json", "-o", out, *FAST)
+    assert r.code == 0, r.err
+    rec = json.loads(r.out)
+    assert rec["detector"] == "omdet-turbo" and len(rec["detections"]) == 1 and out.exists()
+    assert np.allclose(rec["detections"][0]["box"], (150, 40, 200, 80), atol=1.5 * 240 / 128)
+    MODELS.clear()

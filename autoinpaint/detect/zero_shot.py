@@ -108,8 +108,11 @@ class ZeroShotDetector:
         try:
             with _quiet_transformers():
                 self.processor = AutoProcessor.from_pretrained(source.location, local_files_only=local)
+                # adapter_kwargs: with peft installed, the Auto class also looks for a PEFT adapter of a hub
+                # id, and without this it asks the Hub even when the model is read from the cache
                 self.model, info = AutoModelForZeroShotObjectDetection.from_pretrained(
-                    source.location, local_files_only=local, use_safetensors=True, output_loading_info=True)
+                    source.location, local_files_only=local, use_safetensors=True, output_loading_info=True,
+                    adapter_kwargs={"local_files_only": local})
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             hint = fetch_hint(source.location, "--detector") if source.kind == "hub" else "check the folder"
