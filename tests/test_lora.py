@@ -267,6 +267,12 @@ def test_cli_replace_fast_and_missing_lcm_lora(tiny, hub_cache, tmp_path, cli):
     out2 = tmp_path / "out2.png"
     assert cli(*args, "-o", out2).code == 0
     assert np.array_equal(np.asarray(Image.open(out2)), first)  # same seed, same pixels
+    # the Python API: the same pipeline, the same pixels
+    from autoinpaint import replace
+
+    result = replace(image, "a red rose", rects=[RECT], model=tiny["sd9"], segmenter="classical", dtype="fp32",
+                     fast=True, seed=3)
+    assert np.array_equal(result, first)
 
 
 def test_recipe_keys_lora_scheduler_fast(tmp_path):
