@@ -6,7 +6,8 @@ Published architectures with random weights, nothing downloaded (same arithmetic
 
 * :func:`measure_detect` — a detector saved with ``save_pretrained`` and loaded through autoinpaint's loader:
   load time, then ``detect`` on a 1 MP and a 12 MP catalogue photo (median of ``repeats``, thresholds 0 so
-  every box goes through post-processing). ``omdet-turbo`` (timm Swin-T at 640², CLIP text encoder, 900
+  every box goes through post-processing); :func:`measure_detectors` (what this script runs) loads several
+  and times them interleaved, call by call, so their ratio is measured side by side. ``omdet-turbo`` (timm Swin-T at 640², CLIP text encoder, 900
   queries), ``grounding-dino-tiny`` (Swin-T + BERT-base at 800/1333 px), ``mm-grounding-dino-tiny`` (same
   input, MM Grounding DINO's heads).
 * :func:`measure_replace` — the SD 1.5 inpainting architecture (860 M UNet) through the project's
@@ -59,36 +60,72 @@ def _save_detector(name: str, folder: Path) -> Path:
     return folder
 
 
+def _load_detector(name: str, workdir: Path):
+    from autoinpaint.detect import load_detector
+
+    folder = _save_detector(name, workdir / f"{name}-random")
+    t = time.perf_counter()
+    detector = load_detector(str(folder), device="cpu")
+    return detector, time.perf_counter() - t
+
+
+def _time_detectors(loaded: dict, repeats: int, workdir: Path) -> list[dict]:
+    """Interleaved timings (one call of each detector in turn, ``repeats`` rounds, medians), so that the
+    machine's load weighs on every detector alike: ratios are measured side by side."""
+    from bench_detect import PHRASE, photos, time_detection
+
+    from autoinpaint.image_io import load_image
+
+    images = {label.replace(" ", "").lower(): load_image(path)[0] for label, (path, _) in photos(workdir).items()}
+    for detector, _ in loaded.values():
+        detector.detect(images["1mp"], [PHRASE])  # warm-up (first-call allocations, the text caches)
+    samples: dict = {(name, key): ([], []) for name in loaded for key in images}
+    for _ in range(repeats):
+        for key, image in images.items():
+            for name, (detector, _) in loaded.items():
+                total, forward, _ = time_detection(detector, image, 1)
+                samples[name, key][0].append(total)
+                samples[name, key][1].append(forward)
+    records = []
+    for name, (detector, load) in loaded.items():
+        record = {"detector": name, "load_s": round(load, 2), "repeats": repeats, "threads": _threads(),
+                  "parameters_m": round(sum(p.numel() for p in detector.model.parameters()) / 1e6, 1)}
+        for key in images:
+            totals, forwards = samples[name, key]
+            record[f"detect_{key}_s"] = round(statistics.median(totals), 3)
+            record[f"forward_{key}_s"] = round(statistics.median(forwards), 3)
+        records.append(record)
+    return records
+
+
 def measure_detect(name: str, repeats: int = 3, workdir: Path | None = None) -> dict:
     """Load and detection seconds of detector ``name`` (one of :data:`DETECTORS`; published architecture,
     random weights, fp32, CPU). Returns ``{"detector", "parameters_m", "load_s", "detect_1mp_s",
     "detect_12mp_s", "forward_1mp_s", "forward_12mp_s", "repeats", "threads"}``."""
-    from bench_detect import PHRASE, photos, time_detection
-
-    from autoinpaint.detect import load_detector
-    from autoinpaint.image_io import load_image
     from autoinpaint.registry import MODELS
 
     workdir = Path(workdir or WORKDIR)
     workdir.mkdir(parents=True, exist_ok=True)
-    folder = _save_detector(name, workdir / f"{name}-random")
-    images = {label: load_image(path)[0] for label, (path, _) in photos(workdir).items()}
     MODELS.clear()
-    t = time.perf_counter()
-    detector = load_detector(str(folder), device="cpu")
-    load = time.perf_counter() - t
-    detector.detect(images["1 MP"], [PHRASE])  # warm-up (first-call allocations, the text caches)
-    record = {"detector": name, "parameters_m": round(sum(p.numel() for p in detector.model.parameters()) / 1e6, 1),
-              "load_s": round(load, 2), "repeats": repeats, "threads": _threads()}
-    for label, image in images.items():
-        total, forward, _ = time_detection(detector, image, repeats)
-        key = label.replace(" ", "").lower()
-        record[f"detect_{key}_s"] = round(total, 3)
-        record[f"forward_{key}_s"] = round(forward, 3)
-    del detector
+    (record,) = _time_detectors({name: _load_detector(name, workdir)}, repeats, workdir)
     MODELS.clear()
     gc.collect()
     return record
+
+
+def measure_detectors(names, repeats: int = 3, workdir: Path | None = None) -> list[dict]:
+    """:func:`measure_detect` for several detectors, loaded together and timed interleaved (side by side)."""
+    from autoinpaint.registry import MODELS
+
+    workdir = Path(workdir or WORKDIR)
+    workdir.mkdir(parents=True, exist_ok=True)
+    MODELS.clear()
+    loaded = {name: _load_detector(name, workdir) for name in names}
+    records = _time_detectors(loaded, repeats, workdir)
+    del loaded
+    MODELS.clear()
+    gc.collect()
+    return records
 
 
 def random_lcm_lora(unet, path: Path, rank: int = LCM_RANK, seed: int = 0) -> Path:
@@ -206,14 +243,14 @@ def main() -> None:
            f"{transformers.__version__}; load average at the start {_load()} (1 / 5 / 15 min; other processes "
            "slow every number). Random weights: speed only, no quality.", ""]
     print(out[0], flush=True)
-    rows = []
-    for name in [n for n in args.detectors.split(",") if n]:
-        r = measure_detect(name, args.repeats)
-        rows.append(r)
+    names = [n for n in args.detectors.split(",") if n]
+    rows = measure_detectors(names, args.repeats) if names else []
+    for r in rows:
         print(r, file=sys.stderr, flush=True)
     if rows:
         ref = next((r for r in rows if r["detector"] == "grounding-dino-tiny"), None)
-        out += [f"Detection (`detect`, median of {args.repeats}, CPU fp32, thresholds 0), load average after: {_load()}",
+        out += [f"Detection (`detect`, median of {args.repeats}, the detectors interleaved call by call, CPU fp32, "
+                f"thresholds 0; load = `load_detector` of the saved folder), load average after: {_load()}",
                 "", "| detector | parameters | load | 1 MP detect | 12 MP detect | 12 MP forward | vs grounding-dino-tiny (12 MP) |",
                 "|---|---|---|---|---|---|---|"]
         for r in rows:
