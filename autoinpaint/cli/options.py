@@ -41,7 +41,8 @@ prompt_options = _compose(
 
 detector_options = _compose(
     click.option("--detector", default=EditOptions.detector, show_default=True,
-                 metavar="auto|omdet-turbo|grounding-dino-tiny|mm-grounding-dino-tiny|grounding-dino-base|owlv2|ID|PATH",
+                 metavar="auto|omdet-turbo|grounding-dino-tiny|mm-grounding-dino-tiny|grounding-dino-base|owlv2|"
+                         "ID|PATH",
                  help="Model for --text (auto = the first one present here in that order, else omdet-turbo)."),
     click.option("--box-threshold", type=click.FloatRange(0, 1), default=None, metavar="F",
                  help="--text: keep boxes scoring at least F (default 0.30 OmDet-Turbo and Grounding DINO, "
