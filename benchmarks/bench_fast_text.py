@@ -8,8 +8,8 @@ Published architectures with random weights, nothing downloaded (same arithmetic
   load time, then ``detect`` on a 1 MP and a 12 MP catalogue photo (median of ``repeats``, thresholds 0 so
   every box goes through post-processing); :func:`measure_detectors` (what this script runs) loads
   several and times them interleaved, call by call, so their ratio is measured side by side.
-  ``omdet-turbo`` (timm Swin-T at 640², CLIP text encoder, 900 queries), ``grounding-dino-tiny`` (Swin-T + BERT-base at 800/1333 px), ``mm-grounding-dino-tiny`` (same
-  input, MM Grounding DINO's heads).
+  ``omdet-turbo`` (timm Swin-T at 640², CLIP text encoder, 900 queries), ``grounding-dino-tiny`` (Swin-T
+  + BERT-base at 800/1333 px), ``mm-grounding-dino-tiny`` (same input, MM Grounding DINO's heads).
 * :func:`measure_replace` — the SD 1.5 inpainting architecture (860 M UNet) through the project's
   ``DiffusionInpainter`` on the same 512² crop of a 1 MP photo: the default (30 steps, guidance 7.5: two
   UNet passes per step) against ``--fast`` (a random LoRA with LCM-LoRA's rank fused through the real
@@ -260,10 +260,11 @@ def main() -> None:
                 "vs grounding-dino-tiny (1 MP / 12 MP) |",
                 "|---|---|---|---|---|---|---|"]
         for r in rows:
-            ratio = (f"{r['detect_1mp_s'] / ref['detect_1mp_s']:.2f}× / {r['detect_12mp_s'] / ref['detect_12mp_s']:.2f}×"
-                     if ref else "-")
-            out.append(f"| {r['detector']} | {r['parameters_m']:.0f}M | {r['load_s']:.1f} s | {r['detect_1mp_s']:.2f} s "
-                       f"| {r['detect_12mp_s']:.2f} s | {r['forward_12mp_s']:.2f} s | {ratio} |")
+            ratio = (f"{r['detect_1mp_s'] / ref['detect_1mp_s']:.2f}× / "
+                     f"{r['detect_12mp_s'] / ref['detect_12mp_s']:.2f}×" if ref else "-")
+            out.append(f"| {r['detector']} | {r['parameters_m']:.0f}M | {r['load_s']:.1f} s | "
+                       f"{r['detect_1mp_s']:.2f} s | {r['detect_12mp_s']:.2f} s | {r['forward_12mp_s']:.2f} s | "
+                       f"{ratio} |")
         out.append("")
     if not args.no_replace:
         default = measure_replace(False, args.measured_steps, args.resolution)

@@ -2,8 +2,8 @@
 
 The ``Detect`` step runs an open-vocabulary detector (:mod:`.zero_shot`: OmDet-Turbo, Grounding DINO,
 MM Grounding DINO, OWLv2 through transformers) on the selection's phrases and adds the boxes it finds to
-the selection's boxes, so the ``Segment`` step that follows prompts SAM (any family) or the classical segmenter with them, exactly as
-if the user had drawn them. With no phrase the step does nothing and imports nothing. A phrase that
+the selection's boxes, so the ``Segment`` step that follows prompts SAM (any family) or the classical
+segmenter with them, exactly as if the user had drawn them. With no phrase the step does nothing and imports nothing. A phrase that
 matches nothing is an answer: :class:`~autoinpaint.errors.NotFoundError` (exit 2; a batch row's
 status ``not_found``).
 
