@@ -171,6 +171,36 @@ def save_omdet_turbo(folder: Path, tiny: bool = True, seed: int = 0) -> Path:
                  OmDetTurboProcessor(image_processor=image_processor, tokenizer=tokenizer), seed)
 
 
+def save_omdet_turbo_legacy(folder: Path, seed: int = 0) -> Path:
+    """A random OmDet-Turbo with the published checkpoint's timm Swin-T backbone (at a 128 px input; small
+    text model and heads), whose ``config.json`` is then rewritten the way the published one names its
+    backbone: ``"backbone": "swin_tiny_patch4_window7_224"``, ``"backbone_kwargs"``, ``"backbone_config":
+    null``."""
+    from transformers import DetrImageProcessor, OmDetTurboConfig, OmDetTurboForObjectDetection, OmDetTurboProcessor
+
+    folder = Path(folder)
+    tokenizer = clip_tokenizer(folder / "_vocab")
+    n = len(tokenizer.get_vocab())
+    text = dict(model_type="clip_text_model", vocab_size=n, hidden_size=16, intermediate_size=32,
+                num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=77, bos_token_id=n - 2,
+                eos_token_id=n - 1, projection_dim=16)
+    timm_kwargs = {"always_partition": True, "img_size": 128, "out_indices": [1, 2, 3]}
+    config = OmDetTurboConfig(
+        backbone_config={"model_type": "timm_backbone", "backbone": "swin_tiny_patch4_window7_224", **timm_kwargs},
+        text_config=text, text_projection_in_dim=16, text_projection_out_dim=16, task_encoder_hidden_dim=32,
+        class_embed_dim=16, num_queries=20, encoder_hidden_dim=32, vision_features_channels=[32, 32, 32],
+        encoder_attention_heads=2, encoder_dim_feedforward=32, decoder_hidden_dim=32, decoder_num_heads=2,
+        decoder_num_layers=2, decoder_dim_feedforward=32, decoder_num_points=2, image_size=128)
+    image_processor = DetrImageProcessor(size={"height": 128, "width": 128}, do_pad=False)
+    _save(folder, OmDetTurboForObjectDetection, config,
+          OmDetTurboProcessor(image_processor=image_processor, tokenizer=tokenizer), seed)
+    saved = json.loads((folder / "config.json").read_text())
+    saved.update(backbone="swin_tiny_patch4_window7_224", backbone_config=None, backbone_kwargs=timm_kwargs,
+                 use_timm_backbone=True, use_pretrained_backbone=False)
+    (folder / "config.json").write_text(json.dumps(saved, indent=2))
+    return folder
+
+
 def save_mm_grounding_dino(folder: Path, tiny: bool = True, seed: int = 0) -> Path:
     """A random MM Grounding DINO (transformers ``mm-grounding-dino``) in ``folder``: tiny like
     :func:`save_grounding_dino`'s, or the published mm_grounding_dino_tiny architecture (Swin-T, BERT-base,

@@ -630,3 +630,29 @@ def test_auto_takes_omdet_turbo_from_the_hub_cache_first(models, tmp_path, monke
     assert rec["detector"] == "omdet-turbo" and len(rec["detections"]) == 1 and out.exists()
     assert np.allclose(rec["detections"][0]["box"], (150, 40, 200, 80), atol=1.5 * 240 / 128)
     MODELS.clear()
+
+
+def test_published_omdet_config_naming_a_timm_backbone_loads_offline(tmp_path, monkeypatch):
+    """The published OmDet-Turbo config names its backbone the old way (``backbone`` +
+    ``backbone_kwargs``), which transformers 5 turns into a Hub lookup (fails offline): autoinpaint builds
+    the timm backbone config itself, and the checkpoint's weights load into it."""
+    import huggingface_hub.constants
+    from safetensors import safe_open
+
+    from autoinpaint.detect import load_detector
+    from detect_fixtures import save_omdet_turbo_legacy
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    folder = save_omdet_turbo_legacy(tmp_path / "omdet-legacy")
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg["backbone_config"] is None and cfg["backbone"] == "swin_tiny_patch4_window7_224"
+    detector = load_detector(str(folder), device="cpu")
+    assert type(detector.model.vision_backbone.vision_backbone).__name__ == "TimmBackbone"
+    with safe_open(str(folder / "model.safetensors"), "pt") as f:  # the checkpoint's weights, not a random init
+        key = next(k for k in f.keys() if "vision_backbone" in k and k.endswith("weight"))
+        assert np.array_equal(f.get_tensor(key).numpy(), detector.model.state_dict()[key].numpy())
+    img = gradient_photo(240, 160)
+    raw = detector.forward(img, ["sticker", "logo"])
+    assert raw["logits"].shape == (20, 2) and raw["boxes"].shape == (20, 4)
+    assert detector.detect(img, ["sticker"], DetectParams(box_threshold=0))

@@ -62,6 +62,36 @@ def load_zero_shot_detector(spec: str, device: str = "auto") -> "ZeroShotDetecto
     return ZeroShotDetector(source, device=device)
 
 
+def legacy_backbone_config(folder: Path | None):
+    """The config of a ``save_pretrained`` folder whose ``config.json`` names its timm backbone the old way
+    (``backbone`` + ``backbone_kwargs``, ``backbone_config`` null: the published OmDet-Turbo checkpoint),
+    with that backbone written out as a ``timm_backbone`` config; None for any other config.
+
+    transformers 5 resolves such a ``backbone`` name by asking the Hub whether a repo of that name exists,
+    which fails offline and is a network call on every load otherwise; the timm backbone config is what
+    that lookup ends in for a timm model name. Nothing is downloaded either way (random init, then the
+    checkpoint's weights)."""
+    import json
+
+    if folder is None:
+        return None
+    try:
+        cfg = json.loads((Path(folder) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not (isinstance(cfg, dict) and cfg.get("backbone") and cfg.get("backbone_config") is None
+            and cfg.get("backbone_kwargs") and cfg.get("model_type") in OMDET_TYPES):
+        return None
+    from transformers import AutoConfig
+
+    cfg = dict(cfg)
+    cfg["backbone_config"] = {"model_type": "timm_backbone", "backbone": cfg.pop("backbone"),
+                              **cfg.pop("backbone_kwargs")}
+    for key in ("use_timm_backbone", "use_pretrained_backbone"):
+        cfg.pop(key, None)
+    return AutoConfig.for_model(**cfg)
+
+
 @contextlib.contextmanager
 def _quiet_transformers():
     """No loading bars or INFO/WARNING chatter from transformers while a detector loads."""
@@ -105,14 +135,17 @@ class ZeroShotDetector:
         local = source.local_files_only
         if not local:
             notice(f"downloading {source.location} (allowed by AUTOINPAINT_ALLOW_DOWNLOAD)")
+        folder = Path(source.location) if source.kind == "folder" else snapshot_folder(source.location)
         try:
             with _quiet_transformers():
+                config = legacy_backbone_config(folder)
+                extra = {"config": config} if config is not None else {}
                 self.processor = AutoProcessor.from_pretrained(source.location, local_files_only=local)
                 # adapter_kwargs: with peft installed, the Auto class also looks for a PEFT adapter of a hub
                 # id, and without this it asks the Hub even when the model is read from the cache
                 self.model, info = AutoModelForZeroShotObjectDetection.from_pretrained(
                     source.location, local_files_only=local, use_safetensors=True, output_loading_info=True,
-                    adapter_kwargs={"local_files_only": local})
+                    adapter_kwargs={"local_files_only": local}, **extra)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             hint = fetch_hint(source.location, "--detector") if source.kind == "hub" else "check the folder"
