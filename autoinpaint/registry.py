@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from .errors import InputError, ModelMissingError
 
-KINDS = ("segmenter", "inpainter", "detector")
+KINDS = ("segmenter", "inpainter", "detector", "lora")
 
 
 @dataclass(frozen=True)
@@ -235,7 +235,8 @@ class KnownModel:
     """A named model that ``models list`` shows and ``auto`` may pick.
 
     source: a hub id (``hub:owner/name``) or a checkpoint name of :mod:`autoinpaint.checkpoints`
-        (``file:vit_b``). size: bytes of the weights (published), for the listing.
+        (``file:vit_b``). size: bytes of the weights (published), for the listing. marker: the file of
+        a hub snapshot that says it is there (a LoRA repo has no config.json).
     """
 
     name: str
@@ -244,6 +245,7 @@ class KnownModel:
     source: str
     size: int
     description: str = ""
+    marker: str = "config.json"
 
     def location(self) -> str | None:
         """Where it is on this machine (a path), or None when it is not present."""
@@ -256,7 +258,7 @@ class KnownModel:
         if scheme == "hub":
             from .hub import snapshot_folder
 
-            found = snapshot_folder(ref)
+            found = snapshot_folder(ref, self.marker)
             return str(found) if found else None
         return None
 
@@ -309,6 +311,13 @@ KNOWN: list[KnownModel] = [
                933_000_000, "Grounding DINO Swin-B (--text), 232M parameters"),
     KnownModel("owlv2", "detector", "zero-shot", "hub:google/owlv2-base-patch16-ensemble",
                620_000_000, "OWLv2 ViT-B/16 ensemble (--text), 155M parameters"),
+    # few-step LoRAs (replace --fast, autoinpaint.inpaint.lora); sizes as the hub lists them (135 MB, 394 MB)
+    KnownModel("lcm-lora-sdv1-5", "lora", "lcm-lora", "hub:latent-consistency/lcm-lora-sdv1-5", 135_000_000,
+               "LCM-LoRA for SD 1.5 (replace --fast: 4 steps, no guidance), size as listed",
+               marker="pytorch_lora_weights.safetensors"),
+    KnownModel("lcm-lora-sdxl", "lora", "lcm-lora", "hub:latent-consistency/lcm-lora-sdxl", 394_000_000,
+               "LCM-LoRA for SDXL (replace --fast: 4 steps, no guidance), size as listed",
+               marker="pytorch_lora_weights.safetensors"),
 ]
 
 

@@ -245,6 +245,20 @@ def test_fast_uses_the_cached_lcm_lora_four_steps_one_unet_pass_each(tiny, hub_c
         fast_lora(resolve(str(sd2), marker="model_index.json"))
 
 
+def test_models_list_shows_the_lcm_loras(tiny, hub_cache, cli):
+    def rows():
+        r = cli("models", "list", "--json")
+        assert r.code == 0
+        return {row["name"]: row for row in json.loads(r.out) if row["kind"] == "lora"}
+
+    assert {name: row["hub_id"] for name, row in rows().items()} == {
+        "lcm-lora-sdv1-5": FAST_LORAS["sd15"], "lcm-lora-sdxl": FAST_LORAS["sdxl"]}
+    assert not rows()["lcm-lora-sdv1-5"]["present"]
+    snapshot = install_in_hub_cache(Path(tiny["lcm"]), hub_cache, LCM_SD15)
+    listed = rows()
+    assert listed["lcm-lora-sdv1-5"]["path"] == str(snapshot) and not listed["lcm-lora-sdxl"]["present"]
+
+
 def test_cli_replace_fast_and_missing_lcm_lora(tiny, hub_cache, tmp_path, cli):
     src = tmp_path / "in.png"
     image = scene()[0]
