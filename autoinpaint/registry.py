@@ -298,8 +298,8 @@ KNOWN: list[KnownModel] = [
                "SAM-HQ ViT-H (transformers), 643M parameters, size approximate"),
     KnownModel("lama", "inpainter", "lama", "file:lama", 205_669_692,
                "LaMa big-lama (spandrel), 51M parameters: learned object removal, `remove` default when present"),
-    # detectors: `auto` takes the first present; OmDet-Turbo first for its CPU time (README "Text
-    # selection": measured with benchmarks/bench_fast_text.py), Grounding DINO tiny next (the old default)
+    # detectors: `auto` takes the first present; OmDet-Turbo first for its CPU time (README "Say what to remove:
+    # --text": measured with benchmarks/bench_fast_text.py), Grounding DINO tiny next (the old default)
     KnownModel("omdet-turbo", "detector", "zero-shot", "hub:omlab/omdet-turbo-swin-tiny-hf", 461_627_224,
                "OmDet-Turbo Swin-T (--text, fast), 115M parameters, size approximate"),
     KnownModel("grounding-dino-tiny", "detector", "zero-shot", "hub:IDEA-Research/grounding-dino-tiny",

@@ -22,7 +22,7 @@ from .base import PICK_MODES, DetectParams, Detection, Detections, Detector
 __all__ = ["PICK_MODES", "Detect", "DetectParams", "Detection", "Detections", "Detector", "load_detector",
            "resolve_auto"]
 
-DEFAULT_DETECTOR = "omdet-turbo"  # see the README, "Text selection": which detector and why
+DEFAULT_DETECTOR = "omdet-turbo"  # see the README, "Say what to remove": which detector and why
 
 
 class Detect:
