@@ -39,7 +39,7 @@ class EditOptions:
     """Every knob of an edit; the CLI options and the web API's request fields map onto these names.
 
     Load-time fields pick and place models (``segmenter``, ``inpainter``, ``model``, ``detector``,
-    ``device``, ``precision``, ``dtype``, ``offload``, ``scheduler``, ``resolution``, ``cache``,
+    ``device``, ``precision``, ``dtype``, ``offload``, ``scheduler``, ``resolution``, ``lora``, ``fast``, ``cache``,
     ``lama_max_side``, ``trust_checkpoint``); the others are call-time values, so changing them never
     reloads a model (nor does ``lama_max_side``: inpainters on the same LaMa weights share one network).
     """
@@ -84,6 +84,10 @@ class EditOptions:
     offload: bool = False
     scheduler: str | None = None
     resolution: int | str | None = None
+    # LoRAs fused into the diffusion model (``ID|PATH[:SCALE]``), and --fast (the family's few-step LoRA,
+    # its scheduler, 4 steps, guidance 1); both load-time: a fused model is another model
+    lora: tuple[str, ...] = ()
+    fast: bool = False
     # input / output
     max_pixels: int | None = None
     overwrite: bool = False
@@ -104,6 +108,16 @@ class EditOptions:
     min_side: int | None = None    # px: the canvas's shorter side at least this (upscale ≤ 2×)
     contact_shadow: str = "none"   # none | soft
     shadow_opacity: float = 0.5
+
+    def __post_init__(self):
+        lora = self.lora
+        if lora is None:
+            lora = ()
+        elif isinstance(lora, str):
+            lora = (lora,)
+        if not isinstance(lora, (list, tuple)) or not all(isinstance(x, str) for x in lora):
+            raise InputError(f"lora must be a list of ID|PATH[:SCALE] strings, got {self.lora!r}")
+        object.__setattr__(self, "lora", tuple(lora))  # hashable, one repr: one cached model per set
 
     def replace(self, **changes) -> "EditOptions":
         """A copy with ``changes``; unknown names are an InputError (bad input, exit 2 / HTTP 400)."""
@@ -164,7 +178,7 @@ def inpaint_step(action: str, o: EditOptions, progress: Progress | None = None) 
     return Inpaint(spec, o.padding_mask_crop, inpaint_request(action, o, progress),
                    device=o.device, dtype=o.dtype, offload=o.offload or None, scheduler=o.scheduler,
                    resolution=o.resolution, precision=o.precision, lama_max_side=o.lama_max_side,
-                   trust_checkpoint=o.trust_checkpoint or None)
+                   trust_checkpoint=o.trust_checkpoint or None, lora=o.lora or None, fast=o.fast or None)
 
 
 def fill_steps(action: str, o: EditOptions, progress: Progress | None = None, shadow: bool = False) -> list:

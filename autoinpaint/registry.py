@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from .errors import InputError, ModelMissingError
 
-KINDS = ("segmenter", "inpainter", "detector")
+KINDS = ("segmenter", "inpainter", "detector", "lora")
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,9 @@ DIFFUSION_ALIASES = {
     "kandinsky22": "kandinsky-community/kandinsky-2-2-decoder-inpaint",
 }
 DETECTOR_ALIASES = {
+    "omdet-turbo": "omlab/omdet-turbo-swin-tiny-hf",
     "grounding-dino-tiny": "IDEA-Research/grounding-dino-tiny",
+    "mm-grounding-dino-tiny": "openmmlab-community/mm_grounding_dino_tiny_o365v1_goldg_v3det",
     "grounding-dino-base": "IDEA-Research/grounding-dino-base",
     "owlv2": "google/owlv2-base-patch16-ensemble",
 }
@@ -233,7 +235,8 @@ class KnownModel:
     """A named model that ``models list`` shows and ``auto`` may pick.
 
     source: a hub id (``hub:owner/name``) or a checkpoint name of :mod:`autoinpaint.checkpoints`
-        (``file:vit_b``). size: bytes of the weights (published), for the listing.
+        (``file:vit_b``). size: bytes of the weights (published), for the listing. marker: the file of
+        a hub snapshot that says it is there (a LoRA repo has no config.json).
     """
 
     name: str
@@ -242,6 +245,7 @@ class KnownModel:
     source: str
     size: int
     description: str = ""
+    marker: str = "config.json"
 
     def location(self) -> str | None:
         """Where it is on this machine (a path), or None when it is not present."""
@@ -254,7 +258,7 @@ class KnownModel:
         if scheme == "hub":
             from .hub import snapshot_folder
 
-            found = snapshot_folder(ref)
+            found = snapshot_folder(ref, self.marker)
             return str(found) if found else None
         return None
 
@@ -294,12 +298,26 @@ KNOWN: list[KnownModel] = [
                "SAM-HQ ViT-H (transformers), 643M parameters, size approximate"),
     KnownModel("lama", "inpainter", "lama", "file:lama", 205_669_692,
                "LaMa big-lama (spandrel), 51M parameters: learned object removal, `remove` default when present"),
+    # detectors: `auto` takes the first present; OmDet-Turbo first for its CPU time (README "Say what to remove:
+    # --text": measured with benchmarks/bench_fast_text.py), Grounding DINO tiny next (the old default)
+    KnownModel("omdet-turbo", "detector", "zero-shot", "hub:omlab/omdet-turbo-swin-tiny-hf", 461_627_224,
+               "OmDet-Turbo Swin-T (--text, fast), 115M parameters, size approximate"),
     KnownModel("grounding-dino-tiny", "detector", "zero-shot", "hub:IDEA-Research/grounding-dino-tiny",
                689_000_000, "Grounding DINO Swin-T (--text), 172M parameters"),
+    KnownModel("mm-grounding-dino-tiny", "detector", "zero-shot",
+               "hub:openmmlab-community/mm_grounding_dino_tiny_o365v1_goldg_v3det", 689_002_512,
+               "MM Grounding DINO Swin-T (--text, accurate), 172M parameters, size approximate"),
     KnownModel("grounding-dino-base", "detector", "zero-shot", "hub:IDEA-Research/grounding-dino-base",
                933_000_000, "Grounding DINO Swin-B (--text), 232M parameters"),
     KnownModel("owlv2", "detector", "zero-shot", "hub:google/owlv2-base-patch16-ensemble",
                620_000_000, "OWLv2 ViT-B/16 ensemble (--text), 155M parameters"),
+    # few-step LoRAs (replace --fast, autoinpaint.inpaint.lora); sizes as the hub lists them (135 MB, 394 MB)
+    KnownModel("lcm-lora-sdv1-5", "lora", "lcm-lora", "hub:latent-consistency/lcm-lora-sdv1-5", 135_000_000,
+               "LCM-LoRA for SD 1.5 (replace --fast: 4 steps, no guidance), size as listed",
+               marker="pytorch_lora_weights.safetensors"),
+    KnownModel("lcm-lora-sdxl", "lora", "lcm-lora", "hub:latent-consistency/lcm-lora-sdxl", 394_000_000,
+               "LCM-LoRA for SDXL (replace --fast: 4 steps, no guidance), size as listed",
+               marker="pytorch_lora_weights.safetensors"),
 ]
 
 

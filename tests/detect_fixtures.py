@@ -5,8 +5,11 @@ load through the same code path as the published ``IDEA-Research/grounding-dino-
 
 * Grounding DINO uses BERT's WordPiece tokenizer, and the model hard-codes BERT's ids of its phrase
   delimiters ([CLS] 101, [SEP] 102, ``.`` 1012, ``?`` 1029): the small vocabulary keeps those ids.
-* OWLv2 uses CLIP's byte-level BPE tokenizer; the text model pools at the highest token id, so the
-  end-of-text token is the last one.
+* OWLv2 and OmDet-Turbo use CLIP's byte-level BPE tokenizer; the text model pools at the highest token
+  id, so the end-of-text token is the last one.
+* The tiny OmDet-Turbo uses transformers' Swin backbone (channels first, so no layer norm after it); the
+  published one, and :func:`save_omdet_turbo` with ``tiny=False``, use timm's Swin-T (random weights,
+  nothing downloaded: ``use_pretrained_backbone`` is off).
 """
 from __future__ import annotations
 
@@ -133,6 +136,98 @@ def save_owlv2(folder: Path, tiny: bool = True, seed: int = 0) -> Path:
                  Owlv2Processor(image_processor=image_processor, tokenizer=tokenizer), seed)
 
 
+def save_omdet_turbo(folder: Path, tiny: bool = True, seed: int = 0) -> Path:
+    """A random OmDet-Turbo in ``folder``: tiny (Swin and CLIP text of width 8–16, 20 queries, a 128 px
+    input), or the published omdet-turbo-swin-tiny-hf architecture (timm Swin-T at 640², CLIP ViT-B/16
+    text encoder, 900 queries, the DETR image processor at 640×640)."""
+    from transformers import DetrImageProcessor, OmDetTurboConfig, OmDetTurboForObjectDetection, OmDetTurboProcessor
+
+    folder = Path(folder)
+    tokenizer = clip_tokenizer(folder / "_vocab")
+    n = len(tokenizer.get_vocab())
+    if tiny:
+        from transformers import SwinConfig
+
+        swin = SwinConfig(window_size=7, embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], image_size=64,
+                          out_features=["stage2", "stage3", "stage4"], out_indices=[2, 3, 4])
+        text = dict(model_type="clip_text_model", vocab_size=n, hidden_size=16, intermediate_size=32,
+                    num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=77, bos_token_id=n - 2,
+                    eos_token_id=n - 1, projection_dim=16)
+        config = OmDetTurboConfig(
+            backbone_config=swin, apply_layernorm_after_vision_backbone=False, text_config=text,
+            text_projection_in_dim=16, text_projection_out_dim=16, task_encoder_hidden_dim=32, class_embed_dim=16,
+            num_queries=20, encoder_hidden_dim=32, vision_features_channels=[32, 32, 32],
+            encoder_in_channels=[16, 32, 64], encoder_attention_heads=2, encoder_dim_feedforward=32,
+            decoder_hidden_dim=32, decoder_num_heads=2, decoder_num_layers=2, decoder_dim_feedforward=32,
+            decoder_num_points=2, image_size=128)
+        side = 128
+    else:
+        text = dict(model_type="clip_text_model", vocab_size=n, bos_token_id=n - 2, eos_token_id=n - 1)
+        config = OmDetTurboConfig(use_timm_backbone=True, backbone="swin_tiny_patch4_window7_224",
+                                  use_pretrained_backbone=False, text_config=text)
+        side = 640
+    image_processor = DetrImageProcessor(size={"height": side, "width": side}, do_pad=False)
+    return _save(folder, OmDetTurboForObjectDetection, config,
+                 OmDetTurboProcessor(image_processor=image_processor, tokenizer=tokenizer), seed)
+
+
+def save_omdet_turbo_legacy(folder: Path, seed: int = 0) -> Path:
+    """A random OmDet-Turbo with the published checkpoint's timm Swin-T backbone (at a 128 px input; small
+    text model and heads), whose ``config.json`` is then rewritten the way the published one names its
+    backbone: ``"backbone": "swin_tiny_patch4_window7_224"``, ``"backbone_kwargs"``, ``"backbone_config":
+    null``."""
+    from transformers import DetrImageProcessor, OmDetTurboConfig, OmDetTurboForObjectDetection, OmDetTurboProcessor
+
+    folder = Path(folder)
+    tokenizer = clip_tokenizer(folder / "_vocab")
+    n = len(tokenizer.get_vocab())
+    text = dict(model_type="clip_text_model", vocab_size=n, hidden_size=16, intermediate_size=32,
+                num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=77, bos_token_id=n - 2,
+                eos_token_id=n - 1, projection_dim=16)
+    timm_kwargs = {"always_partition": True, "img_size": 128, "out_indices": [1, 2, 3]}
+    config = OmDetTurboConfig(
+        backbone_config={"model_type": "timm_backbone", "backbone": "swin_tiny_patch4_window7_224", **timm_kwargs},
+        text_config=text, text_projection_in_dim=16, text_projection_out_dim=16, task_encoder_hidden_dim=32,
+        class_embed_dim=16, num_queries=20, encoder_hidden_dim=32, vision_features_channels=[32, 32, 32],
+        encoder_attention_heads=2, encoder_dim_feedforward=32, decoder_hidden_dim=32, decoder_num_heads=2,
+        decoder_num_layers=2, decoder_dim_feedforward=32, decoder_num_points=2, image_size=128)
+    image_processor = DetrImageProcessor(size={"height": 128, "width": 128}, do_pad=False)
+    _save(folder, OmDetTurboForObjectDetection, config,
+          OmDetTurboProcessor(image_processor=image_processor, tokenizer=tokenizer), seed)
+    saved = json.loads((folder / "config.json").read_text())
+    saved.update(backbone="swin_tiny_patch4_window7_224", backbone_config=None, backbone_kwargs=timm_kwargs,
+                 use_timm_backbone=True, use_pretrained_backbone=False)
+    (folder / "config.json").write_text(json.dumps(saved, indent=2))
+    return folder
+
+
+def save_mm_grounding_dino(folder: Path, tiny: bool = True, seed: int = 0) -> Path:
+    """A random MM Grounding DINO (transformers ``mm-grounding-dino``) in ``folder``: tiny like
+    :func:`save_grounding_dino`'s, or the published mm_grounding_dino_tiny architecture (Swin-T, BERT-base,
+    900 queries, the 800/1333 px input). Same processor and tokenizer as Grounding DINO."""
+    from transformers import (GroundingDinoImageProcessor, GroundingDinoProcessor, MMGroundingDinoConfig,
+                              MMGroundingDinoForObjectDetection, SwinConfig)
+
+    folder = Path(folder)
+    tokenizer = bert_tokenizer(folder / "_vocab")
+    if tiny:
+        swin = SwinConfig(window_size=7, embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], image_size=64,
+                          out_features=["stage2", "stage3", "stage4"], out_indices=[2, 3, 4])
+        text = dict(model_type="bert", vocab_size=len(bert_vocab()), hidden_size=8, num_hidden_layers=1,
+                    num_attention_heads=2, intermediate_size=16, max_position_embeddings=64)
+        config = MMGroundingDinoConfig(d_model=32, encoder_layers=1, decoder_layers=2, encoder_attention_heads=2,
+                                       decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
+                                       num_queries=20, encoder_n_points=2, decoder_n_points=2,
+                                       backbone_config=swin, text_config=text, max_text_len=64)
+        image_processor = GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96})
+    else:
+        config = MMGroundingDinoConfig(backbone_config=SwinConfig(out_indices=[2, 3, 4], window_size=7,
+                                                                  image_size=224))
+        image_processor = GroundingDinoImageProcessor()
+    return _save(folder, MMGroundingDinoForObjectDetection, config,
+                 GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer), seed)
+
+
 def oracle_forward(detector):
     """**Stands in for the network's forward pass only** (loader, processor and post-processing stay real):
     finds the bright object in the ``pixel_values`` the real processor produced, and reports it as query 0
@@ -142,7 +237,7 @@ def oracle_forward(detector):
 
     from autoinpaint.detect.postprocess import phrase_spans
 
-    def forward(pixel_values, input_ids=None, **_):
+    def forward(pixel_values, input_ids=None, classes_input_ids=None, **_):
         plane = pixel_values[0].mean(0)
         mask = plane > (plane.max() + plane.median()) / 2
         ys, xs = torch.nonzero(mask, as_tuple=True)
@@ -150,6 +245,10 @@ def oracle_forward(detector):
         x0, x1, y0, y1 = xs.min().item(), xs.max().item() + 1, ys.min().item(), ys.max().item() + 1
         box = [(x0 + x1) / 2 / ww, (y0 + y1) / 2 / hh, (x1 - x0) / ww, (y1 - y0) / hh]
         boxes = torch.tensor([box, [0.2, 0.2, 0.1, 0.1], [0.8, 0.8, 0.2, 0.2]])[None]
+        if detector.family == "omdet":
+            logits = torch.full((1, 3, classes_input_ids.shape[0]), -6.0)
+            logits[0, 0, 0] = 5.0
+            return SimpleNamespace(decoder_class_logits=logits, decoder_coord_logits=boxes)
         if detector.family == "grounding-dino":
             logits = torch.full((1, 3, detector.model.config.max_text_len), float("-inf"))
             logits[:, :, :input_ids.shape[1]] = -6.0

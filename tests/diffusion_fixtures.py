@@ -84,3 +84,28 @@ def save_tiny_models(root: Path) -> dict[str, str]:
         build().save_pretrained(folder)
         paths[name] = str(folder)
     return paths
+
+
+def save_tiny_lora(folder: Path, model_folder: str, seed: int = 1, rank: int = 4) -> Path:
+    """A random LoRA for the UNet of the tiny pipeline in ``model_folder``, written the way diffusers'
+    LoRA training scripts write one (peft adapter on the attention projections,
+    ``save_lora_weights`` → ``pytorch_lora_weights.safetensors``). Its B matrices are random (a freshly
+    trained LoRA starts with B = 0, which would change nothing). Returns ``folder``."""
+    import torch
+    from diffusers import StableDiffusionInpaintPipeline, UNet2DConditionModel
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    unet = UNet2DConditionModel.from_pretrained(model_folder, subfolder="unet")
+    torch.manual_seed(seed)
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
+                                target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    with torch.no_grad():
+        for name, param in unet.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    state = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    folder = Path(folder)
+    StableDiffusionInpaintPipeline.save_lora_weights(folder, unet_lora_layers=state, safe_serialization=True)
+    return folder

@@ -17,8 +17,8 @@ from PIL import Image
 from conftest import ROOT, gradient_photo
 
 from autoinpaint.detect import DetectParams, Detection, Detections
-from autoinpaint.detect.postprocess import (Candidates, decode_grounding_dino, decode_owl, grounding_text, nms,
-                                            phrase_spans, pick, to_pixels)
+from autoinpaint.detect.postprocess import (Candidates, decode_grounding_dino, decode_omdet, decode_owl,
+                                            grounding_text, nms, phrase_spans, pick, to_pixels)
 from autoinpaint.errors import InputError, ModelMissingError, NotFoundError
 from autoinpaint.selection import Selection
 
@@ -86,6 +86,17 @@ def test_owl_decode_scores_each_phrase_column():
     assert c.phrase.tolist() == [0, 1]
     np.testing.assert_allclose(c.score, 1 / (1 + np.exp(-np.array([2.0, 0.0]))))
     np.testing.assert_allclose(c.boxes[0], [80, 30, 120, 70])  # padded square by default (OWLv2)
+
+
+def test_omdet_decode_maps_boxes_of_the_stretched_image():
+    # OmDet-Turbo's processor stretches the image to 640×640: fractions are of each side, no padding
+    logits = np.array([[2.0, -1.0], [-3.0, 0.0]])
+    c = decode_omdet(logits, np.array([[0.5, 0.25, 0.2, 0.2], [0.5, 0.5, 0.5, 0.5]]), 200, 100)
+    assert c.phrase.tolist() == [0, 1]
+    np.testing.assert_allclose(c.score, 1 / (1 + np.exp(-np.array([2.0, 0.0]))))
+    np.testing.assert_allclose(c.boxes, [[80, 15, 120, 35], [50, 25, 150, 75]])
+    found = pick(c, ["sticker", "logo"], DetectParams(), 0.30)
+    assert [(d.phrase, d.box) for d in found] == [("sticker", (80, 15, 120, 35)), ("logo", (50, 25, 150, 75))]
 
 
 def candidates(scores, boxes, phrases=None, n_phrases=1) -> Candidates:
@@ -201,7 +212,10 @@ def test_models_list_shows_the_detectors(cli):
     r = cli("models", "list", "--json")
     assert r.code == 0
     rows = {row["name"]: row for row in json.loads(r.out) if row["kind"] == "detector"}
-    assert list(rows) == ["grounding-dino-tiny", "grounding-dino-base", "owlv2"]
+    assert list(rows) == ["omdet-turbo", "grounding-dino-tiny", "mm-grounding-dino-tiny", "grounding-dino-base",
+                          "owlv2"]
+    assert rows["omdet-turbo"]["hub_id"] == "omlab/omdet-turbo-swin-tiny-hf"
+    assert rows["mm-grounding-dino-tiny"]["hub_id"] == "openmmlab-community/mm_grounding_dino_tiny_o365v1_goldg_v3det"
     assert rows["grounding-dino-tiny"]["hub_id"] == "IDEA-Research/grounding-dino-tiny"
     assert rows["owlv2"]["hub_id"] == "google/owlv2-base-patch16-ensemble"
     assert 600e6 < rows["grounding-dino-tiny"]["size"] < 700e6
@@ -224,13 +238,17 @@ def test_no_phrase_path_imports_neither_transformers_nor_torch():
 
 # ------------------------------------------------------------------------------ tiny real models
 pytest.importorskip("transformers")
-from detect_fixtures import oracle_forward, save_grounding_dino, save_owlv2  # noqa: E402
+from detect_fixtures import (oracle_forward, save_grounding_dino, save_mm_grounding_dino,  # noqa: E402
+                             save_omdet_turbo, save_owlv2)
+
+FAMILIES = ["grounding-dino", "owl", "omdet", "mm-grounding-dino"]
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("detectors")
-    return {"grounding-dino": save_grounding_dino(root / "gdino"), "owl": save_owlv2(root / "owlv2")}
+    return {"grounding-dino": save_grounding_dino(root / "gdino"), "owl": save_owlv2(root / "owlv2"),
+            "omdet": save_omdet_turbo(root / "omdet"), "mm-grounding-dino": save_mm_grounding_dino(root / "mmgd")}
 
 
 @pytest.fixture(scope="module")
@@ -250,7 +268,7 @@ def detector(models, request):
     return load_detector(str(models[request.param]), device="cpu")
 
 
-@pytest.mark.parametrize("detector", ["grounding-dino", "owl"], indirect=True)
+@pytest.mark.parametrize("detector", FAMILIES, indirect=True)
 def test_real_loader_and_processor_match_transformers_post_processing(detector, photo):
     """Our numpy post-processing on the tiny model's real outputs gives transformers' own scores and boxes."""
     import torch
@@ -260,7 +278,25 @@ def test_real_loader_and_processor_match_transformers_post_processing(detector, 
     raw = detector.forward(img, phrases)
     out = SimpleNamespace(logits=torch.as_tensor(raw["logits"])[None], pred_boxes=torch.as_tensor(raw["boxes"])[None])
     h, w = img.shape[:2]
-    if detector.family == "grounding-dino":
+    if detector.family == "omdet":
+        assert type(detector.model).__name__ == "OmDetTurboForObjectDetection"
+        q, p = raw["logits"].shape
+        assert (q, p) == (20, 2)
+        ours = decode_omdet(raw["logits"], raw["boxes"], w, h)
+        out = SimpleNamespace(decoder_class_logits=torch.as_tensor(raw["logits"])[None],
+                              decoder_coord_logits=torch.as_tensor(raw["boxes"])[None],
+                              classes_structure=torch.tensor([p]))
+        # every (box, phrase) pair, no NMS: transformers lists each box once per phrase
+        ref = detector.processor.post_process_grounded_object_detection(
+            out, text_labels=phrases, threshold=0.0, nms_threshold=1.0, target_sizes=[(h, w)], max_num_det=q * p)[0]
+        assert len(ref["scores"]) == q * p
+        theirs = {(int(lab), round(float(sc), 5)): bx for lab, sc, bx in
+                  zip(ref["labels"], ref["scores"], ref["boxes"].numpy().astype(np.float64))}
+        for k in range(q):  # each of our boxes is transformers' entry for its best phrase
+            box = theirs[(int(ours.phrase[k]), round(float(ours.score[k]), 5))]
+            np.testing.assert_allclose(ours.boxes[k], box, atol=1e-3)
+        np.testing.assert_allclose(ours.phrase_scores, 1 / (1 + np.exp(-raw["logits"].astype(np.float64))))
+    elif detector.family == "grounding-dino":
         ours = decode_grounding_dino(raw["logits"], raw["boxes"], raw["input_ids"], detector.delimiters, 2, w, h)
         ref = detector.processor.post_process_grounded_object_detection(
             out, torch.as_tensor(raw["input_ids"])[None], threshold=0.0, text_threshold=0.0, target_sizes=[(h, w)])[0]
@@ -269,13 +305,17 @@ def test_real_loader_and_processor_match_transformers_post_processing(detector, 
         ours = decode_owl(raw["logits"], raw["boxes"], w, h, detector.padded_square)
         ref = detector.processor.post_process_grounded_object_detection(out, threshold=0.0, target_sizes=[(h, w)])[0]
         assert ref["labels"].tolist() == ours.phrase.tolist()
-    assert len(ref["scores"]) == len(ours.score)
-    np.testing.assert_allclose(ours.score, ref["scores"].numpy(), rtol=1e-5)
-    expected = ref["boxes"].numpy().astype(np.float64)
-    expected[:, [0, 2]] = expected[:, [0, 2]].clip(0, w)
-    expected[:, [1, 3]] = expected[:, [1, 3]].clip(0, h)
-    np.testing.assert_allclose(ours.boxes, expected, atol=1e-3)
+    if detector.family != "omdet":
+        assert len(ref["scores"]) == len(ours.score)
+        np.testing.assert_allclose(ours.score, ref["scores"].numpy(), rtol=1e-5)
+        expected = ref["boxes"].numpy().astype(np.float64)
+        expected[:, [0, 2]] = expected[:, [0, 2]].clip(0, w)
+        expected[:, [1, 3]] = expected[:, [1, 3]].clip(0, h)
+        np.testing.assert_allclose(ours.boxes, expected, atol=1e-3)
 
+    if detector.family == "grounding-dino":
+        expected_type = "mm-grounding-dino" if "mmgd" in str(detector.source.location) else "grounding-dino"
+        assert detector.model.config.model_type == expected_type
     found = detector.detect(img, phrases, DetectParams(box_threshold=0, text_threshold=0))
     assert found and all(0 <= d.box[0] < d.box[2] <= w and 0 <= d.box[1] < d.box[3] <= h for d in found)
     assert [d.score for d in found] == sorted((d.score for d in found), reverse=True)
@@ -295,7 +335,7 @@ def exif_rotated_photo(path: Path) -> tuple[np.ndarray, tuple[int, int, int, int
     return shown, (210, 110, 260, 150)
 
 
-@pytest.mark.parametrize("detector", ["grounding-dino", "owl"], indirect=True)
+@pytest.mark.parametrize("detector", FAMILIES, indirect=True)
 def test_boxes_land_on_the_object_of_an_exif_rotated_non_square_photo(detector, tmp_path, monkeypatch):
     """Known answer through the whole pipeline: EXIF orientation, the real processor's resize (and OWLv2's
     padding to a square), box mapping, segmentation and removal."""
@@ -333,7 +373,11 @@ def test_missing_and_unsafe_detectors_exit_3(tmp_path, monkeypatch, cli, photo):
     out = tmp_path / "out.png"
     r = cli("remove", path, "--text", "sticker", "-o", out, *FAST)
     assert r.code == 3, r.err
-    assert "hf download IDEA-Research/grounding-dino-tiny" in r.err and not out.exists()
+    assert "hf download omlab/omdet-turbo-swin-tiny-hf" in r.err and not out.exists()  # auto's default
+    for name, repo in [("grounding-dino-tiny", "IDEA-Research/grounding-dino-tiny"),
+                       ("mm-grounding-dino-tiny", "openmmlab-community/mm_grounding_dino_tiny_o365v1_goldg_v3det")]:
+        r = cli("remove", path, "--text", "sticker", "--detector", name, "-o", out, *FAST)
+        assert r.code == 3 and f"hf download {repo}" in r.err and not out.exists(), r.err
     monkeypatch.setenv("AUTOINPAINT_ALLOW_DOWNLOAD", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # offline always wins
     with pytest.raises(ModelMissingError, match="HF_HUB_OFFLINE"):
@@ -548,3 +592,67 @@ def test_working_size_follows_the_processor():
     assert working_size(3000, 4000, {"height": 960, "width": 960}) == (720, 960)   # OWLv2: long side → 960
     assert working_size(640, 480, {"height": 960, "width": 960}) == (640, 480)     # never enlarged
     assert working_size(640, 480, {}) == (640, 480)
+
+
+def test_auto_takes_omdet_turbo_from_the_hub_cache_first(models, tmp_path, monkeypatch, cli):
+    """`--detector auto` with OmDet-Turbo and Grounding DINO both in the Hugging Face cache: OmDet-Turbo,
+    found by its alias through the real cache lookup and loaded through the real loader."""
+    import huggingface_hub.constants
+
+    from autoinpaint.detect import resolve_auto
+    from autoinpaint.registry import MODELS
+    from hf_sam_fixtures import install_in_hub_cache
+
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("AUTOINPAINT_ALLOW_DOWNLOAD", raising=False)
+    MODELS.clear()
+    install_in_hub_cache(models["grounding-dino"], cache, "IDEA-Research/grounding-dino-tiny")
+    assert resolve_auto()[0] == "grounding-dino-tiny"
+    install_in_hub_cache(models["omdet"], cache, "omlab/omdet-turbo-swin-tiny-hf")
+    assert resolve_auto()[0] == "omdet-turbo"
+    rows = {r["name"]: r for r in json.loads(cli("models", "list", "--json").out)}
+    assert rows["omdet-turbo"]["present"] and not rows["mm-grounding-dino-tiny"]["present"]
+    from autoinpaint.detect import load_detector
+
+    loaded = load_detector("omdet-turbo", device="auto")  # what the CLI's auto will get from the process-wide cache
+    assert loaded.family == "omdet" and loaded.source.kind == "hub"
+    monkeypatch.setattr(loaded.model, "forward", oracle_forward(loaded))  # the network finds the sticker
+    img = (gradient_photo(240, 160) * 0.6).astype(np.uint8)  # darker than the sticker everywhere
+    img[40:80, 150:200] = (250, 245, 240)
+    path, out = tmp_path / "dark.png", tmp_path / "out.png"
+    Image.fromarray(img).save(path)
+    r = cli("mask", path, "--text", "sticker", "--json", "-o", out, *FAST)
+    assert r.code == 0, r.err
+    rec = json.loads(r.out)
+    assert rec["detector"] == "omdet-turbo" and len(rec["detections"]) == 1 and out.exists()
+    assert np.allclose(rec["detections"][0]["box"], (150, 40, 200, 80), atol=1.5 * 240 / 128)
+    MODELS.clear()
+
+
+def test_published_omdet_config_naming_a_timm_backbone_loads_offline(tmp_path, monkeypatch):
+    """The published OmDet-Turbo config names its backbone the old way (``backbone`` +
+    ``backbone_kwargs``), which transformers 5 turns into a Hub lookup (fails offline): autoinpaint builds
+    the timm backbone config itself, and the checkpoint's weights load into it."""
+    import huggingface_hub.constants
+    from safetensors import safe_open
+
+    from autoinpaint.detect import load_detector
+    from detect_fixtures import save_omdet_turbo_legacy
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    folder = save_omdet_turbo_legacy(tmp_path / "omdet-legacy")
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg["backbone_config"] is None and cfg["backbone"] == "swin_tiny_patch4_window7_224"
+    detector = load_detector(str(folder), device="cpu")
+    assert type(detector.model.vision_backbone.vision_backbone).__name__ == "TimmBackbone"
+    with safe_open(str(folder / "model.safetensors"), "pt") as f:  # the checkpoint's weights, not a random init
+        key = next(k for k in f.keys() if "vision_backbone" in k and k.endswith("weight"))
+        assert np.array_equal(f.get_tensor(key).numpy(), detector.model.state_dict()[key].numpy())
+    img = gradient_photo(240, 160)
+    raw = detector.forward(img, ["sticker", "logo"])
+    assert raw["logits"].shape == (20, 2) and raw["boxes"].shape == (20, 4)
+    assert detector.detect(img, ["sticker"], DetectParams(box_threshold=0))

@@ -55,9 +55,9 @@ _TEXT_KEYS = ("text", "texts")
 _IGNORED_KEYS = {"id", "note", "notes", "comment"}
 _OPTION_FIELDS = {f.name: f for f in dataclasses.fields(EditOptions)}
 _BACKGROUND_ALIASES = {"shadow": "contact_shadow", "blur": "backdrop_blur"}
-# options added after HASH_VERSION 1 (issue 18): left out of the row hash while at their defaults
+# options added after HASH_VERSION 1 (issues 17-19): left out of the row hash while at their defaults
 _LATER_OPTIONS = ("invert", "color", "backdrop_blur", "matte", "canvas", "margin", "align", "min_side",
-                  "contact_shadow", "shadow_opacity", "shadow")
+                  "contact_shadow", "shadow_opacity", "shadow", "lora", "fast")
 
 
 @dataclass(frozen=True)
@@ -356,6 +356,11 @@ def _coerce_option(name: str, value: Any) -> Any:
         raise InputError(f"{name} cannot be empty")
     if "bool" in kind:
         return _to_bool(value, name)
+    if "tuple" in kind:  # lora: "a/b:0.5; c/d" or a list
+        items = value.split(";") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
+            raise InputError(f"{name} must be a string or a list of strings, got {value!r}")
+        return tuple(v.strip() for v in items if v.strip())
     try:
         if "int" in kind:
             number = float(value)

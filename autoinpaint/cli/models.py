@@ -19,7 +19,7 @@ def _mb(size: int) -> str:
 
 @click.group(epilog=_EPILOG)
 def models() -> None:
-    """Known models (segmenters, inpainters, detectors): list, download, verify."""
+    """Known models (segmenters, inpainters, detectors, few-step LoRAs): list, download, verify."""
 
 
 def _rows() -> list[dict]:

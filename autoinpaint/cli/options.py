@@ -41,10 +41,12 @@ prompt_options = _compose(
 
 detector_options = _compose(
     click.option("--detector", default=EditOptions.detector, show_default=True,
-                 metavar="auto|grounding-dino-tiny|grounding-dino-base|owlv2|ID|PATH",
-                 help="Model for --text (auto = the first one present here, else grounding-dino-tiny)."),
+                 metavar="auto|omdet-turbo|grounding-dino-tiny|mm-grounding-dino-tiny|grounding-dino-base|owlv2|"
+                         "ID|PATH",
+                 help="Model for --text (auto = the first one present here in that order, else omdet-turbo)."),
     click.option("--box-threshold", type=click.FloatRange(0, 1), default=None, metavar="F",
-                 help="--text: keep boxes scoring at least F (default 0.30 Grounding DINO, 0.10 OWLv2)."),
+                 help="--text: keep boxes scoring at least F (default 0.30 OmDet-Turbo and Grounding DINO, "
+                      "0.10 OWLv2)."),
     click.option("--text-threshold", type=click.FloatRange(0, 1), default=None, metavar="F",
                  help="--text, Grounding DINO: the phrase's own words must score at least F (default 0.25)."),
     click.option("--pick", type=click.Choice(["all", "best", "largest"]), default=EditOptions.pick,
@@ -187,7 +189,9 @@ def edit_command(f):
 
 EXIT_SKIPPED = 4  # --on-doubt skip: the mask was in doubt, nothing was written
 
-SCHEDULER_CHOICES = ["default", "ddim", "pndm", "euler", "euler-a", "dpm++", "dpm++-karras", "unipc", "lms"]
+# the keys of autoinpaint.inpaint.diffusion_loading.SCHEDULERS (not imported here: --help stays light)
+SCHEDULER_CHOICES = ["default", "ddim", "pndm", "euler", "euler-a", "dpm++", "dpm++-karras", "unipc", "lms",
+                     "dpm++-sde", "heun", "ddpm", "deis", "lcm", "tcd"]
 
 
 def _resolution(ctx, param, value):
@@ -208,9 +212,9 @@ diffusion_settings = _compose(
                  help="What to avoid (default: 'bad anatomy, deformed, ugly, blurry, ...'; remove: "
                       "object-ish words such as 'object, person, animal, text')."),
     click.option("--steps", type=click.IntRange(min=1), default=None, metavar="N",
-                 help="Denoising steps (default 30)."),
+                 help="Denoising steps (default 30; --fast: 4)."),
     click.option("--guidance", type=click.FloatRange(min=0), default=None, metavar="F",
-                 help="Classifier-free guidance scale (default 7.5)."),
+                 help="Classifier-free guidance scale (default 7.5; --fast: 1, i.e. none)."),
     click.option("--strength", type=click.FloatRange(min=0, max=1, min_open=True), default=None, metavar="F",
                  help="How much of the masked area is re-noised, 0..1 (default 1.0; SDXL max 0.99; "
                       "remove: 0.6 over a classical pre-fill)."),
@@ -223,7 +227,15 @@ diffusion_settings = _compose(
     click.option("--offload", is_flag=True,
                  help="Model CPU offload (GPU only; also chosen automatically when free VRAM is short)."),
     click.option("--scheduler", default=None, type=click.Choice(SCHEDULER_CHOICES),
-                 help="Noise scheduler (default: the model's own)."),
+                 help="Noise scheduler (default: the model's own; --fast: lcm). lcm and tcd are few-step "
+                      "schedulers for distilled models and LoRAs."),
+    click.option("--lora", "lora", multiple=True, metavar="ID|PATH[:SCALE]",
+                 help="Fuse a LoRA into the diffusion model (repeatable): a hub id from the local cache, a "
+                      ".safetensors file or a folder; SCALE weights it (default 1)."),
+    click.option("--fast", is_flag=True,
+                 help="Few-step replace: the model family's LCM-LoRA (latent-consistency/lcm-lora-sdv1-5 or "
+                      "-sdxl, from the local cache) with the lcm scheduler, 4 steps and guidance 1 (one UNet "
+                      "pass per step); --steps/--guidance/--scheduler still override."),
     click.option("--resolution", default=None, callback=_resolution, metavar="PX|WxH",
                  help="Working resolution of the model (default: its native one, 512 SD 1.5, 1024 SDXL)."),
 )

@@ -1,9 +1,9 @@
 """Detection stage: text phrases (``--text "price sticker"``) → boxes, before segmentation.
 
-The ``Detect`` step runs an open-vocabulary detector (:mod:`.zero_shot`: Grounding DINO, OWLv2 through
-transformers) on the selection's phrases and adds the boxes it finds to the selection's boxes, so the
-``Segment`` step that follows prompts SAM (any family) or the classical segmenter with them, exactly as
-if the user had drawn them. With no phrase the step does nothing and imports nothing. A phrase that
+The ``Detect`` step runs an open-vocabulary detector (:mod:`.zero_shot`: OmDet-Turbo, Grounding DINO,
+MM Grounding DINO, OWLv2 through transformers) on the selection's phrases and adds the boxes it finds to
+the selection's boxes, so the ``Segment`` step that follows prompts SAM (any family) or the classical
+segmenter with them, exactly as if the user had drawn them. With no phrase the step does nothing and imports nothing. A phrase that
 matches nothing is an answer: :class:`~autoinpaint.errors.NotFoundError` (exit 2; a batch row's
 status ``not_found``).
 
@@ -22,7 +22,7 @@ from .base import PICK_MODES, DetectParams, Detection, Detections, Detector
 __all__ = ["PICK_MODES", "Detect", "DetectParams", "Detection", "Detections", "Detector", "load_detector",
            "resolve_auto"]
 
-DEFAULT_DETECTOR = "grounding-dino-tiny"
+DEFAULT_DETECTOR = "omdet-turbo"  # see the README, "Say what to remove": which detector and why
 
 
 class Detect:
@@ -33,8 +33,8 @@ class Detect:
     phrases that matched nothing while others did. Raises NotFoundError when no phrase matched.
 
     Args:
-        detector: a Detector, or a spec for :func:`load_detector` (``auto``, ``grounding-dino-tiny``,
-            ``owlv2``, a hub id, a folder).
+        detector: a Detector, or a spec for :func:`load_detector` (``auto``, ``omdet-turbo``,
+            ``grounding-dino-tiny``, ``owlv2``, a hub id, a folder).
         params: call-time values (:class:`DetectParams`).
         load_options: passed to :func:`load_detector` (``device``).
     """
@@ -94,8 +94,9 @@ def resolve_auto() -> tuple[str, str]:
 
 
 def load_detector(spec: str = "auto", **options) -> Detector:
-    """Get a detector: ``auto`` (the first known detector present here, else grounding-dino-tiny),
-    ``grounding-dino-tiny``, ``grounding-dino-base``, ``owlv2``, a hub id (from the local Hugging Face
+    """Get a detector: ``auto`` (the first known detector present here, else omdet-turbo),
+    ``omdet-turbo``, ``grounding-dino-tiny``, ``mm-grounding-dino-tiny``, ``grounding-dino-base``,
+    ``owlv2``, a hub id (from the local Hugging Face
     cache) or a ``save_pretrained`` folder. ``options``: load-time values (``device``). Loaded once per
     process (:func:`autoinpaint.registry.load`); a missing model raises ModelMissingError (exit 3)
     with the command that fetches it."""

@@ -4,6 +4,7 @@
 * :func:`grounding_text` formats phrases the way Grounding DINO was trained on (``"a cat. a dog."``).
 * :func:`phrase_spans`, :func:`decode_grounding_dino`: token logits → one phrase per box.
 * :func:`decode_owl`: OWL-ViT / OWLv2 logits (one column per phrase).
+* :func:`decode_omdet`: OmDet-Turbo class logits (one column per phrase, boxes of the stretched image).
 * :func:`to_pixels`: normalised (cx, cy, w, h) → pixel (x0, y0, x1, y1); OWLv2 pads the image to a
   square at the bottom/right before resizing, so its boxes are fractions of the padded side.
 * :func:`pick`: thresholds, per-phrase NMS, ``--pick``, ``--max-objects`` → :class:`Detections`.
@@ -124,6 +125,15 @@ def decode_owl(logits: np.ndarray, boxes: np.ndarray, width: int, height: int,
     (``padded_square``), of the image itself for OWL-ViT."""
     probs = sigmoid(np.asarray(logits, np.float64).reshape(len(boxes), -1))
     return Candidates(probs, probs.max(axis=1), to_pixels(boxes, width, height, padded_square))
+
+
+def decode_omdet(logits: np.ndarray, boxes: np.ndarray, width: int, height: int) -> Candidates:
+    """OmDet-Turbo output of one image → :class:`Candidates`. ``logits``: (Q, P) ``decoder_class_logits``,
+    one column per phrase (sigmoid, as transformers' ``post_process_grounded_object_detection``);
+    ``boxes``: (Q, 4) ``decoder_coord_logits``, normalised cx, cy, w, h of the image itself (its processor
+    stretches the image to 640×640, no padding). Each box goes to its best phrase (transformers may
+    report one box once per phrase)."""
+    return decode_owl(logits, boxes, width, height, padded_square=False)
 
 
 def box_iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:

@@ -1,5 +1,5 @@
 """Open-vocabulary detectors through transformers: ``AutoModelForZeroShotObjectDetection`` +
-``AutoProcessor`` (Grounding DINO, MM Grounding DINO, OWLv2, OWL-ViT).
+``AutoProcessor`` (Grounding DINO, MM Grounding DINO, OmDet-Turbo, OWLv2, OWL-ViT).
 
 Where the model comes from follows :mod:`autoinpaint.hub` (the local Hugging Face cache only, exit 3
 with the ``hf download`` command, ``AUTOINPAINT_ALLOW_DOWNLOAD=1``; a local ``save_pretrained``
@@ -20,12 +20,14 @@ from ..hub import ModelSource, fetch_hint, require_safe_weights, resolve, snapsh
 from ..log import notice
 from ..registry import DETECTOR_ALIASES
 from .base import DetectParams, Detections
-from .postprocess import decode_grounding_dino, decode_owl, grounding_text, pick
+from .postprocess import decode_grounding_dino, decode_omdet, decode_owl, grounding_text, pick
 
 GROUNDING_TYPES = ("grounding-dino", "mm-grounding-dino")
 OWL_TYPES = ("owlv2", "owlvit")
-# (box_threshold, text_threshold) defaults: Grounded-SAM's 0.30 / 0.25; OWL's usual 0.10
-DEFAULT_THRESHOLDS = {"grounding-dino": (0.30, 0.25), "owl": (0.10, None)}
+OMDET_TYPES = ("omdet-turbo",)
+# (box_threshold, text_threshold) defaults: Grounded-SAM's 0.30 / 0.25; OWL's usual 0.10; OmDet-Turbo:
+# transformers' post-processing default 0.30
+DEFAULT_THRESHOLDS = {"grounding-dino": (0.30, 0.25), "owl": (0.10, None), "omdet": (0.30, None)}
 
 
 def working_size(width: int, height: int, size: dict) -> tuple[int, int]:
@@ -46,7 +48,8 @@ def working_size(width: int, height: int, size: dict) -> tuple[int, int]:
 
 
 def load_zero_shot_detector(spec: str, device: str = "auto") -> "ZeroShotDetector":
-    """Registry loader: ``grounding-dino-tiny``, ``grounding-dino-base``, ``owlv2``, a hub id, or a
+    """Registry loader: ``omdet-turbo``, ``grounding-dino-tiny``, ``grounding-dino-base``,
+    ``mm-grounding-dino-tiny``, ``owlv2``, a hub id, or a
     local ``save_pretrained`` folder. Raises ModelMissingError (exit 3) when it is not on this
     machine or its weights are pickles, InputError for a single file."""
     source = resolve(spec, DETECTOR_ALIASES, marker="config.json", what="detector", flag="--detector")
@@ -57,6 +60,36 @@ def load_zero_shot_detector(spec: str, device: str = "auto") -> "ZeroShotDetecto
     if folder is not None:
         require_safe_weights(folder, "detector")
     return ZeroShotDetector(source, device=device)
+
+
+def legacy_backbone_config(folder: Path | None):
+    """The config of a ``save_pretrained`` folder whose ``config.json`` names its timm backbone the old way
+    (``backbone`` + ``backbone_kwargs``, ``backbone_config`` null: the published OmDet-Turbo checkpoint),
+    with that backbone written out as a ``timm_backbone`` config; None for any other config.
+
+    transformers 5 resolves such a ``backbone`` name by asking the Hub whether a repo of that name exists,
+    which fails offline and is a network call on every load otherwise; the timm backbone config is what
+    that lookup ends in for a timm model name. Nothing is downloaded either way (random init, then the
+    checkpoint's weights)."""
+    import json
+
+    if folder is None:
+        return None
+    try:
+        cfg = json.loads((Path(folder) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not (isinstance(cfg, dict) and cfg.get("backbone") and cfg.get("backbone_config") is None
+            and cfg.get("backbone_kwargs") and cfg.get("model_type") in OMDET_TYPES):
+        return None
+    from transformers import AutoConfig
+
+    cfg = dict(cfg)
+    cfg["backbone_config"] = {"model_type": "timm_backbone", "backbone": cfg.pop("backbone"),
+                              **cfg.pop("backbone_kwargs")}
+    for key in ("use_timm_backbone", "use_pretrained_backbone"):
+        cfg.pop(key, None)
+    return AutoConfig.for_model(**cfg)
 
 
 @contextlib.contextmanager
@@ -82,7 +115,9 @@ class ZeroShotDetector:
     Grounding DINO reads one prompt of lower-case phrases ending in dots and scores every token; a box
     belongs to the phrase whose tokens score highest (``text_threshold`` applies to them). OWLv2 reads
     one query per phrase; it pads the image to a square at the bottom/right before resizing, so its
-    boxes are mapped back with the padded side (:func:`~.postprocess.to_pixels`).
+    boxes are mapped back with the padded side (:func:`~.postprocess.to_pixels`). OmDet-Turbo reads the
+    phrases as class names (plus its task prompt ``Detect a, b.``) and scores each box against each
+    class; its processor stretches the image to 640×640.
 
     Args:
         source: where the model is (:func:`autoinpaint.hub.resolve`).
@@ -100,11 +135,17 @@ class ZeroShotDetector:
         local = source.local_files_only
         if not local:
             notice(f"downloading {source.location} (allowed by AUTOINPAINT_ALLOW_DOWNLOAD)")
+        folder = Path(source.location) if source.kind == "folder" else snapshot_folder(source.location)
         try:
             with _quiet_transformers():
+                config = legacy_backbone_config(folder)
+                extra = {"config": config} if config is not None else {}
                 self.processor = AutoProcessor.from_pretrained(source.location, local_files_only=local)
+                # adapter_kwargs: with peft installed, the Auto class also looks for a PEFT adapter of a hub
+                # id, and without this it asks the Hub even when the model is read from the cache
                 self.model, info = AutoModelForZeroShotObjectDetection.from_pretrained(
-                    source.location, local_files_only=local, use_safetensors=True, output_loading_info=True)
+                    source.location, local_files_only=local, use_safetensors=True, output_loading_info=True,
+                    adapter_kwargs={"local_files_only": local}, **extra)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             hint = fetch_hint(source.location, "--detector") if source.kind == "hub" else "check the folder"
@@ -117,13 +158,16 @@ class ZeroShotDetector:
         if model_type in GROUNDING_TYPES:
             self.family = "grounding-dino"
             self.delimiters = self._grounding_delimiters()
+        elif model_type in OMDET_TYPES:
+            self.family = "omdet"
         elif model_type in OWL_TYPES:
             self.family = "owl"
             # OWLv2 pads to a square before resizing; OWL-ViT stretches the image to a square
             self.padded_square = bool(getattr(self.processor.image_processor, "do_pad", False))
         else:
             raise ModelMissingError(f"detector {source.name!r} is a {model_type!r} model; autoinpaint detects "
-                                    "with Grounding DINO (grounding-dino-tiny, -base) or OWLv2/OWL-ViT")
+                                    "with OmDet-Turbo, Grounding DINO (grounding-dino-tiny, -base), "
+                                    "MM Grounding DINO or OWLv2/OWL-ViT")
         self.box_threshold, self.text_threshold = DEFAULT_THRESHOLDS[self.family]
         self.device = resolve_device(device)
         self.model.to(self.device).eval()
@@ -141,7 +185,7 @@ class ZeroShotDetector:
 
     def forward(self, image: np.ndarray, phrases: Sequence[str]) -> dict:
         """The model call: raw outputs of one image as numpy — ``logits`` (Q×T token logits for
-        Grounding DINO, Q×P for OWL), ``boxes`` (Q×4 normalised cx, cy, w, h) and ``input_ids``."""
+        Grounding DINO, Q×P for OWL and OmDet-Turbo), ``boxes`` (Q×4 normalised cx, cy, w, h) and ``input_ids``."""
         import torch
         from PIL import Image
 
@@ -149,7 +193,12 @@ class ZeroShotDetector:
         size = getattr(self.processor.image_processor, "size", None)  # a dict or transformers' SizeDict
         size = {k: size.get(k) if isinstance(size, dict) else getattr(size, k, None)
                 for k in ("shortest_edge", "longest_edge", "height", "width")} if size is not None else {}
-        target = working_size(w, h, size)
+        if self.family == "omdet" and size.get("height") and size.get("width"):
+            # its processor stretches the image to height×width (no padding): shrink each side to at most
+            # that, in one area-averaging resize (a second resize in the processor would blur the edges)
+            target = (min(w, size["width"]), min(h, size["height"]))
+        else:
+            target = working_size(w, h, size)
         if target != (w, h):
             # shrink a large photo to the processor's working size first (area averaging, like any
             # good downscale): at 12 MP OWLv2's own pad-blur-resize takes 4 s on two cores; boxes are
@@ -160,6 +209,8 @@ class ZeroShotDetector:
         pil = Image.fromarray(np.ascontiguousarray(image))
         if self.family == "grounding-dino":
             inputs = self.processor(images=pil, text=grounding_text(phrases), return_tensors="pt")
+        elif self.family == "omdet":
+            inputs = self.processor(images=pil, text=list(phrases), return_tensors="pt")
         else:
             # one query per phrase, padded/truncated to the text model's positions (16 for OWLv2)
             length = self.model.config.text_config.max_position_embeddings
@@ -167,6 +218,10 @@ class ZeroShotDetector:
                                     truncation=True, max_length=length)
         with self._lock, torch.inference_mode():
             outputs = self.model(**inputs.to(self.device))
+        if self.family == "omdet":  # one logit column per phrase, like OWL
+            return {"logits": outputs.decoder_class_logits[0].float().cpu().numpy(),
+                    "boxes": outputs.decoder_coord_logits[0].float().cpu().numpy(),
+                    "input_ids": inputs["classes_input_ids"].cpu().numpy()}
         return {"logits": outputs.logits[0].float().cpu().numpy(),
                 "boxes": outputs.pred_boxes[0].float().cpu().numpy(),
                 "input_ids": inputs["input_ids"][0].cpu().numpy()}
@@ -183,6 +238,8 @@ class ZeroShotDetector:
         if self.family == "grounding-dino":
             candidates = decode_grounding_dino(raw["logits"], raw["boxes"], raw["input_ids"], self.delimiters,
                                                len(phrases), w, h)
+        elif self.family == "omdet":
+            candidates = decode_omdet(raw["logits"], raw["boxes"], w, h)
         else:
             candidates = decode_owl(raw["logits"], raw["boxes"], w, h, self.padded_square)
         return pick(candidates, phrases, params, self.box_threshold, self.text_threshold)

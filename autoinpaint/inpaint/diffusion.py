@@ -134,7 +134,8 @@ class DiffusionInpainter(BaseInpainter):
 
     def __init__(self, pipe, *, model: str = "custom", resolution=None, prefill: str = REMOVE_PREFILL,
                  lock=None, device: str | None = None, dtype: str | None = None, offload: str | None = None,
-                 scheduler: str | None = None):
+                 scheduler: str | None = None, loras: tuple[str, ...] = (), fast: bool = False,
+                 default_steps: int = DEFAULT_STEPS, default_guidance: float = DEFAULT_GUIDANCE):
         self.pipe, self.model = pipe, model
         self.family = family(pipe)
         self.prefill = prefill
@@ -146,7 +147,9 @@ class DiffusionInpainter(BaseInpainter):
                            max(self.multiple, th // self.multiple * self.multiple))
         self.crop_aspect = self.resolution[0] / self.resolution[1]
         self.device, self.dtype, self.offload, self.scheduler = device, dtype, offload, scheduler or "default"
-        self.name = f"diffusion:{model}"
+        self.loras, self.fast = tuple(loras), bool(fast)
+        self.default_steps, self.default_guidance = int(default_steps), float(default_guidance)
+        self.name = f"diffusion:{model}" + (":fast" if self.fast else "")
         self._params = set(inspect.signature(pipe.__call__).parameters)
         self._lock = lock or threading.Lock()
 
@@ -168,8 +171,8 @@ class DiffusionInpainter(BaseInpainter):
         values = {
             "prompt": request.prompt if request.prompt is not None else (REMOVE_PROMPT if remove else ""),
             "negative_prompt": negative,
-            "steps": int(request.steps or DEFAULT_STEPS),
-            "guidance": float(DEFAULT_GUIDANCE if request.guidance is None else request.guidance),
+            "steps": int(request.steps or self.default_steps),
+            "guidance": float(self.default_guidance if request.guidance is None else request.guidance),
             "strength": strength,
             "seed": int(request.seed) if request.seed is not None else secrets.randbelow(2**31),
         }
@@ -242,6 +245,10 @@ class DiffusionInpainter(BaseInpainter):
                      "dtype": self.dtype, "offload": self.offload, "scheduler": self.scheduler,
                      "seed": values["seed"], "steps": values["steps"], "guidance": values["guidance"],
                      "strength": values["strength"], "diffusion_mode": request.mode, "resolution": list(size)})
+        if self.loras:
+            meta["lora"] = list(self.loras)
+        if self.fast:
+            meta["fast"] = True
         if notices:
             meta["notices"] = notices
         return InpaintResult(np.ascontiguousarray(_resize(result, (w, h))), meta)
@@ -252,7 +259,8 @@ class DiffusionInpainter(BaseInpainter):
 
 def load_diffusion_inpainter(spec: str = DEFAULT_MODEL, *, device: str | None = "auto", dtype: str | None = "auto",
                              offload=None, scheduler: str | None = None, resolution=None,
-                             prefill: str = REMOVE_PREFILL, config: str | None = None) -> DiffusionInpainter:
+                             prefill: str = REMOVE_PREFILL, config: str | None = None,
+                             lora: tuple[str, ...] | None = None, fast: bool | None = None) -> DiffusionInpainter:
     """Load (once per process) the model ``spec`` on ``device`` and wrap it.
 
     ``spec``: an alias (:data:`ALIASES`), a hub id (loaded from the local cache only; a missing one is
@@ -261,14 +269,29 @@ def load_diffusion_inpainter(spec: str = DEFAULT_MODEL, *, device: str | None = 
     ``.safetensors``/``.ckpt`` file (``from_single_file`` with ``config``, a local diffusers folder, or the
     matching config repo from the local cache; never a download). ``offload``: True forces model CPU
     offload, None/False/"auto" offloads on CUDA only when free VRAM is short.
+
+    ``lora``: ``ID|PATH[:SCALE]`` specs (:mod:`.lora`), fused into the weights. ``fast``: add the published
+    few-step LoRA of the model's family (LCM-LoRA for SD 1.5 and SDXL) before them, use its scheduler
+    (``lcm``, unless ``scheduler`` says otherwise), and default to its steps (4) and guidance (1.0: no
+    classifier-free guidance, one UNet pass per step). A LoRA that is not on this machine is
+    ModelMissingError (exit 3) with the ``hf download`` command, raised before the model loads.
     """
+    from .lora import FAST_GUIDANCE, FAST_SCHEDULER, FAST_STEPS, fast_lora, resolve_lora
+
     if scheduler and scheduler.lower() not in SCHEDULERS and scheduler.lower() != "default":
         raise InputError(f"unknown scheduler {scheduler!r}: default|{'|'.join(SCHEDULERS)}")
     parse_resolution(resolution)  # a bad value fails before the model loads
     source = resolve_source(spec)
+    specs = tuple(lora or ())
+    if fast:
+        specs = (fast_lora(source),) + specs
+        scheduler = scheduler or FAST_SCHEDULER
+    loras = tuple(resolve_lora(s) for s in specs)
     dev = resolve_device(device)
     dtype_name = resolve_dtype(dtype, dev)
     loaded: LoadedPipeline = get_pipeline(source, dev, dtype_name, True if offload is True else "auto",
-                                          scheduler, config)
+                                          scheduler, config, loras)
+    defaults = {"default_steps": FAST_STEPS, "default_guidance": FAST_GUIDANCE} if fast else {}
     return DiffusionInpainter(loaded.pipe, model=spec, resolution=resolution, prefill=prefill, lock=loaded.lock,
-                              device=dev, dtype=dtype_name, offload=loaded.offload, scheduler=scheduler)
+                              device=dev, dtype=dtype_name, offload=loaded.offload, scheduler=scheduler,
+                              loras=tuple(lo.name for lo in loras), fast=bool(fast), **defaults)

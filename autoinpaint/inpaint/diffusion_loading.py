@@ -31,6 +31,13 @@ SCHEDULERS: dict[str, tuple[str, dict]] = {
     "dpm++-karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
     "unipc": ("UniPCMultistepScheduler", {}),
     "lms": ("LMSDiscreteScheduler", {}),
+    "dpm++-sde": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}),
+    "heun": ("HeunDiscreteScheduler", {}),
+    "ddpm": ("DDPMScheduler", {}),
+    "deis": ("DEISMultistepScheduler", {}),
+    # few-step schedulers, for distilled models and LoRAs (--fast: lcm with LCM-LoRA)
+    "lcm": ("LCMScheduler", {}),
+    "tcd": ("TCDScheduler", {}),
 }
 _LOCK = threading.RLock()
 _PIPELINES: dict[tuple, "LoadedPipeline"] = {}
@@ -236,14 +243,17 @@ def _load(source: ModelSource, dtype_name: str, config: str | None):
 
 
 def get_pipeline(source: ModelSource, device: str, dtype_name: str, offload="auto", scheduler: str | None = None,
-                 config: str | None = None) -> LoadedPipeline:
-    """The cached diffusers pipeline for (source, device, dtype, offload, scheduler); loads it once.
-    Another scheduler for an already loaded model reuses its weights."""
-    key = (source.kind, source.location, device, dtype_name, str(offload), (scheduler or "default").lower())
+                 config: str | None = None, loras: tuple = ()) -> LoadedPipeline:
+    """The cached diffusers pipeline for (source, device, dtype, offload, LoRAs, scheduler); loads it once.
+    Another scheduler for an already loaded model reuses its weights; other LoRAs never do (they are
+    fused into the weights: a pipeline with one LoRA must never serve a request without it), so they
+    load the model afresh. ``loras``: :class:`~autoinpaint.inpaint.lora.Lora` items, fused in order."""
+    lora_key = tuple((lora.path, lora.scale) for lora in loras)
+    key = (source.kind, source.location, device, dtype_name, str(offload), lora_key, (scheduler or "default").lower())
     with _LOCK:
         if key in _PIPELINES:
             return _PIPELINES[key]
-        base = next((v for k, v in _PIPELINES.items() if k[:5] == key[:5]), None)
+        base = next((v for k, v in _PIPELINES.items() if k[:6] == key[:6]), None)
         if base is not None:
             base_pipe, offload_state = base.pipe, base.offload
             components = dict(base_pipe.components)
@@ -255,6 +265,10 @@ def get_pipeline(source: ModelSource, device: str, dtype_name: str, offload="aut
         else:
             with _quiet_loading():
                 pipe = _load(source, dtype_name, config)
+            if loras:
+                from .lora import apply_loras
+
+                apply_loras(pipe, tuple(loras))
             sched = _make_scheduler(pipe, scheduler)
             if sched is not None:
                 pipe.scheduler = sched

@@ -57,7 +57,8 @@ def create_app(folder: str | os.PathLike | None = None, options: EditOptions | N
         token=token or None)
     info.update(folder=ctx.folder.root.name if ctx.folder else None, token_required=bool(ctx.token),
                 inpainters=ctx.offered.inpainters, models=ctx.offered.models,
-                defaults={k: getattr(options, k) for k in ("dilate", "feather", "erode", "blur", "sam_select")},
+                defaults={k: getattr(options, k) for k in ("dilate", "feather", "erode", "blur", "sam_select",
+                                                            "fast")},
                 limits={"max_upload_bytes": limits.max_upload_bytes, "max_pixels": options.max_pixels,
                         "display_max_side": limits.display_max_side})
     ctx.info = info

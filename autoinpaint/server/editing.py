@@ -195,9 +195,9 @@ def output_name(name: str, action: str, fmt: str) -> str:
 
 
 class Offered:
-    """Which inpainters and diffusion models a request may name: the classical ones, LaMa (from the
-    checkpoint folders only), the diffusion aliases, and what the server was started with. Never an
-    arbitrary path a client sends."""
+    """Which inpainters, diffusion models and LoRAs a request may name: the classical ones, LaMa (from the
+    checkpoint folders only), the diffusion aliases, LoRA hub ids, and what the server was started with.
+    Never an arbitrary path a client sends."""
 
     def __init__(self, options: EditOptions):
         from ..registry import CLASSICAL_INPAINTERS, DIFFUSION_ALIASES
@@ -207,6 +207,7 @@ class Offered:
         for extra, pool in ((options.inpainter, self.inpainters), (options.model, self.models)):
             if extra and extra not in pool:
                 pool.append(extra)
+        self.loras = set(options.lora)  # the server's own --lora may be paths; a request's may not
 
     def check(self, action: str, options: EditOptions) -> None:
         if options.inpainter not in self.inpainters:
@@ -215,3 +216,9 @@ class Offered:
         if options.model is not None and options.model not in self.models:
             raise InputError(f"model {options.model!r} is not offered by this server: choose from "
                              f"{', '.join(self.models)}")
+        from ..inpaint.lora import is_local
+
+        for spec in options.lora:
+            if spec not in self.loras and is_local(spec):
+                raise InputError(f"lora {spec!r}: a request may name hub ids (owner/name[:scale], from this "
+                                 "server's Hugging Face cache) or the server's own --lora, never a path")

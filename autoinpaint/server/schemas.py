@@ -3,7 +3,7 @@
 Coordinates are full-resolution pixels of the EXIF-oriented image."""
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Optional
+from typing import Annotated, ClassVar, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -99,6 +99,10 @@ class EditRequest(SelectionFields):
     seed: Optional[int] = Field(default=None, ge=0, lt=2**63)
     scheduler: Optional[str] = Field(default=None, max_length=40)
     padding_mask_crop: Optional[int] = Field(default=None, ge=0, le=4096)
+    # LoRAs fused into the model (hub ids from the server's cache, or the server's own --lora; never a
+    # path), and the few-step mode (the family's LCM-LoRA, its scheduler, 4 steps, guidance 1)
+    lora: Optional[list[Annotated[str, Field(min_length=1, max_length=300)]]] = Field(default=None, max_length=8)
+    fast: Optional[bool] = None
 
     # background: keep the object, replace the rest (autoinpaint/cutout)
     color: Optional[str] = Field(default=None, max_length=40)
@@ -112,6 +116,6 @@ class EditRequest(SelectionFields):
     shadow_opacity: Optional[float] = Field(default=None, ge=0, le=1)
 
     INPAINT: ClassVar[tuple[str, ...]] = ("inpainter", "model", "prompt", "negative_prompt", "steps", "guidance",
-                                          "strength", "seed", "scheduler", "padding_mask_crop")
+                                          "strength", "seed", "scheduler", "padding_mask_crop", "lora", "fast")
     BACKGROUND: ClassVar[tuple[str, ...]] = ("color", "backdrop_blur", "matte", "canvas", "margin", "align",
                                              "min_side", "contact_shadow", "shadow_opacity")

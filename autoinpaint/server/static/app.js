@@ -66,6 +66,7 @@ async function start() {
   renderModels();
   const d = state.info.defaults || {};
   $("dilate").value = d.dilate ?? 8; $("feather").value = d.feather ?? 4;
+  $("fast").checked = Boolean(d.fast);
   sliderLabels();
   fillSelect($("inpainter"), state.info.inpainters, state.info.inpainter);
   fillSelect($("model"), state.info.models, state.info.model);
@@ -452,6 +453,7 @@ async function runEdit(action) {
   else {
     body.prompt = $("prompt").value.trim();
     body.model = $("model").value;
+    body.fast = $("fast").checked;
     if (!body.prompt) { showError(`${action} needs a prompt: describe what to paint`); $("prompt").focus(); return; }
   }
   for (const key of ["steps", "guidance", "strength", "seed"]) {
