@@ -169,7 +169,7 @@ def test_serve_command_with_a_token(tmp_path):
     try:
         lines = [proc.stderr.readline() for _ in range(3)]
         assert "inpainter auto -> hybrid" in lines[0]
-        assert "detector auto -> grounding-dino-tiny" in lines[1]   # no detector here: its name, loaded on use
+        assert "detector auto -> omdet-turbo" in lines[1]   # no detector here: its name, loaded on use
         assert f"autoinpaint serve: http://127.0.0.1:{port}/?token={TOKEN}" in lines[2], lines
         for _ in range(100):
             try:
