@@ -85,9 +85,9 @@ def _padding(ctx, param, value):
 
 model_options = _compose(
     click.option("--segmenter", default="auto", show_default=True,
-                 metavar="auto|classical|sam|sam:vit_b|sam2.1-tiny|NAME|HUB_ID|PATH",
-                 help="auto = the first SAM model present in the order of `autoinpaint models list`, else "
-                      "the classical OpenCV segmenter. NAME/HUB_ID/folder = a transformers SAM model."),
+                 metavar="auto|classical|sam|sam:vit_b|sam2.1-tiny|edgetam|NAME|HUB_ID|PATH",
+                 help="auto = the first SAM model present in the order of `autoinpaint models list` "
+                      "(on the CPU EdgeTAM first), else the classical OpenCV segmenter. NAME/HUB_ID/folder = a transformers SAM model."),
     click.option("--inpainter", default="auto", show_default=True,
                  metavar="auto|lama|hybrid|patchmatch|telea|ns|NAME|PATH",
                  help="auto = lama when its weights are present (autoinpaint models download lama), else "
@@ -100,6 +100,9 @@ model_options = _compose(
                  help="Where models run."),
     click.option("--precision", default="auto", show_default=True,
                  type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="SAM encoder precision."),
+    click.option("--runtime", default="auto", show_default=True, type=click.Choice(["auto", "torch", "onnx"]),
+                 help="Where the SAM prompt decoder runs (each click): auto = ONNX Runtime on the CPU when "
+                      "onnxruntime is installed (exported once per model into the cache), PyTorch on CUDA/MPS."),
     click.option("--no-cache", "no_cache", is_flag=True, help="Do not read or write the SAM embedding cache."),
     click.option("--sam-select", default="iou", show_default=True, type=click.Choice(["iou", "largest", "smallest"]),
                  help="Which of SAM's candidate masks to keep: highest predicted IoU, largest or smallest."),

@@ -94,7 +94,7 @@ def resolve_models(options: EditOptions, limits: Limits) -> tuple[EditOptions, d
         changes["max_pixels"] = limits.max_pixels
     seg = options.segmenter
     if seg in (None, "", "auto"):
-        seg, why = segmenter_auto()
+        seg, why = segmenter_auto(options.device)
         notice(f"segmenter auto -> {why}")
         changes["segmenter"] = seg
     inp = options.inpainter
