@@ -68,6 +68,10 @@ class SamFamily:
 
 
 _SAM2_MAPS = ("high_res_0", "high_res_1", "features")
+# Families whose image encoder runs on ONNX Runtime with --runtime auto|onnx on the CPU (fp32): only where
+# it measured >= 1.3x faster than PyTorch here (benchmarks/bench_fast.py; README "ONNX Runtime"): EdgeTAM's
+# RepViT (ONNX Runtime folds its many BatchNorms into the convolutions). Not SAM 2.1's Hiera nor SAM's ViT.
+ONNX_ENCODERS = ("edgetam",)
 FAMILIES = (
     SamFamily("sam2", ("sam2", "sam2_video"), "Sam2ImageProcessor", pads=False, embedding=_SAM2_MAPS),
     # EdgeTAM: SAM 2's prompt encoder and mask decoder on a RepViT-M1 image encoder (timm)
@@ -175,7 +179,7 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
 
     def __init__(self, folder: str | Path, name: str | None = None, device: str = "auto",
                  precision: str = "auto", cache: bool = True, runtime: str = "auto") -> None:
-        from .onnx_decoder import PromptDecoder, example_prompts
+        from .onnx_decoder import OnnxEncoder, PromptDecoder, example_prompts
 
         self.folder = Path(folder)
         hub.require_safe_weights(self.folder, what="SAM model")
@@ -200,6 +204,10 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
                                      lambda v: {**self._example_embedding(), **example_prompts(v, self.image_size,
                                                                                                mask_side)},
                                      runtime, self.device)
+        self.onnx_encoder = None
+        if self.decoder.runtime == "onnx" and self.family.name in ONNX_ENCODERS and self.precision == "fp32":
+            self.onnx_encoder = OnnxEncoder(f"hf-{self.family.name}-{self.fingerprint}", self._encoder_module,
+                                            list(self.family.embedding), forced=self.decoder.requested == "onnx")
 
     # -- loading ------------------------------------------------------------------------------
     def _load_model(self):
@@ -249,7 +257,10 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
         return torch.autocast("cuda" if self.device.startswith("cuda") else "cpu", dtype=dtype)
 
     def embedding_key(self, image: np.ndarray) -> str:
-        """Cache key: image content, model fingerprint (weights and configs) and precision."""
+        """Cache key: image content, model fingerprint (weights and configs), precision and (when it
+        runs there) ONNX Runtime for the encoder."""
+        if self.onnx_encoder is not None:
+            return image_key(image, "hf-sam", self.fingerprint, self.precision, "onnx-encoder")
         return image_key(image, "hf-sam", self.fingerprint, self.precision)
 
     def _encode(self, image: np.ndarray) -> Embedding:
@@ -263,6 +274,10 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
             input_size = tuple(int(v) for v in inputs["reshaped_input_sizes"][0])
         else:
             input_size = tuple(pixels.shape[-2:])
+        fast = self.onnx_encoder.run(pixels.cpu().numpy()) if self.onnx_encoder is not None else None
+        if fast is not None:
+            tensors = {k: torch.from_numpy(v).contiguous() for k, v in fast.items()}
+            return Embedding(tensors, tuple(image.shape[:2]), input_size)
         # one intra-op thread when the cores are busy: 1.15x faster for SAM 2.1 tiny's encoder at load ~4-10
         # here (benchmarks/bench_sam.py); all threads otherwise
         with self._autocast(), torch.inference_mode(), decoder_threads(self.device):
@@ -323,6 +338,14 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
             out = {"features": out}
         return {k: torch.zeros(v.shape).float().cpu().numpy() for k, v in out.items()}
 
+    def _encoder_module(self):
+        """The image encoder as a module for an ONNX export: pixel values → the family's embedding
+        tensors (in :attr:`SamFamily.embedding` order)."""
+        import torch
+
+        side = self.image_size
+        return _encoder_class()(self.model), {"pixel_values": torch.zeros(1, 3, side, side)}
+
     def _decoder_graph(self, variant):
         """The torch module of one prompt kind (:class:`.onnx_decoder.Variant`): the model's own
         forward on the cached embedding, as every runtime runs it."""
@@ -338,6 +361,23 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
     def __repr__(self) -> str:
         return (f"HFSamSegmenter({str(self.folder)!r}, family={self.family.name!r}, device={self.device!r}, "
                 f"precision={self.precision!r})")
+
+
+@functools.lru_cache(maxsize=1)
+def _encoder_class():
+    import torch
+
+    class HFEncoderGraph(torch.nn.Module):
+        """``get_image_embeddings`` of a multiscale (SAM 2-style) model: 1×3×S×S → (high_res_0, high_res_1, features)."""
+
+        def __init__(self, model) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, pixel_values):
+            return tuple(self.model.get_image_embeddings(pixel_values))
+
+    return HFEncoderGraph
 
 
 @functools.lru_cache(maxsize=1)
