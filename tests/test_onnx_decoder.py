@@ -186,3 +186,18 @@ def test_edgetam_image_encoder_runs_on_onnx_runtime_with_the_same_embedding(weig
     again = make("edgetam", weights["edgetam"], "onnx")
     again.embed(scene[1][::-1].copy())
     assert again.onnx_encoder.exports == 0 and again.encoder_runs == 1
+
+
+def test_a_corrupt_export_is_rebuilt_and_cache_clear_removes_exports(weights, scene, tmp_path, monkeypatch, cli):
+    monkeypatch.setenv("AUTOINPAINT_HOME", str(tmp_path / "h"))
+    seg = make("pth", weights["pth"], "onnx")
+    emb = seg.embed(scene[1])
+    first = seg.predict(emb, *MIXED).mask
+    files = list((tmp_path / "h" / "cache" / "sam" / "onnx").glob("*.onnx"))
+    assert len(files) == 2 and seg.decoder.onnx.exports == 2
+    files[0].write_bytes(files[0].read_bytes()[:1000])  # truncated
+    again = make("pth", weights["pth"], "onnx")
+    assert np.array_equal(again.predict(emb, *MIXED).mask, first) and again.decoder.onnx.exports == 1
+    assert again.decoder.last_runtime == "onnx"
+    r = cli("cache", "clear")
+    assert r.code == 0 and not list((tmp_path / "h" / "cache" / "sam").rglob("*.onnx"))

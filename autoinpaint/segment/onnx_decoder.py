@@ -122,9 +122,14 @@ class OnnxDecoder:
                 return self._sessions.get(key)
             path = self.path(variant)
             try:
-                if not path.is_file():
+                session = _reopen(path, threads)  # an unreadable file (corrupt, truncated) is exported again
+                if session is None:
                     self._export(variant, path)
-                session = _open_session(path, threads)
+                    session = _open_session(path, threads)
+                # both thread counts at once: the busy/idle rule may flip between clicks, and opening a
+                # session then would cost a click tens of milliseconds
+                other = 1 if threads == 0 else 0
+                self._sessions[(variant, other)] = _open_session(path, other)
             except Exception as exc:  # the exporter raises many kinds; any failure means "no ONNX here"
                 first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
                 if self.forced:
@@ -194,12 +199,13 @@ class OnnxEncoder:
         with self._lock:
             if self._session is None and not self.failed:
                 try:
-                    if not self.path.is_file():
+                    self._session = _reopen(self.path, 0)
+                    if self._session is None:
                         module, example = self.make_module()
                         notice("exporting the image encoder to ONNX (once per model; it runs faster there)")
                         export_atomic(module, example, None, self.path, self.outputs)
                         self.exports += 1
-                    self._session = _open_session(self.path, 0)
+                        self._session = _open_session(self.path, 0)
                 except Exception as exc:
                     first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
                     if self.forced:
@@ -213,9 +219,28 @@ class OnnxEncoder:
         return dict(zip(self.outputs, session.run(None, {"pixel_values": pixel_values})))
 
 
+def _reopen(path: Path, threads: int):
+    """A session on the exported file ``path``, or None when there is none or it is unreadable (then
+    it is deleted, with a warning, and exported again)."""
+    if not path.is_file():
+        return None
+    try:
+        return _open_session(path, threads)
+    except Exception:  # onnxruntime raises its own error types for a corrupt model
+        from ..log import warning
+
+        warning(f"ignoring the unreadable ONNX export {path.name}; it will be rebuilt")
+        path.unlink(missing_ok=True)
+        return None
+
+
 def _open_session(path: Path, threads: int):
+    import contextlib
+
     import onnxruntime as ort
 
+    with contextlib.suppress(OSError):  # the cache's least-recently-used eviction goes by mtime
+        os.utime(path)
     options = ort.SessionOptions()
     options.log_severity_level = 3
     if threads:
@@ -268,6 +293,13 @@ class PromptDecoder:
         self.last_runtime = self.runtime  # which runtime the latest call used (onnx may fall back)
         self.onnx = (OnnxDecoder(identity, self._export_inputs, forced=self.requested == "onnx")
                      if self.runtime == "onnx" else None)
+
+    def warm(self) -> None:
+        """Export (once per model) and load the ONNX Runtime decoders of a click (one point, several
+        candidates; and one candidate) ahead of the first click; nothing on PyTorch."""
+        if self.onnx is not None:
+            for multimask in (True, False):
+                self.onnx._session(Variant(True, False, False, multimask), onnx_threads(self.device))
 
     def graph(self, variant: Variant):
         if variant not in self._graphs:
