@@ -107,7 +107,8 @@ seg.decoder = PromptDecoder("unused", old._build, old._example, "torch", "cpu")
 clicks(2)
 repeat_torch = clicks()
 out = {"load": load, "first": min(firsts), "repeat_torch": repeat_torch, "repeat_onnx": repeat_onnx,
-       "export": export, "encoder_runtime": "onnx" if getattr(seg, "onnx_encoder", None) else "torch", "params": sum(p.numel() for p in seg.model.parameters()),
+       "export": export, "encoder_runtime": "onnx" if getattr(seg, "onnx_encoder", None) else "torch",
+       "params": sum(p.numel() for p in seg.model.parameters()),
        "encoder_torch": None, "encoder_onnx": None, "encoder_note": ""}
 if encoders:
     import os, tempfile
@@ -240,7 +241,8 @@ def main() -> None:
           f"{load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} after ({time.time() - t_start:.0f} s); "
           "published architectures, random weights, fp32, 1200×900 photo\n")
     print("| segmenter | params | load | first click (auto: encoder) | repeat click torch | repeat click onnx | "
-          "onnx/torch | very first click (ONNX exports) | encoder torch | encoder onnx | encoder torch/onnx (threads) |")
+          "onnx/torch | very first click (ONNX exports) | encoder torch | encoder onnx | "
+          "encoder torch/onnx (threads) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, r in rows.items():
         if "error" in r:
@@ -253,7 +255,7 @@ def main() -> None:
               f"| {ms(r['repeat_torch'])} "
               f"| {ms(r['repeat_onnx'])} | {ratio} | {sec(r['export'])} | {sec(r['encoder_torch'])} | "
               f"{sec(r['encoder_onnx'])} | {enc_ratio} |")
-    if "edgetam" in rows and "sam2.1-tiny" in rows and "error" not in rows["edgetam"] and "error" not in rows["sam2.1-tiny"]:
+    if all(name in rows and "error" not in rows[name] for name in ("edgetam", "sam2.1-tiny")):
         print(f"\nEdgeTAM first click / SAM 2.1 tiny first click: "
               f"{rows['edgetam']['first'] / rows['sam2.1-tiny']['first']:.2f}×")
     print("\n| text / replace (bench_fast_text.py) | | | |\n|---|---|---|---|")

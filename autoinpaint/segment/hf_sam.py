@@ -368,7 +368,8 @@ def _encoder_class():
     import torch
 
     class HFEncoderGraph(torch.nn.Module):
-        """``get_image_embeddings`` of a multiscale (SAM 2-style) model: 1×3×S×S → (high_res_0, high_res_1, features)."""
+        """``get_image_embeddings`` of a multiscale (SAM 2-style) model:
+        1×3×S×S → (high_res_0, high_res_1, features)."""
 
         def __init__(self, model) -> None:
             super().__init__()
