@@ -39,8 +39,8 @@ class EditOptions:
     """Every knob of an edit; the CLI options and the web API's request fields map onto these names.
 
     Load-time fields pick and place models (``segmenter``, ``inpainter``, ``model``, ``detector``,
-    ``device``, ``precision``, ``dtype``, ``offload``, ``scheduler``, ``resolution``, ``lora``, ``fast``, ``cache``,
-    ``lama_max_side``, ``trust_checkpoint``); the others are call-time values, so changing them never
+    ``device``, ``precision``, ``runtime``, ``dtype``, ``offload``, ``scheduler``, ``resolution``, ``lora``,
+    ``fast``, ``cache``, ``lama_max_side``, ``trust_checkpoint``); the others are call-time values, so changing them never
     reloads a model (nor does ``lama_max_side``: inpainters on the same LaMa weights share one network).
     """
 
@@ -57,6 +57,7 @@ class EditOptions:
     segmenter: str = "auto"
     device: str = "auto"
     precision: str = "auto"
+    runtime: str = "auto"  # the SAM prompt decoder's: auto (ONNX Runtime on the CPU when installed), torch, onnx
     cache: bool = True
     sam_select: str = "iou"
     sam_refine: int = 0
@@ -140,7 +141,7 @@ def detect_step(o: EditOptions) -> Detect:
 def selection_steps(o: EditOptions) -> list:
     """Selection → object mask: detect (text → boxes), then segment."""
     return [detect_step(o), Segment(o.segmenter, o.max_pixels, SegmentParams(o.sam_select, o.sam_refine),
-                                    device=o.device, precision=o.precision, cache=o.cache)]
+                                    device=o.device, precision=o.precision, cache=o.cache, runtime=o.runtime)]
 
 
 def mask_step(o: EditOptions) -> RefineMask:

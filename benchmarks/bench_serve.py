@@ -76,12 +76,12 @@ def vit_b(workdir: Path) -> Path:
 class Server:
     """``autoinpaint serve`` in its own process on a free port."""
 
-    def __init__(self, segmenter: str, workdir: Path):
+    def __init__(self, segmenter: str, workdir: Path, extra: tuple[str, ...] = ()):
         self.port = free_port()
         env = {**os.environ, "PYTHONPATH": str(ROOT), "AUTOINPAINT_HOME": str(workdir / "home")}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "autoinpaint", "serve", "--port", str(self.port), "--no-open", "-q",
-             "--segmenter", segmenter, "--device", "cpu", "--no-cache"],
+             "--segmenter", segmenter, "--device", "cpu", "--no-cache", *extra],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         import httpx
 

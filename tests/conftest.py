@@ -22,6 +22,13 @@ def notices_on_stderr():
     yield
 
 
+@pytest.fixture(autouse=True)
+def decoder_runtime_torch(monkeypatch):
+    """``--runtime auto`` means PyTorch in the tests (an ONNX export of a decoder costs seconds, per
+    test home); tests/test_onnx_decoder.py runs every family on ONNX Runtime and compares."""
+    monkeypatch.setenv("AUTOINPAINT_RUNTIME", "torch")
+
+
 @dataclass
 class CliResult:
     code: int

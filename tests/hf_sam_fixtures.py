@@ -1,8 +1,9 @@
-"""Tiny transformers SAM models for the tests (SAM 2.1, SAM, SAM-HQ), built from the library's config
+"""Tiny transformers SAM models for the tests (SAM 2.1, SAM, SAM-HQ, EdgeTAM), built from the library's config
 classes with random weights and written with ``save_pretrained`` (safetensors) beside their image
 processor, so they load through the same code path as the published checkpoints. SAM 2 is saved as
 a ``Sam2VideoModel`` (``model_type`` ``sam2_video``), as the published ``facebook/sam2.1-hiera-*``
-checkpoints are, and loads as the image model."""
+checkpoints are, and loads as the image model. EdgeTAM keeps its published image encoder (timm's
+RepViT-M1, built with ``pretrained=False``: no download) on a 128-pixel input, with a tiny decoder."""
 from __future__ import annotations
 
 import hashlib
@@ -10,13 +11,26 @@ import os
 import shutil
 from pathlib import Path
 
-FAMILIES = ("sam2", "sam", "sam-hq")
+FAMILIES = ("sam2", "sam", "sam-hq", "edgetam")
+REPVIT = {"architecture": "repvit_m1",  # EdgeTAM's encoder, as transformers' EdgeTAM conversion names it
+          "model_args": {"in_chans": 3, "features_only": True, "out_indices": [0, 1, 2, 3]}}
 
 
 def tiny_config(family: str):
-    """A small config of ``family``: 128-pixel input for SAM 2 (Hiera, 4 stages), 64 for SAM/SAM-HQ."""
+    """A small config of ``family``: 128-pixel input for SAM 2 (Hiera, 4 stages) and EdgeTAM (RepViT-M1),
+    64 for SAM/SAM-HQ."""
     import transformers as tf
 
+    if family == "edgetam":
+        side = 128
+        # the backbone config is explicit: EdgeTamVisionConfig's own default misspells "architecture"
+        vision = tf.EdgeTamVisionConfig(backbone_config=tf.TimmWrapperConfig(**REPVIT), fpn_hidden_size=32,
+                                        backbone_feature_sizes=[[side // 4] * 2, [side // 8] * 2, [side // 16] * 2])
+        return tf.EdgeTamConfig(
+            vision_config=vision,
+            prompt_encoder_config=dict(hidden_size=32, image_size=side, patch_size=16, mask_input_channels=8),
+            mask_decoder_config=dict(hidden_size=32, mlp_dim=64, num_hidden_layers=1, num_attention_heads=2,
+                                     iou_head_hidden_dim=32))
     if family == "sam2":
         side = 128
         hiera = tf.Sam2HieraDetConfig(
@@ -54,7 +68,8 @@ def save_tiny(family: str, folder: Path, seed: int = 0, processor: bool = True) 
 
     config = tiny_config(family)
     torch.manual_seed(seed)
-    model_cls = {"sam2": tf.Sam2VideoModel, "sam": tf.SamModel, "sam-hq": tf.SamHQModel}[family]
+    model_cls = {"sam2": tf.Sam2VideoModel, "sam": tf.SamModel, "sam-hq": tf.SamHQModel,
+                 "edgetam": tf.EdgeTamModel}[family]
     model = model_cls(config).eval()
     for module in model.modules():  # torch's default init: transformers' is near zero, masks would be flat
         if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Embedding)):
@@ -63,7 +78,7 @@ def save_tiny(family: str, folder: Path, seed: int = 0, processor: bool = True) 
     model.save_pretrained(folder)
     if processor:
         side = config.prompt_encoder_config.image_size
-        if family == "sam2":
+        if family in ("sam2", "edgetam"):
             tf.Sam2ImageProcessor(size={"height": side, "width": side}).save_pretrained(folder)
         else:
             tf.SamImageProcessor(size={"longest_edge": side}, pad_size={"height": side, "width": side}

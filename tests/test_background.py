@@ -356,7 +356,7 @@ def test_batch_folder_mode_transparent_defaults_to_png_and_hashes_of_old_rows_ho
     plain = param_hash(str(shots / "a.jpg"), sel, "remove", EditOptions(), str(out / "x.jpg"))
     opts = EditOptions().to_dict()
     for name in ("invert", "color", "backdrop_blur", "matte", "canvas", "margin", "align", "min_side",
-                 "contact_shadow", "shadow_opacity", "shadow", "lora", "fast"):
+                 "contact_shadow", "shadow_opacity", "shadow", "lora", "fast", "runtime"):
         opts.pop(name)
     import hashlib
 

@@ -1,4 +1,4 @@
-"""SAM 2.1, SAM and SAM-HQ through transformers (autoinpaint.segment.hf_sam): tiny random-weight
+"""SAM 2.1, SAM, SAM-HQ and EdgeTAM through transformers (autoinpaint.segment.hf_sam): tiny random-weight
 models of each family saved with ``save_pretrained`` (one laid out in the Hugging Face cache),
 loaded through the same code path as the published checkpoints; the same prompt semantics as the
 segment-anything path; the embedding cache across processes; missing and unsafe models."""
@@ -29,6 +29,8 @@ from autoinpaint.selection import Selection  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_SAM2 = "facebook/sam2.1-hiera-tiny"  # the repo the alias sam2.1-tiny stands for
+EDGETAM = "yonigozlan/EdgeTAM-hf"  # the repo the alias edgetam stands for
+MULTISCALE = ("sam2", "edgetam")  # SAM 2's decoder: stretched square input, two high-resolution maps
 SELECTIONS = {  # the prompt kinds of the CLI, on the scene below
     "point": Selection(points=((50, 40),)),
     "points+negative": Selection(points=((50, 40), (60, 45)), negatives=((5, 5),)),
@@ -80,15 +82,16 @@ def test_each_family_loads_from_its_folder_through_the_registry(family, models, 
     seg = load_segmenter(str(models[family]), device="cpu", precision="fp32")
     assert isinstance(seg, HFSamSegmenter) and seg.family.name == family
     assert seg.name == f"{family}:{models[family]}"
-    assert type(seg.model).__name__ == {"sam2": "Sam2Model", "sam": "SamModel", "sam-hq": "SamHQModel"}[family]
+    assert type(seg.model).__name__ == {"sam2": "Sam2Model", "sam": "SamModel", "sam-hq": "SamHQModel",
+                                        "edgetam": "EdgeTamModel"}[family]
     emb = seg.embed(scene[1])
     names = {"sam2": {"features", "high_res_0", "high_res_1"}, "sam": {"features"},
-             "sam-hq": {"features", "intermediate"}}[family]
+             "sam-hq": {"features", "intermediate"}, "edgetam": {"features", "high_res_0", "high_res_1"}}[family]
     assert set(emb.tensors) == names and all(t.dtype == torch.float32 for t in emb.tensors.values())
     assert emb.original_size == (90, 120)
     # SAM pads the longest side to the square input, SAM 2 stretches to it
-    assert emb.input_size == ((128, 128) if family == "sam2" else (48, 64))
-    if family == "sam2":  # the decoder's high-resolution maps: 1/4 and 1/8 of the input
+    assert emb.input_size == ((128, 128) if family in MULTISCALE else (48, 64))
+    if family in MULTISCALE:  # the decoder's high-resolution maps: 1/4 and 1/8 of the input
         assert emb.tensors["high_res_0"].shape[-2:] == (32, 32) and emb.tensors["high_res_1"].shape[-2:] == (16, 16)
     result = seg.predict(emb, SELECTIONS["point"], SegmentParams())
     assert result.mask.shape == (90, 120) and result.mask.dtype == bool
@@ -134,6 +137,42 @@ def test_missing_model_exits_3_with_the_hf_download_command(home, scene, cli, tm
     r = cli("models", "download", "sam2.1-tiny")
     assert r.code == 3 and "HF_HUB_OFFLINE" in r.err
     assert not (tmp_path / "m.png").exists()
+
+
+def test_edgetam_from_the_hub_cache_listed_first_for_auto_on_the_cpu(models, scene, home, cli, capsys, tmp_path,
+                                                                      monkeypatch):
+    """EdgeTAM (RepViT-M1 encoder via timm, random weights) by its alias from the Hugging Face cache,
+    offline: masks through the CLI, listed with its size; ``auto`` picks it before SAM 2.1 tiny on the
+    CPU, and SAM 2.1 tiny on an accelerator (quality first where the encoder is cheap)."""
+    import autoinpaint.device as device
+    from autoinpaint.log import configure
+
+    out = tmp_path / "m.png"
+    r = cli("mask", scene[0], "--segmenter", "edgetam", "--point", "50,40", "-o", out, "--json")
+    assert r.code == 3 and f"hf download {EDGETAM}" in r.err and not out.exists()
+    snapshot = install_in_hub_cache(models["edgetam"], home / "hf" / "hub", EDGETAM)
+    install_in_hub_cache(models["sam2"], home / "hf" / "hub", TINY_SAM2)
+    r = cli("mask", scene[0], "--segmenter", "edgetam", "--point", "50,40", "--box", "10,10,100,80",
+            "--dilate", "0", "--feather", "0", "-o", out, "--json")
+    assert r.code == 0, r.err
+    report = json.loads(r.out)
+    assert report["segmenter"] == "edgetam" and out.is_file()
+    from PIL import Image
+
+    mask = np.asarray(Image.open(out)) > 0
+    assert mask.shape == (90, 120) and mask.any()
+    seg = load_segmenter("edgetam", device="cpu", precision="fp32")
+    assert seg.folder == snapshot and seg.family.name == "edgetam" and type(seg.model).__name__ == "EdgeTamModel"
+    rows = {r["name"]: r for r in json.loads(cli("models", "list", "--json").out)}
+    assert rows["edgetam"]["present"] and rows["edgetam"]["hub_id"] == EDGETAM and rows["edgetam"]["size"] > 0
+    configure()
+    capsys.readouterr()
+    assert load_segmenter("auto", device="cpu", precision="fp32").name == "edgetam"
+    assert "segmenter auto -> edgetam" in capsys.readouterr().err
+    monkeypatch.setattr(device, "resolve_device", lambda d="auto": "cuda")
+    from autoinpaint.segment import resolve_auto
+
+    assert resolve_auto("auto")[0] == "sam2.1-tiny"
 
 
 def test_incomplete_weights_are_refused_not_filled_randomly(models, scene, home, cli, tmp_path):
@@ -257,9 +296,10 @@ def test_prompt_handling_is_the_same_for_every_family(models, converted, scene, 
 _SECOND_PROCESS = """
 import json, sys
 import transformers.models.sam.modeling_sam as s1, transformers.models.sam_hq.modeling_sam_hq as hq
-import transformers.models.sam2.modeling_sam2 as s2
+import transformers.models.sam2.modeling_sam2 as s2, transformers.models.edgetam.modeling_edgetam as et
 def boom(*a, **k): raise SystemExit('image encoder used')
 s1.SamVisionEncoder.forward = hq.SamHQVisionEncoder.forward = s2.Sam2VisionModel.forward = boom
+et.EdgeTamVisionModel.forward = boom
 from autoinpaint.cli import run
 for args in json.loads(sys.argv[1]):
     try:
@@ -276,7 +316,8 @@ def test_cache_hit_in_a_second_process_skips_the_encoder_for_every_family(models
     mask is byte-identical to the first run's (SAM 2.1 loaded by its alias from the Hugging Face cache,
     offline, in both)."""
     install_in_hub_cache(models["sam2"], home / "hf" / "hub", TINY_SAM2)
-    specs = {"sam2": "sam2.1-tiny", "sam": str(models["sam"]), "sam-hq": str(models["sam-hq"])}
+    install_in_hub_cache(models["edgetam"], home / "hf" / "hub", EDGETAM)
+    specs = {"sam2": "sam2.1-tiny", "sam": str(models["sam"]), "sam-hq": str(models["sam-hq"]), "edgetam": "edgetam"}
 
     def args(family: str, run: str) -> list[str]:
         return ["mask", str(scene[0]), "--segmenter", specs[family], "--point", "50,40", "--box", "10,10,60,60",
@@ -284,7 +325,7 @@ def test_cache_hit_in_a_second_process_skips_the_encoder_for_every_family(models
 
     for family in specs:  # the first run, in this process
         assert cli(*args(family, "a")).code == 0
-    assert len(list((home / "home" / "cache" / "sam" / "embeddings").glob("*.safetensors"))) == 3
+    assert len(list((home / "home" / "cache" / "sam" / "embeddings").glob("*.safetensors"))) == 4
     env = {**os.environ, "AUTOINPAINT_HOME": str(home / "home"), "HF_HOME": str(home / "hf"), "HF_HUB_OFFLINE": "1",
            "PYTHONPATH": str(ROOT)}
     second = subprocess.run([sys.executable, "-c", _SECOND_PROCESS, json.dumps([args(f, "b") for f in specs])],

@@ -57,7 +57,7 @@ _OPTION_FIELDS = {f.name: f for f in dataclasses.fields(EditOptions)}
 _BACKGROUND_ALIASES = {"shadow": "contact_shadow", "blur": "backdrop_blur"}
 # options added after HASH_VERSION 1 (issues 17-19): left out of the row hash while at their defaults
 _LATER_OPTIONS = ("invert", "color", "backdrop_blur", "matte", "canvas", "margin", "align", "min_side",
-                  "contact_shadow", "shadow_opacity", "shadow", "lora", "fast")
+                  "contact_shadow", "shadow_opacity", "shadow", "lora", "fast", "runtime")
 
 
 @dataclass(frozen=True)

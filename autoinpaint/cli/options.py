@@ -93,13 +93,17 @@ def _padding(ctx, param, value):
 
 _segmenter_option = click.option(
     "--segmenter", default="auto", show_default=True,
-    metavar="auto|classical|sam|sam:vit_b|sam2.1-tiny|NAME|HUB_ID|PATH",
-    help="auto = the first SAM model present in the order of `autoinpaint models list`, else "
-         "the classical OpenCV segmenter. NAME/HUB_ID/folder = a transformers SAM model.")
+    metavar="auto|classical|sam|sam:vit_b|sam2.1-tiny|edgetam|NAME|HUB_ID|PATH",
+    help="auto = the first SAM model present in the order of `autoinpaint models list` (on the CPU EdgeTAM "
+         "first), else the classical OpenCV segmenter. NAME/HUB_ID/folder = a transformers SAM model.")
 _device_option = click.option("--device", default="auto", show_default=True,
                               type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Where models run.")
 _precision_option = click.option("--precision", default="auto", show_default=True,
                                  type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="SAM encoder precision.")
+_runtime_option = click.option(
+    "--runtime", default="auto", show_default=True, type=click.Choice(["auto", "torch", "onnx"]),
+    help="Where the SAM prompt decoder runs (each click): auto = ONNX Runtime on the CPU when onnxruntime is "
+         "installed (exported once per model into the cache), PyTorch on CUDA/MPS.")
 _no_cache_option = click.option("--no-cache", "no_cache", is_flag=True,
                                 help="Do not read or write the SAM embedding cache.")
 _sam_select_option = click.option(
@@ -124,6 +128,7 @@ model_options = _compose(
                  help="Inpaint only a crop around the mask with PX pixels of context; 'off' = whole image."),
     _device_option,
     _precision_option,
+    _runtime_option,
     _no_cache_option,
     _sam_select_option,
     _sam_refine_option,
@@ -138,8 +143,8 @@ model_options = _compose(
 )
 
 # the segmentation models only (``background`` keeps the object: no inpainter, no crop)
-segment_model_options = _compose(_segmenter_option, _device_option, _precision_option, _no_cache_option,
-                                 _sam_select_option, _sam_refine_option, _max_pixels_option)
+segment_model_options = _compose(_segmenter_option, _device_option, _precision_option, _runtime_option,
+                                 _no_cache_option, _sam_select_option, _sam_refine_option, _max_pixels_option)
 
 output_options = _compose(
     click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="PATH",

@@ -97,12 +97,18 @@ def embedding_for(state, segmenter: Segmenter) -> Any:
     return embedding
 
 
-def resolve_auto() -> tuple[str, str]:
+def resolve_auto(device: str | None = "auto") -> tuple[str, str]:
     """(spec, why) that ``auto`` stands for now: the first present model of
-    :func:`autoinpaint.registry.known` (``segmenter``), else the classical segmenter."""
-    from ..registry import known
+    :func:`autoinpaint.registry.known` (``segmenter``, in the CPU order when ``device`` resolves to the
+    CPU), else the classical segmenter."""
+    from ..registry import CPU_FIRST, known
 
-    for model in known("segmenter"):
+    cpu = False
+    if any(m.location() for m in known("segmenter") if m.name in CPU_FIRST):
+        from ..device import resolve_device
+
+        cpu = resolve_device(device) == "cpu"
+    for model in known("segmenter", cpu=cpu):
         where = model.location()
         if where is not None:
             spec = where if model.source.startswith("file:") else model.name
@@ -118,12 +124,12 @@ def load_segmenter(spec: str = "auto", **options) -> Segmenter:
     ``save_pretrained`` folder: :mod:`.hf_sam`), or any name, hub id or path another registered
     family claims (:mod:`autoinpaint.registry`).
 
-    ``options`` are load-time values (``device``, ``precision``, ``cache``). Loaded once per process
+    ``options`` are load-time values (``device``, ``precision``, ``cache``, ``runtime``). Loaded once per process
     and reused. A missing model raises ModelMissingError (exit 3)."""
     from ..registry import load
 
     options.pop("quiet", None)  # older callers; notices go through logging now
     if spec in (None, "", "auto"):
-        spec, why = resolve_auto()
+        spec, why = resolve_auto(options.get("device"))
         notice(f"segmenter auto -> {why}")
     return load("segmenter", spec, **options)

@@ -8,7 +8,8 @@ the encoder's size). Entries are safetensors files (tensors and string metadata 
 unpickled) named by a key built from the image content hash, the model fingerprint and the
 precision.
 The same directory also keeps the prompt-encoder and mask-decoder weights of each checkpoint
-("heads"), so a cache hit need not read the full checkpoint.
+("heads"), so a cache hit need not read the full checkpoint, and the ONNX exports of the decoders
+(``onnx/``, :mod:`.onnx_decoder`), under the same size bound and ``cache clear``.
 
 Location: ``$AUTOINPAINT_CACHE``, else ``$AUTOINPAINT_HOME/cache``, else ``~/.cache/autoinpaint``
 (this module uses its ``sam/`` sub-directory). Size bound: ``$AUTOINPAINT_CACHE_MAX_MB`` (default
@@ -225,7 +226,8 @@ class EmbeddingCache:
     def files(self) -> list[Path]:
         if not self.directory.is_dir():
             return []
-        return [p for p in self.directory.rglob("*.safetensors") if p.is_file()]
+        # embeddings, heads, and the exported ONNX decoders/encoders (sam/onnx/, :mod:`.onnx_decoder`)
+        return [p for pattern in ("*.safetensors", "*.onnx") for p in self.directory.rglob(pattern) if p.is_file()]
 
     def _stats(self) -> list[tuple[float, int, Path]]:
         """(mtime, size, path) of every entry, oldest first; entries deleted meanwhile skipped."""

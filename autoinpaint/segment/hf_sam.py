@@ -16,6 +16,7 @@ are imported when a model is loaded, not before.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import re
@@ -48,18 +49,34 @@ class SamFamily:
         checkpoints are ``sam2_video``; their image part loads as ``Sam2Model``).
     processor: transformers image-processor class.
     pads: the encoder input is the image resized to its longest side and padded to a square
-        (SAM 1, SAM-HQ), rather than stretched to the square (SAM 2).
+        (SAM 1, SAM-HQ), rather than stretched to the square (SAM 2, EdgeTAM).
+    embedding: the names of the encoder outputs the decoder takes, in ``get_image_embeddings``'
+        order (SAM 2 and EdgeTAM: two high-resolution maps, then the embedding; SAM-HQ: the
+        embedding and an early ViT map).
     """
 
     name: str
     model_types: tuple[str, ...]
     processor: str
     pads: bool
+    embedding: tuple[str, ...] = ("features",)
+
+    @property
+    def multiscale(self) -> bool:
+        """SAM 2-style decoder: high-resolution maps, logits fed back clamped."""
+        return "high_res_0" in self.embedding
 
 
+_SAM2_MAPS = ("high_res_0", "high_res_1", "features")
+# Families whose image encoder runs on ONNX Runtime with --runtime auto|onnx on the CPU (fp32): only where
+# it measured >= 1.3x faster than PyTorch here (benchmarks/bench_fast.py; README "ONNX Runtime"): EdgeTAM's
+# RepViT (ONNX Runtime folds its many BatchNorms into the convolutions). Not SAM 2.1's Hiera nor SAM's ViT.
+ONNX_ENCODERS = ("edgetam",)
 FAMILIES = (
-    SamFamily("sam2", ("sam2", "sam2_video"), "Sam2ImageProcessor", pads=False),
-    SamFamily("sam-hq", ("sam_hq",), "SamImageProcessor", pads=True),
+    SamFamily("sam2", ("sam2", "sam2_video"), "Sam2ImageProcessor", pads=False, embedding=_SAM2_MAPS),
+    # EdgeTAM: SAM 2's prompt encoder and mask decoder on a RepViT-M1 image encoder (timm)
+    SamFamily("edgetam", ("edgetam", "edgetam_video"), "Sam2ImageProcessor", pads=False, embedding=_SAM2_MAPS),
+    SamFamily("sam-hq", ("sam_hq",), "SamImageProcessor", pads=True, embedding=("features", "intermediate")),
     SamFamily("sam", ("sam",), "SamImageProcessor", pads=True),
 )
 
@@ -75,16 +92,16 @@ def family_of(config: dict, where: str) -> SamFamily:
 
 
 def load_hf_sam_segmenter(spec: str, device: str = "auto", precision: str = "auto",
-                          cache: bool = True) -> "HFSamSegmenter":
+                          cache: bool = True, runtime: str = "auto") -> "HFSamSegmenter":
     """An :class:`HFSamSegmenter` for ``spec``: a name of :data:`ALIASES` (``sam2.1-tiny``,
-    ``sam-vit-base``, ``slimsam``, ``sam-hq-vit-base``, ...), a hub id, or a ``save_pretrained``
-    folder.
+    ``sam-vit-base``, ``slimsam``, ``sam-hq-vit-base``, ``edgetam``, ...), a hub id, or a
+    ``save_pretrained`` folder. ``runtime``: the prompt decoder's (:mod:`.onnx_decoder`).
 
     A hub model must be in the local Hugging Face cache (``AUTOINPAINT_ALLOW_DOWNLOAD=1`` lets it be
     downloaded, ``HF_HUB_OFFLINE`` forbids that); otherwise ModelMissingError (exit 3) with the
     ``hf download`` command. A folder whose weights are pickles is refused (exit 3)."""
     source = hub.resolve(spec, ALIASES, marker="config.json", what="SAM model", flag="--segmenter")
-    options = {"device": device, "precision": precision, "cache": cache}
+    options = {"device": device, "precision": precision, "cache": cache, "runtime": runtime}
     if source.kind == "file":
         raise InputError(f"{source.location}: a transformers SAM model is a folder (save_pretrained), "
                          "not a single file; a segment-anything checkpoint ends in .pth")
@@ -151,15 +168,19 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
         encoder (:func:`autoinpaint.device.resolve_precision`); the prompt encoder and mask
         decoder always run in fp32.
       cache (bool): also keep embeddings on disk (the in-process LRU is always on).
+      runtime (str): ``auto``, ``torch`` or ``onnx``: where the prompt decoder runs
+        (:mod:`.onnx_decoder`; ``auto`` = ONNX Runtime on the CPU when installed).
 
     ``embed(image)`` returns an :class:`~.embedding_cache.Embedding` whose tensors are the
-    family's encoder outputs in fp32 (``features`` 1×256×64×64 for every family; SAM 2 adds
+    family's encoder outputs in fp32 (``features`` 1×256×64×64 for every family; SAM 2 and EdgeTAM add
     ``high_res_0`` 1×32×256×256 and ``high_res_1`` 1×64×128×128, SAM-HQ ``intermediate``
     1×64×64×C, for the published 1024-pixel models).
     """
 
     def __init__(self, folder: str | Path, name: str | None = None, device: str = "auto",
-                 precision: str = "auto", cache: bool = True) -> None:
+                 precision: str = "auto", cache: bool = True, runtime: str = "auto") -> None:
+        from .onnx_decoder import OnnxEncoder, PromptDecoder, example_prompts
+
         self.folder = Path(folder)
         hub.require_safe_weights(self.folder, what="SAM model")
         try:
@@ -177,6 +198,16 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
         self.model = self._load_model()
         self.image_size = int(self.model.config.prompt_encoder_config.image_size)
         self.processor = self._load_processor()
+        mask_side = 4 * int(self.model.config.prompt_encoder_config.image_size
+                            // self.model.config.prompt_encoder_config.patch_size)
+        self.decoder = PromptDecoder(f"hf-{self.family.name}-{self.fingerprint}", self._decoder_graph,
+                                     lambda v: {**self._example_embedding(), **example_prompts(v, self.image_size,
+                                                                                               mask_side)},
+                                     runtime, self.device)
+        self.onnx_encoder = None
+        if self.decoder.runtime == "onnx" and self.family.name in ONNX_ENCODERS and self.precision == "fp32":
+            self.onnx_encoder = OnnxEncoder(f"hf-{self.family.name}-{self.fingerprint}", self._encoder_module,
+                                            list(self.family.embedding), forced=self.decoder.requested == "onnx")
 
     # -- loading ------------------------------------------------------------------------------
     def _load_model(self):
@@ -188,6 +219,9 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
                 model, info = AutoModelForMaskGeneration.from_pretrained(
                     str(self.folder), local_files_only=True, use_safetensors=True, dtype=torch.float32,
                     output_loading_info=True)
+        except ImportError as exc:  # EdgeTAM's image encoder is a timm model
+            raise ModelMissingError(f"the {self.family.name} model in {self.folder} needs a missing package "
+                                    f"({str(exc).splitlines()[0][:160]}): pip install timm") from None
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise ModelMissingError(f"cannot load the SAM model in {self.folder}: {first}") from None
@@ -223,7 +257,10 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
         return torch.autocast("cuda" if self.device.startswith("cuda") else "cpu", dtype=dtype)
 
     def embedding_key(self, image: np.ndarray) -> str:
-        """Cache key: image content, model fingerprint (weights and configs) and precision."""
+        """Cache key: image content, model fingerprint (weights and configs), precision and (when it
+        runs there) ONNX Runtime for the encoder."""
+        if self.onnx_encoder is not None:
+            return image_key(image, "hf-sam", self.fingerprint, self.precision, "onnx-encoder")
         return image_key(image, "hf-sam", self.fingerprint, self.precision)
 
     def _encode(self, image: np.ndarray) -> Embedding:
@@ -237,11 +274,15 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
             input_size = tuple(int(v) for v in inputs["reshaped_input_sizes"][0])
         else:
             input_size = tuple(pixels.shape[-2:])
+        fast = self.onnx_encoder.run(pixels.cpu().numpy()) if self.onnx_encoder is not None else None
+        if fast is not None:
+            tensors = {k: torch.from_numpy(v).contiguous() for k, v in fast.items()}
+            return Embedding(tensors, tuple(image.shape[:2]), input_size)
         # one intra-op thread when the cores are busy: 1.15x faster for SAM 2.1 tiny's encoder at load ~4-10
         # here (benchmarks/bench_sam.py); all threads otherwise
         with self._autocast(), torch.inference_mode(), decoder_threads(self.device):
             out = self.model.get_image_embeddings(pixels)
-        if self.family.name == "sam2":
+        if self.family.multiscale:
             tensors = {"features": out[-1], "high_res_0": out[0], "high_res_1": out[1]}
         elif self.family.name == "sam-hq":
             tensors = {"features": out[0], "intermediate": out[1][0]}
@@ -255,48 +296,60 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
                 params: SegmentParams | None = None) -> SegmentResult:
         """Mask of the object(s) that ``selection`` (pixel coordinates) points at, with the model's
         predicted IoU and the stability score of the kept masks (the lowest over the prompts)."""
-        import torch
-
         params = params or SegmentParams()
-        feats = {k: v.to(self.device, torch.float32) for k, v in embedding.tensors.items()}
         covered = tuple(n / self.image_size for n in embedding.input_size)  # SAM 1 pads to the square
 
         def decode(points, labels, boxes, multimask, mask_input):
-            return self._decode(feats, embedding, points, labels, boxes, multimask, mask_input)
+            return self._decode(embedding, points, labels, boxes, multimask, mask_input)
 
-        with torch.inference_mode(), decoder_threads(self.device):
-            return run_prompts(selection, params, decode, lambda logits: self._upscale(embedding, logits),
-                               covered)
+        return run_prompts(selection, params, decode, lambda logits: self._upscale(embedding, logits), covered)
 
-    def _decode(self, feats: dict, emb: Embedding, points: list[np.ndarray], labels: list[np.ndarray],
+    def _decode(self, emb: Embedding, points: list[np.ndarray], labels: list[np.ndarray],
                 boxes: np.ndarray | None, multimask: bool, mask_input: np.ndarray | None):
         """One decoder call for B prompts, each in its own batch row (so each may carry a mask
         input): returns low-resolution logits B×C×h×w and predicted IoU B×C as numpy."""
-        import torch
+        from .onnx_decoder import Variant
 
-        b = len(points)
-        kwargs = {"multimask_output": multimask}
+        prompts: dict[str, np.ndarray] = {}
         if max(len(c) for c in points):
             coords, labs = pad_points(points, labels)
-            kwargs["input_points"] = torch.from_numpy(
-                scale_coords(coords, emb.original_size, emb.input_size))[:, None].to(self.device)
-            kwargs["input_labels"] = torch.from_numpy(labs.astype(np.int64))[:, None].to(self.device)
+            prompts["coords"] = scale_coords(coords, emb.original_size, emb.input_size)
+            prompts["labels"] = labs.astype(np.int64)
         if boxes is not None:
-            kwargs["input_boxes"] = torch.from_numpy(
-                scale_coords(boxes, emb.original_size, emb.input_size))[:, None].to(self.device)
+            prompts["boxes"] = scale_coords(boxes, emb.original_size, emb.input_size)
         if mask_input is not None:
-            kwargs["input_masks"] = torch.from_numpy(np.ascontiguousarray(mask_input)).to(self.device)
-        rows = {k: v.expand(b, *v.shape[1:]) for k, v in feats.items()}
-        if self.family.name == "sam2":
-            kwargs["image_embeddings"] = [rows["high_res_0"], rows["high_res_1"], rows["features"]]
+            prompts["mask_input"] = np.ascontiguousarray(mask_input, dtype=np.float32)
+        variant = Variant("coords" in prompts, boxes is not None, mask_input is not None, bool(multimask))
+        tensors = {k: emb.tensors[k] for k in self.family.embedding}
+        return self.decoder(variant, tensors, prompts)
+
+    def _example_embedding(self) -> dict:
+        """Zero encoder outputs of this model's shapes (batch 1), for an ONNX export."""
+        import torch
+
+        side = self.image_size
+        with torch.inference_mode():
+            out = self.model.get_image_embeddings(torch.zeros(1, 3, side, side, device=self.device))
+        if self.family.multiscale:
+            out = {"high_res_0": out[0], "high_res_1": out[1], "features": out[-1]}
+        elif self.family.name == "sam-hq":
+            out = {"features": out[0], "intermediate": out[1][0]}
         else:
-            kwargs["image_embeddings"] = rows["features"]
-        if self.family.name == "sam-hq":
-            kwargs["intermediate_embeddings"] = [rows["intermediate"]]
-        if self.family.name == "sam2" and mask_input is not None:  # as SAM2ImagePredictor feeds logits back
-            kwargs["input_masks"] = kwargs["input_masks"].clamp(-32.0, 32.0)
-        out = self.model(**kwargs)
-        return (out.pred_masks[:, 0].float().cpu().numpy(), out.iou_scores[:, 0].float().cpu().numpy())
+            out = {"features": out}
+        return {k: torch.zeros(v.shape).float().cpu().numpy() for k, v in out.items()}
+
+    def _encoder_module(self):
+        """The image encoder as a module for an ONNX export: pixel values → the family's embedding
+        tensors (in :attr:`SamFamily.embedding` order)."""
+        import torch
+
+        side = self.image_size
+        return _encoder_class()(self.model), {"pixel_values": torch.zeros(1, 3, side, side)}
+
+    def _decoder_graph(self, variant):
+        """The torch module of one prompt kind (:class:`.onnx_decoder.Variant`): the model's own
+        forward on the cached embedding, as every runtime runs it."""
+        return _graph_class()(self.model, self.family, variant)
 
     def _upscale(self, emb: Embedding, logits: np.ndarray) -> np.ndarray:
         """Kept low-resolution logits B×h×w → the union of their masks at the image's H×W, as the
@@ -308,3 +361,60 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
     def __repr__(self) -> str:
         return (f"HFSamSegmenter({str(self.folder)!r}, family={self.family.name!r}, device={self.device!r}, "
                 f"precision={self.precision!r})")
+
+
+@functools.lru_cache(maxsize=1)
+def _encoder_class():
+    import torch
+
+    class HFEncoderGraph(torch.nn.Module):
+        """``get_image_embeddings`` of a multiscale (SAM 2-style) model:
+        1×3×S×S → (high_res_0, high_res_1, features)."""
+
+        def __init__(self, model) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, pixel_values):
+            return tuple(self.model.get_image_embeddings(pixel_values))
+
+    return HFEncoderGraph
+
+
+@functools.lru_cache(maxsize=1)
+def _graph_class():
+    """The torch module class (defined on first use: torch is imported only when a model loads)."""
+    import torch
+
+    class HFDecoderGraph(torch.nn.Module):
+        """Prompt encoder + mask decoder of a transformers SAM model for one prompt kind: the
+        image embedding (batch 1) and the prompts (input-frame pixels) → (logits B×C×h×w, IoU B×C)."""
+
+        def __init__(self, model, family: SamFamily, variant) -> None:
+            super().__init__()
+            self.model, self.family, self.variant = model, family, variant
+
+        def forward(self, features, coords=None, labels=None, boxes=None, mask_input=None, high_res_0=None,
+                    high_res_1=None, intermediate=None):
+            b = coords.shape[0] if coords is not None else boxes.shape[0]
+            kwargs = {"multimask_output": self.variant.multimask}
+            if coords is not None:
+                kwargs["input_points"], kwargs["input_labels"] = coords[:, None], labels[:, None]
+            if boxes is not None:
+                kwargs["input_boxes"] = boxes[:, None]
+            if mask_input is not None:  # as SAM2ImagePredictor feeds logits back
+                kwargs["input_masks"] = mask_input.clamp(-32.0, 32.0) if self.family.multiscale else mask_input
+            features = features.expand(b, *features.shape[1:])
+            if self.family.multiscale:
+                kwargs["image_embeddings"] = [high_res_0.expand(b, *high_res_0.shape[1:]),
+                                              high_res_1.expand(b, *high_res_1.shape[1:]), features]
+            else:
+                kwargs["image_embeddings"] = features
+            if intermediate is not None:
+                kwargs["intermediate_embeddings"] = [intermediate.expand(b, *intermediate.shape[1:])]
+            out = self.model(**kwargs)
+            return out.pred_masks[:, 0], out.iou_scores[:, 0]
+
+    return HFDecoderGraph
+
+

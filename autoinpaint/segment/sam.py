@@ -9,6 +9,7 @@ full checkpoint is loaded. torch is imported only when a SAM segmenter is loaded
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import pickle
@@ -21,7 +22,6 @@ from ..checkpoints import KNOWN, find_checkpoint, missing_error
 from ..errors import InputError, ModelMissingError
 from ..device import resolve_device
 from ..device import resolve_precision as _resolve_precision
-from ..device import decoder_threads as _decoder_threads
 from ..selection import Selection
 from .base import BaseSegmenter, SegmentParams, SegmentResult
 from .embedding_cache import CachedEncoder, Embedding, EmbeddingCache, image_key
@@ -43,7 +43,7 @@ def find_sam_checkpoint(name: str | None = None) -> Path | None:
 
 
 def load_sam_segmenter(spec: str = "sam", device: str = "auto", precision: str = "auto",
-                       cache: bool = True) -> "SamSegmenter":
+                       cache: bool = True, runtime: str = "auto") -> "SamSegmenter":
     """A :class:`SamSegmenter` for ``spec``: ``sam`` (first checkpoint found), ``sam:vit_b``,
     ``sam:vit_l``, ``sam:vit_h``, or a checkpoint path (``.pth``/``.pt``/``.safetensors``).
 
@@ -67,7 +67,7 @@ def load_sam_segmenter(spec: str = "sam", device: str = "auto", precision: str =
     else:
         raise InputError(f"unknown segmenter {spec!r}: use auto, classical, sam, "
                          f"sam:vit_b, sam:vit_l, sam:vit_h or a .pth path")
-    return SamSegmenter(path, device=device, precision=precision, cache=cache)
+    return SamSegmenter(path, device=device, precision=precision, cache=cache, runtime=runtime)
 
 
 # -- checkpoint reading and architecture inference ---------------------------------------------
@@ -266,10 +266,14 @@ class SamSegmenter(CachedEncoder, BaseSegmenter):
         encoder (the prompt encoder and mask decoder always run in fp32).
       cache (bool): use the on-disk embedding cache and checkpoint-head cache (the in-process
         LRU is always on).
+      runtime (str): ``auto``, ``torch`` or ``onnx``: where the prompt decoder runs
+        (:mod:`.onnx_decoder`; ``auto`` = ONNX Runtime on the CPU when installed).
     """
 
     def __init__(self, checkpoint: str | Path, device: str = "auto", precision: str = "auto",
-                 cache: bool = True) -> None:
+                 cache: bool = True, runtime: str = "auto") -> None:
+        from .onnx_decoder import PromptDecoder, example_prompts
+
         self.checkpoint = Path(checkpoint)
         if not self.checkpoint.is_file():
             raise missing_error(f"SAM checkpoint {self.checkpoint} not found")
@@ -280,7 +284,6 @@ class SamSegmenter(CachedEncoder, BaseSegmenter):
         self.encoder_runs = 0
         self._lock = threading.RLock()  # the predictor holds one image at a time
         self._current = None  # the Embedding the predictor holds now
-        self._dense_pe = None  # the prompt encoder's positional encoding of the embedding grid
         head = self.cache.get_head(self.fingerprint)
         if head is not None:
             self.config, tensors = head
@@ -303,6 +306,11 @@ class SamSegmenter(CachedEncoder, BaseSegmenter):
         from segment_anything.predictor import SamPredictor
 
         self.predictor = SamPredictor(self.model)
+        side, grid = self.config["img_size"], self.config["img_size"] // self.config["patch_size"]
+        embedding = {"features": np.zeros((1, self.config["prompt_embed_dim"], grid, grid), np.float32)}
+        self.decoder = PromptDecoder(f"sam-{self.fingerprint}", self._decoder_graph,
+                                     lambda v: {**embedding, **example_prompts(v, side, 4 * grid)},
+                                     runtime, self.device)
 
     def _ensure_encoder(self) -> None:
         """Load the image encoder from the full checkpoint (after a head-cache start)."""
@@ -362,8 +370,7 @@ class SamSegmenter(CachedEncoder, BaseSegmenter):
         covered = tuple(n / self.config["img_size"] for n in embedding.input_size)  # the rest is padding
         with self._lock, torch.inference_mode():
             self._restore(embedding)
-            with _decoder_threads(self.device):
-                return run_prompts(selection, params, self._decode, self._upscale, covered)
+            return run_prompts(selection, params, self._decode, self._upscale, covered)
 
     def _decode(self, points: list[np.ndarray], labels: list[np.ndarray],
                 boxes: np.ndarray | None, multimask: bool, mask_input: np.ndarray | None = None):
@@ -372,27 +379,24 @@ class SamSegmenter(CachedEncoder, BaseSegmenter):
         label -1 (no point) to a common length; ``boxes`` is B×4 (x0, y0, x1, y1) pixels or None;
         ``mask_input`` B×1×h×w low-resolution logits or None. Returns low-resolution logits B×C×h×w
         and predicted IoU B×C as numpy."""
-        import torch
+        from .onnx_decoder import Variant
 
-        p, model = self.predictor, self.model
-        point_prompt = boxes_t = masks_t = None
+        p = self.predictor
+        prompts: dict[str, np.ndarray] = {}
         if max(len(c) for c in points):
             coords, labs = pad_points(points, labels)
-            coords = p.transform.apply_coords(coords, p.original_size)
-            point_prompt = (torch.as_tensor(coords, dtype=torch.float, device=self.device),
-                            torch.as_tensor(labs, dtype=torch.int, device=self.device))
+            prompts["coords"] = p.transform.apply_coords(coords, p.original_size).astype(np.float32)
+            prompts["labels"] = labs.astype(np.int64)
         if boxes is not None:
-            boxes_t = torch.as_tensor(p.transform.apply_boxes(boxes, p.original_size),
-                                      dtype=torch.float, device=self.device)
+            prompts["boxes"] = p.transform.apply_boxes(boxes, p.original_size).astype(np.float32)
         if mask_input is not None:
-            masks_t = torch.as_tensor(mask_input, dtype=torch.float, device=self.device)
-        sparse, dense = model.prompt_encoder(points=point_prompt, boxes=boxes_t, masks=masks_t)
-        if self._dense_pe is None:  # depends on the weights only: once per model, not per click
-            self._dense_pe = model.prompt_encoder.get_dense_pe()
-        low, iou = model.mask_decoder(image_embeddings=p.features, image_pe=self._dense_pe,
-                                      sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                                      multimask_output=multimask)
-        return low.float().cpu().numpy(), iou.float().cpu().numpy()
+            prompts["mask_input"] = np.ascontiguousarray(mask_input, dtype=np.float32)
+        variant = Variant("coords" in prompts, boxes is not None, mask_input is not None, bool(multimask))
+        return self.decoder(variant, {"features": self._current.tensors["features"]}, prompts)
+
+    def _decoder_graph(self, variant):
+        """The torch module of one prompt kind (:class:`.onnx_decoder.Variant`), as every runtime runs it."""
+        return _graph_class()(self.model, variant)
 
     def _upscale(self, logits: np.ndarray) -> np.ndarray:
         """Kept low-resolution logits B×h×w → the union of their masks at the image size
@@ -403,3 +407,29 @@ class SamSegmenter(CachedEncoder, BaseSegmenter):
     def __repr__(self) -> str:
         return (f"SamSegmenter({str(self.checkpoint)!r}, device={self.device!r}, "
                 f"precision={self.precision!r})")
+
+
+@functools.lru_cache(maxsize=1)
+def _graph_class():
+    """The torch module class (defined on first use: torch is imported only when a model loads)."""
+    import torch
+
+    class SamDecoderGraph(torch.nn.Module):
+        """``predict_torch`` without the upscaling, for one prompt kind: the image embedding
+        1×C×h×w and the prompts (``coords`` B×N×2 and ``labels`` B×N with -1 = no point, ``boxes``
+        B×4, ``mask_input`` B×1×4h×4w; input-frame pixels) → (logits B×C×4h×4w, IoU B×C)."""
+
+        def __init__(self, model, variant) -> None:
+            super().__init__()
+            self.prompt_encoder, self.mask_decoder, self.variant = model.prompt_encoder, model.mask_decoder, variant
+            # depends on the weights only: once per model, not per click (a constant of the graph)
+            self.register_buffer("dense_pe", model.prompt_encoder.get_dense_pe().detach().clone(), persistent=False)
+
+        def forward(self, features, coords=None, labels=None, boxes=None, mask_input=None):
+            points = None if coords is None else (coords, labels)
+            sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=mask_input)
+            return self.mask_decoder(image_embeddings=features, image_pe=self.dense_pe,
+                                     sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                                     multimask_output=self.variant.multimask)
+
+    return SamDecoderGraph

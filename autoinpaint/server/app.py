@@ -95,7 +95,7 @@ def resolve_models(options: EditOptions, limits: Limits) -> tuple[EditOptions, d
         changes["max_pixels"] = limits.max_pixels
     seg = options.segmenter
     if seg in (None, "", "auto"):
-        seg, why = segmenter_auto()
+        seg, why = segmenter_auto(options.device)
         notice(f"segmenter auto -> {why}")
         changes["segmenter"] = seg
     inp = options.inpainter
@@ -126,11 +126,15 @@ def resolve_models(options: EditOptions, limits: Limits) -> tuple[EditOptions, d
 
 
 def warm_up(ctx: ServerContext) -> None:
-    """Load the segmenter now (the first click then pays only for its embedding)."""
+    """Load the segmenter now, with its ONNX Runtime decoder for a click (the first click then pays
+    only for its embedding)."""
     from ..api import selection_steps
 
     try:
         segmenter = selection_steps(ctx.options)[-1].segmenter
+        decoder = getattr(segmenter, "decoder", None)
+        if decoder is not None:
+            decoder.warm()
         ctx.info["segmenter"] = segmenter.name
     except Exception as exc:  # noqa: BLE001 - reported by the first click that needs it
         ctx.info["segmenter_error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
