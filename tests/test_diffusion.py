@@ -343,7 +343,7 @@ def test_single_file_never_downloads(tmp_path, monkeypatch):
             seen.update(kw, path=path)
             raise OSError("stop here")
 
-    monkeypatch.setattr(diffusion_loading, "_single_file_class", lambda path: (Cls, "some/repo", "inpainting"))
+    monkeypatch.setattr(diffusion_loading, "single_file_class", lambda path: (Cls, "some/repo", "inpainting"))
     with pytest.raises(ModelMissingError):
         diffusion.load_diffusion_inpainter(str(ckpt), config=str(tmp_path))
     assert seen["local_files_only"] is True and seen["config"] == str(tmp_path) and seen["path"] == str(ckpt)

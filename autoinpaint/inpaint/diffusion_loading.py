@@ -17,6 +17,7 @@ from ..errors import InputError, ModelMissingError, ModelRuntimeError
 from ..hub import ModelSource
 from ..log import logger, notice
 from ..registry import DIFFUSION_ALIASES as ALIASES
+from .single_file import single_file_class
 
 DEFAULT_MODEL = "sd15"
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
@@ -157,31 +158,10 @@ def _from_pretrained(source: ModelSource, torch_dtype, variant: str | None, loca
     return AutoPipelineForInpainting.from_pretrained(source.location, **kwargs)
 
 
-def _single_file_class(path: str):
-    """Pick the inpainting pipeline class for a single checkpoint file and the diffusers repo that
-    holds its component configs."""
-    import diffusers
-    from diffusers.loaders.single_file_utils import (DIFFUSERS_DEFAULT_PIPELINE_PATHS, infer_diffusers_model_type,
-                                                     load_single_file_checkpoint)
-
-    checkpoint = load_single_file_checkpoint(path, local_files_only=True)
-    model_type = infer_diffusers_model_type(checkpoint)
-    del checkpoint
-    if model_type.startswith("xl_"):
-        cls = diffusers.StableDiffusionXLInpaintPipeline
-    elif model_type in ("v1", "v2", "inpainting", "inpainting_v2"):
-        cls = diffusers.StableDiffusionInpaintPipeline
-    else:
-        raise ModelMissingError(f"{path}: single-file checkpoints of type {model_type!r} are not supported; "
-                                "convert it to a diffusers folder (save_pretrained) and pass the folder")
-    config = DIFFUSERS_DEFAULT_PIPELINE_PATHS[model_type]["pretrained_model_name_or_path"]
-    return cls, config, model_type
-
-
 def _from_single_file(source: ModelSource, torch_dtype, config: str | None):
     """``from_single_file`` with a local config only: the config folder given, or the matching diffusers
     repo's configs from the local cache. Never downloads."""
-    cls, default_config, model_type = _single_file_class(source.location)
+    cls, default_config, model_type = single_file_class(source.location)
     if config is None:
         if not hub.is_cached(default_config, "model_index.json"):
             raise ModelMissingError(

@@ -126,9 +126,9 @@ def model_family(source: hub.ModelSource) -> str:
     """``sd15``, ``sdxl`` or ``other`` for a diffusion model source, read from its configs (no weights):
     ``model_index.json``'s pipeline class, and the UNet's cross-attention width (1024 = SD 2.x)."""
     if source.kind == "file":
-        from .diffusion_loading import _single_file_class
+        from .single_file import single_file_class
 
-        _, _, model_type = _single_file_class(source.location)
+        _, _, model_type = single_file_class(source.location)
         if model_type.startswith("xl_"):
             return "sdxl"
         return "sd15" if model_type in ("v1", "inpainting") else "other"
