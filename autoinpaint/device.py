@@ -122,12 +122,26 @@ def cpu_bf16_is_faster(remember: bool = True) -> bool:
     return faster
 
 
+_BUSY_TTL = 1.0  # s: a verdict is reused this long (sampling costs ~7 ms, once per click otherwise)
+_busy: tuple[float, bool] | None = None
+
+
 def cpu_is_busy() -> bool:
     """True when other runnable tasks already occupy every core: then one intra-op thread is faster
     than several (each OpenMP barrier waits for a thread that is not running; LaMa at 256 px here with
     other work on both cores: 4.5 s with 1 thread, 8.5 s with 2). Linux: the median of three reads of
     ``/proc/loadavg``'s instantaneous runnable count, less the reader; elsewhere the 1-minute load
-    average (which also counts the caller's own recent work)."""
+    average (which also counts the caller's own recent work). A verdict is reused for a second."""
+    global _busy
+    now = time.monotonic()
+    if _busy is not None and now - _busy[0] < _BUSY_TTL:
+        return _busy[1]
+    verdict = _sample_busy()
+    _busy = (now, verdict)
+    return verdict
+
+
+def _sample_busy() -> bool:
     cores = os.cpu_count() or 1
     try:
         samples = []
