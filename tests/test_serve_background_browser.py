@@ -5,16 +5,13 @@ the colour, the object's core exactly the photo."""
 from __future__ import annotations
 
 import io
-import socket
-import threading
-import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
 import scenes
-from test_serve_browser import ARGS, CHROMIUM, click_at, pytestmark  # noqa: F401 - same skip rule
+from test_serve_browser import ARGS, CHROMIUM, app_server, click_at, pytestmark  # noqa: F401 - same skip rule
 
 pytest.importorskip("fastapi")
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
@@ -23,8 +20,6 @@ TOKEN = "background-browser-token-8d2e"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import uvicorn
-
     from autoinpaint import EditOptions
     from autoinpaint.server.app import create_app
 
@@ -33,20 +28,8 @@ def server(tmp_path_factory):
     shot = scenes.studio_shot(400, 300, rng=np.random.default_rng(9))
     Image.fromarray(shot.image).save(folder / "product.png")
     app = create_app(folder, EditOptions(segmenter="classical", inpainter="telea"), token=TOKEN)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}", folder, shot
-    srv.should_exit = True
-    thread.join(10)
-    sock.close()
+    with app_server(app) as url:
+        yield url, folder, shot
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ every pixel whose alpha is 0 equals the input's; Save writes beside the input.
 ``AUTOINPAINT_SCREENSHOT=docs/serve.png`` also saves the README's screenshot there."""
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -32,6 +33,30 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason=f"no Chromium at {CHROMIUM} (apt-get install chromium; CI installs it)")
 
 
+
+@contextlib.contextmanager
+def app_server(app):
+    """The web app on uvicorn in a thread of this process, on a free 127.0.0.1 port; yields its URL."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as autoinpaint serve does
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+        sock.close()
+
 @pytest.fixture(scope="module")
 def detector(tmp_path_factory):
     """A tiny random-weight Grounding DINO loaded through the real loader, its network's forward pass
@@ -54,8 +79,6 @@ STICKER = (300, 120, 380, 180)  # the bright sticker of tagged.png
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, detector):
-    import uvicorn
-
     from autoinpaint import EditOptions
     from autoinpaint.server.app import create_app
     from conftest import gradient_photo
@@ -74,21 +97,8 @@ def server(tmp_path_factory, detector):
     options = EditOptions(segmenter="classical", inpainter="telea", model=model, detector=str(detector),
                           box_threshold=0.5)
     app = create_app(folder, options, token=TOKEN)
-    sock = socket.socket()
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as autoinpaint serve does
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}", folder
-    srv.should_exit = True
-    thread.join(10)
-    sock.close()
+    with app_server(app) as url:
+        yield url, folder
 
 
 @pytest.fixture(scope="module")

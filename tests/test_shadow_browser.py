@@ -4,9 +4,6 @@ uvicorn server: ticking it sends ``shadow: true``, the overlay draws the cast sh
 from __future__ import annotations
 
 import io
-import socket
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +15,7 @@ playwright = pytest.importorskip("playwright.sync_api", reason="playwright (pyth
 
 import scenes as S  # noqa: E402
 from autoinpaint.mask_ops import distance_outside  # noqa: E402
-from test_serve_browser import ARGS, CHROMIUM, TOKEN, click_at, mask_pixels  # noqa: E402
+from test_serve_browser import ARGS, CHROMIUM, app_server, TOKEN, click_at, mask_pixels  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason=f"no Chromium at {CHROMIUM} (apt-get install chromium; CI installs it)")
@@ -32,28 +29,14 @@ def scene():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, scene):
-    import uvicorn
-
     from autoinpaint import EditOptions
     from autoinpaint.server.app import create_app
 
     folder = tmp_path_factory.mktemp("shadow-browser")
     Image.fromarray(scene.image).save(folder / NAME)
     app = create_app(folder, EditOptions(segmenter="classical", inpainter="telea"), token=TOKEN)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    srv.should_exit = True
-    thread.join(10)
-    sock.close()
+    with app_server(app) as url:
+        yield url
 
 
 def overlay_rgba(page, x: int, y: int) -> list[int]:
