@@ -13,7 +13,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from ..errors import AutoinpaintError, InputError
+from ..errors import EXIT_INTERRUPTED, AutoinpaintError, InputError
 
 MODES = ("remove", "replace", "fill")
 
@@ -24,7 +24,7 @@ Progress = Callable[[int, int], None]
 class Cancelled(AutoinpaintError):
     """The caller cancelled a running edit (raised from its progress callback)."""
 
-    exit_code = 130
+    exit_code = EXIT_INTERRUPTED
 
 
 @dataclass(frozen=True)
