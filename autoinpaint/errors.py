@@ -22,6 +22,14 @@ EXIT_CODES = {
 }
 
 
+def exit_codes_help(notes: dict[int, str] | None = None, codes: tuple[int, ...] | None = None) -> str:
+    """A command's help epilog: ``Exit codes: 0 ok; 2 bad input or usage (NOTE); ...`` for ``codes``
+    (default: all, in table order), each followed by its note from ``notes`` in brackets."""
+    notes = notes or {}
+    return "Exit codes: " + "; ".join(f"{code} {EXIT_CODES[code]}" + (f" ({notes[code]})" if code in notes else "")
+                                      for code in (codes or EXIT_CODES)) + "."
+
+
 class AutoinpaintError(Exception):
     """Base class: an expected failure with a one-line message and an exit code."""
 

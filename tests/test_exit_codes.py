@@ -33,6 +33,16 @@ def test_help_names_every_code(cli):
         assert f"{code} {meaning.split(':')[0].split()[0]}" in text, (code, text)
 
 
+def test_every_command_help_uses_the_table(cli):
+    for command in ("remove", "replace", "fill", "mask", "background", "batch", "models", "serve"):
+        r = cli(command, "--help")
+        text = " ".join(r.out.split()).split("Exit codes: ", 1)[1]
+        said = [int(code) for code in re.findall(r"(?:^|; )(\d+) ", text)]
+        assert said and set(said) <= set(errors.EXIT_CODES), (command, text)
+        for code in said:
+            assert f"{code} {errors.EXIT_CODES[code]}" in text, (command, code, text)
+
+
 def test_no_exit_code_outside_errors():
     """``sys.exit(N)``, ``exit_code = N`` and ``Exit(N)`` with a literal number only in errors.py."""
     literal = re.compile(r"(sys\.exit|exceptions\.Exit|ctx\.exit)\(\s*\d|exit_code\s*=\s*\d")

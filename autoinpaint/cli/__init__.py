@@ -10,12 +10,11 @@ import sys
 import click
 
 from ..errors import (EXIT_INPUT, EXIT_INTERRUPTED, EXIT_MODEL_MISSING, EXIT_OK, EXIT_SKIPPED, EXIT_UNEXPECTED,
-                      AutoinpaintError)
+                      AutoinpaintError, exit_codes_help)
 
-EXIT_CODES_HELP = (f"Exit codes: {EXIT_OK} ok; {EXIT_INPUT} bad input or usage (or a mask in doubt with --on-doubt "
-                   f"fail); {EXIT_MODEL_MISSING} a model or checkpoint is missing (the message says how to get "
-                   f"it); {EXIT_SKIPPED} skipped: the mask was in doubt (--on-doubt skip); {EXIT_INTERRUPTED} "
-                   f"interrupted; {EXIT_UNEXPECTED} anything unexpected.")
+EXIT_CODES_HELP = exit_codes_help({EXIT_INPUT: "or a mask in doubt with --on-doubt fail",
+                                   EXIT_MODEL_MISSING: "the message says how to get it",
+                                   EXIT_SKIPPED: "--on-doubt skip", EXIT_INTERRUPTED: "Ctrl+C"})
 
 
 @click.group(epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"],
