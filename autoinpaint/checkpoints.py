@@ -111,16 +111,9 @@ def find_weights(name: str) -> Path | None:
     return None
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def md5_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
+def file_digest(path: Path, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
+    """The file's hex digest (SHA-256, or ``algorithm``: ``md5`` for a published MD5)."""
+    digest = hashlib.new(algorithm, usedforsecurity=algorithm != "md5")
     with open(path, "rb") as f:
         while block := f.read(chunk):
             digest.update(block)
@@ -135,10 +128,10 @@ def verify(path: Path, checkpoint: Checkpoint) -> str | None:
     size = path.stat().st_size
     if size != checkpoint.size:
         return f"size {size} bytes, expected {checkpoint.size} (truncated or a different file)"
-    digest = sha256_file(path)
+    digest = file_digest(path)
     if digest != checkpoint.sha256:
         return f"SHA-256 {digest} does not match the expected {checkpoint.sha256}"
-    md5 = md5_file(path) if checkpoint.md5 else None
+    md5 = file_digest(path, "md5") if checkpoint.md5 else None
     if md5 != checkpoint.md5:
         return f"MD5 {md5} does not match the published {checkpoint.md5}"
     return None
@@ -191,7 +184,7 @@ def download_file(url: str, dest: Path, size: int, sha256: str, progress: bool =
         part.unlink(missing_ok=True)
         raise AutoinpaintError(f"download of {url} is corrupt ({got} bytes, SHA-256 "
                                f"{digest.hexdigest()}; expected {size} bytes, {sha256}); deleted")
-    if md5 and md5_file(part) != md5:
+    if md5 and file_digest(part, "md5") != md5:
         part.unlink(missing_ok=True)
         raise AutoinpaintError(f"download of {url} matches the SHA-256 but not the published MD5 {md5}; "
                                "deleted")

@@ -110,22 +110,17 @@ def alpha_png(alpha: np.ndarray, size: tuple[int, int] | None = None, box: tuple
 
 
 def png_gray8(pixels: np.ndarray, level: int = 1) -> bytes:
-    """An H×W uint8 array as a grey 8-bit PNG: no row filter, one zlib stream at ``level``.
+    """An H×W uint8 array as a grey 8-bit PNG: no row filter, zlib at ``level`` (pypng).
 
-    A mask needs no PNG row filters (its runs compress as they are); skipping the encoders'
-    adaptive filter search makes this 5-9× faster than OpenCV's or PIL's level-1 PNG here."""
-    import struct
-    import zlib
+    A mask needs no PNG row filters (its runs compress as they are): without the adaptive filter
+    search this costs about a third of OpenCV's level-1 PNG on a display-sized mask, and about 0.6×
+    PIL's on a 12 MP alpha."""
+    import png
 
-    h, w = pixels.shape
-    rows = np.zeros((h, w + 1), np.uint8)  # each row starts with its filter type, 0 = none
-    rows[:, 1:] = pixels
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows.tobytes(), level)) + chunk(b"IEND", b""))
+    buf = io.BytesIO()
+    png.Writer(pixels.shape[1], pixels.shape[0], greyscale=True, bitdepth=8, compression=level).write_array(
+        buf, np.ascontiguousarray(pixels).reshape(-1))
+    return buf.getvalue()
 
 
 def alpha_u8(alpha: np.ndarray) -> np.ndarray:

@@ -57,7 +57,9 @@ KEEPS_EXIF = {"PNG", "JPEG", "TIFF", "WEBP", "AVIF", "HEIF"}
 LOSSY_QUALITY = 90  # WebP (lossy), AVIF, HEIF: the file does not say its quality; re-encoded at this
 TIFF_WRITABLE = {"raw", "tiff_lzw", "tiff_adobe_deflate", "tiff_deflate", "packbits", "jpeg", "group3",
                  "group4", "tiff_ccitt", "lzma", "zstd"}
-_CV2_TIFF = {"raw": 1, "tiff_lzw": 5, "tiff_adobe_deflate": 8, "tiff_deflate": 32946, "packbits": 32773}
+# 16-bit colour TIFF (written by tifffile; PIL holds 8 bits a channel): PIL's compression name → tifffile's
+_TIFF16 = {"raw": None, "tiff_lzw": "lzw", "tiff_adobe_deflate": "adobe_deflate", "tiff_deflate": "deflate",
+           "packbits": "packbits"}
 
 # the modes to try, in order, when a format cannot hold the file's own one
 _FALLBACK = {"1": ["1", "L", "RGB"], "L": ["L", "RGB"], "LA": ["LA", "RGBA", "L", "RGB"],
@@ -213,7 +215,7 @@ def _read_tiff(im, info: ImageInfo, name: str) -> None:
         if samples not in (3, 4) or im.tag_v2.get(262) != 2:
             raise InputError(f"{name}: a 16-bit TIFF with {samples} samples per pixel is not supported")
         info.bits, info.file_mode = 16, "RGB;16" if samples == 3 else "RGBA;16"
-        if info.compression not in _CV2_TIFF:
+        if info.compression not in _TIFF16:
             raise InputError(f"{name}: a 16-bit colour TIFF with compression {info.compression!r} cannot be "
                              f"written back")
         if info.exif and len(im.getexif().keys() - _TIFF_LAYOUT - {0x0112}) > 0:
@@ -225,12 +227,12 @@ def _read_tiff(im, info: ImageInfo, name: str) -> None:
 
 def tiff_16bit_rgb(data: bytes) -> np.ndarray:
     """Decode a 16-bit RGB(A) TIFF in full (PIL would give 8 bits): H×W×3|4 uint16 RGB(A)."""
-    import cv2
+    import tifffile
 
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if arr is None or arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] not in (3, 4):
+    arr = tifffile.imread(io.BytesIO(data), maxworkers=1)
+    if arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] not in (3, 4):
         raise ValueError("cannot decode the 16-bit TIFF")
-    return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB if arr.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
+    return arr
 
 
 def png_16bit(data: bytes, colour_type: int) -> np.ndarray:
@@ -550,42 +552,18 @@ def _png16(array: np.ndarray, icc: bytes | None, exif: bytes | None, info: Image
 
 
 def _tiff16(array: np.ndarray, icc: bytes | None, info: ImageInfo) -> bytes:
-    """A 16-bit RGB(A) TIFF with the input's compression (OpenCV's libtiff) and its ICC profile."""
-    import cv2
+    """A 16-bit RGB(A) TIFF with the input's compression (LZW for another format's input), a
+    horizontal predictor where the codec takes one, and the ICC profile (tifffile, imagecodecs)."""
+    import tifffile
 
-    code = _CV2_TIFF.get(info.compression if info.format == "TIFF" else "tiff_lzw")
-    if code is None:
-        raise InputError(f"a 16-bit colour TIFF cannot be written with compression {info.compression!r}")
-    bgr = cv2.cvtColor(array, cv2.COLOR_RGB2BGR if array.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
-    ok, buf = cv2.imencode(".tif", bgr, [cv2.IMWRITE_TIFF_COMPRESSION, code])
-    if not ok:
-        raise InputError("cannot encode the 16-bit TIFF")
-    data = buf.tobytes()
-    return _tiff_add_tag(data, 34675, icc) if icc else data
-
-
-def _tiff_add_tag(data: bytes, tag: int, payload: bytes) -> bytes:
-    """Add an UNDEFINED-typed ``tag`` holding ``payload`` to a classic TIFF's first IFD: a new IFD is
-    appended (the old one stays as unused bytes) and the header points to it."""
-    order = "<" if data[:2] == b"II" else ">"
-    first = struct.unpack(order + "I", data[4:8])[0]
-    n = struct.unpack(order + "H", data[first:first + 2])[0]
-    entries = [data[first + 2 + 12 * i:first + 14 + 12 * i] for i in range(n)]
-    nxt = data[first + 2 + 12 * n:first + 6 + 12 * n]
-    body = bytearray(data)
-    if len(body) % 2:
-        body += b"\x00"
-    offset = len(body)
-    body += payload
-    if len(body) % 2:
-        body += b"\x00"
-    entries = [e for e in entries if struct.unpack(order + "H", e[:2])[0] != tag]
-    entries.append(struct.pack(order + "HHII", tag, 7, len(payload), offset))
-    entries.sort(key=lambda e: struct.unpack(order + "H", e[:2])[0])
-    ifd = len(body)
-    body += struct.pack(order + "H", len(entries)) + b"".join(entries) + nxt
-    body[4:8] = struct.pack(order + "I", ifd)
-    return bytes(body)
+    compression = info.compression if info.format == "TIFF" else "tiff_lzw"
+    if compression not in _TIFF16:
+        raise InputError(f"a 16-bit colour TIFF cannot be written with compression {compression!r}")
+    codec, buf = _TIFF16[compression], io.BytesIO()
+    tifffile.imwrite(buf, array, photometric="rgb", compression=codec, predictor=codec not in (None, "packbits"),
+                     extrasamples=("unassalpha",) if array.shape[2] == 4 else None, iccprofile=icc,
+                     metadata=None, software=False)  # no description or software tag: they would read as EXIF
+    return buf.getvalue()
 
 
 ALPHA_FORMATS = ("PNG", "WEBP", "TIFF", "AVIF")  # formats that hold a transparent result

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Union
 import numpy as np
 
 from .errors import InputError, TooLargeError
-from .formats import FORMAT_BY_SUFFIX, SUFFIX_BY_FORMAT, estimate_jpeg_quality, read_info  # noqa: F401
+from .formats import FORMAT_BY_SUFFIX, SUFFIX_BY_FORMAT, read_info  # noqa: F401 - re-exported
 from .log import warning
 from .state import ImageInfo
 
@@ -348,13 +348,6 @@ def _unlink_quietly(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
-
-
-def save_image(array: np.ndarray, info: ImageInfo, path: str | os.PathLike) -> str:
-    """Encode like the input (or as the suffix of ``path`` says) and write atomically; returns the format."""
-    fmt = output_format(path, info)
-    write_atomic(path, encode_image(array, info, fmt))
-    return fmt
 
 
 def encode_mask(alpha: np.ndarray) -> bytes:

@@ -31,8 +31,8 @@ class Step(Protocol):
 class Pipeline:
     """Run steps in order, like ``sklearn.pipeline.Pipeline`` or ``torchvision.transforms.Compose``.
 
-    >>> Pipeline([LoadImage("in.jpg"), Select(sel), Segment("auto"), RefineMask(), Inpaint("auto"),
-    ...           Composite(), SaveImage("out.jpg")])(EditState())
+    >>> Pipeline([LoadImage(), Detect(), Segment("auto"), RefineMask(), Assess(), Inpaint("auto"), Composite(),
+    ...           SaveImage()])(EditState(input_path="in.jpg", selection=sel, output_path="out.jpg"))
     """
 
     def __init__(self, steps: Iterable[Step], on_step: Callable[[str, EditState], None] | None = None):

@@ -405,13 +405,9 @@ def write_bytes(spec: Spec, data: bytes) -> None:
         _put(s, lambda fs, path: fs.pipe_file(path, data))
 
 
-def write_file(spec: Spec, local_path: str | os.PathLike) -> None:
-    """Copy the local file ``local_path`` to ``spec`` like :func:`write_bytes` (streamed to a store)."""
-    s = os.fspath(spec)
-    if not is_remote(s):
-        write_atomic(local_path(s), Path(local_path).read_bytes())
-    else:
-        _put(s, lambda fs, path: fs.put_file(os.fspath(local_path), path))
+def write_file(spec: Spec, source: str | os.PathLike) -> None:
+    """Upload the local file ``source`` to the store URL ``spec`` like :func:`write_bytes` (streamed)."""
+    _put(os.fspath(spec), lambda fs, path: fs.put_file(os.fspath(source), path))
 
 
 def _put(spec: str, upload) -> None:

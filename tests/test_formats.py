@@ -135,10 +135,10 @@ def png_la16(path: Path) -> None:
 
 
 def tiff16_with_icc(path: Path) -> None:
-    from autoinpaint.formats import _tiff_add_tag
+    import tifffile
 
-    cv2_16(3, ".tif")(path)
-    path.write_bytes(_tiff_add_tag(path.read_bytes(), 34675, SRGB))
+    tifffile.imwrite(path, gradient_photo(W, H, 3, np.uint16), photometric="rgb", compression="lzw",
+                     predictor=True, iccprofile=SRGB, metadata=None, software=False)
 
 
 @dataclass
@@ -340,10 +340,10 @@ def write_int32_tiff(path: Path) -> None:
 
 
 def write_tiff16_with_exif(path: Path) -> None:
-    from autoinpaint.formats import _tiff_add_tag
+    import tifffile
 
-    cv2_16(3, ".tif")(path)
-    path.write_bytes(_tiff_add_tag(path.read_bytes(), 0x010F, b"camera\x00"))
+    tifffile.imwrite(path, gradient_photo(W, H, 3, np.uint16), photometric="rgb", compression="lzw",
+                     metadata=None, software=False, extratags=[(0x010F, "s", 0, "camera", True)])
 
 
 REFUSED = [("animated GIF", ".gif", write_animated_gif, "2 frames"),

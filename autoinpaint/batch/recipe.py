@@ -106,10 +106,6 @@ class Task:
         return cls(**{**d, "selection": sel, "options": EditOptions(**d["options"])})
 
 
-class RowError(InputError):
-    """A malformed recipe row."""
-
-
 # ----------------------------------------------------------------------------------------------- reading
 
 

@@ -40,9 +40,7 @@ STATUSES = ("done", "skipped", "failed", "not_found")  # always in the summary; 
 
 
 class BatchFailed(AutoinpaintError):
-    """Some rows of a batch failed (exit code 1); the manifest has the details."""
-
-    exit_code = 1
+    """Some rows of a batch failed (exit code 1, the base class's); the manifest has the details."""
 
 
 # ------------------------------------------------------------------------------------------ driver side

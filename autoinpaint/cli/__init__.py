@@ -1,7 +1,6 @@
 """The ``autoinpaint`` command: a thin click layer over ``autoinpaint.api``.
 
-Exit codes: 0 ok; 2 bad input or usage (or --on-doubt fail); 3 a model or checkpoint is missing; 4 skipped
-because the mask was in doubt (--on-doubt skip); 1 anything unexpected.
+Exit codes: :data:`autoinpaint.errors.EXIT_CODES`.
 """
 from __future__ import annotations
 
@@ -10,9 +9,12 @@ import sys
 
 import click
 
-EXIT_CODES_HELP = ("Exit codes: 0 ok; 2 bad input or usage (or a mask in doubt with --on-doubt fail); 3 a model "
-                   "or checkpoint is missing (the message says how to get it); 4 skipped: the mask was in doubt "
-                   "(--on-doubt skip); 1 anything unexpected.")
+from ..errors import (EXIT_INPUT, EXIT_INTERRUPTED, EXIT_MODEL_MISSING, EXIT_OK, EXIT_SKIPPED, EXIT_UNEXPECTED,
+                      AutoinpaintError, exit_codes_help)
+
+EXIT_CODES_HELP = exit_codes_help({EXIT_INPUT: "or a mask in doubt with --on-doubt fail",
+                                   EXIT_MODEL_MISSING: "the message says how to get it",
+                                   EXIT_SKIPPED: "--on-doubt skip", EXIT_INTERRUPTED: "Ctrl+C"})
 
 
 @click.group(epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"],
@@ -42,31 +44,29 @@ for _command in (remove, replace, fill, mask, background, batch, models, cache, 
 
 def run(argv: list[str] | None = None) -> None:
     """Entry point: run ``main`` and turn every failure into one ``Error: ...`` line and an exit code."""
-    from ..errors import AutoinpaintError
-
     try:
         code = main.main(args=argv, standalone_mode=False, prog_name="autoinpaint")
-        if isinstance(code, int) and code:  # a command ended with click.exceptions.Exit(code), e.g. 4
+        if isinstance(code, int) and code:  # a command ended with click.exceptions.Exit(code): EXIT_SKIPPED
             sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:  # usage errors: bad option, missing argument, bad value
         click.echo(f"Error: {exc.format_message()}", err=True)
-        sys.exit(2 if isinstance(exc, click.UsageError) or exc.exit_code == 2 else exc.exit_code)
+        sys.exit(EXIT_INPUT if isinstance(exc, click.UsageError) or exc.exit_code == EXIT_INPUT else exc.exit_code)
     except click.exceptions.Abort:
         click.echo("Error: aborted", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_UNEXPECTED)
     except AutoinpaintError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("Error: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
         if os.environ.get("AUTOINPAINT_DEBUG"):
             raise
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         click.echo(f"Error: unexpected {type(exc).__name__}: {msg} (set AUTOINPAINT_DEBUG=1 for a traceback)",
                    err=True)
-        sys.exit(1)
-    sys.exit(0)
+        sys.exit(EXIT_UNEXPECTED)
+    sys.exit(EXIT_OK)

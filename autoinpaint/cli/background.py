@@ -9,13 +9,14 @@ from __future__ import annotations
 import click
 
 from ..api import EditOptions
+from ..errors import EXIT_INPUT, EXIT_MODEL_MISSING, EXIT_SKIPPED, exit_codes_help
 from .options import (_compose, diffusion_settings, doubt_option, model_option, output_options,
                       run_and_report, segment_model_options, selection_options)
 
-EPILOG = ("Exit codes: 0 ok; 2 bad input or usage (a colour that does not parse, a margin outside 0-45 %, a "
-          "canvas over --max-pixels, an upscale over 2x, a transparent result asked as JPEG; nothing is "
-          "written); 3 model missing (--prompt); 4 skipped: the mask was in doubt (--on-doubt skip); "
-          "1 unexpected.")
+EPILOG = exit_codes_help({EXIT_INPUT: "a colour that does not parse, a margin outside 0-45 %, a canvas over "
+                                      "--max-pixels, an upscale over 2x, a transparent result asked as JPEG; "
+                                      "nothing is written",
+                          EXIT_MODEL_MISSING: "--prompt", EXIT_SKIPPED: "--on-doubt skip"})
 
 
 def _color(ctx, param, value):

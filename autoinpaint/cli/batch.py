@@ -8,14 +8,17 @@ import sys
 
 import click
 
+from ..errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNEXPECTED, exit_codes_help
 from .background import batch_background_options
 from .options import (diffusion_options, doubt_option, mask_options, model_option, model_options, options_from,
                       selection_from, selection_options, shadow_option)
 
-EPILOG = ("Exit codes: 0 every row done, skipped or not_found (its --text matched nothing: counted apart, "
-          "nothing written for it; rows in doubt are marked review in the manifest and listed in "
-          "OUTDIR/review.html); 1 some row failed (see the manifest) or anything unexpected; 2 bad "
-          "usage (unreadable recipe, bad option, missing bucket).")
+EPILOG = exit_codes_help({EXIT_OK: "every row done, skipped or not_found, i.e. its --text matched nothing: counted "
+                                   "apart, nothing written for it; rows in doubt are marked review in the manifest "
+                                   "and listed in OUTDIR/review.html",
+                          EXIT_INPUT: "unreadable recipe, bad option, missing bucket",
+                          EXIT_UNEXPECTED: "or some row failed: see the manifest"},
+                         (EXIT_OK, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_UNEXPECTED))
 
 
 @click.command(epilog=EPILOG)

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import click
 
+from ..errors import EXIT_INPUT, EXIT_SKIPPED, exit_codes_help
 from .options import diffusion_options, edit_command, run_and_report, shadow_option
 
-EPILOG = ("Exit codes: 0 ok; 2 bad input or usage (or --on-doubt fail); 3 model missing; 4 skipped: the mask "
-          "was in doubt (--on-doubt skip); 1 unexpected.")
+EPILOG = exit_codes_help({EXIT_INPUT: "or --on-doubt fail", EXIT_SKIPPED: "--on-doubt skip"})
 
 
 @click.command(epilog=EPILOG)

@@ -7,9 +7,11 @@ from pathlib import Path
 import click
 
 from .. import checkpoints
-from ..errors import ModelMissingError
+from ..errors import (EXIT_INPUT, EXIT_INTERRUPTED, EXIT_MODEL_MISSING, EXIT_OK, EXIT_UNEXPECTED, ModelMissingError,
+                      exit_codes_help)
 
-_EPILOG = "Exit codes: 0 ok; 2 bad input or usage; 3 checkpoint missing or corrupt; 1 unexpected."
+_EPILOG = exit_codes_help({EXIT_MODEL_MISSING: "or corrupt"},
+                          (EXIT_OK, EXIT_INPUT, EXIT_MODEL_MISSING, EXIT_INTERRUPTED, EXIT_UNEXPECTED))
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 

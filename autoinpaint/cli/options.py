@@ -9,6 +9,7 @@ import json
 import click
 
 from ..api import EditOptions
+from ..errors import EXIT_SKIPPED
 from ..selection import Selection
 
 
@@ -191,8 +192,6 @@ def edit_command(f):
     return functools.wraps(f)(_compose(selection_options, mask_options, invert_option, model_options,
                                        output_options, doubt_option)(f))
 
-
-EXIT_SKIPPED = 4  # --on-doubt skip: the mask was in doubt, nothing was written
 
 # the keys of autoinpaint.inpaint.diffusion_loading.SCHEDULERS (not imported here: --help stays light)
 SCHEDULER_CHOICES = ["default", "ddim", "pndm", "euler", "euler-a", "dpm++", "dpm++-karras", "unipc", "lms",

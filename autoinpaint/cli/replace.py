@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import click
 
+from .edit import EPILOG
 from .options import diffusion_options, edit_command, model_option, run_and_report
-
-EPILOG = ("Exit codes: 0 ok; 2 bad input or usage (or --on-doubt fail); 3 model missing; 4 skipped: the mask "
-          "was in doubt (--on-doubt skip); 1 unexpected.")
 
 
 @click.command(epilog=EPILOG)

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import click
 
+from ..errors import EXIT_INPUT, EXIT_MODEL_MISSING, EXIT_OK, EXIT_UNEXPECTED, exit_codes_help
 from .options import detector_options, diffusion_options, mask_options, model_option, model_options, options_from
 
 DEFAULT_PORT = 8765
 
 
-@click.command(epilog="Exit codes: 0 stopped; 2 bad input or usage (e.g. the port is taken); "
-                      "3 model missing; 1 unexpected.")
+@click.command(epilog=exit_codes_help({EXIT_OK: "stopped, also by SIGTERM", EXIT_INPUT: "e.g. the port is taken"},
+                                      (EXIT_OK, EXIT_INPUT, EXIT_MODEL_MISSING, EXIT_UNEXPECTED)))
 @click.argument("folder", required=False, type=click.Path(exists=True, file_okay=False))
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Any address but a loopback one needs a token (generated "

@@ -13,7 +13,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from ..errors import AutoinpaintError, InputError
+from ..errors import EXIT_INTERRUPTED, AutoinpaintError, InputError
 
 MODES = ("remove", "replace", "fill")
 
@@ -24,7 +24,7 @@ Progress = Callable[[int, int], None]
 class Cancelled(AutoinpaintError):
     """The caller cancelled a running edit (raised from its progress callback)."""
 
-    exit_code = 130
+    exit_code = EXIT_INTERRUPTED
 
 
 @dataclass(frozen=True)
@@ -77,14 +77,10 @@ class Inpainter(Protocol):
     Declared capabilities (class attributes, read by the ``Inpaint`` step):
       ``crop_aspect``: width/height of the working resolution; the crop is grown to it, like
         diffusers' ``get_crop_region`` (None: any aspect).
-      ``size_multiple``: the model pads its input to a multiple of this many px.
-      ``needs_prompt``: ``replace``/``fill`` need a prompt.
     """
 
     name: str
     crop_aspect: float | None
-    size_multiple: int
-    needs_prompt: bool
 
     def inpaint(self, image: np.ndarray, mask: np.ndarray, request: InpaintRequest) -> InpaintResult: ...
 
@@ -94,8 +90,6 @@ class BaseInpainter:
 
     name = "inpainter"
     crop_aspect: float | None = None
-    size_multiple: int = 1
-    needs_prompt: bool = False
 
     def inpaint(self, image: np.ndarray, mask: np.ndarray, request: InpaintRequest) -> InpaintResult:
         raise NotImplementedError  # pragma: no cover - interface

@@ -130,8 +130,6 @@ class DiffusionInpainter(BaseInpainter):
         device, dtype, offload, scheduler: what the loader chose, for reports.
     """
 
-    needs_prompt = True
-
     def __init__(self, pipe, *, model: str = "custom", resolution=None, prefill: str = REMOVE_PREFILL,
                  lock=None, device: str | None = None, dtype: str | None = None, offload: str | None = None,
                  scheduler: str | None = None, loras: tuple[str, ...] = (), fast: bool = False,
@@ -140,7 +138,6 @@ class DiffusionInpainter(BaseInpainter):
         self.family = family(pipe)
         self.prefill = prefill
         self.multiple = size_multiple(pipe)
-        self.size_multiple = self.multiple
         self.latent_cell = vae_scale(pipe)
         tw, th = parse_resolution(resolution) or (default_resolution(pipe),) * 2
         self.resolution = (max(self.multiple, tw // self.multiple * self.multiple),

@@ -212,7 +212,6 @@ class LamaInpainter(BaseInpainter):
     """
 
     name = "lama"
-    size_multiple = MULTIPLE
 
     def __init__(self, network: LoadedLama, max_side: int = DEFAULT_MAX_SIDE, model: str = "lama"):
         if int(max_side) < MIN_SIDE:

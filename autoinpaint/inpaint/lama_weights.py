@@ -26,7 +26,7 @@ import types
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..checkpoints import KNOWN, sha256_file
+from ..checkpoints import KNOWN, file_digest
 from ..errors import ModelMissingError
 from ..paths import cache_dir
 from ..registry import LAMA_KEYS
@@ -73,7 +73,7 @@ def read_lama_weights(path: str | Path, trust: bool = False) -> LamaWeights:
         state = _weights_only(path)
         if state is not None:
             return LamaWeights(lama_state(state, path), path, "weights-only")
-    digest = sha256_file(path)
+    digest = file_digest(path)
     converted = conversion_path(digest)
     if converted.is_file():
         return LamaWeights(lama_state(_read_safetensors(converted), converted), converted, "safetensors", digest)

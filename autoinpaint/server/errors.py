@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from ..errors import AutoinpaintError, NotFoundError, TooLargeError
+from ..errors import EXIT_INPUT, EXIT_MODEL_MISSING, EXIT_UNEXPECTED, AutoinpaintError, NotFoundError, TooLargeError
 
 log = logging.getLogger("autoinpaint.server")
 
@@ -19,7 +19,7 @@ class HTTPError(AutoinpaintError):
     """An error of the web API with its own status."""
 
     status = 400
-    exit_code = 2
+    exit_code = EXIT_INPUT
     retry_after: int | None = None  # seconds, sent as the ``Retry-After`` header when set
 
 
@@ -39,7 +39,7 @@ class Busy(HTTPError):
     """Too many jobs queued or running: 429 with ``Retry-After`` (seconds)."""
 
     status = 429
-    exit_code = 1
+    exit_code = EXIT_UNEXPECTED
 
     def __init__(self, message: str, retry_after: int = 5):
         super().__init__(message)
@@ -54,7 +54,7 @@ def status_of(exc: AutoinpaintError) -> int:
         return 413
     if isinstance(exc, NotFoundError):
         return 422
-    return {2: 400, 3: 503}.get(exc.exit_code, 500)
+    return {EXIT_INPUT: 400, EXIT_MODEL_MISSING: 503}.get(exc.exit_code, 500)
 
 
 def error_body(message: str) -> dict:

@@ -22,14 +22,7 @@ const state = {
   maskBox: null,      // the last mask's box (full-resolution pixels): the framing preview places it
 };
 
-// Extensions (e.g. a text box that proposes boxes) add request fields and read mask responses.
-const extensions = { selectionFields: [], maskListeners: [] };
-window.autoinpaint = {
-  addSelectionFields(fn) { extensions.selectionFields.push(fn); },
-  onMask(fn) { extensions.maskListeners.push(fn); },
-  requestMask: () => requestMask(),
-  state,
-};
+window.autoinpaint = { state };   // for a test or the console to look at
 
 // ------------------------------------------------------------------------------------------- api
 async function api(method, path, body) {
@@ -182,13 +175,11 @@ function selectionBody() {
   body.dilate = Number($("dilate").value);
   body.feather = Number($("feather").value);
   if ($("shadow").checked) body.shadow = true;   // the cast shadow too (sent only when asked for)
-  for (const fn of extensions.selectionFields) Object.assign(body, fn() || {});
   return body;
 }
 
 function hasSelection(body) {
-  return body.points.length + body.boxes.length + body.rects.length > 0 || Object.keys(body).some(
-    (k) => !["points", "negatives", "boxes", "rects", "dilate", "feather"].includes(k) && body[k] && body[k].length);
+  return body.points.length + body.boxes.length + body.rects.length > 0;
 }
 
 async function requestMask() {
@@ -211,7 +202,6 @@ async function requestMask() {
       setMaskInfo(resp);
       showError("");
       if (resp.segmenter) renderModels(resp.segmenter);
-      for (const fn of extensions.maskListeners) fn(resp);
       render();
     }
   } catch (err) {
