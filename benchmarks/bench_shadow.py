@@ -171,8 +171,8 @@ def main() -> None:
     w, h = (int(v) for v in args.size.lower().split("x"))
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        print(f"| scene | ground | light ° | cover | outside | MAD --shadow | MAD all | MAD without | "
-              f"MAD band inpainted | far exact | verdict | targets |")
+        print("| scene | ground | light ° | cover | outside | MAD --shadow | MAD all | MAD without | "
+              "MAD band inpainted | far exact | verdict | targets |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for i in range(args.scenes):
             ground = S.SHADOW_GROUNDS[i % len(S.SHADOW_GROUNDS)]
@@ -181,7 +181,8 @@ def main() -> None:
             ok = r["cover"] >= 0.9 and r["outside"] <= 0.1 and r["mad"] <= 6 and r["far"]
             rows.append({**r, "ok": ok, "ground": ground})
             print(f"| {args.seed + i} | {ground} | {np.degrees(scene.angle):.0f} | {r['cover']:.3f} | "
-                  f"{r['outside']:.3f} | {r['mad']:.2f} | {r['mad_all']:.2f} | {r['mad_plain']:.2f} | {r.get('mad_band', float('nan')):.2f} | "
+                  f"{r['outside']:.3f} | {r['mad']:.2f} | {r['mad_all']:.2f} | {r['mad_plain']:.2f} | "
+                  f"{r.get('mad_band', float('nan')):.2f} | "
                   f"{'yes' if r['far'] else 'NO'} | "
                   f"{r['verdict']} | {'met' if ok else 'missed'} |", flush=True)
         for ground in S.SHADOW_GROUNDS:
@@ -191,7 +192,8 @@ def main() -> None:
                       f"in {sum(r['outside'] <= 0.1 for r in mine)}/{len(mine)}, MAD <= 6 in "
                       f"{sum(r['mad'] <= 6 for r in mine)}/{len(mine)} (mean {np.mean([r['mad'] for r in mine]):.2f}), "
                       f"all targets in {sum(r['ok'] for r in mine)}/{len(mine)}; MAD all <= 6 in "
-                      f"{sum(r['mad_all'] <= 6 for r in mine)}/{len(mine)} (mean {np.mean([r['mad_all'] for r in mine]):.2f})",
+                      f"{sum(r['mad_all'] <= 6 for r in mine)}/{len(mine)} "
+                      f"(mean {np.mean([r['mad_all'] for r in mine]):.2f})",
                       end="")
         print()
         if args.zones:
