@@ -65,6 +65,29 @@ def test_coarse_textures_are_relit_not_copied(tmp_path, ground, seed, degrees):
     assert r["far"], r
 
 
+def test_coarse_texture_meets_the_mad_target_at_1200x900(tmp_path):
+    """Gravel at 1200x900 (the benchmark's scene 2108 of ``--seed 2100 --size 1200x900``, a seed not tuned
+    on): the shadow's outline is long in texture units there and the MAD target is met, over the shadow
+    beyond the object's own alpha and over the issue's whole region (the inpainted ring included). Not
+    in general: at 1200x900 it is met on 2 of 3 gravel and brick scenes (1 of 3 with the ring), on
+    none at 480x360 (benchmarks/bench_shadow.py, docs/shadow.md)."""
+    sc = S.shadow_scene(1200, 900, np.random.default_rng(2108), "gravel")
+    r = measure(sc, str(tmp_path))
+    assert r["mad"] <= 6 and r["mad_all"] <= 6 and r["mad_plain"] > 25, r
+    assert r["cover"] >= 0.9 and r["outside"] <= 0.15 and r["far"], r
+
+
+def test_error_breakdown_adds_up(tmp_path, paving):
+    """bench_shadow's breakdown: the zones' shares of the error add up to the MAD over the issue's region,
+    and with the true matte and darkening the relit ground is the clean one up to the scene's rounding."""
+    r = measure(paving, str(tmp_path), zones=True)
+    zones = ("ring", "umbra", "penumbra", "tail")
+    assert abs(sum(r[f"{z}_res"] for z in zones) - r["mad_all"]) < 1e-3, r
+    assert abs(sum(r[f"{z}_share"] for z in zones) - 1) < 1e-6, r
+    assert sum(r[f"{z}_tt"] for z in zones if z != "ring") < 1.0, r
+    assert r["ring_res"] > r["ring_tt"], r   # the ring is inpainted, not relit
+
+
 def test_classical_segmenter_click_takes_the_shadow(cli, tmp_path, paving):
     photo, _ = save(tmp_path, paving)
     out = tmp_path / "out.png"

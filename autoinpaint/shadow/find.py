@@ -74,9 +74,10 @@ def _normconv(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarra
     return num / (den if values.ndim == 2 else den[..., None])
 
 
-def _lit_level(mean: np.ndarray, valid: np.ndarray) -> np.ndarray:
+def _lit_level(mean: np.ndarray, valid: np.ndarray, passes: int = 3) -> np.ndarray:
     """The lit ground's level: a plane per channel fitted to ``mean`` (H×W×3, texture-smoothed) over
-    ``valid`` pixels, refitted without the regions clearly darker than it (the shadow, dark clutter)."""
+    ``valid`` pixels, refitted without the regions clearly darker than it (the shadow, dark clutter);
+    ``passes=1``: one least-squares fit over ``valid``, nothing left out."""
     import cv2
 
     h, w = valid.shape
@@ -87,7 +88,7 @@ def _lit_level(mean: np.ndarray, valid: np.ndarray) -> np.ndarray:
     sub[::step, ::step] = True
     keep = valid
     plane = np.broadcast_to(np.median(mean[valid & sub], axis=0), mean.shape).astype(np.float32)
-    for _ in range(3):
+    for _ in range(passes):
         use = keep & sub
         if use.sum() < 12:
             break
@@ -161,6 +162,18 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
     region = fill_holes(region | near) & valid
     if not region.any():
         return None
+    # the lit level again, over all the ground but the shadow (its penumbra and the coarse smoothing's
+    # reach too): the search had to leave out every darker patch, which on coarse texture leaves the
+    # level too bright (under the shadow, on average: gravel +1.0 / +3.7 %, grass +1.1 / +2.4 % on the
+    # tuning / held-out scenes; refitted: +0.3 / +2.2, -0.1 / +1.6), so the darkening came out too strong
+    # and the outline too far out
+    away = cv2.dilate(region.astype(np.uint8), cv2.getStructuringElement(
+        cv2.MORPH_ELLIPSE, (2 * int(2 * coarse + 6) + 1,) * 2)).astype(bool)
+    if (valid & ~away).sum() >= 64:
+        lit = _lit_level(mean, valid & ~away, passes=1)
+        dark = 1 - (mean / lit).mean(axis=2)
+        core = region & (dark >= np.percentile(dark[region], 50))
+        darkening = np.clip(np.median(1 - (mean / lit)[core], axis=0), 0.02, 0.95).astype(np.float32)
     # the penumbra: the outline's offset and softness (σ) that explain the finely measured ratio
     # best near the edge; the matte is a soft step across the region's signed distance
     ring = near & cv2.dilate(region.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
