@@ -30,7 +30,7 @@ from .shadow import Deshadow, FindShadow, ShadowFill
 from .state import EditState
 
 ACTIONS = ("remove", "replace", "fill", "mask", "background")
-DEFAULT_MODEL = "sd15"
+DEFAULT_MODEL = _schema.DEFAULT_MODEL
 
 
 def _replace(self, **changes) -> "EditOptions":

@@ -33,6 +33,7 @@ from .inpaint.lama import DEFAULT_MAX_SIDE as DEFAULT_LAMA_MAX_SIDE
 # the keys of autoinpaint.inpaint.diffusion_loading.SCHEDULERS (not imported here: --help stays light)
 SCHEDULER_CHOICES = ("default", "ddim", "pndm", "euler", "euler-a", "dpm++", "dpm++-karras", "unipc", "lms",
                      "dpm++-sde", "heun", "ddpm", "deis", "lcm", "tcd")
+DEFAULT_MODEL = "sd15"          # the diffusion model of replace / fill / a generated backdrop
 MAX_DETECTIONS = 64             # --max-objects: detections kept in all (a bound for scripts too)
 MAX_LORAS = 8
 # SAM refinement passes: each feeds the kept mask's low-resolution logits back as mask_input, one decoder
@@ -120,6 +121,7 @@ Color = Annotated[Optional[str], _parsed(_color)]
 Canvas = Annotated[Optional[str], _parsed(_canvas)]
 LoraSpec = Annotated[str, Field(min_length=1, max_length=300)]
 Loras = Annotated[tuple[LoraSpec, ...], _parsed(_loras)]
+TEXT_FORMS = (_padding, _loras)  # how a person types a value; a JSON request says it as a number / a list
 PARSERS = {"padding_mask_crop": _padding, "resolution": _resolution, "color": _color, "canvas": _canvas,
            "lora": _loras}
 
@@ -169,7 +171,7 @@ class SegmentOptions(Stage):
     runtime: Literal["auto", "torch", "onnx"] = option(
         "auto", "Where the SAM prompt decoder runs (each click): auto = ONNX Runtime on the CPU when onnxruntime "
                 "is installed (exported once per model into the cache), PyTorch on CUDA/MPS.", when="load")
-    cache: bool = option(True, "--no-cache: do not read or write the SAM embedding cache.", when="load")
+    cache: bool = option(True, "Use the SAM embedding cache (--no-cache: do not read or write it).", when="load")
     sam_select: Literal["iou", "largest", "smallest"] = option(
         "iou", "Which of SAM's candidate masks to keep: highest predicted IoU, largest or smallest.",
         http="segment")
@@ -223,10 +225,11 @@ class DiffusionOptions(Stage):
     """The diffusion model (``replace``, ``fill``, a generated backdrop, or ``remove`` with a diffusion
     ``--inpainter``): load-time = ``from_pretrained`` and what is fused into it; call-time = ``__call__``."""
 
+    # sd15, as the command line always said (its batch rows' hashes stay); an HTTP request's None = the server's
     model: Optional[str] = option(
-        None, "Diffusion model: an alias, a hub id (from the local cache), a diffusers folder or a "
-              ".safetensors/.ckpt file.", when="load", http="inpaint", max_length=200,
-        metavar="sd15|sdxl|sd2|kandinsky22|ID|PATH", show_default="sd15")
+        DEFAULT_MODEL, "Diffusion model: an alias, a hub id (from the local cache), a diffusers folder or a "
+                       ".safetensors/.ckpt file.", when="load", http="inpaint", max_length=200,
+        metavar="sd15|sdxl|sd2|kandinsky22|ID|PATH")
     dtype: Literal["auto", "fp32", "fp16", "bf16"] = option(
         "auto", "Diffusion weights' precision (auto: fp16 on CUDA/MPS; on the CPU bf16 when it has bf16 "
                 "instructions (AMX/AVX512-BF16, measured 1.3-2x faster), else fp32). LaMa: fp32 or bf16, never "
@@ -423,6 +426,8 @@ def request_fields(group: str) -> dict[str, tuple[Any, Any]]:
             continue
         g = copy.copy(f)
         g.default = None
+        # JSON has lists and null: the text forms (lora "a; b", padding "off") stay the text surfaces'
+        g.metadata = [m for m in f.metadata if getattr(m, "func", None) not in TEXT_FORMS]
         out[name] = (Optional[f.annotation], g)
     return out
 
