@@ -122,6 +122,7 @@ Canvas = Annotated[Optional[str], _parsed(_canvas)]
 LoraSpec = Annotated[str, Field(min_length=1, max_length=300)]
 Loras = Annotated[tuple[LoraSpec, ...], _parsed(_loras)]
 TEXT_FORMS = (_padding, _loras)  # how a person types a value; a JSON request says it as a number / a list
+TEXT_FORMS_FIELDS = ("padding_mask_crop", "lora")
 PARSERS = {"padding_mask_crop": _padding, "resolution": _resolution, "color": _color, "canvas": _canvas,
            "lora": _loras}
 

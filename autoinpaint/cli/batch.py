@@ -10,7 +10,7 @@ import click
 
 from .background import batch_background_options
 from .options import (diffusion_options, doubt_option, mask_options, model_option, model_options, options_from,
-                      selection_from, selection_options, shadow_option)
+                      schema_option, selection_from, selection_options, shadow_option)
 
 EPILOG = ("Exit codes: 0 every row done, skipped or not_found (its --text matched nothing: counted apart, "
           "nothing written for it; rows in doubt are marked review in the manifest and listed in "
@@ -54,7 +54,7 @@ EPILOG = ("Exit codes: 0 every row done, skipped or not_found (its --text matche
 @batch_background_options
 @doubt_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar or per-row messages on stderr.")
+@schema_option("quiet", "-q", "--quiet")
 def batch(source: str, outdir: str, manifest: str | None, workers: int | None, engine: str,
           ray_address: str | None, cpus_per_worker: float, gpus_per_worker: float, rows_per_task: int | None,
           threads: int | None, action: str, template: str | None, as_json: bool, quiet: bool, **kw) -> None:

@@ -55,6 +55,7 @@ def schema_option(name: str, *flags: str, **overrides):
     kinds = {a for a in (field.annotation, *typing.get_args(field.annotation)) if a is not type(None)}
     if name in schema.PARSERS:
         kw["callback"] = _parsed
+        kw["type"] = click.STRING  # the text goes to the parser as typed (not inferred from the default)
         kw["multiple"] = tuple in {typing.get_origin(k) or k for k in kinds}
     elif choices:
         kw["type"] = click.Choice(list(choices))
