@@ -129,7 +129,8 @@ PARSERS = {"padding_mask_crop": _padding, "resolution": _resolution, "color": _c
 
 # ---------------------------------------------------------------------------------------------- stages
 class Stage(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # built on first use: `--help` reads the fields, never validates
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class SelectionOptions(Stage):
