@@ -21,7 +21,6 @@ setting, not a request's), ``metavar`` and ``show_default`` (for ``--help``). On
 from __future__ import annotations
 
 import functools
-import re
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
@@ -377,9 +376,6 @@ def _adapter(name: str) -> TypeAdapter:
     return TypeAdapter(Annotated[FIELDS[name].annotation, FIELDS[name]])
 
 
-_FLAG = re.compile(r"^--[\w-]+:?\s*")  # "--resolution: expected ..." → "expected ..."
-
-
 def describe_error(exc: ValidationError, name: str | None = None) -> str:
     """A pydantic error as one line: ``sam_refine should be less than or equal to 5, got 7``."""
     parts = []
@@ -388,8 +384,9 @@ def describe_error(exc: ValidationError, name: str | None = None) -> str:
         if name and not where.startswith(name):
             where = f"{name}{'.' + where if where else ''}"
         msg = e["msg"]
-        if msg.startswith("Value error, "):  # a parser's own message, which names the value
-            parts.append(f"{where}: {_FLAG.sub('', msg[len('Value error, '):])}")
+        if msg.startswith("Value error, "):  # a parser's own message, which names the value (and its --flag)
+            msg = msg[len("Value error, "):]
+            parts.append(msg if msg.startswith("--") else f"{where}: {msg}")
             continue
         if msg.startswith("Input should be "):
             msg = "should be " + msg[len("Input should be "):]

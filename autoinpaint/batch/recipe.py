@@ -432,13 +432,17 @@ def _task_from_row(row: dict, line: int, base: str, outdir: str, defaults: Defau
                     raise InputError(f"give {alias!r} or {name!r}, not both")
                 row[name] = row.pop(alias)
     overrides: dict[str, Any] = {}
+    problems: list[str] = []
     if "no_cache" in row:
         overrides["cache"] = not _to_bool(row.pop("no_cache"), "no_cache")
     for key in list(row):
         if key in _IGNORED_KEYS or key.startswith("_"):
             row.pop(key)
         elif key in schema.FIELDS:
-            overrides[key] = _coerce_option(key, row.pop(key))
+            try:
+                overrides[key] = _coerce_option(key, row.pop(key))
+            except InputError as exc:  # the row fails, but its output is still named in the manifest
+                problems.append(str(exc))
     if row:
         raise InputError(f"unknown field(s): {', '.join(sorted(row))}")
     options = defaults.options.replace(**overrides) if overrides else defaults.options
@@ -465,7 +469,9 @@ def _task_from_row(row: dict, line: int, base: str, outdir: str, defaults: Defau
         matches = [full]
     for path in matches:
         output = render_output(template, path, outdir, line)
-        yield Task(line=line, input=path, selection=selection, action=action, options=options, output=output)
+        yield Task(line=line, input=path, selection=selection, action=action, options=options, output=output,
+                   error=f"line {line}: {'; '.join(problems)}" if problems else None,
+                   error_type="RecipeError" if problems else None)
 
 
 def iter_tasks(source: str | os.PathLike, outdir: str | os.PathLike, defaults: Defaults | None = None,

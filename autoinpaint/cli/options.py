@@ -84,8 +84,10 @@ def _parsed(ctx, param, value):
 
 
 def _without_name(message: str, name: str) -> str:
-    """``"margin should be ..."`` / ``"margin: ..."`` → ``"should be ..."`` (click names the option)."""
-    for prefix in (f"{name}: ", f"{name} "):
+    """``"margin should be ..."`` / ``"margin: ..."`` / ``"--margin: ..."`` → ``"should be ..."`` (click
+    names the option)."""
+    flag = "--" + name.replace("_", "-")
+    for prefix in (f"{name}: ", f"{name} ", f"{flag}: ", f"{flag} "):
         if message.startswith(prefix):
             return message[len(prefix):]
     return message
