@@ -444,10 +444,25 @@ def _task_from_row(row: dict, line: int, base: str, outdir: str, defaults: Defau
             except InputError as exc:  # the row fails, but its output is still named in the manifest
                 problems.append(str(exc))
     if row:
-        raise InputError(f"unknown field(s): {', '.join(sorted(row))}")
+        raise InputError("; ".join([*problems, f"unknown field(s): {', '.join(sorted(row))}"]))
     options = defaults.options.replace(**overrides) if overrides else defaults.options
     template = template or default_template(action, options)
 
+    try:
+        selection, matches = _row_selection_and_inputs(sel_values, mask, relative, pattern, base, defaults)
+    except (InputError, ValueError):
+        if problems:  # a bad option value is the row's first problem
+            raise InputError("; ".join(problems)) from None
+        raise
+    for path in matches:
+        output = render_output(template, path, outdir, line)
+        yield Task(line=line, input=path, selection=selection, action=action, options=options, output=output,
+                   error=f"line {line}: {'; '.join(problems)}" if problems else None,
+                   error_type="RecipeError" if problems else None)
+
+
+def _row_selection_and_inputs(sel_values: dict, mask, relative, pattern: str, base: str, defaults: Defaults):
+    """A row's selection (its own, else the command line's) and the input paths its pattern names."""
     if sel_values or mask:
         selection = Selection(mask_path=join(base, os.path.expanduser(str(mask))) if mask else None,
                               relative=defaults.selection.relative if relative is None
@@ -467,11 +482,7 @@ def _task_from_row(row: dict, line: int, base: str, outdir: str, defaults: Defau
             raise InputError(f"glob {pattern!r} matches no file")
     else:
         matches = [full]
-    for path in matches:
-        output = render_output(template, path, outdir, line)
-        yield Task(line=line, input=path, selection=selection, action=action, options=options, output=output,
-                   error=f"line {line}: {'; '.join(problems)}" if problems else None,
-                   error_type="RecipeError" if problems else None)
+    return selection, matches
 
 
 def iter_tasks(source: str | os.PathLike, outdir: str | os.PathLike, defaults: Defaults | None = None,
