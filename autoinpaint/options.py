@@ -15,15 +15,14 @@ run, like diffusers' ``__call__`` arguments). Everything else is derived from th
 
 A field's ``json_schema_extra`` carries ``when``, ``stage``, and where relevant ``http`` (the request group
 that accepts it: ``detect``, ``mask``, ``segment``, ``inpaint``, ``background``; absent = the server's own
-setting, not a request's), ``metavar`` and ``show_default`` (for ``--help``). Only pydantic is imported here
-(no torch, no click): the CLI's ``--help`` builds its options from this module.
+setting, not a request's), ``metavar`` and ``show_default`` (for ``--help``). Nothing heavy is imported here:
+the CLI's ``--help`` builds its options from these declarations, and pydantic is imported (and each stage's
+model built, :meth:`Stage.model`) only when a value is first validated.
 """
-from __future__ import annotations
-
 import functools
-from typing import Annotated, Any, Literal, Optional, Union
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Optional, Union
 
 from .errors import InputError
 from .inpaint import DEFAULT_PADDING_MASK_CROP  # no torch: constants and interfaces
@@ -41,13 +40,37 @@ MAX_LORAS = 8
 MAX_SAM_REFINE = 5
 
 
+@dataclass
+class Opt:
+    """One field of the schema, as declared (no pydantic here: ``--help`` reads these and never validates).
+    :func:`model` turns a stage's fields into a pydantic model when a value is first checked."""
+
+    default: Any
+    description: str
+    when: str = "call"
+    http: str | None = None
+    metavar: str | None = None
+    show_default: bool | str = True
+    bounds: dict = field(default_factory=dict)       # ge, le, gt, lt, max_length, min_length
+    items: dict = field(default_factory=dict)        # bounds of each item of a tuple field (lora)
+    parse: Callable[[Any], Any] | None = None        # text form → value, before the type check
+    name: str = ""
+    annotation: Any = None
+    stage: str = ""
+
+    @property
+    def json_schema_extra(self) -> dict:
+        return {"when": self.when, "http": self.http, "metavar": self.metavar, "show_default": self.show_default}
+
+
 def option(default: Any, help: str, *, when: Literal["load", "call"] = "call", http: str | None = None,
-           metavar: str | None = None, show_default: bool | str = True, **bounds: Any) -> Any:
+           metavar: str | None = None, show_default: bool | str = True, items: dict | None = None,
+           parse: Callable[[Any], Any] | None = None, **bounds: Any) -> Any:
     """A schema field: ``default``, ``help`` (the ``--help`` text), ``when`` (load or call time),
-    ``http`` (the request group that accepts it), ``metavar``/``show_default`` for ``--help`` and pydantic
-    ``bounds`` (``ge``, ``le``, ``gt``, ``lt``, ``max_length``, ``min_length``)."""
-    extra = {"when": when, "http": http, "metavar": metavar, "show_default": show_default}
-    return Field(default=default, description=help, json_schema_extra=extra, **bounds)
+    ``http`` (the request group that accepts it), ``metavar``/``show_default`` for ``--help``, pydantic
+    ``bounds`` (``ge``, ``le``, ``gt``, ``lt``, ``max_length``, ``min_length``; ``items``: each item's), and
+    ``parse``: the value's text form (``"1024x768"``, ``"off"``), run before the type check."""
+    return Opt(default, help, when, http, metavar, show_default, bounds, items or {}, parse)
 
 
 # ------------------------------------------------------------------------------------------- parsers
@@ -110,26 +133,28 @@ def _loras(value: Any) -> Any:
     return value  # pydantic says what is wrong with it
 
 
-def _parsed(fn):
-    return BeforeValidator(fn)
-
-
-Padding = Annotated[Optional[int], _parsed(_padding)]
-Resolution = Annotated[Union[int, str, None], _parsed(_resolution)]
-Color = Annotated[Optional[str], _parsed(_color)]
-Canvas = Annotated[Optional[str], _parsed(_canvas)]
-LoraSpec = Annotated[str, Field(min_length=1, max_length=300)]
-Loras = Annotated[tuple[LoraSpec, ...], _parsed(_loras)]
-TEXT_FORMS = (_padding, _loras)  # how a person types a value; a JSON request says it as a number / a list
+# how a person types a value (the command line, a CSV cell); a JSON request says it as a number / a list
 TEXT_FORMS_FIELDS = ("padding_mask_crop", "lora")
-PARSERS = {"padding_mask_crop": _padding, "resolution": _resolution, "color": _color, "canvas": _canvas,
-           "lora": _loras}
 
 
 # ---------------------------------------------------------------------------------------------- stages
-class Stage(BaseModel):
-    # built on first use: `--help` reads the fields, never validates
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+class Stage:
+    """A stage's options: class attributes made with :func:`option`, typed by annotations. ``model()`` is
+    the stage's pydantic model (built on first use: ``--help`` never imports pydantic)."""
+
+    fields: dict[str, Opt] = {}
+
+    def __init_subclass__(cls) -> None:
+        hints = typing.get_type_hints(cls)
+        cls.fields = {}
+        for name in cls.__dict__.get("__annotations__", {}):
+            opt = cls.__dict__[name]
+            opt.name, opt.annotation = name, hints[name]
+            cls.fields[name] = opt
+
+    @classmethod
+    def model(cls):
+        return _model(cls.__name__, tuple(cls.fields))
 
 
 class SelectionOptions(Stage):
@@ -211,9 +236,9 @@ class InpaintOptions(Stage):
                 "(PatchMatch detail on Navier-Stokes colours; classical, no weights); PATH = LaMa weights, "
                 "NAME/PATH = a diffusion model.", when="load", http="inpaint", max_length=200,
         metavar="auto|lama|hybrid|patchmatch|telea|ns|NAME|PATH")
-    padding_mask_crop: Padding = option(
+    padding_mask_crop: Optional[int] = option(
         DEFAULT_PADDING_MASK_CROP, "Inpaint only a crop around the mask with PX pixels of context; 'off' = "
-                                   "whole image.", http="inpaint", metavar="PX|off", ge=0, le=4096)
+                                   "whole image.", http="inpaint", metavar="PX|off", ge=0, le=4096, parse=_padding)
     lama_max_side: int = option(
         DEFAULT_LAMA_MAX_SIDE, "LaMa: a crop whose long side is over PX runs downscaled to PX; the fill is "
                                "upscaled back into the hole only.", when="load", metavar="PX", ge=16)
@@ -240,13 +265,14 @@ class DiffusionOptions(Stage):
     scheduler: Optional[Literal[SCHEDULER_CHOICES]] = option(
         None, "Noise scheduler (default: the model's own; --fast: lcm). lcm and tcd are few-step schedulers for "
               "distilled models and LoRAs.", when="load", http="inpaint")
-    resolution: Resolution = option(
+    resolution: Union[int, str, None] = option(
         None, "Working resolution of the model (default: its native one, 512 SD 1.5, 1024 SDXL; 64-4096).",
-        when="load", metavar="PX|WxH")
-    lora: Loras = option(
+        when="load", metavar="PX|WxH", parse=_resolution)
+    lora: tuple[str, ...] = option(
         (), "Fuse a LoRA into the diffusion model (repeatable): a hub id from the local cache, a .safetensors "
             "file or a folder; SCALE weights it (default 1).", when="load", http="inpaint",
-        metavar="ID|PATH[:SCALE]", max_length=MAX_LORAS, show_default=False)
+        metavar="ID|PATH[:SCALE]", max_length=MAX_LORAS, items={"min_length": 1, "max_length": 300},
+        show_default=False, parse=_loras)
     fast: bool = option(
         False, "Few-step replace: the model family's LCM-LoRA (latent-consistency/lcm-lora-sdv1-5 or -sdxl, from "
                "the local cache) with the lcm scheduler, 4 steps and guidance 1 (one UNet pass per step); "
@@ -274,17 +300,18 @@ class BackgroundOptions(Stage):
     """``background`` (:mod:`autoinpaint.cutout`): what the kept object is put on, its matted edge, its
     framing and its contact shadow."""
 
-    color: Color = option(
+    color: Optional[str] = option(
         None, "The new background: a colour, or transparent (PNG, WebP, TIFF or AVIF output). Default white.",
-        http="background", metavar="white|NAME|#RRGGBB|transparent", max_length=40)
+        http="background", metavar="white|NAME|#RRGGBB|transparent", max_length=40, parse=_color)
     backdrop_blur: float = option(
         0.0, "Keep the photo's own background, blurred by a Gaussian of PX pixels (0 = not blurred).",
         http="background", metavar="PX", ge=0, le=500, show_default=False)
     matte: int = option(8, "Alpha matting in a band of PX pixels on each side of the mask's edge (hair, fur, "
                            "soft edges); 0 = a hard edge.", http="background", metavar="PX", ge=0, le=200)
-    canvas: Canvas = option(
+    canvas: Optional[str] = option(
         None, "Put the object on a canvas of this shape (square: sized to the object; WxH: pixels). New "
-              "canvas area takes the background.", http="background", metavar="square|WxH", max_length=24)
+              "canvas area takes the background.", http="background", metavar="square|WxH", max_length=24,
+        parse=_canvas)
     margin: Optional[float] = option(
         None, "Margin on each side, in % of the canvas (0-45; default 5 when framing): the object's box fills "
               "the rest on its longer side.", http="background", metavar="PCT", ge=0, le=45)
@@ -316,40 +343,31 @@ STAGES: dict[str, type[Stage]] = {
 }
 
 
-class AllOptions(SelectionOptions, DetectOptions, SegmentOptions, MaskOptions, InpaintOptions, DiffusionOptions,
-                 BackgroundOptions, OutputOptions):
-    """Every stage's fields in one flat model: what :class:`~autoinpaint.api.EditOptions` is validated by."""
-
-
-# name → pydantic FieldInfo (annotation, default, description, bounds), stage by stage
-FIELDS = {name: AllOptions.model_fields[name] for model in STAGES.values() for name in model.model_fields}
-STAGE_OF = {name: stage for stage, model in STAGES.items() for name in model.model_fields}
+# name → Opt (annotation, default, description, bounds, parser), stage by stage
+FIELDS: dict[str, Opt] = {name: opt for model in STAGES.values() for name, opt in model.fields.items()}
+for _stage, _model_cls in STAGES.items():
+    for _opt in _model_cls.fields.values():
+        _opt.stage = _stage
+PARSERS = {name: f.parse for name, f in FIELDS.items() if f.parse}
 
 
 # ------------------------------------------------------------------------------------------ reading it
 def extra(name: str) -> dict:
-    """The field's ``when``, ``http``, ``metavar``, ``show_default`` (and its ``stage``)."""
-    return {**FIELDS[name].json_schema_extra, "stage": STAGE_OF[name]}
+    """The field's ``when``, ``http``, ``metavar``, ``show_default`` and ``stage``."""
+    return {**FIELDS[name].json_schema_extra, "stage": FIELDS[name].stage}
 
 
 def load_time(name: str) -> bool:
-    return extra(name)["when"] == "load"
+    return FIELDS[name].when == "load"
 
 
 def bounds(name: str) -> dict[str, Any]:
     """The field's numeric and length bounds: ``{"ge": 0, "le": 5}`` (only those it has)."""
-    out = {}
-    for m in FIELDS[name].metadata:
-        for key in ("ge", "le", "gt", "lt", "max_length", "min_length"):
-            if getattr(m, key, None) is not None:
-                out[key] = getattr(m, key)
-    return out
+    return dict(FIELDS[name].bounds)
 
 
 def choices(name: str) -> tuple | None:
     """The allowed values of a ``Literal`` field (None for others)."""
-    import typing
-
     ann = FIELDS[name].annotation
     for arg in (ann, *typing.get_args(ann)):
         if typing.get_origin(arg) is Literal:
@@ -359,25 +377,69 @@ def choices(name: str) -> tuple | None:
 
 def optional(name: str) -> bool:
     """Whether None is a value of the field (for most: 'the stage's own default')."""
-    import types
-    import typing
-
-    ann = FIELDS[name].annotation
-    return ann is type(None) or (typing.get_origin(ann) in (Union, types.UnionType)
-                                 and type(None) in typing.get_args(ann))
+    return type(None) in typing.get_args(FIELDS[name].annotation)
 
 
 def defaults() -> dict[str, Any]:
-    return {name: f.get_default(call_default_factory=True) for name, f in FIELDS.items()}
+    return {name: f.default for name, f in FIELDS.items()}
+
+
+def http_names(group: str) -> tuple[str, ...]:
+    """The fields a request group (``detect``, ``mask``, ``segment``, ``inpaint``, ``background``) takes."""
+    return tuple(name for name, f in FIELDS.items() if f.http == group)
+
+
+# ------------------------------------------------------------------------- pydantic, on first use
+def pydantic_field(name: str, *, request: bool = False) -> tuple[Any, Any]:
+    """``(annotation, FieldInfo)`` of a field for ``pydantic.create_model``: its bounds, parser and help.
+    ``request``: as an HTTP request field (optional, ``None`` = the server's default; JSON has lists and
+    null, so the text forms, lora ``"a; b"`` and padding ``"off"``, stay the text surfaces')."""
+    from typing import Annotated
+
+    from pydantic import BeforeValidator, Field
+
+    f = FIELDS[name]
+    ann, bounds = f.annotation, f.bounds
+    if f.items:  # tuple[str, ...] with bounded items
+        (item, _), = [typing.get_args(ann)]
+        ann = tuple[Annotated[item, Field(**f.items)], ...]
+    if optional(name) and bounds:  # the bounds are the value's: None stays None
+        inner = [a for a in typing.get_args(ann) if a is not type(None)]
+        ann, bounds = Optional[Annotated[Union[tuple(inner)], Field(**bounds)]], {}
+    if f.parse and not (request and name in TEXT_FORMS_FIELDS):
+        ann = Annotated[ann, BeforeValidator(f.parse)]
+    if request:
+        ann = Optional[ann]
+    return ann, Field(default=None if request else f.default, description=f.description,
+                      json_schema_extra=f.json_schema_extra, **bounds)
 
 
 @functools.lru_cache(maxsize=None)
-def _adapter(name: str) -> TypeAdapter:
-    return TypeAdapter(Annotated[FIELDS[name].annotation, FIELDS[name]])
+def _model(model_name: str, names: tuple[str, ...]):
+    from pydantic import ConfigDict, create_model
+
+    return create_model(model_name, __config__=ConfigDict(extra="forbid", frozen=True),
+                        **{n: pydantic_field(n) for n in names})
 
 
-def describe_error(exc: ValidationError, name: str | None = None) -> str:
-    """A pydantic error as one line: ``sam_refine should be less than or equal to 5, got 7``."""
+def all_options():
+    """Every stage's fields in one flat pydantic model: what :class:`~autoinpaint.api.EditOptions` is
+    validated by."""
+    return _model("AllOptions", tuple(FIELDS))
+
+
+@functools.lru_cache(maxsize=None)
+def _adapter(name: str):
+    from pydantic import TypeAdapter
+
+    ann, info = pydantic_field(name)
+    from typing import Annotated
+
+    return TypeAdapter(Annotated[ann, info])
+
+
+def describe_error(exc, name: str | None = None) -> str:
+    """A pydantic ValidationError as one line: ``sam_refine should be less than or equal to 5, got 7``."""
     parts = []
     for e in exc.errors(include_url=False):
         where = ".".join(str(x) for x in e["loc"] if x not in ("function-before", "function-after"))
@@ -396,6 +458,8 @@ def describe_error(exc: ValidationError, name: str | None = None) -> str:
 
 def parse(name: str, value: Any) -> Any:
     """One option's value through its field (text forms parsed, bounds checked); InputError on nonsense."""
+    from pydantic import ValidationError
+
     if name not in FIELDS:
         raise InputError(f"unknown option {name!r}")
     try:
@@ -407,29 +471,14 @@ def parse(name: str, value: Any) -> Any:
 def validate(values: dict[str, Any]) -> dict[str, Any]:
     """Every option at once (all fields, as :class:`~autoinpaint.api.EditOptions` holds them) → the
     validated values; InputError naming each bad one."""
+    from pydantic import ValidationError
+
     try:
-        return dict(AllOptions.model_validate(values))
+        return dict(all_options().model_validate(values))
     except ValidationError as exc:
         raise InputError(describe_error(exc)) from None
 
 
 def request_fields(group: str) -> dict[str, tuple[Any, Any]]:
-    """The fields a request group (``detect``, ``mask``, ``segment``, ``inpaint``, ``background``)
-    accepts, for ``pydantic.create_model``: each optional (``None`` = the server's default) with the
-    schema's bounds, parsing and help."""
-    import copy
-
-    out = {}
-    for name, f in FIELDS.items():
-        if f.json_schema_extra.get("http") != group:
-            continue
-        g = copy.copy(f)
-        g.default = None
-        # JSON has lists and null: the text forms (lora "a; b", padding "off") stay the text surfaces'
-        g.metadata = [m for m in f.metadata if getattr(m, "func", None) not in TEXT_FORMS]
-        out[name] = (Optional[f.annotation], g)
-    return out
-
-
-def http_names(group: str) -> tuple[str, ...]:
-    return tuple(request_fields(group))
+    """The fields of a request group, for ``pydantic.create_model`` (see :func:`pydantic_field`)."""
+    return {name: pydantic_field(name, request=True) for name in http_names(group)}
