@@ -452,7 +452,8 @@ def describe_error(exc, name: str | None = None) -> str:
             continue
         if msg.startswith("Input should be "):
             msg = "should be " + msg[len("Input should be "):]
-        parts.append(f"{where} {msg}, got {e['input']!r}")
+        got = repr(e["input"])
+        parts.append(f"{where} {msg[:1].lower()}{msg[1:]}, got {got if len(got) <= 60 else got[:57] + '...'}")
     return "; ".join(parts)
 
 
