@@ -1,6 +1,7 @@
 """The options schema: every option of an edit, declared once (help, default, bounds, parsing).
 
-Pydantic models grouped by pipeline stage (:data:`STAGES`); each field says whether it is a
+Fields grouped by pipeline stage (:data:`STAGES`; each stage's pydantic model is :meth:`Stage.model`, the flat
+one :func:`all_options`); each field says whether it is a
 **load-time** value (``when="load"``: it picks or places a model, like diffusers' ``from_pretrained``
 arguments; changing it loads another model) or a **call-time** value (``when="call"``: a value of one
 run, like diffusers' ``__call__`` arguments). Everything else is derived from these fields:
@@ -13,7 +14,7 @@ run, like diffusers' ``__call__`` arguments). Everything else is derived from th
 * recipe rows (:mod:`autoinpaint.batch.recipe`: :func:`parse`, so ``"1024x768"`` means what it means on the
   command line).
 
-A field's ``json_schema_extra`` carries ``when``, ``stage``, and where relevant ``http`` (the request group
+A field (:class:`Opt`) carries ``when``, ``stage``, and where relevant ``http`` (the request group
 that accepts it: ``detect``, ``mask``, ``segment``, ``inpaint``, ``background``; absent = the server's own
 setting, not a request's), ``metavar`` and ``show_default`` (for ``--help``). Nothing heavy is imported here:
 the CLI's ``--help`` builds its options from these declarations, and pydantic is imported (and each stage's

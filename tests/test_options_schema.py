@@ -266,3 +266,13 @@ def test_recipe_resolution_wxh_is_accepted_like_the_cli(kind, tmp_path):
     assert task.error is None, task.error
     assert task.options.resolution == on_cli == "1024x768"
     assert _recipe_task(tmp_path, {"resolution": "768"}, kind).options.resolution == cli_value("resolution", p, "768") == 768
+
+
+def test_each_stage_is_a_pydantic_model_of_its_fields_and_load_time_is_marked():
+    for stage, declared in schema.STAGES.items():
+        model = declared.model()
+        assert set(model.model_fields) == set(declared.fields), stage
+        assert model().model_dump() == {n: f.default for n, f in declared.fields.items()}, stage
+    load = {n for n in schema.FIELDS if schema.load_time(n)}
+    assert {"segmenter", "inpainter", "model", "device", "dtype", "lora", "fast", "resolution"} <= load
+    assert not load & {"dilate", "prompt", "seed", "steps", "sam_refine", "color"}
