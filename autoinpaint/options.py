@@ -1,7 +1,7 @@
 """The options schema: every option of an edit, declared once (help, default, bounds, parsing).
 
-Fields grouped by pipeline stage (:data:`STAGES`; each stage's pydantic model is :meth:`Stage.model`, the flat
-one :func:`all_options`); each field says whether it is a
+Fields grouped by pipeline stage (:data:`STAGES`; each stage's pydantic model is
+:meth:`Stage.pydantic_model`, the flat one :func:`all_options`); each field says whether it is a
 **load-time** value (``when="load"``: it picks or places a model, like diffusers' ``from_pretrained``
 arguments; changing it loads another model) or a **call-time** value (``when="call"``: a value of one
 run, like diffusers' ``__call__`` arguments). Everything else is derived from these fields:
@@ -18,7 +18,7 @@ A field (:class:`Opt`) carries ``when``, ``stage``, and where relevant ``http`` 
 that accepts it: ``detect``, ``mask``, ``segment``, ``inpaint``, ``background``; absent = the server's own
 setting, not a request's), ``metavar`` and ``show_default`` (for ``--help``). Nothing heavy is imported here:
 the CLI's ``--help`` builds its options from these declarations, and pydantic is imported (and each stage's
-model built, :meth:`Stage.model`) only when a value is first validated.
+model built, :meth:`Stage.pydantic_model`) only when a value is first validated.
 """
 import functools
 import typing
@@ -140,7 +140,7 @@ TEXT_FORMS_FIELDS = ("padding_mask_crop", "lora")
 
 # ---------------------------------------------------------------------------------------------- stages
 class Stage:
-    """A stage's options: class attributes made with :func:`option`, typed by annotations. ``model()`` is
+    """A stage's options: class attributes made with :func:`option`, typed by annotations. ``pydantic_model()`` is
     the stage's pydantic model (built on first use: ``--help`` never imports pydantic)."""
 
     fields: dict[str, Opt] = {}
@@ -154,7 +154,7 @@ class Stage:
             cls.fields[name] = opt
 
     @classmethod
-    def model(cls):
+    def pydantic_model(cls):
         return _model(cls.__name__, tuple(cls.fields))
 
 

@@ -270,7 +270,7 @@ def test_recipe_resolution_wxh_is_accepted_like_the_cli(kind, tmp_path):
 
 def test_each_stage_is_a_pydantic_model_of_its_fields_and_load_time_is_marked():
     for stage, declared in schema.STAGES.items():
-        model = declared.model()
+        model = declared.pydantic_model()
         assert set(model.model_fields) == set(declared.fields), stage
         assert model().model_dump() == {n: f.default for n, f in declared.fields.items()}, stage
     load = {n for n in schema.FIELDS if schema.load_time(n)}
