@@ -265,7 +265,8 @@ def test_recipe_resolution_wxh_is_accepted_like_the_cli(kind, tmp_path):
     task = _recipe_task(tmp_path, {"resolution": "1024x768"}, kind)
     assert task.error is None, task.error
     assert task.options.resolution == on_cli == "1024x768"
-    assert _recipe_task(tmp_path, {"resolution": "768"}, kind).options.resolution == cli_value("resolution", p, "768") == 768
+    square = _recipe_task(tmp_path, {"resolution": "768"}, kind).options.resolution
+    assert square == cli_value("resolution", p, "768") == 768
 
 
 def test_each_stage_is_a_pydantic_model_of_its_fields_and_load_time_is_marked():
