@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import options as _schema
 from .composite import Composite
 from .detect import Detect, DetectParams
 from .errors import InputError
 from .image_io import ImageInput
-from .inpaint import DEFAULT_PADDING_MASK_CROP, Inpaint, InpaintRequest, Progress
-from .inpaint.lama import DEFAULT_MAX_SIDE as DEFAULT_LAMA_MAX_SIDE
+from .inpaint import Inpaint, InpaintRequest, Progress
 from .io_steps import LoadImage, SaveImage, SaveMask, SavePreview
 from .mask_ops import InvertMask, RefineMask, bbox
 from .pipeline import Pipeline
@@ -31,104 +30,40 @@ from .shadow import Deshadow, FindShadow, ShadowFill
 from .state import EditState
 
 ACTIONS = ("remove", "replace", "fill", "mask", "background")
-DEFAULT_MODEL = "sd15"
+DEFAULT_MODEL = _schema.DEFAULT_MODEL
 
 
-@dataclass(frozen=True)
-class EditOptions:
-    """Every knob of an edit; the CLI options and the web API's request fields map onto these names.
+def _replace(self, **changes) -> "EditOptions":
+    """A copy with ``changes``; unknown names are an InputError (bad input, exit 2 / HTTP 400)."""
+    unknown = set(changes) - set(_schema.FIELDS)
+    if unknown:
+        raise InputError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    return dataclasses.replace(self, **changes)
 
-    Load-time fields pick and place models (``segmenter``, ``inpainter``, ``model``, ``detector``,
-    ``device``, ``precision``, ``runtime``, ``dtype``, ``offload``, ``scheduler``, ``resolution``, ``lora``,
-    ``fast``, ``cache``, ``lama_max_side``, ``trust_checkpoint``); the others are call-time values, so changing them never
-    reloads a model (nor does ``lama_max_side``: inpainters on the same LaMa weights share one network).
-    """
 
-    # mask stage (px)
-    dilate: int = 8
-    erode: int = 0
-    feather: int = 4
-    blur: float = 0.0
-    fill_holes: bool = True
-    min_area: int = 0
-    # take the object's cast shadow too (autoinpaint/shadow): found after the mask stage, relit
-    shadow: bool = False
-    # segmentation stage
-    segmenter: str = "auto"
-    device: str = "auto"
-    precision: str = "auto"
-    runtime: str = "auto"  # the SAM prompt decoder's: auto (ONNX Runtime on the CPU when installed), torch, onnx
-    cache: bool = True
-    sam_select: str = "iou"
-    sam_refine: int = 0
-    # detection stage (text phrases → boxes; see autoinpaint.detect)
-    detector: str = "auto"
-    box_threshold: float | None = None
-    text_threshold: float | None = None
-    max_objects: int | None = None
-    pick: str = "all"
-    # inpainting stage
-    inpainter: str = "auto"
-    padding_mask_crop: int | None = DEFAULT_PADDING_MASK_CROP
-    # LaMa: crops longer than this run downscaled; read TorchScript/pickled weights we do not publish
-    lama_max_side: int = DEFAULT_LAMA_MAX_SIDE
-    trust_checkpoint: bool = False
-    # diffusion (replace / fill, or remove with a diffusion inpainter)
-    model: str | None = None
-    prompt: str | None = None
-    negative_prompt: str | None = None
-    steps: int | None = None
-    guidance: float | None = None
-    strength: float | None = None
-    seed: int | None = None
-    dtype: str = "auto"
-    offload: bool = False
-    scheduler: str | None = None
-    resolution: int | str | None = None
-    # LoRAs fused into the diffusion model (``ID|PATH[:SCALE]``), and --fast (the family's few-step LoRA,
-    # its scheduler, 4 steps, guidance 1); both load-time: a fused model is another model
-    lora: tuple[str, ...] = ()
-    fast: bool = False
-    # input / output
-    max_pixels: int | None = None
-    overwrite: bool = False
-    quiet: bool = False
-    # trust (autoinpaint/quality.py): what a mask in doubt does: write it, skip the edit, or fail
-    on_doubt: str = "write"
-    # remove / replace / fill / mask: act on everything but the selection
-    invert: bool = False
-    # background (autoinpaint/cutout): what the kept object is put on: a colour (white, a name,
-    # #RRGGBB, transparent; default white), the photo blurred by backdrop_blur px, or a scene generated
-    # from ``prompt``; its matted edge (px band; 0 = hard edge), framing and contact shadow
-    color: str | None = None
-    backdrop_blur: float = 0.0
-    matte: int = 8
-    canvas: str | None = None      # square | WxH
-    margin: float | None = None    # % of the canvas on each side (0..45; 5 when framing)
-    align: str = "center"          # center | bottom
-    min_side: int | None = None    # px: the canvas's shorter side at least this (upscale ≤ 2×)
-    contact_shadow: str = "none"   # none | soft
-    shadow_opacity: float = 0.5
+def _to_dict(self) -> dict:
+    return dataclasses.asdict(self)
 
-    def __post_init__(self):
-        lora = self.lora
-        if lora is None:
-            lora = ()
-        elif isinstance(lora, str):
-            lora = (lora,)
-        if not isinstance(lora, (list, tuple)) or not all(isinstance(x, str) for x in lora):
-            raise InputError(f"lora must be a list of ID|PATH[:SCALE] strings, got {self.lora!r}")
-        object.__setattr__(self, "lora", tuple(lora))  # hashable, one repr: one cached model per set
 
-    def replace(self, **changes) -> "EditOptions":
-        """A copy with ``changes``; unknown names are an InputError (bad input, exit 2 / HTTP 400)."""
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise InputError(f"unknown option(s): {', '.join(sorted(unknown))}")
-        return dataclasses.replace(self, **changes)
+def _validated(self) -> None:
+    """Every value through the schema (bounds, choices, text forms such as ``resolution="1024x768"``):
+    an InputError names each bad one; the parsed values are kept (``lora`` a tuple: one cached model per set)."""
+    for name, value in _schema.validate(self.__dict__).items():
+        object.__setattr__(self, name, value)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+
+# Every knob of an edit, flat, as the pipeline's steps read them: made from the options schema
+# (autoinpaint/options.py: names, defaults, bounds, help and load/call time are declared there, once).
+EditOptions = dataclasses.make_dataclass(
+    "EditOptions",
+    [(name, f.annotation, dataclasses.field(default=f.default)) for name, f in _schema.FIELDS.items()],
+    frozen=True,
+    namespace={"__module__": __name__, "__post_init__": _validated, "replace": _replace, "to_dict": _to_dict,
+               "__doc__": "Every knob of an edit; the CLI options, the web API's request fields and recipe "
+                          "keys map onto these names. Fields, defaults and bounds come from "
+                          ":mod:`autoinpaint.options` (its stages say which are load-time: they pick or "
+                          "place a model; the others are call-time values, so changing them never reloads "
+                          "a model)."})
 
 
 # ------------------------------------------------------------------------------------------------ steps

@@ -32,6 +32,7 @@ import os
 from dataclasses import dataclass, field
 from typing import IO, Any, Iterator
 
+from .. import options as schema
 from ..api import ACTIONS, EditOptions
 from ..errors import InputError
 from ..image_io import FORMAT_BY_SUFFIX
@@ -53,7 +54,6 @@ _SELECTION_KEYS = {"point": "points", "points": "points", "negative": "negatives
 _SHAPES = {"points": 2, "negatives": 2, "boxes": 4, "rects": 4, "ellipses": 4}
 _TEXT_KEYS = ("text", "texts")
 _IGNORED_KEYS = {"id", "note", "notes", "comment"}
-_OPTION_FIELDS = {f.name: f for f in dataclasses.fields(EditOptions)}
 _BACKGROUND_ALIASES = {"shadow": "contact_shadow", "blur": "backdrop_blur"}
 # options added after HASH_VERSION 1 (issues 17-19): left out of the row hash while at their defaults
 _LATER_OPTIONS = ("invert", "color", "backdrop_blur", "matte", "canvas", "margin", "align", "min_side",
@@ -342,32 +342,14 @@ def _to_bool(value: Any, what: str) -> bool:
 
 
 def _coerce_option(name: str, value: Any) -> Any:
-    """Convert a recipe value (JSON/YAML scalar, or CSV text) to the type of EditOptions.``name``."""
-    kind = str(_OPTION_FIELDS[name].type)
-    optional = "None" in kind
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "off")
-                         and optional and "bool" not in kind):
-        if optional:
-            return None
+    """A recipe value (JSON/YAML scalar or list, or CSV text) through the options schema's field ``name``:
+    the same parsing and bounds as the command line (``"1024x768"``, ``"off"``, ``"a/b:0.5; c/d"``).
+    ``none``/``null``/``off`` is None where None is a value of the field."""
+    if isinstance(value, str) and value.strip().lower() in ("none", "null", "off") and schema.optional(name):
+        value = None
+    if value is None and not schema.optional(name) and name != "lora":
         raise InputError(f"{name} cannot be empty")
-    if "bool" in kind:
-        return _to_bool(value, name)
-    if "tuple" in kind:  # lora: "a/b:0.5; c/d" or a list
-        items = value.split(";") if isinstance(value, str) else value
-        if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
-            raise InputError(f"{name} must be a string or a list of strings, got {value!r}")
-        return tuple(v.strip() for v in items if v.strip())
-    try:
-        if "int" in kind:
-            number = float(value)
-            if number != int(number):
-                raise ValueError
-            return int(number)
-        if "float" in kind:
-            return float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a{'n integer' if 'int' in kind else ' number'}, got {value!r}") from None
-    return str(value)
+    return schema.parse(name, value)
 
 
 def param_hash(input_path: str, selection: Selection, action: str, options: EditOptions, output: str) -> str:
@@ -379,7 +361,7 @@ def param_hash(input_path: str, selection: Selection, action: str, options: Edit
     opts = options.to_dict()
     opts.pop("quiet", None)
     for name in _LATER_OPTIONS:  # at their defaults they change nothing: manifests of older runs still match
-        if opts.get(name) == _OPTION_FIELDS[name].default:
+        if opts.get(name) == schema.FIELDS[name].default:
             opts.pop(name)
     params = {"v": HASH_VERSION, "autoinpaint": version, "input": absolute(input_path),
               "input_id": identity(input_path), "selection": selection.describe(),
@@ -446,18 +428,37 @@ def _task_from_row(row: dict, line: int, base: str, outdir: str, defaults: Defau
                     raise InputError(f"give {alias!r} or {name!r}, not both")
                 row[name] = row.pop(alias)
     overrides: dict[str, Any] = {}
+    problems: list[str] = []
     if "no_cache" in row:
         overrides["cache"] = not _to_bool(row.pop("no_cache"), "no_cache")
     for key in list(row):
         if key in _IGNORED_KEYS or key.startswith("_"):
             row.pop(key)
-        elif key in _OPTION_FIELDS:
-            overrides[key] = _coerce_option(key, row.pop(key))
+        elif key in schema.FIELDS:
+            try:
+                overrides[key] = _coerce_option(key, row.pop(key))
+            except InputError as exc:  # the row fails, but its output is still named in the manifest
+                problems.append(str(exc))
     if row:
-        raise InputError(f"unknown field(s): {', '.join(sorted(row))}")
+        raise InputError("; ".join([*problems, f"unknown field(s): {', '.join(sorted(row))}"]))
     options = defaults.options.replace(**overrides) if overrides else defaults.options
     template = template or default_template(action, options)
 
+    try:
+        selection, matches = _row_selection_and_inputs(sel_values, mask, relative, pattern, base, defaults)
+    except (InputError, ValueError):
+        if problems:  # a bad option value is the row's first problem
+            raise InputError("; ".join(problems)) from None
+        raise
+    for path in matches:
+        output = render_output(template, path, outdir, line)
+        yield Task(line=line, input=path, selection=selection, action=action, options=options, output=output,
+                   error=f"line {line}: {'; '.join(problems)}" if problems else None,
+                   error_type="RecipeError" if problems else None)
+
+
+def _row_selection_and_inputs(sel_values: dict, mask, relative, pattern: str, base: str, defaults: Defaults):
+    """A row's selection (its own, else the command line's) and the input paths its pattern names."""
     if sel_values or mask:
         selection = Selection(mask_path=join(base, os.path.expanduser(str(mask))) if mask else None,
                               relative=defaults.selection.relative if relative is None
@@ -477,9 +478,7 @@ def _task_from_row(row: dict, line: int, base: str, outdir: str, defaults: Defau
             raise InputError(f"glob {pattern!r} matches no file")
     else:
         matches = [full]
-    for path in matches:
-        output = render_output(template, path, outdir, line)
-        yield Task(line=line, input=path, selection=selection, action=action, options=options, output=output)
+    return selection, matches
 
 
 def iter_tasks(source: str | os.PathLike, outdir: str | os.PathLike, defaults: Defaults | None = None,

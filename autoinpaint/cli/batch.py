@@ -11,7 +11,7 @@ import click
 from ..errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNEXPECTED, exit_codes_help
 from .background import batch_background_options
 from .options import (diffusion_options, doubt_option, mask_options, model_option, model_options, options_from,
-                      selection_from, selection_options, shadow_option)
+                      schema_option, selection_from, selection_options, shadow_option)
 
 EPILOG = exit_codes_help({EXIT_OK: "every row done, skipped or not_found, i.e. its --text matched nothing: counted "
                                    "apart, nothing written for it; rows in doubt are marked review in the manifest "
@@ -57,7 +57,7 @@ EPILOG = exit_codes_help({EXIT_OK: "every row done, skipped or not_found, i.e. i
 @batch_background_options
 @doubt_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar or per-row messages on stderr.")
+@schema_option("quiet", "-q", "--quiet")
 def batch(source: str, outdir: str, manifest: str | None, workers: int | None, engine: str,
           ray_address: str | None, cpus_per_worker: float, gpus_per_worker: float, rows_per_task: int | None,
           threads: int | None, action: str, template: str | None, as_json: bool, quiet: bool, **kw) -> None:

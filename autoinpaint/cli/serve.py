@@ -4,7 +4,8 @@ from __future__ import annotations
 import click
 
 from ..errors import EXIT_INPUT, EXIT_MODEL_MISSING, EXIT_OK, EXIT_UNEXPECTED, exit_codes_help
-from .options import detector_options, diffusion_options, mask_options, model_option, model_options, options_from
+from .options import (detector_options, diffusion_options, mask_options, model_option, model_options, options_from,
+                      schema_option)
 
 DEFAULT_PORT = 8765
 
@@ -36,7 +37,7 @@ DEFAULT_PORT = 8765
 @mask_options
 @model_option
 @diffusion_options
-@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+@schema_option("quiet", "-q", "--quiet")
 def serve(folder: str | None, host: str, port: int, open_browser: bool, token: str | None, max_sessions: int,
           session_memory: int, max_jobs: int, edit_workers: int, **kw) -> None:
     """Open the point-and-click page: click the object, watch the mask, remove or replace it.

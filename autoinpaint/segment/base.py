@@ -8,6 +8,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import InputError
+from ..options import MAX_SAM_REFINE
 from ..selection import Selection
 
 SELECT_MODES = ("iou", "largest", "smallest")
@@ -31,8 +32,8 @@ class SegmentParams:
     def __post_init__(self):
         if self.select not in SELECT_MODES:
             raise InputError(f"unknown mask selection {self.select!r}: use {', '.join(SELECT_MODES)}")
-        if not 0 <= int(self.refine) <= 10:
-            raise InputError(f"refine passes must be in 0..10, got {self.refine}")
+        if not 0 <= int(self.refine) <= MAX_SAM_REFINE:
+            raise InputError(f"refine passes must be in 0..{MAX_SAM_REFINE}, got {self.refine}")
 
 
 @dataclass

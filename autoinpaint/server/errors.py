@@ -104,5 +104,6 @@ def validation_message(errors) -> str:
         elif kind == "missing":
             parts.append(f"missing field {where!r}")
         else:
-            parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else err.get("msg", "invalid"))
+            msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")  # an options parser's own words
+            parts.append(f"{where}: {msg}" if where else msg)
     return "; ".join(parts) or "invalid request"
