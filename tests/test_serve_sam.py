@@ -37,19 +37,19 @@ def png(seed: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def sam(tmp_path_factory):
-    from autoinpaint.registry import MODELS
+    from autoinpaint.models.store import default_store
     from autoinpaint.segment import embedding_cache
 
     home = tmp_path_factory.mktemp("samhome")
     mp = pytest.MonkeyPatch()
     mp.setenv("AUTOINPAINT_HOME", str(home))
     embedding_cache._MEMORY.clear()
-    MODELS.clear()
+    default_store().clear()
     ckpt = save_sam_checkpoint(home / "tiny_sam.pth")
     options = EditOptions(segmenter=str(ckpt), inpainter="telea", device="cpu", precision="fp32", cache=False,
                           dilate=0, feather=0)
     yield options
-    MODELS.clear()
+    default_store().clear()
     mp.undo()
 
 

@@ -44,15 +44,20 @@ from .worker import base_record, execute_task, set_threads
 
 
 class EditActor:
-    """Ray Data callable class: groups of serialized Tasks → groups of manifest records (JSON lists)."""
+    """Ray Data callable class: groups of serialized Tasks → groups of manifest records (JSON lists).
+    Each actor owns its model store."""
 
     def __init__(self, threads: int | None = None):
+        from ..models.store import ModelStore
+
         set_threads(threads)
+        self.store = ModelStore()
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np
 
-        records = [json.dumps([execute_task(Task.from_payload(t)) for t in json.loads(group)], default=str)
+        records = [json.dumps([execute_task(Task.from_payload(t), self.store) for t in json.loads(group)],
+                              default=str)
                    for group in batch["tasks"]]
         return {"first": batch["first"], "records": np.array(records, dtype=object)}
 
