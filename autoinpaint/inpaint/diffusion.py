@@ -133,6 +133,7 @@ class DiffusionInpainter(BaseInpainter):
     """
 
     needs_prompt = True
+    store = None  # the pre-fill's model store (set by __init__; None: the process default)
 
     def __init__(self, pipe, *, model: str = "custom", resolution=None, prefill: str = REMOVE_PREFILL,
                  lock=None, device: str | None = None, dtype: str | None = None, offload: str | None = None,
