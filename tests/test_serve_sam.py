@@ -75,9 +75,11 @@ def test_two_photos_clicked_at_once_get_their_own_masks(sam):
     from autoinpaint.segment import embedding_cache
 
     embedding_cache._MEMORY.clear()  # the server computes its own embeddings
-    segmenter = Editor(sam).segment_step.segmenter  # the one cached model the server shares
+    segmenter = Editor(sam).segment_step.segmenter  # the model the references ran, in the process's store
     runs = segmenter.encoder_runs
-    app = create_app(None, sam)
+    from autoinpaint.models.store import default_store
+
+    app = create_app(None, sam, store=default_store())  # handed to the server: its sessions share that model
     with TestClient(app, base_url="http://127.0.0.1") as c:
         ids = {k: c.post("/api/images", files={"file": (f"{k}.png", v)}).json()["id"] for k, v in photos.items()}
         for image_id in ids.values():  # opening started the embedding in the background
