@@ -265,7 +265,8 @@ def test_auto_uses_lama_only_when_its_weights_are_present(lama_files, lama_home,
     weights = lama_home / "checkpoints" / "big-lama.safetensors"
     weights.parent.mkdir()
     shutil.copy(lama_files["safetensors"], weights)
-    assert resolve_auto("inpainter", mode="remove")[0] == "lama" and resolve_auto("inpainter", mode="replace")[0] == "hybrid"
+    assert resolve_auto("inpainter", mode="remove")[0] == "lama"
+    assert resolve_auto("inpainter", mode="replace")[0] == "hybrid"
     r = cli(*args, tmp_path / "lama.png")
     assert r.code == 0, r.err
     assert "inpainter auto -> lama" in r.err and str(weights) in r.err
