@@ -316,12 +316,32 @@ def test_each_batch_worker_owns_a_store(tmp_path):
     record = worker.execute_task(task, store)
     assert record["status"] == "done", record
     assert record["model_loads"] == 2 and len(store) == 2 and not default_store().keys()
-    # a local-pool process makes its own in the initializer; a Ray actor holds its own
-    worker.init_worker(None)
+    # a local-pool process makes its own in the initializer; a Ray actor holds its own (both bounded by
+    # batch --model-memory)
+    worker.init_worker(None, 3 * 2**20)
     try:
         made = worker.worker_store()
         assert isinstance(made, ModelStore) and made is not default_store() and made is not store
+        assert made.max_bytes == 3 * 2**20
     finally:
         worker._PROCESS_STORE = None
-    actors = EditActor(), EditActor()
+    actors = EditActor(), EditActor(model_memory=2**20)
     assert isinstance(actors[0].store, ModelStore) and actors[0].store is not actors[1].store
+    assert actors[1].store.max_bytes == 2**20
+
+
+def test_batch_and_serve_take_a_model_memory_flag(cli, tmp_path, monkeypatch):
+    import autoinpaint.batch as batch_package
+
+    seen = {}
+
+    def fake_run_batch(source, outdir, defaults, **kw):
+        seen.update(kw)
+        return {"failed": 0}
+
+    monkeypatch.setattr(batch_package, "run_batch", fake_run_batch)
+    (tmp_path / "in").mkdir()
+    cli("batch", tmp_path / "in", "-o", tmp_path / "out", "--model-memory", "64", "--rect", "1,1,5,5", "--json")
+    assert seen["model_memory"] == 64 * 2**20
+    r = cli("serve", "--model-memory", "-1")
+    assert r.code == 2 and "--model-memory" in r.err

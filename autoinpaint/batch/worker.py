@@ -109,13 +109,14 @@ def set_threads(threads: int | None) -> None:
 _PROCESS_STORE = None  # the model store of a local-pool worker process (made by init_worker)
 
 
-def init_worker(threads: int | None) -> None:
-    """Initializer of a local-pool worker process: its thread limits and its own model store."""
+def init_worker(threads: int | None, model_memory: int | None = None) -> None:
+    """Initializer of a local-pool worker process: its thread limits and its own model store
+    (``model_memory`` bytes; None: ``$AUTOINPAINT_MODEL_MEMORY`` or half the memory)."""
     global _PROCESS_STORE
     from ..models.store import ModelStore
 
     set_threads(threads)
-    _PROCESS_STORE = ModelStore()
+    _PROCESS_STORE = ModelStore(model_memory)
 
 
 def worker_store():
