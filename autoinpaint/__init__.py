@@ -6,6 +6,7 @@ The pipeline is a chain of small steps (see the sub-modules, one per stage)::
 
 ``remove(...)``, ``background(...)`` (keep the object, replace everything else), ``edit(...)`` and
 ``run_edit(...)`` run the same pipeline as the ``autoinpaint`` command; :class:`Editor` runs it one stage at a time on an image in memory (the web app's core).
+Loaded models are kept in a :class:`ModelStore` (``store=``; the process's own by default).
 """
 from .api import (EditOptions, background, build_pipeline, edit, edit_steps, fill, remove, replace, run_edit,
                   summary)
@@ -16,6 +17,7 @@ from .errors import AutoinpaintError, InputError, ModelMissingError, NotFoundErr
 from .inpaint import Inpaint, InpaintRequest, InpaintResult, load_inpainter
 from .io_steps import LoadImage, SaveImage, SaveMask, SavePreview
 from .mask_ops import RefineMask
+from .models.store import ModelStore
 from .pipeline import Pipeline
 from .segment import Segment, SegmentParams, SegmentResult, load_segmenter
 from .selection import Selection
@@ -30,3 +32,4 @@ __all__ = ["AutoinpaintError", "Composite", "EditOptions", "EditState", "Editor"
            "run_edit", "summary"]
 __all__ += ["background"]
 __all__ += ["Detect", "DetectParams", "Detection", "NotFoundError", "load_detector"]
+__all__ += ["ModelStore"]

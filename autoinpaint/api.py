@@ -2,15 +2,16 @@
 
 ``edit_steps(action, options)`` are the steps after loading for ``remove``, ``replace``, ``fill``,
 ``mask`` or ``background`` (:func:`background_steps`: keep the object, replace everything else); :func:`edit` runs them on an image in memory, :func:`run_edit` on a file (with the save
-steps), :class:`~autoinpaint.editor.Editor` one stage at a time. Models are loaded once per process
-(:mod:`autoinpaint.registry`), so editing many images costs the model load once.
+steps), :class:`~autoinpaint.editor.Editor` one stage at a time. Models are loaded once per model store
+(:mod:`autoinpaint.models.store`: ``store=`` on every function here, else the process default), so editing
+many images costs the model load once.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from .segment import Segment, SegmentParams
 from .selection import Selection, clean_texts
 from .shadow import Deshadow, FindShadow, ShadowFill
 from .state import EditState
+
+if TYPE_CHECKING:
+    from .models.store import ModelStore
 
 ACTIONS = ("remove", "replace", "fill", "mask", "background")
 DEFAULT_MODEL = _schema.DEFAULT_MODEL
@@ -67,16 +71,17 @@ EditOptions = dataclasses.make_dataclass(
 
 
 # ------------------------------------------------------------------------------------------------ steps
-def detect_step(o: EditOptions) -> Detect:
+def detect_step(o: EditOptions, store: ModelStore | None = None) -> Detect:
     """Text phrases → boxes (does nothing for a selection without ``texts``)."""
     return Detect(o.detector, DetectParams(o.box_threshold, o.text_threshold, o.pick, o.max_objects),
-                  device=o.device)
+                  store=store, device=o.device)
 
 
-def selection_steps(o: EditOptions) -> list:
+def selection_steps(o: EditOptions, store: ModelStore | None = None) -> list:
     """Selection → object mask: detect (text → boxes), then segment."""
-    return [detect_step(o), Segment(o.segmenter, o.max_pixels, SegmentParams(o.sam_select, o.sam_refine),
-                                    device=o.device, precision=o.precision, cache=o.cache, runtime=o.runtime)]
+    return [detect_step(o, store), Segment(o.segmenter, o.max_pixels, SegmentParams(o.sam_select, o.sam_refine),
+                                           store=store, device=o.device, precision=o.precision, cache=o.cache,
+                                           runtime=o.runtime)]
 
 
 def mask_step(o: EditOptions) -> RefineMask:
@@ -107,35 +112,37 @@ def inpaint_request(action: str, o: EditOptions, progress: Progress | None = Non
                           guidance=o.guidance, strength=o.strength, seed=o.seed, progress=progress)
 
 
-def inpaint_step(action: str, o: EditOptions, progress: Progress | None = None) -> Inpaint:
+def inpaint_step(action: str, o: EditOptions, progress: Progress | None = None,
+                 store: ModelStore | None = None) -> Inpaint:
     """The ``Inpaint`` step of ``action``: ``remove`` uses ``--inpainter``, ``replace``/``fill`` the
     diffusion ``--model``. Load options go to whichever family the spec belongs to."""
     spec = o.inpainter if action == "remove" else (o.model or DEFAULT_MODEL)
-    return Inpaint(spec, o.padding_mask_crop, inpaint_request(action, o, progress),
+    return Inpaint(spec, o.padding_mask_crop, inpaint_request(action, o, progress), store=store,
                    device=o.device, dtype=o.dtype, offload=o.offload or None, scheduler=o.scheduler,
                    resolution=o.resolution, precision=o.precision, lama_max_side=o.lama_max_side,
                    trust_checkpoint=o.trust_checkpoint or None, lora=o.lora or None, fast=o.fast or None)
 
 
-def fill_steps(action: str, o: EditOptions, progress: Progress | None = None, shadow: bool = False) -> list:
+def fill_steps(action: str, o: EditOptions, progress: Progress | None = None, shadow: bool = False,
+               store: ModelStore | None = None) -> list:
     """Inpaint → composite; with a ``shadow`` the inpainter works on the de-shadowed photo and the
     shadow's band becomes the relit ground (:mod:`autoinpaint.shadow`)."""
     if shadow:
-        return [Deshadow(), inpaint_step(action, o, progress), ShadowFill(), Composite()]
-    return [inpaint_step(action, o, progress), Composite()]
+        return [Deshadow(), inpaint_step(action, o, progress, store), ShadowFill(), Composite()]
+    return [inpaint_step(action, o, progress, store), Composite()]
 
 
 def edit_steps(action: str = "remove", options: EditOptions | None = None,
-               progress: Progress | None = None) -> list:
+               progress: Progress | None = None, store: ModelStore | None = None) -> list:
     """Every step after loading: select → mask (→ shadow) → assess (→ inpaint → composite)."""
     if action not in ACTIONS:
         raise InputError(f"unknown action {action!r}; choose from {', '.join(ACTIONS)}")
     o = options or EditOptions()
     if action == "background":
-        return background_steps(o, progress)
-    steps = [*selection_steps(o), *invert_steps(o), mask_step(o), *shadow_steps(o), assess_step(o)]
+        return background_steps(o, progress, store)
+    steps = [*selection_steps(o, store), *invert_steps(o), mask_step(o), *shadow_steps(o), assess_step(o)]
     if action != "mask":
-        steps += fill_steps(action, o, progress, o.shadow)
+        steps += fill_steps(action, o, progress, o.shadow, store)
     return steps
 
 
@@ -156,23 +163,23 @@ def object_step(o: EditOptions) -> RefineMask:
     return RefineMask(0, o.erode, 0, 0, o.fill_holes, o.min_area, max_hole=OBJECT_MAX_HOLE)
 
 
-def background_steps(o: EditOptions, progress: Progress | None = None) -> list:
+def background_steps(o: EditOptions, progress: Progress | None = None, store: ModelStore | None = None) -> list:
     """``background``: select → clean → assess → matte (edge alpha, foreground colours) → frame →
     backdrop (colour, transparent, blur, or a scene the diffusion ``--model`` paints from ``prompt``
     on the whole frame) → contact shadow → composite. The object is what is kept."""
     if o.invert:
         raise InputError("--invert applies to remove, replace, fill and mask, not to background")
-    return [*selection_steps(o), object_step(o), assess_step(o), *backdrop_steps(o, progress)]
+    return [*selection_steps(o, store), object_step(o), assess_step(o), *backdrop_steps(o, progress, store)]
 
 
-def backdrop_steps(o: EditOptions, progress: Progress | None = None) -> list:
+def backdrop_steps(o: EditOptions, progress: Progress | None = None, store: ModelStore | None = None) -> list:
     """``background`` after the object is selected: matte → frame → backdrop → contact shadow →
     composite (what :meth:`Editor.apply("background") <autoinpaint.editor.Editor.apply>` runs). Bad
     values (a colour, a canvas, a margin) raise InputError here, before any work."""
     from .cutout import Backdrop, ContactShadow, Cutout, Frame, Matte, backdrop_kind
 
     kind = backdrop_kind(o.color, o.prompt, o.backdrop_blur)
-    scene = inpaint_step("fill", o.replace(padding_mask_crop=None), progress) if kind == "scene" else None
+    scene = inpaint_step("fill", o.replace(padding_mask_crop=None), progress, store) if kind == "scene" else None
     return [Matte(o.matte), Frame(o.canvas, o.margin, o.align, o.min_side, o.max_pixels),
             Backdrop(kind, o.color, o.backdrop_blur, scene), ContactShadow(o.contact_shadow, o.shadow_opacity),
             Cutout()]
@@ -180,13 +187,14 @@ def backdrop_steps(o: EditOptions, progress: Progress | None = None) -> list:
 
 def build_pipeline(action: str = "remove", options: EditOptions | None = None,
                    mask_out: str | os.PathLike | None = None,
-                   preview: str | os.PathLike | None = None, progress: Progress | None = None) -> Pipeline:
+                   preview: str | os.PathLike | None = None, progress: Progress | None = None,
+                   store: ModelStore | None = None) -> Pipeline:
     """Steps for ``action`` on a file: load → select → mask → (inpaint → composite →) save.
 
     ``mask`` writes the alpha as the output; the others write the edited image. ``mask_out`` and
     ``preview`` add steps that also write the final alpha and a side-by-side preview."""
     o = options or EditOptions()
-    steps = [LoadImage(o.max_pixels), *edit_steps(action, o, progress)]
+    steps = [LoadImage(o.max_pixels), *edit_steps(action, o, progress, store)]
     if action == "background":
         from .cutout import CheckOutput
 
@@ -221,21 +229,23 @@ def default_output(input_path: str | os.PathLike, action: str, transparent: bool
 
 
 def edit(image: ImageInput, selection: Selection, options: EditOptions | None = None, action: str = "remove",
-         progress: Progress | None = None) -> EditState:
+         progress: Progress | None = None, store: ModelStore | None = None) -> EditState:
     """Edit an image in memory (a path, encoded bytes, a PIL image or an array); writes nothing.
     Returns the final EditState: ``result`` (like ``image``: size, channels, bit depth), ``alpha``,
     ``info`` (to encode it like the input), ``metadata`` and ``timings``."""
     o = options or EditOptions()
-    pipeline = Pipeline([LoadImage(o.max_pixels, source=image), *edit_steps(action, o, progress)])
+    pipeline = Pipeline([LoadImage(o.max_pixels, source=image), *edit_steps(action, o, progress, store)])
     return pipeline(EditState(selection=selection))
 
 
 def run_edit(input_path: str | os.PathLike, selection: Selection, options: EditOptions | None = None,
              action: str = "remove", output: str | os.PathLike | None = None,
              mask_out: str | os.PathLike | None = None,
-             preview: str | os.PathLike | None = None, progress: Progress | None = None) -> EditState:
-    """Edit one image file and write the result; returns the final EditState (timings included)."""
-    pipeline = build_pipeline(action, options, mask_out, preview, progress)
+             preview: str | os.PathLike | None = None, progress: Progress | None = None,
+             store: ModelStore | None = None) -> EditState:
+    """Edit one image file and write the result; returns the final EditState (timings included).
+    ``store``: where models load (:class:`~autoinpaint.models.store.ModelStore`; None: the process default)."""
+    pipeline = build_pipeline(action, options, mask_out, preview, progress, store)
     state = EditState(input_path=str(input_path), selection=selection,
                       output_path=str(output or default_output(
                           input_path, action, action == "background" and is_transparent(options or EditOptions()))))
@@ -280,16 +290,17 @@ def _selection(points=(), negatives=(), boxes=(), rects=(), ellipses=(), mask=No
 
 
 def _run(image: ImageInput, action: str, selection: Selection, output, options: dict) -> Any:
+    store = options.pop("store", None)
     opts = EditOptions().replace(**options)
     if output is not None:
         if isinstance(image, (str, os.PathLike)):
-            return run_edit(image, selection, opts, action, output)
+            return run_edit(image, selection, opts, action, output, store=store)
         from .io_steps import SaveImage
 
-        state = edit(image, selection, opts, action)
+        state = edit(image, selection, opts, action, store=store)
         state.output_path = str(output)
         return SaveImage(opts.overwrite)(state)
-    state = edit(image, selection, opts, action)
+    state = edit(image, selection, opts, action, store=store)
     return result_like(state, image)
 
 
@@ -314,7 +325,8 @@ def remove(image: ImageInput, points=(), negatives=(), boxes=(), rects=(), ellip
     raises NotFoundError. With ``output``: write it there (like the input: format, quality,
     metadata) and return the EditState. Without: return the edited image (see :func:`result_like`).
     Keyword ``options`` are :class:`EditOptions` fields (``dilate=12``, ``inpainter="telea"``,
-    ``detector="owlv2"``, ``box_threshold=0.4``, ``shadow=True`` to take the cast shadow too, ...)."""
+    ``detector="owlv2"``, ``box_threshold=0.4``, ``shadow=True`` to take the cast shadow too, ...), and
+    ``store=`` (a :class:`~autoinpaint.models.store.ModelStore`; default: the process's)."""
     return _run(image, "remove", _selection(points, negatives, boxes, rects, ellipses, mask, relative, texts),
                 output, options)
 

@@ -62,6 +62,28 @@ def resolve_precision(precision: str | None, device: str, remember: bool = True,
     return "bf16" if "bf16" in allowed and cpu_bf16_is_faster(remember) else "fp32"
 
 
+def autocast_args(device: str, precision: str | None) -> tuple[str, str] | None:
+    """(device type, torch dtype name) that :func:`autocast` passes to ``torch.autocast`` for a model on
+    ``device`` (``cpu``, ``cuda``, ``cuda:N``, ``mps``) in ``precision``; None when it runs as it is:
+    ``fp32`` (or None), and on MPS (the models' MPS paths run without autocast). The device type is
+    ``cuda`` for every CUDA index (``cuda:1`` included)."""
+    if precision not in ("bf16", "fp16") or device == "mps" or device.startswith("mps:"):
+        return None
+    kind = "cuda" if device.split(":")[0] == "cuda" else "cpu"
+    return kind, TORCH_DTYPES[precision]
+
+
+def autocast(device: str, precision: str | None):
+    """The autocast context of a model's forward pass (:func:`autocast_args`): ``torch.autocast`` in
+    bf16/fp16 on the CPU or CUDA, a no-op otherwise. Used by both SAM paths (``.pth`` and transformers)."""
+    args = autocast_args(device, precision)
+    if args is None:
+        return contextlib.nullcontext()
+    import torch
+
+    return torch.autocast(args[0], dtype=getattr(torch, args[1]))
+
+
 def torch_dtype(precision: str):
     """``fp32``/``bf16``/``fp16`` → the torch dtype."""
     import torch

@@ -43,10 +43,13 @@ class Editor:
     Args:
         options: the session's defaults (:class:`~autoinpaint.api.EditOptions`); each call may
             override call-time fields.
+        store: the :class:`~autoinpaint.models.store.ModelStore` its models load into (None: the
+            process default); a server hands in its own.
     """
 
-    def __init__(self, options: EditOptions | None = None):
+    def __init__(self, options: EditOptions | None = None, store=None):
         self.options = options or EditOptions()
+        self.store = store
         self.state: EditState | None = None
         self._object: np.ndarray | None = None  # the segmentation before the mask stage
         self.action = "mask"  # the last stage run, for summary()
@@ -70,7 +73,7 @@ class Editor:
         original takes further clicks."""
         state = self._require()
         with self._lock:
-            other = Editor(self.options)
+            other = Editor(self.options, self.store)
             other.state = dataclasses.replace(state, metadata=dict(state.metadata), timings={},
                                               mask=None, alpha=None, crop=None, inpainted=None,
                                               result=None, shadow=None)
@@ -102,7 +105,7 @@ class Editor:
 
     @property
     def segment_step(self):
-        return selection_steps(self.options)[-1]
+        return selection_steps(self.options, self.store)[-1]
 
     def start_embedding(self) -> Future:
         """Compute the segmenter's embedding of the image in a background thread (one at a time per
@@ -147,7 +150,7 @@ class Editor:
         with self._lock:
             state = self._require()
             state.selection = selection
-            state = Pipeline([*selection_steps(opts), *invert_steps(opts)])(state)
+            state = Pipeline([*selection_steps(opts, self.store), *invert_steps(opts)])(state)
             self._object = state.mask.copy()
             timed(state, "mask", lambda: mask_step(opts)(state))
             self._shadow(opts)
@@ -165,7 +168,7 @@ class Editor:
         ``max_objects`` (EditOptions fields)."""
         from .pixels import to_rgb8
 
-        step = detect_step(self._options(params))
+        step = detect_step(self._options(params), self.store)
         image = to_rgb8(self._require().image)
         # outside the lock, like apply: a detection takes seconds and the session stays usable
         return step.detector.detect(image, clean_texts(phrases), step.params)
@@ -211,9 +214,9 @@ class Editor:
         if action == "background":
             if opts.invert:
                 raise InputError("--invert applies to remove, replace, fill and mask, not to background")
-            steps = [object_step(opts), *backdrop_steps(opts, progress)]
+            steps = [object_step(opts), *backdrop_steps(opts, progress, self.store)]
         else:  # a shadow found by the selection (--shadow) is relit, the object's hole filled from lit ground
-            steps = fill_steps(action, opts, progress, work.shadow is not None)
+            steps = fill_steps(action, opts, progress, work.shadow is not None, self.store)
         work = Pipeline(steps)(work)
         with self._lock:
             self.state = work

@@ -1,10 +1,12 @@
-"""A registry of model families, and one process-wide cache of loaded models.
+"""A registry of model families, what ``auto`` stands for, and loading through a model store.
 
 Like spandrel's ``ArchSupport`` / ``ModelLoader`` and transformers' Auto mappings: each
 :class:`Family` says which specs it claims (a name, a hub id, a file), and how to load one (a lazy
 ``module:function`` reference, so nothing heavy is imported to ask). :func:`load` finds the family
-for a spec and loads the model once per process, keyed by (kind, spec, load-time options): two
-requests that differ only in call-time values (prompt, seed, ``sam_select``) share one model.
+for a spec and loads the model once per :class:`~autoinpaint.models.store.ModelStore` (handed in by
+the CLI, the server, a batch worker; else the process default), keyed by (kind, spec, load-time
+options): two requests that differ only in call-time values (prompt, seed, ``sam_select``) share one
+model. :func:`resolve_auto` says what ``auto`` stands for, for every kind.
 
 :data:`KNOWN` lists the named models that ``autoinpaint models list`` shows and ``auto`` chooses
 from. This module imports no torch.
@@ -12,14 +14,16 @@ from. This module imports no torch.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import InputError, ModelMissingError
+
+if TYPE_CHECKING:
+    from .models.store import ModelStore
 
 KINDS = ("segmenter", "inpainter", "detector", "lora")
 
@@ -31,6 +35,7 @@ class Family:
     kind: ``segmenter``, ``inpainter`` or ``detector``.
     claims: ``claims(spec) -> bool``, cheap (no heavy import, at most a file stat).
     loader: ``"module:function"``; the function takes ``(spec, **load_options)`` and returns the model.
+        A loader that also takes ``store`` keeps what it loads in that store itself (:func:`load`).
     """
 
     name: str
@@ -48,12 +53,14 @@ class Family:
     def accepted(self, options: dict) -> dict:
         """The ``options`` this family's loader takes (a family ignores the others' load options,
         e.g. a classical inpainter the diffusion dtype); None values mean "default" and are dropped."""
-        import inspect
-
         params = inspect.signature(self._function()).parameters
         if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            return {k: v for k, v in options.items() if v is not None}
-        return {k: v for k, v in options.items() if k in params and v is not None}
+            return {k: v for k, v in options.items() if v is not None and k != "store"}
+        return {k: v for k, v in options.items() if k in params and v is not None and k != "store"}
+
+    def takes_store(self) -> bool:
+        """Whether the loader keeps its heavy part in the store itself (it has a ``store`` parameter)."""
+        return "store" in inspect.signature(self._function()).parameters
 
 
 def _is_file_with(suffixes: tuple[str, ...]) -> Callable[[str], bool]:
@@ -179,55 +186,77 @@ def family_for(kind: str, spec: str) -> Family:
                      f"or a path ({', '.join(names)})")
 
 
-# ------------------------------------------------------------------------------------------ model cache
-class ModelCache:
-    """Loaded models by key: each loads once (concurrent requests for one key wait for the first),
-    at most ``max_items`` kept, least recently used dropped first. ``loads`` counts the loads done."""
+# ------------------------------------------------------------------------------------------ loading
+def load(kind: str, spec: str, store: "ModelStore | None" = None, **options) -> Any:
+    """The model ``spec`` of ``kind`` with load-time ``options``, loaded once per ``store`` (the process
+    default when None; :mod:`autoinpaint.models.store`). ``auto`` (or an empty spec) is first resolved by
+    :func:`resolve_auto`, and the choice is logged.
 
-    def __init__(self, max_items: int = 6):
-        self.max_items = max_items
-        self.loads = 0
-        self._items: OrderedDict[tuple, Any] = OrderedDict()
-        self._locks: dict[tuple, threading.Lock] = {}
-        self._lock = threading.Lock()
+    The store holds each model once, under one key: (kind, family, spec, load options) for most
+    families; a family whose loader takes ``store`` (LaMa, diffusion) keeps its heavy part there under
+    its own key (weights, device, precision, ...) and returns a light wrapper made per call, so that
+    wrappers differing in call-time-like options (``lama_max_side``) share one network."""
+    from .log import notice
+    from .models.store import resolve_store
 
-    def get(self, key: tuple, factory: Callable[[], Any]) -> Any:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-            key_lock = self._locks.setdefault(key, threading.Lock())
-        with key_lock:
-            with self._lock:
-                if key in self._items:
-                    return self._items[key]
-            model = factory()
-            with self._lock:
-                self.loads += 1
-                self._items[key] = model
-                while len(self._items) > self.max_items:
-                    old, _ = self._items.popitem(last=False)
-                    self._locks.pop(old, None)
-            return model
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._locks.clear()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-MODELS = ModelCache(int(os.environ.get("AUTOINPAINT_MAX_MODELS", "6") or 6))
-
-
-def load(kind: str, spec: str, **options) -> Any:
-    """The model ``spec`` of ``kind`` with load-time ``options``, loaded once per process."""
+    if spec in (None, "", "auto"):
+        spec, why = resolve_auto(kind, options.get("device"))
+        notice(f"{kind} auto -> {why}")
     family = family_for(kind, spec)
     options = family.accepted(options)
+    store = resolve_store(store)
+    if family.takes_store():
+        return family.load(spec, store=store, **options)
     key = (kind, family.name, spec, tuple(sorted((k, repr(v)) for k, v in options.items())))
-    return MODELS.get(key, lambda: family.load(spec, **options))
+    return store.get(key, lambda: family.load(spec, **options))
+
+
+# ------------------------------------------------------------------------------------------ auto
+DEFAULT_CLASSICAL = "hybrid"  # best PSNR σ2 with detail as sharp as the surroundings in benchmarks/bench_foundation.py
+DEFAULT_DETECTOR = "omdet-turbo"  # see the README, "Say what to remove": which detector and why
+AUTO_REMOVE_FAMILIES = ("lama",)  # learned removal models ``auto`` may choose for ``remove``, best first
+AUTO_KINDS = ("segmenter", "detector", "inpainter")
+
+
+def resolve_auto(kind: str, device: str | None = "auto", mode: str = "remove") -> tuple[str, str]:
+    """(spec, why) that ``auto`` stands for now, for ``kind``:
+
+    - ``segmenter``: the first present model of :func:`known` (in the CPU order when ``device``
+      resolves to the CPU and a CPU-first model is present), else the classical segmenter;
+    - ``detector``: the first present known detector, else :data:`DEFAULT_DETECTOR` (whose loading
+      then says how to get it);
+    - ``inpainter``: for ``mode`` ``remove`` the first present known model of a family in
+      :data:`AUTO_REMOVE_FAMILIES` (LaMa when its weights are in the checkpoint folders), else (and for
+      other modes) :data:`DEFAULT_CLASSICAL` (no weights needed).
+    """
+    if kind == "segmenter":
+        cpu = False
+        if any(m.location() for m in known("segmenter") if m.name in CPU_FIRST):
+            from .device import resolve_device
+
+            cpu = resolve_device(device) == "cpu"
+        for model in known("segmenter", cpu=cpu):
+            where = model.location()
+            if where is not None:
+                spec = where if model.source.startswith("file:") else model.name
+                return spec, f"{model.name} ({model.description}; {where})"
+        return "classical", ("classical (OpenCV GrabCut; no SAM model found - "
+                             "get one with: autoinpaint models download vit_b)")
+    if kind == "detector":
+        for model in known("detector"):
+            where = model.location()
+            if where is not None:
+                return model.name, f"{model.name} ({where})"
+        return DEFAULT_DETECTOR, f"{DEFAULT_DETECTOR} (the default; not on this machine yet)"
+    if kind == "inpainter":
+        if mode == "remove":
+            for model in known("inpainter"):
+                where = model.family in AUTO_REMOVE_FAMILIES and model.location()
+                if where:
+                    return model.name, f"{model.name} ({model.description}; {where})"
+        return DEFAULT_CLASSICAL, (f"{DEFAULT_CLASSICAL} (classical, needs no weights; for learned removal get "
+                                   "LaMa with: autoinpaint models download lama)")
+    raise InputError(f"auto is not defined for {kind!r}: use one of {', '.join(AUTO_KINDS)}")
 
 
 # ------------------------------------------------------------------------------------------ known models

@@ -106,28 +106,28 @@ def measure_detect(name: str, repeats: int = 3, workdir: Path | None = None) -> 
     """Load and detection seconds of detector ``name`` (one of :data:`DETECTORS`; published architecture,
     random weights, fp32, CPU). Returns ``{"detector", "parameters_m", "load_s", "detect_1mp_s",
     "detect_12mp_s", "forward_1mp_s", "forward_12mp_s", "repeats", "threads"}``."""
-    from autoinpaint.registry import MODELS
+    from autoinpaint.models.store import default_store
 
     workdir = Path(workdir or WORKDIR)
     workdir.mkdir(parents=True, exist_ok=True)
-    MODELS.clear()
+    default_store().clear()
     (record,) = _time_detectors({name: _load_detector(name, workdir)}, repeats, workdir)
-    MODELS.clear()
+    default_store().clear()
     gc.collect()
     return record
 
 
 def measure_detectors(names, repeats: int = 3, workdir: Path | None = None) -> list[dict]:
     """:func:`measure_detect` for several detectors, loaded together and timed interleaved (side by side)."""
-    from autoinpaint.registry import MODELS
+    from autoinpaint.models.store import default_store
 
     workdir = Path(workdir or WORKDIR)
     workdir.mkdir(parents=True, exist_ok=True)
-    MODELS.clear()
+    default_store().clear()
     loaded = {name: _load_detector(name, workdir) for name in names}
     records = _time_detectors(loaded, repeats, workdir)
     del loaded
-    MODELS.clear()
+    default_store().clear()
     gc.collect()
     return records
 

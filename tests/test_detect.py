@@ -362,13 +362,13 @@ def test_boxes_land_on_the_object_of_an_exif_rotated_non_square_photo(detector, 
 
 def test_missing_and_unsafe_detectors_exit_3(tmp_path, monkeypatch, cli, photo):
     from autoinpaint.detect import load_detector
-    from autoinpaint.registry import MODELS
+    from autoinpaint.models.store import default_store
 
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
     monkeypatch.delenv("AUTOINPAINT_ALLOW_DOWNLOAD", raising=False)
-    MODELS.clear()
+    default_store().clear()
     path, _ = photo
     out = tmp_path / "out.png"
     r = cli("remove", path, "--text", "sticker", "-o", out, *FAST)
@@ -599,8 +599,8 @@ def test_auto_takes_omdet_turbo_from_the_hub_cache_first(models, tmp_path, monke
     found by its alias through the real cache lookup and loaded through the real loader."""
     import huggingface_hub.constants
 
-    from autoinpaint.detect import resolve_auto
-    from autoinpaint.registry import MODELS
+    from autoinpaint.models.store import default_store
+    from autoinpaint.registry import resolve_auto
     from hf_sam_fixtures import install_in_hub_cache
 
     cache = tmp_path / "hub"
@@ -608,16 +608,16 @@ def test_auto_takes_omdet_turbo_from_the_hub_cache_first(models, tmp_path, monke
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("AUTOINPAINT_ALLOW_DOWNLOAD", raising=False)
-    MODELS.clear()
+    default_store().clear()
     install_in_hub_cache(models["grounding-dino"], cache, "IDEA-Research/grounding-dino-tiny")
-    assert resolve_auto()[0] == "grounding-dino-tiny"
+    assert resolve_auto("detector")[0] == "grounding-dino-tiny"
     install_in_hub_cache(models["omdet"], cache, "omlab/omdet-turbo-swin-tiny-hf")
-    assert resolve_auto()[0] == "omdet-turbo"
+    assert resolve_auto("detector")[0] == "omdet-turbo"
     rows = {r["name"]: r for r in json.loads(cli("models", "list", "--json").out)}
     assert rows["omdet-turbo"]["present"] and not rows["mm-grounding-dino-tiny"]["present"]
     from autoinpaint.detect import load_detector
 
-    loaded = load_detector("omdet-turbo", device="auto")  # what the CLI's auto will get from the process-wide cache
+    loaded = load_detector("omdet-turbo", device="auto")  # what the CLI's auto will load
     assert loaded.family == "omdet" and loaded.source.kind == "hub"
     monkeypatch.setattr(loaded.model, "forward", oracle_forward(loaded))  # the network finds the sticker
     img = (gradient_photo(240, 160) * 0.6).astype(np.uint8)  # darker than the sticker everywhere
@@ -629,7 +629,7 @@ def test_auto_takes_omdet_turbo_from_the_hub_cache_first(models, tmp_path, monke
     rec = json.loads(r.out)
     assert rec["detector"] == "omdet-turbo" and len(rec["detections"]) == 1 and out.exists()
     assert np.allclose(rec["detections"][0]["box"], (150, 40, 200, 80), atol=1.5 * 240 / 128)
-    MODELS.clear()
+    default_store().clear()
 
 
 def test_published_omdet_config_naming_a_timm_backbone_loads_offline(tmp_path, monkeypatch):

@@ -435,7 +435,7 @@ def test_concurrent_edits_on_one_cached_model_get_their_own_results(tiny):
     from concurrent.futures import ThreadPoolExecutor
 
     from autoinpaint import EditOptions, Selection, edit as api_edit
-    from autoinpaint.registry import MODELS
+    from autoinpaint.models.store import default_store
 
     image = photo(160, 120)
     sel = Selection(rects=((50, 40, 100, 80),))
@@ -446,10 +446,10 @@ def test_concurrent_edits_on_one_cached_model_get_their_own_results(tiny):
         return api_edit(image, sel, o, "replace")
 
     alone = {name: run(name) for name in jobs}
-    loaded = len(MODELS)
+    loaded = len(default_store())
     with ThreadPoolExecutor(2) as pool:
         together = dict(zip(jobs, pool.map(run, jobs)))
-    assert len(MODELS) == loaded  # no second copy of the model
+    assert len(default_store()) == loaded  # no second copy of the model
     assert not np.array_equal(alone["cat"].result, alone["dog"].result)
     for name, job in jobs.items():
         assert np.array_equal(together[name].result, alone[name].result)

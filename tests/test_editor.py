@@ -115,12 +115,12 @@ def test_a_second_click_reuses_the_embedding(tmp_path, monkeypatch):
     pytest.importorskip("segment_anything")
     from sam_fixtures import save_sam_checkpoint
 
-    from autoinpaint.registry import MODELS
+    from autoinpaint.models.store import default_store
     from autoinpaint.segment import embedding_cache
 
     monkeypatch.setenv("AUTOINPAINT_HOME", str(tmp_path))
     embedding_cache._MEMORY.clear()
-    MODELS.clear()
+    default_store().clear()
     ckpt = save_sam_checkpoint(tmp_path / "tiny.pth")
     ed = Editor(EditOptions(segmenter=str(ckpt), device="cpu", precision="fp32", cache=False))
     ed.open(np.asarray(Image.open(STICKER)))
@@ -134,4 +134,4 @@ def test_a_second_click_reuses_the_embedding(tmp_path, monkeypatch):
         except InputError:  # a random model may predict an empty mask for a click
             pass
     assert seg.encoder_runs == 1
-    MODELS.clear()
+    default_store().clear()

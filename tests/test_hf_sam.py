@@ -57,7 +57,7 @@ def home(tmp_path, monkeypatch):
     """Empty $AUTOINPAINT_HOME and Hugging Face cache; in-process caches reset."""
     import huggingface_hub.constants as hf_constants
 
-    from autoinpaint.registry import MODELS
+    from autoinpaint.models.store import default_store
 
     monkeypatch.setenv("AUTOINPAINT_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("AUTOINPAINT_CACHE", raising=False)
@@ -65,10 +65,10 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     embedding_cache._MEMORY.clear()
-    MODELS.clear()
+    default_store().clear()
     yield tmp_path
     embedding_cache._MEMORY.clear()
-    MODELS.clear()
+    default_store().clear()
 
 
 def segmenter(folder, **kw) -> HFSamSegmenter:
@@ -170,9 +170,9 @@ def test_edgetam_from_the_hub_cache_listed_first_for_auto_on_the_cpu(models, sce
     assert load_segmenter("auto", device="cpu", precision="fp32").name == "edgetam"
     assert "segmenter auto -> edgetam" in capsys.readouterr().err
     monkeypatch.setattr(device, "resolve_device", lambda d="auto": "cuda")
-    from autoinpaint.segment import resolve_auto
+    from autoinpaint.registry import resolve_auto
 
-    assert resolve_auto("auto")[0] == "sam2.1-tiny"
+    assert resolve_auto("segmenter", "auto")[0] == "sam2.1-tiny"
 
 
 def test_incomplete_weights_are_refused_not_filled_randomly(models, scene, home, cli, tmp_path):

@@ -25,11 +25,12 @@ from test_sam import http_server  # noqa: E402,F401 - the loopback Range server 
 
 from autoinpaint import checkpoints  # noqa: E402
 from autoinpaint.errors import AutoinpaintError, InputError, ModelMissingError  # noqa: E402
-from autoinpaint.inpaint import load_inpainter, resolve_auto  # noqa: E402
+from autoinpaint.inpaint import load_inpainter  # noqa: E402
 from autoinpaint.inpaint import lama as lama_module  # noqa: E402
 from autoinpaint.inpaint.lama import LoadedLama, model_geometry  # noqa: E402
 from autoinpaint.inpaint.lama_weights import conversion_path, read_lama_weights  # noqa: E402
-from autoinpaint.registry import MODELS, family_for  # noqa: E402
+from autoinpaint.models.store import default_store  # noqa: E402
+from autoinpaint.registry import family_for, resolve_auto  # noqa: E402
 from autoinpaint.weight_files import safetensors_keys  # noqa: E402
 
 RECT = "300,150,330,180"  # in the 480×320 test photo
@@ -38,14 +39,14 @@ SMALL_CROP = ("--dilate", "2", "--feather", "2", "--padding-mask-crop", "8")  # 
 
 @pytest.fixture
 def lama_home(tmp_path, monkeypatch):
-    """An empty $AUTOINPAINT_HOME (checkpoints, cache) and an empty process-wide model cache."""
+    """An empty $AUTOINPAINT_HOME (checkpoints, cache) and an empty default model store."""
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("AUTOINPAINT_HOME", str(home))
     monkeypatch.delenv("AUTOINPAINT_CACHE", raising=False)
-    MODELS.clear()
+    default_store().clear()
     yield home
-    MODELS.clear()
+    default_store().clear()
 
 
 @pytest.fixture(scope="module")
@@ -148,8 +149,8 @@ def test_torchscript_archive_is_read_only_when_trusted(tmp_path, lama_model, lam
     assert record["inpainter"] == "lama" and record["model"] == "big-lama.pt" and calls == [str(archive)]
     converted = conversion_path(digest)
     assert converted.is_file() and converted.parent == lama_home / "cache" / "lama"
-    # the next load of the same file (a fresh process cache) reads the conversion: no flag, no TorchScript
-    MODELS.clear()
+    # the next load of the same file (a fresh model store) reads the conversion: no flag, no TorchScript
+    default_store().clear()
     r = cli(*args, tmp_path / "again.png")
     assert r.code == 0, r.err
     assert len(calls) == 1
@@ -159,7 +160,7 @@ def test_torchscript_archive_is_read_only_when_trusted(tmp_path, lama_model, lam
                           np.asarray(Image.open(tmp_path / "trusted.png")))
     # a SHA-256 the registry publishes is trusted without the flag
     converted.unlink()
-    MODELS.clear()
+    default_store().clear()
     monkeypatch.setitem(checkpoints.KNOWN, "lama", dataclasses.replace(checkpoints.KNOWN["lama"], sha256=digest))
     weights = read_lama_weights(archive)
     assert weights.format == "torchscript" and len(calls) == 2 and converted.is_file()
@@ -257,14 +258,15 @@ def test_auto_uses_lama_only_when_its_weights_are_present(lama_files, lama_home,
     from autoinpaint.inpaint.diffusion import DiffusionInpainter
 
     args = ["remove", png, "--rect", RECT, *SMALL_CROP, "--dtype", "fp32", "-o"]
-    assert resolve_auto("remove")[0] == "hybrid"
+    assert resolve_auto("inpainter", mode="remove")[0] == "hybrid"
     r = cli(*args, tmp_path / "classical.png")
     assert r.code == 0, r.err
     assert "inpainter auto -> hybrid" in r.err and "models download lama" in r.err
     weights = lama_home / "checkpoints" / "big-lama.safetensors"
     weights.parent.mkdir()
     shutil.copy(lama_files["safetensors"], weights)
-    assert resolve_auto("remove")[0] == "lama" and resolve_auto("replace")[0] == "hybrid"
+    assert resolve_auto("inpainter", mode="remove")[0] == "lama"
+    assert resolve_auto("inpainter", mode="replace")[0] == "hybrid"
     r = cli(*args, tmp_path / "lama.png")
     assert r.code == 0, r.err
     assert "inpainter auto -> lama" in r.err and str(weights) in r.err
@@ -305,7 +307,7 @@ def test_models_download_lama_verifies_and_converts_once(lama_files, lama_model,
     (lama_home / "checkpoints" / "big-lama.pt").unlink()
     r = cli("models", "verify", "lama", "--json")
     assert r.code == 0 and json.loads(r.out)[0]["path"] == str(path)
-    MODELS.clear()
+    default_store().clear()
     monkeypatch.setattr("autoinpaint.inpaint.lama_weights._unpickle", lambda path: pytest.fail("unpickled"))
     assert load_inpainter("lama", device="cpu", dtype="fp32").network.source == path
     # a download matching the SHA-256 but not the published MD5 is deleted
@@ -340,7 +342,7 @@ def test_fp16_is_refused_bf16_runs_and_auto_measures(lama_files, lama_home, cli,
     monkeypatch.setattr(lama_module, "cpu_has_native_bf16", lambda: True)
     monkeypatch.setattr(device, "cpu_bf16_is_faster", lambda remember=True: True)
     monkeypatch.setattr(lama_module, "BF16_PROBE", 16)
-    MODELS.clear()
+    default_store().clear()
     configure(quiet=False)  # notices on stderr, as the CLI shows them
     capsys.readouterr()
     verdicts = []
@@ -351,7 +353,7 @@ def test_fp16_is_refused_bf16_runs_and_auto_measures(lama_files, lama_home, cli,
     assert f"LaMa precision auto -> {why}" in capsys.readouterr().err
     assert auto.network.precision == ("bf16" if use else "fp32")
     # MPS that fails (here: there is none) falls back to the CPU with a notice
-    MODELS.clear()
+    default_store().clear()
     monkeypatch.setattr(lama_module, "resolve_device", lambda d="auto": "mps" if d in ("auto", "mps") else d)
     fallback = load_inpainter(path, device="mps", dtype="fp32")
     assert fallback.network.device == "cpu" and "running on the CPU" in capsys.readouterr().err

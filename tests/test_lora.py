@@ -54,16 +54,16 @@ def hub_cache(tmp_path, monkeypatch) -> Path:
     """An empty Hugging Face cache, no downloads, no cached inpainters."""
     import huggingface_hub.constants as hf_constants
 
-    from autoinpaint.registry import MODELS
+    from autoinpaint.models.store import default_store
 
     cache = tmp_path / "hub"
     cache.mkdir()
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.delenv("AUTOINPAINT_ALLOW_DOWNLOAD", raising=False)
-    MODELS.clear()
+    default_store().clear()
     yield cache
-    MODELS.clear()
+    default_store().clear()
 
 
 def load(path: str, **kw):

@@ -123,9 +123,9 @@ def test_runtime_choice(monkeypatch):
 
 
 def test_runtime_onnx_without_onnxruntime_is_exit_3(weights, scene, home, cli, tmp_path, monkeypatch):
-    from autoinpaint.registry import MODELS
+    from autoinpaint.models.store import default_store
 
-    MODELS.clear()
+    default_store().clear()
     monkeypatch.setattr(onnx_decoder, "onnxruntime_available", lambda: False)
     assert onnx_decoder.resolve_runtime("auto", "cpu") == "torch"
     r = cli("mask", scene[0], "--segmenter", weights["pth"], "--point", "50,40", "--runtime", "onnx",
@@ -135,11 +135,11 @@ def test_runtime_onnx_without_onnxruntime_is_exit_3(weights, scene, home, cli, t
 
 def test_export_failure_falls_back_with_a_notice_or_exits_3_when_forced(weights, scene, tmp_path, cli, monkeypatch):
     """An exporter that fails: ``auto`` makes the same mask with PyTorch and says so; ``onnx`` is exit 3."""
-    from autoinpaint.registry import MODELS
+    from autoinpaint.models.store import default_store
 
     monkeypatch.setenv("AUTOINPAINT_HOME", str(tmp_path / "fresh"))  # nothing exported yet
     monkeypatch.delenv("AUTOINPAINT_RUNTIME", raising=False)
-    MODELS.clear()
+    default_store().clear()
 
     def broken(*a, **k):
         raise RuntimeError("exporter says no")
@@ -156,7 +156,7 @@ def test_export_failure_falls_back_with_a_notice_or_exits_3_when_forced(weights,
     assert r.code == 0 and "ONNX" not in r.err
     assert (tmp_path / "auto.png").read_bytes() == (tmp_path / "torch.png").read_bytes()
     assert not list((tmp_path / "fresh").rglob("*.onnx*"))
-    MODELS.clear()
+    default_store().clear()
 
 
 def test_runtime_is_an_edit_option_of_the_cli_and_recipes(tmp_path):

@@ -265,10 +265,10 @@ def test_sam_scores_reach_the_record(tmp_path, monkeypatch):
     record and decide with SAM's own thresholds (random weights: the values themselves mean nothing)."""
     from sam_fixtures import save_sam_checkpoint
 
-    from autoinpaint.registry import MODELS
+    from autoinpaint.models.store import default_store
 
     monkeypatch.setenv("AUTOINPAINT_HOME", str(tmp_path / "home"))
-    MODELS.clear()
+    default_store().clear()
     checkpoint = save_sam_checkpoint(tmp_path / "tiny_sam.pth")
     image = np.full((90, 120, 3), 200, np.uint8)
     image[20:70, 30:90] = (40, 90, 160)
@@ -276,7 +276,7 @@ def test_sam_scores_reach_the_record(tmp_path, monkeypatch):
         state = edit(image, Selection(points=((60, 45),)),
                      EditOptions(segmenter=str(checkpoint), cache=False, quiet=True), "mask")
     finally:
-        MODELS.clear()
+        default_store().clear()
     q = state.metadata["quality"]
     scores = state.metadata["segment_scores"]
     assert set(scores) == {"iou", "stability"} and q["signals"]["iou"] == scores["iou"]

@@ -40,11 +40,11 @@ def sam_home(tmp_path, monkeypatch):
     monkeypatch.setenv("AUTOINPAINT_HOME", str(home))
     monkeypatch.delenv("AUTOINPAINT_CACHE", raising=False)
     embedding_cache._MEMORY.clear()
-    from autoinpaint.registry import MODELS
-    MODELS.clear()
+    from autoinpaint.models.store import default_store
+    default_store().clear()
     yield home
     embedding_cache._MEMORY.clear()
-    MODELS.clear()
+    default_store().clear()
 
 
 @pytest.fixture(scope="module")

@@ -96,7 +96,9 @@ def server(tmp_path_factory, detector):
     model = None if os.environ.get("AUTOINPAINT_SCREENSHOT") else "autoinpaint-tests/no-such-model"
     options = EditOptions(segmenter="classical", inpainter="telea", model=model, detector=str(detector),
                           box_threshold=0.5)
-    app = create_app(folder, options, token=TOKEN)
+    from autoinpaint.models.store import default_store
+
+    app = create_app(folder, options, token=TOKEN, store=default_store())  # where the oracle detector is
     with app_server(app) as url:
         yield url, folder
 

@@ -75,12 +75,12 @@ def test_detect_proposes_the_real_models_boxes_and_selects_nothing(client, detec
 
 @pytest.fixture
 def oracle(client, detector_folder, monkeypatch):
-    """The server's own detector (the cached instance its requests use) with the network's forward
-    pass replaced by :func:`oracle_forward` (processor, box mapping, thresholds stay real): a known
-    answer, the bright sticker."""
+    """The server's own detector (the instance in the server's model store, which its requests use) with
+    the network's forward pass replaced by :func:`oracle_forward` (processor, box mapping, thresholds
+    stay real): a known answer, the bright sticker."""
     from autoinpaint.detect import load_detector
 
-    detector = load_detector(str(detector_folder), device=EditOptions().device)
+    detector = load_detector(str(detector_folder), client.app.state.context.store, device=EditOptions().device)
     monkeypatch.setattr(detector.model, "forward", oracle_forward(detector))
     return detector
 

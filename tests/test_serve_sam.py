@@ -37,19 +37,19 @@ def png(seed: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def sam(tmp_path_factory):
-    from autoinpaint.registry import MODELS
+    from autoinpaint.models.store import default_store
     from autoinpaint.segment import embedding_cache
 
     home = tmp_path_factory.mktemp("samhome")
     mp = pytest.MonkeyPatch()
     mp.setenv("AUTOINPAINT_HOME", str(home))
     embedding_cache._MEMORY.clear()
-    MODELS.clear()
+    default_store().clear()
     ckpt = save_sam_checkpoint(home / "tiny_sam.pth")
     options = EditOptions(segmenter=str(ckpt), inpainter="telea", device="cpu", precision="fp32", cache=False,
                           dilate=0, feather=0)
     yield options
-    MODELS.clear()
+    default_store().clear()
     mp.undo()
 
 
@@ -75,9 +75,11 @@ def test_two_photos_clicked_at_once_get_their_own_masks(sam):
     from autoinpaint.segment import embedding_cache
 
     embedding_cache._MEMORY.clear()  # the server computes its own embeddings
-    segmenter = Editor(sam).segment_step.segmenter  # the one cached model the server shares
+    segmenter = Editor(sam).segment_step.segmenter  # the model the references ran, in the process's store
     runs = segmenter.encoder_runs
-    app = create_app(None, sam)
+    from autoinpaint.models.store import default_store
+
+    app = create_app(None, sam, store=default_store())  # handed to the server: its sessions share that model
     with TestClient(app, base_url="http://127.0.0.1") as c:
         ids = {k: c.post("/api/images", files={"file": (f"{k}.png", v)}).json()["id"] for k, v in photos.items()}
         for image_id in ids.values():  # opening started the embedding in the background

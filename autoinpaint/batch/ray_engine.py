@@ -44,15 +44,20 @@ from .worker import base_record, execute_task, set_threads
 
 
 class EditActor:
-    """Ray Data callable class: groups of serialized Tasks → groups of manifest records (JSON lists)."""
+    """Ray Data callable class: groups of serialized Tasks → groups of manifest records (JSON lists).
+    Each actor owns its model store."""
 
-    def __init__(self, threads: int | None = None):
+    def __init__(self, threads: int | None = None, model_memory: int | None = None):
+        from ..models.store import ModelStore
+
         set_threads(threads)
+        self.store = ModelStore(model_memory)
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np
 
-        records = [json.dumps([execute_task(Task.from_payload(t)) for t in json.loads(group)], default=str)
+        records = [json.dumps([execute_task(Task.from_payload(t), self.store) for t in json.loads(group)],
+                              default=str)
                    for group in batch["tasks"]]
         return {"first": batch["first"], "records": np.array(records, dtype=object)}
 
@@ -244,13 +249,14 @@ def _stderr_silenced():
 
 def run_ray(plan: Plan, workers: int, address: str | None = None, cpus_per_worker: float = 1.0,
             gpus_per_worker: float = 0.0, threads: int | None = None, rows_per_task: int | None = None,
-            window: int | None = None) -> Generator[dict, None, dict]:
+            window: int | None = None, model_memory: int | None = None) -> Generator[dict, None, dict]:
     """Yield one manifest record per Task of ``plan``, computed by one pool of ``workers`` Ray actors;
     returns ``{"window", "peak_in_flight", "rows_per_task"}`` (the generator's return value).
 
     ``rows_per_task``: recipe rows per Ray Data task (default: chosen as the batch goes, see
     :class:`Ledger`); ``window``: rows between the planner and the driver at most (default
-    ``8 × workers × rows_per_task``, at least 32)."""
+    ``8 × workers × rows_per_task``, at least 32); ``model_memory``: each actor's model store bound
+    (bytes; None: ``$AUTOINPAINT_MODEL_MEMORY`` or half the memory)."""
     if rows_per_task is not None and rows_per_task < 1:
         raise InputError("--rows-per-task must be at least 1")
     init_ray(address, workers, cpus_per_worker, gpus_per_worker)
@@ -266,7 +272,8 @@ def run_ray(plan: Plan, workers: int, address: str | None = None, cpus_per_worke
     extra = {"num_gpus": gpus_per_worker} if gpus_per_worker else {}
     # max_task_retries has no named parameter (yet): Ray Data's default, -1, would retry for ever a row
     # that kills its actor
-    ds = ds.map_batches(EditActor, fn_constructor_kwargs={"threads": threads}, batch_size=1,
+    ds = ds.map_batches(EditActor, fn_constructor_kwargs={"threads": threads, "model_memory": model_memory},
+                        batch_size=1,
                         batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
                         num_cpus=cpus_per_worker, max_task_retries=1, **extra)
     settled = 0

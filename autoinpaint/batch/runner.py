@@ -57,7 +57,7 @@ MAX_WORKER_DEATHS = 2  # a row in flight when this many workers died is run alon
 
 
 def run_local(tasks: Iterable[Task], workers: int, threads: int | None, stats: dict | None = None,
-              run: Callable[[Task], dict] = execute_task) -> Iterator[dict]:
+              run: Callable[[Task], dict] = execute_task, model_memory: int | None = None) -> Iterator[dict]:
     """Run tasks on a pool of ``workers`` processes, at most ``2 × workers`` in flight (streaming).
 
     A worker that dies (``kill -9``, segfault, OOM kill) breaks the pool: a new pool is started and
@@ -65,7 +65,8 @@ def run_local(tasks: Iterable[Task], workers: int, threads: int | None, stats: d
     gets one record. A row that was in flight during ``MAX_WORKER_DEATHS`` deaths is a suspect: it
     runs alone, and if its worker dies again it is recorded as failed (``WorkerDied``), so one
     poisonous row cannot stop the batch. ``stats`` (when given) counts ``worker_restarts`` and
-    ``rows_rerun``. ``run``: what a worker does with a Task (a module-level function)."""
+    ``rows_rerun``. ``run``: what a worker does with a Task (a module-level function). ``model_memory``:
+    each worker's model store bound (bytes; None: ``$AUTOINPAINT_MODEL_MEMORY`` or half the memory)."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
@@ -89,7 +90,8 @@ def run_local(tasks: Iterable[Task], workers: int, threads: int | None, stats: d
         return rec
 
     def new_pool() -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=(threads,))
+        return ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker,
+                                   initargs=(threads, model_memory))
 
     pool = new_pool()
     pending: dict = {}
@@ -215,13 +217,16 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
               workers: int | None = None, engine: str = "local", threads: int | None = None,
               progress: bool = True, quiet: bool = False, ray_address: str | None = None,
               cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0, rows_per_task: int | None = None,
-              manifest: str | None = None, log: Callable[[str], None] | None = None) -> dict:
+              manifest: str | None = None, log: Callable[[str], None] | None = None,
+              model_memory: int | None = None) -> dict:
     """Run a recipe file or folder into ``outdir`` (paths or URLs); returns the summary dict (see
     ``autoinpaint batch``). ``manifest``: where the records go (see :func:`default_manifest`);
     ``rows_per_task``: recipe rows per Ray Data task (Ray engine; default: about 2 s of work per task).
 
     ``threads``: native threads per worker (default 1: outputs are then bit-identical whatever the
-    number of workers or the load; more threads may let OpenCV's parallel reductions vary)."""
+    number of workers or the load; more threads may let OpenCV's parallel reductions vary).
+    ``model_memory``: bytes of models each worker's store keeps (None: ``$AUTOINPAINT_MODEL_MEMORY`` MB,
+    else half the memory)."""
     defaults = defaults or Defaults()
     workers = workers or default_workers()
     if workers < 1:
@@ -293,10 +298,11 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, defaults: De
             from .ray_engine import run_ray
 
             results = run_ray(plan, workers=workers, address=ray_address, cpus_per_worker=cpus_per_worker,
-                              gpus_per_worker=gpus_per_worker, threads=threads, rows_per_task=rows_per_task)
+                              gpus_per_worker=gpus_per_worker, threads=threads, rows_per_task=rows_per_task,
+                              model_memory=model_memory)
         else:
             tasks = _until(lambda: faults["stopped"] is not None, plan_tasks(plan))
-            results = run_local(tasks, workers, threads, stats=faults)
+            results = run_local(tasks, workers, threads, stats=faults, model_memory=model_memory)
         for rec in results:
             record(rec)
     finally:

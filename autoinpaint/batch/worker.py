@@ -5,6 +5,9 @@ The worker decides whether a row is done already: it hashes the row's parameters
 or a HEAD request for an object, which is why this happens here, spread over the workers, and not in
 the driver) and skips the row when the manifest's previous record has the same hash and the output
 is there with the recorded size.
+
+Each worker owns one model store (:class:`~autoinpaint.models.store.ModelStore`): a process of the local
+pool makes it in :func:`init_worker`, a Ray actor holds its own; every row it runs loads its models there.
 """
 from __future__ import annotations
 
@@ -24,12 +27,13 @@ def base_record(task: Task) -> dict:
             "hash": None}
 
 
-def execute_task(task: Task) -> dict:
+def execute_task(task: Task, store=None) -> dict:
     """Skip, or edit one image through ``autoinpaint.api.run_edit``; never raises: failures are records
-    (``status`` done, skipped, not_found or failed; ``model_loads``: models this process has loaded so far)."""
+    (``status`` done, skipped, not_found or failed; ``model_loads``: models this worker's store has
+    loaded so far). ``store``: the worker's model store (None: this process's, :func:`worker_store`)."""
     from .. import storage
-    from ..registry import MODELS
 
+    store = store if store is not None else worker_store()
     record = base_record(task)
     retries_before = storage.RETRIES
     t0 = time.perf_counter()
@@ -37,7 +41,7 @@ def execute_task(task: Task) -> dict:
         record.update(status="failed", error=task.error, error_type=task.error_type or "RecipeError")
     else:
         try:
-            _skip_or_edit(task, record)
+            _skip_or_edit(task, record, store)
         except NotFoundError as exc:  # --text matched nothing: an answer, counted apart from failures
             record.update(status="not_found", error=str(exc), error_type=type(exc).__name__)
         except AutoinpaintError as exc:
@@ -50,13 +54,13 @@ def execute_task(task: Task) -> dict:
                           error_type=type(exc).__name__)
     record["seconds"] = round(time.perf_counter() - t0, 4)
     record["pid"] = os.getpid()
-    record["model_loads"] = MODELS.loads
+    record["model_loads"] = store.loads
     if storage.RETRIES > retries_before:
         record["storage_retries"] = storage.RETRIES - retries_before  # store calls retried for this row
     return record
 
 
-def _skip_or_edit(task: Task, record: dict) -> None:
+def _skip_or_edit(task: Task, record: dict, store) -> None:
     from ..api import run_edit, summary
 
     record["hash"] = task.param_hash
@@ -65,7 +69,8 @@ def _skip_or_edit(task: Task, record: dict) -> None:
         record.update(status="skipped", error=None, output_size=prev["output_size"])
         return
     make_parents(task.output)
-    state = run_edit(task.input, task.selection, task.options.replace(quiet=True), task.action, task.output)
+    state = run_edit(task.input, task.selection, task.options.replace(quiet=True), task.action, task.output,
+                     store=store)
     s = summary(state, task.action)
     record.update(status="done", error=None, timings=s["timings"], size=s["size"], mask_pixels=s["mask_pixels"],
                   bbox=s["bbox"], segmenter=s["segmenter"], inpainter=s["inpainter"],
@@ -101,5 +106,21 @@ def set_threads(threads: int | None) -> None:
         sys.modules["torch"].set_num_threads(threads)
 
 
-def init_worker(threads: int | None) -> None:
+_PROCESS_STORE = None  # the model store of a local-pool worker process (made by init_worker)
+
+
+def init_worker(threads: int | None, model_memory: int | None = None) -> None:
+    """Initializer of a local-pool worker process: its thread limits and its own model store
+    (``model_memory`` bytes; None: ``$AUTOINPAINT_MODEL_MEMORY`` or half the memory)."""
+    global _PROCESS_STORE
+    from ..models.store import ModelStore
+
     set_threads(threads)
+    _PROCESS_STORE = ModelStore(model_memory)
+
+
+def worker_store():
+    """This worker process's model store (:func:`init_worker`'s; the process default elsewhere)."""
+    from ..models.store import default_store
+
+    return _PROCESS_STORE if _PROCESS_STORE is not None else default_store()

@@ -43,6 +43,9 @@ EPILOG = exit_codes_help({EXIT_OK: "every row done, skipped or not_found, i.e. i
                    "2 s of work per task).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
               help="Native threads per worker (default 1, which keeps outputs bit-reproducible).")
+@click.option("--model-memory", type=click.IntRange(min=0), default=None, metavar="MB",
+              help="Bound on the loaded models each worker keeps, in MiB (least recently used dropped first; "
+                   "the newest is always kept). Default: $AUTOINPAINT_MODEL_MEMORY, else half the memory.")
 @click.option("--action", type=click.Choice(["remove", "replace", "fill", "mask", "background"]), default="remove",
               show_default=True, help="Default action for rows that do not say.")
 @click.option("--output-template", "template", default=None, metavar="TEMPLATE",
@@ -60,7 +63,8 @@ EPILOG = exit_codes_help({EXIT_OK: "every row done, skipped or not_found, i.e. i
 @schema_option("quiet", "-q", "--quiet")
 def batch(source: str, outdir: str, manifest: str | None, workers: int | None, engine: str,
           ray_address: str | None, cpus_per_worker: float, gpus_per_worker: float, rows_per_task: int | None,
-          threads: int | None, action: str, template: str | None, as_json: bool, quiet: bool, **kw) -> None:
+          threads: int | None, model_memory: int | None, action: str, template: str | None, as_json: bool,
+          quiet: bool, **kw) -> None:
     """Edit many images: one recipe row per image (JSONL, CSV or YAML), or every image in DIR.
 
     Selection, mask and model options given here are the defaults of every row; a row overrides any
@@ -95,7 +99,8 @@ def batch(source: str, outdir: str, manifest: str | None, workers: int | None, e
                                progress=not (quiet or as_json), quiet=quiet or as_json, ray_address=ray_address,
                                cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
                                rows_per_task=rows_per_task, manifest=manifest,
-                               log=lambda msg: click.echo(msg, err=True))
+                               log=lambda msg: click.echo(msg, err=True),
+                               model_memory=None if model_memory is None else model_memory * 2**20)
         finally:
             if engine == "ray":
                 from ..batch.ray_engine import shutdown

@@ -231,9 +231,12 @@ def progress_bar(enabled: bool, desc: str = "denoising"):
 
 
 def run_and_report(image: str, action: str, kw: dict) -> None:
-    """Shared body of every single-image command: build options, run the pipeline, report."""
+    """Shared body of every single-image command: build options, run the pipeline, report. The models
+    load into the process's store (:func:`autoinpaint.models.store.default_store`: a command is one
+    process), handed to the pipeline here."""
     from ..api import run_edit, summary
     from ..log import configure
+    from ..models.store import default_store
 
     as_json = kw.pop("as_json")
     output, mask_out, preview = kw.pop("output"), kw.pop("mask_out", None), kw.pop("preview", None)
@@ -243,7 +246,8 @@ def run_and_report(image: str, action: str, kw: dict) -> None:
         options = options.replace(quiet=True)
     configure(quiet=options.quiet)
     with progress_bar(not options.quiet) as progress:
-        state = run_edit(image, selection, options, action, output, mask_out, preview, progress)
+        state = run_edit(image, selection, options, action, output, mask_out, preview, progress,
+                         store=default_store())
     record = summary(state, action)
     quality = state.metadata.get("quality") or {}
     if quality.get("verdict") == "doubt":  # one line, even when quiet: the result needs a look

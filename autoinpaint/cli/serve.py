@@ -28,6 +28,9 @@ DEFAULT_PORT = 8765
 @click.option("--session-memory", type=click.IntRange(min=1), default=2048, show_default=True, metavar="MB",
               help="Bound on what all open photos hold (pixels, masks, results, display copies), in MiB "
                    "(least recently used closed first).")
+@click.option("--model-memory", type=click.IntRange(min=0), default=None, metavar="MB",
+              help="Bound on the loaded models the server keeps, in MiB (least recently used dropped first; "
+                   "the newest is always kept). Default: $AUTOINPAINT_MODEL_MEMORY, else half the memory.")
 @click.option("--max-jobs", type=click.IntRange(min=1), default=32, show_default=True, metavar="N",
               help="Edit jobs kept (queued, running or finished); past it a new edit gets 429 with Retry-After.")
 @click.option("--edit-workers", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
@@ -39,7 +42,7 @@ DEFAULT_PORT = 8765
 @diffusion_options
 @schema_option("quiet", "-q", "--quiet")
 def serve(folder: str | None, host: str, port: int, open_browser: bool, token: str | None, max_sessions: int,
-          session_memory: int, max_jobs: int, edit_workers: int, **kw) -> None:
+          session_memory: int, model_memory: int | None, max_jobs: int, edit_workers: int, **kw) -> None:
     """Open the point-and-click page: click the object, watch the mask, remove or replace it.
 
     With FOLDER the page lists its photos and saves results beside them (photo.inpainted.jpg,
@@ -64,7 +67,7 @@ def serve(folder: str | None, host: str, port: int, open_browser: bool, token: s
     from ..server.config import Limits
 
     limits = Limits(max_sessions=max_sessions, max_session_bytes=session_memory * 2**20, max_jobs=max_jobs,
-                    workers=edit_workers)
+                    workers=edit_workers, model_memory=None if model_memory is None else model_memory * 2**20)
     app = create_app(folder, options, token=token, limits=limits)
     name = f"[{host}]" if ":" in host else host
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else name

@@ -19,10 +19,7 @@ from ..log import notice
 from ..pipeline import timed
 from .base import PICK_MODES, DetectParams, Detection, Detections, Detector
 
-__all__ = ["PICK_MODES", "Detect", "DetectParams", "Detection", "Detections", "Detector", "load_detector",
-           "resolve_auto"]
-
-DEFAULT_DETECTOR = "omdet-turbo"  # see the README, "Say what to remove": which detector and why
+__all__ = ["PICK_MODES", "Detect", "DetectParams", "Detection", "Detections", "Detector", "load_detector"]
 
 
 class Detect:
@@ -36,20 +33,24 @@ class Detect:
         detector: a Detector, or a spec for :func:`load_detector` (``auto``, ``omdet-turbo``,
             ``grounding-dino-tiny``, ``owlv2``, a hub id, a folder).
         params: call-time values (:class:`DetectParams`).
+        store: the :class:`~autoinpaint.models.store.ModelStore` the model loads into (None: the
+            process default).
         load_options: passed to :func:`load_detector` (``device``).
     """
 
     name = "detect"
 
-    def __init__(self, detector: "Detector | str" = "auto", params: DetectParams | None = None, **load_options):
+    def __init__(self, detector: "Detector | str" = "auto", params: DetectParams | None = None, store=None,
+                 **load_options):
         self._spec = detector
+        self._store = store
         self._load_options = load_options
         self.params = params or DetectParams()
 
     @property
     def detector(self) -> Detector:
         if isinstance(self._spec, str):
-            self._spec = load_detector(self._spec, **self._load_options)
+            self._spec = load_detector(self._spec, self._store, **self._load_options)
         return self._spec
 
     def __call__(self, state):
@@ -80,29 +81,13 @@ class Detect:
         return f"Detect({name!r}, params={self.params})"
 
 
-def resolve_auto() -> tuple[str, str]:
-    """(spec, why) that ``auto`` stands for now: the first present model of
-    :func:`autoinpaint.registry.known` (``detector``), else :data:`DEFAULT_DETECTOR` (whose loading
-    then says how to get it)."""
-    from ..registry import known
-
-    for model in known("detector"):
-        where = model.location()
-        if where is not None:
-            return model.name, f"{model.name} ({where})"
-    return DEFAULT_DETECTOR, f"{DEFAULT_DETECTOR} (the default; not on this machine yet)"
-
-
-def load_detector(spec: str = "auto", **options) -> Detector:
+def load_detector(spec: str = "auto", store=None, **options) -> Detector:
     """Get a detector: ``auto`` (the first known detector present here, else omdet-turbo),
     ``omdet-turbo``, ``grounding-dino-tiny``, ``mm-grounding-dino-tiny``, ``grounding-dino-base``,
     ``owlv2``, a hub id (from the local Hugging Face
     cache) or a ``save_pretrained`` folder. ``options``: load-time values (``device``). Loaded once per
-    process (:func:`autoinpaint.registry.load`); a missing model raises ModelMissingError (exit 3)
-    with the command that fetches it."""
+    ``store`` (:func:`autoinpaint.registry.load`; the process default when None); a missing model raises
+    ModelMissingError (exit 3) with the command that fetches it."""
     from ..registry import load
 
-    if spec in (None, "", "auto"):
-        spec, why = resolve_auto()
-        notice(f"detector auto -> {why}")
-    return load("detector", spec, **options)
+    return load("detector", spec, store, **options)

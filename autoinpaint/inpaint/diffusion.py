@@ -128,13 +128,18 @@ class DiffusionInpainter(BaseInpainter):
             default, ``hybrid``, ``telea``, ...).
         lock: serialises calls on ``pipe`` (shared by every inpainter on the same pipeline).
         device, dtype, offload, scheduler: what the loader chose, for reports.
+        store: the :class:`~autoinpaint.models.store.ModelStore` the pre-fill inpainter loads into
+            (None: the process default).
     """
+
+    store = None  # the pre-fill's model store (set by __init__; None: the process default)
 
     def __init__(self, pipe, *, model: str = "custom", resolution=None, prefill: str = REMOVE_PREFILL,
                  lock=None, device: str | None = None, dtype: str | None = None, offload: str | None = None,
                  scheduler: str | None = None, loras: tuple[str, ...] = (), fast: bool = False,
-                 default_steps: int = DEFAULT_STEPS, default_guidance: float = DEFAULT_GUIDANCE):
+                 default_steps: int = DEFAULT_STEPS, default_guidance: float = DEFAULT_GUIDANCE, store=None):
         self.pipe, self.model = pipe, model
+        self.store = store
         self.family = family(pipe)
         self.prefill = prefill
         self.multiple = size_multiple(pipe)
@@ -176,10 +181,11 @@ class DiffusionInpainter(BaseInpainter):
         return values, notices
 
     def _prefill(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, str]:
-        from . import load_inpainter, resolve_auto
+        from ..registry import resolve_auto
+        from . import load_inpainter
 
-        spec = resolve_auto("remove")[0] if self.prefill in (None, "", "auto") else self.prefill
-        filler = load_inpainter(spec)
+        spec = resolve_auto("inpainter", mode="remove")[0] if self.prefill in (None, "", "auto") else self.prefill
+        filler = load_inpainter(spec, self.store)
         return filler.inpaint(image, mask, InpaintRequest()).image, filler.name
 
     def inpaint(self, image: np.ndarray, mask: np.ndarray,
@@ -257,8 +263,10 @@ class DiffusionInpainter(BaseInpainter):
 def load_diffusion_inpainter(spec: str = DEFAULT_MODEL, *, device: str | None = "auto", dtype: str | None = "auto",
                              offload=None, scheduler: str | None = None, resolution=None,
                              prefill: str = REMOVE_PREFILL, config: str | None = None,
-                             lora: tuple[str, ...] | None = None, fast: bool | None = None) -> DiffusionInpainter:
-    """Load (once per process) the model ``spec`` on ``device`` and wrap it.
+                             lora: tuple[str, ...] | None = None, fast: bool | None = None,
+                             store=None) -> DiffusionInpainter:
+    """Load the model ``spec`` on ``device`` (once per ``store``: the pipeline is kept in it,
+    :func:`.diffusion_loading.get_pipeline`) and wrap it (a light wrapper, made per call).
 
     ``spec``: an alias (:data:`ALIASES`), a hub id (loaded from the local cache only; a missing one is
     :class:`~autoinpaint.errors.ModelMissingError` with the command that fetches it, unless
@@ -287,8 +295,8 @@ def load_diffusion_inpainter(spec: str = DEFAULT_MODEL, *, device: str | None = 
     dev = resolve_device(device)
     dtype_name = resolve_dtype(dtype, dev)
     loaded: LoadedPipeline = get_pipeline(source, dev, dtype_name, True if offload is True else "auto",
-                                          scheduler, config, loras)
+                                          scheduler, config, loras, store=store)
     defaults = {"default_steps": FAST_STEPS, "default_guidance": FAST_GUIDANCE} if fast else {}
     return DiffusionInpainter(loaded.pipe, model=spec, resolution=resolution, prefill=prefill, lock=loaded.lock,
                               device=dev, dtype=dtype_name, offload=loaded.offload, scheduler=scheduler,
-                              loras=tuple(lo.name for lo in loras), fast=bool(fast), **defaults)
+                              loras=tuple(lo.name for lo in loras), fast=bool(fast), store=store, **defaults)

@@ -1,6 +1,7 @@
 """Loading diffusers inpainting pipelines: where a model comes from (:mod:`autoinpaint.hub` rules),
-which dtype, which scheduler, where it runs (device placement, model CPU offload), and a process-wide
-cache so each model loads once. :mod:`.diffusion` uses a loaded pipeline; nothing here runs it.
+which dtype, which scheduler, where it runs (device placement, model CPU offload); each pipeline is kept
+in the model store handed in (:mod:`autoinpaint.models.store`), so it loads once per store and dropping
+it from the store frees its weights. :mod:`.diffusion` uses a loaded pipeline; nothing here runs it.
 
 torch and diffusers are imported lazily, so importing this module costs nothing.
 """
@@ -40,8 +41,7 @@ SCHEDULERS: dict[str, tuple[str, dict]] = {
     "lcm": ("LCMScheduler", {}),
     "tcd": ("TCDScheduler", {}),
 }
-_LOCK = threading.RLock()
-_PIPELINES: dict[tuple, "LoadedPipeline"] = {}
+_LOCK = threading.RLock()  # one load at a time: a second scheduler must find the first's weights
 
 
 @dataclass
@@ -223,17 +223,22 @@ def _load(source: ModelSource, dtype_name: str, config: str | None):
 
 
 def get_pipeline(source: ModelSource, device: str, dtype_name: str, offload="auto", scheduler: str | None = None,
-                 config: str | None = None, loras: tuple = ()) -> LoadedPipeline:
-    """The cached diffusers pipeline for (source, device, dtype, offload, LoRAs, scheduler); loads it once.
-    Another scheduler for an already loaded model reuses its weights; other LoRAs never do (they are
-    fused into the weights: a pipeline with one LoRA must never serve a request without it), so they
-    load the model afresh. ``loras``: :class:`~autoinpaint.inpaint.lora.Lora` items, fused in order."""
+                 config: str | None = None, loras: tuple = (), store=None) -> LoadedPipeline:
+    """The diffusers pipeline for (source, device, dtype, offload, LoRAs, scheduler), kept in ``store``
+    (:class:`~autoinpaint.models.store.ModelStore`; the process default when None); loads it once.
+    Another scheduler for an already loaded model reuses its weights (the store counts shared tensors
+    once); other LoRAs never do (they are fused into the weights: a pipeline with one LoRA must never
+    serve a request without it), so they load the model afresh. ``loras``:
+    :class:`~autoinpaint.inpaint.lora.Lora` items, fused in order."""
+    from ..models.store import resolve_store
+
+    store = resolve_store(store)
     lora_key = tuple((lora.path, lora.scale) for lora in loras)
-    key = (source.kind, source.location, device, dtype_name, str(offload), lora_key, (scheduler or "default").lower())
-    with _LOCK:
-        if key in _PIPELINES:
-            return _PIPELINES[key]
-        base = next((v for k, v in _PIPELINES.items() if k[:6] == key[:6]), None)
+    base_key = ("inpainter", "diffusion", source.kind, source.location, device, dtype_name, str(offload), lora_key)
+    key = (*base_key, (scheduler or "default").lower())
+
+    def load() -> LoadedPipeline:
+        base = store.find(lambda k: isinstance(k, tuple) and k[:len(base_key)] == base_key)
         if base is not None:
             base_pipe, offload_state = base.pipe, base.offload
             components = dict(base_pipe.components)
@@ -241,33 +246,26 @@ def get_pipeline(source: ModelSource, device: str, dtype_name: str, offload="aut
             if sched is None:
                 sched = type(base_pipe.scheduler).from_config(base_pipe.scheduler.config)
             components["scheduler"] = sched
-            pipe = type(base_pipe)(**components)
-        else:
-            with _quiet_loading():
-                pipe = _load(source, dtype_name, config)
-            if loras:
-                from .lora import apply_loras
+            return LoadedPipeline(type(base_pipe)(**components), offload_state, threading.Lock())
+        with _quiet_loading():
+            pipe = _load(source, dtype_name, config)
+        if loras:
+            from .lora import apply_loras
 
-                apply_loras(pipe, tuple(loras))
-            sched = _make_scheduler(pipe, scheduler)
-            if sched is not None:
-                pipe.scheduler = sched
-            try:
-                offload_state = _place(pipe, device, offload, default_resolution(pipe) ** 2)
-            except Exception as exc:  # noqa: BLE001
-                if _is_oom(exc):
-                    raise _oom_error("loading the model", default_resolution(pipe)) from None
-                raise
-        _PIPELINES[key] = LoadedPipeline(pipe, offload_state, threading.Lock())
-        return _PIPELINES[key]
+            apply_loras(pipe, tuple(loras))
+        sched = _make_scheduler(pipe, scheduler)
+        if sched is not None:
+            pipe.scheduler = sched
+        try:
+            offload_state = _place(pipe, device, offload, default_resolution(pipe) ** 2)
+        except Exception as exc:  # noqa: BLE001
+            if _is_oom(exc):
+                raise _oom_error("loading the model", default_resolution(pipe)) from None
+            raise
+        return LoadedPipeline(pipe, offload_state, threading.Lock())
 
-
-def clear_cache() -> None:
-    """Forget every loaded pipeline (frees their memory once no inpainter references them)."""
     with _LOCK:
-        _PIPELINES.clear()
-
-
+        return store.get(key, load)
 
 
 # ----------------------------------------------------------------------------------------- model facts

@@ -14,8 +14,8 @@ soft alpha, so alpha-0 pixels stay bit-identical):
    only the hole takes it; every other pixel of the crop is the input's.
 
 Weights are read by :mod:`.lama_weights` (formats and the trust rule); the loaded network is kept once
-per (file, device, precision) in the process-wide model cache, so inpainters that differ only in
-``max_side`` share it.
+per (file, device, precision) in the model store (:mod:`autoinpaint.models.store`), so inpainters that
+differ only in ``max_side`` share it.
 """
 from __future__ import annotations
 
@@ -280,13 +280,16 @@ def lama_path(spec: str) -> Path:
 
 
 def load_lama_inpainter(spec: str = "lama", *, device: str | None = "auto", dtype: str | None = "auto",
-                        lama_max_side: int | None = None, trust_checkpoint: bool = False) -> LamaInpainter:
+                        lama_max_side: int | None = None, trust_checkpoint: bool = False,
+                        store=None) -> LamaInpainter:
     """Registry loader: a :class:`LamaInpainter` for ``spec`` (``lama`` or a weights file).
 
     ``dtype``: ``auto``/``fp32``/``bf16`` (``fp16`` is refused); ``lama_max_side``: default
     :data:`DEFAULT_MAX_SIDE`; ``trust_checkpoint``: read a TorchScript or pickled file whose SHA-256
-    we do not publish. The network loads once per (file, device, precision) and process."""
-    from ..registry import MODELS
+    we do not publish. The network loads once per (file, device, precision) into ``store``
+    (:class:`~autoinpaint.models.store.ModelStore`; the process default when None); the inpainter
+    around it is made per call, so inpainters that differ only in ``max_side`` share it."""
+    from ..models.store import resolve_store
 
     max_side = DEFAULT_MAX_SIDE if lama_max_side is None else int(lama_max_side)
     if max_side < MIN_SIDE:
@@ -295,6 +298,7 @@ def load_lama_inpainter(spec: str = "lama", *, device: str | None = "auto", dtyp
     dev = resolve_device(device)
     precision = resolve_lama_precision(dtype, dev)  # an unsupported choice fails before any loading
     stat = path.stat()
-    key = ("lama-network", str(path), stat.st_size, stat.st_mtime_ns, dev, precision, str(dtype or "auto"))
-    network = MODELS.get(key, lambda: load_network(path, dev, dtype if dtype else "auto", trust_checkpoint))
+    key = ("inpainter", "lama", str(path), stat.st_size, stat.st_mtime_ns, dev, precision, str(dtype or "auto"))
+    network = resolve_store(store).get(
+        key, lambda: load_network(path, dev, dtype if dtype else "auto", trust_checkpoint))
     return LamaInpainter(network, max_side, "lama" if spec.lower() == "lama" else path.name)

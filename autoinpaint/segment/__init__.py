@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..log import notice
 from ..pipeline import timed
 from ..selection import draw_shapes
 from .base import SELECT_MODES, BaseSegmenter, SegmentParams, SegmentResult, Segmenter
@@ -34,14 +33,17 @@ class Segment:
             ``sam``, ``sam:vit_b``, a ``.pth`` path, ...).
         max_pixels: pixel limit for a ``--mask`` file.
         params: call-time values (:class:`SegmentParams`).
+        store: the :class:`~autoinpaint.models.store.ModelStore` the model loads into (None: the
+            process default).
         load_options: passed to :func:`load_segmenter` (``device``, ``precision``, ``cache``).
     """
 
     name = "segment"
 
     def __init__(self, segmenter: "Segmenter | str" = "auto", max_pixels: int | None = None,
-                 params: SegmentParams | None = None, **load_options):
+                 params: SegmentParams | None = None, store=None, **load_options):
         self._spec = segmenter
+        self._store = store
         self._load_options = load_options
         self.max_pixels = max_pixels
         self.params = params or SegmentParams()
@@ -49,7 +51,7 @@ class Segment:
     @property
     def segmenter(self) -> Segmenter:
         if isinstance(self._spec, str):
-            self._spec = load_segmenter(self._spec, **self._load_options)
+            self._spec = load_segmenter(self._spec, self._store, **self._load_options)
         return self._spec
 
     def __call__(self, state):
@@ -97,39 +99,17 @@ def embedding_for(state, segmenter: Segmenter) -> Any:
     return embedding
 
 
-def resolve_auto(device: str | None = "auto") -> tuple[str, str]:
-    """(spec, why) that ``auto`` stands for now: the first present model of
-    :func:`autoinpaint.registry.known` (``segmenter``, in the CPU order when ``device`` resolves to the
-    CPU), else the classical segmenter."""
-    from ..registry import CPU_FIRST, known
-
-    cpu = False
-    if any(m.location() for m in known("segmenter") if m.name in CPU_FIRST):
-        from ..device import resolve_device
-
-        cpu = resolve_device(device) == "cpu"
-    for model in known("segmenter", cpu=cpu):
-        where = model.location()
-        if where is not None:
-            spec = where if model.source.startswith("file:") else model.name
-            return spec, f"{model.name} ({model.description}; {where})"
-    return "classical", ("classical (OpenCV GrabCut; no SAM model found - "
-                         "get one with: autoinpaint models download vit_b)")
-
-
-def load_segmenter(spec: str = "auto", **options) -> Segmenter:
+def load_segmenter(spec: str = "auto", store=None, **options) -> Segmenter:
     """Get a segmenter: ``auto`` (the best model present, else the classical one; the choice is
     logged), ``classical``, ``sam``, ``sam:vit_b|vit_l|vit_h``, a SAM ``.pth`` path, a transformers
     SAM model (``sam2.1-tiny`` and the other names of ``autoinpaint models list``, a hub id, a
     ``save_pretrained`` folder: :mod:`.hf_sam`), or any name, hub id or path another registered
     family claims (:mod:`autoinpaint.registry`).
 
-    ``options`` are load-time values (``device``, ``precision``, ``cache``, ``runtime``). Loaded once per process
-    and reused. A missing model raises ModelMissingError (exit 3)."""
+    ``options`` are load-time values (``device``, ``precision``, ``cache``, ``runtime``). Loaded once per
+    ``store`` (:class:`~autoinpaint.models.store.ModelStore`; the process default when None) and reused.
+    A missing model raises ModelMissingError (exit 3)."""
     from ..registry import load
 
     options.pop("quiet", None)  # older callers; notices go through logging now
-    if spec in (None, "", "auto"):
-        spec, why = resolve_auto(options.get("device"))
-        notice(f"segmenter auto -> {why}")
-    return load("segmenter", spec, **options)
+    return load("segmenter", spec, store, **options)

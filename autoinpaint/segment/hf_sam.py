@@ -249,12 +249,9 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
 
     # -- the image encoder ----------------------------------------------------------------------
     def _autocast(self):
-        import torch
+        from ..device import autocast
 
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
-        if dtype is None or self.device == "mps":
-            return contextlib.nullcontext()
-        return torch.autocast("cuda" if self.device.startswith("cuda") else "cpu", dtype=dtype)
+        return autocast(self.device, self.precision)
 
     def embedding_key(self, image: np.ndarray) -> str:
         """Cache key: image content, model fingerprint (weights and configs), precision and (when it

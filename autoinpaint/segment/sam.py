@@ -8,7 +8,6 @@ full checkpoint is loaded. torch is imported only when a SAM segmenter is loaded
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import os
@@ -324,13 +323,9 @@ class SamSegmenter(CachedEncoder, BaseSegmenter):
         self.encoder_loaded = True
 
     def _autocast(self):
-        import torch
+        from ..device import autocast
 
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
-        device_type = "cuda" if self.device == "cuda" else "cpu"
-        if dtype is None or self.device == "mps":
-            return contextlib.nullcontext()
-        return torch.autocast(device_type, dtype=dtype)
+        return autocast(self.device, self.precision)
 
     def embedding_key(self, image: np.ndarray) -> str:
         """Cache key: image content, checkpoint fingerprint, precision and encoder size."""

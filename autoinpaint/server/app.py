@@ -24,7 +24,7 @@ FALLBACK_HINT = "autoinpaint models download vit_b"
 
 
 def create_app(folder: str | os.PathLike | None = None, options: EditOptions | None = None,
-               token: str | None = None, limits: Limits | None = None, preload: bool = True):
+               token: str | None = None, limits: Limits | None = None, preload: bool = True, store=None):
     """The FastAPI app.
 
     Args:
@@ -37,6 +37,8 @@ def create_app(folder: str | os.PathLike | None = None, options: EditOptions | N
         limits: bounds on uploads, pixels, open images and jobs (:class:`.config.Limits`).
         preload: load the segmenter in the background at startup, so the first click does not
             pay for it.
+        store: the :class:`~autoinpaint.models.store.ModelStore` the server's models load into; None:
+            a new one, bounded by ``limits.model_memory``. The context owns it.
     """
     from fastapi import FastAPI
     from fastapi.staticfiles import StaticFiles
@@ -49,12 +51,16 @@ def create_app(folder: str | os.PathLike | None = None, options: EditOptions | N
 
     limits = limits or Limits()
     options, info = resolve_models(options or EditOptions(), limits)
+    from ..models.store import ModelStore
+
+    store = store if store is not None else ModelStore(limits.model_memory)
     ctx = ServerContext(
         options=options, limits=limits,
-        sessions=SessionStore(options, limits.max_sessions, limits.max_session_bytes, limits.display_max_side),
+        sessions=SessionStore(options, limits.max_sessions, limits.max_session_bytes, limits.display_max_side,
+                              store),
         jobs=JobManager(limits.workers, limits.client_timeout, limits.result_ttl, limits.max_jobs),
-        offered=Offered(options), folder=Folder(folder, limits.max_files) if folder is not None else None,
-        token=token or None)
+        offered=Offered(options), store=store,
+        folder=Folder(folder, limits.max_files) if folder is not None else None, token=token or None)
     info.update(folder=ctx.folder.root.name if ctx.folder else None, token_required=bool(ctx.token),
                 inpainters=ctx.offered.inpainters, models=ctx.offered.models,
                 defaults={k: getattr(options, k) for k in ("dilate", "feather", "erode", "blur", "sam_select",
@@ -70,6 +76,7 @@ def create_app(folder: str | os.PathLike | None = None, options: EditOptions | N
         yield
         ctx.jobs.shutdown(grace=limits.shutdown_grace)
         ctx.sessions.clear()
+        ctx.store.clear()
 
     app = FastAPI(title="autoinpaint", version=_version(), lifespan=lifespan,
                   description="Point at an object in a photo: it is gone, or replaced by what you describe. "
@@ -85,30 +92,20 @@ def create_app(folder: str | os.PathLike | None = None, options: EditOptions | N
 
 
 def resolve_models(options: EditOptions, limits: Limits) -> tuple[EditOptions, dict]:
-    """Resolve ``auto`` once (a server should not re-decide per request) and describe the choice."""
-    from ..inpaint import resolve_auto as inpainter_auto
-    from ..registry import CLASSICAL_INPAINTERS
-    from ..segment import resolve_auto as segmenter_auto
+    """Resolve ``auto`` once (:func:`autoinpaint.registry.resolve_auto`; a server should not re-decide per
+    request: an edit that asks for ``auto`` gets this choice, :func:`.editing.check_edit`) and describe it.
+    The detector is only named here: it loads on the first phrase."""
+    from ..registry import CLASSICAL_INPAINTERS, resolve_auto
 
     changes: dict = {}
     if limits.max_pixels is not None:
         changes["max_pixels"] = limits.max_pixels
-    seg = options.segmenter
-    if seg in (None, "", "auto"):
-        seg, why = segmenter_auto(options.device)
-        notice(f"segmenter auto -> {why}")
-        changes["segmenter"] = seg
-    inp = options.inpainter
-    if inp in (None, "", "auto"):
-        inp, why = inpainter_auto("remove")
-        notice(f"inpainter auto -> {why}")
-        changes["inpainter"] = inp
-    if options.detector in (None, "", "auto"):  # only a name: the detector loads on the first phrase
-        from ..detect import resolve_auto as detector_auto
-
-        changes["detector"], why = detector_auto()
-        notice(f"detector auto -> {why}")
+    for kind in ("segmenter", "inpainter", "detector"):  # EditOptions names each kind's field after it
+        if getattr(options, kind) in (None, "", "auto"):
+            changes[kind], why = resolve_auto(kind, options.device)
+            notice(f"{kind} auto -> {why}")
     options = options.replace(**changes) if changes else options
+    seg, inp = options.segmenter, options.inpainter
     classical_seg = seg in ("classical", "grabcut")
     info = {
         "segmenter": "classical" if classical_seg else None,  # the loaded model's name, once loaded
@@ -131,7 +128,7 @@ def warm_up(ctx: ServerContext) -> None:
     from ..api import selection_steps
 
     try:
-        segmenter = selection_steps(ctx.options)[-1].segmenter
+        segmenter = selection_steps(ctx.options, ctx.store)[-1].segmenter
         decoder = getattr(segmenter, "decoder", None)
         if decoder is not None:
             decoder.warm()

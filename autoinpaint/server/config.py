@@ -19,6 +19,9 @@ class Limits:
     result_ttl: seconds a finished job's result is kept after the last request about it.
     max_files: photos listed from FOLDER.
     shutdown_grace: seconds running edits get to finish when the server stops (then cancelled).
+    model_memory: bytes of loaded models the server's store keeps (least recently used dropped first);
+        None = ``$AUTOINPAINT_MODEL_MEMORY`` MB, else half the machine's memory
+        (:mod:`autoinpaint.models.store`).
     """
 
     max_upload_bytes: int = 200 * 2**20
@@ -32,3 +35,4 @@ class Limits:
     result_ttl: float = 900.0
     max_files: int = 10_000
     shutdown_grace: float = 10.0
+    model_memory: int | None = None

@@ -1,5 +1,5 @@
 """What every route needs, built once by :func:`autoinpaint.server.app.create_app` (no globals):
-the options, the folder, the sessions, the jobs, what the server offers and reports."""
+the options, the folder, the sessions, the jobs, the model store, what the server offers and reports."""
 from __future__ import annotations
 
 import threading
@@ -9,6 +9,7 @@ from typing import Any
 from starlette.requests import Request
 
 from ..api import EditOptions
+from ..models.store import ModelStore
 from .config import Limits
 from .editing import Offered
 from .jobs import JobManager
@@ -23,6 +24,7 @@ class ServerContext:
     sessions: SessionStore
     jobs: JobManager
     offered: Offered
+    store: ModelStore  # every model the server loads (its sessions' Editors load into it)
     folder: Folder | None = None
     token: str | None = None
     info: dict[str, Any] = field(default_factory=dict)

@@ -125,6 +125,8 @@ def check_edit(req: EditRequest, defaults: EditOptions, size: tuple[int, int],
     selection_of(req).to_pixels(*size)
     options = defaults.replace(**mask_options(defaults, req), **req.options(req.SEGMENT + req.DETECT),
                                **req.options(req.INPAINT), **req.options(req.BACKGROUND))
+    if options.inpainter in (None, "", "auto"):  # the server resolved auto once, at startup
+        options = options.replace(inpainter=defaults.inpainter)
     offered.check(req.action, options)
     if req.action == "background":
         backdrop_steps(options)  # a colour that does not parse, a canvas over the pixel limit, ...

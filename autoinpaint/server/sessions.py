@@ -74,11 +74,13 @@ class SessionStore:
         max_sessions: how many images stay open.
         max_bytes: bound on the arrays all open images hold (the newest is always kept).
         display_max_side: longest side of the display copy (px).
+        store: the model store every session's Editor loads into (the server's; None: the process default).
     """
 
     def __init__(self, options: EditOptions, max_sessions: int = 8, max_bytes: int = 2 << 30,
-                 display_max_side: int | None = 2048):
+                 display_max_side: int | None = 2048, store=None):
         self.options = options
+        self.store = store
         self.max_sessions = max(1, max_sessions)
         self.max_bytes = max_bytes
         self.display_max_side = display_max_side
@@ -88,7 +90,7 @@ class SessionStore:
     def open(self, image, name: str, source: str | None = None) -> Session:
         """Decode ``image`` (bytes or a path), make its display copy, start its embedding in the
         background and keep it. Raises InputError / TooLargeError for a bad or over-large image."""
-        editor = Editor(self.options).open(image, embed=False)
+        editor = Editor(self.options, self.store).open(image, embed=False)
         editor.display(self.display_max_side)  # the page asks for it next
         editor.start_embedding()
         session = Session(secrets.token_urlsafe(12), editor, name, source, self.display_max_side)
