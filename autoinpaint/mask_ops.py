@@ -69,7 +69,13 @@ def distance_outside(mask: np.ndarray) -> np.ndarray:
     """Euclidean distance (px, float32) of every pixel to the nearest mask pixel; 0 on the mask."""
     import cv2
 
-    return cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    dist = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    # OpenCV 5.1 gives a distance a few 1e-5 px off, not the same from call to call (measured: every other
+    # call differs with one thread); the true squared distance is an integer, so snap to it (exact up to
+    # ~1000 px, the widest dilate + feather) and every call agrees
+    dist *= dist
+    np.rint(dist, out=dist)
+    return np.sqrt(dist, out=dist)
 
 
 def make_alpha(mask: np.ndarray, dilate: int = 0, feather: int = 0, blur: float = 0) -> np.ndarray:

@@ -103,3 +103,27 @@ def test_windowed_refine_equals_whole_image(kw):
     expected = make_alpha(m, kw.get("dilate", 0), kw.get("feather", 0), kw.get("blur", 0))
     assert np.array_equal(state.mask, m)
     assert np.allclose(state.alpha, expected, atol=1e-6) and np.array_equal(state.alpha > 0, expected > 0)
+
+
+def test_distance_outside_is_the_exact_euclidean_distance_every_call():
+    """OpenCV's precise L2 transform is a few 1e-5 px off and not the same from call to call (OpenCV 5.1, one
+    thread); the feather's alpha must not depend on which call it got: every call gives sqrt of the exact
+    integer squared distance (scipy's exact EDT as the oracle)."""
+    import cv2
+    from scipy import ndimage
+
+    from autoinpaint.mask_ops import distance_outside
+
+    m = np.zeros((300, 400), np.uint8)
+    cv2.circle(m, (200, 150), 60, 1, -1)
+    cv2.rectangle(m, (20, 20), (90, 200), 1, -1)
+    m = m.astype(bool)
+    exact = np.sqrt(np.rint(ndimage.distance_transform_edt(~m) ** 2).astype(np.float32))
+    threads = cv2.getNumThreads()
+    try:
+        for n in (1, threads):
+            cv2.setNumThreads(n)
+            for _ in range(6):
+                assert np.array_equal(distance_outside(m), exact)
+    finally:
+        cv2.setNumThreads(threads)

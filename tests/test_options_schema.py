@@ -28,7 +28,7 @@ SELECTION_PARAMS = {"points", "negatives", "boxes", "rects", "ellipses", "texts"
 PROCESS_PARAMS = {"output", "mask_out", "preview", "as_json", "source", "outdir", "manifest", "workers", "engine",
                   "ray_address", "cpus_per_worker", "gpus_per_worker", "rows_per_task", "threads", "action",
                   "template", "folder", "host", "port", "open_browser", "token", "max_sessions", "session_memory",
-                  "max_jobs", "edit_workers", "help"}
+                  "max_jobs", "edit_workers", "model_memory", "help"}
 # text forms a person types, per parsed field: (accepted, rejected); every parser must have examples here
 PARSED = {
     "resolution": (["64", "4096", "1024x768", 768, "auto"], ["63", "4097", "1024x", "12x4000"]),
