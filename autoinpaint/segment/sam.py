@@ -309,9 +309,12 @@ class SamSegmenter(CachedEncoder, BaseSegmenter):
         self.transform = ResizeLongestSide(self.config["img_size"])
         side, grid = self.config["img_size"], self.config["img_size"] // self.config["patch_size"]
         embedding = {"features": np.zeros((1, self.config["prompt_embed_dim"], grid, grid), np.float32)}
+        # without ONNX Runtime's (Skip)LayerNorm fusions segment_anything's decoder graph runs 10-13 % faster here
+        # (ViT-B, one click: 79.9 → 69.8 ms on 1 thread, 86.3 → 77.7 ms on 2, logits within 3e-7); the
+        # transformers families' graphs gained nothing measurable, so they keep every fusion
         self.decoder = PromptDecoder(f"sam-{self.fingerprint}", self._decoder_graph,
                                      lambda v: {**embedding, **example_prompts(v, side, 4 * grid)},
-                                     runtime, self.device)
+                                     runtime, self.device, ("SkipLayerNormFusion", "LayerNormFusion"))
 
     def _ensure_encoder(self) -> None:
         """Load the image encoder from the full checkpoint (after a head-cache start)."""
