@@ -181,19 +181,25 @@ cls = SamSegmenter if path.endswith(".pth") else HFSamSegmenter
 seg = cls(path, device="cpu", precision="fp32", cache=True, runtime="onnx")
 emb = seg.embed(image)  # from the on-disk cache after the first run
 seg.decoder.warm()
+from autoinpaint.segment.onnx_decoder import PromptDecoder
+after_decoder = seg.decoder  # "before": the same exported graph with every ONNX Runtime fusion (as REF ran it)
+before_decoder = PromptDecoder(after_decoder.onnx.identity, after_decoder._build, after_decoder._example, "onnx", "cpu")
+before_decoder.warm()
 side = seg.config["img_size"] if isinstance(seg, SamSegmenter) else seg.image_size
 square = side if isinstance(seg, SamSegmenter) or seg.family.name in ("sam", "sam-hq") else None
 def use(upscale):
     sam.upscale_masks = hf_sam.upscale_masks = upscale
-parts = {k: [] for k in ("transform", "decoder", "select", "upscale_before", "upscale_after",
+parts = {k: [] for k in ("transform", "decoder_before", "decoder", "select", "upscale_before", "upscale_after",
                          "click_before", "click_after")}
 def clock(key, f, *a):
     t = time.perf_counter(); out = f(*a); parts[key].append(time.perf_counter() - t); return out
 for i in range(n + 2):
     x, y = w * (0.3 + 0.05 * (i % 9)), h * (0.6 - 0.04 * (i % 9))
     sel = Selection(points=((x, y),))
-    for which, upscale in (("before", before.upscale_masks), ("after", new_upscale))[:: 1 if i % 2 else -1]:
+    for which, upscale, decoder in (("before", before.upscale_masks, before_decoder),
+                                    ("after", new_upscale, after_decoder))[:: 1 if i % 2 else -1]:
         use(upscale)
+        seg.decoder = decoder
         clock(f"click_{which}", seg.predict, emb, sel, SegmentParams())
     t = time.perf_counter()
     coords, labels = pad_points([np.array([[x, y]], np.float32)], [np.ones(1, np.float32)])
@@ -206,7 +212,8 @@ for i in range(n + 2):
                    "labels": labels.astype(np.int64)}
         tensors = {k: emb.tensors[k] for k in seg.family.embedding}
     parts["transform"].append(time.perf_counter() - t)
-    logits, iou = clock("decoder", seg.decoder, Variant(True, False, False, True), tensors, prompts)
+    clock("decoder_before", before_decoder, Variant(True, False, False, True), tensors, prompts)
+    logits, iou = clock("decoder", after_decoder, Variant(True, False, False, True), tensors, prompts)
     t = time.perf_counter()
     covered = [n_ / side for n_ in emb.input_size]
     vh, vw = (int(np.ceil(f * n_)) for f, n_ in zip(covered, logits.shape[-2:]))
@@ -217,7 +224,7 @@ for i in range(n + 2):
     a = clock("upscale_before", before.upscale_masks, kept, emb.original_size, emb.input_size, square)
     b = clock("upscale_after", new_upscale, kept, emb.original_size, emb.input_size, square)
     assert np.array_equal(a, b), "the upscaled masks differ"
-print(json.dumps({k: float(np.median(v[2:])) for k, v in parts.items()} | {"runtime": seg.decoder.last_runtime}))
+print(json.dumps({k: float(np.median(v[2:])) for k, v in parts.items()} | {"runtime": after_decoder.last_runtime}))
 """
 
 
@@ -395,14 +402,14 @@ def ab_main(args) -> None:
           "published architectures, random weights, fp32, 1200×900 photo, ONNX Runtime decoders\n")
     print(f"Repeat click in process (median of {args.clicks_in_process}, one point, before/after interleaved "
           "click by click in one process; parts timed separately on the same clicks):\n")
-    print("| segmenter | click before | click after | decoder (ORT) | prompt transform | select + stability | "
-          "upscale before | upscale after |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| segmenter | click before | click after | decoder (ORT) before | decoder (ORT) after | prompt transform | "
+          "select + stability | upscale before | upscale after |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, r in parts.items():
         if "error" in r:
-            print(f"| {name} | failed: {r['error']} | | | | | | |")
+            print(f"| {name} | failed: {r['error']} | | | | | | | |")
             continue
-        print(f"| {name} | {ms(r['click_before'])} | {ms(r['click_after'])} | {ms(r['decoder'])} | "
+        print(f"| {name} | {ms(r['click_before'])} | {ms(r['click_after'])} | {ms(r['decoder_before'])} | {ms(r['decoder'])} | "
               f"{ms(r['transform'])} | {ms(r['select'])} | {ms(r['upscale_before'])} | {ms(r['upscale_after'])} |")
     if web:
         print(f"\nWeb app `/mask` click, SAM ViT-B .pth, `--runtime onnx`, 1200×900, {args.pause:g} s between clicks, "
