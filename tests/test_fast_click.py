@@ -1,0 +1,44 @@
+"""A repeat click's mask upscaling at SAM's real sizes (256² logits; SAM 1's 1024² padded input): the
+windowed, NumPy-located interpolation gives exactly the mask of PyTorch's full interpolation."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+
+def full_reference(logits: np.ndarray, size, crop, square) -> np.ndarray:
+    """``Sam.postprocess_masks`` (SAM 1) or ``Sam2ImageProcessor.post_process_masks`` (SAM 2), then > 0, united."""
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(logits)[:, None]
+    if square:
+        t = F.interpolate(t, (square, square), mode="bilinear", align_corners=False)[..., :crop[0], :crop[1]]
+    return (F.interpolate(t, size, mode="bilinear", align_corners=False) > 0).any(0)[0].numpy()
+
+
+def test_upscaling_at_sam_sizes_equals_the_full_interpolation(monkeypatch):
+    from autoinpaint import device
+    from autoinpaint.segment.upscale import upscale_masks
+
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:256, 0:256]
+    sizes = [(900, 1200), (3000, 4000), (4000, 3000), (480, 640), (1000, 1000), (333, 1777)]
+    for busy in (False, True):  # one torch thread on a busy CPU: the same masks
+        monkeypatch.setattr(device, "cpu_is_busy", lambda: busy)
+        for k, size in enumerate(sizes):
+            blobs = [(6 - np.hypot(yy - rng.uniform(0, 256), xx - rng.uniform(0, 256)) * rng.uniform(0.05, 1.5)
+                      + rng.normal(0, 0.3, (256, 256))).astype(np.float32) for _ in range(1 + k % 2)]
+            logits = np.stack(blobs) if k != 3 else rng.normal(0.3, 1, (1, 256, 256)).astype(np.float32)
+            crop = (round(1024 * size[0] / max(size)), round(1024 * size[1] / max(size)))
+            for square, c in ((1024, crop), (None, None)):
+                got = upscale_masks(logits, size, c, square)
+                assert got.shape == size and got.dtype == bool
+                np.testing.assert_array_equal(got, full_reference(logits, size, c, square))
+            assert got.any() and not got.all()
+    # nothing positive, or positive only in SAM 1's padding: an empty mask
+    assert not upscale_masks(-np.ones((1, 256, 256), np.float32), (900, 1200), (768, 1024), 1024).any()
+    padding = -np.ones((1, 256, 256), np.float32)
+    padding[0, 200:, :] = 5  # rows 800+ of the 1024² input: below the 768 rows the image fills
+    assert not upscale_masks(padding, (900, 1200), (768, 1024), 1024).any()
