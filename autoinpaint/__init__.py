@@ -15,8 +15,8 @@ from .detect import Detect, DetectParams, Detection, load_detector
 from .editor import Editor
 from .errors import AutoinpaintError, InputError, ModelMissingError, NotFoundError
 from .inpaint import Inpaint, InpaintRequest, InpaintResult, load_inpainter
-from .io_steps import LoadImage, SaveImage, SaveMask, SavePreview
-from .mask_ops import RefineMask
+from .imaging.io_steps import LoadImage, SaveImage, SaveMask, SavePreview
+from .mask.refine import RefineMask
 from .models.store import ModelStore
 from .pipeline import Pipeline
 from .segment import Segment, SegmentParams, SegmentResult, load_segmenter

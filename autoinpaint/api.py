@@ -19,12 +19,12 @@ from . import options as _schema
 from .composite import Composite
 from .detect import Detect, DetectParams
 from .errors import InputError
-from .image_io import ImageInput
+from .imaging.image_io import ImageInput
 from .inpaint import Inpaint, InpaintRequest, Progress
-from .io_steps import LoadImage, SaveImage, SaveMask, SavePreview
-from .mask_ops import InvertMask, RefineMask, bbox
+from .imaging.io_steps import LoadImage, SaveImage, SaveMask, SavePreview
+from .mask.refine import InvertMask, RefineMask, bbox
 from .pipeline import Pipeline
-from .quality import Assess
+from .mask.assess import Assess
 from .segment import Segment, SegmentParams
 from .selection import Selection, clean_texts
 from .shadow import Deshadow, FindShadow, ShadowFill
@@ -219,8 +219,8 @@ def default_output(input_path: str | os.PathLike, action: str, transparent: bool
     if action == "mask":
         return str(p.with_name(p.stem + ".mask.png"))
     if action == "background":
-        from .formats import ALPHA_FORMATS
-        from .image_io import FORMAT_BY_SUFFIX
+        from .imaging.formats import ALPHA_FORMATS
+        from .imaging.image_io import FORMAT_BY_SUFFIX
 
         ext = p.suffix if not transparent or FORMAT_BY_SUFFIX.get(p.suffix.lower()) in ALPHA_FORMATS else ".png"
         return str(p.with_name(f"{p.stem}.background{ext}"))
@@ -295,7 +295,7 @@ def _run(image: ImageInput, action: str, selection: Selection, output, options: 
     if output is not None:
         if isinstance(image, (str, os.PathLike)):
             return run_edit(image, selection, opts, action, output, store=store)
-        from .io_steps import SaveImage
+        from .imaging.io_steps import SaveImage
 
         state = edit(image, selection, opts, action, store=store)
         state.output_path = str(output)
@@ -307,7 +307,7 @@ def _run(image: ImageInput, action: str, selection: Selection, output, options: 
 def result_like(state: EditState, image: ImageInput) -> Any:
     """The edited image in the input's kind: an array for an array, encoded bytes (the input's format
     and quality) for bytes, else a PIL image (an array for 16-bit colour, which PIL cannot hold)."""
-    from .image_io import encode_image, to_pil
+    from .imaging.image_io import encode_image, to_pil
 
     if isinstance(image, np.ndarray):
         return state.result

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InputError
-from .mask_ops import bbox
+from .mask.refine import bbox
 
 Region = tuple[int, int, int, int]
 

@@ -23,12 +23,12 @@ import numpy as np
 
 from .api import (ACTIONS, EditOptions, assess_step, backdrop_steps, detect_step, fill_steps, invert_steps,
                   mask_step, object_step, selection_steps, shadow_steps, summary)
-from .display import DEFAULT_MAX_SIDE, display_copy
+from .imaging.display import DEFAULT_MAX_SIDE, display_copy
 from .detect import Detections
 from .errors import InputError
-from .image_io import ImageInput, encode_image
+from .imaging.image_io import ImageInput, encode_image
 from .inpaint import Progress
-from .io_steps import LoadImage
+from .imaging.io_steps import LoadImage
 from .pipeline import Pipeline, timed
 from .selection import Selection, clean_texts
 from .state import EditState
@@ -92,7 +92,7 @@ class Editor:
             self.state, self._object, self._display = None, None, {}
 
     def display(self, max_side: int | None = DEFAULT_MAX_SIDE, result: bool = False) -> np.ndarray:
-        """A copy for a screen (:func:`autoinpaint.display.display_copy`): h×w×3 (×4 with alpha)
+        """A copy for a screen (:func:`autoinpaint.imaging.display.display_copy`): h×w×3 (×4 with alpha)
         uint8 sRGB, the longest side at most ``max_side`` px; of the result when ``result``
         (the image when nothing was applied). Kept, so asking again costs nothing."""
         state = self._require()
@@ -120,7 +120,7 @@ class Editor:
             done: Future = Future()
             done.set_result(held)
             return done
-        from .pixels import to_rgb8
+        from .imaging.pixels import to_rgb8
 
         future = _EMBEDDER.submit(segmenter.embed, to_rgb8(state.image))
         state.embeddings[segmenter.name] = future
@@ -166,7 +166,7 @@ class Editor:
         boxes the user keeps or drops, then calls ``select(boxes=[d.box for d in kept])``.
         Keyword ``params``: ``detector``, ``box_threshold``, ``text_threshold``, ``pick``,
         ``max_objects`` (EditOptions fields)."""
-        from .pixels import to_rgb8
+        from .imaging.pixels import to_rgb8
 
         step = detect_step(self._options(params), self.store)
         image = to_rgb8(self._require().image)
@@ -228,7 +228,7 @@ class Editor:
         """The format :meth:`encode` writes by default: the input's, or PNG for a transparent
         ``background`` result of an input whose format has no alpha (JPEG, BMP, GIF) and for any
         ``background`` result of a GIF."""
-        from .formats import ALPHA_FORMATS
+        from .imaging.formats import ALPHA_FORMATS
 
         info = self._require().info
         if info.extra.get("alpha_required") and info.format not in ALPHA_FORMATS:
@@ -247,7 +247,7 @@ class Editor:
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> str:
         """Write the result to ``path`` atomically (its suffix picks the format, else the input's);
         refuses to replace the input unless ``overwrite``. Returns the format written."""
-        from .io_steps import SaveImage
+        from .imaging.io_steps import SaveImage
 
         state = self._require()
         if state.result is None:
@@ -258,7 +258,7 @@ class Editor:
 
     def quality(self) -> dict | None:
         """The last selection's confidence record (``verdict`` ok|doubt, ``reasons``, ``signals``;
-        :mod:`autoinpaint.quality`), or None before a selection."""
+        :mod:`autoinpaint.mask.assess`), or None before a selection."""
         return self._require().metadata.get("quality")
 
     def summary(self) -> dict[str, Any]:

@@ -208,8 +208,8 @@ class SegmentOptions(Stage):
 
 
 class MaskOptions(Stage):
-    """Object mask → alpha (:mod:`autoinpaint.mask_ops`), the cast shadow (:mod:`autoinpaint.shadow`) and
-    what a mask in doubt does (:mod:`autoinpaint.quality`). Pixels."""
+    """Object mask → alpha (:mod:`autoinpaint.mask.refine`), the cast shadow (:mod:`autoinpaint.shadow`) and
+    what a mask in doubt does (:mod:`autoinpaint.mask.assess`). Pixels."""
 
     dilate: int = option(8, "Grow the mask by PX pixels (covers halos and shadows at the edge).",
                          http="mask", metavar="PX", ge=0, le=500)
@@ -328,7 +328,7 @@ class BackgroundOptions(Stage):
 
 
 class OutputOptions(Stage):
-    """Reading and writing (:mod:`autoinpaint.io_steps`): the pixel bound, overwriting, notices."""
+    """Reading and writing (:mod:`autoinpaint.imaging.io_steps`): the pixel bound, overwriting, notices."""
 
     max_pixels: Optional[int] = option(
         None, "Refuse images over N pixels (default 100 million, or $AUTOINPAINT_MAX_PIXELS).",

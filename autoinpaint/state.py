@@ -23,7 +23,7 @@ class ImageInfo:
     jpeg_subsampling: int | None = None  # PIL's code: 0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0
     dpi: tuple[float, float] | None = None
     orientation: int = 1            # EXIF orientation that was applied on load
-    # the file's own representation, written back (autoinpaint/formats.py has the format x mode table)
+    # the file's own representation, written back (autoinpaint/imaging/formats.py has the format x mode table)
     file_mode: str | None = None    # 1, L, LA, P, RGB, RGBA, CMYK, I;16, LA;16, RGB;16, RGBA;16 (None = mode)
     bits: int = 8                   # bits per channel in the file
     compression: str | None = None  # TIFF: PIL's name (tiff_lzw, packbits, jpeg, group4, ...)

@@ -38,7 +38,7 @@ import scenes as S  # noqa: E402
 def run_scene(seed: int, w: int, h: int, how: str, noisy: bool = False) -> dict:
     from autoinpaint.api import EditOptions, edit
     from autoinpaint.cutout import make_trimap
-    from autoinpaint.mask_ops import distance_outside
+    from autoinpaint.mask.refine import distance_outside
     from autoinpaint.selection import Selection
 
     shot = S.studio_shot(w, h, soft=4.0, rng=np.random.default_rng(seed))
@@ -82,7 +82,7 @@ def run_scene(seed: int, w: int, h: int, how: str, noisy: bool = False) -> dict:
 
 def framing_errors(seed: int) -> list[float]:
     from autoinpaint.api import EditOptions, edit
-    from autoinpaint.mask_ops import bbox
+    from autoinpaint.mask.refine import bbox
     from autoinpaint.selection import Selection
 
     shot = S.studio_shot(640, 480, rng=np.random.default_rng(seed))

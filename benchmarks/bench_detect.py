@@ -156,7 +156,7 @@ def main() -> None:
     from autoinpaint.api import EditOptions, run_edit
     from autoinpaint.detect import load_detector
     from autoinpaint.errors import InputError
-    from autoinpaint.image_io import load_image
+    from autoinpaint.imaging.image_io import load_image
     from autoinpaint.selection import Selection
 
     rows = []

@@ -130,7 +130,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def run_ours(inpainter, image, mask, request):
     from autoinpaint.composite import Composite
     from autoinpaint.inpaint import Inpaint
-    from autoinpaint.mask_ops import RefineMask
+    from autoinpaint.mask.refine import RefineMask
     from autoinpaint.pipeline import Pipeline
     from autoinpaint.state import EditState
 

@@ -83,7 +83,7 @@ from autoinpaint.selection import Selection
 path, photo, encoders = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 image = np.array(Image.open(photo).convert("RGB"))
 h, w = image.shape[:2]
-from autoinpaint.device import cpu_is_busy
+from autoinpaint.models.device import cpu_is_busy
 t = time.perf_counter()
 cls = SamSegmenter if path.endswith(".pth") else HFSamSegmenter
 seg = cls(path, device="cpu", precision="fp32", cache=False, runtime="auto")  # what a user gets on the CPU
@@ -352,7 +352,7 @@ def omdet_ab(repeats: int) -> dict:
     from bench_fast_text import WORKDIR, _load_detector
 
     from autoinpaint.detect import DetectParams, zero_shot
-    from autoinpaint.image_io import load_image
+    from autoinpaint.imaging.image_io import load_image
 
     detector, load = _load_detector("omdet-turbo", WORKDIR)
     images = {label.replace(" ", "").lower(): load_image(path)[0] for label, (path, _) in photos(WORKDIR).items()}

@@ -78,7 +78,7 @@ def _time_detectors(loaded: dict, repeats: int, workdir: Path) -> list[dict]:
     machine's load weighs on every detector alike: ratios are measured side by side."""
     from bench_detect import PHRASE, photos, time_detection
 
-    from autoinpaint.image_io import load_image
+    from autoinpaint.imaging.image_io import load_image
 
     images = {label.replace(" ", "").lower(): load_image(path)[0] for label, (path, _) in photos(workdir).items()}
     for detector, _ in loaded.values():
@@ -161,7 +161,7 @@ def measure_replace(fast: bool, measured_steps: int = 2, resolution: int = 512, 
     import torch
     from bench_diffusion import photo, sd15_inpainting_random
 
-    from autoinpaint.device import resolve_device
+    from autoinpaint.models.device import resolve_device
     from autoinpaint.inpaint import InpaintRequest
     from autoinpaint.inpaint.diffusion import DiffusionInpainter
     from autoinpaint.inpaint.diffusion_loading import _make_scheduler, resolve_dtype

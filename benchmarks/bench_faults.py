@@ -9,7 +9,7 @@ injector is tests/flaky_proxy.py, the full disk a small tmpfs (root only).
 * **bucket**: the same rows read from and written to a bucket (manifest in the bucket too), through
   the proxy with no faults, then with every 5th request answered by a 503 or a reset connection:
   with the default client retries, and with ``AUTOINPAINT_S3_ATTEMPTS=1`` (botocore does not retry:
-  autoinpaint.storage's own retries do all the work). Requests seen, faults injected, our retries.
+  autoinpaint.imaging.storage's own retries do all the work). Requests seen, faults injected, our retries.
 * **disk**: OUTDIR on a 1 MiB tmpfs filled to leave room for about 3 outputs: rows done / failed
   (with the reason) / not started (the batch stops starting rows once the disk is full), the
   manifest's lines, then a resume once space is freed.

@@ -93,7 +93,7 @@ def detail(img: np.ndarray, region: np.ndarray) -> float:
 def hole_metrics(result: np.ndarray, truth: np.ndarray, original: np.ndarray, alpha: np.ndarray) -> dict:
     from skimage.metrics import structural_similarity
 
-    from autoinpaint.mask_ops import bbox, distance_outside
+    from autoinpaint.mask.refine import bbox, distance_outside
 
     hole = alpha > 0
     diff = result.astype(np.float64)[hole] - truth.astype(np.float64)[hole]
@@ -128,7 +128,7 @@ def hole_metrics(result: np.ndarray, truth: np.ndarray, original: np.ndarray, al
 def bench_inpainters(args) -> None:
     from autoinpaint.composite import Composite
     from autoinpaint.inpaint import Inpaint
-    from autoinpaint.mask_ops import RefineMask
+    from autoinpaint.mask.refine import RefineMask
     from autoinpaint.state import EditState
 
     w, h = args.size
@@ -210,7 +210,7 @@ def bench_timings(args) -> None:
 
 def bench_crop(args) -> None:
     from autoinpaint.inpaint import Inpaint
-    from autoinpaint.mask_ops import RefineMask
+    from autoinpaint.mask.refine import RefineMask
     from autoinpaint.state import EditState
 
     w, h = args.big

@@ -92,7 +92,7 @@ def main() -> None:
 def run(args, weights: Path) -> None:
     import torch
 
-    from autoinpaint.device import cpu_has_native_bf16, cpu_is_busy
+    from autoinpaint.models.device import cpu_has_native_bf16, cpu_is_busy
     from autoinpaint.inpaint import load_inpainter
     from autoinpaint.inpaint.classical import ClassicalInpainter
     from autoinpaint.inpaint.lama import LamaInpainter

@@ -12,7 +12,7 @@ real pipeline (``api.edit(..., action="mask")``: Segment → RefineMask → Asse
 truth: bad = IoU < 0.5, good = IoU >= 0.9 (masks in between count in neither). Targets: at least 90 %
 of bad masks flagged, at most 10 % of good ones.
 
-Two seed sets: ``tuning`` (the thresholds in ``autoinpaint/quality.py`` were chosen on these) and
+Two seed sets: ``tuning`` (the thresholds in ``autoinpaint/mask/assess.py`` were chosen on these) and
 ``held-out`` (never looked at while tuning). SAM needs trained weights to be measured: give
 ``--segmenters classical,sam:vit_b`` where a checkpoint is present (random weights say nothing about
 quality, so none is run without one).

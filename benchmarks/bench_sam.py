@@ -196,7 +196,7 @@ t0 = time.perf_counter()
 import numpy as np, torch
 from PIL import Image
 from autoinpaint.segment import SegmentParams, embedding_cache
-from autoinpaint.segment.embedding_cache import Embedding
+from autoinpaint.models.embedding_cache import Embedding
 from autoinpaint.segment.hf_sam import HFSamSegmenter
 from autoinpaint.segment.sam import SamSegmenter
 from autoinpaint.selection import Selection
@@ -204,7 +204,7 @@ imports = time.perf_counter() - t0
 path, photo, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
 image = np.array(Image.open(photo).convert("RGB"))
 h, w = image.shape[:2]
-from autoinpaint.device import resolve_precision
+from autoinpaint.models.device import resolve_precision
 resolve_precision("auto", "cpu")  # the one-off bf16 probe is recorded, not booked under load
 t = time.perf_counter()
 seg = (SamSegmenter if path.endswith(".pth") else HFSamSegmenter)(path, device="cpu", precision="auto", cache=False)
@@ -260,7 +260,7 @@ import copy, contextlib, json, sys, time
 import numpy as np, torch
 from PIL import Image
 from autoinpaint.segment import SegmentParams
-from autoinpaint.segment.embedding_cache import Embedding
+from autoinpaint.models.embedding_cache import Embedding
 from autoinpaint.segment.hf_sam import HFSamSegmenter
 from autoinpaint.selection import Selection
 path, photo, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])

@@ -95,7 +95,7 @@ def measure(scene, folder: str, inpainter: str = "telea", band_inpainter: str | 
     from PIL import Image
 
     from autoinpaint.api import EditOptions, edit
-    from autoinpaint.mask_ops import distance_outside
+    from autoinpaint.mask.refine import distance_outside
     from autoinpaint.selection import Selection
 
     path = os.path.join(folder, "mask.png")

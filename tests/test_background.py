@@ -17,7 +17,7 @@ import scenes
 from autoinpaint import EditOptions, Editor, api
 from autoinpaint.cutout import make_trimap, plan_layout
 from autoinpaint.cutout.matte import estimate_matte
-from autoinpaint.mask_ops import bbox, distance_outside
+from autoinpaint.mask.refine import bbox, distance_outside
 from autoinpaint.selection import Selection
 
 
@@ -361,7 +361,7 @@ def test_batch_folder_mode_transparent_defaults_to_png_and_hashes_of_old_rows_ho
     import hashlib
 
     from autoinpaint import __version__
-    from autoinpaint.storage import absolute, identity
+    from autoinpaint.imaging.storage import absolute, identity
 
     opts.pop("quiet")
     old = {"v": 1, "autoinpaint": __version__, "input": absolute(str(shots / "a.jpg")),
@@ -421,7 +421,7 @@ def test_parts_thinner_than_the_band_stay_opaque():
 
 
 def test_preview_of_a_framed_cutout_places_the_clicks_and_shows_the_transparency(files, shot):
-    from autoinpaint.preview import panels
+    from autoinpaint.imaging.preview import panels
 
     photo, mask = files
     state = api.edit(str(photo), Selection(points=(shot.point,)),

@@ -13,7 +13,7 @@ from PIL import Image
 import scenes
 from autoinpaint import EditOptions
 from autoinpaint.cutout import make_trimap
-from autoinpaint.mask_ops import distance_outside
+from autoinpaint.mask.refine import distance_outside
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from diffusion_fixtures import save_tiny_models  # noqa: E402

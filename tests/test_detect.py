@@ -600,7 +600,7 @@ def test_auto_takes_omdet_turbo_from_the_hub_cache_first(models, tmp_path, monke
     import huggingface_hub.constants
 
     from autoinpaint.models.store import default_store
-    from autoinpaint.registry import resolve_auto
+    from autoinpaint.models.registry import resolve_auto
     from hf_sam_fixtures import install_in_hub_cache
 
     cache = tmp_path / "hub"

@@ -17,7 +17,7 @@ from autoinpaint.composite import Composite  # noqa: E402
 from conftest import gradient_photo as photo  # noqa: E402
 from autoinpaint.errors import InputError, ModelMissingError, ModelRuntimeError  # noqa: E402
 from autoinpaint.inpaint import Inpaint, InpaintRequest  # noqa: E402
-from autoinpaint.mask_ops import make_alpha  # noqa: E402
+from autoinpaint.mask.refine import make_alpha  # noqa: E402
 from autoinpaint.state import EditState  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -302,7 +302,7 @@ def test_cuda_oom_becomes_model_runtime_error():
 
 
 def test_device_policy_without_accelerator(capsys):
-    from autoinpaint.device import cpu_bf16_is_faster, resolve_device
+    from autoinpaint.models.device import cpu_bf16_is_faster, resolve_device
     from autoinpaint.inpaint.diffusion_loading import _place, resolve_dtype
     from autoinpaint.log import configure
 

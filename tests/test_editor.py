@@ -116,7 +116,7 @@ def test_a_second_click_reuses_the_embedding(tmp_path, monkeypatch):
     from sam_fixtures import save_sam_checkpoint
 
     from autoinpaint.models.store import default_store
-    from autoinpaint.segment import embedding_cache
+    from autoinpaint.models import embedding_cache
 
     monkeypatch.setenv("AUTOINPAINT_HOME", str(tmp_path))
     embedding_cache._MEMORY.clear()

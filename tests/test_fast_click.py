@@ -19,7 +19,7 @@ def full_reference(logits: np.ndarray, size, crop, square) -> np.ndarray:
 
 
 def test_upscaling_at_sam_sizes_equals_the_full_interpolation(monkeypatch):
-    from autoinpaint import device
+    from autoinpaint.models import device
     from autoinpaint.segment.upscale import upscale_masks
 
     rng = np.random.default_rng(3)

@@ -20,8 +20,8 @@ import pytest
 from PIL import Image, ImageCms
 
 from autoinpaint import EditOptions, Selection, edit
-from autoinpaint.formats import choose_mode, pixels_for, register_heif
-from autoinpaint.image_io import load_image
+from autoinpaint.imaging.formats import choose_mode, pixels_for, register_heif
+from autoinpaint.imaging.image_io import load_image
 from conftest import gradient_photo
 from icc_fixtures import cmyk_profile
 
@@ -234,7 +234,7 @@ def test_format_and_mode_kept(cli, tmp_path, case):
             assert JpegImagePlugin.get_sampling(b) == JpegImagePlugin.get_sampling(a)
             assert bool(b.info.get("progressive")) == bool(a.info.get("progressive"))
         if a.format == "WEBP":
-            from autoinpaint.formats import webp_lossless
+            from autoinpaint.imaging.formats import webp_lossless
 
             assert webp_lossless(out.read_bytes()) is webp_lossless(src.read_bytes()) is (not case.lossy)
         if a.mode == "P":
@@ -312,7 +312,7 @@ def test_another_format_converts_and_says_what_is_lost(cli, tmp_path):
 
 
 def test_cmyk_is_inpainted_through_its_icc_profile(tmp_path):
-    from autoinpaint import native
+    from autoinpaint.imaging import native
 
     src = tmp_path / "c.tif"
     cmyk_img().save(src, icc_profile=CMYK_ICC)

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from autoinpaint.image_io import load_image
+from autoinpaint.imaging.image_io import load_image
 from conftest import gradient_photo
 
 W, H = 32, 24

@@ -22,8 +22,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from autoinpaint.errors import InputError  # noqa: E402
-from autoinpaint.segment import SegmentParams, embedding_cache, load_segmenter  # noqa: E402
-from autoinpaint.segment.embedding_cache import Embedding  # noqa: E402
+from autoinpaint.segment import SegmentParams, load_segmenter
+from autoinpaint.models import embedding_cache  # noqa: E402
+from autoinpaint.models.embedding_cache import Embedding  # noqa: E402
 from autoinpaint.segment.hf_sam import HFSamSegmenter  # noqa: E402
 from autoinpaint.selection import Selection  # noqa: E402
 
@@ -144,7 +145,7 @@ def test_edgetam_from_the_hub_cache_listed_first_for_auto_on_the_cpu(models, sce
     """EdgeTAM (RepViT-M1 encoder via timm, random weights) by its alias from the Hugging Face cache,
     offline: masks through the CLI, listed with its size; ``auto`` picks it before SAM 2.1 tiny on the
     CPU, and SAM 2.1 tiny on an accelerator (quality first where the encoder is cheap)."""
-    import autoinpaint.device as device
+    import autoinpaint.models.device as device
     from autoinpaint.log import configure
 
     out = tmp_path / "m.png"
@@ -170,7 +171,7 @@ def test_edgetam_from_the_hub_cache_listed_first_for_auto_on_the_cpu(models, sce
     assert load_segmenter("auto", device="cpu", precision="fp32").name == "edgetam"
     assert "segmenter auto -> edgetam" in capsys.readouterr().err
     monkeypatch.setattr(device, "resolve_device", lambda d="auto": "cuda")
-    from autoinpaint.registry import resolve_auto
+    from autoinpaint.models.registry import resolve_auto
 
     assert resolve_auto("segmenter", "auto")[0] == "sam2.1-tiny"
 
@@ -209,7 +210,7 @@ def test_malicious_pickle_is_refused_with_exit_3_and_never_runs(models, scene, h
 
 
 def test_precision_policy_and_cache_key(models, scene, home, monkeypatch):
-    import autoinpaint.device as device
+    import autoinpaint.models.device as device
 
     for faster, expected in ((True, "bf16"), (False, "fp32")):  # the project's one CPU policy decides
         monkeypatch.setattr(device, "cpu_bf16_is_faster", lambda remember=True, f=faster: f)

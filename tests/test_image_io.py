@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageCms, ImageOps
 
 from autoinpaint import EditOptions, Selection, run_edit
-from autoinpaint.image_io import load_image, orient
+from autoinpaint.imaging.image_io import load_image, orient
 from conftest import gradient_photo
 
 RECT = Selection(rects=((200, 120, 260, 190),))
@@ -103,7 +103,7 @@ def test_icc_profile_kept(tmp_path):
 
 
 def test_sixteen_bit_icc_profile_kept(tmp_path):
-    from autoinpaint.image_io import encode_image
+    from autoinpaint.imaging.image_io import encode_image
     from autoinpaint.state import ImageInfo
 
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()

@@ -23,15 +23,15 @@ from lama_fixtures import (build_lama, save_lightning, save_safetensors, save_st
                            save_torchscript)
 from test_sam import http_server  # noqa: E402,F401 - the loopback Range server fixture
 
-from autoinpaint import checkpoints  # noqa: E402
+from autoinpaint.models import checkpoints  # noqa: E402
 from autoinpaint.errors import AutoinpaintError, InputError, ModelMissingError  # noqa: E402
 from autoinpaint.inpaint import load_inpainter  # noqa: E402
 from autoinpaint.inpaint import lama as lama_module  # noqa: E402
 from autoinpaint.inpaint.lama import LoadedLama, model_geometry  # noqa: E402
 from autoinpaint.inpaint.lama_weights import conversion_path, read_lama_weights  # noqa: E402
 from autoinpaint.models.store import default_store  # noqa: E402
-from autoinpaint.registry import family_for, resolve_auto  # noqa: E402
-from autoinpaint.weight_files import safetensors_keys  # noqa: E402
+from autoinpaint.models.registry import family_for, resolve_auto  # noqa: E402
+from autoinpaint.models.weight_files import safetensors_keys  # noqa: E402
 
 RECT = "300,150,330,180"  # in the 480×320 test photo
 SMALL_CROP = ("--dilate", "2", "--feather", "2", "--padding-mask-crop", "8")  # a ~50 px crop: fast
@@ -319,7 +319,7 @@ def test_models_download_lama_verifies_and_converts_once(lama_files, lama_model,
 
 # ------------------------------------------------------------------------------ device and precision
 def test_fp16_is_refused_bf16_runs_and_auto_measures(lama_files, lama_home, cli, png, tmp_path, monkeypatch, capsys):
-    import autoinpaint.device as device
+    import autoinpaint.models.device as device
     from autoinpaint.log import configure
 
     with pytest.raises(NotImplementedError, match="Half"):  # the reason: no half FFT kernel on the CPU

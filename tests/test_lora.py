@@ -133,7 +133,7 @@ def test_scheduler_choices_match_the_loader():
 def test_lora_is_fused_deterministic_and_part_of_the_model(tiny):
     from autoinpaint.composite import Composite
     from autoinpaint.inpaint import Inpaint
-    from autoinpaint.mask_ops import make_alpha
+    from autoinpaint.mask.refine import make_alpha
     from autoinpaint.state import EditState
 
     image, mask = scene()
@@ -212,7 +212,7 @@ def test_missing_and_unsafe_loras_are_refused(tiny, hub_cache, tmp_path, cli):
 # ----------------------------------------------------------------------------------------- --fast
 def test_fast_uses_the_cached_lcm_lora_four_steps_one_unet_pass_each(tiny, hub_cache):
     from autoinpaint.inpaint.lora import fast_lora, model_family
-    from autoinpaint.hub import resolve
+    from autoinpaint.models.hub import resolve
 
     install_in_hub_cache(Path(tiny["lcm"]), hub_cache, LCM_SD15)
     image, mask = scene()

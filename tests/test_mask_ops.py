@@ -6,7 +6,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 from autoinpaint.errors import InputError
-from autoinpaint.mask_ops import RefineMask, bbox, distance_outside, erode, fill_holes, hard_mask, make_alpha, \
+from autoinpaint.mask.refine import RefineMask, bbox, distance_outside, erode, fill_holes, hard_mask, make_alpha, \
     remove_small_islands
 from autoinpaint.state import EditState
 
@@ -112,7 +112,7 @@ def test_distance_outside_is_the_exact_euclidean_distance_every_call():
     import cv2
     from scipy import ndimage
 
-    from autoinpaint.mask_ops import distance_outside
+    from autoinpaint.mask.refine import distance_outside
 
     m = np.zeros((300, 400), np.uint8)
     cv2.circle(m, (200, 150), 60, 1, -1)

@@ -195,8 +195,9 @@ def test_two_steps_asking_for_one_model_load_it_once(lama_file, home):
 def test_resolve_auto_per_kind_gives_what_the_three_old_functions_gave(home, lama_file, monkeypatch):
     from sam_fixtures import save_sam_checkpoint
 
-    from autoinpaint import checkpoints, registry
-    from autoinpaint.registry import resolve_auto
+    from autoinpaint.models import checkpoints
+    from autoinpaint.models import registry
+    from autoinpaint.models.registry import resolve_auto
 
     # nothing present: the classical segmenter, the default detector, the classical inpainter
     assert resolve_auto("segmenter")[0] == "classical" and "models download vit_b" in resolve_auto("segmenter")[1]
@@ -225,7 +226,7 @@ def test_resolve_auto_per_kind_gives_what_the_three_old_functions_gave(home, lam
 
 # ---------------------------------------------------------------------------------------------- autocast
 def test_one_autocast_helper_for_both_sam_paths_is_right_for_every_cuda_index():
-    from autoinpaint.device import autocast, autocast_args
+    from autoinpaint.models.device import autocast, autocast_args
     from autoinpaint.segment.hf_sam import HFSamSegmenter
     from autoinpaint.segment.sam import SamSegmenter
 

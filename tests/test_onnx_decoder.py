@@ -20,7 +20,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 from autoinpaint.errors import InputError  # noqa: E402
-from autoinpaint.segment import SegmentParams, embedding_cache  # noqa: E402
+from autoinpaint.segment import SegmentParams
+from autoinpaint.models import embedding_cache  # noqa: E402
 from autoinpaint.segment import onnx_decoder  # noqa: E402
 from autoinpaint.selection import Selection  # noqa: E402
 

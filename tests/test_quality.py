@@ -12,7 +12,7 @@ from PIL import Image
 
 import scenes as S
 from autoinpaint import EditOptions, Selection, edit
-from autoinpaint.quality import SAM_IOU_MIN, SAM_STABILITY_MIN, assess
+from autoinpaint.mask.assess import SAM_IOU_MIN, SAM_STABILITY_MIN, assess
 from conftest import ROOT
 
 CLASSICAL = EditOptions(segmenter="classical", quiet=True)

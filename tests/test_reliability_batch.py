@@ -153,10 +153,10 @@ class _FlakyFS:
 
 
 def test_our_retry_layer_backs_off_on_transient_failures_and_never_on_a_missing_object(monkeypatch):
-    """Below botocore's own retries, autoinpaint.storage retries what the client gave up on: a reset
+    """Below botocore's own retries, autoinpaint.imaging.storage retries what the client gave up on: a reset
     connection, a 503 (with backoff), up to $AUTOINPAINT_STORAGE_RETRIES more tries; a missing object
     is an answer, not retried."""
-    from autoinpaint import storage
+    from autoinpaint.imaging import storage
     from autoinpaint.errors import InputError, StorageError
 
     store = _FlakyFS(fails=3)

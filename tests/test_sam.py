@@ -21,9 +21,10 @@ from conftest import save_malicious_pickle  # noqa: E402
 torch = pytest.importorskip("torch")
 pytest.importorskip("segment_anything")
 
-from autoinpaint import checkpoints  # noqa: E402
+from autoinpaint.models import checkpoints  # noqa: E402
 from autoinpaint.errors import AutoinpaintError, InputError, ModelMissingError  # noqa: E402
-from autoinpaint.segment import SegmentParams, embedding_cache, load_segmenter  # noqa: E402
+from autoinpaint.segment import SegmentParams, load_segmenter
+from autoinpaint.models import embedding_cache  # noqa: E402
 from autoinpaint.segment.sam import (SamSegmenter, arch_name, build_sam, find_sam_checkpoint,  # noqa: E402
                                      infer_config, load_sam_segmenter, read_state_dict,
                                      resolve_precision)

@@ -15,7 +15,8 @@ from sam_fixtures import save_sam_checkpoint, save_scene  # noqa: E402
 torch = pytest.importorskip("torch")
 pytest.importorskip("segment_anything")
 
-from autoinpaint.segment import SegmentParams, embedding_cache  # noqa: E402
+from autoinpaint.segment import SegmentParams
+from autoinpaint.models import embedding_cache  # noqa: E402
 from autoinpaint.segment.sam import SamSegmenter  # noqa: E402
 from autoinpaint.selection import Selection  # noqa: E402
 

@@ -13,9 +13,9 @@ from PIL import Image
 
 from autoinpaint import EditOptions, Editor, InputError
 from autoinpaint.api import default_output
-from autoinpaint.display import alpha_png, display_copy, display_size, png_gray8
+from autoinpaint.imaging.display import alpha_png, display_copy, display_size, png_gray8
 from autoinpaint.errors import TooLargeError
-from autoinpaint.image_io import load_image, write_atomic
+from autoinpaint.imaging.image_io import load_image, write_atomic
 from conftest import gradient_photo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,7 +179,7 @@ def test_heic_photos_open_and_show(tmp_path):
     path = tmp_path / "phone.heic"
     path.write_bytes(buf.getvalue())
     # a fresh process: decoding registers pillow-heif by itself
-    code = f"from autoinpaint.image_io import load_image; a, i = load_image({str(path)!r}); print(a.shape, i.format)"
+    code = f"from autoinpaint.imaging.image_io import load_image; a, i = load_image({str(path)!r}); print(a.shape, i.format)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.stdout.strip() in ("(48, 64, 3) HEIF", "(48, 64, 3) PNG"), r.stderr  # written back as HEIF if it can
     ed = Editor(CLASSICAL).open(buf.getvalue(), embed=False)

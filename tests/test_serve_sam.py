@@ -38,7 +38,7 @@ def png(seed: int) -> bytes:
 @pytest.fixture(scope="module")
 def sam(tmp_path_factory):
     from autoinpaint.models.store import default_store
-    from autoinpaint.segment import embedding_cache
+    from autoinpaint.models import embedding_cache
 
     home = tmp_path_factory.mktemp("samhome")
     mp = pytest.MonkeyPatch()
@@ -72,7 +72,7 @@ def test_two_photos_clicked_at_once_get_their_own_masks(sam):
     usable = [p for p in POINTS if refs["a"][p] is not None and refs["b"][p] is not None
               and not np.array_equal(refs["a"][p], refs["b"][p])]
     assert usable, "the tiny model gives no distinct masks for these photos"
-    from autoinpaint.segment import embedding_cache
+    from autoinpaint.models import embedding_cache
 
     embedding_cache._MEMORY.clear()  # the server computes its own embeddings
     segmenter = Editor(sam).segment_step.segmenter  # the model the references ran, in the process's store

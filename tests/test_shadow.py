@@ -19,7 +19,7 @@ from PIL import Image
 
 import scenes as S
 from autoinpaint import EditOptions, Selection, edit
-from autoinpaint.mask_ops import distance_outside
+from autoinpaint.mask.refine import distance_outside
 from bench_shadow import measure
 
 W, H = 480, 360
@@ -116,7 +116,7 @@ def test_without_shadow_output_is_unchanged_byte_for_byte(cli, tmp_path, paving,
     byte for byte, what those steps composed by hand write; no shadow field in --json."""
     from autoinpaint.api import assess_step, inpaint_step, mask_step, selection_steps
     from autoinpaint.composite import Composite
-    from autoinpaint.io_steps import LoadImage, SaveImage
+    from autoinpaint.imaging.io_steps import LoadImage, SaveImage
     from autoinpaint.pipeline import Pipeline
     from autoinpaint.state import EditState
 

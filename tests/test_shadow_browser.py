@@ -14,7 +14,7 @@ pytest.importorskip("fastapi")
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
 
 import scenes as S  # noqa: E402
-from autoinpaint.mask_ops import distance_outside  # noqa: E402
+from autoinpaint.mask.refine import distance_outside  # noqa: E402
 from test_serve_browser import ARGS, CHROMIUM, app_server, TOKEN, click_at, mask_pixels  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),

@@ -1,4 +1,4 @@
-"""Photos in object storage: ``autoinpaint.storage`` on local paths, ``memory://`` and http, and batches
+"""Photos in object storage: ``autoinpaint.imaging.storage`` on local paths, ``memory://`` and http, and batches
 that read from and write to a bucket of a real S3-compatible server (moto, on 127.0.0.1, started by the
 session fixture ``s3_server``): outputs byte-identical to a local-disk run, a missing object as a row
 error, and a ``kill -9`` then resume with the manifest kept in the bucket."""
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from autoinpaint import storage
+from autoinpaint.imaging import storage
 from autoinpaint.batch import Defaults, iter_tasks
 from autoinpaint.errors import InputError
 from autoinpaint.selection import Selection

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 from ..errors import StorageError
-from ..storage import delete, exists, is_remote, list_files, make_parents, open_binary, write_bytes, write_file
+from ..imaging.storage import delete, exists, is_remote, list_files, make_parents, open_binary, write_bytes, write_file
 
 MANIFEST_NAME = "manifest.jsonl"
 PARTS = ".parts"

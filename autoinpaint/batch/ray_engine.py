@@ -13,7 +13,7 @@
   read task's output into 128 MB blocks). Nobody holds the list of rows. The read task runs on the
   driver's node (``supports_distributed_reads = False``): a local recipe and manifest live there.
 * **One actor pool** for the whole batch: models are loaded once per actor (the process-wide model
-  cache of :mod:`autoinpaint.registry` lives as long as the actor).
+  cache of :mod:`autoinpaint.models.registry` lives as long as the actor).
 * **Backpressure**: Ray Data throttles by bytes, and a row is a few hundred bytes, so it alone would let
   the planner run far ahead of the actors. The :class:`Ledger` actor admits at most ``window`` rows
   between the planner and the driver's manifest; the planner waits for room. It also sizes the groups

@@ -19,7 +19,7 @@ Task with ``error`` set (and its line number) instead of stopping the batch.
 Rows are produced lazily: the recipe is read line by line (JSONL, CSV), YAML is parsed into nodes and
 each row is built when it is reached, and images are never opened or ``stat``-ed here (the worker hashes
 them: :func:`param_hash`). Recipes, inputs, masks and the output folder may be URLs (``s3://…``): every
-path goes through :mod:`autoinpaint.storage`; relative paths are relative to the recipe's folder.
+path goes through :mod:`autoinpaint.imaging.storage`; relative paths are relative to the recipe's folder.
 """
 from __future__ import annotations
 
@@ -35,11 +35,11 @@ from typing import IO, Any, Iterator
 from .. import options as schema
 from ..api import ACTIONS, EditOptions
 from ..errors import InputError
-from ..image_io import FORMAT_BY_SUFFIX
+from ..imaging.image_io import FORMAT_BY_SUFFIX
 from ..selection import Selection, clean_texts, parse_numbers
-from ..storage import (absolute, canonical, glob, has_magic, identity, is_dir, is_file, join, list_files,
+from ..imaging.storage import (absolute, canonical, glob, has_magic, identity, is_dir, is_file, join, list_files,
                        open_binary, parent, same, suffix)
-from ..storage import name as file_name
+from ..imaging.storage import name as file_name
 
 RECIPE_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv",
                    ".yaml": "yaml", ".yml": "yaml"}

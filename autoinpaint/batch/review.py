@@ -1,4 +1,4 @@
-"""The review queue of a batch: the rows whose mask is in doubt (:mod:`autoinpaint.quality`), listed in
+"""The review queue of a batch: the rows whose mask is in doubt (:mod:`autoinpaint.mask.assess`), listed in
 ``OUTDIR/review.html`` with the input, the mask over it and the result side by side, so a person
 checks only those.
 
@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AutoinpaintError
-from ..storage import exists, join, make_parents, read_bytes, relative, write_bytes
-from ..storage import name as file_name
+from ..imaging.storage import exists, join, make_parents, read_bytes, relative, write_bytes
+from ..imaging.storage import name as file_name
 from .manifest import ManifestSnapshot
 
 REVIEW_DIR = "review"
@@ -40,7 +40,7 @@ def thumbnails(state, height: int = THUMB_HEIGHT) -> dict[str, str]:
     was written), at most ``height`` px high."""
     from PIL import Image
 
-    from ..preview import panels
+    from ..imaging.preview import panels
 
     out = {}
     for kind, panel in zip(KINDS, panels(state, height)):

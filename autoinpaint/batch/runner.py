@@ -4,7 +4,7 @@ row in the manifest as it finishes.
 Every image goes through the same :func:`autoinpaint.api.run_edit` as ``autoinpaint remove``; each worker
 process (or Ray actor) loads its models once and keeps them for all its rows.
 
-* Inputs, the recipe and OUTDIR may be paths or URLs (:mod:`autoinpaint.storage`); outputs are always
+* Inputs, the recipe and OUTDIR may be paths or URLs (:mod:`autoinpaint.imaging.storage`); outputs are always
   written whole (a local temporary file + rename; one upload to an object store).
 * The manifest (:mod:`.manifest`) is ``OUTDIR/manifest.jsonl`` for a local OUTDIR; for an OUTDIR in a
   store it is a local file under the cache folder unless ``manifest=`` names another path or a URL.
@@ -26,8 +26,8 @@ from datetime import datetime, timezone
 from typing import Callable, Iterable, Iterator
 
 from ..errors import AutoinpaintError, InputError
-from ..paths import cache_dir
-from ..storage import (absolute, canonical, ensure_folder, exists, is_dir, is_file, is_remote, join, parent,
+from ..models.paths import cache_dir
+from ..imaging.storage import (absolute, canonical, ensure_folder, exists, is_dir, is_file, is_remote, join, parent,
                        remove_stale_temp_files)
 from .manifest import MANIFEST_NAME, open_manifest
 from .plan import Plan, plan_tasks

@@ -16,7 +16,7 @@ import sys
 import time
 
 from ..errors import AutoinpaintError, NotFoundError
-from ..storage import make_parents, size
+from ..imaging.storage import make_parents, size
 from .recipe import Task
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -31,7 +31,7 @@ def execute_task(task: Task, store=None) -> dict:
     """Skip, or edit one image through ``autoinpaint.api.run_edit``; never raises: failures are records
     (``status`` done, skipped, not_found or failed; ``model_loads``: models this worker's store has
     loaded so far). ``store``: the worker's model store (None: this process's, :func:`worker_store`)."""
-    from .. import storage
+    from ..imaging import storage
 
     store = store if store is not None else worker_store()
     record = base_record(task)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .. import checkpoints
+from ..models import checkpoints
 from ..errors import (EXIT_INPUT, EXIT_INTERRUPTED, EXIT_MODEL_MISSING, EXIT_OK, EXIT_UNEXPECTED, ModelMissingError,
                       exit_codes_help)
 
@@ -26,7 +26,7 @@ def models() -> None:
 
 def _rows() -> list[dict]:
     """One JSON-friendly row per known model; file checkpoints add file, SHA-256 and URL."""
-    from ..registry import known
+    from ..models.registry import known
 
     rows = []
     for m in known():
@@ -70,8 +70,8 @@ def download(name: str, directory: str | None, url: str | None, quiet: bool,
     """Download model NAME (see `models list`). Checkpoint files: resumable, SHA-256 verified, renamed into
     place when complete. Hub models: into the Hugging Face cache (safetensors and configs only)."""
     from ..errors import InputError
-    from ..hub import download as hub_download
-    from ..registry import known
+    from ..models.hub import download as hub_download
+    from ..models.registry import known
 
     entry = next((m for m in known() if m.name == name), None)
     if entry is None:
@@ -130,7 +130,7 @@ def cache() -> None:
 @_json_option
 def info(as_json: bool) -> None:
     """Where the cache is, how many entries and bytes it holds, and its bound."""
-    from ..segment.embedding_cache import EmbeddingCache
+    from ..models.embedding_cache import EmbeddingCache
 
     record = EmbeddingCache().info()
     click.echo(json.dumps(record) if as_json else
@@ -142,7 +142,7 @@ def info(as_json: bool) -> None:
 @_json_option
 def clear(as_json: bool) -> None:
     """Delete every cached SAM embedding and checkpoint head."""
-    from ..segment.embedding_cache import EmbeddingCache
+    from ..models.embedding_cache import EmbeddingCache
 
     store = EmbeddingCache()
     files, size = store.clear()

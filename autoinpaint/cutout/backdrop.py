@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 
 from ..errors import InputError
-from ..formats import ALPHA_FORMATS, check_alpha_format
+from ..imaging.formats import ALPHA_FORMATS, check_alpha_format
 from ..state import EditState
 
 DEFAULT_COLOR = "white"
@@ -63,7 +63,7 @@ class CheckOutput:
 
     def __call__(self, state):
         if state.output_path:
-            from ..image_io import output_format
+            from ..imaging.image_io import output_format
 
             fmt = output_format(state.output_path, state.info)
             if self.transparent:
@@ -157,7 +157,7 @@ class Cutout:
     name = "composite"
 
     def __call__(self, state):
-        from ..formats import _icc_fits, working_mode
+        from ..imaging.formats import _icc_fits, working_mode
 
         fg, a, back = state.foreground, state.alpha.astype(np.float32)[..., None], state.backdrop
         top = float(np.iinfo(fg.dtype).max)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
-from ..mask_ops import bbox
+from ..mask.refine import bbox
 
 SHADOWS = ("none", "soft")
 SQUASH = 0.08   # the shadow's height, as a fraction of the object's height

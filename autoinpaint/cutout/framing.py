@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError, TooLargeError
-from ..mask_ops import bbox
+from ..mask.refine import bbox
 
 MAX_UPSCALE = 2.0
 DEFAULT_MARGIN = 5.0  # % of the canvas on each side, when framing is asked without --margin
@@ -80,7 +80,7 @@ def plan_layout(box: tuple[int, int, int, int], canvas: str | tuple[int, int] | 
         if min_side and min(cw, ch) < min_side:
             scale = min_side / min(cw, ch)
         cw, ch = max(int(math.ceil(cw * scale - 1e-6)), 1), max(int(math.ceil(ch * scale - 1e-6)), 1)
-    from ..image_io import max_pixels_default
+    from ..imaging.image_io import max_pixels_default
 
     limit = max_pixels or max_pixels_default()
     if cw * ch > limit:
@@ -142,7 +142,7 @@ class Frame:
         self.canvas = parse_canvas(canvas)
         self.margin = check_margin(margin)
         if isinstance(self.canvas, tuple):  # a given size is checked at once, before any work
-            from ..image_io import max_pixels_default
+            from ..imaging.image_io import max_pixels_default
 
             limit = max_pixels or max_pixels_default()
             cw, ch = self.canvas

@@ -58,7 +58,7 @@ class Detect:
             state.metadata.pop(key, None)
         if not state.selection.texts:
             return state
-        from ..pixels import to_rgb8
+        from ..imaging.pixels import to_rgb8
 
         h, w = state.image.shape[:2]
         sel = state.selection.to_pixels(w, h)  # validates the rest of the selection before any model loads
@@ -86,8 +86,8 @@ def load_detector(spec: str = "auto", store=None, **options) -> Detector:
     ``omdet-turbo``, ``grounding-dino-tiny``, ``mm-grounding-dino-tiny``, ``grounding-dino-base``,
     ``owlv2``, a hub id (from the local Hugging Face
     cache) or a ``save_pretrained`` folder. ``options``: load-time values (``device``). Loaded once per
-    ``store`` (:func:`autoinpaint.registry.load`; the process default when None); a missing model raises
+    ``store`` (:func:`autoinpaint.models.registry.load`; the process default when None); a missing model raises
     ModelMissingError (exit 3) with the command that fetches it."""
-    from ..registry import load
+    from ..models.registry import load
 
     return load("detector", spec, store, **options)

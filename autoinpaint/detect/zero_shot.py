@@ -1,7 +1,7 @@
 """Open-vocabulary detectors through transformers: ``AutoModelForZeroShotObjectDetection`` +
 ``AutoProcessor`` (Grounding DINO, MM Grounding DINO, OmDet-Turbo, OWLv2, OWL-ViT).
 
-Where the model comes from follows :mod:`autoinpaint.hub` (the local Hugging Face cache only, exit 3
+Where the model comes from follows :mod:`autoinpaint.models.hub` (the local Hugging Face cache only, exit 3
 with the ``hf download`` command, ``AUTOINPAINT_ALLOW_DOWNLOAD=1``; a local ``save_pretrained``
 folder; safetensors weights only). The model call is here; everything after it is the pure
 :mod:`.postprocess`. torch and transformers are imported when a detector is loaded, not before.
@@ -16,9 +16,9 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InputError, ModelMissingError
-from ..hub import ModelSource, fetch_hint, require_safe_weights, resolve, snapshot_folder
+from ..models.hub import ModelSource, fetch_hint, require_safe_weights, resolve, snapshot_folder
 from ..log import notice
-from ..registry import DETECTOR_ALIASES
+from ..models.registry import DETECTOR_ALIASES
 from .base import DetectParams, Detections
 from .postprocess import decode_grounding_dino, decode_omdet, decode_owl, grounding_text, pick
 
@@ -132,7 +132,7 @@ class ZeroShotDetector:
     class; its processor stretches the image to 640×640.
 
     Args:
-        source: where the model is (:func:`autoinpaint.hub.resolve`).
+        source: where the model is (:func:`autoinpaint.models.hub.resolve`).
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``. Weights run in float32.
     """
 
@@ -140,7 +140,7 @@ class ZeroShotDetector:
         import torch  # noqa: F401 - fail here, not inside transformers, when torch is absent
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
-        from ..device import resolve_device
+        from ..models.device import resolve_device
 
         self.source = source
         self.name = source.name

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from ..composite import crop_region
 from ..errors import InputError
-from ..mask_ops import hard_mask
+from ..mask.refine import hard_mask
 from ..pipeline import timed
-from ..pixels import from_rgb8, to_rgb8
-from ..registry import DEFAULT_CLASSICAL
-from ..registry import CLASSICAL_INPAINTERS as CLASSICAL
+from ..imaging.pixels import from_rgb8, to_rgb8
+from ..models.registry import DEFAULT_CLASSICAL
+from ..models.registry import CLASSICAL_INPAINTERS as CLASSICAL
 from .base import (MODES, BaseInpainter, Cancelled, Inpainter, InpaintRequest, InpaintResult,
                    Progress)
 
@@ -79,7 +79,7 @@ def load_inpainter(spec: str = "auto", store=None, **options) -> Inpainter:
     ``options`` are load-time values (``device``, ``dtype``, ``offload``, ``scheduler``,
     ``resolution``, ``lama_max_side``, ``trust_checkpoint``, ...). Loaded once per ``store``
     (:class:`~autoinpaint.models.store.ModelStore`; the process default when None) and reused."""
-    from ..registry import load
+    from ..models.registry import load
 
     options.pop("quiet", None)  # older callers; notices go through logging now
     return load("inpainter", spec, store, **options)

@@ -10,7 +10,7 @@ METHODS = ("hybrid", "patchmatch", "telea", "ns")
 
 
 def load_classical_inpainter(spec: str = "hybrid") -> "ClassicalInpainter":
-    """Registry loader (:mod:`autoinpaint.registry`): ``hybrid``, ``patchmatch``, ``telea`` or ``ns``."""
+    """Registry loader (:mod:`autoinpaint.models.registry`): ``hybrid``, ``patchmatch``, ``telea`` or ``ns``."""
     return ClassicalInpainter(spec)
 
 

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ..device import resolve_device
+from ..models.device import resolve_device
 from ..errors import InputError
 from ..log import notice
 from .base import BaseInpainter, Cancelled, InpaintRequest, InpaintResult
@@ -181,7 +181,7 @@ class DiffusionInpainter(BaseInpainter):
         return values, notices
 
     def _prefill(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, str]:
-        from ..registry import resolve_auto
+        from ..models.registry import resolve_auto
         from . import load_inpainter
 
         spec = resolve_auto("inpainter", mode="remove")[0] if self.prefill in (None, "", "auto") else self.prefill

@@ -1,4 +1,4 @@
-"""Loading diffusers inpainting pipelines: where a model comes from (:mod:`autoinpaint.hub` rules),
+"""Loading diffusers inpainting pipelines: where a model comes from (:mod:`autoinpaint.models.hub` rules),
 which dtype, which scheduler, where it runs (device placement, model CPU offload); each pipeline is kept
 in the model store handed in (:mod:`autoinpaint.models.store`), so it loads once per store and dropping
 it from the store frees its weights. :mod:`.diffusion` uses a loaded pipeline; nothing here runs it.
@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import hub
-from ..device import TORCH_DTYPES, resolve_precision
+from ..models import hub
+from ..models.device import TORCH_DTYPES, resolve_precision
 from ..errors import InputError, ModelMissingError, ModelRuntimeError
-from ..hub import ModelSource
+from ..models.hub import ModelSource
 from ..log import logger, notice
-from ..registry import DIFFUSION_ALIASES as ALIASES
+from ..models.registry import DIFFUSION_ALIASES as ALIASES
 from .single_file import single_file_class
 
 DEFAULT_MODEL = "sd15"
@@ -56,7 +56,7 @@ class LoadedPipeline:
 
 # --------------------------------------------------------------------------------------------- sources
 def resolve_source(spec: str) -> ModelSource:
-    """Alias, hub id, local diffusers folder or single checkpoint file → :class:`~autoinpaint.hub.ModelSource`.
+    """Alias, hub id, local diffusers folder or single checkpoint file → :class:`~autoinpaint.models.hub.ModelSource`.
 
     A hub id must be in the local Hugging Face cache (or downloads allowed): otherwise
     ModelMissingError with the ``hf download`` command."""
@@ -79,7 +79,7 @@ def _has_fp16_variant(source: ModelSource) -> bool:
 # ------------------------------------------------------------------------------------------ device policy
 def resolve_dtype(dtype: str | None, device: str) -> str:
     """The torch dtype name for a diffusion model: ``auto`` → float16 on CUDA/MPS; on the CPU the
-    project's one rule (:func:`autoinpaint.device.resolve_precision`: bfloat16 where measured faster,
+    project's one rule (:func:`autoinpaint.models.device.resolve_precision`: bfloat16 where measured faster,
     else float32). Measured with the SD 1.5 UNet (``benchmarks/bench_diffusion.py --compare-dtypes``):
     one forward at 512 px, batch 2: Xeon with AMX, 16 threads: fp32 2.0 s, bf16 1.2 s; EPYC, 2 threads,
     at 256 px: fp32 13.1 s, bf16 6.1–10.2 s."""

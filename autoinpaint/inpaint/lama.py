@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..device import cpu_has_native_bf16, cpu_is_busy, intra_op_threads, resolve_device, resolve_precision
+from ..models.device import cpu_has_native_bf16, cpu_is_busy, intra_op_threads, resolve_device, resolve_precision
 from ..errors import InputError, ModelMissingError, ModelRuntimeError
 from ..log import notice
 from .base import BaseInpainter, InpaintRequest, InpaintResult
@@ -78,7 +78,7 @@ class LoadedLama:
 
     def _threads(self) -> int | None:
         """Intra-op threads for one pass on the CPU: ``$AUTOINPAINT_LAMA_THREADS``, else one while
-        other work occupies every core (:func:`~autoinpaint.device.cpu_is_busy`), else torch's."""
+        other work occupies every core (:func:`~autoinpaint.models.device.cpu_is_busy`), else torch's."""
         if self.device != "cpu":
             return None
         forced = os.environ.get("AUTOINPAINT_LAMA_THREADS", "").strip()
@@ -263,7 +263,7 @@ def lama_path(spec: str) -> Path:
     """The weights file of ``spec``: ``lama`` → the downloaded big-lama in the checkpoint folders (its
     safetensors conversion; a ``big-lama.pt`` put there by hand is verified and converted beside itself
     first), else the path itself. ModelMissingError (exit 3) when absent."""
-    from ..checkpoints import KNOWN, convert, find_weights, missing_error, verify
+    from ..models.checkpoints import KNOWN, convert, find_weights, missing_error, verify
 
     if spec.lower() == "lama":
         found = find_weights("lama")

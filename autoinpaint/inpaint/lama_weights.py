@@ -26,11 +26,11 @@ import types
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..checkpoints import KNOWN, file_digest
+from ..models.checkpoints import KNOWN, file_digest
 from ..errors import ModelMissingError
-from ..paths import cache_dir
-from ..registry import LAMA_KEYS
-from ..weight_files import safetensors_keys, torch_archive_kind
+from ..models.paths import cache_dir
+from ..models.registry import LAMA_KEYS
+from ..models.weight_files import safetensors_keys, torch_archive_kind
 
 # Another published build of the same network: simple-lama-inpainting v0.1.0's big-lama.pt (TorchScript,
 # 205,803,670 bytes), SHA-256 as pinned by several projects that use it.

@@ -1,7 +1,7 @@
 """LoRA adapters for the diffusion inpainters (``--lora ID|PATH[:SCALE]``) and ``--fast`` (the published
 few-step LoRA of the model's family with its scheduler, steps and guidance).
 
-Where a LoRA comes from follows :mod:`autoinpaint.hub`: a hub id is read from the local Hugging Face cache
+Where a LoRA comes from follows :mod:`autoinpaint.models.hub`: a hub id is read from the local Hugging Face cache
 only (its ``pytorch_lora_weights.safetensors``, the name diffusers saves and the LCM-LoRA repos use; a
 missing one is ModelMissingError, exit 3, naming the ``hf download`` command, unless
 ``AUTOINPAINT_ALLOW_DOWNLOAD=1``); a local ``.safetensors`` file or a folder holding one is used as it is.
@@ -23,7 +23,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import hub
+from ..models import hub
 from ..errors import InputError, ModelMissingError
 
 LORA_FILE = "pytorch_lora_weights.safetensors"

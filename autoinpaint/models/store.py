@@ -3,7 +3,7 @@
 Like spandrel's ``ModelLoader``, the store is an object that its owner hands in: the CLI makes one per
 process, the web app's :class:`~autoinpaint.server.context.ServerContext` owns one, each batch worker
 owns one, and the Python API and :class:`~autoinpaint.editor.Editor` take ``store=`` (else the process
-default, :func:`default_store`). :func:`autoinpaint.registry.load` puts every model in it under one key
+default, :func:`default_store`). :func:`autoinpaint.models.registry.load` puts every model in it under one key
 (kind, family, weights, device, precision, ...), so a model loads once per store however many steps ask.
 
 Bound: the bytes the held models occupy, counted by :func:`footprint`: the parameters and buffers of

@@ -55,8 +55,8 @@ class Segment:
         return self._spec
 
     def __call__(self, state):
-        from ..image_io import load_mask
-        from ..storage import read_bytes
+        from ..imaging.image_io import load_mask
+        from ..imaging.storage import read_bytes
 
         h, w = state.image.shape[:2]
         sel = state.selection.to_pixels(w, h)
@@ -89,7 +89,7 @@ class Segment:
 def embedding_for(state, segmenter: Segmenter) -> Any:
     """The embedding of ``state.image`` for ``segmenter``: from ``state.embeddings`` (a value, or a
     ``concurrent.futures.Future`` started by :class:`~autoinpaint.editor.Editor`), else computed now."""
-    from ..pixels import to_rgb8
+    from ..imaging.pixels import to_rgb8
 
     held = state.embeddings.get(segmenter.name)
     if held is not None:
@@ -104,12 +104,12 @@ def load_segmenter(spec: str = "auto", store=None, **options) -> Segmenter:
     logged), ``classical``, ``sam``, ``sam:vit_b|vit_l|vit_h``, a SAM ``.pth`` path, a transformers
     SAM model (``sam2.1-tiny`` and the other names of ``autoinpaint models list``, a hub id, a
     ``save_pretrained`` folder: :mod:`.hf_sam`), or any name, hub id or path another registered
-    family claims (:mod:`autoinpaint.registry`).
+    family claims (:mod:`autoinpaint.models.registry`).
 
     ``options`` are load-time values (``device``, ``precision``, ``cache``, ``runtime``). Loaded once per
     ``store`` (:class:`~autoinpaint.models.store.ModelStore`; the process default when None) and reused.
     A missing model raises ModelMissingError (exit 3)."""
-    from ..registry import load
+    from ..models.registry import load
 
     options.pop("quiet", None)  # older callers; notices go through logging now
     return load("segmenter", spec, store, **options)

@@ -28,7 +28,7 @@ from .base import BaseSegmenter, SegmentParams, SegmentResult
 
 
 def load_classical_segmenter(spec: str = "classical") -> "ClassicalSegmenter":
-    """Registry loader (:mod:`autoinpaint.registry`): the classical segmenter needs no weights."""
+    """Registry loader (:mod:`autoinpaint.models.registry`): the classical segmenter needs no weights."""
     return ClassicalSegmenter()
 
 
@@ -227,7 +227,7 @@ def _flat_region(lab: np.ndarray, point) -> tuple[np.ndarray, np.ndarray, float]
     beyond which a pixel is not the surface) or None."""
     import cv2
 
-    from ..mask_ops import fill_holes
+    from ..mask.refine import fill_holes
 
     h, w = lab.shape[:2]
     labf = lab.astype(np.float32)
@@ -290,7 +290,7 @@ def _off_surface(lab: np.ndarray, seed: np.ndarray, surface: np.ndarray, thr: fl
     object (inside a mug's handle). Falls back to ``seed`` (holes filled) when that grows too much."""
     import cv2
 
-    from ..mask_ops import bbox, fill_holes
+    from ..mask.refine import bbox, fill_holes
 
     h, w = seed.shape
     x0, y0, x1, y1 = bbox(seed)
@@ -313,7 +313,7 @@ def _fill_small_holes(mask: np.ndarray, fraction: float = 0.02) -> np.ndarray:
     colour family), keep larger ones (surface seen through the object)."""
     import cv2
 
-    from ..mask_ops import fill_holes
+    from ..mask.refine import fill_holes
 
     holes = fill_holes(mask) & ~mask
     if not holes.any():
@@ -328,7 +328,7 @@ def _refine_full(image: np.ndarray, obj: np.ndarray, scale: float, surface, thr)
     """The object found on the working copy, redone at full resolution for exact edges."""
     import cv2
 
-    from ..mask_ops import bbox
+    from ..mask.refine import bbox
 
     h, w = image.shape[:2]
     x0, y0, x1, y1 = bbox(obj)

@@ -9,7 +9,7 @@ decoder (:meth:`HFSamSegmenter.predict`), with the prompt handling every SAM fam
 high-resolution maps; and in how the image is resized (SAM 1 pads the longest side to a square,
 SAM 2 stretches to it).
 
-Models come from :mod:`autoinpaint.hub` (a name of :data:`ALIASES`, a hub id from the local Hugging
+Models come from :mod:`autoinpaint.models.hub` (a name of :data:`ALIASES`, a hub id from the local Hugging
 Face cache, or a ``save_pretrained`` folder) and load from safetensors only. torch and transformers
 are imported when a model is loaded, not before.
 """
@@ -26,15 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import hub
-from ..device import decoder_threads, resolve_device
-from ..device import resolve_precision as _resolve_precision
+from ..models import hub
+from ..models.device import decoder_threads, resolve_device
+from ..models.device import resolve_precision as _resolve_precision
 from ..errors import InputError, ModelMissingError
 from ..log import logger, notice
-from ..registry import HF_SAM_ALIASES as ALIASES
+from ..models.registry import HF_SAM_ALIASES as ALIASES
 from ..selection import Selection
 from .base import BaseSegmenter, SegmentParams, SegmentResult
-from .embedding_cache import CachedEncoder, Embedding, EmbeddingCache, image_key
+from ..models.embedding_cache import CachedEncoder, Embedding, EmbeddingCache, image_key
 from .prompts import pad_points, run_prompts, scale_coords
 from .upscale import upscale_masks
 from .sam import checkpoint_fingerprint
@@ -165,7 +165,7 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
       name (str): what :attr:`name` reports (default: ``FAMILY:FOLDER``).
       device (str): ``auto``, ``cpu``, ``cuda`` or ``mps``.
       precision (str): ``auto``, ``fp32``, ``bf16`` or ``fp16``: autocast dtype of the image
-        encoder (:func:`autoinpaint.device.resolve_precision`); the prompt encoder and mask
+        encoder (:func:`autoinpaint.models.device.resolve_precision`); the prompt encoder and mask
         decoder always run in fp32.
       cache (bool): also keep embeddings on disk (the in-process LRU is always on).
       runtime (str): ``auto``, ``torch`` or ``onnx``: where the prompt decoder runs
@@ -249,7 +249,7 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
 
     # -- the image encoder ----------------------------------------------------------------------
     def _autocast(self):
-        from ..device import autocast
+        from ..models.device import autocast
 
         return autocast(self.device, self.precision)
 

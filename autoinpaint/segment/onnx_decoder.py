@@ -70,7 +70,7 @@ def resolve_runtime(runtime: str | None, device: str) -> str:
 
 
 def onnx_dir() -> Path:
-    from ..paths import cache_dir
+    from ..models.paths import cache_dir
 
     return cache_dir() / "sam" / "onnx"
 
@@ -256,8 +256,8 @@ def _open_session(path: Path, threads: int, disabled_optimizers: tuple[str, ...]
 
 def onnx_threads(device: str) -> int:
     """ONNX Runtime intra-op threads for one decoder call: 1 on a busy CPU (as
-    :func:`autoinpaint.device.decoder_threads` does for PyTorch), else its default (all cores)."""
-    from ..device import cpu_is_busy
+    :func:`autoinpaint.models.device.decoder_threads` does for PyTorch), else its default (all cores)."""
+    from ..models.device import cpu_is_busy
 
     return 1 if os.environ.get("AUTOINPAINT_DECODER_THREADS") == "1" or cpu_is_busy() else 0
 
@@ -335,7 +335,7 @@ class PromptDecoder:
                 return out
         import torch
 
-        from ..device import decoder_threads
+        from ..models.device import decoder_threads
 
         kwargs = {k: v.to(self.device, torch.float32) for k, v in embedding.items()}
         kwargs.update({k: torch.from_numpy(v).to(self.device) for k, v in prompts.items()})

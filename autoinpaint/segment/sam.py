@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoints import KNOWN, find_checkpoint, missing_error
+from ..models.checkpoints import KNOWN, find_checkpoint, missing_error
 from ..errors import InputError, ModelMissingError
-from ..device import resolve_device
-from ..device import resolve_precision as _resolve_precision
+from ..models.device import resolve_device
+from ..models.device import resolve_precision as _resolve_precision
 from ..selection import Selection
 from .base import BaseSegmenter, SegmentParams, SegmentResult
-from .embedding_cache import CachedEncoder, Embedding, EmbeddingCache, image_key
+from ..models.embedding_cache import CachedEncoder, Embedding, EmbeddingCache, image_key
 from .prompts import pad_points, run_prompts
 from .upscale import upscale_masks
 
@@ -241,7 +241,7 @@ def _encoder_placeholder(img_size: int):
 
 def resolve_precision(precision: str, device: str, cache: bool = True) -> str:
     """SAM's encoder precision: ``auto`` → ``bf16`` on CUDA with bfloat16 support (else ``fp16``),
-    ``fp32`` on MPS, and on the CPU the project's one rule (:func:`autoinpaint.device.resolve_precision`:
+    ``fp32`` on MPS, and on the CPU the project's one rule (:func:`autoinpaint.models.device.resolve_precision`:
     ``bf16`` only where measured faster). An explicit ``fp32``/``bf16``/``fp16`` is kept (not fp16 on CPU)."""
     return _resolve_precision(precision, device, remember=cache, cuda="bf16", mps="fp32")
 
@@ -327,7 +327,7 @@ class SamSegmenter(CachedEncoder, BaseSegmenter):
         self.encoder_loaded = True
 
     def _autocast(self):
-        from ..device import autocast
+        from ..models.device import autocast
 
         return autocast(self.device, self.precision)
 

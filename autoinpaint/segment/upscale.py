@@ -76,8 +76,8 @@ def upscale_masks(logits: np.ndarray, original_size: tuple[int, int], input_size
     ``Sam.postprocess_masks`` and ``SamImageProcessor.post_process_masks`` do. SAM 2 (``square`` None):
     straight to the image, as ``Sam2ImageProcessor.post_process_masks`` does. Returns H×W bool.
     On a busy CPU the interpolation runs on one torch thread, as the decoder does
-    (:func:`autoinpaint.device.decoder_threads`: 9 ms instead of 24 ms for a large mask at load 5 here)."""
-    from ..device import decoder_threads
+    (:func:`autoinpaint.models.device.decoder_threads`: 9 ms instead of 24 ms for a large mask at load 5 here)."""
+    from ..models.device import decoder_threads
 
     with decoder_threads("cpu"):
         return _upscale(logits, original_size, input_size, square)

@@ -92,10 +92,10 @@ def create_app(folder: str | os.PathLike | None = None, options: EditOptions | N
 
 
 def resolve_models(options: EditOptions, limits: Limits) -> tuple[EditOptions, dict]:
-    """Resolve ``auto`` once (:func:`autoinpaint.registry.resolve_auto`; a server should not re-decide per
+    """Resolve ``auto`` once (:func:`autoinpaint.models.registry.resolve_auto`; a server should not re-decide per
     request: an edit that asks for ``auto`` gets this choice, :func:`.editing.check_edit`) and describe it.
     The detector is only named here: it loads on the first phrase."""
-    from ..registry import CLASSICAL_INPAINTERS, resolve_auto
+    from ..models.registry import CLASSICAL_INPAINTERS, resolve_auto
 
     changes: dict = {}
     if limits.max_pixels is not None:

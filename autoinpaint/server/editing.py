@@ -11,10 +11,10 @@ from pathlib import PurePath
 import numpy as np
 
 from ..api import EditOptions, backdrop_steps, default_output, inpaint_request
-from ..display import alpha_png, alpha_u8, display_size, encode_display
+from ..imaging.display import alpha_png, alpha_u8, display_size, encode_display
 from ..errors import InputError
-from ..image_io import FORMAT_BY_SUFFIX, SUFFIX_BY_FORMAT
-from ..mask_ops import bbox
+from ..imaging.image_io import FORMAT_BY_SUFFIX, SUFFIX_BY_FORMAT
+from ..mask.refine import bbox
 from ..selection import Selection
 from .errors import NotFound
 from .jobs import Job
@@ -202,7 +202,7 @@ class Offered:
     Never an arbitrary path a client sends."""
 
     def __init__(self, options: EditOptions):
-        from ..registry import CLASSICAL_INPAINTERS, DIFFUSION_ALIASES
+        from ..models.registry import CLASSICAL_INPAINTERS, DIFFUSION_ALIASES
 
         self.inpainters = ["auto", *CLASSICAL_INPAINTERS, "lama", *DIFFUSION_ALIASES]
         self.models = list(DIFFUSION_ALIASES)

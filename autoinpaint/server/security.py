@@ -20,7 +20,7 @@ import secrets
 from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qsl, urlencode
 
-from ..image_io import FORMAT_BY_SUFFIX
+from ..imaging.image_io import FORMAT_BY_SUFFIX
 from .errors import Forbidden, HTTPError, NotFound
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")

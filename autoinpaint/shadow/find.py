@@ -44,7 +44,7 @@ class ShadowMatte:
         a pixel's brightness is the lit ground's times ``1 − matte · darkening``.
     candidate, object: the working copy's candidate region and object (H'×W' bool, the window),
         ``window`` its full-resolution box and ``frame`` which of its sides (top, bottom, left,
-        right) are the photo's borders: what the doubt signal measures (autoinpaint.quality).
+        right) are the photo's borders: what the doubt signal measures (autoinpaint.mask.assess).
     """
 
     box: tuple[int, int, int, int]
@@ -105,8 +105,8 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
     region keeping the ground's chroma touches the object."""
     import cv2
 
-    from ..mask_ops import bbox, fill_holes
-    from ..pixels import to_rgb8
+    from ..mask.refine import bbox, fill_holes
+    from ..imaging.pixels import to_rgb8
 
     h, w = mask.shape
     box = bbox(mask)

@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from ...image_io import write_atomic
+from ...imaging.image_io import write_atomic
 from ..context import ServerContext, context
 from ..errors import Conflict
 from .jobs import finished

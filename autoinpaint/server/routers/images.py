@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ...display import alpha_png, display_size, encode_display
+from ...imaging.display import alpha_png, display_size, encode_display
 from ...errors import InputError
 from ..context import ServerContext, context
 from ..editing import check_edit, detect, edit_work, mask

@@ -6,7 +6,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 
-from ...display import png_gray8
+from ...imaging.display import png_gray8
 from ..context import ServerContext, context
 from ..errors import Conflict
 from ..jobs import DONE, Job

@@ -43,8 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
-from .selection import Selection
+from ..errors import InputError
+from ..selection import Selection
 
 ON_DOUBT = ("write", "skip", "fail")
 WORK_SIZE = 512          # longest side (px) of the copy the colour signals are measured on
@@ -340,7 +340,7 @@ class _Measure:
         the click (a label on a product, when the click missed it). Shares of the mask."""
         import cv2
 
-        from .mask_ops import fill_holes
+        from .refine import fill_holes
 
         out = {"inner": 0.0}
         for x, y in clicks:
@@ -439,7 +439,7 @@ class Assess:
         self.on_doubt = on_doubt
 
     def __call__(self, state):
-        from .pixels import to_rgb8
+        from ..imaging.pixels import to_rgb8
 
         quality = assess(to_rgb8(state.image), state.mask, state.selection,
                          state.metadata.get("segment_scores"))

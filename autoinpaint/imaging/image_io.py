@@ -1,6 +1,6 @@
 """Reading and writing images so that the output matches the input: orientation, mode, bit depth,
 format, JPEG quantisation tables and chroma subsampling, ICC profile and EXIF (per format:
-:mod:`autoinpaint.formats`). Any bytes decode or raise InputError. Writes are atomic."""
+:mod:`autoinpaint.imaging.formats`). Any bytes decode or raise InputError. Writes are atomic."""
 from __future__ import annotations
 
 import errno
@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
-from .errors import InputError, TooLargeError
+from ..errors import InputError, TooLargeError
 from .formats import FORMAT_BY_SUFFIX, SUFFIX_BY_FORMAT, read_info  # noqa: F401 - re-exported
-from .log import warning
-from .state import ImageInfo
+from ..log import warning
+from ..state import ImageInfo
 
 if TYPE_CHECKING:
     import PIL.Image
@@ -247,7 +247,7 @@ def output_format(path: str | os.PathLike, info: ImageInfo) -> str:
 def encode_image(array: np.ndarray, info: ImageInfo, fmt: str) -> bytes:
     """Encode an array decoded by :func:`load_image` as ``fmt``, keeping what ``info`` describes:
     mode, bit depth, palette, CMYK ink values, compression, ICC profile, EXIF (see
-    :mod:`autoinpaint.formats`). Raises InputError when ``fmt`` cannot hold it; what another format
+    :mod:`autoinpaint.imaging.formats`). Raises InputError when ``fmt`` cannot hold it; what another format
     loses is logged as a warning."""
     data, notes = encode_with_notes(array, info, fmt)
     for note in notes:

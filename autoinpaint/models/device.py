@@ -8,7 +8,7 @@ import json
 import os
 import time
 
-from .errors import InputError
+from ..errors import InputError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..log import warning
-from ..paths import cache_dir  # noqa: F401 - re-exported for callers
+from .paths import cache_dir  # noqa: F401 - re-exported for callers
 
 FORMAT = "autoinpaint-embedding-2"
 _MEMORY: "OrderedDict[str, Embedding]" = OrderedDict()  # shared by all caches in the process

@@ -5,7 +5,7 @@ A *spec* is a local path, a ``file://`` URL (treated as the local path) or a URL
 ``http(s)://`` is read-only. fsspec is imported only for such ``proto://`` specs.
 
 * Local writes are atomic: a temporary file in the same folder, then a rename
-  (:func:`autoinpaint.image_io.write_atomic`).
+  (:func:`autoinpaint.imaging.image_io.write_atomic`).
 * Object stores (S3, GCS, Azure Blob, ...) publish an object only when its upload completes, so a write
   is one upload: a reader never finds a partial object under the final name. Other remote file systems
   (sftp, webdav, ...) get a temporary name in the same folder and a move.
@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator, TypeVar, Union
 
-from .errors import InputError, StorageError
+from ..errors import InputError, StorageError
 from .image_io import write_atomic
 
 Spec = Union[str, os.PathLike]

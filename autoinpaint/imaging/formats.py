@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
-from .state import ImageInfo
+from ..errors import InputError
+from ..state import ImageInfo
 
 FORMAT_BY_SUFFIX = {".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG", ".png": "PNG",
                     ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".dib": "BMP",

@@ -18,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import AutoinpaintError, InputError, ModelMissingError
+from ..errors import AutoinpaintError, InputError, ModelMissingError
 
 _BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import InputError, ModelMissingError
+from ..errors import InputError, ModelMissingError
 
 if TYPE_CHECKING:
-    from .models.store import ModelStore
+    from .store import ModelStore
 
 KINDS = ("segmenter", "inpainter", "detector", "lora")
 
@@ -196,8 +196,8 @@ def load(kind: str, spec: str, store: "ModelStore | None" = None, **options) -> 
     families; a family whose loader takes ``store`` (LaMa, diffusion) keeps its heavy part there under
     its own key (weights, device, precision, ...) and returns a light wrapper made per call, so that
     wrappers differing in call-time-like options (``lama_max_side``) share one network."""
-    from .log import notice
-    from .models.store import resolve_store
+    from ..log import notice
+    from .store import resolve_store
 
     if spec in (None, "", "auto"):
         spec, why = resolve_auto(kind, options.get("device"))
@@ -264,7 +264,7 @@ def resolve_auto(kind: str, device: str | None = "auto", mode: str = "remove") -
 class KnownModel:
     """A named model that ``models list`` shows and ``auto`` may pick.
 
-    source: a hub id (``hub:owner/name``) or a checkpoint name of :mod:`autoinpaint.checkpoints`
+    source: a hub id (``hub:owner/name``) or a checkpoint name of :mod:`autoinpaint.models.checkpoints`
         (``file:vit_b``). size: bytes of the weights (published), for the listing. marker: the file of
         a hub snapshot that says it is there (a LoRA repo has no config.json).
     """

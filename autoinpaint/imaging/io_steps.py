@@ -1,21 +1,21 @@
 """Pipeline steps that read and write files: the input image, the output, the mask and a preview.
 
-Files are paths or URLs (``s3://…``): every read and write goes through :mod:`autoinpaint.storage`.
+Files are paths or URLs (``s3://…``): every read and write goes through :mod:`autoinpaint.imaging.storage`.
 """
 from __future__ import annotations
 
 import os
 
-from .errors import InputError
+from ..errors import InputError
 from .image_io import ImageInput, decode_image, encode_mask, encode_with_notes, load_image, output_format
-from .log import warning
+from ..log import warning
 from .storage import is_remote, local_path, read_bytes, same, suffix, write_bytes
 
 
 class LoadImage:
     """Pipeline step: ``source`` (or ``state.input_path``) → ``state.image`` (EXIF-oriented) and
-    ``state.info``. ``source`` is anything :func:`~autoinpaint.image_io.load_image` takes: a path (or a
-    URL, read through :mod:`autoinpaint.storage`), encoded bytes, a PIL image or an array."""
+    ``state.info``. ``source`` is anything :func:`~autoinpaint.imaging.image_io.load_image` takes: a path (or a
+    URL, read through :mod:`autoinpaint.imaging.storage`), encoded bytes, a PIL image or an array."""
 
     name = "load"
 

@@ -1,7 +1,7 @@
 """A side-by-side preview: the input with the prompts drawn (and the detections of ``--text`` with their
 scores) | the mask over the input (with ``--shadow``, the cast shadow in amber apart from the object's
 red) | the result, and under them the mask's verdict
-(:mod:`autoinpaint.quality`): "DOUBT: ..." in red, or "mask looks right"."""
+(:mod:`autoinpaint.mask.assess`): "DOUBT: ..." in red, or "mask looks right"."""
 from __future__ import annotations
 
 import io

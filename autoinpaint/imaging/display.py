@@ -12,7 +12,7 @@ import io
 import numpy as np
 
 from .pixels import to_rgb8
-from .state import ImageInfo
+from ..state import ImageInfo
 
 DEFAULT_MAX_SIDE = 2048  # px: sharp on a 4K screen at full width, ~1/6 of a 12 MP photo's pixels
 
@@ -125,7 +125,7 @@ def png_gray8(pixels: np.ndarray, level: int = 1) -> bytes:
 
 def alpha_u8(alpha: np.ndarray) -> np.ndarray:
     """An alpha in [0, 1] (float or bool) → uint8 0..255, rounded like ``np.round`` (half to even,
-    as :func:`autoinpaint.image_io.save_mask` writes it); OpenCV's saturating conversion, ~10× faster
+    as :func:`autoinpaint.imaging.image_io.save_mask` writes it); OpenCV's saturating conversion, ~10× faster
     than NumPy's on a 12 MP alpha."""
     import cv2
 
