@@ -14,8 +14,8 @@ from .composite import Composite, crop_region
 from .detect import Detect, DetectParams, Detection, load_detector
 from .editor import Editor
 from .errors import AutoinpaintError, InputError, ModelMissingError, NotFoundError
-from .inpaint import Inpaint, InpaintRequest, InpaintResult, load_inpainter
 from .imaging.io_steps import LoadImage, SaveImage, SaveMask, SavePreview
+from .inpaint import Inpaint, InpaintRequest, InpaintResult, load_inpainter
 from .mask.refine import RefineMask
 from .models.store import ModelStore
 from .pipeline import Pipeline

@@ -20,11 +20,11 @@ from .composite import Composite
 from .detect import Detect, DetectParams
 from .errors import InputError
 from .imaging.image_io import ImageInput
-from .inpaint import Inpaint, InpaintRequest, Progress
 from .imaging.io_steps import LoadImage, SaveImage, SaveMask, SavePreview
+from .inpaint import Inpaint, InpaintRequest, Progress
+from .mask.assess import Assess
 from .mask.refine import InvertMask, RefineMask, bbox
 from .pipeline import Pipeline
-from .mask.assess import Assess
 from .segment import Segment, SegmentParams
 from .selection import Selection, clean_texts
 from .shadow import Deshadow, FindShadow, ShadowFill

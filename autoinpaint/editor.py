@@ -23,12 +23,12 @@ import numpy as np
 
 from .api import (ACTIONS, EditOptions, assess_step, backdrop_steps, detect_step, fill_steps, invert_steps,
                   mask_step, object_step, selection_steps, shadow_steps, summary)
-from .imaging.display import DEFAULT_MAX_SIDE, display_copy
 from .detect import Detections
 from .errors import InputError
+from .imaging.display import DEFAULT_MAX_SIDE, display_copy
 from .imaging.image_io import ImageInput, encode_image
-from .inpaint import Progress
 from .imaging.io_steps import LoadImage
+from .inpaint import Progress
 from .pipeline import Pipeline, timed
 from .selection import Selection, clean_texts
 from .state import EditState

@@ -36,10 +36,10 @@ from .. import options as schema
 from ..api import ACTIONS, EditOptions
 from ..errors import InputError
 from ..imaging.image_io import FORMAT_BY_SUFFIX
-from ..selection import Selection, clean_texts, parse_numbers
 from ..imaging.storage import (absolute, canonical, glob, has_magic, identity, is_dir, is_file, join, list_files,
                        open_binary, parent, same, suffix)
 from ..imaging.storage import name as file_name
+from ..selection import Selection, clean_texts, parse_numbers
 
 RECIPE_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv",
                    ".yaml": "yaml", ".yml": "yaml"}

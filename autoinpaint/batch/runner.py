@@ -26,9 +26,9 @@ from datetime import datetime, timezone
 from typing import Callable, Iterable, Iterator
 
 from ..errors import AutoinpaintError, InputError
-from ..models.paths import cache_dir
 from ..imaging.storage import (absolute, canonical, ensure_folder, exists, is_dir, is_file, is_remote, join, parent,
                        remove_stale_temp_files)
+from ..models.paths import cache_dir
 from .manifest import MANIFEST_NAME, open_manifest
 from .plan import Plan, plan_tasks
 from .recipe import Defaults, Task, count_tasks

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from ..models import checkpoints
 from ..errors import (EXIT_INPUT, EXIT_INTERRUPTED, EXIT_MODEL_MISSING, EXIT_OK, EXIT_UNEXPECTED, ModelMissingError,
                       exit_codes_help)
+from ..models import checkpoints
 
 _EPILOG = exit_codes_help({EXIT_MODEL_MISSING: "or corrupt"},
                           (EXIT_OK, EXIT_INPUT, EXIT_MODEL_MISSING, EXIT_INTERRUPTED, EXIT_UNEXPECTED))

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
-from ..mask.refine import bbox
 from ..imaging.pixels import to_rgb8
+from ..mask.refine import bbox
 
 TILE = 256          # px: side of a tile's centre, whose alpha is kept
 OVERLAP = 24        # px: context around a tile's centre that the solver also sees

@@ -16,8 +16,8 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InputError, ModelMissingError
-from ..models.hub import ModelSource, fetch_hint, require_safe_weights, resolve, snapshot_folder
 from ..log import notice
+from ..models.hub import ModelSource, fetch_hint, require_safe_weights, resolve, snapshot_folder
 from ..models.registry import DETECTOR_ALIASES
 from .base import DetectParams, Detections
 from .postprocess import decode_grounding_dino, decode_omdet, decode_owl, grounding_text, pick

@@ -11,8 +11,8 @@ import io
 
 import numpy as np
 
-from .pixels import to_rgb8
 from ..state import ImageInfo
+from .pixels import to_rgb8
 
 DEFAULT_MAX_SIDE = 2048  # px: sharp on a 4K screen at full width, ~1/6 of a 12 MP photo's pixels
 

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Union
 import numpy as np
 
 from ..errors import InputError, TooLargeError
-from .formats import FORMAT_BY_SUFFIX, SUFFIX_BY_FORMAT, read_info  # noqa: F401 - re-exported
 from ..log import warning
 from ..state import ImageInfo
+from .formats import FORMAT_BY_SUFFIX, SUFFIX_BY_FORMAT, read_info  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     import PIL.Image

@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 
 from ..errors import InputError
-from .image_io import ImageInput, decode_image, encode_mask, encode_with_notes, load_image, output_format
 from ..log import warning
+from .image_io import ImageInput, decode_image, encode_mask, encode_with_notes, load_image, output_format
 from .storage import is_remote, local_path, read_bytes, same, suffix, write_bytes
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from ..composite import crop_region
 from ..errors import InputError
-from ..mask.refine import hard_mask
-from ..pipeline import timed
 from ..imaging.pixels import from_rgb8, to_rgb8
+from ..mask.refine import hard_mask
 from ..models.registry import DEFAULT_CLASSICAL
 from ..models.registry import CLASSICAL_INPAINTERS as CLASSICAL
+from ..pipeline import timed
 from .base import (MODES, BaseInpainter, Cancelled, Inpainter, InpaintRequest, InpaintResult,
                    Progress)
 

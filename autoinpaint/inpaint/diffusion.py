@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from ..models.device import resolve_device
 from ..errors import InputError
 from ..log import notice
+from ..models.device import resolve_device
 from .base import BaseInpainter, Cancelled, InpaintRequest, InpaintResult
 from .diffusion_loading import (ALIASES, DEFAULT_MODEL, SCHEDULERS, LoadedPipeline, _is_oom, _oom_error,
                                 default_resolution, family, get_pipeline, resolve_dtype, resolve_source,

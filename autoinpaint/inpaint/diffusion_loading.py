@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError, ModelMissingError, ModelRuntimeError
+from ..log import logger, notice
 from ..models import hub
 from ..models.device import TORCH_DTYPES, resolve_precision
-from ..errors import InputError, ModelMissingError, ModelRuntimeError
 from ..models.hub import ModelSource
-from ..log import logger, notice
 from ..models.registry import DIFFUSION_ALIASES as ALIASES
 from .single_file import single_file_class
 

@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from ..models.device import cpu_has_native_bf16, cpu_is_busy, intra_op_threads, resolve_device, resolve_precision
 from ..errors import InputError, ModelMissingError, ModelRuntimeError
 from ..log import notice
+from ..models.device import cpu_has_native_bf16, cpu_is_busy, intra_op_threads, resolve_device, resolve_precision
 from .base import BaseInpainter, InpaintRequest, InpaintResult
 
 __all__ = ["DEFAULT_MAX_SIDE", "LamaInpainter", "LoadedLama", "load_lama_inpainter", "model_geometry",

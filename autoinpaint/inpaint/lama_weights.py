@@ -26,8 +26,8 @@ import types
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..models.checkpoints import KNOWN, file_digest
 from ..errors import ModelMissingError
+from ..models.checkpoints import KNOWN, file_digest
 from ..models.paths import cache_dir
 from ..models.registry import LAMA_KEYS
 from ..models.weight_files import safetensors_keys, torch_archive_kind

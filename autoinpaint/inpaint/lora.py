@@ -23,8 +23,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..models import hub
 from ..errors import InputError, ModelMissingError
+from ..models import hub
 
 LORA_FILE = "pytorch_lora_weights.safetensors"
 # --fast: the published few-step LoRA per model family (Latent Consistency Models, LCM-LoRA), and the

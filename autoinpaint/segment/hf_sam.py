@@ -26,18 +26,18 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError, ModelMissingError
+from ..log import logger, notice
 from ..models import hub
 from ..models.device import decoder_threads, resolve_device
 from ..models.device import resolve_precision as _resolve_precision
-from ..errors import InputError, ModelMissingError
-from ..log import logger, notice
+from ..models.embedding_cache import CachedEncoder, Embedding, EmbeddingCache, image_key
 from ..models.registry import HF_SAM_ALIASES as ALIASES
 from ..selection import Selection
 from .base import BaseSegmenter, SegmentParams, SegmentResult
-from ..models.embedding_cache import CachedEncoder, Embedding, EmbeddingCache, image_key
 from .prompts import pad_points, run_prompts, scale_coords
-from .upscale import upscale_masks
 from .sam import checkpoint_fingerprint
+from .upscale import upscale_masks
 
 
 @dataclass(frozen=True)

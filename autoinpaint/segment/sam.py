@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models.checkpoints import KNOWN, find_checkpoint, missing_error
 from ..errors import InputError, ModelMissingError
+from ..models.checkpoints import KNOWN, find_checkpoint, missing_error
 from ..models.device import resolve_device
 from ..models.device import resolve_precision as _resolve_precision
+from ..models.embedding_cache import CachedEncoder, Embedding, EmbeddingCache, image_key
 from ..selection import Selection
 from .base import BaseSegmenter, SegmentParams, SegmentResult
-from ..models.embedding_cache import CachedEncoder, Embedding, EmbeddingCache, image_key
 from .prompts import pad_points, run_prompts
 from .upscale import upscale_masks
 

@@ -11,8 +11,8 @@ from pathlib import PurePath
 import numpy as np
 
 from ..api import EditOptions, backdrop_steps, default_output, inpaint_request
-from ..imaging.display import alpha_png, alpha_u8, display_size, encode_display
 from ..errors import InputError
+from ..imaging.display import alpha_png, alpha_u8, display_size, encode_display
 from ..imaging.image_io import FORMAT_BY_SUFFIX, SUFFIX_BY_FORMAT
 from ..mask.refine import bbox
 from ..selection import Selection

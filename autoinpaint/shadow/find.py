@@ -105,8 +105,8 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
     region keeping the ground's chroma touches the object."""
     import cv2
 
-    from ..mask.refine import bbox, fill_holes
     from ..imaging.pixels import to_rgb8
+    from ..mask.refine import bbox, fill_holes
 
     h, w = mask.shape
     box = bbox(mask)

@@ -5,8 +5,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ...imaging.display import alpha_png, display_size, encode_display
 from ...errors import InputError
+from ...imaging.display import alpha_png, display_size, encode_display
 from ..context import ServerContext, context
 from ..editing import check_edit, detect, edit_work, mask
 from ..errors import HTTPError
