@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import options as _schema
 from .composite import Composite
 from .detect import Detect, DetectParams
 from .errors import InputError
@@ -24,6 +23,7 @@ from .imaging.io_steps import LoadImage, SaveImage, SaveMask, SavePreview
 from .inpaint import Inpaint, InpaintRequest, Progress
 from .mask.assess import Assess
 from .mask.refine import InvertMask, RefineMask, bbox
+from .options import DEFAULT_MODEL, FIELDS, validate
 from .pipeline import Pipeline
 from .segment import Segment, SegmentParams
 from .selection import Selection, clean_texts
@@ -34,12 +34,11 @@ if TYPE_CHECKING:
     from .models.store import ModelStore
 
 ACTIONS = ("remove", "replace", "fill", "mask", "background")
-DEFAULT_MODEL = _schema.DEFAULT_MODEL
 
 
 def _replace(self, **changes) -> "EditOptions":
     """A copy with ``changes``; unknown names are an InputError (bad input, exit 2 / HTTP 400)."""
-    unknown = set(changes) - set(_schema.FIELDS)
+    unknown = set(changes) - set(FIELDS)
     if unknown:
         raise InputError(f"unknown option(s): {', '.join(sorted(unknown))}")
     return dataclasses.replace(self, **changes)
@@ -52,7 +51,7 @@ def _to_dict(self) -> dict:
 def _validated(self) -> None:
     """Every value through the schema (bounds, choices, text forms such as ``resolution="1024x768"``):
     an InputError names each bad one; the parsed values are kept (``lora`` a tuple: one cached model per set)."""
-    for name, value in _schema.validate(self.__dict__).items():
+    for name, value in validate(self.__dict__).items():
         object.__setattr__(self, name, value)
 
 
@@ -60,7 +59,7 @@ def _validated(self) -> None:
 # (autoinpaint/options.py: names, defaults, bounds, help and load/call time are declared there, once).
 EditOptions = dataclasses.make_dataclass(
     "EditOptions",
-    [(name, f.annotation, dataclasses.field(default=f.default)) for name, f in _schema.FIELDS.items()],
+    [(name, f.annotation, dataclasses.field(default=f.default)) for name, f in FIELDS.items()],
     frozen=True,
     namespace={"__module__": __name__, "__post_init__": _validated, "replace": _replace, "to_dict": _to_dict,
                "__doc__": "Every knob of an edit; the CLI options, the web API's request fields and recipe "
