@@ -29,6 +29,41 @@ def decoder_runtime_torch(monkeypatch):
     monkeypatch.setenv("AUTOINPAINT_RUNTIME", "torch")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models are latency-bound: intra-op threads only spin (10× slower on a busy 2-core box). A module
+    opts in with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def offline_models(tmp_path, monkeypatch):
+    """No model present and none downloadable: an empty ``$AUTOINPAINT_HOME`` (with its ``checkpoints/``) and
+    Hugging Face cache, offline; the process's model store and in-memory embeddings emptied before and after.
+    Yields ``tmp_path`` (the home is ``tmp_path / "home"``, the hub cache ``tmp_path / "hf" / "hub"``)."""
+    import huggingface_hub.constants as hf_constants
+
+    from autoinpaint.models import embedding_cache
+    from autoinpaint.models.store import default_store
+
+    monkeypatch.setenv("AUTOINPAINT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("AUTOINPAINT_CACHE", raising=False)
+    monkeypatch.delenv("AUTOINPAINT_ALLOW_DOWNLOAD", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    (tmp_path / "home" / "checkpoints").mkdir(parents=True)
+    embedding_cache._MEMORY.clear()
+    default_store().clear()
+    yield tmp_path
+    embedding_cache._MEMORY.clear()
+    default_store().clear()
+
+
 @dataclass
 class CliResult:
     code: int

@@ -23,7 +23,6 @@ pytest.importorskip("transformers")
 
 from autoinpaint.errors import InputError  # noqa: E402
 from autoinpaint.segment import SegmentParams, load_segmenter
-from autoinpaint.models import embedding_cache  # noqa: E402
 from autoinpaint.models.embedding_cache import Embedding  # noqa: E402
 from autoinpaint.segment.hf_sam import HFSamSegmenter  # noqa: E402
 from autoinpaint.selection import Selection  # noqa: E402
@@ -54,22 +53,9 @@ def scene(tmp_path_factory) -> tuple[Path, np.ndarray]:
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
+def home(offline_models):
     """Empty $AUTOINPAINT_HOME and Hugging Face cache; in-process caches reset."""
-    import huggingface_hub.constants as hf_constants
-
-    from autoinpaint.models.store import default_store
-
-    monkeypatch.setenv("AUTOINPAINT_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("AUTOINPAINT_CACHE", raising=False)
-    monkeypatch.delenv("AUTOINPAINT_ALLOW_DOWNLOAD", raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    embedding_cache._MEMORY.clear()
-    default_store().clear()
-    yield tmp_path
-    embedding_cache._MEMORY.clear()
-    default_store().clear()
+    return offline_models
 
 
 def segmenter(folder, **kw) -> HFSamSegmenter:

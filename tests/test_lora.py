@@ -28,15 +28,7 @@ LCM_SD15 = FAST_LORAS["sd15"]
 RECT = (30, 30, 60, 60)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The tiny models are latency-bound: intra-op threads only spin on a busy 2-core box."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -40,17 +40,9 @@ def size_of(n: int) -> int:
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
+def home(offline_models):
     """Empty $AUTOINPAINT_HOME and Hugging Face cache: no model is present."""
-    import huggingface_hub.constants as hf_constants
-
-    monkeypatch.setenv("AUTOINPAINT_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("AUTOINPAINT_CACHE", raising=False)
-    monkeypatch.delenv("AUTOINPAINT_ALLOW_DOWNLOAD", raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    (tmp_path / "home" / "checkpoints").mkdir(parents=True)
-    return tmp_path / "home"
+    return offline_models / "home"
 
 
 # ------------------------------------------------------------------------------------------ sizes, bound

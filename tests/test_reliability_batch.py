@@ -28,6 +28,27 @@ def outputs(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and p.suffix in (".jpg", ".png")}
 
 
+def kill_first_worker(proc: subprocess.Popen, manifest: Path, wait_s: float, run_s: float) -> tuple[int, str, str]:
+    """SIGKILL the process that wrote the first finished row of the running batch ``proc`` (a pool worker or a
+    Ray actor, busy with its next row), then wait for the batch: (the killed pid, stdout, stderr). The batch's process group
+    is killed if it outlives ``run_s``."""
+    victim = None
+    deadline = time.time() + wait_s
+    while victim is None and time.time() < deadline and proc.poll() is None:
+        done = [r for r in records_tolerant(manifest) if r.get("status") == "done"] if manifest.exists() else []
+        if done:
+            victim = done[0]["pid"]
+            os.kill(victim, signal.SIGKILL)
+        time.sleep(0.01)
+    try:
+        out, err = proc.communicate(timeout=run_s)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert victim is not None, "no row finished before the batch ended"
+    return victim, out, err
+
+
 def test_kill_9_one_worker_mid_batch_the_batch_completes_in_the_same_run(tmp_path):
     rows = photo_rows(tmp_path, 8, copies=2)  # 16 rows
     write_jsonl(tmp_path / "recipe.jsonl", rows)
@@ -38,20 +59,7 @@ def test_kill_9_one_worker_mid_batch_the_batch_completes_in_the_same_run(tmp_pat
                              "--workers", "2", "--json", *FAST], cwd=tmp_path, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     manifest = tmp_path / "out" / "manifest.jsonl"
-    victim = None
-    deadline = time.time() + 60
-    while victim is None and time.time() < deadline and proc.poll() is None:
-        done = [r for r in records_tolerant(manifest) if r.get("status") == "done"] if manifest.exists() else []
-        if done:
-            victim = done[0]["pid"]  # a worker of the pool, busy with its next row
-            os.kill(victim, signal.SIGKILL)
-        time.sleep(0.01)
-    try:
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert victim is not None, "no row finished before the batch ended"
+    victim, out, err = kill_first_worker(proc, manifest, wait_s=60, run_s=120)
     assert proc.returncode == 0, err[-2000:]
     summary = json.loads(out)
     assert summary["done"] == len(rows) and summary["failed"] == 0
@@ -281,20 +289,7 @@ def test_kill_9_one_ray_actor_mid_batch_the_batch_completes(ray_session, tmp_pat
                              "--workers", "2", "--json", *FAST], cwd=tmp_path, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     manifest = tmp_path / "out" / "manifest.jsonl"
-    victim = None
-    deadline = time.time() + 120
-    while victim is None and time.time() < deadline and proc.poll() is None:
-        done = [r for r in records_tolerant(manifest) if r.get("status") == "done"] if manifest.exists() else []
-        if done:
-            victim = done[0]["pid"]  # an actor of the pool
-            os.kill(victim, signal.SIGKILL)
-        time.sleep(0.01)
-    try:
-        out, err = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert victim is not None, "no row finished before the batch ended"
+    _, out, err = kill_first_worker(proc, manifest, wait_s=120, run_s=180)
     assert proc.returncode == 0, err[-2000:]
     summary = json.loads(out)
     assert (summary["done"], summary["failed"]) == (len(rows), 0)
