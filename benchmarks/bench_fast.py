@@ -18,11 +18,12 @@ Masks of random weights are meaningless; their cost is not. Quality is not measu
 
     .venv/bin/python benchmarks/bench_fast.py [--clicks 30] [--families sam-vit-b-pth,edgetam,...]
 
-``--before REF`` (e.g. ``--before 688b873``) measures instead, side by side in one run, the commit REF's
-package against this tree's: a repeat click per family in parts (prompt transform, ONNX Runtime decoder,
-candidate choice + stability score, mask upscaling before/after; whole clicks before/after interleaved in
-one process), the web app click on two servers at once (REF's and this tree's, clicks alternating), and
-OmDet-Turbo at 1 MP and 12 MP with the old one-step area resize and this tree's ``zero_shot.shrink``.
+``--before REF`` (e.g. ``--before 842c01e``) measures instead, side by side in one run: a repeat click per
+family in parts (prompt transform, ONNX Runtime decoder with the model's own modules ("before") and with
+its cross-attention folded (``segment/fast_decoder.py``, "after"), candidate choice + stability score, mask
+upscaling; whole clicks before/after interleaved in one process), the web app click on two servers at once
+(the commit REF's package and this tree's, clicks alternating), and OmDet-Turbo at 1 MP and 12 MP with the
+old one-step area resize and this tree's ``zero_shot.shrink``.
 """
 from __future__ import annotations
 
@@ -162,45 +163,42 @@ print(json.dumps(out))
 
 
 _PARTS = r"""
-import json, sys, time, importlib.util
+import json, sys, time
 import numpy as np, torch
 from PIL import Image
-from autoinpaint.segment import SegmentParams, hf_sam, sam
+from autoinpaint.segment import SegmentParams, fast_decoder, hf_sam
 from autoinpaint.segment.hf_sam import HFSamSegmenter
 from autoinpaint.segment.sam import SamSegmenter
-from autoinpaint.segment.onnx_decoder import Variant
+from autoinpaint.segment.onnx_decoder import Variant, onnx_threads
 from autoinpaint.segment.prompts import choose_masks, pad_points, stability_scores
 from autoinpaint.selection import Selection
-path, photo, before_file, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-spec = importlib.util.spec_from_file_location("upscale_before", before_file)
-before = importlib.util.module_from_spec(spec); spec.loader.exec_module(before)
-new_upscale = sam.upscale_masks
+path, photo, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 image = np.array(Image.open(photo).convert("RGB"))
 h, w = image.shape[:2]
 cls = SamSegmenter if path.endswith(".pth") else HFSamSegmenter
-seg = cls(path, device="cpu", precision="fp32", cache=True, runtime="onnx")
+seg = cls(path, device="cpu", precision="fp32", cache=True, runtime="onnx")  # after: the folded decoder
 emb = seg.embed(image)  # from the on-disk cache after the first run
 seg.decoder.warm()
-from autoinpaint.segment.onnx_decoder import PromptDecoder
-after_decoder = seg.decoder  # "before": the same exported graph with every ONNX Runtime fusion (as REF ran it)
-before_decoder = PromptDecoder(after_decoder.onnx.identity, after_decoder._build, after_decoder._example, "onnx", "cpu")
-before_decoder.warm()
+# before: a second load of the same weights whose decoder graphs are built without fast_decoder.install
+ref = cls(path, device="cpu", precision="fp32", cache=True, runtime="onnx")
+ref.decoder.onnx.identity += "-unfolded"
+install, fast_decoder.install = fast_decoder.install, lambda decoder: 0
+ref.decoder.warm()
+fast_decoder.install = install
+assert not any(isinstance(m, fast_decoder.FoldedAttention) for m in ref.model.modules())
+seg.decoder.graph(Variant(True, False, False, True))  # (warm() builds no graph when the export is on disk)
+assert any(isinstance(m, fast_decoder.FoldedAttention) for m in seg.model.modules())
 side = seg.config["img_size"] if isinstance(seg, SamSegmenter) else seg.image_size
-square = side if isinstance(seg, SamSegmenter) or seg.family.name in ("sam", "sam-hq") else None
-def use(upscale):
-    sam.upscale_masks = hf_sam.upscale_masks = upscale
-parts = {k: [] for k in ("transform", "decoder_before", "decoder", "select", "upscale_before", "upscale_after",
+parts = {k: [] for k in ("transform", "decoder_before", "decoder", "decoder_1thread", "select", "upscale",
                          "click_before", "click_after")}
 def clock(key, f, *a):
     t = time.perf_counter(); out = f(*a); parts[key].append(time.perf_counter() - t); return out
+diff = 0.0
 for i in range(n + 2):
     x, y = w * (0.3 + 0.05 * (i % 9)), h * (0.6 - 0.04 * (i % 9))
     sel = Selection(points=((x, y),))
-    for which, upscale, decoder in (("before", before.upscale_masks, before_decoder),
-                                    ("after", new_upscale, after_decoder))[:: 1 if i % 2 else -1]:
-        use(upscale)
-        seg.decoder = decoder
-        clock(f"click_{which}", seg.predict, emb, sel, SegmentParams())
+    for which, s in (("before", ref), ("after", seg))[:: 1 if i % 2 else -1]:
+        clock(f"click_{which}", s.predict, emb, sel, SegmentParams())
     t = time.perf_counter()
     coords, labels = pad_points([np.array([[x, y]], np.float32)], [np.ones(1, np.float32)])
     if isinstance(seg, SamSegmenter):
@@ -214,11 +212,14 @@ for i in range(n + 2):
     parts["transform"].append(time.perf_counter() - t)
     variant = Variant(True, False, False, True)
     if i % 2:  # the second of two back-to-back runs measured ~7 ms slower here: alternate the order
-        clock("decoder_before", before_decoder, variant, tensors, prompts)
-        logits, iou = clock("decoder", after_decoder, variant, tensors, prompts)
+        old, _ = clock("decoder_before", ref.decoder, variant, tensors, prompts)
+        logits, iou = clock("decoder", seg.decoder, variant, tensors, prompts)
     else:
-        logits, iou = clock("decoder", after_decoder, variant, tensors, prompts)
-        clock("decoder_before", before_decoder, variant, tensors, prompts)
+        logits, iou = clock("decoder", seg.decoder, variant, tensors, prompts)
+        old, _ = clock("decoder_before", ref.decoder, variant, tensors, prompts)
+    diff = max(diff, float(np.abs(old - logits).max()))
+    feeds = {k: v.numpy() for k, v in tensors.items()} | prompts
+    t = time.perf_counter(); seg.decoder.onnx.run(variant, feeds, 1); parts["decoder_1thread"].append(time.perf_counter() - t)
     t = time.perf_counter()
     covered = [n_ / side for n_ in emb.input_size]
     vh, vw = (int(np.ceil(f * n_)) for f, n_ in zip(covered, logits.shape[-2:]))
@@ -226,18 +227,18 @@ for i in range(n + 2):
     kept = logits[np.arange(1), best]
     stability_scores(kept)
     parts["select"].append(time.perf_counter() - t)
-    a = clock("upscale_before", before.upscale_masks, kept, emb.original_size, emb.input_size, square)
-    b = clock("upscale_after", new_upscale, kept, emb.original_size, emb.input_size, square)
-    assert np.array_equal(a, b), "the upscaled masks differ"
-print(json.dumps({k: float(np.median(v[2:])) for k, v in parts.items()} | {"runtime": after_decoder.last_runtime}))
+    clock("upscale", seg._upscale, emb, kept)
+print(json.dumps({k: float(np.median(v[2:])) for k, v in parts.items()} | {"runtime": seg.decoder.last_runtime,
+                 "threads": onnx_threads("cpu"), "max_logit_diff": diff}))
 """
 
 
-def family_parts(name: str, path: Path, workdir: Path, before: Path, clicks: int) -> dict:
-    """A repeat click of ``name`` on ONNX Runtime, in parts, before (the ``--before`` commit's mask
-    upscaling) and after, interleaved click by click in one process; the embedding is cached on disk."""
+def family_parts(name: str, path: Path, workdir: Path, clicks: int) -> dict:
+    """A repeat click of ``name`` on ONNX Runtime, in parts, before (the decoder graphs built from the
+    model's own modules) and after (cross-attention folded, ``segment/fast_decoder.py``), interleaved
+    click by click in one process; the embedding is cached on disk."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "AUTOINPAINT_HOME": str(workdir / "home")}
-    result = subprocess.run([sys.executable, "-c", _PARTS, str(path), str(PHOTO), str(before), str(clicks)],
+    result = subprocess.run([sys.executable, "-c", _PARTS, str(path), str(PHOTO), str(clicks)],
                             capture_output=True, text=True, env=env, cwd=ROOT, timeout=3600)
     if result.returncode != 0:
         return {"error": result.stderr.strip().splitlines()[-1][:200] if result.stderr.strip() else "failed"}
@@ -386,13 +387,12 @@ def ab_main(args) -> None:
     """``--before REF``: before/after side by side in one run (the parts of a repeat click per family, the
     web click, OmDet-Turbo at 1 and 12 MP)."""
     before = before_tree(args.before, args.workdir)
-    upscale_before = before / "autoinpaint" / "segment" / "upscale.py"
     load_before = os.getloadavg()
     t_start = time.time()
     parts = {}
     for name in filter(None, args.families.split(",")):
         path = save_family(name, args.workdir)
-        parts[name] = family_parts(name, path, args.workdir, upscale_before, args.clicks_in_process)
+        parts[name] = family_parts(name, path, args.workdir, args.clicks_in_process)
         print(f"{name}: {parts[name]}", file=sys.stderr, flush=True)
     load_mid = os.getloadavg()
     web = {} if args.no_web else web_clicks_ab(before, args.workdir, args.clicks, args.pause)
@@ -405,17 +405,20 @@ def ab_main(args) -> None:
           f"{'; '.join(' / '.join(f'{v:.2f}' for v in la) for la in (load_before, load_mid, load_web, load_after))} "
           f"(start; after the in-process rows; after the web rows; end; {time.time() - t_start:.0f} s); "
           "published architectures, random weights, fp32, 1200×900 photo, ONNX Runtime decoders\n")
-    print(f"Repeat click in process (median of {args.clicks_in_process}, one point, before/after interleaved "
-          "click by click in one process; parts timed separately on the same clicks):\n")
-    print("| segmenter | click before | click after | decoder (ORT) before | decoder (ORT) after | prompt transform | "
-          "select + stability | upscale before | upscale after |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"Repeat click in process (median of {args.clicks_in_process}, one point; before = the decoder graphs "
+          "of the model's own modules, after = cross-attention folded (segment/fast_decoder.py); interleaved click "
+          "by click in one process; parts timed separately on the same clicks; ORT threads: the busy/idle rule's "
+          "count, 0 = all cores, and 1 thread apart):\n")
+    print("| segmenter | click before | click after | decoder (ORT) before | decoder (ORT) after | after, 1 thread | "
+          "threads | max logit diff | prompt transform | select + stability | upscale |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, r in parts.items():
         if "error" in r:
-            print(f"| {name} | failed: {r['error']} | | | | | | | |")
+            print(f"| {name} | failed: {r['error']} | | | | | | | | | |")
             continue
-        print(f"| {name} | {ms(r['click_before'])} | {ms(r['click_after'])} | {ms(r['decoder_before'])} | {ms(r['decoder'])} | "
-              f"{ms(r['transform'])} | {ms(r['select'])} | {ms(r['upscale_before'])} | {ms(r['upscale_after'])} |")
+        print(f"| {name} | {ms(r['click_before'])} | {ms(r['click_after'])} | {ms(r['decoder_before'])} | "
+              f"{ms(r['decoder'])} | {ms(r['decoder_1thread'])} | {r['threads']} | {r['max_logit_diff']:.1e} | "
+              f"{ms(r['transform'])} | {ms(r['select'])} | {ms(r['upscale'])} |")
     if web:
         print(f"\nWeb app `/mask` click, SAM ViT-B .pth, `--runtime onnx`, 1200×900, {args.pause:g} s between clicks, "
               "two servers at once, clicks alternating:\n")

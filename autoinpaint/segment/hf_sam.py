@@ -383,12 +383,15 @@ def _graph_class():
     """The torch module class (defined on first use: torch is imported only when a model loads)."""
     import torch
 
+    from . import fast_decoder
+
     class HFDecoderGraph(torch.nn.Module):
         """Prompt encoder + mask decoder of a transformers SAM model for one prompt kind: the
         image embedding (batch 1) and the prompts (input-frame pixels) → (logits B×C×h×w, IoU B×C)."""
 
         def __init__(self, model, family: SamFamily, variant) -> None:
             super().__init__()
+            fast_decoder.install(model.mask_decoder)  # the same function with less work per click
             self.model, self.family, self.variant = model, family, variant
 
         def forward(self, features, coords=None, labels=None, boxes=None, mask_input=None, high_res_0=None,

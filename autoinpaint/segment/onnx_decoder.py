@@ -29,7 +29,8 @@ from ..errors import InputError, ModelMissingError
 from ..log import notice
 
 RUNTIMES = ("auto", "torch", "onnx")
-FORMAT = "1"  # bump when the exported graphs change meaning
+FORMAT = "2"  # bump when the exported decoder graphs change (2: cross-attention folded, fast_decoder.py)
+ENCODER_FORMAT = "1"  # the same for the exported image encoders
 MAX_POINTS = 4096  # upper bound of the dynamic axes (prompts per call, points per prompt)
 
 
@@ -189,7 +190,7 @@ class OnnxEncoder:
     def __init__(self, identity: str, make_module: Callable, outputs: list[str], forced: bool = False,
                  directory: Path | None = None) -> None:
         self.identity, self.make_module, self.outputs, self.forced = identity, make_module, outputs, forced
-        self.path = (Path(directory) if directory else onnx_dir()) / f"{identity}-encoder-v{FORMAT}.onnx"
+        self.path = (Path(directory) if directory else onnx_dir()) / f"{identity}-encoder-v{ENCODER_FORMAT}.onnx"
         self.exports = 0
         self.failed = False
         self._session = None

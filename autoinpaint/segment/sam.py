@@ -406,6 +406,8 @@ def _graph_class():
     """The torch module class (defined on first use: torch is imported only when a model loads)."""
     import torch
 
+    from . import fast_decoder
+
     class SamDecoderGraph(torch.nn.Module):
         """``predict_torch`` without the upscaling, for one prompt kind: the image embedding
         1×C×h×w and the prompts (``coords`` B×N×2 and ``labels`` B×N with -1 = no point, ``boxes``
@@ -413,6 +415,7 @@ def _graph_class():
 
         def __init__(self, model, variant) -> None:
             super().__init__()
+            fast_decoder.install(model.mask_decoder)  # the same function with less work per click
             self.prompt_encoder, self.mask_decoder, self.variant = model.prompt_encoder, model.mask_decoder, variant
             # depends on the weights only: once per model, not per click (a constant of the graph)
             self.register_buffer("dense_pe", model.prompt_encoder.get_dense_pe().detach().clone(), persistent=False)

@@ -1,0 +1,124 @@
+"""The prompt decoders' cross-attention folded through the prompt tokens (autoinpaint.segment.fast_decoder):
+for every SAM family (segment-anything ``.pth``, also with ViT-B's decoder sizes, and the transformers SAM,
+SAM-HQ, SAM 2.1 and EdgeTAM; tiny random models saved in their published formats, loaded through the real
+loaders), the folded decoder gives the logits and IoU scores of the model's own modules (≤ 1e-4) for a click,
+points + a negative + a box with a mask-input pass, and a dozen points (more tokens than the fold saves on)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hf_sam_fixtures import FAMILIES, save_tiny  # noqa: E402
+from sam_fixtures import save_sam_checkpoint, save_scene  # noqa: E402
+
+torch = pytest.importorskip("torch")
+
+from autoinpaint.models import embedding_cache  # noqa: E402
+from autoinpaint.segment import SegmentParams, fast_decoder  # noqa: E402
+from autoinpaint.selection import Selection  # noqa: E402
+
+VIT_B_DECODER = dict(prompt_embed_dim=256, mask_in_chans=16, decoder_depth=2, decoder_mlp_dim=2048,
+                     iou_head_depth=3, iou_head_hidden_dim=256)  # with the tiny image encoder
+CASES = {
+    "click": (Selection(points=((50, 40),)), SegmentParams()),
+    "points+negative+box, refined": (Selection(points=((50, 40), (60, 45)), negatives=((35, 30),),
+                                               boxes=((20, 15, 95, 75),)), SegmentParams(refine=1)),
+    "12 points": (Selection(points=tuple((32 + 5 * i, 22 + 4 * i) for i in range(12))), SegmentParams()),
+}
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("fold_models")
+    return {"pth": save_sam_checkpoint(root / "tiny_sam.pth"),
+            "pth-vit-b-decoder": save_sam_checkpoint(root / "vit_b_decoder.pth", **VIT_B_DECODER),
+            **{family: save_tiny(family, root / family) for family in FAMILIES}}
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOINPAINT_HOME", str(tmp_path))
+    monkeypatch.delenv("AUTOINPAINT_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    embedding_cache._MEMORY.clear()
+    yield tmp_path
+    embedding_cache._MEMORY.clear()
+
+
+def make(family: str, path: Path):
+    from autoinpaint.segment.hf_sam import HFSamSegmenter
+    from autoinpaint.segment.sam import SamSegmenter
+
+    cls = SamSegmenter if family.startswith("pth") else HFSamSegmenter
+    return cls(path, device="cpu", precision="fp32", cache=False, runtime="torch")
+
+
+def decodes(seg, emb, selection, params) -> list:
+    """Every decoder call's (logits, IoU) for one prediction."""
+    out = []
+    original = seg._decode
+
+    def spy(*args):
+        out.append(original(*args))
+        return out[-1]
+
+    seg._decode = spy
+    try:
+        seg.predict(emb, selection, params)
+    finally:
+        del seg._decode
+    return out
+
+
+def folded(model) -> int:
+    return sum(isinstance(m, fast_decoder.FoldedAttention) for m in model.modules())
+
+
+@pytest.mark.parametrize("family", ("pth", "pth-vit-b-decoder", *FAMILIES))
+def test_the_folded_decoder_gives_the_logits_of_the_models_own_modules(family, weights, home, tmp_path, monkeypatch):
+    scene = save_scene(tmp_path)[1]
+    reference, fast = make(family, weights[family]), make(family, weights[family])
+    assert reference.model is not fast.model
+    emb = fast.embed(scene)
+    layers = len(fast.model.mask_decoder.transformer.layers)
+    for name, (selection, params) in CASES.items():
+        with monkeypatch.context() as m:  # the reference's graphs are built from the model's own modules
+            m.setattr(fast_decoder, "install", lambda decoder: 0)
+            expected = decodes(reference, emb, selection, params)
+        got = decodes(fast, emb, selection, params)
+        assert len(got) == len(expected) >= (2 if params.refine else 1), name
+        for (la, ia), (lb, ib) in zip(expected, got):
+            assert la.shape == lb.shape and ia.shape == ib.shape, name
+            assert np.abs(la - lb).max() <= 1e-4 * max(1.0, np.abs(la).max()), (name, np.abs(la - lb).max())
+            assert np.abs(ia - ib).max() <= 1e-4, name
+            assert (la > 0).any() and (la <= 0).any(), name  # a mask with an edge: the comparison means something
+    assert folded(reference.model) == 0
+    assert folded(fast.model) == 2 * layers + 1  # two cross-attentions per layer and the final one
+    assert fast_decoder.install(fast.model.mask_decoder) == 0  # once
+
+
+def test_each_fold_equals_its_attention_on_random_tensors():
+    """Both directions, batched as segment-anything (B×L×C) and transformers (B×P×L×C) call them."""
+    from segment_anything.modeling.transformer import Attention
+
+    torch.manual_seed(0)
+    inner = Attention(64, num_heads=4, downsample_rate=2).eval()
+    with torch.no_grad():
+        for p in inner.parameters():  # biases too: the folds must carry them
+            p.normal_(0, 0.2)
+        tokens, image, pe = torch.randn(3, 7, 64), torch.randn(3, 100, 64), torch.randn(3, 100, 64)
+        to_image = fast_decoder.FoldedAttention(inner, fast_decoder.TO_IMAGE)
+        from_image = fast_decoder.FoldedAttention(inner, fast_decoder.FROM_IMAGE)
+        assert torch.allclose(to_image(q=tokens, k=image + pe, v=image), inner(q=tokens, k=image + pe, v=image),
+                              atol=1e-5)
+        assert torch.allclose(from_image(q=image + pe, k=tokens, v=tokens), inner(q=image + pe, k=tokens, v=tokens),
+                              atol=1e-5)
+        # transformers' layout: the image once (P = 1), the prompts in the point-batch axis
+        t4, i4 = tokens[:1, None].expand(1, 2, 7, 64), image[:1, None]
+        want = inner(q=t4.reshape(2, 7, 64), k=i4.expand(1, 2, 100, 64).reshape(2, 100, 64),
+                     v=i4.expand(1, 2, 100, 64).reshape(2, 100, 64))
+        assert torch.allclose(to_image(q=t4, k=i4, v=i4).reshape(2, 7, 64), want, atol=1e-5)
