@@ -182,7 +182,32 @@ seg.decoder.warm()
 # before: a second load of the same weights whose decoder graphs are built without fast_decoder.install
 ref = cls(path, device="cpu", precision="fp32", cache=True, runtime="onnx")
 ref.decoder.onnx.identity += "-unfolded"
-install, fast_decoder.install = fast_decoder.install, lambda decoder: 0
+emb_before = emb
+if isinstance(ref, HFSamSegmenter) and ref.family.name == "sam-hq":
+    # before: transformers' own SamHQModel forward on the ViT's early features, as 842c01e ran it
+    import dataclasses
+    from autoinpaint.models.embedding_cache import Embedding
+    from autoinpaint.segment.onnx_decoder import PromptDecoder, example_prompts
+    class Before(torch.nn.Module):
+        def __init__(self, model, variant):
+            super().__init__(); self.model, self.variant = model, variant
+        def forward(self, features, coords, labels, intermediate):
+            b = coords.shape[0]
+            out = self.model(image_embeddings=features.expand(b, -1, -1, -1),
+                             intermediate_embeddings=[intermediate.expand(b, -1, -1, -1)],
+                             input_points=coords[:, None], input_labels=labels[:, None],
+                             multimask_output=self.variant.multimask)
+            return out.pred_masks[:, 0], out.iou_scores[:, 0]
+    pixels = ref.processor(images=image, return_tensors="pt")["pixel_values"]
+    with torch.inference_mode():
+        features, (intermediate, *_) = ref.model.get_image_embeddings(pixels)
+    before_tensors = {"features": features.float().contiguous(), "intermediate": intermediate.float().contiguous()}
+    emb_before = Embedding(before_tensors, emb.original_size, emb.input_size)
+    example = {k: np.zeros(v.shape, np.float32) for k, v in before_tensors.items()}
+    ref.decoder = PromptDecoder(ref.decoder.onnx.identity + "-intermediate", lambda v: Before(ref.model, v).eval(),
+                                lambda v: {**example, **example_prompts(v, ref.image_size, 256)}, "onnx", "cpu")
+    ref.family = dataclasses.replace(ref.family, embedding=("features", "intermediate"))
+install, fast_decoder.install = fast_decoder.install, lambda model: 0
 ref.decoder.warm()
 fast_decoder.install = install
 assert not any(isinstance(m, fast_decoder.FoldedAttention) for m in ref.model.modules())
@@ -198,7 +223,7 @@ for i in range(n + 2):
     x, y = w * (0.3 + 0.05 * (i % 9)), h * (0.6 - 0.04 * (i % 9))
     sel = Selection(points=((x, y),))
     for which, s in (("before", ref), ("after", seg))[:: 1 if i % 2 else -1]:
-        clock(f"click_{which}", s.predict, emb, sel, SegmentParams())
+        clock(f"click_{which}", s.predict, emb_before if s is ref else emb, sel, SegmentParams())
     t = time.perf_counter()
     coords, labels = pad_points([np.array([[x, y]], np.float32)], [np.ones(1, np.float32)])
     if isinstance(seg, SamSegmenter):
@@ -211,12 +236,13 @@ for i in range(n + 2):
         tensors = {k: emb.tensors[k] for k in seg.family.embedding}
     parts["transform"].append(time.perf_counter() - t)
     variant = Variant(True, False, False, True)
+    tensors_before = {k: emb_before.tensors[k] for k in ref.family.embedding} if emb_before is not emb else tensors
     if i % 2:  # the second of two back-to-back runs measured ~7 ms slower here: alternate the order
-        old, _ = clock("decoder_before", ref.decoder, variant, tensors, prompts)
+        old, _ = clock("decoder_before", ref.decoder, variant, tensors_before, prompts)
         logits, iou = clock("decoder", seg.decoder, variant, tensors, prompts)
     else:
         logits, iou = clock("decoder", seg.decoder, variant, tensors, prompts)
-        old, _ = clock("decoder_before", ref.decoder, variant, tensors, prompts)
+        old, _ = clock("decoder_before", ref.decoder, variant, tensors_before, prompts)
     diff = max(diff, float(np.abs(old - logits).max()))
     feeds = {k: v.numpy() for k, v in tensors.items()} | prompts
     t = time.perf_counter(); seg.decoder.onnx.run(variant, feeds, 1); parts["decoder_1thread"].append(time.perf_counter() - t)

@@ -2,7 +2,9 @@
 for every SAM family (segment-anything ``.pth``, also with ViT-B's decoder sizes, and the transformers SAM,
 SAM-HQ, SAM 2.1 and EdgeTAM; tiny random models saved in their published formats, loaded through the real
 loaders), the folded decoder gives the logits and IoU scores of the model's own modules (≤ 1e-4) for a click,
-points + a negative + a box with a mask-input pass, and a dozen points (more tokens than the fold saves on)."""
+points + a negative + a box with a mask-input pass, and a dozen points (more tokens than the fold saves on).
+SAM-HQ's decoder takes its HQ features computed once per image: the same outputs as transformers' own
+``SamHQModel`` given the ViT's early features."""
 from __future__ import annotations
 
 import sys
@@ -78,7 +80,7 @@ def folded(model) -> int:
     return sum(isinstance(m, fast_decoder.FoldedAttention) for m in model.modules())
 
 
-@pytest.mark.parametrize("family", ("pth", "pth-vit-b-decoder", *FAMILIES))
+@pytest.mark.parametrize("family", ("pth", "pth-vit-b-decoder", *(f for f in FAMILIES if f != "sam-hq")))
 def test_the_folded_decoder_gives_the_logits_of_the_models_own_modules(family, weights, home, tmp_path, monkeypatch):
     scene = save_scene(tmp_path)[1]
     reference, fast = make(family, weights[family]), make(family, weights[family])
@@ -98,7 +100,7 @@ def test_the_folded_decoder_gives_the_logits_of_the_models_own_modules(family, w
             assert (la > 0).any() and (la <= 0).any(), name  # a mask with an edge: the comparison means something
     assert folded(reference.model) == 0
     assert folded(fast.model) == 2 * layers + 1  # two cross-attentions per layer and the final one
-    assert fast_decoder.install(fast.model.mask_decoder) == 0  # once
+    assert fast_decoder.install(fast.model) == 0  # once
 
 
 def test_each_fold_equals_its_attention_on_random_tensors():
@@ -122,3 +124,45 @@ def test_each_fold_equals_its_attention_on_random_tensors():
         want = inner(q=t4.reshape(2, 7, 64), k=i4.expand(1, 2, 100, 64).reshape(2, 100, 64),
                      v=i4.expand(1, 2, 100, 64).reshape(2, 100, 64))
         assert torch.allclose(to_image(q=t4, k=i4, v=i4).reshape(2, 7, 64), want, atol=1e-5)
+
+
+def test_sam_hq_given_its_hq_features_gives_the_outputs_of_transformers_own_model(weights, home, tmp_path):
+    from autoinpaint.segment.onnx_decoder import Variant
+
+    scene = save_scene(tmp_path)[1]
+    reference, fast = make("sam-hq", weights["sam-hq"]), make("sam-hq", weights["sam-hq"])
+    emb = fast.embed(scene)
+    assert set(emb.tensors) == {"features", "hq_features"}
+    pixels = fast.processor(images=scene, return_tensors="pt")["pixel_values"]
+    with torch.inference_mode():
+        features, (intermediate, *_) = reference.model.get_image_embeddings(pixels)
+    assert torch.allclose(features, emb.tensors["features"], atol=1e-5)
+    side = fast.image_size
+    rng = np.random.default_rng(0)
+    cases = [(Variant(True, False, False, True), 1, 2), (Variant(True, True, True, False), 3, 4),
+             (Variant(True, False, False, False), 1, 12)]
+    for variant, prompts, points in cases:
+        coords = torch.from_numpy((rng.random((prompts, points, 2)) * side).astype(np.float32))
+        labels = torch.from_numpy(rng.integers(0, 2, (prompts, points)))
+        labels[:, 0] = 1
+        kwargs = {"coords": coords, "labels": labels}
+        if variant.boxes:
+            kwargs["boxes"] = torch.tensor([[4.0, 6.0, side * 0.7, side * 0.8]] * prompts)
+        if variant.mask:
+            kwargs["mask_input"] = torch.randn(prompts, 1, side // 2, side // 2)
+        with torch.inference_mode():
+            got_logits, got_iou = fast.decoder.graph(variant)(features=emb.tensors["features"],
+                                                              hq_features=emb.tensors["hq_features"], **kwargs)
+            want = reference.model(image_embeddings=features.expand(prompts, -1, -1, -1),
+                                   intermediate_embeddings=[intermediate.expand(prompts, -1, -1, -1)],
+                                   input_points=coords[:, None], input_labels=labels[:, None],
+                                   input_boxes=kwargs["boxes"][:, None] if variant.boxes else None,
+                                   input_masks=kwargs.get("mask_input"), multimask_output=variant.multimask)
+        want_logits, want_iou = want.pred_masks[:, 0], want.iou_scores[:, 0]
+        assert got_logits.shape == want_logits.shape and got_iou.shape == want_iou.shape
+        scale = max(1.0, float(want_logits.abs().max()))
+        assert float((got_logits - want_logits).abs().max()) <= 1e-4 * scale, variant
+        assert float((got_iou - want_iou).abs().max()) <= 1e-4, variant
+        assert (want_logits > 0).any() and (want_logits <= 0).any()
+    assert isinstance(fast.model.mask_decoder, fast_decoder.GivenHQFeatures)
+    assert not isinstance(reference.model.mask_decoder, fast_decoder.GivenHQFeatures)

@@ -73,7 +73,7 @@ def test_each_family_loads_from_its_folder_through_the_registry(family, models, 
                                         "edgetam": "EdgeTamModel"}[family]
     emb = seg.embed(scene[1])
     names = {"sam2": {"features", "high_res_0", "high_res_1"}, "sam": {"features"},
-             "sam-hq": {"features", "intermediate"}, "edgetam": {"features", "high_res_0", "high_res_1"}}[family]
+             "sam-hq": {"features", "hq_features"}, "edgetam": {"features", "high_res_0", "high_res_1"}}[family]
     assert set(emb.tensors) == names and all(t.dtype == torch.float32 for t in emb.tensors.values())
     assert emb.original_size == (90, 120)
     # SAM pads the longest side to the square input, SAM 2 stretches to it

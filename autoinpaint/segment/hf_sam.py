@@ -76,7 +76,7 @@ FAMILIES = (
     SamFamily("sam2", ("sam2", "sam2_video"), "Sam2ImageProcessor", pads=False, embedding=_SAM2_MAPS),
     # EdgeTAM: SAM 2's prompt encoder and mask decoder on a RepViT-M1 image encoder (timm)
     SamFamily("edgetam", ("edgetam", "edgetam_video"), "Sam2ImageProcessor", pads=False, embedding=_SAM2_MAPS),
-    SamFamily("sam-hq", ("sam_hq",), "SamImageProcessor", pads=True, embedding=("features", "intermediate")),
+    SamFamily("sam-hq", ("sam_hq",), "SamImageProcessor", pads=True, embedding=("features", "hq_features")),
     SamFamily("sam", ("sam",), "SamImageProcessor", pads=True),
 )
 
@@ -173,8 +173,9 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
 
     ``embed(image)`` returns an :class:`~.embedding_cache.Embedding` whose tensors are the
     family's encoder outputs in fp32 (``features`` 1×256×64×64 for every family; SAM 2 and EdgeTAM add
-    ``high_res_0`` 1×32×256×256 and ``high_res_1`` 1×64×128×128, SAM-HQ ``intermediate``
-    1×64×64×C, for the published 1024-pixel models).
+    ``high_res_0`` 1×32×256×256 and ``high_res_1`` 1×64×128×128, SAM-HQ ``hq_features``
+    1×32×256×256 (its decoder's HQ features, computed once per image from the ViT's early features:
+    :func:`.fast_decoder.hq_features`), for the published 1024-pixel models).
     """
 
     def __init__(self, folder: str | Path, name: str | None = None, device: str = "auto",
@@ -255,10 +256,10 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
 
     def embedding_key(self, image: np.ndarray) -> str:
         """Cache key: image content, model fingerprint (weights and configs), precision and (when it
-        runs there) ONNX Runtime for the encoder."""
-        if self.onnx_encoder is not None:
-            return image_key(image, "hf-sam", self.fingerprint, self.precision, "onnx-encoder")
-        return image_key(image, "hf-sam", self.fingerprint, self.precision)
+        runs there) ONNX Runtime for the encoder; SAM-HQ's embedding holds its HQ features."""
+        extra = ("onnx-encoder",) if self.onnx_encoder is not None else ()
+        extra += ("hq-features",) if self.family.name == "sam-hq" else ()
+        return image_key(image, "hf-sam", self.fingerprint, self.precision, *extra)
 
     def _encode(self, image: np.ndarray) -> Embedding:
         import torch
@@ -282,7 +283,12 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
         if self.family.multiscale:
             tensors = {"features": out[-1], "high_res_0": out[0], "high_res_1": out[1]}
         elif self.family.name == "sam-hq":
-            tensors = {"features": out[0], "intermediate": out[1][0]}
+            from . import fast_decoder
+
+            with torch.inference_mode(), decoder_threads(self.device):
+                features = out[0].float()
+                tensors = {"features": features,
+                           "hq_features": fast_decoder.hq_features(self.model.mask_decoder, features, out[1][0].float())}
         else:
             tensors = {"features": out}
         tensors = {k: v.to(torch.float32).cpu().contiguous() for k, v in tensors.items()}
@@ -330,7 +336,11 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
         if self.family.multiscale:
             out = {"high_res_0": out[0], "high_res_1": out[1], "features": out[-1]}
         elif self.family.name == "sam-hq":
-            out = {"features": out[0], "intermediate": out[1][0]}
+            from . import fast_decoder
+
+            with torch.inference_mode():
+                out = {"features": out[0], "hq_features": fast_decoder.hq_features(self.model.mask_decoder, out[0],
+                                                                                   out[1][0])}
         else:
             out = {"features": out}
         return {k: torch.zeros(v.shape).float().cpu().numpy() for k, v in out.items()}
@@ -391,11 +401,11 @@ def _graph_class():
 
         def __init__(self, model, family: SamFamily, variant) -> None:
             super().__init__()
-            fast_decoder.install(model.mask_decoder)  # the same function with less work per click
+            fast_decoder.install(model)  # the same function with less work per click (SAM-HQ: given HQ features)
             self.model, self.family, self.variant = model, family, variant
 
         def forward(self, features, coords=None, labels=None, boxes=None, mask_input=None, high_res_0=None,
-                    high_res_1=None, intermediate=None):
+                    high_res_1=None, hq_features=None):
             b = coords.shape[0] if coords is not None else boxes.shape[0]
             kwargs = {"multimask_output": self.variant.multimask}
             if coords is not None:
@@ -410,8 +420,8 @@ def _graph_class():
                                               high_res_1.expand(b, *high_res_1.shape[1:]), features]
             else:
                 kwargs["image_embeddings"] = features
-            if intermediate is not None:
-                kwargs["intermediate_embeddings"] = [intermediate.expand(b, *intermediate.shape[1:])]
+            if hq_features is not None:  # read by fast_decoder.GivenHQFeatures
+                kwargs["intermediate_embeddings"] = [hq_features]
             out = self.model(**kwargs)
             return out.pred_masks[:, 0], out.iou_scores[:, 0]
 

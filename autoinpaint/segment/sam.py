@@ -415,7 +415,7 @@ def _graph_class():
 
         def __init__(self, model, variant) -> None:
             super().__init__()
-            fast_decoder.install(model.mask_decoder)  # the same function with less work per click
+            fast_decoder.install(model)  # the same function with less work per click
             self.prompt_encoder, self.mask_decoder, self.variant = model.prompt_encoder, model.mask_decoder, variant
             # depends on the weights only: once per model, not per click (a constant of the graph)
             self.register_buffer("dense_pe", model.prompt_encoder.get_dense_pe().detach().clone(), persistent=False)
