@@ -126,21 +126,22 @@ def test_each_fold_equals_its_attention_on_random_tensors():
         assert torch.allclose(to_image(q=t4, k=i4, v=i4).reshape(2, 7, 64), want, atol=1e-5)
 
 
-def test_sam_hq_given_its_hq_features_gives_the_outputs_of_transformers_own_model(weights, home, tmp_path):
+@pytest.mark.parametrize("family", FAMILIES)
+def test_each_transformers_family_gives_the_outputs_of_transformers_own_model(family, weights, home, tmp_path):
+    """The decoder graph (folded; SAM-HQ given its HQ features; SAM 2's high-resolution maps not
+    expanded) against transformers' own model forward on the encoder's outputs, several prompts at once."""
     from autoinpaint.segment.onnx_decoder import Variant
 
     scene = save_scene(tmp_path)[1]
-    reference, fast = make("sam-hq", weights["sam-hq"]), make("sam-hq", weights["sam-hq"])
+    reference, fast = make(family, weights[family]), make(family, weights[family])
     emb = fast.embed(scene)
-    assert set(emb.tensors) == {"features", "hq_features"}
     pixels = fast.processor(images=scene, return_tensors="pt")["pixel_values"]
     with torch.inference_mode():
-        features, (intermediate, *_) = reference.model.get_image_embeddings(pixels)
-    assert torch.allclose(features, emb.tensors["features"], atol=1e-5)
+        out = reference.model.get_image_embeddings(pixels)
     side = fast.image_size
     rng = np.random.default_rng(0)
     cases = [(Variant(True, False, False, True), 1, 2), (Variant(True, True, True, False), 3, 4),
-             (Variant(True, False, False, False), 1, 12)]
+             (Variant(True, False, False, False), 2, 12)]
     for variant, prompts, points in cases:
         coords = torch.from_numpy((rng.random((prompts, points, 2)) * side).astype(np.float32))
         labels = torch.from_numpy(rng.integers(0, 2, (prompts, points)))
@@ -149,20 +150,31 @@ def test_sam_hq_given_its_hq_features_gives_the_outputs_of_transformers_own_mode
         if variant.boxes:
             kwargs["boxes"] = torch.tensor([[4.0, 6.0, side * 0.7, side * 0.8]] * prompts)
         if variant.mask:
-            kwargs["mask_input"] = torch.randn(prompts, 1, side // 2, side // 2)
+            kwargs["mask_input"] = torch.randn(prompts, 1, *fast._example_embedding()["features"].shape[-2:]) * 4
+            kwargs["mask_input"] = torch.nn.functional.interpolate(kwargs["mask_input"], scale_factor=4)
+        expand = lambda t: t.expand(prompts, *t.shape[1:])  # noqa: E731
+        if family == "sam-hq":
+            given = {"image_embeddings": expand(out[0]), "intermediate_embeddings": [expand(out[1][0])]}
+        elif fast.family.multiscale:
+            given = {"image_embeddings": [expand(t) for t in out]}
+        else:
+            given = {"image_embeddings": expand(out)}
+        masks = kwargs.get("mask_input")
+        if masks is not None and fast.family.multiscale:
+            masks = masks.clamp(-32.0, 32.0)
         with torch.inference_mode():
-            got_logits, got_iou = fast.decoder.graph(variant)(features=emb.tensors["features"],
-                                                              hq_features=emb.tensors["hq_features"], **kwargs)
-            want = reference.model(image_embeddings=features.expand(prompts, -1, -1, -1),
-                                   intermediate_embeddings=[intermediate.expand(prompts, -1, -1, -1)],
-                                   input_points=coords[:, None], input_labels=labels[:, None],
+            got_logits, got_iou = fast.decoder.graph(variant)(**{k: emb.tensors[k] for k in fast.family.embedding},
+                                                              **kwargs)
+            want = reference.model(**given, input_points=coords[:, None], input_labels=labels[:, None],
                                    input_boxes=kwargs["boxes"][:, None] if variant.boxes else None,
-                                   input_masks=kwargs.get("mask_input"), multimask_output=variant.multimask)
+                                   input_masks=masks, multimask_output=variant.multimask)
         want_logits, want_iou = want.pred_masks[:, 0], want.iou_scores[:, 0]
         assert got_logits.shape == want_logits.shape and got_iou.shape == want_iou.shape
         scale = max(1.0, float(want_logits.abs().max()))
         assert float((got_logits - want_logits).abs().max()) <= 1e-4 * scale, variant
         assert float((got_iou - want_iou).abs().max()) <= 1e-4, variant
         assert (want_logits > 0).any() and (want_logits <= 0).any()
-    assert isinstance(fast.model.mask_decoder, fast_decoder.GivenHQFeatures)
-    assert not isinstance(reference.model.mask_decoder, fast_decoder.GivenHQFeatures)
+    assert folded(fast.model) > 0 and folded(reference.model) == 0
+    assert isinstance(fast.model.mask_decoder, fast_decoder.GivenHQFeatures) == (family == "sam-hq")
+    if family == "sam-hq":
+        assert set(emb.tensors) == {"features", "hq_features"}

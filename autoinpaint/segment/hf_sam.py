@@ -416,8 +416,9 @@ def _graph_class():
                 kwargs["input_masks"] = mask_input.clamp(-32.0, 32.0) if self.family.multiscale else mask_input
             features = features.expand(b, *features.shape[1:])
             if self.family.multiscale:
-                kwargs["image_embeddings"] = [high_res_0.expand(b, *high_res_0.shape[1:]),
-                                              high_res_1.expand(b, *high_res_1.shape[1:]), features]
+                # the high-resolution maps stay one image: the decoder adds them by broadcasting (an expand
+                # copies 3 M floats per click in the exported graph)
+                kwargs["image_embeddings"] = [high_res_0, high_res_1, features]
             else:
                 kwargs["image_embeddings"] = features
             if hq_features is not None:  # read by fast_decoder.GivenHQFeatures
