@@ -3,8 +3,10 @@ for every SAM family (segment-anything ``.pth``, also with ViT-B's decoder sizes
 SAM-HQ, SAM 2.1 and EdgeTAM; tiny random models saved in their published formats, loaded through the real
 loaders), the folded decoder gives the logits and IoU scores of the model's own modules (≤ 1e-4) for a click,
 points + a negative + a box with a mask-input pass, and a dozen points (more tokens than the fold saves on).
-SAM-HQ's decoder takes its HQ features computed once per image: the same outputs as transformers' own
-``SamHQModel`` given the ViT's early features."""
+Every transformers family's decoder graph gives the outputs of transformers' own model forward; SAM-HQ's
+(given its HQ features, computed once per image) gives those of SAM-HQ's own decoder formula (SysCV/sam-hq
+``MaskDecoderHQ``, written out below on transformers' modules), which upscales the transformer's output
+where transformers 5.24's ``SamHQMaskDecoder`` upscales its input."""
 from __future__ import annotations
 
 import sys
@@ -126,14 +128,56 @@ def test_each_fold_equals_its_attention_on_random_tensors():
         assert torch.allclose(to_image(q=t4, k=i4, v=i4).reshape(2, 7, 64), want, atol=1e-5)
 
 
+def sam_hq_reference_decoder(d):
+    """SAM-HQ's own ``MaskDecoderHQ.forward`` + ``predict_masks`` (SysCV/sam-hq), on the submodules of
+    transformers' ``SamHQMaskDecoder`` ``d`` (unfolded), returning what transformers' decoder returns."""
+
+    class Reference(torch.nn.Module):
+        def forward(self, image_embeddings, image_positional_embeddings, sparse_prompt_embeddings,
+                    dense_prompt_embeddings, multimask_output, hq_token_only, intermediate_embeddings, **_):
+            act, m = d.activation, d.num_mask_tokens  # m counts the HQ token
+            vit = intermediate_embeddings[0].permute(0, 3, 1, 2)
+            hq = (d.encoder_conv2(act(d.encoder_norm(d.encoder_conv1(image_embeddings))))
+                  + d.compress_vit_conv2(act(d.compress_vit_norm(d.compress_vit_conv1(vit)))))
+            b, p = sparse_prompt_embeddings.shape[:2]
+            tokens = torch.cat([d.iou_token.weight, d.mask_tokens.weight, d.hq_token.weight]).repeat(b, p, 1, 1)
+            tokens = torch.cat([tokens, sparse_prompt_embeddings], dim=2)
+            src = (image_embeddings + dense_prompt_embeddings).repeat_interleave(p, 0)
+            c, h, w = src.shape[1:]
+            hs, src = d.transformer(point_embeddings=tokens, image_embeddings=src,
+                                    image_positional_embeddings=image_positional_embeddings.repeat_interleave(p, 0),
+                                    attention_similarity=None)
+            src = src.transpose(2, 3).reshape(b * p, c, h, w)
+            up = act(d.upscale_conv2(act(d.upscale_layer_norm(d.upscale_conv1(src)))))
+            up_hq = d.mask_conv2(act(d.mask_norm(d.mask_conv1(up)))) + hq
+            hyper = torch.stack([d.output_hypernetworks_mlps[i](hs[:, :, 1 + i]) for i in range(m - 1)]
+                                + [d.hq_mask_mlp(hs[:, :, m])], dim=2)
+            n = up.shape[-2] * up.shape[-1]
+            masks_sam = (hyper[:, :, :m - 1] @ up.reshape(b, p, -1, n)).reshape(b, p, -1, *up.shape[-2:])
+            masks_hq = (hyper[:, :, m - 1:] @ up_hq.reshape(b, p, -1, n)).reshape(b, p, -1, *up.shape[-2:])
+            iou = d.iou_prediction_head(hs[:, :, 0])
+            if multimask_output:  # transformers returns the candidates sorted by IoU (SAM-HQ's code keeps the best)
+                iou, order = torch.sort(iou[:, :, 1:m - 1], dim=2, descending=True)
+                masks_sam = torch.gather(masks_sam[:, :, 1:m - 1], 2,
+                                         order[..., None, None].expand(-1, -1, -1, *up.shape[-2:]))
+            else:
+                iou, masks_sam = iou[:, :, :1], masks_sam[:, :, :1]
+            return masks_sam + masks_hq, iou
+
+    return Reference()
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_each_transformers_family_gives_the_outputs_of_transformers_own_model(family, weights, home, tmp_path):
     """The decoder graph (folded; SAM-HQ given its HQ features; SAM 2's high-resolution maps not
-    expanded) against transformers' own model forward on the encoder's outputs, several prompts at once."""
+    expanded) against transformers' own model forward on the encoder's outputs (SAM-HQ: with SAM-HQ's own
+    decoder formula), several prompts at once."""
     from autoinpaint.segment.onnx_decoder import Variant
 
     scene = save_scene(tmp_path)[1]
     reference, fast = make(family, weights[family]), make(family, weights[family])
+    if family == "sam-hq":
+        reference.model.mask_decoder = sam_hq_reference_decoder(reference.model.mask_decoder)
     emb = fast.embed(scene)
     pixels = fast.processor(images=scene, return_tensors="pt")["pixel_values"]
     with torch.inference_mode():

@@ -155,11 +155,13 @@ def hq_features(mask_decoder: nn.Module, features: torch.Tensor, intermediate: t
 
 
 class GivenHQFeatures(nn.Module):
-    """transformers' ``SamHQMaskDecoder`` (``inner``, its weights and submodules) whose ``forward`` takes
-    the image's HQ features (:func:`hq_features`, B×C/8×4h×4w) as ``intermediate_embeddings=[hq]``
-    instead of computing them from the ViT's features on every click. The same outputs otherwise; the
-    HQ mask's last 3×3 convolution (C/4 → C/8 channels, then a dot product with the HQ token's C/8-vector)
-    is folded into one C/4 → 1 convolution per prompt (1.2 G multiply-adds → 38 M at 256²)."""
+    """transformers' ``SamHQMaskDecoder`` (``inner``, its weights and submodules) computing SAM-HQ's masks
+    as SAM-HQ's own code does (SysCV/sam-hq ``MaskDecoderHQ``), with the image's HQ features
+    (:func:`hq_features`, B×C/8×4h×4w) given as ``intermediate_embeddings=[hq]`` instead of computed from
+    the ViT's features on every click. The HQ mask's last 3×3 convolution (C/4 → C/8 channels, then a dot
+    product with the HQ token's C/8-vector) is folded into one C/4 → 1 convolution per prompt (1.2 G
+    multiply-adds → 38 M at 256²). Outputs as transformers' decoder returns them (masks B×P×M×H×W, IoU
+    B×P×M; with several candidates sorted by IoU)."""
 
     def __init__(self, inner: nn.Module) -> None:
         super().__init__()
@@ -181,17 +183,18 @@ class GivenHQFeatures(nn.Module):
         point_embeddings = tokens.to(d.iou_token.weight.dtype)
         image_embeddings = (image_embeddings + dense_prompt_embeddings).repeat_interleave(point_batch_size, 0)
         image_positional_embeddings = image_positional_embeddings.repeat_interleave(point_batch_size, 0)
-        point_embedding, _ = d.transformer(
+        point_embedding, keys = d.transformer(
             point_embeddings=point_embeddings, image_embeddings=image_embeddings,
             image_positional_embeddings=image_positional_embeddings, attention_similarity=attention_similarity,
             target_embedding=target_embedding)
         iou_token_out = point_embedding[:, :, 0, :]
         mask_tokens_out = point_embedding[:, :, 1:(1 + d.num_mask_tokens), :]
 
-        # as transformers' SamHQMaskDecoder does: it upscales the embedding given to the transformer (with the
-        # dense prompt), read through transpose(2, 3), not the transformer's output
-        image_embeddings = image_embeddings.transpose(2, 3).reshape(batch_size * point_batch_size, num_channels,
-                                                                    height, width)
+        # the transformer's image output is upscaled, as SAM-HQ's own MaskDecoderHQ.predict_masks does (and
+        # transformers' SamMaskDecoder for SAM); transformers 5.24's SamHQMaskDecoder upscales the embedding
+        # it gave the transformer instead, read through transpose(2, 3): a porting slip the weights were not
+        # trained with
+        image_embeddings = keys.transpose(2, 3).reshape(batch_size * point_batch_size, num_channels, height, width)
         upscaled = d.upscale_conv1(image_embeddings)
         upscaled = d.activation(d.upscale_layer_norm(upscaled))
         upscaled = d.activation(d.upscale_conv2(upscaled))  # (B·P)×C/8×H×W
