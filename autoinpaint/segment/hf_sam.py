@@ -351,7 +351,7 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
         import torch
 
         side = self.image_size
-        return _encoder_class()(self.model), {"pixel_values": torch.zeros(1, 3, side, side)}
+        return _encoder_class()(self.model).eval(), {"pixel_values": torch.zeros(1, 3, side, side)}
 
     def _decoder_graph(self, variant):
         """The torch module of one prompt kind (:class:`.onnx_decoder.Variant`): the model's own
