@@ -91,8 +91,12 @@ def make_alpha(mask: np.ndarray, dilate: int = 0, feather: int = 0, blur: float 
         else:
             solid = max(dilate - feather, 0)
             outer = solid + feather
-            alpha = np.clip((outer + 1 - dist) / (feather + 1), 0, 1).astype(np.float32)
-            alpha[dist <= solid] = 1
+            inside = dist <= solid
+            # np.clip((outer + 1 - dist) / (feather + 1), 0, 1) in float32, in place of dist (no temporaries)
+            alpha = np.subtract(outer + 1, dist, out=dist)
+            np.divide(alpha, feather + 1, out=alpha)
+            np.clip(alpha, 0, 1, out=alpha)
+            alpha[inside] = 1
     if blur and blur > 0:
         img = Image.fromarray(np.round(alpha * 255).astype(np.uint8), mode="L")
         blurred = np.asarray(img.filter(ImageFilter.GaussianBlur(blur)), np.float32) / 255
@@ -112,6 +116,15 @@ def bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
         return None
     cols = np.flatnonzero(mask.any(axis=0))
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def _pad(window: np.ndarray, shape: tuple[int, int], x0: int, y0: int) -> np.ndarray:
+    """``window`` placed at (x0, y0) in zeros of ``shape``; itself when it already covers it all."""
+    if window.shape == shape:
+        return window
+    out = np.zeros(shape, window.dtype)
+    out[y0:y0 + window.shape[0], x0:x0 + window.shape[1]] = window
+    return out
 
 
 class RefineMask:
@@ -159,10 +172,10 @@ class RefineMask:
             mask = fill_holes(mask)
         if not mask.any():
             raise InputError("the mask is empty after --erode/--min-area: nothing to edit")
-        state.mask = np.zeros((h, w), bool)
-        state.mask[y0:y1, x0:x1] = mask
-        state.alpha = np.zeros((h, w), np.float32)
-        state.alpha[y0:y1, x0:x1] = make_alpha(mask, self.dilate, self.feather, self.blur)
+        if np.may_share_memory(mask, full):  # nothing cleaned: a window of the input, not an array of its own
+            mask = mask.copy()
+        state.mask = _pad(mask, (h, w), x0, y0)
+        state.alpha = _pad(make_alpha(mask, self.dilate, self.feather, self.blur), (h, w), x0, y0)
         return state
 
     def __repr__(self) -> str:
