@@ -78,6 +78,42 @@ def distance_outside(mask: np.ndarray) -> np.ndarray:
     return np.sqrt(dist, out=dist)
 
 
+def squared_distance_below(mask: np.ndarray, reach: int) -> np.ndarray:
+    """The exact squared Euclidean distance (px², H×W uint8) of every pixel to the nearest mask pixel,
+    where it is below ``reach``² (≤ 255); ``reach``² elsewhere. Row distances first, then each row's
+    nearest over the rows within ``reach``: 2 × 2 × (``reach`` - 1) whole-image uint8 operations,
+    ~3× faster than :func:`distance_outside` at the default dilate + feather."""
+    import cv2
+
+    h, w = mask.shape
+    far = np.where(mask, np.uint8(0), np.uint8(reach))
+    near = far.copy()  # distance to the nearest mask pixel in the same row, at most reach
+    for i in range(1, min(reach, w)):
+        cv2.min(near[:, i:], cv2.add(far[:, :-i], i), dst=near[:, i:])
+        cv2.min(near[:, :-i], cv2.add(far[:, i:], i), dst=near[:, :-i])
+    row = cv2.LUT(near, np.minimum(np.arange(256) ** 2, reach * reach).astype(np.uint8))
+    out = row.copy()
+    for j in range(1, min(reach, h)):  # cv2.add saturates at 255 (≥ reach²): never below the cap
+        cv2.min(out[j:], cv2.add(row[:-j], j * j), dst=out[j:])
+        cv2.min(out[:-j], cv2.add(row[j:], j * j), dst=out[:-j])
+    return out
+
+
+def _ramp(dist: np.ndarray, dilate: int, feather: int) -> np.ndarray:
+    """The alpha (float32) of pixels at distance ``dist`` (float32 px, overwritten) from the object."""
+    if feather <= 0:
+        return (dist <= dilate).astype(np.float32)
+    solid = max(dilate - feather, 0)
+    outer = solid + feather
+    inside = dist <= solid
+    # np.clip((outer + 1 - dist) / (feather + 1), 0, 1) in float32, in place of dist (no temporaries)
+    alpha = np.subtract(outer + 1, dist, out=dist)
+    np.divide(alpha, feather + 1, out=alpha)
+    np.clip(alpha, 0, 1, out=alpha)
+    alpha[inside] = 1
+    return alpha
+
+
 def make_alpha(mask: np.ndarray, dilate: int = 0, feather: int = 0, blur: float = 0) -> np.ndarray:
     """Object mask (H×W bool) → alpha (H×W float32 in [0, 1]) as described in the module docstring."""
     from PIL import Image, ImageFilter
@@ -85,18 +121,17 @@ def make_alpha(mask: np.ndarray, dilate: int = 0, feather: int = 0, blur: float 
     if dilate <= 0 and feather <= 0:
         alpha = mask.astype(np.float32)
     else:
-        dist = distance_outside(mask)
-        if feather <= 0:
-            alpha = (dist <= dilate).astype(np.float32)
+        reach = (max(dilate - feather, 0) + feather if feather > 0 else dilate) + 1  # alpha 0 from here on
+        if reach * reach <= 255:
+            import cv2
+
+            # the alpha of a pixel depends only on its squared distance (an integer, capped at reach²
+            # where alpha is 0): look it up in the ramp's value at each; the same float32 arithmetic
+            # as on distance_outside's sqrt of the exact squared distance
+            table = _ramp(np.sqrt(np.arange(256, dtype=np.float32)), dilate, feather)
+            alpha = cv2.LUT(squared_distance_below(mask, reach), table)
         else:
-            solid = max(dilate - feather, 0)
-            outer = solid + feather
-            inside = dist <= solid
-            # np.clip((outer + 1 - dist) / (feather + 1), 0, 1) in float32, in place of dist (no temporaries)
-            alpha = np.subtract(outer + 1, dist, out=dist)
-            np.divide(alpha, feather + 1, out=alpha)
-            np.clip(alpha, 0, 1, out=alpha)
-            alpha[inside] = 1
+            alpha = _ramp(distance_outside(mask), dilate, feather)
     if blur and blur > 0:
         img = Image.fromarray(np.round(alpha * 255).astype(np.uint8), mode="L")
         blurred = np.asarray(img.filter(ImageFilter.GaussianBlur(blur)), np.float32) / 255
