@@ -312,6 +312,19 @@ def _colour_signals(work: Callable[[], WorkImage], m: np.ndarray, clicks: list, 
     return out
 
 
+def _nearest(px: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Distance of each of ``px`` (N×3 float32) to the nearest of ``centres`` (K×3 float32): the very
+    values of ``np.linalg.norm(px[:, None] - centres[None], axis=2).min(axis=1)`` (float32, the channels
+    summed left to right; the root of the least square is the least root), one centre at a time rather
+    than on an N×K×3 array (~5× faster)."""
+    least = None
+    for c in centres:
+        d = [px[:, k] - c[k] for k in range(3)]
+        sq = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
+        least = sq if least is None else np.minimum(least, sq, out=least)
+    return np.sqrt(least)
+
+
 class _Measure:
     """The colour signals of a mask ``m`` (the working size) on an image's working copy."""
 
@@ -371,15 +384,7 @@ class _Measure:
             return None
         # every step-th mask pixel, as self.lab[self.m][::step] (without gathering them all first)
         inner = self.lab.reshape(-1, 3)[np.flatnonzero(self.m)[:: max(1, self.area // 20000)]].astype(np.float32)
-        # the nearest centre's distance, as np.linalg.norm(inner[:, None] - centres[None], axis=2).min(1)
-        # computes it (float32, channels summed left to right; sqrt of the least = least sqrt), per centre
-        # rather than on an N×6×3 array
-        least = None
-        for c in self.centres:
-            d = [inner[:, k] - c[k] for k in range(3)]
-            sq = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
-            least = sq if least is None else np.minimum(least, sq, out=least)
-        return float((np.sqrt(least) < 12).mean())
+        return float((_nearest(inner, self.centres) < 12).mean())
 
     def part_of(self) -> float | None:
         """Share of a ring around the outline taken by flat regions that do not reach the image border
