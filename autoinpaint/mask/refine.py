@@ -26,9 +26,8 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     h, w = mask.shape
     padded = np.zeros((h + 2, w + 2), np.uint8)
     padded[1:-1, 1:-1] = mask
-    flood = padded.copy()
-    cv2.floodFill(flood, np.zeros((h + 4, w + 4), np.uint8), (0, 0), 2)
-    return (flood[1:-1, 1:-1] != 2)
+    cv2.floodFill(padded, np.zeros((h + 4, w + 4), np.uint8), (0, 0), 2)
+    return padded[1:-1, 1:-1] != 2
 
 
 def fill_small_holes(mask: np.ndarray, max_area: int) -> np.ndarray:
@@ -86,7 +85,7 @@ def squared_distance_below(mask: np.ndarray, reach: int) -> np.ndarray:
     import cv2
 
     h, w = mask.shape
-    far = np.where(mask, np.uint8(0), np.uint8(reach))
+    far = (~mask).view(np.uint8) * np.uint8(reach)
     near = far.copy()  # distance to the nearest mask pixel in the same row, at most reach
     for i in range(1, min(reach, w)):
         cv2.min(near[:, i:], cv2.add(far[:, :-i], i), dst=near[:, i:])
