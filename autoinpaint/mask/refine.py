@@ -85,7 +85,7 @@ def squared_distance_below(mask: np.ndarray, reach: int) -> np.ndarray:
     import cv2
 
     h, w = mask.shape
-    far = (~mask).view(np.uint8) * np.uint8(reach)
+    far = (~np.asarray(mask, bool)).view(np.uint8) * np.uint8(reach)
     near = far.copy()  # distance to the nearest mask pixel in the same row, at most reach
     for i in range(1, min(reach, w)):
         cv2.min(near[:, i:], cv2.add(far[:, :-i], i), dst=near[:, i:])
