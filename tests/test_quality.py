@@ -336,6 +336,8 @@ def test_kept_working_copy_gives_the_records_of_a_fresh_one():
     for m in masks:
         for sel in selections:
             fresh = assess(image, m, sel, {"iou": 0.9}).to_dict()
+            area = fresh["signals"]["area"]  # a Python float rounds like one (np.float64's round differs)
+            assert type(area) is float and area == round(float(m.mean()), 4)
             assert assess(image, m, sel, {"iou": 0.9}, cache=True).to_dict() == fresh
             assert assess(image, m, sel, {"iou": 0.9}, cache=True).to_dict() == fresh  # from the kept copy
             measured += "background" in fresh["signals"]
