@@ -264,8 +264,12 @@ def _prompt_signals(m: np.ndarray, s: float, selection: Selection, signals: dict
     if not m.any():
         return
     h, w = m.shape
-    outside = cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, 3)
-    off = [float(outside[min(int(y * s), h - 1), min(int(x * s), w - 1)]) for x, y in selection.points]
+    clicks = [(min(int(y * s), h - 1), min(int(x * s), w - 1)) for x, y in selection.points]
+    if all(m[c] for c in clicks):  # every click on the mask: 0 px away (no transform needed)
+        off = [0.0] * len(clicks)
+    else:
+        outside = cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, 3)
+        off = [float(outside[c]) for c in clicks]
     if off:
         signals["click_off"] = round(max(off) / s, 1)
         far = [p for p, d in zip(selection.points, off) if d > CLICK_OFF_PX]
