@@ -357,14 +357,16 @@ def web_clicks_ab(before: Path, workdir: Path, clicks: int, pause: float, runtim
                 server.click(ids[name], (p[0] + 200, p[1]))
         times = {name: [] for name in servers}
         segment = {name: [] for name in servers}
+        rest = {name: [] for name in servers}  # the round trip less the segmenter's time: HTTP, mask stage, doubt, PNG
         for i, p in enumerate(clicks_around(POINT, clicks, image["width"], image["height"])):
             for name in (("before", "after") if i % 2 else ("after", "before")):
                 time.sleep(pause)
                 elapsed, body = servers[name].click(ids[name], p)
                 times[name].append(elapsed)
                 segment[name].append(body.get("timings", {}).get("segment", 0.0))
+                rest[name].append(elapsed - segment[name][-1])
         return {name: {"p50": statistics.median(t), "p95": pct(t, 0.95), "segment": statistics.median(segment[name]),
-                       "n": len(t)} for name, t in times.items()}
+                       "rest": statistics.median(rest[name]), "n": len(t)} for name, t in times.items()}
     finally:
         for server in servers.values():
             server.close()
@@ -448,9 +450,10 @@ def ab_main(args) -> None:
     if web:
         print(f"\nWeb app `/mask` click, SAM ViT-B .pth, `--runtime onnx`, 1200×900, {args.pause:g} s between clicks, "
               "two servers at once, clicks alternating:\n")
-        print("| server | p50 | p95 | server segment (median) | n |\n|---|---|---|---|---|")
+        print("| server | p50 | p95 | server segment (median) | round trip less segment (median) | n |\n"
+              "|---|---|---|---|---|---|")
         for name, r in web.items():
-            print(f"| {name} | {ms(r['p50'])} | {ms(r['p95'])} | {ms(r['segment'])} | {r['n']} |")
+            print(f"| {name} | {ms(r['p50'])} | {ms(r['p95'])} | {ms(r['segment'])} | {ms(r.get('rest'))} | {r['n']} |")
     if text:
         print(f"\nOmDet-Turbo detect (median of {args.text_repeats}, before/after interleaved; load {text['load']:.1f} s):\n")
         print("| photo | detect before | detect after | shrink before | shrink after |\n|---|---|---|---|---|")

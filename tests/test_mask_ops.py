@@ -127,3 +127,86 @@ def test_distance_outside_is_the_exact_euclidean_distance_every_call():
                 assert np.array_equal(distance_outside(m), exact)
     finally:
         cv2.setNumThreads(threads)
+
+
+# ------------------------------------------------------------------------------- the click's mask stage, fast
+def photo_masks() -> list[np.ndarray]:
+    """Object masks from real photos (thresholds of samples/, so ragged and touching the borders), a
+    stripe pattern like a random-weight SAM mask's, specks, and the edge cases: empty, full, one row,
+    one column, one pixel."""
+    import cv2
+
+    from conftest import ROOT
+
+    masks = []
+    for name, t in (("rocket.jpg", 90), ("catalogue_sticker.jpg", 150), ("coffee.jpg", 110)):
+        grey = np.asarray(Image.open(ROOT / "samples" / name).convert("L").resize((240, 180)))
+        masks.append(grey < t)
+    stripes = np.zeros((120, 160), bool)
+    stripes[:80, ::7] = stripes[:80, 1::7] = True  # thin teeth from the top border
+    stripes[80:] = True
+    masks.append(stripes)
+    masks.append(np.random.default_rng(0).random((90, 130)) > 0.97)
+    masks += [np.zeros((40, 50), bool), np.ones((40, 50), bool), np.array([[0, 1, 0, 0, 0, 0, 1]], bool),
+              np.array([[0], [0], [1], [0], [0]], bool), np.ones((1, 1), bool)]
+    edge = np.zeros((100, 100), np.uint8)
+    cv2.circle(edge, (0, 99), 40, 1, -1)  # a quarter disk in a corner
+    masks.append(edge.astype(bool))
+    return masks
+
+
+def reference_alpha(mask: np.ndarray, dilate: int, feather: int) -> np.ndarray:
+    """make_alpha's dilate/feather as it was computed before the squared-distance table (commit 842c01e)."""
+    dist = distance_outside(mask)
+    if feather <= 0:
+        return (dist <= dilate).astype(np.float32)
+    solid = max(dilate - feather, 0)
+    outer = solid + feather
+    alpha = np.clip((outer + 1 - dist) / (feather + 1), 0, 1).astype(np.float32)
+    alpha[dist <= solid] = 1
+    return alpha
+
+
+@pytest.mark.parametrize("reach", [1, 2, 9, 15])
+def test_squared_distance_below_is_the_exact_squared_distance_capped(reach):
+    from scipy import ndimage
+
+    from autoinpaint.mask.refine import squared_distance_below
+
+    for m in photo_masks():
+        got = squared_distance_below(m, reach)
+        if m.any():
+            exact = np.rint(ndimage.distance_transform_edt(~m) ** 2)
+            expected = np.minimum(exact, reach * reach).astype(np.uint8)
+        else:  # nothing to be near
+            expected = np.full(m.shape, reach * reach, np.uint8)
+        assert got.dtype == np.uint8 and np.array_equal(got, expected), (m.shape, reach)
+
+
+@pytest.mark.parametrize("dilate, feather", [(8, 4), (0, 6), (6, 0), (3, 3), (14, 0), (10, 4), (2, 12), (15, 0),
+                                             (20, 10)])
+def test_make_alpha_equals_the_distance_formula_exactly(dilate, feather):
+    """The squared-distance table (dilate + feather + 1 ≤ 15) and the distance transform (beyond) give
+    the very float32 values of the formula on distance_outside, on ragged photo masks and edge cases."""
+    for m in photo_masks():
+        expected = reference_alpha(m, dilate, feather)
+        got = make_alpha(m, dilate, feather)
+        assert got.dtype == np.float32 and np.array_equal(got, expected), (m.shape, dilate, feather)
+        assert np.array_equal(make_alpha(m, dilate, feather, blur=2), np.maximum(
+            np.asarray(Image.fromarray(np.round(expected * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(2)),
+                       np.float32) / 255, m.astype(np.float32)))
+
+
+def test_refine_on_the_whole_photo_owns_its_arrays():
+    """A mask touching every border: the window is the whole photo, the result is used as it is, but
+    never as a view of the input (nothing cleaned: fill_holes off, no erode)."""
+    m = photo_masks()[0]
+    assert bbox(m) == (0, 0, m.shape[1], m.shape[0])
+    for fill in (False, True):
+        given = m.copy()
+        state = RefineMask(dilate=8, feather=4, fill_holes=fill)(EditState(mask=given))
+        expected = fill_holes(m) if fill else m
+        assert np.array_equal(state.mask, expected) and not np.shares_memory(state.mask, given)
+        assert np.array_equal(state.alpha, reference_alpha(expected, 8, 4))
+        given[:] = ~given  # the segmenter's array changing later does not change the selection
+        assert np.array_equal(state.mask, expected)

@@ -311,3 +311,109 @@ def test_review_page_opens_offline_in_a_browser(review_batch):
     assert len(loaded) == 3 and all(w and w > 100 for w in loaded), loaded
     assert "1 row to review" in text and "p1.png" in text and "background" in text
     assert requests and all(u.startswith("file://") for u in requests), requests
+
+
+# ------------------------------------------------------------------- the working copy, kept across clicks
+def sticker_and_masks():
+    """The 1200×900 sample photo (its working copy is scaled to 512 px) and ragged masks on it: Lab
+    lightness and colour thresholds, and a blob touching two borders."""
+    import cv2
+
+    image = np.asarray(Image.open(ROOT / "samples" / "catalogue_sticker.jpg").convert("RGB"))
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
+    masks = [lab[..., 0] < t for t in (70, 120, 170)] + [lab[..., 2] > 140, lab[..., 1] < 120]
+    corner = np.zeros(image.shape[:2], bool)
+    corner[:500, 700:] = True
+    masks.append(corner)
+    return image, masks
+
+
+def test_kept_working_copy_gives_the_records_of_a_fresh_one():
+    image, masks = sticker_and_masks()
+    selections = [Selection(points=((527, 442),)), Selection(points=((100, 100), (900, 300)), negatives=((5, 5),)),
+                  Selection(boxes=((400, 300, 700, 600),))]
+    measured = 0
+    for m in masks:
+        for sel in selections:
+            fresh = assess(image, m, sel, {"iou": 0.9}).to_dict()
+            area = fresh["signals"]["area"]  # a Python float rounds like one (np.float64's round differs)
+            assert type(area) is float and area == round(float(m.mean()), 4)
+            assert assess(image, m, sel, {"iou": 0.9}, cache=True).to_dict() == fresh
+            assert assess(image, m, sel, {"iou": 0.9}, cache=True).to_dict() == fresh  # from the kept copy
+            measured += "background" in fresh["signals"]
+    assert measured >= 6  # the colour signals (what the working copy is for) were measured
+
+
+def test_kept_working_copy_follows_the_image():
+    from autoinpaint.mask.assess import WORK_CACHE, WorkImage, _work_images, work_image
+
+    image, masks = sticker_and_masks()
+    sel = Selection(points=((527, 442),))
+    work = work_image(image)
+    assert work_image(image) is work and work_image(image.copy()) is not work  # by array, not by content
+    other = np.ascontiguousarray(image[::-1])  # another photo of the same size
+    assert work_image(other) is not work
+    changed = [m for m in masks if assess(other, m, sel, cache=True).to_dict() != assess(image, m, sel).to_dict()]
+    assert changed  # the photo matters: a copy kept for the first photo would give the first photo's record
+    for m in changed:
+        assert assess(other, m, sel, cache=True).to_dict() == assess(other, m, sel).to_dict()
+    # a photo freed and another in its place (possibly at the same address and id): never the old copy
+    for i in range(3):
+        a = np.full((60, 80, 3), i, np.uint8)
+        work_image(a)
+        del a
+        b = np.full((60, 80, 3), 100 + i, np.uint8)
+        assert np.array_equal(work_image(b).rgb, b) and np.array_equal(work_image(b).lab, WorkImage(b).lab)
+    kept = [np.full((30, 30, 3), i, np.uint8) for i in range(WORK_CACHE + 3)]  # bounded: the last WORK_CACHE
+    for a in kept:
+        work_image(a)
+    assert len(_work_images) <= WORK_CACHE and work_image(kept[-1]) is work_image(kept[-1])
+
+
+def test_working_planes_and_background_share_as_computed_before():
+    """WorkImage's planes and _Measure.background equal the formulas of commit 842c01e (resize of the
+    8-bit RGB, Lab of the blurs, Sobel magnitude, its 3×3 max; the norm to the nearest border colour),
+    also for a 16-bit photo."""
+    import cv2
+
+    from autoinpaint.imaging.pixels import to_rgb8
+    from autoinpaint.mask.assess import EDGE_STEP, WorkImage, _Measure, _work_mask
+
+    image, masks = sticker_and_masks()
+    image16 = image.astype(np.uint16) * 257 + 128
+    for img in (image, image16, image[:300, :400]):
+        rgb = to_rgb8(img)
+        h, w = rgb.shape[:2]
+        s = min(1.0, 512 / max(h, w))
+        small = rgb if s == 1 else cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+        work = WorkImage(img)
+        assert np.array_equal(work.rgb, small)
+        assert np.array_equal(work.lab, cv2.cvtColor(cv2.GaussianBlur(small, (5, 5), 0), cv2.COLOR_RGB2LAB))
+        lab3 = cv2.cvtColor(cv2.GaussianBlur(small, (3, 3), 0), cv2.COLOR_RGB2LAB).astype(np.float32)
+        sharp = np.sqrt((cv2.Sobel(lab3, cv2.CV_32F, 1, 0) ** 2
+                         + cv2.Sobel(lab3, cv2.CV_32F, 0, 1) ** 2).sum(axis=2)) / 8
+        assert np.array_equal(work.sharp, sharp)
+        assert np.array_equal(work.grad, cv2.dilate(sharp, np.ones((3, 3), np.uint8)))
+        assert (work.grad > EDGE_STEP).any()  # not a flat picture
+        for m in masks:
+            m = m[:h, :w]
+            measure = _Measure(work, _work_mask(m)[0])
+            if measure.centres is None or measure.area == 0:
+                continue
+            inner = measure.lab[measure.m].astype(np.float32)[:: max(1, measure.area // 20000)]
+            dist = np.min(np.linalg.norm(inner[:, None, :] - measure.centres[None], axis=2), axis=1)
+            assert measure.background() == float((dist < 12).mean())
+
+
+def test_nearest_border_colour_distances_are_the_norm_formula_bit_for_bit():
+    import cv2
+
+    from autoinpaint.mask.assess import _nearest
+
+    image, _ = sticker_and_masks()
+    px = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).reshape(-1, 3)[::7].astype(np.float32)
+    rng = np.random.default_rng(0)
+    for k in (1, 2, 6):
+        centres = (rng.random((k, 3)) * 255).astype(np.float32)
+        expected = np.min(np.linalg.norm(px[:, None, :] - centres[None], axis=2), axis=1)
+        assert np.array_equal(_nearest(px, centres), expected)

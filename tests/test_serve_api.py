@@ -379,3 +379,46 @@ def test_two_pages_on_two_photos_get_their_own_masks(client):
     assert not errors and len(results) == 6
     for image_id, box in results:
         assert box == want[image_id], (image_id, box)
+
+
+def test_a_click_answer_is_the_plain_computation(client):
+    """/mask's answer (the alpha PNG's bytes, pixel count, bbox, doubt record) is what the mask stage and
+    the doubt signal give computed the plain way on the click's segmentation: the whole photo, the
+    distance transform (commit 842c01e's formula), a fresh working copy of the photo. Clicks on the
+    same photo in a row (its working copy kept), masks touching borders, the table and transform paths."""
+    from autoinpaint.imaging.display import alpha_png, display_size
+    from autoinpaint.imaging.pixels import to_rgb8
+    from autoinpaint.mask.assess import assess
+    from autoinpaint.mask.refine import bbox, fill_holes
+    from autoinpaint.server.editing import selection_of
+    from autoinpaint.server.schemas import MaskRequest
+    from test_mask_ops import reference_alpha
+
+    photo = gradient_photo(640, 480, seed=3)  # its working copy is scaled (longest side 512)
+    photo[:200, :260] = (30, 40, 200)          # a block in the top-left corner
+    photo[300:, 420:] = (200, 60, 30)          # one in the bottom-right corner
+    photo[150:260, 300:380] = (240, 240, 40)
+    buf = io.BytesIO()
+    Image.fromarray(photo).save(buf, "PNG")
+    image = upload(client, buf.getvalue()).json()
+    session = client.app.state.context.sessions.get(image["id"])
+    size = display_size(image["width"], image["height"], session.display_max_side)
+    bodies = [{"points": [[100, 100]]}, {"points": [[100, 100]], "dilate": 20, "feather": 10},  # its mask stage
+              {"points": [[500, 400]], "dilate": 3, "feather": 6}, {"points": [[340, 200]], "feather": 0},
+              {"rects": [[0, 0, 600, 480]]}]
+    measured = 0
+    for body in bodies:
+        m = client.post(f"/api/images/{image['id']}/mask", json=body).json()
+        again = client.post(f"/api/images/{image['id']}/mask", json=body).json()  # the mask stage only
+        obj = fill_holes(session.editor.mask)  # the server's defaults: fill holes, no erode, no min area
+        alpha = reference_alpha(obj, body.get("dilate", 8), body.get("feather", 4))
+        box = bbox(alpha > 0)
+        assert m["mask_pixels"] == int((alpha > 0).sum()) and m["bbox"] == list(box)
+        assert base64.b64decode(m["alpha_png"]) == alpha_png(alpha, size, box)
+        quality = assess(to_rgb8(session.editor.image), obj, selection_of(MaskRequest.model_validate(body)),
+                         m["scores"]).to_dict()
+        assert m["quality"] == quality
+        measured += "background" in quality["signals"]
+        assert {k: v for k, v in again.items() if k not in ("timings", "embedding_was_ready")} == \
+            {k: v for k, v in m.items() if k not in ("timings", "embedding_was_ready")}
+    assert measured >= 3  # the colour signals, read on the kept working copy

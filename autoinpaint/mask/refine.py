@@ -26,9 +26,8 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     h, w = mask.shape
     padded = np.zeros((h + 2, w + 2), np.uint8)
     padded[1:-1, 1:-1] = mask
-    flood = padded.copy()
-    cv2.floodFill(flood, np.zeros((h + 4, w + 4), np.uint8), (0, 0), 2)
-    return (flood[1:-1, 1:-1] != 2)
+    cv2.floodFill(padded, np.zeros((h + 4, w + 4), np.uint8), (0, 0), 2)
+    return padded[1:-1, 1:-1] != 2
 
 
 def fill_small_holes(mask: np.ndarray, max_area: int) -> np.ndarray:
@@ -78,6 +77,42 @@ def distance_outside(mask: np.ndarray) -> np.ndarray:
     return np.sqrt(dist, out=dist)
 
 
+def squared_distance_below(mask: np.ndarray, reach: int) -> np.ndarray:
+    """The exact squared Euclidean distance (px², H×W uint8) of every pixel to the nearest mask pixel,
+    where it is below ``reach``² (≤ 255); ``reach``² elsewhere. Row distances first, then each row's
+    nearest over the rows within ``reach``: 2 × 2 × (``reach`` - 1) whole-image uint8 operations,
+    ~3× faster than :func:`distance_outside` at the default dilate + feather."""
+    import cv2
+
+    h, w = mask.shape
+    far = (~np.asarray(mask, bool)).view(np.uint8) * np.uint8(reach)
+    near = far.copy()  # distance to the nearest mask pixel in the same row, at most reach
+    for i in range(1, min(reach, w)):
+        cv2.min(near[:, i:], cv2.add(far[:, :-i], i), dst=near[:, i:])
+        cv2.min(near[:, :-i], cv2.add(far[:, i:], i), dst=near[:, :-i])
+    row = cv2.LUT(near, np.minimum(np.arange(256) ** 2, reach * reach).astype(np.uint8))
+    out = row.copy()
+    for j in range(1, min(reach, h)):  # cv2.add saturates at 255 (≥ reach²): never below the cap
+        cv2.min(out[j:], cv2.add(row[:-j], j * j), dst=out[j:])
+        cv2.min(out[:-j], cv2.add(row[j:], j * j), dst=out[:-j])
+    return out
+
+
+def _ramp(dist: np.ndarray, dilate: int, feather: int) -> np.ndarray:
+    """The alpha (float32) of pixels at distance ``dist`` (float32 px, overwritten) from the object."""
+    if feather <= 0:
+        return (dist <= dilate).astype(np.float32)
+    solid = max(dilate - feather, 0)
+    outer = solid + feather
+    inside = dist <= solid
+    # np.clip((outer + 1 - dist) / (feather + 1), 0, 1) in float32, in place of dist (no temporaries)
+    alpha = np.subtract(outer + 1, dist, out=dist)
+    np.divide(alpha, feather + 1, out=alpha)
+    np.clip(alpha, 0, 1, out=alpha)
+    alpha[inside] = 1
+    return alpha
+
+
 def make_alpha(mask: np.ndarray, dilate: int = 0, feather: int = 0, blur: float = 0) -> np.ndarray:
     """Object mask (H×W bool) → alpha (H×W float32 in [0, 1]) as described in the module docstring."""
     from PIL import Image, ImageFilter
@@ -85,14 +120,17 @@ def make_alpha(mask: np.ndarray, dilate: int = 0, feather: int = 0, blur: float 
     if dilate <= 0 and feather <= 0:
         alpha = mask.astype(np.float32)
     else:
-        dist = distance_outside(mask)
-        if feather <= 0:
-            alpha = (dist <= dilate).astype(np.float32)
+        reach = (max(dilate - feather, 0) + feather if feather > 0 else dilate) + 1  # alpha 0 from here on
+        if reach * reach <= 255:
+            import cv2
+
+            # the alpha of a pixel depends only on its squared distance (an integer, capped at reach²
+            # where alpha is 0): look it up in the ramp's value at each; the same float32 arithmetic
+            # as on distance_outside's sqrt of the exact squared distance
+            table = _ramp(np.sqrt(np.arange(256, dtype=np.float32)), dilate, feather)
+            alpha = cv2.LUT(squared_distance_below(mask, reach), table)
         else:
-            solid = max(dilate - feather, 0)
-            outer = solid + feather
-            alpha = np.clip((outer + 1 - dist) / (feather + 1), 0, 1).astype(np.float32)
-            alpha[dist <= solid] = 1
+            alpha = _ramp(distance_outside(mask), dilate, feather)
     if blur and blur > 0:
         img = Image.fromarray(np.round(alpha * 255).astype(np.uint8), mode="L")
         blurred = np.asarray(img.filter(ImageFilter.GaussianBlur(blur)), np.float32) / 255
@@ -112,6 +150,15 @@ def bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
         return None
     cols = np.flatnonzero(mask.any(axis=0))
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def _pad(window: np.ndarray, shape: tuple[int, int], x0: int, y0: int) -> np.ndarray:
+    """``window`` placed at (x0, y0) in zeros of ``shape``; itself when it already covers it all."""
+    if window.shape == shape:
+        return window
+    out = np.zeros(shape, window.dtype)
+    out[y0:y0 + window.shape[0], x0:x0 + window.shape[1]] = window
+    return out
 
 
 class RefineMask:
@@ -159,10 +206,10 @@ class RefineMask:
             mask = fill_holes(mask)
         if not mask.any():
             raise InputError("the mask is empty after --erode/--min-area: nothing to edit")
-        state.mask = np.zeros((h, w), bool)
-        state.mask[y0:y1, x0:x1] = mask
-        state.alpha = np.zeros((h, w), np.float32)
-        state.alpha[y0:y1, x0:x1] = make_alpha(mask, self.dilate, self.feather, self.blur)
+        if np.may_share_memory(mask, full):  # nothing cleaned: a window of the input, not an array of its own
+            mask = mask.copy()
+        state.mask = _pad(mask, (h, w), x0, y0)
+        state.alpha = _pad(make_alpha(mask, self.dilate, self.feather, self.blur), (h, w), x0, y0)
         return state
 
     def __repr__(self) -> str:

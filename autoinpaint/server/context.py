@@ -31,6 +31,6 @@ class ServerContext:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
-def context(request: Request) -> ServerContext:
-    """FastAPI dependency: the app's context."""
+async def context(request: Request) -> ServerContext:
+    """FastAPI dependency: the app's context (async: read on the event loop, no worker thread)."""
     return request.app.state.context
