@@ -172,7 +172,7 @@ from autoinpaint.segment.sam import SamSegmenter
 from autoinpaint.segment.onnx_decoder import Variant, onnx_threads
 from autoinpaint.segment.prompts import choose_masks, pad_points, stability_scores
 from autoinpaint.selection import Selection
-path, photo, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+path, photo, n, pause = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 image = np.array(Image.open(photo).convert("RGB"))
 h, w = image.shape[:2]
 cls = SamSegmenter if path.endswith(".pth") else HFSamSegmenter
@@ -217,6 +217,7 @@ side = seg.config["img_size"] if isinstance(seg, SamSegmenter) else seg.image_si
 parts = {k: [] for k in ("transform", "decoder_before", "decoder", "decoder_1thread", "select", "upscale",
                          "click_before", "click_after")}
 def clock(key, f, *a):
+    time.sleep(pause)  # a person's pace: the last call's ONNX Runtime threads stop spinning before the next
     t = time.perf_counter(); out = f(*a); parts[key].append(time.perf_counter() - t); return out
 diff = 0.0
 for i in range(n + 2):
@@ -235,6 +236,7 @@ for i in range(n + 2):
                    "labels": labels.astype(np.int64)}
         tensors = {k: emb.tensors[k] for k in seg.family.embedding}
     parts["transform"].append(time.perf_counter() - t)
+    time.sleep(pause)
     variant = Variant(True, False, False, True)
     tensors_before = {k: emb_before.tensors[k] for k in ref.family.embedding} if emb_before is not emb else tensors
     if i % 2:  # the second of two back-to-back runs measured ~7 ms slower here: alternate the order
@@ -245,6 +247,7 @@ for i in range(n + 2):
         old, _ = clock("decoder_before", ref.decoder, variant, tensors_before, prompts)
     diff = max(diff, float(np.abs(old - logits).max()))
     feeds = {k: v.numpy() for k, v in tensors.items()} | prompts
+    time.sleep(pause)
     t = time.perf_counter(); seg.decoder.onnx.run(variant, feeds, 1); parts["decoder_1thread"].append(time.perf_counter() - t)
     t = time.perf_counter()
     covered = [n_ / side for n_ in emb.input_size]
@@ -259,12 +262,12 @@ print(json.dumps({k: float(np.median(v[2:])) for k, v in parts.items()} | {"runt
 """
 
 
-def family_parts(name: str, path: Path, workdir: Path, clicks: int) -> dict:
+def family_parts(name: str, path: Path, workdir: Path, clicks: int, pause: float = 0.05) -> dict:
     """A repeat click of ``name`` on ONNX Runtime, in parts, before (the decoder graphs built from the
     model's own modules) and after (cross-attention folded, ``segment/fast_decoder.py``), interleaved
     click by click in one process; the embedding is cached on disk."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "AUTOINPAINT_HOME": str(workdir / "home")}
-    result = subprocess.run([sys.executable, "-c", _PARTS, str(path), str(PHOTO), str(clicks)],
+    result = subprocess.run([sys.executable, "-c", _PARTS, str(path), str(PHOTO), str(clicks), str(pause)],
                             capture_output=True, text=True, env=env, cwd=ROOT, timeout=3600)
     if result.returncode != 0:
         return {"error": result.stderr.strip().splitlines()[-1][:200] if result.stderr.strip() else "failed"}
@@ -433,7 +436,8 @@ def ab_main(args) -> None:
           f"{'; '.join(' / '.join(f'{v:.2f}' for v in la) for la in (load_before, load_mid, load_web, load_after))} "
           f"(start; after the in-process rows; after the web rows; end; {time.time() - t_start:.0f} s); "
           "published architectures, random weights, fp32, 1200×900 photo, ONNX Runtime decoders\n")
-    print(f"Repeat click in process (median of {args.clicks_in_process}, one point; before = the decoder graphs "
+    print(f"Repeat click in process (median of {args.clicks_in_process}, one point, 50 ms before each timed call; "
+          "before = the decoder graphs "
           "of the model's own modules, after = cross-attention folded (segment/fast_decoder.py); interleaved click "
           "by click in one process; parts timed separately on the same clicks; ORT threads: the busy/idle rule's "
           "count, 0 = all cores, and 1 thread apart):\n")

@@ -238,7 +238,7 @@ def _reopen(path: Path, threads: int, disabled_optimizers: tuple[str, ...] = ())
 
 
 def _open_session(path: Path, threads: int, disabled_optimizers: tuple[str, ...] = ()):
-    """An ONNX Runtime CPU session on ``path`` with ``threads`` intra-op threads (0 = its default) and
+    """An ONNX Runtime CPU session on ``path`` with ``threads`` intra-op threads (0 = its default), no spinning, and
     ONNX Runtime's graph optimisations except ``disabled_optimizers`` (names of its fusions)."""
     import contextlib
 
@@ -248,6 +248,10 @@ def _open_session(path: Path, threads: int, disabled_optimizers: tuple[str, ...]
         os.utime(path)
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    # ONNX Runtime's idle workers spin after a run by default: the mask upscaling and RefineMask that follow
+    # on PyTorch/NumPy then share the cores with them (SAM ViT-B, 2 cores: a click 54 ms with the decoder
+    # alone 29 ms; a person's clicks never come back to back, where spinning would help)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
