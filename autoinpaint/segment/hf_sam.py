@@ -335,12 +335,9 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
             out = self.model.get_image_embeddings(torch.zeros(1, 3, side, side, device=self.device))
         if self.family.multiscale:
             out = {"high_res_0": out[0], "high_res_1": out[1], "features": out[-1]}
-        elif self.family.name == "sam-hq":
-            from . import fast_decoder
-
-            with torch.inference_mode():
-                out = {"features": out[0], "hq_features": fast_decoder.hq_features(self.model.mask_decoder, out[0],
-                                                                                   out[1][0])}
+        elif self.family.name == "sam-hq":  # HQ features: an eighth of the channels at 4× the grid
+            channels, h, w = out[0].shape[1:]
+            out = {"features": out[0], "hq_features": torch.zeros(1, channels // 8, 4 * h, 4 * w)}
         else:
             out = {"features": out}
         return {k: torch.zeros(v.shape).float().cpu().numpy() for k, v in out.items()}
