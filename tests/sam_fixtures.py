@@ -53,6 +53,20 @@ def save_sam_checkpoint(path: Path, tiny: bool = True, **arch) -> Path:
     return path
 
 
+def record_decodes(seg, monkeypatch) -> list:
+    """Every decoder call's outputs (logits, IoU) of ``seg`` (a SAM segmenter of any family)."""
+    outputs = []
+    original = seg._decode
+
+    def spy(*args):
+        out = original(*args)
+        outputs.append(out)
+        return out
+
+    monkeypatch.setattr(seg, "_decode", spy)
+    return outputs
+
+
 def count_predict_calls(seg, monkeypatch) -> list:
     """Record every decoder call of ``seg`` (a SAM segmenter of any family): the padded point batch
     B×N×2, boxes B×4, mask input B×1×h×w and the multimask flag."""

@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hf_sam_fixtures import FAMILIES, save_tiny  # noqa: E402
-from sam_fixtures import save_sam_checkpoint, save_scene  # noqa: E402
+from sam_fixtures import record_decodes, save_sam_checkpoint, save_scene  # noqa: E402
 
 torch = pytest.importorskip("torch")
 
@@ -61,23 +61,6 @@ def make(family: str, path: Path):
     return cls(path, device="cpu", precision="fp32", cache=False, runtime="torch")
 
 
-def decodes(seg, emb, selection, params) -> list:
-    """Every decoder call's (logits, IoU) for one prediction."""
-    out = []
-    original = seg._decode
-
-    def spy(*args):
-        out.append(original(*args))
-        return out[-1]
-
-    seg._decode = spy
-    try:
-        seg.predict(emb, selection, params)
-    finally:
-        del seg._decode
-    return out
-
-
 def folded(model) -> int:
     return sum(isinstance(m, fast_decoder.FoldedAttention) for m in model.modules())
 
@@ -89,11 +72,14 @@ def test_the_folded_decoder_gives_the_logits_of_the_models_own_modules(family, w
     assert reference.model is not fast.model
     emb = fast.embed(scene)
     layers = len(fast.model.mask_decoder.transformer.layers)
+    expected, got = record_decodes(reference, monkeypatch), record_decodes(fast, monkeypatch)
     for name, (selection, params) in CASES.items():
+        expected.clear()
+        got.clear()
         with monkeypatch.context() as m:  # the reference's graphs are built from the model's own modules
-            m.setattr(fast_decoder, "install", lambda decoder: 0)
-            expected = decodes(reference, emb, selection, params)
-        got = decodes(fast, emb, selection, params)
+            m.setattr(fast_decoder, "install", lambda model: 0)
+            reference.predict(emb, selection, params)
+        fast.predict(emb, selection, params)
         assert len(got) == len(expected) >= (2 if params.refine else 1), name
         for (la, ia), (lb, ib) in zip(expected, got):
             assert la.shape == lb.shape and ia.shape == ib.shape, name

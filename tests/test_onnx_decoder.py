@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hf_sam_fixtures import FAMILIES, save_tiny  # noqa: E402
-from sam_fixtures import save_sam_checkpoint, save_scene  # noqa: E402
+from sam_fixtures import record_decodes, save_sam_checkpoint, save_scene  # noqa: E402
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
@@ -67,20 +67,6 @@ def make(family: str, path: Path, runtime: str):
 
     cls = SamSegmenter if family == "pth" else HFSamSegmenter
     return cls(path, device="cpu", precision="fp32", cache=False, runtime=runtime)
-
-
-def record_decodes(seg, monkeypatch) -> list:
-    """Every decoder call's outputs (logits, IoU) of ``seg``."""
-    outputs = []
-    original = seg._decode
-
-    def spy(*args):
-        out = original(*args)
-        outputs.append(out)
-        return out
-
-    monkeypatch.setattr(seg, "_decode", spy)
-    return outputs
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
