@@ -18,9 +18,10 @@ Masks of random weights are meaningless; their cost is not. Quality is not measu
 
     .venv/bin/python benchmarks/bench_fast.py [--clicks 30] [--families sam-vit-b-pth,edgetam,...]
 
-``--before REF`` (e.g. ``--before 842c01e``) measures instead, side by side in one run: a repeat click per
-family in parts (prompt transform, ONNX Runtime decoder with the model's own modules ("before") and with
-its cross-attention folded (``segment/fast_decoder.py``, "after"), candidate choice + stability score, mask
+``--before REF`` (e.g. ``--before 7694d01``) measures instead, side by side in one run: a repeat click per
+family in parts (prompt transform, ONNX Runtime decoder as REF built and ran it ("before", ``--baseline``:
+``opset18`` for 7694d01, ``unfolded`` for 842c01e, the graphs of the model's own modules) and as this tree
+does ("after"), candidate choice + stability score, mask
 upscaling; whole clicks before/after interleaved in one process), the web app click on two servers at once
 (the commit REF's package and this tree's, clicks alternating), and OmDet-Turbo at 1 MP and 12 MP with the
 old one-step area resize and this tree's ``zero_shot.shrink``.
@@ -172,18 +173,32 @@ from autoinpaint.segment.sam import SamSegmenter
 from autoinpaint.segment.onnx_decoder import Variant, onnx_threads
 from autoinpaint.segment.prompts import choose_masks, pad_points, stability_scores
 from autoinpaint.selection import Selection
-path, photo, n, pause = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+path, photo, n, pause, baseline = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
 image = np.array(Image.open(photo).convert("RGB"))
 h, w = image.shape[:2]
 cls = SamSegmenter if path.endswith(".pth") else HFSamSegmenter
 seg = cls(path, device="cpu", precision="fp32", cache=True, runtime="onnx")  # after: the folded decoder
 emb = seg.embed(image)  # from the on-disk cache after the first run
 seg.decoder.warm()
-# before: a second load of the same weights whose decoder graphs are built without fast_decoder.install
+# before: a second load of the same weights, its decoder graphs built as the baseline's commit built them
 ref = cls(path, device="cpu", precision="fp32", cache=True, runtime="onnx")
-ref.decoder.onnx.identity += "-unfolded"
+ref.decoder.onnx.identity += "-" + baseline
 emb_before = emb
-if isinstance(ref, HFSamSegmenter) and ref.family.name == "sam-hq":
+if baseline == "opset18":  # 7694d01: folded graphs, exported at opset 18, ONNX Runtime workers never spinning
+    import onnxruntime as ort
+    from autoinpaint.segment import onnx_decoder
+    opset, onnx_decoder.DECODER_OPSET = onnx_decoder.DECODER_OPSET, 18
+    ref.decoder.warm()
+    onnx_decoder.DECODER_OPSET = opset
+    d = ref.decoder.onnx
+    for (v, threads) in list(d._sessions):
+        o = ort.SessionOptions(); o.log_severity_level = 3
+        o.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if threads:
+            o.intra_op_num_threads, o.inter_op_num_threads = threads, 1
+        extra = {"disabled_optimizers": list(d.disabled_optimizers)} if d.disabled_optimizers else {}
+        d._sessions[(v, threads)] = ort.InferenceSession(str(d.path(v)), o, providers=["CPUExecutionProvider"], **extra)
+elif isinstance(ref, HFSamSegmenter) and ref.family.name == "sam-hq":
     # before: transformers' own SamHQModel forward on the ViT's early features, as 842c01e ran it
     import dataclasses
     from autoinpaint.models.embedding_cache import Embedding
@@ -207,10 +222,11 @@ if isinstance(ref, HFSamSegmenter) and ref.family.name == "sam-hq":
     ref.decoder = PromptDecoder(ref.decoder.onnx.identity + "-intermediate", lambda v: Before(ref.model, v).eval(),
                                 lambda v: {**example, **example_prompts(v, ref.image_size, 256)}, "onnx", "cpu")
     ref.family = dataclasses.replace(ref.family, embedding=("features", "intermediate"))
-install, fast_decoder.install = fast_decoder.install, lambda model: 0
-ref.decoder.warm()
-fast_decoder.install = install
-assert not any(isinstance(m, fast_decoder.FoldedAttention) for m in ref.model.modules())
+if baseline == "unfolded":  # 842c01e: the decoder graphs of the model's own modules
+    install, fast_decoder.install = fast_decoder.install, lambda model: 0
+    ref.decoder.warm()
+    fast_decoder.install = install
+    assert not any(isinstance(m, fast_decoder.FoldedAttention) for m in ref.model.modules())
 seg.decoder.graph(Variant(True, False, False, True))  # (warm() builds no graph when the export is on disk)
 assert any(isinstance(m, fast_decoder.FoldedAttention) for m in seg.model.modules())
 side = seg.config["img_size"] if isinstance(seg, SamSegmenter) else seg.image_size
@@ -262,12 +278,20 @@ print(json.dumps({k: float(np.median(v[2:])) for k, v in parts.items()} | {"runt
 """
 
 
-def family_parts(name: str, path: Path, workdir: Path, clicks: int, pause: float = 0.05) -> dict:
-    """A repeat click of ``name`` on ONNX Runtime, in parts, before (the decoder graphs built from the
-    model's own modules) and after (cross-attention folded, ``segment/fast_decoder.py``), interleaved
-    click by click in one process; the embedding is cached on disk."""
+BASELINES = {  # the in-process "before" of --before: how that commit's decoder graphs were built and run
+    "opset18": "folded cross-attention, exported at opset 18 (GELU as Div/Erf/Add/Mul/Mul), ONNX Runtime's "
+               "workers never spinning (7694d01)",
+    "unfolded": "the decoder graphs of the model's own modules (842c01e)",
+}
+
+
+def family_parts(name: str, path: Path, workdir: Path, clicks: int, pause: float = 0.05,
+                 baseline: str = "opset18") -> dict:
+    """A repeat click of ``name`` on ONNX Runtime, in parts, before (the decoder graphs built and run as
+    :data:`BASELINES` ``[baseline]`` says) and after (this tree), interleaved click by click in one
+    process; the embedding is cached on disk."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "AUTOINPAINT_HOME": str(workdir / "home")}
-    result = subprocess.run([sys.executable, "-c", _PARTS, str(path), str(PHOTO), str(clicks), str(pause)],
+    result = subprocess.run([sys.executable, "-c", _PARTS, str(path), str(PHOTO), str(clicks), str(pause), baseline],
                             capture_output=True, text=True, env=env, cwd=ROOT, timeout=3600)
     if result.returncode != 0:
         return {"error": result.stderr.strip().splitlines()[-1][:200] if result.stderr.strip() else "failed"}
@@ -423,7 +447,7 @@ def ab_main(args) -> None:
     parts = {}
     for name in filter(None, args.families.split(",")):
         path = save_family(name, args.workdir)
-        parts[name] = family_parts(name, path, args.workdir, args.clicks_in_process)
+        parts[name] = family_parts(name, path, args.workdir, args.clicks_in_process, baseline=args.baseline)
         print(f"{name}: {parts[name]}", file=sys.stderr, flush=True)
     load_mid = os.getloadavg()
     web = {} if args.no_web else web_clicks_ab(before, args.workdir, args.clicks, args.pause)
@@ -437,8 +461,7 @@ def ab_main(args) -> None:
           f"(start; after the in-process rows; after the web rows; end; {time.time() - t_start:.0f} s); "
           "published architectures, random weights, fp32, 1200×900 photo, ONNX Runtime decoders\n")
     print(f"Repeat click in process (median of {args.clicks_in_process}, one point, 50 ms before each timed call; "
-          "before = the decoder graphs "
-          "of the model's own modules, after = cross-attention folded (segment/fast_decoder.py); interleaved click "
+          f"before = {BASELINES[args.baseline]}, after = this tree; interleaved click "
           "by click in one process; parts timed separately on the same clicks; ORT threads: the busy/idle rule's "
           "count, 0 = all cores, and 1 thread apart):\n")
     print("| segmenter | click before | click after | decoder (ORT) before | decoder (ORT) after | after, 1 thread | "
@@ -505,6 +528,8 @@ def main() -> None:
                     help="before/after mode: a commit (e.g. 688b873) whose package is compared with this tree's, "
                          "side by side in one run: repeat-click parts per family, the web click, OmDet-Turbo")
     ap.add_argument("--clicks-in-process", type=int, default=15)
+    ap.add_argument("--baseline", choices=sorted(BASELINES), default="opset18",
+                    help="--before mode: how the in-process 'before' decoders are built (the REF commit's way)")
     ap.add_argument("--no-text", action="store_true", help="--before mode: skip OmDet-Turbo")
     ap.add_argument("--text-repeats", type=int, default=3)
     args = ap.parse_args()
