@@ -286,6 +286,7 @@ def test_sam_scores_reach_the_record(tmp_path, monkeypatch):
 
 def test_review_page_opens_offline_in_a_browser(review_batch):
     """OUTDIR/review.html in a real Chromium from file://: every thumbnail loads, nothing else is fetched."""
+    import contextlib
     import os
 
     playwright = pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
@@ -305,6 +306,10 @@ def test_review_page_opens_offline_in_a_browser(review_batch):
         page.on("request", lambda req: requests.append(req.url))
         page.goto((outdir / "review.html").as_uri())
         page.wait_for_load_state("load")
+        # the thumbnails load lazily (a review of thousands of rows): the load event does not wait for them
+        with contextlib.suppress(playwright.Error):
+            page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth)",
+                                   timeout=15000)
         loaded = page.eval_on_selector_all("img", "els => els.map(e => e.complete && e.naturalWidth)")
         text = page.inner_text("body")
         browser.close()
