@@ -20,8 +20,9 @@ Masks of random weights are meaningless; their cost is not. Quality is not measu
 
 ``--before REF`` (e.g. ``--before 7694d01``) measures instead, side by side in one run: a repeat click per
 family in parts (prompt transform, ONNX Runtime decoder as REF built and ran it ("before", ``--baseline``:
-``opset18`` for 7694d01, ``unfolded`` for 842c01e, the graphs of the model's own modules) and as this tree
-does ("after"), candidate choice + stability score, mask
+``ref-files``, the files REF's own code exports, opened with workers never spinning as 7694d01 did; or
+``unfolded`` for 842c01e, the graphs of the model's own modules) and as this tree does ("after"), candidate
+choice + stability score, mask
 upscaling; whole clicks before/after interleaved in one process), the web app click on two servers at once
 (the commit REF's package and this tree's, clicks alternating), and OmDet-Turbo at 1 MP and 12 MP with the
 old one-step area resize and this tree's ``zero_shot.shrink``.
@@ -174,6 +175,7 @@ from autoinpaint.segment.onnx_decoder import Variant, onnx_threads
 from autoinpaint.segment.prompts import choose_masks, pad_points, stability_scores
 from autoinpaint.selection import Selection
 path, photo, n, pause, baseline = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+ref_files = json.loads(sys.argv[6]) if len(sys.argv) > 6 else {}  # variant tag → the REF commit's exported file
 image = np.array(Image.open(photo).convert("RGB"))
 h, w = image.shape[:2]
 cls = SamSegmenter if path.endswith(".pth") else HFSamSegmenter
@@ -184,20 +186,18 @@ seg.decoder.warm()
 ref = cls(path, device="cpu", precision="fp32", cache=True, runtime="onnx")
 ref.decoder.onnx.identity += "-" + baseline
 emb_before = emb
-if baseline == "opset18":  # 7694d01: folded graphs, exported at opset 18, ONNX Runtime workers never spinning
+if baseline == "ref-files":  # the files REF's own code exported, opened as 7694d01 did (workers never spinning)
     import onnxruntime as ort
-    from autoinpaint.segment import onnx_decoder
-    opset, onnx_decoder.DECODER_OPSET = onnx_decoder.DECODER_OPSET, 18
-    ref.decoder.warm()
-    onnx_decoder.DECODER_OPSET = opset
     d = ref.decoder.onnx
-    for (v, threads) in list(d._sessions):
-        o = ort.SessionOptions(); o.log_severity_level = 3
-        o.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if threads:
-            o.intra_op_num_threads, o.inter_op_num_threads = threads, 1
-        extra = {"disabled_optimizers": list(d.disabled_optimizers)} if d.disabled_optimizers else {}
-        d._sessions[(v, threads)] = ort.InferenceSession(str(d.path(v)), o, providers=["CPUExecutionProvider"], **extra)
+    for v in (Variant(True, False, False, True), Variant(True, False, False, False)):
+        for threads in (0, 1):
+            o = ort.SessionOptions(); o.log_severity_level = 3
+            o.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            if threads:
+                o.intra_op_num_threads, o.inter_op_num_threads = threads, 1
+            extra = {"disabled_optimizers": list(d.disabled_optimizers)} if d.disabled_optimizers else {}
+            d._sessions[(v, threads)] = ort.InferenceSession(ref_files[v.tag], o, providers=["CPUExecutionProvider"],
+                                                             **extra)
 elif isinstance(ref, HFSamSegmenter) and ref.family.name == "sam-hq":
     # before: transformers' own SamHQModel forward on the ViT's early features, as 842c01e ran it
     import dataclasses
@@ -279,19 +279,42 @@ print(json.dumps({k: float(np.median(v[2:])) for k, v in parts.items()} | {"runt
 
 
 BASELINES = {  # the in-process "before" of --before: how that commit's decoder graphs were built and run
-    "opset18": "folded cross-attention, exported at opset 18 (GELU as Div/Erf/Add/Mul/Mul), ONNX Runtime's "
-               "workers never spinning (7694d01)",
+    "ref-files": "the decoder files the REF commit's own code exported, opened with ONNX Runtime's workers never "
+                 "spinning (as 7694d01 and earlier did)",
     "unfolded": "the decoder graphs of the model's own modules (842c01e)",
 }
 
+_REF_EXPORT = r"""
+import json, sys
+from autoinpaint.segment.hf_sam import HFSamSegmenter
+from autoinpaint.segment.sam import SamSegmenter
+from autoinpaint.segment.onnx_decoder import Variant
+path = sys.argv[1]
+seg = (SamSegmenter if path.endswith(".pth") else HFSamSegmenter)(path, device="cpu", precision="fp32", cache=True,
+                                                                  runtime="onnx")
+seg.decoder.warm()  # exports, once, what this commit's code exports
+print(json.dumps({v.tag: str(seg.decoder.onnx.path(v)) for v in (Variant(True, False, False, True),
+                                                                  Variant(True, False, False, False))}))
+"""
+
+
+def ref_files(before: Path, path: Path, workdir: Path) -> dict:
+    """The decoder files (variant tag → path) the ``before`` tree's own code exports for the weights ``path``
+    (exported by it in a subprocess, into the shared cache, where missing)."""
+    env = {**os.environ, "PYTHONPATH": str(before), "AUTOINPAINT_HOME": str(workdir / "home")}
+    result = subprocess.run([sys.executable, "-c", _REF_EXPORT, str(path)], capture_output=True, text=True, env=env,
+                            cwd=before, timeout=1800, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
 
 def family_parts(name: str, path: Path, workdir: Path, clicks: int, pause: float = 0.05,
-                 baseline: str = "opset18") -> dict:
+                 baseline: str = "ref-files", files: dict | None = None) -> dict:
     """A repeat click of ``name`` on ONNX Runtime, in parts, before (the decoder graphs built and run as
-    :data:`BASELINES` ``[baseline]`` says) and after (this tree), interleaved click by click in one
-    process; the embedding is cached on disk."""
+    :data:`BASELINES` ``[baseline]`` says; ``files``: the REF commit's, :func:`ref_files`) and after (this
+    tree), interleaved click by click in one process; the embedding is cached on disk."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "AUTOINPAINT_HOME": str(workdir / "home")}
-    result = subprocess.run([sys.executable, "-c", _PARTS, str(path), str(PHOTO), str(clicks), str(pause), baseline],
+    result = subprocess.run([sys.executable, "-c", _PARTS, str(path), str(PHOTO), str(clicks), str(pause), baseline,
+                             json.dumps(files or {})],
                             capture_output=True, text=True, env=env, cwd=ROOT, timeout=3600)
     if result.returncode != 0:
         return {"error": result.stderr.strip().splitlines()[-1][:200] if result.stderr.strip() else "failed"}
@@ -447,7 +470,9 @@ def ab_main(args) -> None:
     parts = {}
     for name in filter(None, args.families.split(",")):
         path = save_family(name, args.workdir)
-        parts[name] = family_parts(name, path, args.workdir, args.clicks_in_process, baseline=args.baseline)
+        files = ref_files(before, path, args.workdir) if args.baseline == "ref-files" else None
+        parts[name] = family_parts(name, path, args.workdir, args.clicks_in_process, baseline=args.baseline,
+                                   files=files)
         print(f"{name}: {parts[name]}", file=sys.stderr, flush=True)
     load_mid = os.getloadavg()
     web = {} if args.no_web else web_clicks_ab(before, args.workdir, args.clicks, args.pause)
@@ -528,7 +553,7 @@ def main() -> None:
                     help="before/after mode: a commit (e.g. 688b873) whose package is compared with this tree's, "
                          "side by side in one run: repeat-click parts per family, the web click, OmDet-Turbo")
     ap.add_argument("--clicks-in-process", type=int, default=15)
-    ap.add_argument("--baseline", choices=sorted(BASELINES), default="opset18",
+    ap.add_argument("--baseline", choices=sorted(BASELINES), default="ref-files",
                     help="--before mode: how the in-process 'before' decoders are built (the REF commit's way)")
     ap.add_argument("--no-text", action="store_true", help="--before mode: skip OmDet-Turbo")
     ap.add_argument("--text-repeats", type=int, default=3)

@@ -198,7 +198,11 @@ class GivenHQFeatures(nn.Module):
         upscaled = d.upscale_conv1(image_embeddings)
         upscaled = d.activation(d.upscale_layer_norm(upscaled))
         upscaled = d.activation(d.upscale_conv2(upscaled))  # (B·P)×C/8×H×W
-        hidden = d.activation(d.mask_norm(d.mask_conv1(upscaled)))  # (B·P)×C/4×H×W
+        # mask_norm (a LayerNorm over the channels) and the GELU run channels-last, where the taps below read
+        # them: no permute back of this, the click's largest tensor (C/4×256², 16 MB at the published size)
+        norm = d.mask_norm
+        hidden = d.activation(torch.nn.functional.layer_norm(
+            d.mask_conv1(upscaled).permute(0, 2, 3, 1), norm.normalized_shape, norm.weight, norm.bias, norm.eps))
 
         sam_mlps = d.output_hypernetworks_mlps
         hyper_sam = torch.stack([sam_mlps[i](mask_tokens_out[:, :, i, :]) for i in range(d.num_mask_tokens - 1)],
@@ -210,18 +214,16 @@ class GivenHQFeatures(nn.Module):
         # hyper_hq · (mask_conv2(hidden) + hq_features), with mask_conv2 folded into one kernel per prompt
         rows = hyper_hq.reshape(-1, c8)  # (B·P)×C/8
         kernel = torch.einsum("nc,cikl->nikl", rows, d.mask_conv2.weight)  # (B·P)×C/4×3×3
-        n, c4 = hidden.shape[:2]
-        taps = kernel.reshape(n, c4, 9).transpose(1, 2) @ hidden.reshape(n, c4, h * w)  # each tap, unshifted
+        n, c4 = kernel.shape[:2]
+        taps = (hidden.reshape(n, h * w, c4) @ kernel.reshape(n, c4, 9)).transpose(1, 2)  # each tap, unshifted
         taps = torch.nn.functional.pad(taps.reshape(n, 3, 3, h, w), (1, 1, 1, 1))
         conv = sum(taps[:, k, m, k:k + h, m:m + w] for k in range(3) for m in range(3))
-        if hq_features.shape[0] == 1:
-            hq = hq_features.expand(rows.shape[0], -1, -1, -1)
-        elif hq_features.shape[0] == batch_size and point_batch_size != 1:
-            hq = hq_features.repeat_interleave(point_batch_size, 0)
-        else:
-            hq = hq_features
+        if hq_features.shape[0] == batch_size and batch_size != 1 and point_batch_size != 1:
+            hq_features = hq_features.repeat_interleave(point_batch_size, 0)
+        # one image's HQ features meet every prompt's row by broadcasting (no per-prompt copy of them)
+        hq = hq_features.reshape(hq_features.shape[0], c8, h * w)
         masks_hq = (conv + (rows @ d.mask_conv2.bias)[:, None, None]
-                    + (rows[:, None, :] @ hq.reshape(rows.shape[0], c8, h * w)).reshape(-1, h, w))
+                    + (rows[:, None, :] @ hq).reshape(-1, h, w))
         masks_hq = masks_hq.reshape(batch_size, point_batch_size, 1, h, w)
         masks = torch.cat([masks_sam, masks_hq], dim=2)
         iou_pred = d.iou_prediction_head(iou_token_out)
