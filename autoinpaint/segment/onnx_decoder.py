@@ -33,7 +33,7 @@ FORMAT = "4"  # bump when the exported decoder graphs change (2: cross-attention
 #   3: opset 20, GELU as one operator; 4: SAM-HQ's HQ mask channels-last)
 ENCODER_FORMAT = "1"  # the same for the exported image encoders
 # opset 20 has GELU as one operator, which ONNX Runtime runs in one pass; at 18 the exporter writes it out
-# as Div, Erf, Add, Mul, Mul (five passes over the upscaled masks' features: SAM-HQ ViT-B 64 → 58 ms a click)
+# as Div, Erf, Add, Mul, Mul (five passes over the upscaled masks' features: a SAM-HQ ViT-B decoder call 64 → 58 ms)
 DECODER_OPSET = 20
 ENCODER_OPSET = 18  # the encoders' exports (ENCODER_FORMAT 1) stay as they were measured
 MAX_POINTS = 4096  # upper bound of the dynamic axes (prompts per call, points per prompt)
@@ -164,8 +164,7 @@ class OnnxDecoder:
         self.exports += 1
 
 
-def export_atomic(module, example: dict, dims: dict | None, path: Path, outputs: list[str],
-                  opset: int = ENCODER_OPSET) -> None:
+def export_atomic(module, example: dict, dims: dict | None, path: Path, outputs: list[str], opset: int) -> None:
     """``torch.onnx.export`` (the dynamo exporter) of ``module`` called with the keyword tensors
     ``example``, with the dynamic axes ``dims``, at ONNX ``opset``, to ``path`` atomically (a temporary
     file, then a rename)."""
@@ -213,7 +212,7 @@ class OnnxEncoder:
                     if self._session is None:
                         module, example = self.make_module()
                         notice("exporting the image encoder to ONNX (once per model; it runs faster there)")
-                        export_atomic(module, example, None, self.path, self.outputs)
+                        export_atomic(module, example, None, self.path, self.outputs, ENCODER_OPSET)
                         self.exports += 1
                         self._session = _open_session(self.path, 0)
                 except Exception as exc:
