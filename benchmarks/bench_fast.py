@@ -187,17 +187,13 @@ ref = cls(path, device="cpu", precision="fp32", cache=True, runtime="onnx")
 ref.decoder.onnx.identity += "-" + baseline
 emb_before = emb
 if baseline == "ref-files":  # the files REF's own code exported, opened as 7694d01 did (workers never spinning)
-    import onnxruntime as ort
+    from pathlib import Path
+    from autoinpaint.segment.onnx_decoder import _open_session
     d = ref.decoder.onnx
     for v in (Variant(True, False, False, True), Variant(True, False, False, False)):
         for threads in (0, 1):
-            o = ort.SessionOptions(); o.log_severity_level = 3
-            o.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            if threads:
-                o.intra_op_num_threads, o.inter_op_num_threads = threads, 1
-            extra = {"disabled_optimizers": list(d.disabled_optimizers)} if d.disabled_optimizers else {}
-            d._sessions[(v, threads)] = ort.InferenceSession(ref_files[v.tag], o, providers=["CPUExecutionProvider"],
-                                                             **extra)
+            d._sessions[(v, threads)] = _open_session(Path(ref_files[v.tag]), threads, d.disabled_optimizers,
+                                                      spinning=False)
 elif isinstance(ref, HFSamSegmenter) and ref.family.name == "sam-hq":
     # before: transformers' own SamHQModel forward on the ViT's early features, as 842c01e ran it
     import dataclasses

@@ -243,9 +243,10 @@ def _reopen(path: Path, threads: int, disabled_optimizers: tuple[str, ...] = ())
         return None
 
 
-def _open_session(path: Path, threads: int, disabled_optimizers: tuple[str, ...] = ()):
-    """An ONNX Runtime CPU session on ``path`` with ``threads`` intra-op threads (0 = its default), no spinning, and
-    ONNX Runtime's graph optimisations except ``disabled_optimizers`` (names of its fusions)."""
+def _open_session(path: Path, threads: int, disabled_optimizers: tuple[str, ...] = (), spinning: bool = True):
+    """An ONNX Runtime CPU session on ``path`` with ``threads`` intra-op threads (0 = its default), workers
+    spinning only during a call (``spinning`` False: never, as before 2026-12-04; benchmarks compare the two),
+    and ONNX Runtime's graph optimisations except ``disabled_optimizers`` (names of its fusions)."""
     import contextlib
 
     import onnxruntime as ort
@@ -258,8 +259,9 @@ def _open_session(path: Path, threads: int, disabled_optimizers: tuple[str, ...]
     # workers for each cost 41 → 34 ms medians, SAM ViT-B, 2 cores), but they must stop when the call ends: by
     # default they go on spinning after it, and the mask upscaling and RefineMask that follow on PyTorch/NumPy
     # then share the cores with them (2-thread bilinear upscaling right after: 12.1 ms, 5.8 ms with the stop)
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1")
-    options.add_session_config_entry("session.force_spinning_stop", "1")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    if spinning:
+        options.add_session_config_entry("session.force_spinning_stop", "1")
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
