@@ -195,7 +195,8 @@ import json, sys, time
 t0 = time.perf_counter()
 import numpy as np, torch
 from PIL import Image
-from autoinpaint.segment import SegmentParams, embedding_cache
+from autoinpaint.segment import SegmentParams
+from autoinpaint.models import embedding_cache
 from autoinpaint.models.embedding_cache import Embedding
 from autoinpaint.segment.hf_sam import HFSamSegmenter
 from autoinpaint.segment.sam import SamSegmenter
