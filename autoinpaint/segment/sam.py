@@ -423,6 +423,8 @@ def _graph_class():
         def forward(self, features, coords=None, labels=None, boxes=None, mask_input=None):
             points = None if coords is None else (coords, labels)
             sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=mask_input)
+            if mask_input is None:  # one embedding at every position: unexpanded, the decoder broadcasts it
+                dense = self.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
             return self.mask_decoder(image_embeddings=features, image_pe=self.dense_pe,
                                      sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
                                      multimask_output=self.variant.multimask)
