@@ -110,8 +110,8 @@ class TokenLayoutDecoder(nn.Module):
 
     The same function as ``inner`` (the logits within 2e-7 of it at ViT-B's size): called as it is, with
     ``dense_prompt_embeddings`` B×C×h×w or, without a mask input, the no-mask embedding unexpanded (1×C×1×1),
-    which the model's own decoder also accepts. ViT-B, one click on ONNX Runtime, 2 threads: 24.3 → 21.3 ms
-    (medians, interleaved in one process)."""
+    which the model's own decoder also accepts. ViT-B, a click's decoder on ONNX Runtime, 2 threads: 28.8 → 23.9 ms
+    and 29.6 → 23.4 ms (medians of 25, interleaved in one process, ``benchmarks/bench_fast.py --before``)."""
 
     def __init__(self, inner: nn.Module) -> None:
         super().__init__()
