@@ -108,7 +108,7 @@ class TokenLayoutDecoder(nn.Module):
       place only in the kept logits (``M``×4h×4w instead of the C/8×4h×4w features, three transposes less);
     * only the kept masks are predicted (one, or the three of ``multimask_output``), not all four.
 
-    The same function as ``inner`` (the logits within 2e-7 of it at ViT-B's size): called as it is, with
+    The same function as ``inner`` (the logits within 4e-7 of it at ViT-B's size): called as it is, with
     ``dense_prompt_embeddings`` B×C×h×w or, without a mask input, the no-mask embedding unexpanded (1×C×1×1),
     which the model's own decoder also accepts. ViT-B, a click's decoder on ONNX Runtime, 2 threads: 28.8 → 23.9 ms
     and 29.6 → 23.4 ms (medians of 25, interleaved in one process, ``benchmarks/bench_fast.py --before``)."""
