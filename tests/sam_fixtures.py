@@ -99,3 +99,23 @@ def save_scene(folder: Path):
     path = Path(folder) / "scene.png"
     Image.fromarray(img).save(path)
     return path, img
+
+
+def assert_same_mask(got, logits, size, crop=None, square=None) -> None:
+    """``got`` (H×W bool) is the union of ``logits`` (B×h×w) > 0 after PyTorch's full bilinear interpolation
+    (``Sam.postprocess_masks`` for SAM 1, ``square`` given; ``Sam2ImageProcessor.post_process_masks`` for
+    SAM 2), but for pixels whose interpolated logit is within float rounding of 0 (|value| ≤ 1e-5, at most
+    one pixel in 10⁵): the upscaling may take OpenCV's resize, the same weights in another order."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(logits)[:, None]
+    if square:
+        t = F.interpolate(t, (square, square), mode="bilinear", align_corners=False)[..., :crop[0], :crop[1]]
+    values = F.interpolate(t, size, mode="bilinear", align_corners=False)[:, 0].numpy()
+    assert got.shape == tuple(size) and got.dtype == bool
+    differ = got != (values > 0).any(0)
+    if differ.any():
+        closest = np.abs(values).min(0)
+        assert closest[differ].max() <= 1e-5 and differ.mean() <= 1e-5, (int(differ.sum()), closest[differ].max())

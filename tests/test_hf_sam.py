@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hf_sam_fixtures import FAMILIES, install_in_hub_cache, save_sam_as_transformers, save_tiny  # noqa: E402
-from sam_fixtures import TINY, build_sam_model, count_predict_calls, save_scene  # noqa: E402
+from sam_fixtures import TINY, assert_same_mask, build_sam_model, count_predict_calls, save_scene  # noqa: E402
 from conftest import save_malicious_pickle  # noqa: E402
 
 torch = pytest.importorskip("torch")
@@ -334,8 +334,6 @@ def test_cache_hit_in_a_second_process_skips_the_encoder_for_every_family(models
 def test_mask_upscaling_computes_only_the_window_yet_equals_full_interpolation():
     """The kept mask is upsampled only where it can be positive: the result equals thresholding
     PyTorch's full bilinear interpolation (SAM 1's pad-crop-resize and SAM 2's direct resize)."""
-    import torch.nn.functional as F
-
     from autoinpaint.segment.upscale import upscale_masks
 
     rng = np.random.default_rng(0)
@@ -345,9 +343,5 @@ def test_mask_upscaling_computes_only_the_window_yet_equals_full_interpolation()
                             + rng.normal(0, 0.3, (64, 64))).astype(np.float32) for _ in range(int(rng.integers(1, 3)))])
         size = (int(rng.integers(300, 1500)), int(rng.integers(300, 2000)))
         for square, crop in ((None, None), (256, (int(256 * size[0] / max(size)), int(256 * size[1] / max(size))))):
-            t = torch.from_numpy(logits)[:, None]
-            if square:
-                t = F.interpolate(t, (square, square), mode="bilinear", align_corners=False)[..., :crop[0], :crop[1]]
-            full = (F.interpolate(t, size, mode="bilinear", align_corners=False) > 0).any(0)[0].numpy()
-            np.testing.assert_array_equal(upscale_masks(logits, size, crop, square), full)
+            assert_same_mask(upscale_masks(logits, size, crop, square), logits, size, crop, square)
     assert not upscale_masks(-np.ones((1, 64, 64), np.float32), (900, 1200)).any()
