@@ -219,7 +219,9 @@ class GivenHQFeatures(nn.Module):
                 dense_prompt_embeddings, multimask_output: bool, hq_token_only: bool,
                 intermediate_embeddings=None, attention_similarity=None, target_embedding=None):
         d = self.inner
-        batch_size, num_channels, height, width = image_embeddings.shape
+        _, num_channels, height, width = image_embeddings.shape
+        # one image (batch 1) meets B prompts by broadcasting (no per-prompt copy of the embedding)
+        batch_size = sparse_prompt_embeddings.shape[0] if sparse_prompt_embeddings is not None else len(image_embeddings)
         point_batch_size = sparse_prompt_embeddings.shape[1] if sparse_prompt_embeddings is not None else 1
         hq_features = intermediate_embeddings[0]
 
@@ -229,7 +231,8 @@ class GivenHQFeatures(nn.Module):
                   if sparse_prompt_embeddings is not None else output_tokens)
         point_embeddings = tokens.to(d.iou_token.weight.dtype)
         image_embeddings = (image_embeddings + dense_prompt_embeddings).repeat_interleave(point_batch_size, 0)
-        image_positional_embeddings = image_positional_embeddings.repeat_interleave(point_batch_size, 0)
+        if len(image_positional_embeddings) != 1:  # one positional encoding broadcasts against every prompt
+            image_positional_embeddings = image_positional_embeddings.repeat_interleave(point_batch_size, 0)
         point_embedding, keys = d.transformer(
             point_embeddings=point_embeddings, image_embeddings=image_embeddings,
             image_positional_embeddings=image_positional_embeddings, attention_similarity=attention_similarity,
