@@ -34,3 +34,24 @@ def test_upscaling_at_sam_sizes_equals_the_full_interpolation(monkeypatch):
     padding = -np.ones((1, 256, 256), np.float32)
     padding[0, 200:, :] = 5  # rows 800+ of the 1024² input: below the 768 rows the image fills
     assert not upscale_masks(padding, (900, 1200), (768, 1024), 1024).any()
+
+
+def test_upscaling_from_threads_at_once_gives_each_call_its_own_mask():
+    """The full resize writes into arrays kept between calls; calls from several threads at once (the web
+    app's) must not share them: each gets the mask it gets alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from autoinpaint.segment.upscale import upscale_masks
+
+    rng = np.random.default_rng(5)
+    calls = []
+    for k in range(12):
+        size = [(900, 1200), (768, 1024), (1000, 1000)][k % 3]
+        crop = (round(1024 * size[0] / max(size)), round(1024 * size[1] / max(size)))
+        calls.append((rng.normal(0.2 * (k % 4), 1, (1, 256, 256)).astype(np.float32), size, crop, 1024))
+    alone = [upscale_masks(*c) for c in calls]
+    assert all(m.mean() > 0.1 for m in alone)  # large masks: the full-resize path
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda c: upscale_masks(*c), calls * 3))
+    for k, got in enumerate(together):
+        np.testing.assert_array_equal(got, alone[k % len(calls)])

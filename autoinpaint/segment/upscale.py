@@ -10,18 +10,24 @@ SAM 1's first step (256² → the 1024² padded input) is an exact 4× upsamplin
 column of margin, so every value is the one the full interpolation computes, up to float rounding:
 ≤ 2.4e-7 apart measured; the masks equal the full interpolation's in the tests).
 Which rows and columns hold a positive logit is found with NumPy on the low-resolution logits (a
-torch ``any`` over a 1024² bool tensor cost ~4 ms a call here). Where that window would cover over a third
-of the photo, or the photo is at most 1 MP, OpenCV's bilinear resize does the whole interpolation instead
-(:func:`_full`: the same weights, 2-3× faster than PyTorch's at 1 and 12 MP with a large mask; it can differ
-from PyTorch's only where the interpolated logit is within float rounding of 0: 1 pixel of 1.08 M and 51 of
-12 M on random logits, measured).
+torch ``any`` over a 1024² bool tensor cost ~4 ms a call here). Where that window would cover over a tenth
+of the photo (a third above 4 MP), or the photo is at most 1 MP, OpenCV's bilinear resize does the whole
+interpolation instead (:func:`_full`: the same weights; a large mask at 1200×900 in 1.3-1.8 ms instead of
+2.8-4.2, at 12 MP 7.6-10.5 instead of 29-38, interleaved here). It can differ from PyTorch's only where the
+interpolated logit is within float rounding of 0: 1 pixel of 1.08 M and 51 of 12 M on random logits.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
-_FULL_BELOW = 0.35  # window/image area above which one full resize (_full) is cheaper than gathers
+_FULL_BELOW = 0.1  # window/image area above which one full resize (_full) is cheaper than gathers
+_FULL_BELOW_LARGE = 0.35  # the same above _SCRATCH_MAX pixels, where the resize writes into fresh pages
 _SMALL = 1 << 20  # pixels up to which the full resize costs about a millisecond
+_SCRATCH_MAX = 1 << 22  # values (16 MB) of a resize's output kept between calls (_scratch)
+_SCRATCH: dict[str, np.ndarray] = {}
+_SCRATCH_LOCK = threading.Lock()
 
 
 def _axis(n_in: int, n_out: int):
@@ -98,8 +104,9 @@ def _upscale(logits: np.ndarray, original_size: tuple[int, int], input_size: tup
     extent = _extent((low > 0).any(0))
     if extent is None:  # a bilinear value is a convex combination: no positive source, no positive pixel
         return out
-    if big_h * big_w <= _SMALL or _share(extent, low.shape[-2:], input_size, square) > _FULL_BELOW:
-        return _full(low, original_size, input_size, square)  # decided before any torch op (see _full)
+    full_above = _FULL_BELOW if big_h * big_w <= _SCRATCH_MAX else _FULL_BELOW_LARGE
+    if big_h * big_w <= _SMALL or _share(extent, low.shape[-2:], input_size, square) > full_above:
+        return _full(low, original_size, input_size, square)
     t = torch.from_numpy(low)
     h, w = t.shape[-2:]
     exact = square is not None and square % h == 0 and square % w == 0 and square // h == square // w
@@ -126,7 +133,7 @@ def _upscale(logits: np.ndarray, original_size: tuple[int, int], input_size: tup
     x_lo, x_hi, x_w = _axis(w, big_w)
     r0, r1 = _span(y_lo, y_hi, pr0, pr1 - 1)
     c0, c1 = _span(x_lo, x_hi, pc0, pc1 - 1)
-    if (r1 - r0) * (c1 - c0) > _FULL_BELOW * big_h * big_w:
+    if (r1 - r0) * (c1 - c0) > full_above * big_h * big_w:
         return _full(low, original_size, input_size, square)
     y_lo, y_hi, y_w = y_lo[r0:r1], y_hi[r0:r1], y_w[r0:r1, None]
     x_lo, x_hi, x_w = x_lo[c0:c1], x_hi[c0:c1], x_w[c0:c1]
@@ -158,23 +165,36 @@ def _share(extent: tuple[int, int, int, int], low_size, input_size, square: int 
 def _full(low: np.ndarray, original_size: tuple[int, int], input_size: tuple[int, int] | None,
           square: int | None) -> np.ndarray:
     """The whole interpolation with OpenCV's bilinear resize (the same half-pixel source positions and
-    weights as PyTorch's ``align_corners=False``; 1.1 ms instead of 4 ms for a 1200×900 photo here): values
+    weights as PyTorch's ``align_corners=False``), into arrays kept between calls (:func:`_scratch`): values
     within float rounding of PyTorch's (≤ 2.4e-7 measured), so a pixel can differ only where the interpolated
-    logit is that close to 0. Chosen before any torch operation of the call: OpenMP workers still spinning
-    after one took the cores from OpenCV's (6.8 ms measured)."""
+    logit is that close to 0."""
     import cv2
-    import torch
 
     big_h, big_w = original_size
-    out = np.zeros((big_h, big_w), bool)
-    threads = cv2.getNumThreads()
-    if torch.get_num_threads() == 1:  # one thread on a busy CPU, as decoder_threads chose for torch
-        cv2.setNumThreads(1)
+    out = None
+    kept = _SCRATCH_LOCK.acquire(blocking=False)  # another thread resizing at once allocates its own
     try:
         for one in low:
             if square is not None:
-                one = cv2.resize(one, (square, square), interpolation=cv2.INTER_LINEAR)[:input_size[0], :input_size[1]]
-            out |= cv2.resize(one, (big_w, big_h), interpolation=cv2.INTER_LINEAR) > 0
+                one = cv2.resize(one, (square, square), dst=_scratch("square", (square, square), kept),
+                                 interpolation=cv2.INTER_LINEAR)[:input_size[0], :input_size[1]]
+            positive = cv2.resize(one, (big_w, big_h), dst=_scratch("image", (big_h, big_w), kept),
+                                  interpolation=cv2.INTER_LINEAR) > 0
+            out = positive if out is None else out | positive
     finally:
-        cv2.setNumThreads(threads)
+        if kept:
+            _SCRATCH_LOCK.release()
     return out
+
+
+def _scratch(name: str, shape: tuple[int, int], kept: bool) -> np.ndarray | None:
+    """A float32 array of ``shape`` kept between calls (one per ``name`` in the process, used under
+    ``_SCRATCH_LOCK``: ``kept`` says the caller holds it), up to :data:`_SCRATCH_MAX` values; None otherwise
+    (OpenCV allocates). Fresh pages cost more than the resize itself: the two resizes of a 1200×900 click
+    4.4-4.9 ms into new arrays, 1.5-1.7 ms into kept ones (medians of 60 here)."""
+    if not kept or shape[0] * shape[1] > _SCRATCH_MAX:
+        return None
+    buf = _SCRATCH.get(name)
+    if buf is None or buf.shape != shape:
+        buf = _SCRATCH[name] = np.empty(shape, np.float32)
+    return buf
