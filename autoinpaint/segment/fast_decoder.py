@@ -20,7 +20,8 @@ more (24 points on ViT-B: 53 ms instead of 49); the decoder graphs still use it 
 one exported graph serves every number of points.
 
 :func:`install` swaps a loaded model's decoder cross-attention modules for :class:`FoldedAttention`
-wrappers (and segment_anything's mask decoder for :class:`TokenLayoutDecoder`), in place, once, from
+wrappers (and segment_anything's mask decoder for :class:`TokenLayoutDecoder`, transformers' SAM one for
+:class:`TransformersTokenLayoutDecoder`), in place, once, from
 the decoder graphs' constructors, so the PyTorch path and the exported ONNX graphs compute the same
 function. Imported only where a model is loaded (it imports torch).
 """
@@ -136,26 +137,78 @@ class TokenLayoutDecoder(nn.Module):
 
         kept = range(1, d.num_mask_tokens) if multimask_output else range(0, 1)
         hyper = torch.stack([d.output_hypernetworks_mlps[i](hs[:, 1 + i, :]) for i in kept], dim=1)  # B×M×C/8
-        up1, norm, act1, up2, act2 = d.output_upscaling
-        batch, n, _ = keys.shape
-        side = int(image_embeddings.shape[-1])
-        # transposed conv weights Cin×Cout×2×2 → Cin×(2·2·Cout): output (token, a, b, channel)
-        w1 = up1.weight.permute(0, 2, 3, 1).reshape(up1.weight.shape[0], -1)
-        x = (keys @ w1 + up1.bias.repeat(4)).reshape(batch, n * 4, -1)  # B×4N×C/4: (i, j, a, b)
-        x = act1(torch.nn.functional.layer_norm(x, x.shape[-1:], norm.weight, norm.bias, norm.eps))
-        w2 = up2.weight.permute(0, 2, 3, 1).reshape(up2.weight.shape[0], -1)
-        x = act2(x @ w2 + up2.bias.repeat(4)).reshape(batch, n * 16, -1)  # B×16N×C/8: (i, j, a, b, a2, b2)
-        logits = x @ hyper.transpose(1, 2)  # B×16N×M
-        # pixel (4i + 2a + a2, 4j + 2b + b2)
-        logits = logits.reshape(batch, side, side, 2, 2, 2, 2, -1).permute(0, 7, 1, 3, 5, 2, 4, 6)
-        masks = logits.reshape(batch, -1, 4 * side, 4 * side)
+        x = upscale_tokens(keys, *d.output_upscaling)
+        masks = in_place(x @ hyper.transpose(1, 2), int(image_embeddings.shape[-1]))
         iou = d.iou_prediction_head(hs[:, 0, :])
         return masks, iou[:, 1:] if multimask_output else iou[:, 0:1]
+
+
+class TransformersTokenLayoutDecoder(nn.Module):
+    """transformers' ``SamMaskDecoder`` (``inner``) computing its masks as :class:`TokenLayoutDecoder` does
+    segment_anything's: the image embedding and positional encoding given as one image (batch 1) broadcast
+    against the prompts, the output upscaling in token layout (:func:`upscale_tokens`), only the kept masks.
+    Called as ``inner`` is; returns what it returns (masks B×P×M×H×W, IoU B×P×M)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.train(inner.training)
+
+    def forward(self, image_embeddings, image_positional_embeddings, sparse_prompt_embeddings,
+                dense_prompt_embeddings, multimask_output: bool, attention_similarity=None, target_embedding=None):
+        d = self.inner
+        _, num_channels, height, width = image_embeddings.shape
+        batch_size = sparse_prompt_embeddings.shape[0] if sparse_prompt_embeddings is not None else len(image_embeddings)
+        point_batch_size = sparse_prompt_embeddings.shape[1] if sparse_prompt_embeddings is not None else 1
+        output_tokens = torch.cat([d.iou_token.weight, d.mask_tokens.weight], dim=0)
+        output_tokens = output_tokens.repeat(batch_size, point_batch_size, 1, 1)
+        tokens = (torch.cat([output_tokens, sparse_prompt_embeddings], dim=2)
+                  if sparse_prompt_embeddings is not None else output_tokens)
+        image_embeddings = image_embeddings + dense_prompt_embeddings
+        if point_batch_size != 1:
+            image_embeddings = image_embeddings.repeat_interleave(point_batch_size, 0)
+            image_positional_embeddings = image_positional_embeddings.repeat_interleave(point_batch_size, 0)
+        point_embedding, keys = d.transformer(
+            point_embeddings=tokens.to(d.iou_token.weight.dtype), image_embeddings=image_embeddings,
+            image_positional_embeddings=image_positional_embeddings, attention_similarity=attention_similarity,
+            target_embedding=target_embedding)
+        kept = range(1, d.num_mask_tokens) if multimask_output else range(0, 1)
+        mlps = d.output_hypernetworks_mlps
+        hyper = torch.stack([mlps[i](point_embedding[:, :, 1 + i, :]) for i in kept], dim=2)  # B×P×M×C/8
+        rows = batch_size * point_batch_size
+        x = upscale_tokens(keys.reshape(rows, height * width, num_channels), d.upscale_conv1, d.upscale_layer_norm,
+                           d.activation, d.upscale_conv2, d.activation)
+        masks = in_place(x @ hyper.reshape(rows, len(kept), -1).transpose(1, 2), height)
+        masks = masks.reshape(batch_size, point_batch_size, len(kept), 4 * height, 4 * width)
+        iou = d.iou_prediction_head(point_embedding[:, :, 0, :])
+        return masks, iou[:, :, 1:] if multimask_output else iou[:, :, 0:1]
 
 
 def _tokens(x: torch.Tensor) -> torch.Tensor:
     """B×C×h×w → B×(h·w)×C (a 1×C×1×1 embedding → 1×1×C, broadcast against the tokens)."""
     return x.flatten(2).transpose(1, 2)
+
+
+def upscale_tokens(keys: torch.Tensor, up1: nn.Module, norm: nn.Module, act1, up2: nn.Module, act2) -> torch.Tensor:
+    """SAM's output upscaling (``up1``, a 2×2 stride-2 transposed conv C → C/4; LayerNorm ``norm`` over the
+    channels; ``act1``; ``up2``, C/4 → C/8; ``act2``) on the image tokens ``keys`` (B×N×C, N = h·w row-major)
+    as two matmuls, each token's channels → its 2×2 sub-pixels' channels. Returns B×16N×C/8 in the order
+    (i, j, a, b, a2, b2) of pixel (4i + 2a + a2, 4j + 2b + b2), which :func:`in_place` puts in place."""
+    batch, n, _ = keys.shape
+    # transposed conv weights Cin×Cout×2×2 → Cin×(2·2·Cout): output (token, a, b, channel)
+    w1 = up1.weight.permute(0, 2, 3, 1).reshape(up1.weight.shape[0], -1)
+    x = (keys @ w1 + up1.bias.repeat(4)).reshape(batch, n * 4, -1)  # B×4N×C/4: (i, j, a, b)
+    x = act1(torch.nn.functional.layer_norm(x, x.shape[-1:], norm.weight, norm.bias, norm.eps))
+    w2 = up2.weight.permute(0, 2, 3, 1).reshape(up2.weight.shape[0], -1)
+    return act2(x @ w2 + up2.bias.repeat(4)).reshape(batch, n * 16, -1)  # B×16N×C/8
+
+
+def in_place(values: torch.Tensor, side: int) -> torch.Tensor:
+    """B×16N×M values in :func:`upscale_tokens`' order → B×M×4h×4w images (h = w = ``side``): only these M
+    channels are reordered (ONNX Runtime's 8-D transposes are slow: 15 ms for C/8 = 32 channels at 256²)."""
+    batch = values.shape[0]
+    values = values.reshape(batch, side, side, 2, 2, 2, 2, -1).permute(0, 7, 1, 3, 5, 2, 4, 6)
+    return values.reshape(batch, -1, 4 * side, 4 * side)
 
 
 _CROSS = {"cross_attn_token_to_image": TO_IMAGE, "cross_attn_image_to_token": FROM_IMAGE,
@@ -165,7 +218,8 @@ _CROSS = {"cross_attn_token_to_image": TO_IMAGE, "cross_attn_image_to_token": FR
 def install(model: nn.Module) -> int:
     """Swap, in place, every cross-attention of ``model.mask_decoder``'s two-way transformer (its layers
     and its final attention) for a :class:`FoldedAttention`, segment_anything's ``MaskDecoder`` for a
-    :class:`TokenLayoutDecoder`, and a transformers SAM-HQ decoder for :class:`GivenHQFeatures` (its callers
+    :class:`TokenLayoutDecoder`, transformers' ``SamMaskDecoder`` for a :class:`TransformersTokenLayoutDecoder`,
+    and a transformers SAM-HQ decoder for :class:`GivenHQFeatures` (its callers
     then pass :func:`hq_features` as the intermediate embedding). A second call changes nothing. Returns
     how many modules it swapped."""
     swapped = 0
@@ -177,7 +231,10 @@ def install(model: nn.Module) -> int:
     elif kind.__name__ == "MaskDecoder" and kind.__module__.startswith("segment_anything."):
         model.mask_decoder = TokenLayoutDecoder(mask_decoder)
         swapped += 1
-    elif isinstance(mask_decoder, (GivenHQFeatures, TokenLayoutDecoder)):
+    elif kind.__name__ == "SamMaskDecoder" and kind.__module__.startswith("transformers."):
+        model.mask_decoder = TransformersTokenLayoutDecoder(mask_decoder)
+        swapped += 1
+    elif isinstance(mask_decoder, (GivenHQFeatures, TokenLayoutDecoder, TransformersTokenLayoutDecoder)):
         mask_decoder = mask_decoder.inner
     transformer = mask_decoder.transformer
     for parent in [transformer, *getattr(transformer, "layers", [])]:
