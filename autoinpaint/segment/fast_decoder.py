@@ -158,20 +158,10 @@ class TransformersTokenLayoutDecoder(nn.Module):
                 dense_prompt_embeddings, multimask_output: bool, attention_similarity=None, target_embedding=None):
         d = self.inner
         _, num_channels, height, width = image_embeddings.shape
-        batch_size = sparse_prompt_embeddings.shape[0] if sparse_prompt_embeddings is not None else len(image_embeddings)
-        point_batch_size = sparse_prompt_embeddings.shape[1] if sparse_prompt_embeddings is not None else 1
-        output_tokens = torch.cat([d.iou_token.weight, d.mask_tokens.weight], dim=0)
-        output_tokens = output_tokens.repeat(batch_size, point_batch_size, 1, 1)
-        tokens = (torch.cat([output_tokens, sparse_prompt_embeddings], dim=2)
-                  if sparse_prompt_embeddings is not None else output_tokens)
-        image_embeddings = image_embeddings + dense_prompt_embeddings
-        if point_batch_size != 1:
-            image_embeddings = image_embeddings.repeat_interleave(point_batch_size, 0)
-            image_positional_embeddings = image_positional_embeddings.repeat_interleave(point_batch_size, 0)
-        point_embedding, keys = d.transformer(
-            point_embeddings=tokens.to(d.iou_token.weight.dtype), image_embeddings=image_embeddings,
-            image_positional_embeddings=image_positional_embeddings, attention_similarity=attention_similarity,
-            target_embedding=target_embedding)
+        batch_size, point_batch_size, point_embedding, keys = prompted_transformer(
+            d, torch.cat([d.iou_token.weight, d.mask_tokens.weight], dim=0), image_embeddings,
+            image_positional_embeddings, sparse_prompt_embeddings, dense_prompt_embeddings, attention_similarity,
+            target_embedding)
         kept = range(1, d.num_mask_tokens) if multimask_output else range(0, 1)
         mlps = d.output_hypernetworks_mlps
         hyper = torch.stack([mlps[i](point_embedding[:, :, 1 + i, :]) for i in kept], dim=2)  # B×P×M×C/8
@@ -182,6 +172,31 @@ class TransformersTokenLayoutDecoder(nn.Module):
         masks = masks.reshape(batch_size, point_batch_size, len(kept), 4 * height, 4 * width)
         iou = d.iou_prediction_head(point_embedding[:, :, 0, :])
         return masks, iou[:, :, 1:] if multimask_output else iou[:, :, 0:1]
+
+
+def prompted_transformer(d: nn.Module, output_tokens: torch.Tensor, image_embeddings: torch.Tensor,
+                         image_positional_embeddings: torch.Tensor, sparse_prompt_embeddings: torch.Tensor | None,
+                         dense_prompt_embeddings: torch.Tensor, attention_similarity=None, target_embedding=None):
+    """The two-way transformer of a transformers SAM decoder ``d`` on its ``output_tokens`` (T×C) followed by
+    each prompt's sparse embeddings (B×P×n×C), against the image embedding plus the dense prompt embedding,
+    as the decoder's own ``forward`` runs it, except that an image and a positional encoding of batch 1 meet
+    the B prompts by broadcasting instead of as copies. Returns (B, P, tokens B×P×(T+n)×C, image tokens
+    B×P×h·w×C)."""
+    batch_size = sparse_prompt_embeddings.shape[0] if sparse_prompt_embeddings is not None else len(image_embeddings)
+    point_batch_size = sparse_prompt_embeddings.shape[1] if sparse_prompt_embeddings is not None else 1
+    tokens = output_tokens.repeat(batch_size, point_batch_size, 1, 1)
+    if sparse_prompt_embeddings is not None:
+        tokens = torch.cat([tokens, sparse_prompt_embeddings], dim=2)
+    image_embeddings = image_embeddings + dense_prompt_embeddings
+    if point_batch_size != 1:
+        image_embeddings = image_embeddings.repeat_interleave(point_batch_size, 0)
+        if len(image_positional_embeddings) != 1:
+            image_positional_embeddings = image_positional_embeddings.repeat_interleave(point_batch_size, 0)
+    point_embedding, keys = d.transformer(
+        point_embeddings=tokens.to(d.iou_token.weight.dtype), image_embeddings=image_embeddings,
+        image_positional_embeddings=image_positional_embeddings, attention_similarity=attention_similarity,
+        target_embedding=target_embedding)
+    return batch_size, point_batch_size, point_embedding, keys
 
 
 def _tokens(x: torch.Tensor) -> torch.Tensor:
@@ -277,23 +292,11 @@ class GivenHQFeatures(nn.Module):
                 intermediate_embeddings=None, attention_similarity=None, target_embedding=None):
         d = self.inner
         _, num_channels, height, width = image_embeddings.shape
-        # one image (batch 1) meets B prompts by broadcasting (no per-prompt copy of the embedding)
-        batch_size = sparse_prompt_embeddings.shape[0] if sparse_prompt_embeddings is not None else len(image_embeddings)
-        point_batch_size = sparse_prompt_embeddings.shape[1] if sparse_prompt_embeddings is not None else 1
         hq_features = intermediate_embeddings[0]
-
-        output_tokens = torch.cat([d.iou_token.weight, d.mask_tokens.weight, d.hq_token.weight], dim=0)
-        output_tokens = output_tokens.repeat(batch_size, point_batch_size, 1, 1)
-        tokens = (torch.cat([output_tokens, sparse_prompt_embeddings], dim=2)
-                  if sparse_prompt_embeddings is not None else output_tokens)
-        point_embeddings = tokens.to(d.iou_token.weight.dtype)
-        image_embeddings = (image_embeddings + dense_prompt_embeddings).repeat_interleave(point_batch_size, 0)
-        if len(image_positional_embeddings) != 1:  # one positional encoding broadcasts against every prompt
-            image_positional_embeddings = image_positional_embeddings.repeat_interleave(point_batch_size, 0)
-        point_embedding, keys = d.transformer(
-            point_embeddings=point_embeddings, image_embeddings=image_embeddings,
-            image_positional_embeddings=image_positional_embeddings, attention_similarity=attention_similarity,
-            target_embedding=target_embedding)
+        batch_size, point_batch_size, point_embedding, keys = prompted_transformer(
+            d, torch.cat([d.iou_token.weight, d.mask_tokens.weight, d.hq_token.weight], dim=0), image_embeddings,
+            image_positional_embeddings, sparse_prompt_embeddings, dense_prompt_embeddings, attention_similarity,
+            target_embedding)
         iou_token_out = point_embedding[:, :, 0, :]
         mask_tokens_out = point_embedding[:, :, 1:(1 + d.num_mask_tokens), :]
 
