@@ -2,7 +2,8 @@
 
 Per segmenter family (published architecture, random weights, saved as the hub has it and loaded
 through autoinpaint's loader, each in a fresh process, 1200×900 photo ``samples/catalogue_sticker.jpg``):
-load, first click with ``--runtime auto`` (image encoder + prompt decoder + mask upscaling, as
+load, first click with ``--runtime auto`` and ``--precision`` (default ``auto``, what a user gets: bf16 on a
+CPU where bf16 measured faster, and then the encoder runs on PyTorch) (image encoder + prompt decoder + mask upscaling, as
 ``--json``'s segment time counts it; best of 2, after the very first click of the model, which
 exports its ONNX graphs once and is shown apart), repeat click in process with the prompt decoder on
 ONNX Runtime and on PyTorch (median of 9 clicks at different points), and the image encoder alone on
@@ -84,13 +85,13 @@ from autoinpaint.segment.hf_sam import HFSamSegmenter
 from autoinpaint.segment.sam import SamSegmenter
 from autoinpaint.segment.onnx_decoder import PromptDecoder
 from autoinpaint.selection import Selection
-path, photo, encoders = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+path, photo, encoders, precision = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4]
 image = np.array(Image.open(photo).convert("RGB"))
 h, w = image.shape[:2]
 from autoinpaint.models.device import cpu_is_busy
 t = time.perf_counter()
 cls = SamSegmenter if path.endswith(".pth") else HFSamSegmenter
-seg = cls(path, device="cpu", precision="fp32", cache=False, runtime="auto")  # what a user gets on the CPU
+seg = cls(path, device="cpu", precision=precision, cache=False, runtime="auto")  # auto: what a user gets
 load = time.perf_counter() - t
 def first_click():
     embedding_cache._MEMORY.clear()
@@ -118,6 +119,7 @@ clicks(2)
 repeat_torch = clicks()
 out = {"load": load, "first": min(firsts), "repeat_torch": repeat_torch, "repeat_onnx": repeat_onnx,
        "export": export, "encoder_runtime": "onnx" if getattr(seg, "onnx_encoder", None) else "torch",
+       "precision": seg.precision,
        "params": sum(p.numel() for p in seg.model.parameters()),
        "encoder_torch": None, "encoder_onnx": None, "encoder_note": ""}
 if encoders:
@@ -318,9 +320,9 @@ def family_parts(name: str, path: Path, workdir: Path, clicks: int, pause: float
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def family_row(name: str, path: Path, encoders: bool, workdir: Path) -> dict:
+def family_row(name: str, path: Path, encoders: bool, workdir: Path, precision: str = "auto") -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "AUTOINPAINT_HOME": str(workdir / "home")}
-    result = subprocess.run([sys.executable, "-c", _ROW, str(path), str(PHOTO), "1" if encoders else "0"],
+    result = subprocess.run([sys.executable, "-c", _ROW, str(path), str(PHOTO), "1" if encoders else "0", precision],
                             capture_output=True, text=True, env=env, cwd=ROOT, timeout=1800)
     if result.returncode != 0:
         return {"error": result.stderr.strip().splitlines()[-1][:200] if result.stderr.strip() else "failed"}
@@ -541,6 +543,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/bench_fast"))
     ap.add_argument("--families", default=",".join(FAMILIES))
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                    help="the segmenters' encoder precision (auto: what a user gets here; the encoder columns are fp32)")
     ap.add_argument("--encoders", default="sam-vit-b-pth,sam2.1-tiny,edgetam",
                     help="families whose image encoder is also exported and timed on ONNX Runtime")
     ap.add_argument("--clicks", type=int, default=30)
@@ -566,7 +570,7 @@ def main() -> None:
     rows = {}
     for name in filter(None, args.families.split(",")):
         path = save_family(name, args.workdir)
-        rows[name] = family_row(name, path, name in args.encoders.split(","), args.workdir)
+        rows[name] = family_row(name, path, name in args.encoders.split(","), args.workdir, args.precision)
         print(f"{name}: {rows[name]}", file=sys.stderr, flush=True)
     texts = text_rows()
     web = {} if args.no_web else {rt: web_clicks(rt, args.workdir, args.clicks, args.pause) for rt in ("onnx", "torch")}
@@ -577,8 +581,9 @@ def main() -> None:
     print(f"\nbench_fast: {os.cpu_count()} CPU cores, torch {__import__('torch').get_num_threads()} threads, "
           f"load average {load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f} before, "
           f"{load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} after ({time.time() - t_start:.0f} s); "
-          "published architectures, random weights, fp32, 1200×900 photo\n")
-    print("| segmenter | params | load | first click (auto: encoder) | repeat click torch | repeat click onnx | "
+          f"published architectures, random weights, --precision {args.precision} (decoders fp32), 1200×900 photo\n")
+    print("| segmenter | params | load | first click (encoder: runtime, precision) | repeat click torch | "
+          "repeat click onnx | "
           "onnx/torch | very first click (ONNX exports) | encoder torch | encoder onnx | "
           "encoder torch/onnx (threads) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -589,7 +594,8 @@ def main() -> None:
         ratio = f"{r['repeat_onnx'] / r['repeat_torch']:.2f}×"
         enc_ratio = (f"{r['encoder_torch'] / r['encoder_onnx']:.2f}× ({r.get('encoder_threads')})"
                      if r.get("encoder_onnx") else r.get("encoder_note") or "–")
-        print(f"| {name} | {r['params'] / 1e6:.1f} M | {sec(r['load'])} | {sec(r['first'])} ({r['encoder_runtime']}) "
+        print(f"| {name} | {r['params'] / 1e6:.1f} M | {sec(r['load'])} | {sec(r['first'])} ({r['encoder_runtime']}, "
+              f"{r['precision']}) "
               f"| {ms(r['repeat_torch'])} "
               f"| {ms(r['repeat_onnx'])} | {ratio} | {sec(r['export'])} | {sec(r['encoder_torch'])} | "
               f"{sec(r['encoder_onnx'])} | {enc_ratio} |")
