@@ -411,8 +411,10 @@ def _graph_class():
                 kwargs["input_boxes"] = boxes[:, None]
             if mask_input is not None:  # as SAM2ImagePredictor feeds logits back
                 kwargs["input_masks"] = mask_input.clamp(-32.0, 32.0) if self.family.multiscale else mask_input
-            if hq_features is None:  # fast_decoder.GivenHQFeatures takes the image once, broadcast (SamModel
-                features = features.expand(b, *features.shape[1:])  # checks the batch sizes match)
+            # fast_decoder.GivenHQFeatures takes the image once, broadcast; SamModel checks that the
+            # image and prompt batch sizes match
+            if hq_features is None:
+                features = features.expand(b, *features.shape[1:])
             if self.family.multiscale:
                 # the high-resolution maps stay one image: the decoder adds them by broadcasting (an expand
                 # copies 3 M floats per click in the exported graph)

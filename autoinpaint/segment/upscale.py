@@ -100,13 +100,13 @@ def _upscale(logits: np.ndarray, original_size: tuple[int, int], input_size: tup
 
     low = np.ascontiguousarray(logits, dtype=np.float32)
     big_h, big_w = original_size
-    out = np.zeros((big_h, big_w), bool)
     extent = _extent((low > 0).any(0))
     if extent is None:  # a bilinear value is a convex combination: no positive source, no positive pixel
-        return out
+        return np.zeros((big_h, big_w), bool)
     full_above = _FULL_BELOW if big_h * big_w <= _SCRATCH_MAX else _FULL_BELOW_LARGE
     if big_h * big_w <= _SMALL or _share(extent, low.shape[-2:], input_size, square) > full_above:
         return _full(low, original_size, input_size, square)
+    out = np.zeros((big_h, big_w), bool)  # the window's pixels are set below; the rest stays False
     t = torch.from_numpy(low)
     h, w = t.shape[-2:]
     exact = square is not None and square % h == 0 and square % w == 0 and square // h == square // w
