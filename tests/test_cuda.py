@@ -146,7 +146,28 @@ def test_diffusion_on_cuda(tmp_path, offline_models):
     print(f"SD-9ch cuda fp32 vs cpu: mean {d32.mean():.3f} max {d32.max()}; cuda auto ({auto!r}) "
           f"vs cpu: mean {d16.mean():.3f} max {d16.max()}")
     assert np.array_equal(b, again) and not np.array_equal(b, other)  # seeded
-    assert d32.mean() <= 1.0 and d16.mean() <= 4.0
+    assert d32.mean() <= 1.0
+    # The seed's noise is drawn on the CPU in the pipeline's dtype. torch 2.14 (the Makefile's pin) draws
+    # float16/bfloat16 normals from the float32 stream, so every precision starts from the same noise;
+    # torch 2.11 (seen on a GPU machine) draws other numbers in half precision, and a seed's image at fp16
+    # then differs from fp32's as much as another seed's does (measured: mean 46.8 vs 46.4).
+    if half_noise_matches_float(auto.pipe.unet.dtype):
+        assert d16.mean() <= 4.0
+    else:  # half precision against half precision, where both draw the same bfloat16 noise
+        c = edit(load_diffusion_inpainter(tiny["sd9"], device="cpu", dtype="bf16")).result
+        g = edit(load_diffusion_inpainter(tiny["sd9"], device="cuda", dtype="bf16")).result
+        dbf = np.abs(g.astype(int) - c)[mask]
+        print(f"torch {torch.__version__} draws other {auto.pipe.unet.dtype} noise than float32 for a seed; "
+              f"cuda bf16 vs cpu bf16: mean {dbf.mean():.3f} max {dbf.max()}")
+        assert dbf.mean() <= 4.0
+
+
+def half_noise_matches_float(dtype) -> bool:
+    """Whether this torch's CPU ``randn`` gives the same numbers (to ``dtype``'s rounding) for a seed in
+    ``dtype`` as in float32."""
+    a = torch.randn(256, generator=torch.Generator("cpu").manual_seed(7))
+    b = torch.randn(256, generator=torch.Generator("cpu").manual_seed(7), dtype=dtype).float()
+    return bool((a - b).abs().max() <= 0.01 * a.abs().max())
 
 
 @pytest.mark.parametrize("kind", ("omdet-turbo", "grounding-dino", "owlv2"))
