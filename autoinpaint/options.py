@@ -234,7 +234,7 @@ class InpaintOptions(Stage):
 
     inpainter: str = option(
         "auto", "auto = lama when its weights are present (autoinpaint models download lama), else hybrid "
-                "(PatchMatch detail on Navier-Stokes colours; classical, no weights); PATH = LaMa weights, "
+                "(PatchMatch detail on smooth membrane colours; classical, no weights); PATH = LaMa weights, "
                 "NAME/PATH = a diffusion model.", when="load", http="inpaint", max_length=200,
         metavar="auto|lama|hybrid|patchmatch|telea|ns|NAME|PATH")
     padding_mask_crop: Optional[int] = option(

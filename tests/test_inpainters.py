@@ -49,9 +49,11 @@ def test_auto_is_classical_and_says_so(capsys):
     assert load_inpainter("auto", quiet=True) is inp            # loaded once per process
 
 
-def test_hybrid_keeps_patchmatch_detail_on_ns_colours():
-    """hybrid = NS low frequencies + PatchMatch high frequencies, only inside the hole."""
+def test_hybrid_keeps_patchmatch_detail_on_smooth_colours():
+    """hybrid = the smooth fill's low frequencies + PatchMatch high frequencies, only inside the hole."""
     import cv2
+
+    from autoinpaint.inpaint.membrane import smooth_fill
 
     rng = np.random.default_rng(1)
     yy, xx = np.mgrid[0:120, 0:160].astype(np.float32)
@@ -62,8 +64,79 @@ def test_hybrid_keeps_patchmatch_detail_on_ns_colours():
     hole = mask > 0
     assert np.array_equal(out[~hole], img[~hole])
     low = lambda a: cv2.GaussianBlur(a.astype(np.float32), (0, 0), 2)  # noqa: E731
-    ns, pm = load_inpainter("ns")(img, mask), load_inpainter("patchmatch")(img, mask)
+    smooth, pm = smooth_fill(img, hole), load_inpainter("patchmatch")(img, mask)
     inner = cv2.erode(mask, np.ones((9, 9), np.uint8)) > 0
-    assert np.abs(low(out) - low(ns))[inner].mean() < 2.0       # colours of Navier–Stokes
+    assert np.abs(low(out) - low(smooth))[inner].mean() < 2.0   # colours of the smooth fill
     detail = lambda a: np.abs(cv2.Laplacian(a.astype(np.float32), cv2.CV_32F))[inner].mean()  # noqa: E731
-    assert detail(out) > 0.8 * detail(pm) > 2 * detail(ns)     # texture of PatchMatch
+    assert detail(out) > 0.8 * detail(pm) > 2 * detail(smooth)  # texture of PatchMatch
+
+
+def vignetted_backdrop(noise: float = 2.5) -> np.ndarray:
+    """A studio backdrop: a bowl-shaped vignette off centre plus sensor noise, 320×240."""
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:240, 320:0:-1].astype(np.float32)
+    r2 = ((xx - 160) / 160) ** 2 + ((yy - 100) / 120) ** 2
+    bowl = np.stack([200 - 60 * r2, 215 - 55 * r2, 205 - 60 * r2], 2)
+    return np.clip(bowl + rng.normal(0, noise, (240, 320, 3)), 0, 255).astype(np.uint8)
+
+
+def test_hybrid_continues_a_vignetted_backdrop_without_seams():
+    """A product removed from a vignetted studio backdrop: the fill's low frequencies follow the bowl
+    (Navier–Stokes, the colours before, and a plain membrane are 8-9 grey levels off in the middle)."""
+    import cv2
+
+    truth = vignetted_backdrop()
+    img, mask = truth.copy(), np.zeros((240, 320), np.uint8)
+    mask[60:190, 90:230] = 255
+    img[mask > 0] = (150, 90, 200)
+    low = lambda a: cv2.GaussianBlur(a.astype(np.float32), (0, 0), 3)  # noqa: E731
+    inner = cv2.erode(mask, np.ones((9, 9), np.uint8)) > 0
+    error = lambda a: np.abs(low(a) - low(truth))[inner]  # noqa: E731
+    out = load_inpainter("hybrid")(img, mask)
+    assert error(out).mean() < 1.0 and error(out).max() < 4.0
+    assert error(load_inpainter("ns")(img, mask)).mean() > 5.0  # what the old colours did here
+    # no seam: the hole's border ring differs from just outside it by no more than the noise does
+    ring_in = (mask > 0) & ~(cv2.erode(mask, np.ones((5, 5), np.uint8)) > 0)
+    ring_out = (cv2.dilate(mask, np.ones((5, 5), np.uint8)) > 0) & (mask == 0)
+    assert abs(low(out)[ring_in].mean() - low(truth)[ring_in].mean()) < 1.0
+    assert abs(low(out)[ring_out].mean() - low(truth)[ring_out].mean()) < 1.0
+
+
+def test_membrane_fill_is_exact_on_a_ramp_and_keeps_what_is_known():
+    """Laplace's equation: a linear ramp is its own membrane, through the coarse solve (a hole of over
+    20 000 pixels) and the relaxation; pixels outside the hole are the input's; edge cases."""
+    from autoinpaint.inpaint.membrane import membrane_fill, smooth_fill
+
+    yy, xx = np.mgrid[0:300, 0:400].astype(np.float32)
+    ramp = np.stack([xx * 0.5 + 20, yy * 0.6 + 10, 200 - xx * 0.2 - yy * 0.1], 2)
+    hole = np.zeros((300, 400), bool)
+    hole[40:260, 60:350] = True  # 63 800 px: one pyramid level down, then relaxed
+    for fill in (membrane_fill, smooth_fill):
+        out = fill(ramp, hole)
+        assert out.dtype == np.float32 and out.shape == ramp.shape
+        assert np.abs(out - ramp)[hole].max() < 0.01
+        assert np.array_equal(out[~hole], ramp[~hole])
+    edge = np.zeros((300, 400), bool)
+    edge[:120, 300:] = True  # touching two sides of the picture, where nothing is known: the membrane
+    # is flat across the picture's border (within what is known), the backdrop's plane carries the ramp
+    flat = membrane_fill(ramp, edge)[edge]
+    assert (flat >= ramp[~edge].min(0) - 1e-3).all() and (flat <= ramp[~edge].max(0) + 1e-3).all()
+    assert np.abs(smooth_fill(ramp, edge) - ramp)[edge].max() < 0.01
+    assert np.array_equal(membrane_fill(ramp, np.zeros_like(hole)), ramp)
+    grey = membrane_fill(ramp[..., 0], hole)
+    assert grey.shape == (300, 400, 1) and np.abs(grey[..., 0] - ramp[..., 0])[hole].max() < 0.01
+    assert np.allclose(membrane_fill(ramp, np.ones_like(hole)), ramp.mean((0, 1)))
+
+
+def test_smooth_fill_trusts_the_backdrop_curve_only_where_it_fits():
+    """The quadratic carries a vignette's bowl; on texture (where it leaves more than noise) the fill is
+    the plain membrane."""
+    from autoinpaint.inpaint.membrane import membrane_fill, smooth_fill
+
+    truth = vignetted_backdrop()
+    hole = np.zeros((240, 320), bool)
+    hole[60:190, 90:230] = True
+    assert np.abs(smooth_fill(truth, hole) - truth)[hole].mean() < 3.0        # noise (σ 2.5) only
+    assert np.abs(membrane_fill(truth, hole) - truth)[hole].mean() > 6.0      # flattened bowl
+    rough = vignetted_backdrop(noise=25.0)
+    assert np.array_equal(smooth_fill(rough, hole), membrane_fill(rough, hole))

@@ -1,5 +1,5 @@
 """Classical inpainters that need no weights: PatchMatch (pypatchmatch), OpenCV Telea and Navier–Stokes,
-and ``hybrid``: PatchMatch's detail on Navier–Stokes's colours (the default, see benchmarks/)."""
+and ``hybrid``: PatchMatch's detail on a smooth fill's colours (the default, see benchmarks/)."""
 from __future__ import annotations
 
 import numpy as np
@@ -17,9 +17,9 @@ def load_classical_inpainter(spec: str = "hybrid") -> "ClassicalInpainter":
 class ClassicalInpainter(BaseInpainter):
     """``ClassicalInpainter("hybrid" | "patchmatch" | "telea" | "ns")``; see ``autoinpaint.inpaint.Inpainter``.
 
-    ``hybrid`` = Navier–Stokes result's low frequencies (Gaussian σ ``detail_sigma`` px) + PatchMatch
-    result's high frequencies: the smooth colours of diffusion-based filling, with copied texture so the
-    hole is as detailed as its surroundings.
+    ``hybrid`` = a smooth fill's low frequencies (:func:`~autoinpaint.inpaint.membrane.smooth_fill`,
+    Gaussian σ ``detail_sigma`` px) + PatchMatch result's high frequencies: smooth colours with no seams
+    of their own, with copied texture so the hole is as detailed as its surroundings.
 
     Args:
         method: which algorithm.
@@ -64,8 +64,10 @@ class ClassicalInpainter(BaseInpainter):
         def low(im: np.ndarray) -> np.ndarray:
             return cv2.GaussianBlur(im.astype(np.float32), (0, 0), self.detail_sigma)
 
+        from .membrane import smooth_fill
+
         texture = self._patchmatch(image, mask)
-        colour = self._opencv(image, mask, "ns")
+        colour = smooth_fill(image, mask > 0)
         mixed = np.clip(np.rint(low(colour) + texture.astype(np.float32) - low(texture)), 0, 255).astype(np.uint8)
         return np.where((mask > 0)[..., None], mixed, image)
 

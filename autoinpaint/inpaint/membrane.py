@@ -1,0 +1,172 @@
+"""Smooth fills of a hole from its surroundings: the colours under ``hybrid``'s copied texture.
+
+* :func:`membrane_fill`: the smoothest surface (a solution of Laplace's equation) through the
+  hole's surroundings. Inside the hole every value is the mean of its four neighbours, outside it
+  the photo's own: a linear gradient comes back exactly, with no edges of its own. Navier–Stokes
+  (OpenCV's ``INPAINT_NS``, ``hybrid``'s colours before) marches in from the border and carries each
+  border pixel's noise along straight lines: streaks and wedge-shaped seams on a plain or gradient
+  backdrop.
+* :func:`smooth_fill`: the membrane plus a studio backdrop's curvature. A vignette is a bowl, which
+  a membrane flattens (on a vignetted backdrop 9 grey levels off in the middle of a 140×130 hole); a
+  quadratic fitted to a ring around the hole carries it. The quadratic is trusted as far as it
+  explains the ring (fully where what is left is sensor noise, not at all on texture, where its
+  curvature would be a guess).
+
+Solved coarse to fine: a mask-aware image pyramid down to at most :data:`_DIRECT` unknown cells,
+solved there exactly (sparse LU), then each finer level starts from the coarser solution and relaxes
+it with Jacobi sweeps. ``benchmarks/bench_foundation.py`` measures the hybrid on both.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+_NEIGHBOURS = np.array([[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]], np.float32)
+_CONTEXT = 64  # px of surroundings kept around the hole: the coarse levels need known cells around it
+_DIRECT = 20000  # unknown cells solved directly (sparse LU) on the coarsest level
+_RING = 24  # px: the ring around the hole that the backdrop's quadratic is fitted to
+_NOISE = (4.0, 8.0)  # grey levels (RMS left by the quadratic on the ring): trusted fully below, not above
+
+
+def membrane_fill(image: np.ndarray, hole: np.ndarray, sweeps: int = 20) -> np.ndarray:
+    """Fill ``hole`` (H×W bool) of ``image`` (H×W or H×W×C, any numeric dtype) with the membrane
+    through its surroundings. Returns H×W×C float32: the image outside the hole, the membrane inside.
+    ``sweeps``: Jacobi sweeps per pyramid level (the levels below carry the low frequencies; on a
+    370×290 px hole in a noisy backdrop, 20 sweeps leave 0.14 grey levels on average from the fully
+    relaxed fill)."""
+    return _fill(image, hole, sweeps, trend=False)
+
+
+def smooth_fill(image: np.ndarray, hole: np.ndarray, sweeps: int = 20) -> np.ndarray:
+    """:func:`membrane_fill` plus the curvature of a smooth backdrop around the hole (a quadratic per
+    channel, least squares on the known pixels within :data:`_RING` px of the hole, weighted by how
+    well it explains them). Same arguments and result."""
+    return _fill(image, hole, sweeps, trend=True)
+
+
+def _fill(image: np.ndarray, hole: np.ndarray, sweeps: int, trend: bool) -> np.ndarray:
+    out = image.astype(np.float32, copy=True)
+    if out.ndim == 2:
+        out = out[..., None]
+    if not hole.any():
+        return out
+    if hole.all():
+        out[:] = out.reshape(-1, out.shape[2]).mean(0)
+        return out
+    ys, xs = np.nonzero(hole)
+    y0, x0 = max(0, ys.min() - _CONTEXT), max(0, xs.min() - _CONTEXT)
+    y1, x1 = min(hole.shape[0], ys.max() + 1 + _CONTEXT), min(hole.shape[1], xs.max() + 1 + _CONTEXT)
+    values, unknown = out[y0:y1, x0:x1], hole[y0:y1, x0:x1]
+    if trend:
+        # the membrane is linear in its border values: the membrane of (image − w·quadratic), plus w·quadratic
+        # back, is the plain membrane plus w × the quadratic's own departure from a membrane (0 on the border)
+        surface = _backdrop_trend(values, unknown)
+        filled = _membrane(values - surface, unknown, sweeps) + surface
+    else:
+        filled = _membrane(values, unknown, sweeps)
+    values[unknown] = filled[unknown]
+    return out
+
+
+def _membrane(values: np.ndarray, unknown: np.ndarray, sweeps: int) -> np.ndarray:
+    """The membrane over ``unknown`` (h×w bool) of ``values`` (h×w×C float32), coarse to fine."""
+    import cv2
+
+    levels = [(values, (~unknown).astype(np.float32))]
+    while (levels[-1][1] == 0).sum() > _DIRECT:
+        coarser = _half(*levels[-1])
+        if not coarser[1].any():  # no whole known block left around the hole: solve this level
+            break
+        levels.append(coarser)
+    u = _solve(*levels[-1])
+    for v, known in reversed(levels[:-1]):
+        h, w = known.shape
+        up = cv2.resize(u, (2 * u.shape[1], 2 * u.shape[0]), interpolation=cv2.INTER_LINEAR)
+        u = _relax(up.reshape(up.shape[0], up.shape[1], -1)[:h, :w], v, known, sweeps)
+    return u
+
+
+def _backdrop_trend(values: np.ndarray, unknown: np.ndarray) -> np.ndarray:
+    """w × the quadratic (per channel) fitted to the known pixels within :data:`_RING` px of ``unknown``;
+    w = 1 where the fit leaves at most ``_NOISE[0]`` grey levels RMS, 0 from ``_NOISE[1]``. h×w×C."""
+    import cv2
+
+    h, w = unknown.shape
+    dist = cv2.distanceTransform((~unknown).astype(np.uint8), cv2.DIST_L2, 3)
+    ry, rx = np.nonzero(~unknown & (dist <= _RING))
+    zero = np.zeros_like(values)
+    if len(ry) < 24:
+        return zero
+    ys, xs = np.nonzero(unknown)
+    cy, cx = ys.mean(), xs.mean()
+    scale = max(np.ptp(ys), np.ptp(xs), 1) / 2 + _RING  # coordinates of order 1: a well-conditioned fit
+
+    def basis(y: np.ndarray, x: np.ndarray) -> list[np.ndarray]:
+        y, x = (y - cy) / scale, (x - cx) / scale
+        return [np.ones_like(x * y), x, y, x * x, x * y, y * y]
+
+    a = np.stack([np.broadcast_to(b, ry.shape) for b in basis(ry.astype(np.float64), rx.astype(np.float64))], 1)
+    ring = values[ry, rx].astype(np.float64)
+    coef, *_ = np.linalg.lstsq(a, ring, rcond=None)  # 6×C
+    rms = float(np.sqrt(((a @ coef - ring) ** 2).mean()))
+    weight = float(np.clip((_NOISE[1] - rms) / (_NOISE[1] - _NOISE[0]), 0.0, 1.0))
+    if weight == 0.0:
+        return zero
+    terms = basis(np.arange(h, dtype=np.float64)[:, None], np.arange(w, dtype=np.float64)[None, :])
+    surface = sum(np.broadcast_to(t, (h, w))[..., None] * c for t, c in zip(terms, coef))
+    return (weight * surface).astype(np.float32)
+
+
+def _relax(start: np.ndarray, values: np.ndarray, known: np.ndarray, sweeps: int) -> np.ndarray:
+    """Jacobi sweeps of Laplace's equation on the unknown cells, from ``start``; known cells keep ``values``."""
+    import cv2
+
+    free = (known == 0)[..., None]
+    u = np.where(free, start, values)
+    for _ in range(sweeps):
+        mean = cv2.filter2D(u, -1, _NEIGHBOURS, borderType=cv2.BORDER_REPLICATE)
+        u = np.where(free, mean.reshape(u.shape), values)
+    return u
+
+
+def _solve(values: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Laplace's equation on the unknown cells solved exactly (sparse LU): each unknown cell is the
+    mean of its neighbours inside the array (the array's edge reflects), known cells keep ``values``."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.linalg import splu
+
+    h, w = known.shape
+    free = known == 0
+    index = np.full((h, w), -1, np.int64)
+    n = int(free.sum())
+    index[free] = np.arange(n)
+    ys, xs = np.nonzero(free)
+    rows, cols, coef = [np.arange(n)], [np.arange(n)], [np.zeros(n)]
+    rhs = np.zeros((n, values.shape[2]), np.float64)
+    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        ny, nx = ys + dy, xs + dx
+        inside = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
+        coef[0][inside] += 1.0  # the diagonal: how many neighbours this cell has
+        j = np.where(inside, index[np.clip(ny, 0, h - 1), np.clip(nx, 0, w - 1)], -1)
+        unknown_nb = inside & (j >= 0)
+        rows.append(np.nonzero(unknown_nb)[0]); cols.append(j[unknown_nb]); coef.append(-np.ones(int(unknown_nb.sum())))
+        known_nb = inside & (j < 0)
+        rhs[known_nb] += values[ny[known_nb], nx[known_nb]]
+    matrix = coo_matrix((np.concatenate(coef), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)).tocsc()
+    u = values.astype(np.float32, copy=True)
+    if n:
+        u[free] = splu(matrix).solve(rhs).astype(np.float32)
+    return u
+
+
+def _half(values: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One pyramid level down: each 2×2 block → the mean of its pixels, known where all four are."""
+    h, w = known.shape
+    hh, hw = (h + 1) // 2, (w + 1) // 2
+    pad = ((0, 2 * hh - h), (0, 2 * hw - w))  # an odd last row or column: its edge repeated
+    sums = np.pad(values * known[..., None], (*pad, (0, 0)), mode="edge")
+    counts = np.pad(known, pad, mode="edge")
+    sums = sums.reshape(hh, 2, hw, 2, -1).sum((1, 3))
+    counts = counts.reshape(hh, 2, hw, 2).sum((1, 3))
+    # only whole known blocks stay known: a partly known block's mean sits off its centre, which would
+    # bend the coarse solution (a linear ramp came back 1.2 grey levels off instead of 0.1)
+    return sums / np.maximum(counts, 1e-6)[..., None], (counts == 4).astype(np.float32)
