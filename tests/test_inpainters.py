@@ -140,3 +140,45 @@ def test_smooth_fill_trusts_the_backdrop_curve_only_where_it_fits():
     assert np.abs(membrane_fill(truth, hole) - truth)[hole].mean() > 6.0      # flattened bowl
     rough = vignetted_backdrop(noise=25.0)
     assert np.array_equal(smooth_fill(rough, hole), membrane_fill(rough, hole))
+
+
+def test_hybrid_takes_a_plain_backdrops_grain_instead_of_patchmatch():
+    """On a plain backdrop the hybrid's detail is the backdrop's own grain (no PatchMatch: it says so, and
+    it is seeded); the hole is as grainy as the ring around it, its low frequencies follow the backdrop."""
+    import cv2
+
+    from autoinpaint.inpaint.grain import backdrop_grain
+    from autoinpaint.inpaint.membrane import fit_backdrop
+
+    truth = vignetted_backdrop()
+    img, mask = truth.copy(), np.zeros((240, 320), np.uint8)
+    mask[60:190, 90:230] = 255
+    img[mask > 0] = (150, 90, 200)
+    inpainter = load_inpainter("hybrid")
+    result = inpainter.inpaint(img, mask)
+    assert result.metadata == {"hybrid_detail": "grain"}
+    out = result.image
+    assert np.array_equal(out, inpainter.inpaint(img, mask).image)  # same input, same grain
+    hole = mask > 0
+    assert np.array_equal(out[~hole], img[~hole])
+    high = lambda a: a.astype(np.float32) - cv2.GaussianBlur(a.astype(np.float32), (0, 0), 2)  # noqa: E731
+    inner = cv2.erode(mask, np.ones((9, 9), np.uint8)) > 0
+    ring = (cv2.dilate(mask, np.ones((31, 31), np.uint8)) > 0) & ~hole
+    grain_in, grain_out = high(out)[inner].std(), high(truth)[ring].std()
+    assert 0.8 < grain_in / grain_out < 1.25                      # as grainy as its surroundings
+    low = lambda a: cv2.GaussianBlur(a.astype(np.float32), (0, 0), 3)  # noqa: E731
+    assert np.abs(low(out) - low(truth))[inner].mean() < 1.0
+    # the grain is the ring's own: tiles of what the fitted surface leaves there, nothing of the object
+    backdrop = fit_backdrop(img, hole)
+    assert backdrop.plain and backdrop.rms < 4
+    grain = backdrop_grain(img, hole, backdrop, seed=0)
+    ys, xs = np.nonzero(hole)
+    box = np.zeros_like(hole)
+    box[ys.min():ys.max() + 1, xs.min():xs.max() + 1] = True
+    assert not grain[~box].any() and grain[hole].std() > 1.0
+    residual = img.astype(np.float32) - backdrop.surface(0, 240, 0, 320)
+    assert np.abs(grain).max() <= np.abs(residual[backdrop.ring]).max() + 1e-3
+    # texture around the hole (not a plain backdrop): PatchMatch, as before
+    textured = np.clip(truth.astype(int) + np.random.default_rng(5).normal(0, 25, truth.shape), 0, 255).astype(np.uint8)
+    textured[hole] = (150, 90, 200)
+    assert inpainter.inpaint(textured, mask).metadata == {"hybrid_detail": "patchmatch"}

@@ -18,8 +18,11 @@ class ClassicalInpainter(BaseInpainter):
     """``ClassicalInpainter("hybrid" | "patchmatch" | "telea" | "ns")``; see ``autoinpaint.inpaint.Inpainter``.
 
     ``hybrid`` = a smooth fill's low frequencies (:func:`~autoinpaint.inpaint.membrane.smooth_fill`,
-    Gaussian σ ``detail_sigma`` px) + PatchMatch result's high frequencies: smooth colours with no seams
-    of their own, with copied texture so the hole is as detailed as its surroundings.
+    Gaussian σ ``detail_sigma`` px) + high frequencies copied from the surroundings, so the hole is as
+    detailed as they are: PatchMatch's texture, or, where the ring around the hole is a plain backdrop
+    (:attr:`~autoinpaint.inpaint.membrane.Backdrop.plain`), the backdrop's own grain
+    (:func:`~autoinpaint.inpaint.grain.backdrop_grain`, milliseconds instead of PatchMatch's seconds).
+    The result's metadata says which: ``hybrid_detail`` = ``grain`` or ``patchmatch``.
 
     Args:
         method: which algorithm.
@@ -43,7 +46,8 @@ class ClassicalInpainter(BaseInpainter):
         if self.name == "patchmatch":
             return InpaintResult(self._patchmatch(image, mask))
         if self.name == "hybrid":
-            return InpaintResult(self._hybrid(image, mask))
+            filled, detail = self._hybrid(image, mask)
+            return InpaintResult(filled, {"hybrid_detail": detail})
         return InpaintResult(self._opencv(image, mask, self.name))
 
     def _patchmatch(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -58,18 +62,24 @@ class ClassicalInpainter(BaseInpainter):
         flag = cv2.INPAINT_TELEA if method == "telea" else cv2.INPAINT_NS
         return cv2.inpaint(np.ascontiguousarray(image), mask, self.radius, flag)
 
-    def _hybrid(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def _hybrid(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, str]:
         import cv2
+
+        from .grain import backdrop_grain
+        from .membrane import fit_backdrop, smooth_fill
 
         def low(im: np.ndarray) -> np.ndarray:
             return cv2.GaussianBlur(im.astype(np.float32), (0, 0), self.detail_sigma)
 
-        from .membrane import smooth_fill
-
-        texture = self._patchmatch(image, mask)
-        colour = smooth_fill(image, mask > 0)
+        hole = mask > 0
+        backdrop = fit_backdrop(image, hole)
+        colour = smooth_fill(image, hole, backdrop=backdrop)
+        texture = backdrop_grain(image, hole, backdrop, self.seed) if backdrop is not None and backdrop.plain else None
+        detail = "grain" if texture is not None else "patchmatch"
+        if texture is None:
+            texture = self._patchmatch(image, mask)
         mixed = np.clip(np.rint(low(colour) + texture.astype(np.float32) - low(texture)), 0, 255).astype(np.uint8)
-        return np.where((mask > 0)[..., None], mixed, image)
+        return np.where(hole[..., None], mixed, image), detail
 
     def __repr__(self) -> str:
         return f"ClassicalInpainter({self.name!r})"

@@ -36,14 +36,63 @@ def membrane_fill(image: np.ndarray, hole: np.ndarray, sweeps: int = 20) -> np.n
     return _fill(image, hole, sweeps, trend=False)
 
 
-def smooth_fill(image: np.ndarray, hole: np.ndarray, sweeps: int = 20) -> np.ndarray:
-    """:func:`membrane_fill` plus the curvature of a smooth backdrop around the hole (a quadratic per
-    channel, least squares on the known pixels within :data:`_RING` px of the hole, weighted by how
-    well it explains them). Same arguments and result."""
-    return _fill(image, hole, sweeps, trend=True)
+def smooth_fill(image: np.ndarray, hole: np.ndarray, sweeps: int = 20,
+                backdrop: "Backdrop | None" = None) -> np.ndarray:
+    """:func:`membrane_fill` plus the curvature of a smooth backdrop around the hole (``backdrop``,
+    :func:`fit_backdrop` of the same image and hole when not given, weighted by how well it explains
+    the ring). Same arguments and result."""
+    return _fill(image, hole, sweeps, trend=backdrop or fit_backdrop(image, hole) or False)
 
 
-def _fill(image: np.ndarray, hole: np.ndarray, sweeps: int, trend: bool) -> np.ndarray:
+class Backdrop:
+    """A quadratic per channel fitted (least squares) to the known pixels within :data:`_RING` px of a
+    hole: ``coef`` 6×C over (1, x, y, x², xy, y²) in coordinates centred on the hole and scaled by its
+    size; ``rms``: what it leaves on that ring, in grey levels; ``ring``: the ring (H×W bool);
+    ``weight``: how far the fill trusts its curvature (1 up to ``_NOISE[0]`` RMS, 0 from ``_NOISE[1]``)."""
+
+    def __init__(self, coef: np.ndarray, centre: tuple[float, float], scale: float, rms: float,
+                 ring: np.ndarray) -> None:
+        self.coef, self.centre, self.scale, self.rms, self.ring = coef, centre, scale, rms, ring
+        self.weight = float(np.clip((_NOISE[1] - rms) / (_NOISE[1] - _NOISE[0]), 0.0, 1.0))
+
+    @property
+    def plain(self) -> bool:
+        """Whether the ring is the smooth surface plus no more than sensor noise (weight 1)."""
+        return self.weight == 1.0
+
+    def terms(self, y: np.ndarray, x: np.ndarray) -> list[np.ndarray]:
+        y, x = (y - self.centre[0]) / self.scale, (x - self.centre[1]) / self.scale
+        return [np.ones_like(x * y), x, y, x * x, x * y, y * y]
+
+    def surface(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """The fitted surface on rows y0:y1, columns x0:x1: (y1−y0)×(x1−x0)×C float32."""
+        y = ((np.arange(y0, y1) - self.centre[0]) / self.scale).astype(np.float32)[:, None, None]
+        x = ((np.arange(x0, x1) - self.centre[1]) / self.scale).astype(np.float32)[None, :, None]
+        c = self.coef.astype(np.float32)
+        # c0 + c1·x + c2·y + c3·x² + c4·xy + c5·y², as (c0 + c1·x + c3·x²) + y·(c2 + c4·x + c5·y)
+        return (c[0] + x * (c[1] + c[3] * x)) + y * ((c[2] + c[4] * x) + c[5] * y)
+
+
+def fit_backdrop(image: np.ndarray, hole: np.ndarray) -> Backdrop | None:
+    """:class:`Backdrop` of ``image`` (H×W×C) around ``hole`` (H×W bool); None without enough ring."""
+    import cv2
+
+    if not hole.any() or hole.all():
+        return None
+    dist = cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, 3)
+    ring = ~hole & (dist <= _RING)
+    ry, rx = np.nonzero(ring)
+    if len(ry) < 24:
+        return None
+    ys, xs = np.nonzero(hole)
+    fit = Backdrop(np.zeros(0), (ys.mean(), xs.mean()), max(np.ptp(ys), np.ptp(xs), 1) / 2 + _RING, 0.0, ring)
+    a = np.stack([np.broadcast_to(t, ry.shape) for t in fit.terms(ry.astype(np.float64), rx.astype(np.float64))], 1)
+    values = image.reshape(image.shape[0], image.shape[1], -1)[ry, rx].astype(np.float64)
+    coef, *_ = np.linalg.lstsq(a, values, rcond=None)  # 6×C
+    return Backdrop(coef, fit.centre, fit.scale, float(np.sqrt(((a @ coef - values) ** 2).mean())), ring)
+
+
+def _fill(image: np.ndarray, hole: np.ndarray, sweeps: int, trend: "Backdrop | bool") -> np.ndarray:
     out = image.astype(np.float32, copy=True)
     if out.ndim == 2:
         out = out[..., None]
@@ -56,10 +105,10 @@ def _fill(image: np.ndarray, hole: np.ndarray, sweeps: int, trend: bool) -> np.n
     y0, x0 = max(0, ys.min() - _CONTEXT), max(0, xs.min() - _CONTEXT)
     y1, x1 = min(hole.shape[0], ys.max() + 1 + _CONTEXT), min(hole.shape[1], xs.max() + 1 + _CONTEXT)
     values, unknown = out[y0:y1, x0:x1], hole[y0:y1, x0:x1]
-    if trend:
+    if trend and trend.weight > 0:
         # the membrane is linear in its border values: the membrane of (image − w·quadratic), plus w·quadratic
         # back, is the plain membrane plus w × the quadratic's own departure from a membrane (0 on the border)
-        surface = _backdrop_trend(values, unknown)
+        surface = trend.weight * trend.surface(y0, y1, x0, x1)
         filled = _membrane(values - surface, unknown, sweeps) + surface
     else:
         filled = _membrane(values, unknown, sweeps)
@@ -85,46 +134,19 @@ def _membrane(values: np.ndarray, unknown: np.ndarray, sweeps: int) -> np.ndarra
     return u
 
 
-def _backdrop_trend(values: np.ndarray, unknown: np.ndarray) -> np.ndarray:
-    """w × the quadratic (per channel) fitted to the known pixels within :data:`_RING` px of ``unknown``;
-    w = 1 where the fit leaves at most ``_NOISE[0]`` grey levels RMS, 0 from ``_NOISE[1]``. h×w×C."""
-    import cv2
-
-    h, w = unknown.shape
-    dist = cv2.distanceTransform((~unknown).astype(np.uint8), cv2.DIST_L2, 3)
-    ry, rx = np.nonzero(~unknown & (dist <= _RING))
-    zero = np.zeros_like(values)
-    if len(ry) < 24:
-        return zero
-    ys, xs = np.nonzero(unknown)
-    cy, cx = ys.mean(), xs.mean()
-    scale = max(np.ptp(ys), np.ptp(xs), 1) / 2 + _RING  # coordinates of order 1: a well-conditioned fit
-
-    def basis(y: np.ndarray, x: np.ndarray) -> list[np.ndarray]:
-        y, x = (y - cy) / scale, (x - cx) / scale
-        return [np.ones_like(x * y), x, y, x * x, x * y, y * y]
-
-    a = np.stack([np.broadcast_to(b, ry.shape) for b in basis(ry.astype(np.float64), rx.astype(np.float64))], 1)
-    ring = values[ry, rx].astype(np.float64)
-    coef, *_ = np.linalg.lstsq(a, ring, rcond=None)  # 6×C
-    rms = float(np.sqrt(((a @ coef - ring) ** 2).mean()))
-    weight = float(np.clip((_NOISE[1] - rms) / (_NOISE[1] - _NOISE[0]), 0.0, 1.0))
-    if weight == 0.0:
-        return zero
-    terms = basis(np.arange(h, dtype=np.float64)[:, None], np.arange(w, dtype=np.float64)[None, :])
-    surface = sum(np.broadcast_to(t, (h, w))[..., None] * c for t, c in zip(terms, coef))
-    return (weight * surface).astype(np.float32)
-
-
 def _relax(start: np.ndarray, values: np.ndarray, known: np.ndarray, sweeps: int) -> np.ndarray:
     """Jacobi sweeps of Laplace's equation on the unknown cells, from ``start``; known cells keep ``values``."""
     import cv2
 
-    free = (known == 0)[..., None]
-    u = np.where(free, start, values)
+    free = (known == 0).astype(np.float32)[..., None]
+    fixed = values * (1 - free)  # the known cells' values, 0 on the free ones
+    u = start * free + fixed
+    mean = np.empty_like(u)
+    target = mean[..., 0] if u.shape[2] == 1 else mean  # OpenCV returns one channel as H×W
     for _ in range(sweeps):
-        mean = cv2.filter2D(u, -1, _NEIGHBOURS, borderType=cv2.BORDER_REPLICATE)
-        u = np.where(free, mean.reshape(u.shape), values)
+        cv2.filter2D(u, -1, _NEIGHBOURS, dst=target, borderType=cv2.BORDER_REPLICATE)
+        np.multiply(mean, free, out=u)  # a blend, not a masked copy: two plain passes, much faster
+        u += fixed
     return u
 
 
