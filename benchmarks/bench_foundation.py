@@ -139,10 +139,11 @@ def bench_inpainters(args) -> None:
           "ring 4–24 px around it, each + 0.5 (1.0 = as detailed as the surroundings; 'truth' = the same ratio on "
           "the true background; medians over scenes). PSNR σ2 = PSNR after a Gaussian blur (σ 2 px) of both "
           "images: structure and colour without the noise/texture realisation. PSNR, PSNR σ2 (capped at 60 dB), SSIM: means over "
-          "scenes. Outside = max |result − input| where alpha = 0 (must be 0).\n")
+          "scenes. Outside = max |result − input| where alpha = 0 (must be 0). Grain: scenes where the hybrid "
+          "took a plain backdrop's grain instead of PatchMatch's texture.\n")
     print("| scene type | inpainter | PSNR dB | PSNR σ2 dB | SSIM | sharpness | sharpness truth | max diff outside "
-          "| s / image |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| s / image | grain |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     refine = RefineMask(dilate=8, feather=4)
     names = INPAINTERS
     overall = {name: [] for name in names}
@@ -157,6 +158,7 @@ def bench_inpainters(args) -> None:
                 el = time.perf_counter() - t
                 met = hole_metrics(st.result, sc.background, sc.image, st.alpha)
                 met["time"] = el
+                met["grain"] = st.metadata.get("hybrid_detail") == "grain"
                 rows[name].append(met)
                 overall[name].append(met)
         for name in names:
@@ -172,7 +174,8 @@ def _row(kind: str, name: str, ms: list[dict]) -> None:
     def med(k):
         return float(np.median([m[k] for m in ms]))
     print(f"| {kind} | {name} | {avg('psnr'):.2f} | {avg('psnr_lo'):.2f} | {avg('ssim'):.3f} | {med('sharp'):.2f} | "
-          f"{med('sharp_truth'):.2f} | {max(m['outside'] for m in ms)} | {avg('time'):.2f} |", flush=True)
+          f"{med('sharp_truth'):.2f} | {max(m['outside'] for m in ms)} | {avg('time'):.2f} | "
+          f"{sum(m['grain'] for m in ms)}/{len(ms)} |", flush=True)
 
 
 # ------------------------------------------------------------------ timings
