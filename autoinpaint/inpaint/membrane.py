@@ -37,7 +37,7 @@ def membrane_fill(image: np.ndarray, hole: np.ndarray, sweeps: int = 20) -> np.n
 
 
 def smooth_fill(image: np.ndarray, hole: np.ndarray, sweeps: int = 20,
-                backdrop: "Backdrop | None" = None) -> np.ndarray:
+                backdrop: Backdrop | None = None) -> np.ndarray:
     """:func:`membrane_fill` plus the curvature of a smooth backdrop around the hole (``backdrop``,
     :func:`fit_backdrop` of the same image and hole when not given, weighted by how well it explains
     the ring). Same arguments and result."""
@@ -60,10 +60,6 @@ class Backdrop:
         """Whether the ring is the smooth surface plus no more than sensor noise (weight 1)."""
         return self.weight == 1.0
 
-    def terms(self, y: np.ndarray, x: np.ndarray) -> list[np.ndarray]:
-        y, x = (y - self.centre[0]) / self.scale, (x - self.centre[1]) / self.scale
-        return [np.ones_like(x * y), x, y, x * x, x * y, y * y]
-
     def surface(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """The fitted surface on rows y0:y1, columns x0:x1: (y1−y0)×(x1−x0)×C float32."""
         y = ((np.arange(y0, y1) - self.centre[0]) / self.scale).astype(np.float32)[:, None, None]
@@ -85,14 +81,15 @@ def fit_backdrop(image: np.ndarray, hole: np.ndarray) -> Backdrop | None:
     if len(ry) < 24:
         return None
     ys, xs = np.nonzero(hole)
-    fit = Backdrop(np.zeros(0), (ys.mean(), xs.mean()), max(np.ptp(ys), np.ptp(xs), 1) / 2 + _RING, 0.0, ring)
-    a = np.stack([np.broadcast_to(t, ry.shape) for t in fit.terms(ry.astype(np.float64), rx.astype(np.float64))], 1)
+    centre, scale = (ys.mean(), xs.mean()), max(np.ptp(ys), np.ptp(xs), 1) / 2 + _RING  # coordinates of order 1
+    y, x = (ry - centre[0]) / scale, (rx - centre[1]) / scale
+    a = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], 1)
     values = image.reshape(image.shape[0], image.shape[1], -1)[ry, rx].astype(np.float64)
     coef, *_ = np.linalg.lstsq(a, values, rcond=None)  # 6×C
-    return Backdrop(coef, fit.centre, fit.scale, float(np.sqrt(((a @ coef - values) ** 2).mean())), ring)
+    return Backdrop(coef, centre, scale, float(np.sqrt(((a @ coef - values) ** 2).mean())), ring)
 
 
-def _fill(image: np.ndarray, hole: np.ndarray, sweeps: int, trend: "Backdrop | bool") -> np.ndarray:
+def _fill(image: np.ndarray, hole: np.ndarray, sweeps: int, trend: Backdrop | bool) -> np.ndarray:
     out = image.astype(np.float32, copy=True)
     if out.ndim == 2:
         out = out[..., None]
