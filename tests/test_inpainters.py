@@ -182,3 +182,31 @@ def test_hybrid_takes_a_plain_backdrops_grain_instead_of_patchmatch():
     textured = np.clip(truth.astype(int) + np.random.default_rng(5).normal(0, 25, truth.shape), 0, 255).astype(np.uint8)
     textured[hole] = (150, 90, 200)
     assert inpainter.inpaint(textured, mask).metadata == {"hybrid_detail": "patchmatch"}
+
+
+def test_remove_on_a_studio_photo_reports_the_grain_and_leaves_no_seam(cli, tmp_path):
+    """`remove --mask … --json` on a product shot against a vignetted backdrop: the hybrid takes the
+    backdrop's grain (said in --json), pixels outside the mask's alpha are the input's, and the filled
+    area's low frequencies are the backdrop's."""
+    import json
+
+    import cv2
+    from PIL import Image
+
+    truth = vignetted_backdrop()
+    photo, mask = truth.copy(), np.zeros((240, 320), np.uint8)
+    cv2.rectangle(photo, (110, 70), (200, 170), (140, 60, 190), -1)  # the product
+    cv2.rectangle(mask, (110, 70), (200, 170), 255, -1)
+    Image.fromarray(photo).save(tmp_path / "shot.png")
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    r = cli("remove", tmp_path / "shot.png", "--mask", tmp_path / "mask.png", "-o", tmp_path / "out.png",
+            "--inpainter", "hybrid", "--json")
+    assert r.code == 0, r.err
+    record = json.loads(r.out)
+    assert record["inpainter"] == "hybrid" and record["hybrid_detail"] == "grain"
+    out = np.asarray(Image.open(tmp_path / "out.png").convert("RGB"))
+    near = cv2.dilate(mask, np.ones((41, 41), np.uint8)) > 0  # the mask grown past its dilation and feather
+    assert np.array_equal(out[~near], photo[~near])
+    low = lambda a: cv2.GaussianBlur(a.astype(np.float32), (0, 0), 3)  # noqa: E731
+    inner = cv2.erode(mask, np.ones((9, 9), np.uint8)) > 0
+    assert np.abs(low(out) - low(truth))[inner].mean() < 1.0
