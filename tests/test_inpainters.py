@@ -210,3 +210,23 @@ def test_remove_on_a_studio_photo_reports_the_grain_and_leaves_no_seam(cli, tmp_
     low = lambda a: cv2.GaussianBlur(a.astype(np.float32), (0, 0), 3)  # noqa: E731
     inner = cv2.erode(mask, np.ones((9, 9), np.uint8)) > 0
     assert np.abs(low(out) - low(truth))[inner].mean() < 1.0
+
+
+def test_backdrop_grain_leaves_out_specks_on_the_ring():
+    """A fringe of the object or dust on the ring is not copied into the hole tile after tile."""
+    from autoinpaint.inpaint.grain import backdrop_grain
+    from autoinpaint.inpaint.membrane import fit_backdrop
+
+    img = vignetted_backdrop()
+    hole = np.zeros((240, 320), bool)
+    hole[60:190, 90:230] = True
+    specks = np.zeros_like(hole)
+    specks[50:200:9, 80:240:11] = True
+    specks &= ~hole  # on the ring and beyond: 40 grey levels brighter, one pixel each
+    img = img.copy()
+    img[specks] = np.clip(img[specks].astype(int) + 40, 0, 255).astype(np.uint8)
+    backdrop = fit_backdrop(img, hole)
+    assert backdrop.plain and (specks & backdrop.ring).sum() > 20
+    grain = backdrop_grain(img, hole, backdrop, seed=3)
+    assert np.abs(grain[hole]).max() < 15  # the backdrop's noise (σ 2.5) only, no speck
+    assert grain[hole].std() > 1.5

@@ -12,6 +12,8 @@ import numpy as np
 from .membrane import Backdrop
 
 TILE = 16  # px: a tile of the ring's grain (the ring is 24 px wide, so whole tiles fit in it)
+_OUTLIER = 4.0  # robust σ of the ring's grain beyond which a pixel keeps its tile out of the choice
+_OUTLIER_FLOOR = 0.5  # grey levels: the least σ assumed (a noiseless ring has none to measure)
 
 
 def backdrop_grain(image: np.ndarray, hole: np.ndarray, backdrop: Backdrop, seed: int = 0) -> np.ndarray | None:
@@ -24,8 +26,13 @@ def backdrop_grain(image: np.ndarray, hole: np.ndarray, backdrop: Backdrop, seed
     y0, y1, x0, x1 = ry.min(), ry.max() + 1, rx.min(), rx.max() + 1
     values = image.reshape(image.shape[0], image.shape[1], -1)
     residual = values[y0:y1, x0:x1].astype(np.float32) - backdrop.surface(y0, y1, x0, x1)
-    # tile origins (top-left) whose whole tile lies on the ring
-    ring = backdrop.ring[y0:y1, x0:x1].astype(np.uint8)
+    # tile origins (top-left) whose whole tile lies on the ring, clear of outliers: a fringe of the object
+    # or a speck of dust left there would otherwise be copied into the hole, tile after tile
+    ring = backdrop.ring[y0:y1, x0:x1]
+    size = np.abs(residual).max(axis=2)
+    spread = max(_OUTLIER_FLOOR, 1.4826 * float(np.median(np.abs(residual[ring]))))  # robust σ of the grain
+    clean = ring & (size <= _OUTLIER * spread)
+    ring = (clean if clean.sum() >= 4 * TILE * TILE else ring).astype(np.uint8)
     whole = cv2.erode(ring, np.ones((TILE, TILE), np.uint8), anchor=(0, 0), borderType=cv2.BORDER_CONSTANT,
                       borderValue=0)
     oy, ox = np.nonzero(whole[:whole.shape[0] - TILE + 1, :whole.shape[1] - TILE + 1])
