@@ -117,8 +117,8 @@ def test_membrane_fill_is_exact_on_a_ramp_and_keeps_what_is_known():
         assert np.abs(out - ramp)[hole].max() < 0.01
         assert np.array_equal(out[~hole], ramp[~hole])
     edge = np.zeros((300, 400), bool)
-    edge[:120, 300:] = True  # touching two sides of the picture, where nothing is known: the membrane
-    # is flat across the picture's border (within what is known), the backdrop's plane carries the ramp
+    edge[:100, 150:250] = True  # on the picture's top, where nothing is known: the membrane is flat
+    # across the frame (within what is known); the backdrop's plane, known on three sides, carries the ramp
     flat = membrane_fill(ramp, edge)[edge]
     assert (flat >= ramp[~edge].min(0) - 1e-3).all() and (flat <= ramp[~edge].max(0) + 1e-3).all()
     assert np.abs(smooth_fill(ramp, edge) - ramp)[edge].max() < 0.01
@@ -230,3 +230,25 @@ def test_backdrop_grain_leaves_out_specks_on_the_ring():
     grain = backdrop_grain(img, hole, backdrop, seed=3)
     assert np.abs(grain[hole]).max() < 15  # the backdrop's noise (σ 2.5) only, no speck
     assert grain[hole].std() > 1.5
+
+
+def test_smooth_fill_does_not_extrapolate_the_backdrop_past_its_ring():
+    """A hole over most of the picture with known pixels on one side only: the quadratic would be guessed
+    across the hole (values far outside the photo's, before this check); the fill stays the membrane,
+    within what is known. A hole on the picture's frame but mostly enclosed keeps part of the curve."""
+    from autoinpaint.inpaint.membrane import fit_backdrop, membrane_fill, smooth_fill
+
+    truth = vignetted_backdrop()
+    hole = np.zeros((240, 320), bool)
+    hole[:, :280] = True
+    out = smooth_fill(truth, hole)
+    known = truth[~hole].reshape(-1, 3)
+    assert (out[hole] >= known.min(0) - 1e-3).all() and (out[hole] <= known.max(0) + 1e-3).all()
+    assert np.array_equal(out, membrane_fill(truth, hole))
+    backdrop = fit_backdrop(truth, hole)
+    assert backdrop.enclosed < 0.5 and backdrop.weight == 0.0 and backdrop.plain  # the grain still applies
+    edge = np.zeros((240, 320), bool)
+    edge[0:60, 100:220] = True  # on the top of the frame, enclosed on three sides
+    backdrop = fit_backdrop(truth, edge)
+    assert 0.5 < backdrop.enclosed < 0.75 and 0 < backdrop.weight < 1
+    assert np.abs(smooth_fill(truth, edge) - truth)[edge].mean() < np.abs(membrane_fill(truth, edge) - truth)[edge].mean()

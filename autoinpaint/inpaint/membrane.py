@@ -25,6 +25,8 @@ _CONTEXT = 64  # px of surroundings kept around the hole: the coarse levels need
 _DIRECT = 20000  # unknown cells solved directly (sparse LU) on the coarsest level
 _RING = 24  # px: the ring around the hole that the backdrop's quadratic is fitted to
 _NOISE = (4.0, 8.0)  # grey levels (RMS left by the quadratic on the ring): trusted fully below, not above
+_ENCLOSED = (0.5, 0.75)  # share of the hole's outline on known pixels (the rest on the picture's frame):
+# the quadratic is trusted not at all below, fully above; beyond the ring it would extrapolate
 
 
 def membrane_fill(image: np.ndarray, hole: np.ndarray, sweeps: int = 20) -> np.ndarray:
@@ -48,17 +50,23 @@ class Backdrop:
     """A quadratic per channel fitted (least squares) to the known pixels within :data:`_RING` px of a
     hole: ``coef`` 6×C over (1, x, y, x², xy, y²) in coordinates centred on the hole and scaled by its
     size; ``rms``: what it leaves on that ring, in grey levels; ``ring``: the ring (H×W bool);
-    ``weight``: how far the fill trusts its curvature (1 up to ``_NOISE[0]`` RMS, 0 from ``_NOISE[1]``)."""
+    ``enclosed``: the share of the hole's outline that borders known pixels rather than the picture's
+    frame; ``weight``: how far the fill trusts its curvature (1 up to ``_NOISE[0]`` RMS, 0 from
+    ``_NOISE[1]``; times 0…1 as ``enclosed`` goes from ``_ENCLOSED[0]`` to ``_ENCLOSED[1]``: a ring on one
+    side of the hole only would have the quadratic extrapolate across it)."""
 
     def __init__(self, coef: np.ndarray, centre: tuple[float, float], scale: float, rms: float,
-                 ring: np.ndarray) -> None:
+                 ring: np.ndarray, enclosed: float = 1.0) -> None:
         self.coef, self.centre, self.scale, self.rms, self.ring = coef, centre, scale, rms, ring
-        self.weight = float(np.clip((_NOISE[1] - rms) / (_NOISE[1] - _NOISE[0]), 0.0, 1.0))
+        self.enclosed = enclosed
+        fits = np.clip((_NOISE[1] - rms) / (_NOISE[1] - _NOISE[0]), 0.0, 1.0)
+        surrounds = np.clip((enclosed - _ENCLOSED[0]) / (_ENCLOSED[1] - _ENCLOSED[0]), 0.0, 1.0)
+        self.weight = float(fits * surrounds)
 
     @property
     def plain(self) -> bool:
-        """Whether the ring is the smooth surface plus no more than sensor noise (weight 1)."""
-        return self.weight == 1.0
+        """Whether the ring is the smooth surface plus no more than sensor noise."""
+        return self.rms <= _NOISE[0]
 
     def surface(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """The fitted surface on rows y0:y1, columns x0:x1: (y1−y0)×(x1−x0)×C float32."""
@@ -86,7 +94,12 @@ def fit_backdrop(image: np.ndarray, hole: np.ndarray) -> Backdrop | None:
     a = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], 1)
     values = image.reshape(image.shape[0], image.shape[1], -1)[ry, rx].astype(np.float64)
     coef, *_ = np.linalg.lstsq(a, values, rcond=None)  # 6×C
-    return Backdrop(coef, centre, scale, float(np.sqrt(((a @ coef - values) ** 2).mean())), ring)
+    inner = hole & ~cv2.erode(hole.astype(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT,
+                              borderValue=1).astype(bool)  # outline pixels next to a known one
+    framed = hole.copy()
+    framed[1:-1, 1:-1] = False  # hole pixels on the picture's frame
+    enclosed = float(inner.sum() / max(1, (inner | framed).sum()))
+    return Backdrop(coef, centre, scale, float(np.sqrt(((a @ coef - values) ** 2).mean())), ring, enclosed)
 
 
 def _fill(image: np.ndarray, hole: np.ndarray, sweeps: int, trend: Backdrop | bool) -> np.ndarray:
