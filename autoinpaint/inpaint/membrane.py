@@ -13,7 +13,7 @@
   curvature would be a guess).
 
 Solved coarse to fine: a mask-aware image pyramid down to at most :data:`_DIRECT` unknown cells,
-solved there exactly (sparse LU), then each finer level starts from the coarser solution and relaxes
+solved there exactly (dense LU), then each finer level starts from the coarser solution and relaxes
 it with Jacobi sweeps. ``benchmarks/bench_foundation.py`` measures the hybrid on both.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 
 _NEIGHBOURS = np.array([[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]], np.float32)
 _CONTEXT = 64  # px of surroundings kept around the hole: the coarse levels need known cells around it
-_DIRECT = 20000  # unknown cells solved directly (sparse LU) on the coarsest level
+_DIRECT = 1500  # at most this many unknown cells are solved directly (dense LU) on the coarsest level
 _RING = 24  # px: the ring around the hole that the backdrop's quadratic is fitted to
 _NOISE = (4.0, 8.0)  # grey levels (RMS left by the quadratic on the ring): trusted fully below, not above
 _ENCLOSED = (0.5, 0.75)  # share of the hole's outline on known pixels (the rest on the picture's frame):
@@ -94,12 +94,19 @@ def fit_backdrop(image: np.ndarray, hole: np.ndarray) -> Backdrop | None:
     a = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], 1)
     values = image.reshape(image.shape[0], image.shape[1], -1)[ry, rx].astype(np.float64)
     coef, *_ = np.linalg.lstsq(a, values, rcond=None)  # 6×C
+    return Backdrop(coef, centre, scale, float(np.sqrt(((a @ coef - values) ** 2).mean())), ring, _enclosed(hole))
+
+
+def _enclosed(hole: np.ndarray) -> float:
+    """The share of ``hole``'s outline (its pixels next to another or on the array's frame) that borders
+    known pixels rather than the frame: 1 for a hole inside the picture, less for one on its edge."""
+    import cv2
+
     inner = hole & ~cv2.erode(hole.astype(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT,
                               borderValue=1).astype(bool)  # outline pixels next to a known one
     framed = hole.copy()
-    framed[1:-1, 1:-1] = False  # hole pixels on the picture's frame
-    enclosed = float(inner.sum() / max(1, (inner | framed).sum()))
-    return Backdrop(coef, centre, scale, float(np.sqrt(((a @ coef - values) ** 2).mean())), ring, enclosed)
+    framed[1:-1, 1:-1] = False  # hole pixels on the frame
+    return float(inner.sum() / max(1, (inner | framed).sum()))
 
 
 def _fill(image: np.ndarray, hole: np.ndarray, sweeps: int, trend: Backdrop | bool) -> np.ndarray:
@@ -133,7 +140,9 @@ def _membrane(values: np.ndarray, unknown: np.ndarray, sweeps: int) -> np.ndarra
     levels = [(values, (~unknown).astype(np.float32))]
     while (levels[-1][1] == 0).sum() > _DIRECT:
         coarser = _half(*levels[-1])
-        if not coarser[1].any():  # no whole known block left around the hole: solve this level
+        # solve this level when the coarser one would no longer have whole known blocks all around the
+        # hole (a thin margin, an odd size): its membrane would run flat where they are missing
+        if _enclosed(coarser[1] == 0) < _enclosed(levels[-1][1] == 0) - 0.05:
             break
         levels.append(coarser)
     u = _solve(*levels[-1])
@@ -161,11 +170,10 @@ def _relax(start: np.ndarray, values: np.ndarray, known: np.ndarray, sweeps: int
 
 
 def _solve(values: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Laplace's equation on the unknown cells solved exactly (sparse LU): each unknown cell is the
-    mean of its neighbours inside the array (the array's edge reflects), known cells keep ``values``."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.linalg import splu
-
+    """Laplace's equation on the unknown cells solved exactly: dense LU for the usual few hundred to
+    :data:`_DIRECT` cells (a sparse solver's import alone costs a command 0.25 s), sparse LU past twice
+    that. Each unknown cell is the mean of its neighbours inside the array (the array's edge reflects),
+    known cells keep ``values``."""
     h, w = known.shape
     free = known == 0
     index = np.full((h, w), -1, np.int64)
@@ -183,10 +191,18 @@ def _solve(values: np.ndarray, known: np.ndarray) -> np.ndarray:
         rows.append(np.nonzero(unknown_nb)[0]); cols.append(j[unknown_nb]); coef.append(-np.ones(int(unknown_nb.sum())))
         known_nb = inside & (j < 0)
         rhs[known_nb] += values[ny[known_nb], nx[known_nb]]
-    matrix = coo_matrix((np.concatenate(coef), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)).tocsc()
+    rows, cols, coef = np.concatenate(rows), np.concatenate(cols), np.concatenate(coef)
     u = values.astype(np.float32, copy=True)
-    if n:
-        u[free] = splu(matrix).solve(rhs).astype(np.float32)
+    if n <= 2 * _DIRECT:
+        matrix = np.zeros((n, n))
+        np.add.at(matrix, (rows, cols), coef)
+        solution = np.linalg.solve(matrix, rhs) if n else rhs
+    else:  # a hole too large for its ring to reach the coarser levels (a thin margin around a huge hole)
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.linalg import splu
+
+        solution = splu(coo_matrix((coef, (rows, cols)), shape=(n, n)).tocsc()).solve(rhs)
+    u[free] = solution.astype(np.float32)
     return u
 
 
