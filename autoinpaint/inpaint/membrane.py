@@ -12,9 +12,10 @@
   explains the ring (fully where what is left is sensor noise, not at all on texture, where its
   curvature would be a guess).
 
-Solved coarse to fine: a mask-aware image pyramid down to at most :data:`_DIRECT` unknown cells,
-solved there exactly (dense LU), then each finer level starts from the coarser solution and relaxes
-it with Jacobi sweeps. ``benchmarks/bench_foundation.py`` measures the hybrid on both.
+Solved coarse to fine: a mask-aware image pyramid down to at most :data:`_DIRECT` unknown cells (or
+to the last level whose known blocks still surround the hole), solved there exactly, then each finer
+level starts from the coarser solution and relaxes it with Jacobi sweeps.
+``benchmarks/bench_foundation.py`` measures the hybrid on both.
 """
 from __future__ import annotations
 
@@ -188,7 +189,9 @@ def _solve(values: np.ndarray, known: np.ndarray) -> np.ndarray:
         coef[0][inside] += 1.0  # the diagonal: how many neighbours this cell has
         j = np.where(inside, index[np.clip(ny, 0, h - 1), np.clip(nx, 0, w - 1)], -1)
         unknown_nb = inside & (j >= 0)
-        rows.append(np.nonzero(unknown_nb)[0]); cols.append(j[unknown_nb]); coef.append(-np.ones(int(unknown_nb.sum())))
+        rows.append(np.nonzero(unknown_nb)[0])
+        cols.append(j[unknown_nb])
+        coef.append(-np.ones(int(unknown_nb.sum())))
         known_nb = inside & (j < 0)
         rhs[known_nb] += values[ny[known_nb], nx[known_nb]]
     rows, cols, coef = np.concatenate(rows), np.concatenate(cols), np.concatenate(coef)
