@@ -66,15 +66,18 @@ class ClassicalInpainter(BaseInpainter):
         import cv2
 
         from .grain import backdrop_grain
-        from .membrane import fit_backdrop, smooth_fill
+        from .membrane import fit_backdrop, membrane_fill, smooth_fill
 
         def low(im: np.ndarray) -> np.ndarray:
             return cv2.GaussianBlur(im.astype(np.float32), (0, 0), self.detail_sigma)
 
         hole = mask > 0
-        backdrop = fit_backdrop(image, hole)
-        colour = smooth_fill(image, hole, backdrop=backdrop)
-        texture = backdrop_grain(image, hole, backdrop, self.seed) if backdrop is not None and backdrop.plain else None
+        backdrop = fit_backdrop(image, hole)  # fitted once, for the colours and the grain
+        if backdrop is None:  # no ring to fit (smooth_fill would only try again)
+            colour, texture = membrane_fill(image, hole), None
+        else:
+            colour = smooth_fill(image, hole, backdrop=backdrop)
+            texture = backdrop_grain(image, hole, backdrop, self.seed) if backdrop.plain else None
         detail = "grain" if texture is not None else "patchmatch"
         if texture is None:
             texture = self._patchmatch(image, mask)
