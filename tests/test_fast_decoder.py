@@ -180,7 +180,7 @@ def test_each_transformers_family_gives_the_outputs_of_transformers_own_model(fa
         if variant.boxes:
             kwargs["boxes"] = torch.tensor([[4.0, 6.0, side * 0.7, side * 0.8]] * prompts)
         if variant.mask:
-            kwargs["mask_input"] = torch.randn(prompts, 1, *fast._example_embedding()["features"].shape[-2:]) * 4
+            kwargs["mask_input"] = torch.randn(prompts, 1, *fast._example_embedding(variant)["features"].shape[-2:]) * 4
             kwargs["mask_input"] = torch.nn.functional.interpolate(kwargs["mask_input"], scale_factor=4)
         expand = lambda t: t.expand(prompts, *t.shape[1:])  # noqa: E731
         if family == "sam-hq":
@@ -193,8 +193,8 @@ def test_each_transformers_family_gives_the_outputs_of_transformers_own_model(fa
         if masks is not None and fast.family.multiscale:
             masks = masks.clamp(-32.0, 32.0)
         with torch.inference_mode():
-            got_logits, got_iou = fast.decoder.graph(variant)(**{k: emb.tensors[k] for k in fast.family.embedding},
-                                                              **kwargs)
+            # what the segmenter feeds the graph (SAM, SAM-HQ without a mask input: the image side)
+            got_logits, got_iou = fast.decoder.graph(variant)(**fast._decoder_inputs(emb, variant), **kwargs)
             want = reference.model(**given, input_points=coords[:, None], input_labels=labels[:, None],
                                    input_boxes=kwargs["boxes"][:, None] if variant.boxes else None,
                                    input_masks=masks, multimask_output=variant.multimask)
@@ -206,5 +206,8 @@ def test_each_transformers_family_gives_the_outputs_of_transformers_own_model(fa
         assert (want_logits > 0).any() and (want_logits <= 0).any()
     assert folded(fast.model) > 0 and folded(reference.model) == 0
     assert isinstance(fast.model.mask_decoder, fast_decoder.GivenHQFeatures) == (family == "sam-hq")
+    # SAM and SAM-HQ without a mask input were given the image side (the first layer's image projections)
+    assert {v: fast.decoder.graph(v).takes_image_side for v, _, _ in cases} == {
+        v: family in ("sam", "sam-hq") and not v.mask for v, _, _ in cases}
     if family == "sam-hq":
         assert set(emb.tensors) == {"features", "hq_features"}

@@ -25,7 +25,7 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +42,13 @@ _MEMORY_LOCK = threading.Lock()
 @dataclass
 class Embedding:
     """``tensors``: name → torch tensor (a bare tensor is stored as ``features``);
-    ``original_size``/``input_size``: (H, W) in pixels."""
+    ``original_size``/``input_size``: (H, W) in pixels; ``derived``: what a model computes from the
+    tensors once per image on its first use of them (kept in memory with the embedding, never on disk)."""
 
     tensors: Any
     original_size: tuple[int, int]
     input_size: tuple[int, int]
+    derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
         if not isinstance(self.tensors, dict):

@@ -94,6 +94,32 @@ class FoldedAttention(nn.Module):
         return probs @ fold_v + self.out.bias
 
 
+    def to_image_projected(self, query, keys, values):
+        """Tokens → image with the image's key and value projections given (:func:`image_side_tensors`): ``keys``
+        1×H×d×N, ``values`` 1×H×N×d; ``query`` …×T×C. Returns what :meth:`forward` returns."""
+        p = self.inner
+        lead, t = query.shape[:-2], query.shape[-2]
+        q = p.q_proj(query).reshape(*lead, t, self.heads, self.head_dim).transpose(-3, -2)  # …×H×T×d
+        probs = torch.softmax((q * self.scaling) @ keys, dim=-1)  # …×H×T×N
+        heads = (probs @ values).transpose(-3, -2).reshape(*lead, t, self.heads * self.head_dim)
+        out = self.out(heads)
+        return (out, None) if self.returns_tuple else out
+
+    def from_image_projected(self, queries, key, value):
+        """Image → tokens with the image's query projection given (:func:`image_side_tensors`): ``queries``
+        1×H×N×d; ``key``, ``value`` …×T×C (tokens). Returns what :meth:`forward` returns."""
+        p = self.inner
+        lead, t = key.shape[:-2], key.shape[-2]
+        k = p.k_proj(key).reshape(*lead, t, self.heads, self.head_dim).transpose(-3, -2)  # …×H×T×d
+        v = p.v_proj(value).reshape(*lead, t, self.heads, self.head_dim).transpose(-3, -2)
+        probs = torch.softmax((queries @ k.transpose(-1, -2)) * self.scaling, dim=-1)  # …×H×N×T
+        n = queries.shape[-2]
+        probs = probs.transpose(-3, -2).reshape(*lead, n, self.heads * t)  # …×N×(H·T)
+        wo = self.out.weight.reshape(-1, self.heads, self.head_dim).permute(1, 2, 0)  # H×d×C
+        out = probs @ (v @ wo).reshape(*lead, self.heads * t, -1) + self.out.bias
+        return (out, None) if self.returns_tuple else out
+
+
 class TokenLayoutDecoder(nn.Module):
     """segment_anything's ``MaskDecoder`` (``inner``, its weights and submodules) computing its masks with
     the image kept in token layout (N×C, as the two-way transformer reads it) from the embedding to the
@@ -155,13 +181,14 @@ class TransformersTokenLayoutDecoder(nn.Module):
         self.train(inner.training)
 
     def forward(self, image_embeddings, image_positional_embeddings, sparse_prompt_embeddings,
-                dense_prompt_embeddings, multimask_output: bool, attention_similarity=None, target_embedding=None):
+                dense_prompt_embeddings, multimask_output: bool, attention_similarity=None, target_embedding=None,
+                image_side=None):
         d = self.inner
-        _, num_channels, height, width = image_embeddings.shape
+        _, num_channels, height, width = image_positional_embeddings.shape
         batch_size, point_batch_size, point_embedding, keys = prompted_transformer(
             d, torch.cat([d.iou_token.weight, d.mask_tokens.weight], dim=0), image_embeddings,
             image_positional_embeddings, sparse_prompt_embeddings, dense_prompt_embeddings, attention_similarity,
-            target_embedding)
+            target_embedding, image_side)
         kept = range(1, d.num_mask_tokens) if multimask_output else range(0, 1)
         mlps = d.output_hypernetworks_mlps
         hyper = torch.stack([mlps[i](point_embedding[:, :, 1 + i, :]) for i in kept], dim=2)  # B×P×M×C/8
@@ -174,29 +201,89 @@ class TransformersTokenLayoutDecoder(nn.Module):
         return masks, iou[:, :, 1:] if multimask_output else iou[:, :, 0:1]
 
 
-def prompted_transformer(d: nn.Module, output_tokens: torch.Tensor, image_embeddings: torch.Tensor,
+def prompted_transformer(d: nn.Module, output_tokens: torch.Tensor, image_embeddings: torch.Tensor | None,
                          image_positional_embeddings: torch.Tensor, sparse_prompt_embeddings: torch.Tensor | None,
-                         dense_prompt_embeddings: torch.Tensor, attention_similarity=None, target_embedding=None):
+                         dense_prompt_embeddings: torch.Tensor | None, attention_similarity=None,
+                         target_embedding=None, image_side: dict | None = None):
     """The two-way transformer of a transformers SAM decoder ``d`` on its ``output_tokens`` (T×C) followed by
     each prompt's sparse embeddings (B×P×n×C), against the image embedding plus the dense prompt embedding,
     as the decoder's own ``forward`` runs it, except that an image and a positional encoding of batch 1 meet
-    the B prompts by broadcasting instead of as copies. Returns (B, P, tokens B×P×(T+n)×C, image tokens
+    the B prompts by broadcasting instead of as copies. With ``image_side`` (:func:`image_side_tensors`, no mask
+    input) the image embedding and dense embedding are not used: the image enters as those tokens, and the
+    first layer's cross-attentions read its projections. Returns (B, P, tokens B×P×(T+n)×C, image tokens
     B×P×h·w×C)."""
-    batch_size = sparse_prompt_embeddings.shape[0] if sparse_prompt_embeddings is not None else len(image_embeddings)
+    if image_side is not None:
+        batch_size = sparse_prompt_embeddings.shape[0]
+    else:
+        batch_size = (sparse_prompt_embeddings.shape[0] if sparse_prompt_embeddings is not None
+                      else len(image_embeddings))
     point_batch_size = sparse_prompt_embeddings.shape[1] if sparse_prompt_embeddings is not None else 1
     tokens = output_tokens.repeat(batch_size, point_batch_size, 1, 1)
     if sparse_prompt_embeddings is not None:
         tokens = torch.cat([tokens, sparse_prompt_embeddings], dim=2)
+    tokens = tokens.to(d.iou_token.weight.dtype)
+    if image_side is not None:
+        queries, keys = _from_image_side(d.transformer, tokens, image_side, _tokens(image_positional_embeddings))
+        return batch_size, point_batch_size, queries, keys
     image_embeddings = image_embeddings + dense_prompt_embeddings
     if point_batch_size != 1:
         image_embeddings = image_embeddings.repeat_interleave(point_batch_size, 0)
         if len(image_positional_embeddings) != 1:
             image_positional_embeddings = image_positional_embeddings.repeat_interleave(point_batch_size, 0)
     point_embedding, keys = d.transformer(
-        point_embeddings=tokens.to(d.iou_token.weight.dtype), image_embeddings=image_embeddings,
+        point_embeddings=tokens, image_embeddings=image_embeddings,
         image_positional_embeddings=image_positional_embeddings, attention_similarity=attention_similarity,
         target_embedding=target_embedding)
     return batch_size, point_batch_size, point_embedding, keys
+
+
+IMAGE_SIDE = ("image_tokens", "layer0_keys", "layer0_values", "layer0_queries")
+
+
+def image_side_tensors(model: nn.Module, features: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What a transformers SAM or SAM-HQ decoder's first layer computes from the image alone, once per image
+    (a click without a mask input then skips it): ``image_tokens`` 1×N×C (the image embedding plus the
+    no-mask embedding, in token layout), and the first layer's projections of the image:
+    ``layer0_keys`` 1×H×d×N and ``layer0_values`` 1×H×N×d (tokens → image), ``layer0_queries`` 1×H×N×d
+    (image → tokens). ``features``: the image embedding, 1×C×h×w."""
+    decoder = model.mask_decoder
+    d = getattr(decoder, "inner", decoder)
+    layer = d.transformer.layers[0]
+    with torch.no_grad():
+        image = _tokens(features + model.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1))  # 1×N×C
+        keyed = image + _tokens(model.get_image_wide_positional_embeddings())
+        out = {"image_tokens": image.contiguous()}
+        for name, module, source in (("layer0_keys", layer.cross_attn_token_to_image, keyed),
+                                     ("layer0_values", layer.cross_attn_token_to_image, image),
+                                     ("layer0_queries", layer.cross_attn_image_to_token, keyed)):
+            attention = getattr(module, "inner", module)
+            proj = {"layer0_keys": attention.k_proj, "layer0_values": attention.v_proj}.get(name, attention.q_proj)
+            heads = int(getattr(attention, "num_heads", None) or attention.num_attention_heads)
+            x = proj(source).reshape(1, source.shape[1], heads, -1).transpose(1, 2)  # 1×H×N×d
+            out[name] = (x.transpose(-1, -2) if name == "layer0_keys" else x).contiguous()
+    return out
+
+
+def _from_image_side(t: nn.Module, tokens: torch.Tensor, side: dict, key_pe: torch.Tensor):
+    """transformers' two-way transformer ``t`` (SAM, SAM-HQ) on the prompt ``tokens`` (B×P×T×C) against one
+    image given as :func:`image_side_tensors`: its first layer as ``SamTwoWayAttentionBlock`` runs it (no positional
+    encoding for the tokens' self-attention), its cross-attentions reading the given projections; the other
+    layers and the final attention as the transformer's own ``forward``. ``key_pe`` 1×N×C."""
+    first = t.layers[0]
+    queries = first.layer_norm1(first.self_attn(query=tokens, key=tokens, value=tokens)[0])
+    attn_out = first.cross_attn_token_to_image.to_image_projected(queries + tokens, side["layer0_keys"],
+                                                                    side["layer0_values"])[0]
+    queries = first.layer_norm2(queries + attn_out)
+    queries = first.layer_norm3(queries + first.mlp(queries))
+    attn_out = first.cross_attn_image_to_token.from_image_projected(side["layer0_queries"], queries + tokens,
+                                                                      queries)[0]
+    keys = first.layer_norm4(side["image_tokens"] + attn_out)
+    key_pe = key_pe.unsqueeze(1)  # 1×1×N×C, as the transformer's own
+    for layer in t.layers[1:]:
+        queries, keys, _ = layer(queries=queries, keys=keys, query_point_embedding=tokens,
+                                 key_point_embedding=key_pe, attention_similarity=None)
+    attn_out = t.final_attn_token_to_image(query=queries + tokens, key=keys + key_pe, value=keys)[0]
+    return (t.layer_norm_final_attn(queries + attn_out)), keys
 
 
 def _tokens(x: torch.Tensor) -> torch.Tensor:
@@ -289,41 +376,52 @@ class GivenHQFeatures(nn.Module):
 
     def forward(self, image_embeddings, image_positional_embeddings, sparse_prompt_embeddings,
                 dense_prompt_embeddings, multimask_output: bool, hq_token_only: bool,
-                intermediate_embeddings=None, attention_similarity=None, target_embedding=None):
+                intermediate_embeddings=None, attention_similarity=None, target_embedding=None, image_side=None):
         d = self.inner
-        _, num_channels, height, width = image_embeddings.shape
+        _, num_channels, height, width = image_positional_embeddings.shape
         hq_features = intermediate_embeddings[0]
         batch_size, point_batch_size, point_embedding, keys = prompted_transformer(
             d, torch.cat([d.iou_token.weight, d.mask_tokens.weight, d.hq_token.weight], dim=0), image_embeddings,
             image_positional_embeddings, sparse_prompt_embeddings, dense_prompt_embeddings, attention_similarity,
-            target_embedding)
+            target_embedding, image_side)
         iou_token_out = point_embedding[:, :, 0, :]
         mask_tokens_out = point_embedding[:, :, 1:(1 + d.num_mask_tokens), :]
 
         # the transformer's image output is upscaled, as SAM-HQ's own MaskDecoderHQ.predict_masks does (and
         # transformers' SamMaskDecoder for SAM); transformers 5.24's SamHQMaskDecoder upscales the embedding
         # it gave the transformer instead, read through transpose(2, 3): a porting slip the weights were not
-        # trained with
-        image_embeddings = keys.transpose(2, 3).reshape(batch_size * point_batch_size, num_channels, height, width)
-        upscaled = d.upscale_conv1(image_embeddings)
-        upscaled = d.activation(d.upscale_layer_norm(upscaled))
-        upscaled = d.activation(d.upscale_conv2(upscaled))  # (B·P)×C/8×H×W
+        # trained with. In token layout, as SAM's (upscale_tokens): the two transposed convolutions as matmuls
+        rows = batch_size * point_batch_size
+        upscaled = upscale_tokens(keys.reshape(rows, height * width, num_channels), d.upscale_conv1,
+                                  d.upscale_layer_norm, d.activation, d.upscale_conv2, d.activation)  # rows×16N×C/8
+        c8, h, w = upscaled.shape[-1], 4 * height, 4 * width
+        # the kept SAM masks only (with several candidates, in the order of their predicted IoU: their
+        # hypernetwork vectors are sorted, not the masks), put in place from token order (as TokenLayoutDecoder's)
+        kept = range(1, d.num_mask_tokens - 1) if multimask_output else range(0, 1)
+        sam_mlps = d.output_hypernetworks_mlps
+        hyper_sam = torch.stack([sam_mlps[i](mask_tokens_out[:, :, i, :]) for i in kept], dim=2)  # B×P×M×C/8
+        iou_pred = d.iou_prediction_head(iou_token_out)
+        if multimask_output:
+            iou_pred, order = torch.sort(iou_pred[:, :, 1:d.num_mask_tokens - 1], dim=2, descending=True)
+            hyper_sam = torch.gather(hyper_sam, 2, order[..., None].expand(-1, -1, -1, c8))
+        else:
+            iou_pred = iou_pred[:, :, 0:1]
+        masks_sam = in_place(upscaled @ hyper_sam.reshape(rows, len(kept), c8).transpose(1, 2), height)
+        # the HQ branch's 3×3 convolution reads the upscaled features as an image, channels-last (sub-pixels
+        # put in place with the channels kept together, 128-byte runs), which ONNX Runtime's convolution
+        # reorders into its blocked layout in one pass
+        image = upscaled.reshape(rows, height, width, 2, 2, 2, 2, c8).permute(0, 1, 3, 5, 2, 4, 6, 7)
+        image = image.reshape(rows, h, w, c8).permute(0, 3, 1, 2)
         # mask_norm (a LayerNorm over the channels) and the GELU run channels-last, where the taps below read
         # them: no permute back of this, the click's largest tensor (C/4×256², 16 MB at the published size)
         norm = d.mask_norm
         hidden = d.activation(torch.nn.functional.layer_norm(
-            d.mask_conv1(upscaled).permute(0, 2, 3, 1), norm.normalized_shape, norm.weight, norm.bias, norm.eps))
+            d.mask_conv1(image).permute(0, 2, 3, 1), norm.normalized_shape, norm.weight, norm.bias, norm.eps))
 
-        sam_mlps = d.output_hypernetworks_mlps
-        hyper_sam = torch.stack([sam_mlps[i](mask_tokens_out[:, :, i, :]) for i in range(d.num_mask_tokens - 1)],
-                                dim=2)  # B×P×M×C/8
         hyper_hq = d.hq_mask_mlp(mask_tokens_out[:, :, d.num_mask_tokens - 1, :])  # B×P×C/8
-        _, c8, h, w = upscaled.shape
-        masks_sam = (hyper_sam @ upscaled.reshape(batch_size, point_batch_size, c8, h * w)).reshape(
-            batch_size, point_batch_size, -1, h, w)
         # hyper_hq · (mask_conv2(hidden) + hq_features), with mask_conv2 folded into one kernel per prompt
-        rows = hyper_hq.reshape(-1, c8)  # (B·P)×C/8
-        kernel = torch.einsum("nc,cikl->nikl", rows, d.mask_conv2.weight)  # (B·P)×C/4×3×3
+        hq_rows = hyper_hq.reshape(-1, c8)  # (B·P)×C/8
+        kernel = torch.einsum("nc,cikl->nikl", hq_rows, d.mask_conv2.weight)  # (B·P)×C/4×3×3
         n, c4 = kernel.shape[:2]
         taps = (hidden.reshape(n, h * w, c4) @ kernel.reshape(n, c4, 9)).transpose(1, 2)  # each tap, unshifted
         taps = torch.nn.functional.pad(taps.reshape(n, 3, 3, h, w), (1, 1, 1, 1))
@@ -332,18 +430,8 @@ class GivenHQFeatures(nn.Module):
             hq_features = hq_features.repeat_interleave(point_batch_size, 0)
         # one image's HQ features meet every prompt's row by broadcasting (no per-prompt copy of them)
         hq = hq_features.reshape(hq_features.shape[0], c8, h * w)
-        masks_hq = (conv + (rows @ d.mask_conv2.bias)[:, None, None]
-                    + (rows[:, None, :] @ hq).reshape(-1, h, w))
+        masks_hq = (conv + (hq_rows @ d.mask_conv2.bias)[:, None, None]
+                    + (hq_rows[:, None, :] @ hq).reshape(-1, h, w))
         masks_hq = masks_hq.reshape(batch_size, point_batch_size, 1, h, w)
-        masks = torch.cat([masks_sam, masks_hq], dim=2)
-        iou_pred = d.iou_prediction_head(iou_token_out)
-
-        if multimask_output:
-            mask_slice = slice(1, d.num_mask_tokens - 1)
-            iou_pred, order = torch.sort(iou_pred[:, :, mask_slice], dim=2, descending=True)
-            masks_sam = torch.gather(masks[:, :, mask_slice], 2,
-                                     order[..., None, None].expand(-1, -1, -1, h, w))
-        else:
-            iou_pred = iou_pred[:, :, 0:1]
-            masks_sam = masks[:, :, 0:1]
+        masks_sam = masks_sam.reshape(batch_size, point_batch_size, len(kept), h, w)
         return (masks_hq if hq_token_only else masks_sam + masks_hq), iou_pred

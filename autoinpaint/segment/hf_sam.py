@@ -202,8 +202,8 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
         mask_side = 4 * int(self.model.config.prompt_encoder_config.image_size
                             // self.model.config.prompt_encoder_config.patch_size)
         self.decoder = PromptDecoder(f"hf-{self.family.name}-{self.fingerprint}", self._decoder_graph,
-                                     lambda v: {**self._example_embedding(), **example_prompts(v, self.image_size,
-                                                                                               mask_side)},
+                                     lambda v: {**self._example_embedding(v), **example_prompts(v, self.image_size,
+                                                                                                mask_side)},
                                      runtime, self.device)
         self.onnx_encoder = None
         if self.decoder.runtime == "onnx" and self.family.name in ONNX_ENCODERS and self.precision == "fp32":
@@ -323,11 +323,32 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
         if mask_input is not None:
             prompts["mask_input"] = np.ascontiguousarray(mask_input, dtype=np.float32)
         variant = Variant("coords" in prompts, boxes is not None, mask_input is not None, bool(multimask))
-        tensors = {k: emb.tensors[k] for k in self.family.embedding}
-        return self.decoder(variant, tensors, prompts)
+        return self.decoder(variant, self._decoder_inputs(emb, variant), prompts)
 
-    def _example_embedding(self) -> dict:
-        """Zero encoder outputs of this model's shapes (batch 1), for an ONNX export."""
+    def _decoder_inputs(self, emb: Embedding, variant) -> dict:
+        """The embedding's tensors a variant's decoder graph takes: the family's embedding, or, for SAM and
+        SAM-HQ without a mask input, what the decoder's first layer computes from the image alone
+        (:func:`.fast_decoder.image_side_tensors`, once per image, kept with the embedding in memory)
+        in place of ``features``."""
+        if not self._takes_image_side(variant):
+            return {k: emb.tensors[k] for k in self.family.embedding}
+        side = emb.derived.get("image_side")
+        if side is None:
+            import torch
+
+            from . import fast_decoder
+
+            with torch.inference_mode(), decoder_threads(self.device):
+                side = fast_decoder.image_side_tensors(self.model, emb.tensors["features"].to(self.device))
+            side = emb.derived.setdefault("image_side", {k: v.float().cpu().contiguous() for k, v in side.items()})
+        return {**{k: emb.tensors[k] for k in self.family.embedding if k != "features"}, **side}
+
+    def _takes_image_side(self, variant) -> bool:
+        return self.decoder.graph(variant).takes_image_side
+
+    def _example_embedding(self, variant) -> dict:
+        """Zero encoder outputs of this model's shapes (batch 1), as ``variant``'s decoder graph takes
+        them (:meth:`_decoder_inputs`), for an ONNX export."""
         import torch
 
         side = self.image_size
@@ -340,7 +361,13 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
             out = {"features": out[0], "hq_features": torch.zeros(1, channels // 8, 4 * h, 4 * w)}
         else:
             out = {"features": out}
-        return {k: torch.zeros(v.shape).float().cpu().numpy() for k, v in out.items()}
+        out = {k: torch.zeros(v.shape).float() for k, v in out.items()}
+        if self._takes_image_side(variant):
+            from . import fast_decoder
+
+            with torch.inference_mode(False):
+                out.update(fast_decoder.image_side_tensors(self.model, out.pop("features").to(self.device)))
+        return {k: v.detach().float().cpu().numpy() for k, v in out.items()}
 
     def _encoder_module(self):
         """The image encoder as a module for an ONNX export: pixel values → the family's embedding
@@ -400,15 +427,23 @@ def _graph_class():
             super().__init__()
             fast_decoder.install(model)  # the same function with less work per click (SAM-HQ: given HQ features)
             self.model, self.family, self.variant = model, family, variant
+            # SAM and SAM-HQ without a mask input take the image as fast_decoder.image_side_tensors gives it
+            self.takes_image_side = not variant.mask and isinstance(
+                model.mask_decoder, (fast_decoder.GivenHQFeatures, fast_decoder.TransformersTokenLayoutDecoder))
 
-        def forward(self, features, coords=None, labels=None, boxes=None, mask_input=None, high_res_0=None,
-                    high_res_1=None, hq_features=None):
+        def forward(self, features=None, coords=None, labels=None, boxes=None, mask_input=None, high_res_0=None,
+                    high_res_1=None, hq_features=None, image_tokens=None, layer0_keys=None, layer0_values=None,
+                    layer0_queries=None):
             b = coords.shape[0] if coords is not None else boxes.shape[0]
             kwargs = {"multimask_output": self.variant.multimask}
             if coords is not None:
                 kwargs["input_points"], kwargs["input_labels"] = coords[:, None], labels[:, None]
             if boxes is not None:
                 kwargs["input_boxes"] = boxes[:, None]
+            if image_tokens is not None:  # the image as fast_decoder.image_side_tensors gives it
+                side = {"image_tokens": image_tokens, "layer0_keys": layer0_keys, "layer0_values": layer0_values,
+                        "layer0_queries": layer0_queries}
+                return self._from_image_side(side, kwargs, hq_features)
             if mask_input is not None:  # as SAM2ImagePredictor feeds logits back
                 kwargs["input_masks"] = mask_input.clamp(-32.0, 32.0) if self.family.multiscale else mask_input
             # fast_decoder.GivenHQFeatures takes the image once, broadcast; SamModel checks that the
@@ -425,6 +460,20 @@ def _graph_class():
                 kwargs["intermediate_embeddings"] = [hq_features]
             out = self.model(**kwargs)
             return out.pred_masks[:, 0], out.iou_scores[:, 0]
+
+        def _from_image_side(self, side: dict, kwargs: dict, hq_features):
+            """The model's forward without a mask input (prompt encoder, then mask decoder) with the image
+            given as its first layer's inputs instead of the embedding."""
+            m = self.model
+            sparse, _ = m.prompt_encoder(input_points=kwargs.get("input_points"),
+                                         input_labels=kwargs.get("input_labels"),
+                                         input_boxes=kwargs.get("input_boxes"), input_masks=None)
+            extra = {"hq_token_only": False, "intermediate_embeddings": [hq_features]} if hq_features is not None else {}
+            masks, iou = m.mask_decoder(image_embeddings=None,
+                                        image_positional_embeddings=m.get_image_wide_positional_embeddings(),
+                                        sparse_prompt_embeddings=sparse, dense_prompt_embeddings=None,
+                                        multimask_output=self.variant.multimask, image_side=side, **extra)
+            return masks[:, 0], iou[:, 0]
 
     return HFDecoderGraph
 
