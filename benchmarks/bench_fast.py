@@ -197,6 +197,10 @@ if baseline == "ref-files":  # the files REF's own code exported, opened as 7694
         for threads in (0, 1):
             d._sessions[(v, threads)] = _open_session(Path(ref_files[v.tag]), threads, d.disabled_optimizers,
                                                       spinning=False)
+    # REF's files take the embedding, or (decoder file format 9 on) the image side
+    if "image_tokens" not in {i.name for i in d._sessions[(Variant(True, False, False, True), 0)].get_inputs()}:
+        names = ref.family.embedding if isinstance(ref, HFSamSegmenter) else ("features",)
+        ref._decoder_inputs = lambda e, variant: {k: e.tensors[k] for k in names}
 elif isinstance(ref, HFSamSegmenter) and ref.family.name == "sam-hq":
     # before: transformers' own SamHQModel forward on the ViT's early features, as 842c01e ran it
     import dataclasses
@@ -245,15 +249,14 @@ for i in range(n + 2):
     if isinstance(seg, SamSegmenter):
         prompts = {"coords": seg.transform.apply_coords(coords, emb.original_size).astype(np.float32),
                    "labels": labels.astype(np.int64)}
-        tensors = {"features": emb.tensors["features"]}
     else:
         prompts = {"coords": hf_sam.scale_coords(coords, emb.original_size, emb.input_size),
                    "labels": labels.astype(np.int64)}
-        tensors = {k: emb.tensors[k] for k in seg.family.embedding}
+    variant = Variant(True, False, False, True)
+    tensors = seg._decoder_inputs(emb, variant)  # the image side, computed on the first click
     parts["transform"].append(time.perf_counter() - t)
     time.sleep(pause)
-    variant = Variant(True, False, False, True)
-    tensors_before = {k: emb_before.tensors[k] for k in ref.family.embedding} if emb_before is not emb else tensors
+    tensors_before = ref._decoder_inputs(emb_before, variant)
     if i % 2:  # the second of two back-to-back runs measured ~7 ms slower here: alternate the order
         old, _ = clock("decoder_before", ref.decoder, variant, tensors_before, prompts)
         logits, iou = clock("decoder", seg.decoder, variant, tensors, prompts)

@@ -88,6 +88,11 @@ def test_the_folded_decoder_gives_the_logits_of_the_models_own_modules(family, w
             assert (la > 0).any() and (la <= 0).any(), name  # a mask with an edge: the comparison means something
     assert folded(reference.model) == 0
     assert folded(fast.model) == 2 * layers + 1  # two cross-attentions per layer and the final one
+    # a click (no mask input) gave SAM's decoders the image side (the first layer's projections of the image)
+    from autoinpaint.segment.onnx_decoder import Variant
+
+    assert fast.decoder.graph(Variant(True, False, False, True)).takes_image_side == (family not in ("sam2", "edgetam"))
+    assert not fast.decoder.graph(Variant(True, False, True, False)).takes_image_side
     assert fast_decoder.install(fast.model) == 0  # once
 
 

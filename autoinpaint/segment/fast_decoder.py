@@ -96,18 +96,17 @@ class FoldedAttention(nn.Module):
 
     def to_image_projected(self, query, keys, values):
         """Tokens → image with the image's key and value projections given (:func:`image_side_tensors`): ``keys``
-        1×H×d×N, ``values`` 1×H×N×d; ``query`` …×T×C. Returns what :meth:`forward` returns."""
+        1×H×d×N, ``values`` 1×H×N×d; ``query`` …×T×C. Returns the attention's output …×T×C."""
         p = self.inner
         lead, t = query.shape[:-2], query.shape[-2]
         q = p.q_proj(query).reshape(*lead, t, self.heads, self.head_dim).transpose(-3, -2)  # …×H×T×d
         probs = torch.softmax((q * self.scaling) @ keys, dim=-1)  # …×H×T×N
         heads = (probs @ values).transpose(-3, -2).reshape(*lead, t, self.heads * self.head_dim)
-        out = self.out(heads)
-        return (out, None) if self.returns_tuple else out
+        return self.out(heads)
 
     def from_image_projected(self, queries, key, value):
         """Image → tokens with the image's query projection given (:func:`image_side_tensors`): ``queries``
-        1×H×N×d; ``key``, ``value`` …×T×C (tokens). Returns what :meth:`forward` returns."""
+        1×H×N×d; ``key``, ``value`` …×T×C (tokens). Returns the attention's output …×N×C."""
         p = self.inner
         lead, t = key.shape[:-2], key.shape[-2]
         k = p.k_proj(key).reshape(*lead, t, self.heads, self.head_dim).transpose(-3, -2)  # …×H×T×d
@@ -116,8 +115,7 @@ class FoldedAttention(nn.Module):
         n = queries.shape[-2]
         probs = probs.transpose(-3, -2).reshape(*lead, n, self.heads * t)  # …×N×(H·T)
         wo = self.out.weight.reshape(-1, self.heads, self.head_dim).permute(1, 2, 0)  # H×d×C
-        out = probs @ (v @ wo).reshape(*lead, self.heads * t, -1) + self.out.bias
-        return (out, None) if self.returns_tuple else out
+        return probs @ (v @ wo).reshape(*lead, self.heads * t, -1) + self.out.bias
 
 
 class TokenLayoutDecoder(nn.Module):
@@ -145,18 +143,22 @@ class TokenLayoutDecoder(nn.Module):
         self.inner = inner
         self.train(inner.training)
 
-    def forward(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor, sparse_prompt_embeddings: torch.Tensor,
-                dense_prompt_embeddings: torch.Tensor, multimask_output: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, image_embeddings: torch.Tensor | None, image_pe: torch.Tensor,
+                sparse_prompt_embeddings: torch.Tensor, dense_prompt_embeddings: torch.Tensor | None,
+                multimask_output: bool, image_side: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         d = self.inner
         prompts = sparse_prompt_embeddings.shape[0]
         output_tokens = torch.cat([d.iou_token.weight, d.mask_tokens.weight], dim=0)
         tokens = torch.cat((output_tokens.unsqueeze(0).expand(prompts, -1, -1), sparse_prompt_embeddings), dim=1)
-        # batch 1 (or B with a mask input) × N × C, broadcast against the B prompts
-        keys = _tokens(image_embeddings) + _tokens(dense_prompt_embeddings)
         key_pe = _tokens(image_pe)
         t = d.transformer  # TwoWayTransformer.forward, on tokens
-        queries = tokens
-        for layer in t.layers:
+        if image_side is None:
+            # batch 1 (or B with a mask input) × N × C, broadcast against the B prompts
+            queries, keys = tokens, _tokens(image_embeddings) + _tokens(dense_prompt_embeddings)
+            layers = t.layers
+        else:  # no mask input: the first layer from the image's own projections (image_side_tensors)
+            (queries, keys), layers = _first_layer(t.layers[0], tokens, image_side), t.layers[1:]
+        for layer in layers:
             queries, keys = layer(queries=queries, keys=keys, query_pe=tokens, key_pe=key_pe)
         attn_out = t.final_attn_token_to_image(q=queries + tokens, k=keys + key_pe, v=keys)
         hs = t.norm_final_attn(queries + attn_out)
@@ -164,7 +166,7 @@ class TokenLayoutDecoder(nn.Module):
         kept = range(1, d.num_mask_tokens) if multimask_output else range(0, 1)
         hyper = torch.stack([d.output_hypernetworks_mlps[i](hs[:, 1 + i, :]) for i in kept], dim=1)  # B×M×C/8
         x = upscale_tokens(keys, *d.output_upscaling)
-        masks = in_place(x @ hyper.transpose(1, 2), int(image_embeddings.shape[-1]))
+        masks = in_place(x @ hyper.transpose(1, 2), int(image_pe.shape[-1]))
         iou = d.iou_prediction_head(hs[:, 0, :])
         return masks, iou[:, 1:] if multimask_output else iou[:, 0:1]
 
@@ -241,7 +243,8 @@ IMAGE_SIDE = ("image_tokens", "layer0_keys", "layer0_values", "layer0_queries")
 
 
 def image_side_tensors(model: nn.Module, features: torch.Tensor) -> dict[str, torch.Tensor]:
-    """What a transformers SAM or SAM-HQ decoder's first layer computes from the image alone, once per image
+    """What the first layer of a SAM decoder (segment_anything's, transformers' SAM and SAM-HQ) computes from
+    the image alone, once per image
     (a click without a mask input then skips it): ``image_tokens`` 1×N×C (the image embedding plus the
     no-mask embedding, in token layout), and the first layer's projections of the image:
     ``layer0_keys`` 1×H×d×N and ``layer0_values`` 1×H×N×d (tokens → image), ``layer0_queries`` 1×H×N×d
@@ -251,7 +254,11 @@ def image_side_tensors(model: nn.Module, features: torch.Tensor) -> dict[str, to
     layer = d.transformer.layers[0]
     with torch.no_grad():
         image = _tokens(features + model.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1))  # 1×N×C
-        keyed = image + _tokens(model.get_image_wide_positional_embeddings())
+        if hasattr(model.prompt_encoder, "get_dense_pe"):  # segment_anything
+            pe = model.prompt_encoder.get_dense_pe()
+        else:
+            pe = model.get_image_wide_positional_embeddings()
+        keyed = image + _tokens(pe)
         out = {"image_tokens": image.contiguous()}
         for name, module, source in (("layer0_keys", layer.cross_attn_token_to_image, keyed),
                                      ("layer0_values", layer.cross_attn_token_to_image, image),
@@ -264,26 +271,51 @@ def image_side_tensors(model: nn.Module, features: torch.Tensor) -> dict[str, to
     return out
 
 
+def image_side(model: nn.Module, embedding, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """:func:`image_side_tensors` of ``embedding``'s features (an :class:`~..models.embedding_cache.Embedding`),
+    computed on its first use and kept with it (``embedding.derived``), as CPU float32 tensors."""
+    side = embedding.derived.get("image_side")
+    if side is None:
+        from ..models.device import decoder_threads
+
+        with torch.inference_mode(), decoder_threads(device):
+            side = image_side_tensors(model, embedding.tensors["features"].to(device))
+        side = embedding.derived.setdefault("image_side", {k: v.float().cpu().contiguous() for k, v in side.items()})
+    return side
+
+
 def _from_image_side(t: nn.Module, tokens: torch.Tensor, side: dict, key_pe: torch.Tensor):
     """transformers' two-way transformer ``t`` (SAM, SAM-HQ) on the prompt ``tokens`` (B×P×T×C) against one
-    image given as :func:`image_side_tensors`: its first layer as ``SamTwoWayAttentionBlock`` runs it (no positional
-    encoding for the tokens' self-attention), its cross-attentions reading the given projections; the other
-    layers and the final attention as the transformer's own ``forward``. ``key_pe`` 1×N×C."""
-    first = t.layers[0]
-    queries = first.layer_norm1(first.self_attn(query=tokens, key=tokens, value=tokens)[0])
-    attn_out = first.cross_attn_token_to_image.to_image_projected(queries + tokens, side["layer0_keys"],
-                                                                    side["layer0_values"])[0]
-    queries = first.layer_norm2(queries + attn_out)
-    queries = first.layer_norm3(queries + first.mlp(queries))
-    attn_out = first.cross_attn_image_to_token.from_image_projected(side["layer0_queries"], queries + tokens,
-                                                                      queries)[0]
-    keys = first.layer_norm4(side["image_tokens"] + attn_out)
+    image given as :func:`image_side_tensors`: its first layer by :func:`_first_layer`, the other layers and
+    the final attention as the transformer's own ``forward``. ``key_pe`` 1×N×C."""
+    queries, keys = _first_layer(t.layers[0], tokens, side)
     key_pe = key_pe.unsqueeze(1)  # 1×1×N×C, as the transformer's own
     for layer in t.layers[1:]:
         queries, keys, _ = layer(queries=queries, keys=keys, query_point_embedding=tokens,
                                  key_point_embedding=key_pe, attention_similarity=None)
     attn_out = t.final_attn_token_to_image(query=queries + tokens, key=keys + key_pe, value=keys)[0]
-    return (t.layer_norm_final_attn(queries + attn_out)), keys
+    return t.layer_norm_final_attn(queries + attn_out), keys
+
+
+def _first_layer(block: nn.Module, tokens: torch.Tensor, side: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first block of a two-way transformer (segment_anything's ``TwoWayAttentionBlock`` or transformers'
+    ``SamTwoWayAttentionBlock``, with no positional encoding for the tokens' self-attention), as it runs, on
+    the prompt ``tokens`` (…×T×C) against one image given as :func:`image_side_tensors`: its cross-attentions
+    (:class:`FoldedAttention`) read the image's projections. Returns (queries …×T×C, image tokens …×N×C)."""
+    norm = [getattr(block, f"norm{i}", None) or getattr(block, f"layer_norm{i}") for i in range(1, 5)]
+    attention = block.self_attn
+    if hasattr(attention, "num_heads"):  # segment_anything's Attention
+        queries = attention(q=tokens, k=tokens, v=tokens)
+    else:  # transformers' returns (output, weights)
+        queries = attention(query=tokens, key=tokens, value=tokens)[0]
+    queries = norm[0](queries)
+    to_image = block.cross_attn_token_to_image.to_image_projected(queries + tokens, side["layer0_keys"],
+                                                                  side["layer0_values"])
+    queries = norm[1](queries + to_image)
+    queries = norm[2](queries + block.mlp(queries))
+    from_image = block.cross_attn_image_to_token.from_image_projected(side["layer0_queries"], queries + tokens,
+                                                                      queries)
+    return queries, norm[3](side["image_tokens"] + from_image)
 
 
 def _tokens(x: torch.Tensor) -> torch.Tensor:

@@ -332,19 +332,13 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
         in place of ``features``."""
         if not self._takes_image_side(variant):
             return {k: emb.tensors[k] for k in self.family.embedding}
-        side = emb.derived.get("image_side")
-        if side is None:
-            import torch
+        from . import fast_decoder
 
-            from . import fast_decoder
-
-            with torch.inference_mode(), decoder_threads(self.device):
-                side = fast_decoder.image_side_tensors(self.model, emb.tensors["features"].to(self.device))
-            side = emb.derived.setdefault("image_side", {k: v.float().cpu().contiguous() for k, v in side.items()})
+        side = fast_decoder.image_side(self.model, emb, self.device)
         return {**{k: emb.tensors[k] for k in self.family.embedding if k != "features"}, **side}
 
     def _takes_image_side(self, variant) -> bool:
-        return self.decoder.graph(variant).takes_image_side
+        return getattr(self.decoder.graph(variant), "takes_image_side", False)
 
     def _example_embedding(self, variant) -> dict:
         """Zero encoder outputs of this model's shapes (batch 1), as ``variant``'s decoder graph takes
@@ -468,7 +462,8 @@ def _graph_class():
             sparse, _ = m.prompt_encoder(input_points=kwargs.get("input_points"),
                                          input_labels=kwargs.get("input_labels"),
                                          input_boxes=kwargs.get("input_boxes"), input_masks=None)
-            extra = {"hq_token_only": False, "intermediate_embeddings": [hq_features]} if hq_features is not None else {}
+            extra = ({"hq_token_only": False, "intermediate_embeddings": [hq_features]} if hq_features is not None
+                     else {})
             masks, iou = m.mask_decoder(image_embeddings=None,
                                         image_positional_embeddings=m.get_image_wide_positional_embeddings(),
                                         sparse_prompt_embeddings=sparse, dense_prompt_embeddings=None,

@@ -306,13 +306,26 @@ class SamSegmenter(CachedEncoder, BaseSegmenter):
 
         # stateless: coordinates map from an embedding's own original size (the encoder's input side)
         self.transform = ResizeLongestSide(self.config["img_size"])
-        side, grid = self.config["img_size"], self.config["img_size"] // self.config["patch_size"]
+        side_px, grid = self.config["img_size"], self.config["img_size"] // self.config["patch_size"]
         embedding = {"features": np.zeros((1, self.config["prompt_embed_dim"], grid, grid), np.float32)}
+
+        def example(variant) -> dict:  # the inputs of an export (as _decoder_inputs gives them)
+            inputs = dict(embedding)
+            if getattr(self.decoder.graph(variant), "takes_image_side", False):
+                import torch
+
+                from . import fast_decoder
+
+                with torch.inference_mode(False):
+                    side = fast_decoder.image_side_tensors(self.model,
+                                                           torch.from_numpy(inputs.pop("features")).to(self.device))
+                inputs.update({k: v.detach().float().cpu().numpy() for k, v in side.items()})
+            return {**inputs, **example_prompts(variant, side_px, 4 * grid)}
+
         # without ONNX Runtime's (Skip)LayerNorm fusions segment_anything's decoder graph runs 10-13 % faster here
         # (ViT-B, one click: 79.9 → 69.8 ms on 1 thread, 86.3 → 77.7 ms on 2, logits within 3e-7); the
         # transformers families' graphs gained nothing measurable, so they keep every fusion
-        self.decoder = PromptDecoder(f"sam-{self.fingerprint}", self._decoder_graph,
-                                     lambda v: {**embedding, **example_prompts(v, side, 4 * grid)},
+        self.decoder = PromptDecoder(f"sam-{self.fingerprint}", self._decoder_graph, example,
                                      runtime, self.device, ("SkipLayerNormFusion", "LayerNormFusion"))
 
     def _ensure_encoder(self) -> None:
@@ -385,7 +398,17 @@ class SamSegmenter(CachedEncoder, BaseSegmenter):
         if mask_input is not None:
             prompts["mask_input"] = np.ascontiguousarray(mask_input, dtype=np.float32)
         variant = Variant("coords" in prompts, boxes is not None, mask_input is not None, bool(multimask))
-        return self.decoder(variant, {"features": emb.tensors["features"]}, prompts)
+        return self.decoder(variant, self._decoder_inputs(emb, variant), prompts)
+
+    def _decoder_inputs(self, emb: Embedding, variant) -> dict:
+        """The embedding as a variant's decoder graph takes it: ``features``, or, without a mask input,
+        what the decoder's first layer computes from the image alone (:func:`.fast_decoder.image_side`,
+        once per image, kept with the embedding in memory)."""
+        if not getattr(self.decoder.graph(variant), "takes_image_side", False):
+            return {"features": emb.tensors["features"]}
+        from . import fast_decoder
+
+        return fast_decoder.image_side(self.model, emb, self.device)
 
     def _decoder_graph(self, variant):
         """The torch module of one prompt kind (:class:`.onnx_decoder.Variant`), as every runtime runs it."""
@@ -417,12 +440,22 @@ def _graph_class():
             super().__init__()
             fast_decoder.install(model)  # the same function with less work per click
             self.prompt_encoder, self.mask_decoder, self.variant = model.prompt_encoder, model.mask_decoder, variant
+            # without a mask input the image comes as fast_decoder.image_side_tensors gives it
+            self.takes_image_side = (not variant.mask
+                                     and isinstance(model.mask_decoder, fast_decoder.TokenLayoutDecoder))
             # depends on the weights only: once per model, not per click (a constant of the graph)
             self.register_buffer("dense_pe", model.prompt_encoder.get_dense_pe().detach().clone(), persistent=False)
 
-        def forward(self, features, coords=None, labels=None, boxes=None, mask_input=None):
+        def forward(self, features=None, coords=None, labels=None, boxes=None, mask_input=None, image_tokens=None,
+                    layer0_keys=None, layer0_values=None, layer0_queries=None):
             points = None if coords is None else (coords, labels)
             sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=mask_input)
+            if image_tokens is not None:  # fast_decoder.TokenLayoutDecoder, no mask input
+                side = {"image_tokens": image_tokens, "layer0_keys": layer0_keys, "layer0_values": layer0_values,
+                        "layer0_queries": layer0_queries}
+                return self.mask_decoder(image_embeddings=None, image_pe=self.dense_pe, sparse_prompt_embeddings=sparse,
+                                         dense_prompt_embeddings=None, multimask_output=self.variant.multimask,
+                                         image_side=side)
             if mask_input is None:  # one embedding at every position: unexpanded, the decoder broadcasts it
                 dense = self.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
             return self.mask_decoder(image_embeddings=features, image_pe=self.dense_pe,
