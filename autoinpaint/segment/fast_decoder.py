@@ -19,6 +19,11 @@ every family to its own modules). With more than C/(2H) tokens (about ten points
 more (24 points on ViT-B: 53 ms instead of 49); the decoder graphs still use it for every prompt kind, as
 one exported graph serves every number of points.
 
+What the first layer takes from the image alone (the image tokens and their projections in its two
+cross-attentions) depends on no prompt when there is no mask input: :func:`image_side_tensors` computes it once
+per image, and the decoders of SAM (segment_anything's and transformers') and SAM-HQ take it as
+``image_side`` (:func:`_first_layer`); a click's first layer then costs 4 M multiply-adds instead of 200 M.
+
 :func:`install` swaps a loaded model's decoder cross-attention modules for :class:`FoldedAttention`
 wrappers (and segment_anything's mask decoder for :class:`TokenLayoutDecoder`, transformers' SAM one for
 :class:`TransformersTokenLayoutDecoder`), in place, once, from
@@ -135,7 +140,8 @@ class TokenLayoutDecoder(nn.Module):
 
     The same function as ``inner`` (the logits within 4e-7 of it at ViT-B's size): called as it is, with
     ``dense_prompt_embeddings`` B×C×h×w or, without a mask input, the no-mask embedding unexpanded (1×C×1×1),
-    which the model's own decoder also accepts. ViT-B, a click's decoder on ONNX Runtime, 2 threads: 28.8 → 23.9 ms
+    which the model's own decoder also accepts; or, without a mask input, with ``image_side``
+    (:func:`image_side_tensors`) instead of the image and dense embeddings. ViT-B, a click's decoder on ONNX Runtime, 2 threads: 28.8 → 23.9 ms
     and 29.6 → 23.4 ms (medians of 25, interleaved in one process, ``benchmarks/bench_fast.py --before``)."""
 
     def __init__(self, inner: nn.Module) -> None:
@@ -175,7 +181,8 @@ class TransformersTokenLayoutDecoder(nn.Module):
     """transformers' ``SamMaskDecoder`` (``inner``) computing its masks as :class:`TokenLayoutDecoder` does
     segment_anything's: the image embedding and positional encoding given as one image (batch 1) broadcast
     against the prompts, the output upscaling in token layout (:func:`upscale_tokens`), only the kept masks.
-    Called as ``inner`` is; returns what it returns (masks B×P×M×H×W, IoU B×P×M)."""
+    Called as ``inner`` is (or, without a mask input, with ``image_side`` from :func:`image_side_tensors` in place
+    of the image and dense embeddings); returns what it returns (masks B×P×M×H×W, IoU B×P×M)."""
 
     def __init__(self, inner: nn.Module) -> None:
         super().__init__()
@@ -398,8 +405,9 @@ class GivenHQFeatures(nn.Module):
     (:func:`hq_features`, B×C/8×4h×4w) given as ``intermediate_embeddings=[hq]`` instead of computed from
     the ViT's features on every click. The HQ mask's last 3×3 convolution (C/4 → C/8 channels, then a dot
     product with the HQ token's C/8-vector) is folded into one C/4 → 1 convolution per prompt (1.2 G
-    multiply-adds → 38 M at 256²). Outputs as transformers' decoder returns them (masks B×P×M×H×W, IoU
-    B×P×M; with several candidates sorted by IoU)."""
+    multiply-adds → 38 M at 256²). Without a mask input it may take ``image_side`` (:func:`image_side_tensors`)
+    in place of the image and dense embeddings. Outputs as transformers' decoder returns them (masks
+    B×P×M×H×W, IoU B×P×M; with several candidates sorted by IoU)."""
 
     def __init__(self, inner: nn.Module) -> None:
         super().__init__()
