@@ -262,6 +262,24 @@ def test_sessions_are_a_bounded_lru(folder):
         assert app.state.context.sessions.nbytes >= (2 * 3 + 1 + 4) * 320 * 240
 
 
+def test_a_sessions_bytes_count_its_sam_embedding_and_what_a_decoder_derived_from_it():
+    import torch
+
+    from autoinpaint.editor import Editor
+    from autoinpaint.models.embedding_cache import Embedding
+    from autoinpaint.server.sessions import held_bytes
+    from autoinpaint.state import EditState
+
+    image = np.zeros((240, 320, 3), np.uint8)
+    editor = Editor(OPTIONS)
+    editor.state = EditState(image=image)
+    emb = Embedding({"features": torch.zeros(1, 256, 64, 64)}, (240, 320), (768, 1024))
+    editor.state.embeddings["sam"] = emb
+    assert held_bytes(editor) == image.nbytes + 4 * 256 * 64 * 64
+    emb.derived["image_side"] = {"image_tokens": torch.zeros(1, 4096, 256), "layer0_keys": torch.zeros(1, 8, 16, 4096)}
+    assert held_bytes(editor) == image.nbytes + 4 * (2 * 256 * 4096 + 8 * 16 * 4096)
+
+
 # ------------------------------------------------------------------------------------------- jobs
 def test_job_manager_cancel_and_client_gone():
     jobs = JobManager(workers=1, client_timeout=0.3, result_ttl=0.5)

@@ -446,11 +446,12 @@ class GivenHQFeatures(nn.Module):
             hyper_sam = torch.gather(hyper_sam, 2, order[..., None].expand(-1, -1, -1, c8))
         else:
             iou_pred = iou_pred[:, :, 0:1]
-        masks_sam = in_place(upscaled @ hyper_sam.reshape(rows, len(kept), c8).transpose(1, 2), height)
-        # the HQ branch's 3×3 convolution reads the upscaled features as an image, channels-last (sub-pixels
-        # put in place with the channels kept together, 128-byte runs), which ONNX Runtime's convolution
-        # reorders into its blocked layout in one pass
+        # the upscaled features as an image, channels-last (sub-pixels put in place with the channels kept
+        # together, 128-byte runs): the SAM masks read it, and the HQ branch's 3×3 convolution, which ONNX
+        # Runtime reorders into its blocked layout in one pass
         image = upscaled.reshape(rows, height, width, 2, 2, 2, 2, c8).permute(0, 1, 3, 5, 2, 4, 6, 7)
+        image = image.reshape(rows, h * w, c8)
+        masks_sam = (image @ hyper_sam.reshape(rows, len(kept), c8).transpose(1, 2)).transpose(1, 2)
         image = image.reshape(rows, h, w, c8).permute(0, 3, 1, 2)
         # mask_norm (a LayerNorm over the channels) and the GELU run channels-last, where the taps below read
         # them: no permute back of this, the click's largest tensor (C/4×256², 16 MB at the published size)

@@ -29,12 +29,12 @@ from ..errors import InputError, ModelMissingError
 from ..log import notice
 
 RUNTIMES = ("auto", "torch", "onnx")
-FORMAT = "10"  # bump when the exported decoder graphs change (2: cross-attention folded, fast_decoder.py;
+FORMAT = "11"  # bump when the exported decoder graphs change (2: cross-attention folded, fast_decoder.py;
 #   3: opset 20, GELU as one operator; 4: SAM-HQ's HQ mask channels-last; 5: segment_anything's in token layout;
 #   6: SAM-HQ's image embedding and positional encoding broadcast, not copied per prompt;
 #   7: transformers SAM's in token layout; 8: SAM-HQ's upscaling in token layout, only its kept SAM masks;
 #   9: transformers SAM and SAM-HQ without a mask input take the image side, fast_decoder.image_side_tensors;
-#   10: segment_anything's too)
+#   10: segment_anything's too; 11: SAM-HQ's SAM masks read from its channels-last image)
 ENCODER_FORMAT = "1"  # the same for the exported image encoders
 # opset 20 has GELU as one operator, which ONNX Runtime runs in one pass; at 18 the exporter writes it out
 # as Div, Erf, Add, Mul, Mul (five passes over the upscaled masks' features: a SAM-HQ ViT-B decoder call 64 → 58 ms)

@@ -45,15 +45,21 @@ class Session:
 def held_bytes(editor: Editor) -> int:
     """What an open photo costs in memory: the decoded image, the selection's mask and alpha, the
     segmentation before the mask stage, a result and its crop, the display copies and the
-    segmenter's embeddings (each array counted once: a classical segmenter's embedding is the image
-    itself). A 3000×2000 RGB photo after a click holds about 60 MB, 3.5× its pixels."""
+    segmenter's embeddings (a SAM embedding's tensors with what a decoder derived from them once per
+    image; each array counted once: a classical segmenter's embedding is the image itself). A 3000×2000 RGB photo after a click holds about 60 MB, 3.5× its pixels."""
     state = editor.state
     if state is None:
         return 0
     arrays = [state.image, state.mask, state.alpha, state.inpainted, state.result,
               getattr(editor, "_object", None)]
     arrays += [copy for _, copy in getattr(editor, "_display", {}).values()]
-    arrays += [v for v in state.embeddings.values() if hasattr(v, "nbytes") or hasattr(v, "element_size")]
+    for held in state.embeddings.values():
+        if hasattr(held, "tensors"):  # a SAM embedding: its tensors and what a model derived from them
+            arrays += list(held.tensors.values())
+            for derived in held.derived.values():
+                arrays += list(derived.values()) if isinstance(derived, dict) else [derived]
+        elif hasattr(held, "nbytes") or hasattr(held, "element_size"):
+            arrays.append(held)
     seen, total = set(), 0
     for a in arrays:
         if a is None or id(a) in seen:
