@@ -71,7 +71,12 @@ def test_the_folded_decoder_gives_the_logits_of_the_models_own_modules(family, w
     reference, fast = make(family, weights[family]), make(family, weights[family])
     assert reference.model is not fast.model
     emb = fast.embed(scene)
-    layers = len(fast.model.mask_decoder.transformer.layers)
+    takes_side = family not in ("sam2", "edgetam")
+    # the image side comes with the embedding (embed, the web app's background thread), not with a click
+    assert ("image_side" in emb.derived) == takes_side
+    side = emb.derived.get("image_side")
+    decoder = fast.model.mask_decoder
+    layers = len(getattr(decoder, "inner", decoder).transformer.layers)
     expected, got = record_decodes(reference, monkeypatch), record_decodes(fast, monkeypatch)
     for name, (selection, params) in CASES.items():
         expected.clear()
@@ -91,8 +96,9 @@ def test_the_folded_decoder_gives_the_logits_of_the_models_own_modules(family, w
     # a click (no mask input) gave SAM's decoders the image side (the first layer's projections of the image)
     from autoinpaint.segment.onnx_decoder import Variant
 
-    assert fast.decoder.graph(Variant(True, False, False, True)).takes_image_side == (family not in ("sam2", "edgetam"))
+    assert fast.decoder.graph(Variant(True, False, False, True)).takes_image_side == takes_side
     assert not fast.decoder.graph(Variant(True, False, True, False)).takes_image_side
+    assert emb.derived.get("image_side") is side  # computed once per image
     assert fast_decoder.install(fast.model) == 0  # once
 
 

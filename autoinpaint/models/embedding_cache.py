@@ -86,13 +86,18 @@ class CachedEncoder:
             raise InputError("SAM needs an H×W×3 uint8 RGB image")
         key = self.embedding_key(image)
         emb = self.cache.get(key)
-        if emb is not None:
-            return emb
-        with self._lock:
-            emb = self._encode(image)
-            self.encoder_runs += 1
-        self.cache.put(key, emb)
+        if emb is None:
+            with self._lock:
+                emb = self._encode(image)
+                self.encoder_runs += 1
+            self.cache.put(key, emb)
+        self._prepare(emb)
         return emb
+
+    def _prepare(self, emb: "Embedding") -> None:
+        """What a model derives from an embedding once, before its first click (kept in
+        ``emb.derived``; nothing by default): done here, where the encoder runs (the web app's
+        background thread), so a first click does not wait for it."""
 
 
 def _warn(message: str) -> None:

@@ -78,3 +78,24 @@ class BaseSegmenter:
 
     def __call__(self, image: np.ndarray, selection: Selection, **params) -> np.ndarray:
         return self.predict(self.embed(image), selection, SegmentParams(**params)).mask
+
+
+class ImageSideInputs:
+    """Mixed into the SAM segmenters (``model``, ``device``, ``decoder``: a :class:`.onnx_decoder.PromptDecoder`):
+    whether a prompt kind's decoder graph takes the image side (what its first layer computes from the image
+    alone, :func:`.fast_decoder.image_side_tensors`), and that side computed with the embedding, once per image
+    (``embed`` calls :meth:`_prepare`: the web app's background thread, not the first click)."""
+
+    def _takes_image_side(self, variant) -> bool:
+        return getattr(self.decoder.graph(variant), "takes_image_side", False)
+
+    def _image_side(self, emb) -> dict:
+        from . import fast_decoder
+
+        return fast_decoder.image_side(self.model, emb, self.device)
+
+    def _prepare(self, emb) -> None:
+        from .onnx_decoder import Variant
+
+        if self._takes_image_side(Variant(True, False, False, True)):  # a click
+            self._image_side(emb)

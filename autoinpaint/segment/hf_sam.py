@@ -34,7 +34,7 @@ from ..models.device import resolve_precision as _resolve_precision
 from ..models.embedding_cache import CachedEncoder, Embedding, EmbeddingCache, image_key
 from ..models.registry import HF_SAM_ALIASES as ALIASES
 from ..selection import Selection
-from .base import BaseSegmenter, SegmentParams, SegmentResult
+from .base import BaseSegmenter, ImageSideInputs, SegmentParams, SegmentResult
 from .prompts import pad_points, run_prompts, scale_coords
 from .sam import checkpoint_fingerprint
 from .upscale import upscale_masks
@@ -156,7 +156,7 @@ def _quiet_transformers():
             tlog.enable_progress_bar()
 
 
-class HFSamSegmenter(CachedEncoder, BaseSegmenter):
+class HFSamSegmenter(ImageSideInputs, CachedEncoder, BaseSegmenter):
     """A transformers SAM model (SAM 2.x, SAM, SAM-HQ) as a segmenter.
 
     Arguments:
@@ -332,13 +332,8 @@ class HFSamSegmenter(CachedEncoder, BaseSegmenter):
         in place of ``features``."""
         if not self._takes_image_side(variant):
             return {k: emb.tensors[k] for k in self.family.embedding}
-        from . import fast_decoder
-
-        side = fast_decoder.image_side(self.model, emb, self.device)
+        side = self._image_side(emb)
         return {**{k: emb.tensors[k] for k in self.family.embedding if k != "features"}, **side}
-
-    def _takes_image_side(self, variant) -> bool:
-        return getattr(self.decoder.graph(variant), "takes_image_side", False)
 
     def _example_embedding(self, variant) -> dict:
         """Zero encoder outputs of this model's shapes (batch 1), as ``variant``'s decoder graph takes

@@ -23,7 +23,7 @@ from ..models.device import resolve_device
 from ..models.device import resolve_precision as _resolve_precision
 from ..models.embedding_cache import CachedEncoder, Embedding, EmbeddingCache, image_key
 from ..selection import Selection
-from .base import BaseSegmenter, SegmentParams, SegmentResult
+from .base import BaseSegmenter, ImageSideInputs, SegmentParams, SegmentResult
 from .prompts import pad_points, run_prompts
 from .upscale import upscale_masks
 
@@ -248,7 +248,7 @@ def resolve_precision(precision: str, device: str, cache: bool = True) -> str:
 
 # -- the segmenter ------------------------------------------------------------------------------
 
-class SamSegmenter(CachedEncoder, BaseSegmenter):
+class SamSegmenter(ImageSideInputs, CachedEncoder, BaseSegmenter):
     """Segment Anything behind the Segmenter interface: ``SamPredictor``'s two calls without its state.
 
     :meth:`embed` runs the image encoder once per image (or takes the embedding from the cache);
@@ -311,7 +311,7 @@ class SamSegmenter(CachedEncoder, BaseSegmenter):
 
         def example(variant) -> dict:  # the inputs of an export (as _decoder_inputs gives them)
             inputs = dict(embedding)
-            if getattr(self.decoder.graph(variant), "takes_image_side", False):
+            if self._takes_image_side(variant):
                 import torch
 
                 from . import fast_decoder
@@ -404,11 +404,9 @@ class SamSegmenter(CachedEncoder, BaseSegmenter):
         """The embedding as a variant's decoder graph takes it: ``features``, or, without a mask input,
         what the decoder's first layer computes from the image alone (:func:`.fast_decoder.image_side`,
         once per image, kept with the embedding in memory)."""
-        if not getattr(self.decoder.graph(variant), "takes_image_side", False):
+        if not self._takes_image_side(variant):
             return {"features": emb.tensors["features"]}
-        from . import fast_decoder
-
-        return fast_decoder.image_side(self.model, emb, self.device)
+        return self._image_side(emb)
 
     def _decoder_graph(self, variant):
         """The torch module of one prompt kind (:class:`.onnx_decoder.Variant`), as every runtime runs it."""
