@@ -90,9 +90,9 @@ class ImageSideInputs:
         return getattr(self.decoder.graph(variant), "takes_image_side", False)
 
     def _image_side(self, emb) -> dict:
-        from . import fast_decoder
+        from .fast_decoder import image_side
 
-        return fast_decoder.image_side(self.model, emb, self.device)
+        return image_side(self.model, emb, self.device)
 
     def _prepare(self, emb) -> None:
         from .onnx_decoder import Variant
