@@ -94,6 +94,20 @@ class ImageSideInputs:
 
         return image_side(self.model, emb, self.device)
 
+    def _export_inputs(self, variant, inputs: dict) -> dict:
+        """Example encoder outputs for an export (name → numpy, with ``features``), as ``variant``'s graph takes
+        them: ``features`` replaced by its image side where the graph takes that."""
+        if not self._takes_image_side(variant):
+            return inputs
+        import torch
+
+        from .fast_decoder import image_side_tensors
+
+        inputs = dict(inputs)
+        with torch.inference_mode(False):
+            side = image_side_tensors(self.model, torch.from_numpy(inputs.pop("features")).to(self.device))
+        return {**inputs, **{k: v.detach().float().cpu().numpy() for k, v in side.items()}}
+
     def _prepare(self, emb) -> None:
         from .onnx_decoder import Variant
 

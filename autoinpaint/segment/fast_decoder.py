@@ -98,7 +98,6 @@ class FoldedAttention(nn.Module):
         fold_v = (v @ wo).reshape(*lead, self.heads * t, -1)  # …×(H·T)×C
         return probs @ fold_v + self.out.bias
 
-
     def to_image_projected(self, query, keys, values):
         """Tokens → image with the image's key and value projections given (:func:`image_side_tensors`): ``keys``
         1×H×d×N, ``values`` 1×H×N×d; ``query`` …×T×C. Returns the attention's output …×T×C."""
@@ -141,8 +140,9 @@ class TokenLayoutDecoder(nn.Module):
     The same function as ``inner`` (the logits within 4e-7 of it at ViT-B's size): called as it is, with
     ``dense_prompt_embeddings`` B×C×h×w or, without a mask input, the no-mask embedding unexpanded (1×C×1×1),
     which the model's own decoder also accepts; or, without a mask input, with ``image_side``
-    (:func:`image_side_tensors`) instead of the image and dense embeddings. ViT-B, a click's decoder on ONNX Runtime, 2 threads: 28.8 → 23.9 ms
-    and 29.6 → 23.4 ms (medians of 25, interleaved in one process, ``benchmarks/bench_fast.py --before``)."""
+    (:func:`image_side_tensors`) instead of the image and dense embeddings. ViT-B, a click's decoder on ONNX
+    Runtime, 2 threads: 28.8 → 23.9 ms and 29.6 → 23.4 ms (medians of 25, interleaved in one process,
+    ``benchmarks/bench_fast.py --before``)."""
 
     def __init__(self, inner: nn.Module) -> None:
         super().__init__()
@@ -251,31 +251,29 @@ IMAGE_SIDE = ("image_tokens", "layer0_keys", "layer0_values", "layer0_queries")
 
 def image_side_tensors(model: nn.Module, features: torch.Tensor) -> dict[str, torch.Tensor]:
     """What the first layer of a SAM decoder (segment_anything's, transformers' SAM and SAM-HQ) computes from
-    the image alone, once per image
-    (a click without a mask input then skips it): ``image_tokens`` 1×N×C (the image embedding plus the
-    no-mask embedding, in token layout), and the first layer's projections of the image:
-    ``layer0_keys`` 1×H×d×N and ``layer0_values`` 1×H×N×d (tokens → image), ``layer0_queries`` 1×H×N×d
-    (image → tokens). ``features``: the image embedding, 1×C×h×w."""
+    the image alone (a click without a mask input then skips it), named as :data:`IMAGE_SIDE`:
+    ``image_tokens`` 1×N×C (the image embedding plus the no-mask embedding, in token layout), and the first
+    layer's projections of the image: ``layer0_keys`` 1×H×d×N and ``layer0_values`` 1×H×N×d (tokens →
+    image), ``layer0_queries`` 1×H×N×d (image → tokens). ``features``: the image embedding, 1×C×h×w."""
     decoder = model.mask_decoder
-    d = getattr(decoder, "inner", decoder)
-    layer = d.transformer.layers[0]
+    layer = getattr(decoder, "inner", decoder).transformer.layers[0]
+    to_image, from_image = (getattr(m, "inner", m) for m in (layer.cross_attn_token_to_image,
+                                                             layer.cross_attn_image_to_token))
+    if hasattr(model.prompt_encoder, "get_dense_pe"):  # segment_anything
+        pe = model.prompt_encoder.get_dense_pe()
+    else:
+        pe = model.get_image_wide_positional_embeddings()
+
+    def heads(x: torch.Tensor, attention: nn.Module) -> torch.Tensor:  # 1×N×(H·d) → 1×H×N×d
+        count = int(getattr(attention, "num_heads", None) or attention.num_attention_heads)
+        return x.reshape(1, x.shape[1], count, -1).transpose(1, 2)
+
     with torch.no_grad():
         image = _tokens(features + model.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1))  # 1×N×C
-        if hasattr(model.prompt_encoder, "get_dense_pe"):  # segment_anything
-            pe = model.prompt_encoder.get_dense_pe()
-        else:
-            pe = model.get_image_wide_positional_embeddings()
         keyed = image + _tokens(pe)
-        out = {"image_tokens": image.contiguous()}
-        for name, module, source in (("layer0_keys", layer.cross_attn_token_to_image, keyed),
-                                     ("layer0_values", layer.cross_attn_token_to_image, image),
-                                     ("layer0_queries", layer.cross_attn_image_to_token, keyed)):
-            attention = getattr(module, "inner", module)
-            proj = {"layer0_keys": attention.k_proj, "layer0_values": attention.v_proj}.get(name, attention.q_proj)
-            heads = int(getattr(attention, "num_heads", None) or attention.num_attention_heads)
-            x = proj(source).reshape(1, source.shape[1], heads, -1).transpose(1, 2)  # 1×H×N×d
-            out[name] = (x.transpose(-1, -2) if name == "layer0_keys" else x).contiguous()
-    return out
+        side = (image, heads(to_image.k_proj(keyed), to_image).transpose(-1, -2),
+                heads(to_image.v_proj(image), to_image), heads(from_image.q_proj(keyed), from_image))
+    return {name: x.contiguous() for name, x in zip(IMAGE_SIDE, side)}
 
 
 def image_side(model: nn.Module, embedding, device: str = "cpu") -> dict[str, torch.Tensor]:
@@ -436,7 +434,7 @@ class GivenHQFeatures(nn.Module):
                                   d.upscale_layer_norm, d.activation, d.upscale_conv2, d.activation)  # rows×16N×C/8
         c8, h, w = upscaled.shape[-1], 4 * height, 4 * width
         # the kept SAM masks only (with several candidates, in the order of their predicted IoU: their
-        # hypernetwork vectors are sorted, not the masks), put in place from token order (as TokenLayoutDecoder's)
+        # hypernetwork vectors are sorted, not the masks)
         kept = range(1, d.num_mask_tokens - 1) if multimask_output else range(0, 1)
         sam_mlps = d.output_hypernetworks_mlps
         hyper_sam = torch.stack([sam_mlps[i](mask_tokens_out[:, :, i, :]) for i in kept], dim=2)  # B×P×M×C/8

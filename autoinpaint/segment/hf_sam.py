@@ -350,13 +350,7 @@ class HFSamSegmenter(ImageSideInputs, CachedEncoder, BaseSegmenter):
             out = {"features": out[0], "hq_features": torch.zeros(1, channels // 8, 4 * h, 4 * w)}
         else:
             out = {"features": out}
-        out = {k: torch.zeros(v.shape).float() for k, v in out.items()}
-        if self._takes_image_side(variant):
-            from . import fast_decoder
-
-            with torch.inference_mode(False):
-                out.update(fast_decoder.image_side_tensors(self.model, out.pop("features").to(self.device)))
-        return {k: v.detach().float().cpu().numpy() for k, v in out.items()}
+        return self._export_inputs(variant, {k: np.zeros(tuple(v.shape), np.float32) for k, v in out.items()})
 
     def _encoder_module(self):
         """The image encoder as a module for an ONNX export: pixel values → the family's embedding
@@ -430,8 +424,7 @@ def _graph_class():
             if boxes is not None:
                 kwargs["input_boxes"] = boxes[:, None]
             if image_tokens is not None:  # the image as fast_decoder.image_side_tensors gives it
-                side = {"image_tokens": image_tokens, "layer0_keys": layer0_keys, "layer0_values": layer0_values,
-                        "layer0_queries": layer0_queries}
+                side = dict(zip(fast_decoder.IMAGE_SIDE, (image_tokens, layer0_keys, layer0_values, layer0_queries)))
                 return self._from_image_side(side, kwargs, hq_features)
             if mask_input is not None:  # as SAM2ImagePredictor feeds logits back
                 kwargs["input_masks"] = mask_input.clamp(-32.0, 32.0) if self.family.multiscale else mask_input

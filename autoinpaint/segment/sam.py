@@ -306,26 +306,15 @@ class SamSegmenter(ImageSideInputs, CachedEncoder, BaseSegmenter):
 
         # stateless: coordinates map from an embedding's own original size (the encoder's input side)
         self.transform = ResizeLongestSide(self.config["img_size"])
-        side_px, grid = self.config["img_size"], self.config["img_size"] // self.config["patch_size"]
+        side, grid = self.config["img_size"], self.config["img_size"] // self.config["patch_size"]
         embedding = {"features": np.zeros((1, self.config["prompt_embed_dim"], grid, grid), np.float32)}
-
-        def example(variant) -> dict:  # the inputs of an export (as _decoder_inputs gives them)
-            inputs = dict(embedding)
-            if self._takes_image_side(variant):
-                import torch
-
-                from . import fast_decoder
-
-                with torch.inference_mode(False):
-                    side = fast_decoder.image_side_tensors(self.model,
-                                                           torch.from_numpy(inputs.pop("features")).to(self.device))
-                inputs.update({k: v.detach().float().cpu().numpy() for k, v in side.items()})
-            return {**inputs, **example_prompts(variant, side_px, 4 * grid)}
 
         # without ONNX Runtime's (Skip)LayerNorm fusions segment_anything's decoder graph runs 10-13 % faster here
         # (ViT-B, one click: 79.9 → 69.8 ms on 1 thread, 86.3 → 77.7 ms on 2, logits within 3e-7); the
         # transformers families' graphs gained nothing measurable, so they keep every fusion
-        self.decoder = PromptDecoder(f"sam-{self.fingerprint}", self._decoder_graph, example,
+        self.decoder = PromptDecoder(f"sam-{self.fingerprint}", self._decoder_graph,
+                                     lambda v: {**self._export_inputs(v, embedding),
+                                                **example_prompts(v, side, 4 * grid)},
                                      runtime, self.device, ("SkipLayerNormFusion", "LayerNormFusion"))
 
     def _ensure_encoder(self) -> None:
@@ -449,8 +438,7 @@ def _graph_class():
             points = None if coords is None else (coords, labels)
             sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=mask_input)
             if image_tokens is not None:  # fast_decoder.TokenLayoutDecoder, no mask input
-                side = {"image_tokens": image_tokens, "layer0_keys": layer0_keys, "layer0_values": layer0_values,
-                        "layer0_queries": layer0_queries}
+                side = dict(zip(fast_decoder.IMAGE_SIDE, (image_tokens, layer0_keys, layer0_values, layer0_queries)))
                 return self.mask_decoder(image_embeddings=None, image_pe=self.dense_pe, sparse_prompt_embeddings=sparse,
                                          dense_prompt_embeddings=None, multimask_output=self.variant.multimask,
                                          image_side=side)
