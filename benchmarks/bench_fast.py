@@ -253,7 +253,7 @@ for i in range(n + 2):
         prompts = {"coords": hf_sam.scale_coords(coords, emb.original_size, emb.input_size),
                    "labels": labels.astype(np.int64)}
     variant = Variant(True, False, False, True)
-    tensors = seg._decoder_inputs(emb, variant)  # the image side, computed on the first click
+    tensors = seg._decoder_inputs(emb, variant)  # the image side: computed by embed, taken from the embedding
     parts["transform"].append(time.perf_counter() - t)
     time.sleep(pause)
     tensors_before = ref._decoder_inputs(emb_before, variant)

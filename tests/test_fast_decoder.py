@@ -191,7 +191,8 @@ def test_each_transformers_family_gives_the_outputs_of_transformers_own_model(fa
         if variant.boxes:
             kwargs["boxes"] = torch.tensor([[4.0, 6.0, side * 0.7, side * 0.8]] * prompts)
         if variant.mask:
-            kwargs["mask_input"] = torch.randn(prompts, 1, *fast._example_embedding(variant)["features"].shape[-2:]) * 4
+            grid = fast._example_embedding(variant)["features"].shape[-2:]
+            kwargs["mask_input"] = torch.randn(prompts, 1, *grid) * 4
             kwargs["mask_input"] = torch.nn.functional.interpolate(kwargs["mask_input"], scale_factor=4)
         expand = lambda t: t.expand(prompts, *t.shape[1:])  # noqa: E731
         if family == "sam-hq":

@@ -308,7 +308,6 @@ class SamSegmenter(ImageSideInputs, CachedEncoder, BaseSegmenter):
         self.transform = ResizeLongestSide(self.config["img_size"])
         side, grid = self.config["img_size"], self.config["img_size"] // self.config["patch_size"]
         embedding = {"features": np.zeros((1, self.config["prompt_embed_dim"], grid, grid), np.float32)}
-
         # without ONNX Runtime's (Skip)LayerNorm fusions segment_anything's decoder graph runs 10-13 % faster here
         # (ViT-B, one click: 79.9 → 69.8 ms on 1 thread, 86.3 → 77.7 ms on 2, logits within 3e-7); the
         # transformers families' graphs gained nothing measurable, so they keep every fusion
