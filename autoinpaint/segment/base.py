@@ -81,10 +81,21 @@ class BaseSegmenter:
 
 
 class ImageSideInputs:
-    """Mixed into the SAM segmenters (``model``, ``device``, ``decoder``: a :class:`.onnx_decoder.PromptDecoder`):
-    whether a prompt kind's decoder graph takes the image side (what its first layer computes from the image
-    alone, :func:`.fast_decoder.image_side_tensors`), and that side computed with the embedding, once per image
+    """Mixed into the SAM segmenters (``model``, ``device``, ``decoder``: a :class:`.onnx_decoder.PromptDecoder`;
+    ``_embedding_names``: the embedding's tensors its decoder graphs take): whether a prompt kind's decoder
+    graph takes the image side (what its first layer computes from the image alone,
+    :func:`.fast_decoder.image_side_tensors`), and that side computed with the embedding, once per image
     (``embed`` calls :meth:`_prepare`: the web app's background thread, not the first click)."""
+
+    _embedding_names: tuple[str, ...] = ("features",)
+
+    def _decoder_inputs(self, emb, variant) -> dict:
+        """The embedding's tensors ``variant``'s decoder graph takes (:attr:`_embedding_names`), its image side
+        in place of ``features`` where the graph takes that."""
+        names = self._embedding_names
+        if not self._takes_image_side(variant):
+            return {k: emb.tensors[k] for k in names}
+        return {**{k: emb.tensors[k] for k in names if k != "features"}, **self._image_side(emb)}
 
     def _takes_image_side(self, variant) -> bool:
         return getattr(self.decoder.graph(variant), "takes_image_side", False)

@@ -325,15 +325,9 @@ class HFSamSegmenter(ImageSideInputs, CachedEncoder, BaseSegmenter):
         variant = Variant("coords" in prompts, boxes is not None, mask_input is not None, bool(multimask))
         return self.decoder(variant, self._decoder_inputs(emb, variant), prompts)
 
-    def _decoder_inputs(self, emb: Embedding, variant) -> dict:
-        """The embedding's tensors a variant's decoder graph takes: the family's embedding, or, for SAM and
-        SAM-HQ without a mask input, what the decoder's first layer computes from the image alone
-        (:func:`.fast_decoder.image_side_tensors`, once per image, kept with the embedding in memory)
-        in place of ``features``."""
-        if not self._takes_image_side(variant):
-            return {k: emb.tensors[k] for k in self.family.embedding}
-        side = self._image_side(emb)
-        return {**{k: emb.tensors[k] for k in self.family.embedding if k != "features"}, **side}
+    @property
+    def _embedding_names(self) -> tuple[str, ...]:
+        return self.family.embedding
 
     def _example_embedding(self, variant) -> dict:
         """Zero encoder outputs of this model's shapes (batch 1), as ``variant``'s decoder graph takes

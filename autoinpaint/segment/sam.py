@@ -388,14 +388,6 @@ class SamSegmenter(ImageSideInputs, CachedEncoder, BaseSegmenter):
         variant = Variant("coords" in prompts, boxes is not None, mask_input is not None, bool(multimask))
         return self.decoder(variant, self._decoder_inputs(emb, variant), prompts)
 
-    def _decoder_inputs(self, emb: Embedding, variant) -> dict:
-        """The embedding as a variant's decoder graph takes it: ``features``, or, without a mask input,
-        what the decoder's first layer computes from the image alone (:func:`.fast_decoder.image_side`,
-        once per image, kept with the embedding in memory)."""
-        if not self._takes_image_side(variant):
-            return {"features": emb.tensors["features"]}
-        return self._image_side(emb)
-
     def _decoder_graph(self, variant):
         """The torch module of one prompt kind (:class:`.onnx_decoder.Variant`), as every runtime runs it."""
         return _graph_class()(self.model, variant)

@@ -46,7 +46,8 @@ def held_bytes(editor: Editor) -> int:
     """What an open photo costs in memory: the decoded image, the selection's mask and alpha, the
     segmentation before the mask stage, a result and its crop, the display copies and the
     segmenter's embeddings (a SAM embedding's tensors with what a decoder derived from them once per
-    image; each array counted once: a classical segmenter's embedding is the image itself). A 3000×2000 RGB photo after a click holds about 60 MB, 3.5× its pixels."""
+    image; each array counted once: a classical segmenter's embedding is the image itself). A 3000×2000
+    RGB photo after a click holds about 60 MB, 3.5× its pixels."""
     state = editor.state
     if state is None:
         return 0
