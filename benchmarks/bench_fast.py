@@ -15,9 +15,16 @@ its detect and replace rows; and the web app: ``autoinpaint serve`` in its own p
 ``.pth`` (random weights), the 1200×900 photo, clicks over HTTP at a person's pace (p50 / p95),
 ``--runtime onnx`` vs ``--runtime torch`` (bench_serve.py's client).
 
+The family rows and the web clicks are measured ``--passes`` times (default 2), a pass of every family and
+the web app after another, minutes apart; each timing in the table is the best pass's (the very first
+click's export: the first pass's, where it happens), every pass's repeat click and web click printed below
+it. This machine is a VM on a shared host: a neighbour's load slows a whole process by up to 1.4× for
+minutes, unseen by the load average, so one pass can land in a slow phase; noise only ever adds time, so
+the best of passes is the closest to the idle figure (as ``timeit`` takes the minimum).
+
 Masks of random weights are meaningless; their cost is not. Quality is not measured here.
 
-    .venv/bin/python benchmarks/bench_fast.py [--clicks 30] [--families sam-vit-b-pth,edgetam,...]
+    .venv/bin/python benchmarks/bench_fast.py [--clicks 30] [--passes 2] [--families sam-vit-b-pth,edgetam,...]
 
 ``--before REF`` (e.g. ``--before 7694d01``) measures instead, side by side in one run: a repeat click per
 family in parts (prompt transform, ONNX Runtime decoder as REF built and ran it ("before", ``--baseline``:
@@ -323,6 +330,24 @@ def family_parts(name: str, path: Path, workdir: Path, clicks: int, pause: float
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+_BEST = ("load", "first", "repeat_torch", "repeat_onnx")
+
+
+def best_of(passes: list[dict]) -> dict:
+    """One row per family from several passes of :func:`family_row`: each of :data:`_BEST` the least over
+    the passes that did not fail; everything else (the export, the encoder columns) the first pass's."""
+    rows = {}
+    for name, first in passes[0].items():
+        done = [p[name] for p in passes if "error" not in p.get(name, {"error": ""})]
+        if not done:
+            rows[name] = first
+            continue
+        rows[name] = {**done[0], **{k: min(r[k] for r in done) for k in _BEST}}
+        if "error" not in first:
+            rows[name].update({k: v for k, v in first.items() if k not in _BEST})
+    return rows
+
+
 def family_row(name: str, path: Path, encoders: bool, workdir: Path, precision: str = "auto") -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "AUTOINPAINT_HOME": str(workdir / "home")}
     result = subprocess.run([sys.executable, "-c", _ROW, str(path), str(PHOTO), "1" if encoders else "0", precision],
@@ -553,6 +578,8 @@ def main() -> None:
     ap.add_argument("--clicks", type=int, default=30)
     ap.add_argument("--pause", type=float, default=0.3)
     ap.add_argument("--no-web", action="store_true")
+    ap.add_argument("--passes", type=int, default=2,
+                    help="measure the family rows and the web clicks this many times, minutes apart; best of them")
     ap.add_argument("--before", metavar="REF",
                     help="before/after mode: a commit (e.g. 688b873) whose package is compared with this tree's, "
                          "side by side in one run: repeat-click parts per family, the web click, OmDet-Turbo")
@@ -570,13 +597,23 @@ def main() -> None:
     shutil.rmtree(args.workdir / "home" / "cache" / "sam" / "onnx", ignore_errors=True)  # time the exports too
     load_before = os.getloadavg()
     t_start = time.time()
-    rows = {}
-    for name in filter(None, args.families.split(",")):
-        path = save_family(name, args.workdir)
-        rows[name] = family_row(name, path, name in args.encoders.split(","), args.workdir, args.precision)
-        print(f"{name}: {rows[name]}", file=sys.stderr, flush=True)
+    passes, webs = [], []
+    for k in range(max(1, args.passes)):
+        rows = {}
+        for name in filter(None, args.families.split(",")):
+            path = save_family(name, args.workdir)
+            # the encoders are timed in the first pass only (the ≥ 1.3× rule, not a target)
+            rows[name] = family_row(name, path, k == 0 and name in args.encoders.split(","), args.workdir,
+                                    args.precision)
+            print(f"pass {k + 1} {name}: {rows[name]}", file=sys.stderr, flush=True)
+        passes.append(rows)
+        if not args.no_web:
+            webs.append({rt: web_clicks(rt, args.workdir, args.clicks, args.pause) for rt in ("onnx", "torch")})
+            print(f"pass {k + 1} web: {webs[-1]}", file=sys.stderr, flush=True)
+    rows = best_of(passes)
     texts = text_rows()
-    web = {} if args.no_web else {rt: web_clicks(rt, args.workdir, args.clicks, args.pause) for rt in ("onnx", "torch")}
+    web = {rt: min((w[rt] for w in webs), key=lambda r: (r["p95"], r["p50"])) for rt in ("onnx", "torch")} if webs \
+        else {}
     load_after = os.getloadavg()
 
     ms = lambda s: "–" if s is None else f"{1000 * s:.0f} ms"  # noqa: E731
@@ -613,6 +650,16 @@ def main() -> None:
               "server segment (median) | n |\n|---|---|---|---|---|")
         for rt, r in web.items():
             print(f"| --runtime {rt} | {ms(r['p50'])} | {ms(r['p95'])} | {ms(r['segment'])} | {r['n']} |")
+    if len(passes) > 1:
+        print("\nEvery pass (the table shows each timing's least; the web row, the pass with the least p95):\n")
+        for name in rows:
+            print(f"* {name}: repeat click onnx " + " / ".join(
+                ms(p[name].get("repeat_onnx")) for p in passes) + ", torch " + " / ".join(
+                ms(p[name].get("repeat_torch")) for p in passes) + ", first click " + " / ".join(
+                sec(p[name].get("first")) for p in passes))
+        for rt in web:
+            print(f"* web --runtime {rt}: p50 / p95 " + ", ".join(f"{ms(w[rt]['p50'])} / {ms(w[rt]['p95'])}"
+                                                                   for w in webs))
 
 
 if __name__ == "__main__":
