@@ -193,3 +193,50 @@ def test_a_corrupt_export_is_rebuilt_and_cache_clear_removes_exports(weights, sc
     assert again.decoder.last_runtime == "onnx"
     r = cli("cache", "clear")
     assert r.code == 0 and not list((tmp_path / "h" / "cache" / "sam").rglob("*.onnx"))
+
+
+_SECOND_PROCESS = """
+import json, sys
+import numpy as np, torch
+def boom(*a, **k): raise SystemExit('exported again')
+torch.onnx.export = boom
+from autoinpaint.segment.sam import SamSegmenter
+from autoinpaint.selection import Selection
+from autoinpaint.segment import SegmentParams
+from PIL import Image
+weights, photo = sys.argv[1], sys.argv[2]
+seg = SamSegmenter(weights, device="cpu", precision="fp32", cache=False, runtime="onnx")
+selection = Selection(points=((50, 40), (60, 45)), negatives=((35, 30),), boxes=((20, 15, 95, 75),))
+mask = seg.predict(seg.embed(np.asarray(Image.open(photo).convert("RGB"))), selection, SegmentParams(refine=1)).mask
+print(json.dumps({"exports": seg.decoder.onnx.exports, "runtime": seg.decoder.last_runtime,
+                  "mask": np.packbits(mask).tolist()}))
+"""
+
+
+def test_a_second_process_reuses_the_export(weights, scene, tmp_path, monkeypatch):
+    """The decoder files one process exported are what the next process runs: there the exporter is made
+    to fail, yet the same two variants (points+box, then with the mask input) run on ONNX Runtime, no
+    export, the same mask; with the files removed, the same guard trips, so it does guard the export."""
+    import json
+    import subprocess
+
+    monkeypatch.setenv("AUTOINPAINT_HOME", str(tmp_path / "h"))
+    seg = make("pth", weights["pth"], "onnx")
+    first = seg.predict(seg.embed(scene[1]), *MIXED).mask
+    assert seg.decoder.onnx.exports == 2 and seg.decoder.last_runtime == "onnx"
+    root = Path(__file__).resolve().parents[1]
+    env = {**__import__("os").environ, "AUTOINPAINT_HOME": str(tmp_path / "h"), "PYTHONPATH": str(root)}
+
+    def second():
+        return subprocess.run([sys.executable, "-c", _SECOND_PROCESS, str(weights["pth"]), str(scene[0])],
+                              capture_output=True, text=True, env=env, timeout=300, cwd=root)
+
+    out = second()
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["exports"] == 0 and got["runtime"] == "onnx"
+    assert np.array_equal(np.unpackbits(np.array(got["mask"], np.uint8))[:first.size].reshape(first.shape), first)
+    for file in (tmp_path / "h" / "cache" / "sam" / "onnx").glob("*.onnx"):
+        file.unlink()
+    out = second()
+    assert out.returncode != 0 and "exported again" in out.stderr
