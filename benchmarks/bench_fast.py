@@ -18,9 +18,9 @@ its detect and replace rows; and the web app: ``autoinpaint serve`` in its own p
 The family rows and the web clicks are measured ``--passes`` times (default 2), a pass of every family and
 the web app after another, minutes apart; each timing in the table is the best pass's (the very first
 click's export: the first pass's, where it happens), every pass's repeat click and web click printed below
-it. This machine is a VM on a shared host: a neighbour's load slows a whole process by up to 1.4× for
-minutes, unseen by the load average, so one pass can land in a slow phase; noise only ever adds time, so
-the best of passes is the closest to the idle figure (as ``timeit`` takes the minimum).
+it. This machine is a VM on a shared host: a neighbour's load slows a process by 1.3-1.5× for tens of
+seconds to minutes, unseen by the load average, so one pass can land in a slow phase; noise only ever adds
+time, so the best of passes is the closest to the idle figure (as ``timeit`` takes the minimum).
 
 Masks of random weights are meaningless; their cost is not. Quality is not measured here.
 

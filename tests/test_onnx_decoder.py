@@ -206,8 +206,11 @@ from autoinpaint.segment import SegmentParams
 from PIL import Image
 weights, photo = sys.argv[1], sys.argv[2]
 seg = SamSegmenter(weights, device="cpu", precision="fp32", cache=False, runtime="onnx")
-selection = Selection(points=((50, 40), (60, 45)), negatives=((35, 30),), boxes=((20, 15, 95, 75),))
-mask = seg.predict(seg.embed(np.asarray(Image.open(photo).convert("RGB"))), selection, SegmentParams(refine=1)).mask
+points, negatives, boxes, refine = json.loads(sys.argv[3])
+selection = Selection(points=tuple(map(tuple, points)), negatives=tuple(map(tuple, negatives)),
+                      boxes=tuple(map(tuple, boxes)))
+mask = seg.predict(seg.embed(np.asarray(Image.open(photo).convert("RGB"))), selection,
+                   SegmentParams(refine=refine)).mask
 print(json.dumps({"exports": seg.decoder.onnx.exports, "runtime": seg.decoder.last_runtime,
                   "mask": np.packbits(mask).tolist()}))
 """
@@ -218,6 +221,7 @@ def test_a_second_process_reuses_the_export(weights, scene, tmp_path, monkeypatc
     to fail, yet the same two variants (points+box, then with the mask input) run on ONNX Runtime, no
     export, the same mask; with the files removed, the same guard trips, so it does guard the export."""
     import json
+    import os
     import subprocess
 
     monkeypatch.setenv("AUTOINPAINT_HOME", str(tmp_path / "h"))
@@ -225,10 +229,12 @@ def test_a_second_process_reuses_the_export(weights, scene, tmp_path, monkeypatc
     first = seg.predict(seg.embed(scene[1]), *MIXED).mask
     assert seg.decoder.onnx.exports == 2 and seg.decoder.last_runtime == "onnx"
     root = Path(__file__).resolve().parents[1]
-    env = {**__import__("os").environ, "AUTOINPAINT_HOME": str(tmp_path / "h"), "PYTHONPATH": str(root)}
+    env = {**os.environ, "AUTOINPAINT_HOME": str(tmp_path / "h"), "PYTHONPATH": str(root)}
 
     def second():
-        return subprocess.run([sys.executable, "-c", _SECOND_PROCESS, str(weights["pth"]), str(scene[0])],
+        selection, params = MIXED
+        prompts = json.dumps([selection.points, selection.negatives, selection.boxes, params.refine])
+        return subprocess.run([sys.executable, "-c", _SECOND_PROCESS, str(weights["pth"]), str(scene[0]), prompts],
                               capture_output=True, text=True, env=env, timeout=300, cwd=root)
 
     out = second()
