@@ -15,6 +15,12 @@ its detect and replace rows; and the web app: ``autoinpaint serve`` in its own p
 ``.pth`` (random weights), the 1200×900 photo, clicks over HTTP at a person's pace (p50 / p95),
 ``--runtime onnx`` vs ``--runtime torch`` (bench_serve.py's client).
 
+Beside each family's repeat clicks on ONNX Runtime, a host probe just before and just after them: a 1024²
+fp32 matmul on torch's threads (ms, best of 3 after a first call), so that a slow phase of the host shows
+next to the figure it slowed. Measured here: 10.4-10.8 ms beside clicks at their usual speed, 11.0-12.5 ms
+beside clicks 1.4× slower. A weak signal (the decoders slow down far more than the matmul), but one that
+has pointed the right way in every pass so far; a 64 MB copy, tried too, did not.
+
 The family rows and the web clicks are measured ``--passes`` times (default 2), a pass of every family and
 the web app after another, minutes apart; each timing in the table is the best pass's (the very first
 click's export: the first pass's, where it happens), every pass's repeat click and web click printed below
@@ -117,14 +123,22 @@ def clicks(n=9):
         seg.predict(emb, Selection(points=((x, y),)), SegmentParams())
         times.append(time.perf_counter() - t)
     return float(np.median(times))
+def probe():  # the host's speed right now: a 1024² fp32 matmul on torch's threads (ms, best of 3)
+    a = torch.randn(1024, 1024)
+    best = float("inf")
+    for _ in range(4):
+        t = time.perf_counter(); torch.mm(a, a); best = min(best, time.perf_counter() - t)
+    return round(1000 * best, 2)
 clicks(2)
+probes = [probe()]
 repeat_onnx = clicks()
+probes.append(probe())
 assert seg.decoder.last_runtime == "onnx"
 old = seg.decoder
 seg.decoder = PromptDecoder("unused", old._build, old._example, "torch", "cpu")
 clicks(2)
 repeat_torch = clicks()
-out = {"load": load, "first": min(firsts), "repeat_torch": repeat_torch, "repeat_onnx": repeat_onnx,
+out = {"load": load, "first": min(firsts), "repeat_torch": repeat_torch, "repeat_onnx": repeat_onnx, "probe": probes,
        "export": export, "encoder_runtime": "onnx" if getattr(seg, "onnx_encoder", None) else "torch",
        "precision": seg.precision,
        "params": sum(p.numel() for p in seg.model.parameters()),
@@ -586,7 +600,7 @@ def main() -> None:
     ap.add_argument("--clicks-in-process", type=int, default=15)
     ap.add_argument("--baseline", choices=sorted(BASELINES), default="ref-files",
                     help="--before mode: how the in-process 'before' decoders are built (the REF commit's way)")
-    ap.add_argument("--no-text", action="store_true", help="--before mode: skip OmDet-Turbo")
+    ap.add_argument("--no-text", action="store_true", help="skip OmDet-Turbo (and, by default, the replace rows)")
     ap.add_argument("--text-repeats", type=int, default=3)
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -611,7 +625,7 @@ def main() -> None:
             webs.append({rt: web_clicks(rt, args.workdir, args.clicks, args.pause) for rt in ("onnx", "torch")})
             print(f"pass {k + 1} web: {webs[-1]}", file=sys.stderr, flush=True)
     rows = best_of(passes)
-    texts = text_rows()
+    texts = [] if args.no_text else text_rows()
     web = {rt: min((w[rt] for w in webs), key=lambda r: (r["p95"], r["p50"])) for rt in ("onnx", "torch")} if webs \
         else {}
     load_after = os.getloadavg()
@@ -642,9 +656,10 @@ def main() -> None:
     if all(name in rows and "error" not in rows[name] for name in ("edgetam", "sam2.1-tiny")):
         print(f"\nEdgeTAM first click / SAM 2.1 tiny first click: "
               f"{rows['edgetam']['first'] / rows['sam2.1-tiny']['first']:.2f}×")
-    print("\n| text / replace (bench_fast_text.py) | | | |\n|---|---|---|---|")
-    for line in texts if texts is not None else ["| detect, replace | n/a (not on this branch) | | |"]:
-        print(line)
+    if not args.no_text:
+        print("\n| text / replace (bench_fast_text.py) | | | |\n|---|---|---|---|")
+        for line in texts if texts is not None else ["| detect, replace | n/a (not on this branch) | | |"]:
+            print(line)
     if web:
         print(f"\n| web app /mask click, SAM ViT-B .pth, 1200×900, {args.pause:g} s between clicks | p50 | p95 | "
               "server segment (median) | n |\n|---|---|---|---|---|")
@@ -653,10 +668,10 @@ def main() -> None:
     if len(passes) > 1:
         print("\nEvery pass (the table shows each timing's least; the web row, the pass with the least p95):\n")
         for name in rows:
-            print(f"* {name}: repeat click onnx " + " / ".join(
-                ms(p[name].get("repeat_onnx")) for p in passes) + ", torch " + " / ".join(
-                ms(p[name].get("repeat_torch")) for p in passes) + ", first click " + " / ".join(
-                sec(p[name].get("first")) for p in passes))
+            each = lambda key, fmt: " / ".join(fmt(p[name].get(key)) for p in passes)  # noqa: E731
+            probes = " / ".join(", ".join(f"{v:.1f}" for v in p[name].get("probe", ())) + " ms" for p in passes)
+            print(f"* {name}: repeat click onnx {each('repeat_onnx', ms)} (host probe before, after: {probes}), "
+                  f"torch {each('repeat_torch', ms)}, first click {each('first', sec)}")
         for rt in web:
             print(f"* web --runtime {rt}: p50 / p95 " + ", ".join(f"{ms(w[rt]['p50'])} / {ms(w[rt]['p95'])}"
                                                                    for w in webs))
