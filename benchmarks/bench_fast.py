@@ -16,7 +16,7 @@ its detect and replace rows; and the web app: ``autoinpaint serve`` in its own p
 ``--runtime onnx`` vs ``--runtime torch`` (bench_serve.py's client).
 
 Beside each family's repeat clicks on ONNX Runtime, a host probe just before and just after them: a 1024²
-fp32 matmul on torch's threads (ms, best of 3 after a first call), so that a slow phase of the host shows
+fp32 matmul on torch's threads (ms, the best of 4 calls), so that a slow phase of the host shows
 next to the figure it slowed. Measured here: 10.4-10.8 ms beside clicks at their usual speed, 11.0-12.5 ms
 beside clicks 1.4× slower. A weak signal (the decoders slow down far more than the matmul), but one that
 has pointed the right way in every pass so far; a 64 MB copy, tried too, did not.
@@ -123,7 +123,7 @@ def clicks(n=9):
         seg.predict(emb, Selection(points=((x, y),)), SegmentParams())
         times.append(time.perf_counter() - t)
     return float(np.median(times))
-def probe():  # the host's speed right now: a 1024² fp32 matmul on torch's threads (ms, best of 3)
+def probe():  # the host's speed right now: a 1024² fp32 matmul on torch's threads (ms, best of 4)
     a = torch.randn(1024, 1024)
     best = float("inf")
     for _ in range(4):
@@ -600,7 +600,7 @@ def main() -> None:
     ap.add_argument("--clicks-in-process", type=int, default=15)
     ap.add_argument("--baseline", choices=sorted(BASELINES), default="ref-files",
                     help="--before mode: how the in-process 'before' decoders are built (the REF commit's way)")
-    ap.add_argument("--no-text", action="store_true", help="skip OmDet-Turbo (and, by default, the replace rows)")
+    ap.add_argument("--no-text", action="store_true", help="skip the text rows: OmDet-Turbo (and in the default mode the replace rows too)")
     ap.add_argument("--text-repeats", type=int, default=3)
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
