@@ -600,7 +600,8 @@ def main() -> None:
     ap.add_argument("--clicks-in-process", type=int, default=15)
     ap.add_argument("--baseline", choices=sorted(BASELINES), default="ref-files",
                     help="--before mode: how the in-process 'before' decoders are built (the REF commit's way)")
-    ap.add_argument("--no-text", action="store_true", help="skip the text rows: OmDet-Turbo (and in the default mode the replace rows too)")
+    ap.add_argument("--no-text", action="store_true",
+                    help="skip the text rows: OmDet-Turbo (and in the default mode the replace rows too)")
     ap.add_argument("--text-repeats", type=int, default=3)
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
