@@ -356,9 +356,8 @@ def best_of(passes: list[dict]) -> dict:
         if not done:
             rows[name] = first
             continue
-        rows[name] = {**done[0], **{k: min(r[k] for r in done) for k in _BEST}}
-        if "error" not in first:
-            rows[name].update({k: v for k, v in first.items() if k not in _BEST})
+        base = first if "error" not in first else done[0]
+        rows[name] = {**base, **{k: min(r[k] for r in done) for k in _BEST}}
     return rows
 
 

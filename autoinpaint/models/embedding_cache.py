@@ -59,6 +59,13 @@ class Embedding:
         """The main embedding tensor (1×C×h×w)."""
         return self.tensors["features"]
 
+    def arrays(self) -> list:
+        """Every tensor it holds in memory: its ``tensors`` and what was derived from them."""
+        held = list(self.tensors.values())
+        for derived in self.derived.values():
+            held += list(derived.values()) if isinstance(derived, dict) else [derived]
+        return held
+
 
 def image_key(image: np.ndarray, *parts: object) -> str:
     """Cache key of ``image`` (its content and shape) for one model: ``parts`` name the model and how it

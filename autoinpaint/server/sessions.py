@@ -55,10 +55,8 @@ def held_bytes(editor: Editor) -> int:
               getattr(editor, "_object", None)]
     arrays += [copy for _, copy in getattr(editor, "_display", {}).values()]
     for held in state.embeddings.values():
-        if hasattr(held, "tensors"):  # a SAM embedding: its tensors and what a model derived from them
-            arrays += list(held.tensors.values())
-            for derived in held.derived.values():
-                arrays += list(derived.values()) if isinstance(derived, dict) else [derived]
+        if hasattr(held, "arrays"):  # a SAM embedding (Embedding.arrays: with what was derived from it)
+            arrays += held.arrays()
         elif hasattr(held, "nbytes") or hasattr(held, "element_size"):
             arrays.append(held)
     seen, total = set(), 0
