@@ -196,7 +196,7 @@ from autoinpaint.segment import SegmentParams, fast_decoder, hf_sam
 from autoinpaint.segment.hf_sam import HFSamSegmenter
 from autoinpaint.segment.sam import SamSegmenter
 from autoinpaint.segment.onnx_decoder import Variant, onnx_threads
-from autoinpaint.segment.prompts import choose_masks, pad_points, stability_scores
+from autoinpaint.segment.prompts import choose_masks, on_grid, pad_points, stability_scores
 from autoinpaint.selection import Selection
 path, photo, n, pause, baseline = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
 ref_files = json.loads(sys.argv[6]) if len(sys.argv) > 6 else {}  # variant tag → the REF commit's exported file
@@ -218,10 +218,15 @@ if baseline == "ref-files":  # the files REF's own code exported, opened as 7694
         for threads in (0, 1):
             d._sessions[(v, threads)] = _open_session(Path(ref_files[v.tag]), threads, d.disabled_optimizers,
                                                       spinning=False)
-    # REF's files take the embedding, or (decoder file format 9 on) the image side
-    if "image_tokens" not in {i.name for i in d._sessions[(Variant(True, False, False, True), 0)].get_inputs()}:
+    # REF's files take the embedding, or (decoder file format 9 on) the image side, (12 on) with its shown part
+    takes = {i.name for i in d._sessions[(Variant(True, False, False, True), 0)].get_inputs()}
+    if "image_tokens" not in takes:
         names = ref.family.embedding if isinstance(ref, HFSamSegmenter) else ("features",)
-        ref._decoder_inputs = lambda e, variant: {k: e.tensors[k] for k in names}
+        ref._decoder_inputs = lambda e, variant, whole=True: {k: e.tensors[k] for k in names}
+    else:
+        own_inputs = ref._decoder_inputs
+        ref._decoder_inputs = lambda e, variant, whole=True: {k: v for k, v in own_inputs(e, variant, whole).items()
+                                                              if k in takes}
 elif isinstance(ref, HFSamSegmenter) and ref.family.name == "sam-hq":
     # before: transformers' own SamHQModel forward on the ViT's early features, as 842c01e ran it
     import dataclasses
@@ -274,26 +279,29 @@ for i in range(n + 2):
         prompts = {"coords": hf_sam.scale_coords(coords, emb.original_size, emb.input_size),
                    "labels": labels.astype(np.int64)}
     variant = Variant(True, False, False, True)
-    tensors = seg._decoder_inputs(emb, variant)  # the image side: computed by embed, taken from the embedding
+    # the image side (computed by embed, taken from the embedding) and the part of the grid the photo shows
+    tensors = seg._decoder_inputs(emb, variant, False)
     parts["transform"].append(time.perf_counter() - t)
     time.sleep(pause)
-    tensors_before = ref._decoder_inputs(emb_before, variant)
+    tensors_before = ref._decoder_inputs(emb_before, variant, False)
     if i % 2:  # the second of two back-to-back runs measured ~7 ms slower here: alternate the order
         old, _ = clock("decoder_before", ref.decoder, variant, tensors_before, prompts)
         logits, iou = clock("decoder", seg.decoder, variant, tensors, prompts)
     else:
         logits, iou = clock("decoder", seg.decoder, variant, tensors, prompts)
         old, _ = clock("decoder_before", ref.decoder, variant, tensors_before, prompts)
-    diff = max(diff, float(np.abs(old - logits).max()))
+    rows, cols = logits.shape[-2:]  # where the photo shows them (SAM 1 pads to a square): compared there
+    diff = max(diff, float(np.abs(old[..., :rows, :cols] - logits[..., :rows, :cols]).max()))
     feeds = {k: v.numpy() for k, v in tensors.items()} | prompts
     time.sleep(pause)
     t = time.perf_counter(); seg.decoder.onnx.run(variant, feeds, 1); parts["decoder_1thread"].append(time.perf_counter() - t)
     t = time.perf_counter()
     covered = [n_ / side for n_ in emb.input_size]
+    logits = on_grid(logits, 4 * int(emb.tensors["features"].shape[-1])) if fast_decoder.SHOWN in tensors else logits
     vh, vw = (int(np.ceil(f * n_)) for f, n_ in zip(covered, logits.shape[-2:]))
     best = choose_masks(logits[..., :vh, :vw] > 0, iou, "iou")
     kept = logits[np.arange(1), best]
-    stability_scores(kept)
+    stability_scores(kept[..., :vh, :vw])
     parts["select"].append(time.perf_counter() - t)
     clock("upscale", seg._upscale, emb, kept)
 print(json.dumps({k: float(np.median(v[2:])) for k, v in parts.items()} | {"runtime": seg.decoder.last_runtime,

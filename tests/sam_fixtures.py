@@ -74,7 +74,7 @@ def count_predict_calls(seg, monkeypatch) -> list:
     original = seg._decode
 
     def spy(*args):
-        points, _, boxes, multimask, mask_input = args[-5:]
+        points, _, boxes, multimask, mask_input = args[-6:-1]  # (…, mask_input, whole)
         n = max(len(c) for c in points)
         calls.append({"coords": (len(points), n, 2) if n else None,
                       "boxes": None if boxes is None else tuple(boxes.shape),

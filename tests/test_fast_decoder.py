@@ -61,6 +61,22 @@ def make(family: str, path: Path):
     return cls(path, device="cpu", precision="fp32", cache=False, runtime="torch")
 
 
+def shown_part(logits: np.ndarray, emb, seg) -> tuple[slice, ...]:
+    """The logits a decoder computed (a SAM 1 click computes only the part of the grid the photo shows, the rest is
+    prompts.NOT_SHOWN), checked to hold every logit the photo's mask reads (the rows and columns it covers, and one
+    more for the bilinear upsampling)."""
+    from autoinpaint.segment.prompts import NOT_SHOWN
+
+    computed = (logits != NOT_SHOWN).all(axis=(0, 1))
+    rows, cols = int(computed[:, 0].sum()), int(computed[0].sum())
+    assert computed[:rows, :cols].all() and computed.sum() == rows * cols  # the grid's top-left part
+    side = logits.shape[-1]
+    square = getattr(seg, "_square", None) or 0
+    for n, got in zip(emb.input_size, (rows, cols)):
+        assert got >= (min(side, int(np.ceil(n * side / square)) + 1) if square else side)
+    return (slice(None), slice(None), slice(0, rows), slice(0, cols))
+
+
 def folded(model) -> int:
     return sum(isinstance(m, fast_decoder.FoldedAttention) for m in model.modules())
 
@@ -88,6 +104,7 @@ def test_the_folded_decoder_gives_the_logits_of_the_models_own_modules(family, w
         assert len(got) == len(expected) >= (2 if params.refine else 1), name
         for (la, ia), (lb, ib) in zip(expected, got):
             assert la.shape == lb.shape and ia.shape == ib.shape, name
+            la, lb = la[shown_part(lb, emb, fast)], lb[shown_part(lb, emb, fast)]
             assert np.abs(la - lb).max() <= 1e-4 * max(1.0, np.abs(la).max()), (name, np.abs(la - lb).max())
             assert np.abs(ia - ib).max() <= 1e-4, name
             assert (la > 0).any() and (la <= 0).any(), name  # a mask with an edge: the comparison means something
@@ -223,3 +240,62 @@ def test_each_transformers_family_gives_the_outputs_of_transformers_own_model(fa
         v: family in ("sam", "sam-hq") and not v.mask for v, _, _ in cases}
     if family == "sam-hq":
         assert set(emb.tensors) == {"features", "hq_features"}
+
+
+@pytest.mark.parametrize("family", ("pth", "sam", "sam-hq"))
+@pytest.mark.parametrize("runtime", ("torch", "onnx"))
+def test_a_click_upscales_only_what_the_photo_shows_with_the_same_mask(family, runtime, weights, home, tmp_path):
+    """SAM 1 pads the resized photo to a square: a click without a mask input computes the logits of the part of
+    the grid the photo shows (fast_decoder.SHOWN), and gives the mask and scores of the whole grid's logits."""
+    from autoinpaint.segment.hf_sam import HFSamSegmenter
+    from autoinpaint.segment.onnx_decoder import Variant
+    from autoinpaint.segment.prompts import NOT_SHOWN
+    from autoinpaint.segment.sam import SamSegmenter
+
+    if runtime == "onnx":
+        pytest.importorskip("onnxruntime")
+    cls = SamSegmenter if family == "pth" else HFSamSegmenter
+    seg = cls(weights[family], device="cpu", precision="fp32", cache=False, runtime=runtime)
+    from PIL import Image
+
+    # 128×84: resized to 64×42 of the tiny models' 64-pixel square, where the rows the post-processing reads past
+    # the photo (and SAM-HQ's convolutions past those) reach into one more token row
+    landscape = np.asarray(Image.fromarray(save_scene(tmp_path)[1]).resize((128, 84)))
+    for image in (landscape, np.ascontiguousarray(landscape.transpose(1, 0, 2))):
+        emb = seg.embed(image)
+        h, w = image.shape[:2]
+        points = [np.array([[w * 0.45, h * 0.5], [w * 0.1, h * 0.9]], np.float32)]
+        labels = [np.array([1, 0], np.float32)]
+        for multimask in (False, True):
+            part, part_iou = seg._decode(emb, points, labels, None, multimask, None, False)
+            whole, whole_iou = seg._decode(emb, points, labels, None, multimask, None, True)
+            assert seg.decoder.last_runtime == runtime
+            computed = (part != NOT_SHOWN).all(axis=(0, 1))
+            rows, cols = int(computed[:, 0].sum()), int(computed[0].sum())
+            assert computed[:rows, :cols].all() and computed.sum() == rows * cols
+            grid = part.shape[-1]
+            short = min(rows, cols)
+            assert short < grid and max(rows, cols) == grid  # the padded side was left out ...
+            # ... the photo's side kept, with the row the bilinear upsampling reads past it and one of margin, each
+            # exact (the last two computed rows are not: SAM-HQ's 3×3 convolutions read past them)
+            exact = [n - 2 if n < grid else n for n in (rows, cols)]
+            covered = int(np.ceil(min(emb.input_size) * grid / seg._square))
+            assert min(exact) >= covered + 2
+            assert np.abs(part[..., :exact[0], :exact[1]] - whole[..., :exact[0], :exact[1]]).max() <= 1e-5
+            assert np.abs(part_iou - whole_iou).max() <= 1e-6
+            for k in range(part.shape[1]):
+                want = seg._upscale(emb, whole[:, k])
+                assert want.any() and not want.all()  # a mask with an edge
+                assert np.array_equal(seg._upscale(emb, part[:, k]), want)
+    # the decoder graph of a click takes the shown part; one with a mask input computes the whole grid
+    assert seg.decoder.graph(Variant(True, False, False, True)).takes_image_side
+    assert not seg.decoder.graph(Variant(True, False, True, False)).takes_image_side
+
+
+def test_the_shown_part_of_sam_1s_grid_at_the_published_size():
+    """SAM ViT-B/L/H and SAM-HQ: 1024-pixel square, 64×64 tokens, 256×256 logits."""
+    assert fast_decoder.shown_tokens((768, 1024), 1024, 64) == (49, 64)  # 4:3: 196 of 256 logit rows
+    assert fast_decoder.shown_tokens((1024, 768), 1024, 64) == (64, 49)
+    assert fast_decoder.shown_tokens((683, 1024), 1024, 64) == (44, 64)  # 3:2
+    assert fast_decoder.shown_tokens((1024, 1024), 1024, 64) == (64, 64)
+    assert fast_decoder.shown_tokens((16, 1024), 1024, 64) == (2, 64)

@@ -82,20 +82,52 @@ class BaseSegmenter:
 
 class ImageSideInputs:
     """Mixed into the SAM segmenters (``model``, ``device``, ``decoder``: a :class:`.onnx_decoder.PromptDecoder`;
-    ``_embedding_names``: the embedding's tensors its decoder graphs take): whether a prompt kind's decoder
-    graph takes the image side (what its first layer computes from the image alone,
-    :func:`.fast_decoder.image_side_tensors`), and that side computed with the embedding, once per image
-    (``embed`` calls :meth:`_prepare`: the web app's background thread, not the first click)."""
+    ``_embedding_names``: the embedding's tensors its decoder graphs take; ``_square``: the side of SAM 1's padded
+    input, None where the model does not pad): whether a prompt kind's decoder graph takes the image side (what
+    its first layer computes from the image alone, :func:`.fast_decoder.image_side_tensors`), and that side
+    computed with the embedding, once per image (``embed`` calls :meth:`_prepare`: the web app's background
+    thread, not the first click)."""
 
     _embedding_names: tuple[str, ...] = ("features",)
+    _square: int | None = None
 
-    def _decoder_inputs(self, emb, variant) -> dict:
+    def _decode_logits(self, emb, variant, prompts: dict[str, np.ndarray], whole: bool = False):
+        """One decoder call (:class:`.onnx_decoder.PromptDecoder`) → (logits B×C×h×w on the whole low-resolution
+        grid, IoU B×C) as numpy. Unless ``whole``, a graph that takes the image side computes only the logits the
+        photo shows (:func:`.fast_decoder.shown_tokens`); the rest of the grid is :data:`.prompts.NOT_SHOWN`."""
+        from .fast_decoder import SHOWN
+        from .prompts import on_grid
+
+        inputs = self._decoder_inputs(emb, variant, whole)
+        logits, iou = self.decoder(variant, inputs, prompts)
+        return (on_grid(logits, 4 * int(emb.tensors["features"].shape[-1])) if SHOWN in inputs else logits), iou
+
+    def _decoder_inputs(self, emb, variant, whole: bool = True) -> dict:
         """The embedding's tensors ``variant``'s decoder graph takes (:attr:`_embedding_names`), its image side
-        in place of ``features`` where the graph takes that."""
+        in place of ``features`` where the graph takes that, with the part of the token grid to upscale
+        (:data:`.fast_decoder.SHOWN`) unless ``whole``."""
         names = self._embedding_names
         if not self._takes_image_side(variant):
             return {k: emb.tensors[k] for k in names}
-        return {**{k: emb.tensors[k] for k in names if k != "features"}, **self._image_side(emb)}
+        inputs = {**{k: emb.tensors[k] for k in names if k != "features"}, **self._image_side(emb)}
+        if self._square:
+            inputs.update(self._shown(emb, whole))
+        return inputs
+
+    def _shown(self, emb, whole: bool) -> dict:
+        """{:data:`.fast_decoder.SHOWN`: zeros shaped as the part of the token grid that ``emb``'s photo shows, or
+        as the whole grid}."""
+        import torch
+
+        from .fast_decoder import SHOWN, shown_tokens
+
+        key = f"{SHOWN}-whole" if whole else SHOWN
+        shown = emb.derived.get(key)
+        if shown is None:
+            grid = int(emb.tensors["features"].shape[-1])
+            size = (grid, grid) if whole else shown_tokens(emb.input_size, self._square, grid)
+            shown = emb.derived.setdefault(key, torch.zeros(size))
+        return {SHOWN: shown}
 
     def _takes_image_side(self, variant) -> bool:
         return getattr(self.decoder.graph(variant), "takes_image_side", False)
@@ -112,12 +144,17 @@ class ImageSideInputs:
             return inputs
         import torch
 
-        from .fast_decoder import image_side_tensors
+        from .fast_decoder import SHOWN, image_side_tensors
 
         inputs = dict(inputs)
+        features = inputs.pop("features")
         with torch.inference_mode(False):
-            side = image_side_tensors(self.model, torch.from_numpy(inputs.pop("features")).to(self.device))
-        return {**inputs, **{k: v.detach().float().cpu().numpy() for k, v in side.items()}}
+            side = image_side_tensors(self.model, torch.from_numpy(features).to(self.device))
+        side = {k: v.detach().float().cpu().numpy() for k, v in side.items()}
+        if self._square:  # the shown part's rows and columns, each below the grid's (a dynamic axis of the graph)
+            grid = features.shape[-1]
+            side[SHOWN] = np.zeros((grid - 3, grid - 1), np.float32)
+        return {**inputs, **side}
 
     def _prepare(self, emb) -> None:
         from .onnx_decoder import Variant

@@ -32,6 +32,8 @@ function. Imported only where a model is loaded (it imports torch).
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -171,8 +173,10 @@ class TokenLayoutDecoder(nn.Module):
 
         kept = range(1, d.num_mask_tokens) if multimask_output else range(0, 1)
         hyper = torch.stack([d.output_hypernetworks_mlps[i](hs[:, 1 + i, :]) for i in kept], dim=1)  # B×M×C/8
+        side = int(image_pe.shape[-1])
+        keys, height, width = shown_part(keys, side, side, (image_side or {}).get(SHOWN))
         x = upscale_tokens(keys, *d.output_upscaling)
-        masks = in_place(x @ hyper.transpose(1, 2), int(image_pe.shape[-1]))
+        masks = in_place(x @ hyper.transpose(1, 2), height, width)
         iou = d.iou_prediction_head(hs[:, 0, :])
         return masks, iou[:, 1:] if multimask_output else iou[:, 0:1]
 
@@ -202,9 +206,10 @@ class TransformersTokenLayoutDecoder(nn.Module):
         mlps = d.output_hypernetworks_mlps
         hyper = torch.stack([mlps[i](point_embedding[:, :, 1 + i, :]) for i in kept], dim=2)  # B×P×M×C/8
         rows = batch_size * point_batch_size
-        x = upscale_tokens(keys.reshape(rows, height * width, num_channels), d.upscale_conv1, d.upscale_layer_norm,
-                           d.activation, d.upscale_conv2, d.activation)
-        masks = in_place(x @ hyper.reshape(rows, len(kept), -1).transpose(1, 2), height)
+        keys, height, width = shown_part(keys.reshape(rows, height * width, num_channels), height, width,
+                                         (image_side or {}).get(SHOWN))
+        x = upscale_tokens(keys, d.upscale_conv1, d.upscale_layer_norm, d.activation, d.upscale_conv2, d.activation)
+        masks = in_place(x @ hyper.reshape(rows, len(kept), -1).transpose(1, 2), height, width)
         masks = masks.reshape(batch_size, point_batch_size, len(kept), 4 * height, 4 * width)
         iou = d.iou_prediction_head(point_embedding[:, :, 0, :])
         return masks, iou[:, :, 1:] if multimask_output else iou[:, :, 0:1]
@@ -247,6 +252,32 @@ def prompted_transformer(d: nn.Module, output_tokens: torch.Tensor, image_embedd
 
 
 IMAGE_SIDE = ("image_tokens", "layer0_keys", "layer0_values", "layer0_queries")
+SHOWN = "shown_tokens"  # an image-side input whose shape (rows, columns) is the part of the token grid to upscale
+
+
+def shown_tokens(input_size: tuple[int, int], square: int, grid: int) -> tuple[int, int]:
+    """The top-left rows and columns of a SAM 1 token grid (``grid``×``grid`` tokens over the ``square`` padded
+    input, 4·grid logits a side) whose logits the mask of a photo resized to ``input_size`` (H, W) depends on:
+    the post-processing upsamples the logits bilinearly to the square and crops it to ``input_size`` (it reads one
+    logit row and column past the photo's, and one more as margin), and SAM-HQ's HQ mask adds two 3×3
+    convolutions (two more rows and columns of upscaled features)."""
+    scale = square / (4 * grid)  # input pixels per logit
+
+    def tokens(n: int) -> int:
+        last = math.floor((n - 0.5) / scale - 0.5) + 2  # bilinear: the last input pixel's upper source, + margin
+        return max(1, min(grid, (last + 2) // 4 + 1))  # + the two 3×3 convolutions' reach
+
+    return tokens(input_size[0]), tokens(input_size[1])
+
+
+def shown_part(keys: torch.Tensor, height: int, width: int, shown: torch.Tensor | None):
+    """Image tokens B×(h·w)×C → those of the grid's top-left ``shown.shape`` rows and columns, with that
+    grid's (rows, columns); unchanged without ``shown`` (:data:`SHOWN`)."""
+    if shown is None:
+        return keys, height, width
+    rows, cols = shown.shape
+    batch, _, channels = keys.shape
+    return keys.reshape(batch, height, width, channels)[:, :rows, :cols].reshape(batch, rows * cols, channels), rows, cols
 
 
 def image_side_tensors(model: nn.Module, features: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -342,12 +373,12 @@ def upscale_tokens(keys: torch.Tensor, up1: nn.Module, norm: nn.Module, act1, up
     return act2(x @ w2 + up2.bias.repeat(4)).reshape(batch, n * 16, -1)  # B×16N×C/8
 
 
-def in_place(values: torch.Tensor, side: int) -> torch.Tensor:
-    """B×16N×M values in :func:`upscale_tokens`' order → B×M×4h×4w images (h = w = ``side``): only these M
-    channels are reordered (ONNX Runtime's 8-D transposes are slow: 15 ms for C/8 = 32 channels at 256²)."""
+def in_place(values: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """B×16N×M values in :func:`upscale_tokens`' order (N = ``height``·``width`` tokens) → B×M×4h×4w images: only
+    these M channels are reordered (ONNX Runtime's 8-D transposes are slow: 15 ms for C/8 = 32 channels at 256²)."""
     batch = values.shape[0]
-    values = values.reshape(batch, side, side, 2, 2, 2, 2, -1).permute(0, 7, 1, 3, 5, 2, 4, 6)
-    return values.reshape(batch, -1, 4 * side, 4 * side)
+    values = values.reshape(batch, height, width, 2, 2, 2, 2, -1).permute(0, 7, 1, 3, 5, 2, 4, 6)
+    return values.reshape(batch, -1, 4 * height, 4 * width)
 
 
 _CROSS = {"cross_attn_token_to_image": TO_IMAGE, "cross_attn_image_to_token": FROM_IMAGE,
@@ -430,8 +461,11 @@ class GivenHQFeatures(nn.Module):
         # it gave the transformer instead, read through transpose(2, 3): a porting slip the weights were not
         # trained with. In token layout, as SAM's (upscale_tokens): the two transposed convolutions as matmuls
         rows = batch_size * point_batch_size
-        upscaled = upscale_tokens(keys.reshape(rows, height * width, num_channels), d.upscale_conv1,
-                                  d.upscale_layer_norm, d.activation, d.upscale_conv2, d.activation)  # rows×16N×C/8
+        grid_h, grid_w = 4 * height, 4 * width
+        keys, height, width = shown_part(keys.reshape(rows, height * width, num_channels), height, width,
+                                         (image_side or {}).get(SHOWN))
+        upscaled = upscale_tokens(keys, d.upscale_conv1, d.upscale_layer_norm, d.activation, d.upscale_conv2,
+                                  d.activation)  # rows×16N×C/8
         c8, h, w = upscaled.shape[-1], 4 * height, 4 * width
         # the kept SAM masks only (with several candidates, in the order of their predicted IoU: their
         # hypernetwork vectors are sorted, not the masks)
@@ -468,9 +502,10 @@ class GivenHQFeatures(nn.Module):
         if hq_features.shape[0] == batch_size and batch_size != 1 and point_batch_size != 1:
             hq_features = hq_features.repeat_interleave(point_batch_size, 0)
         # one image's HQ features meet every prompt's row by broadcasting (no per-prompt copy of them)
-        hq = hq_features.reshape(hq_features.shape[0], c8, h * w)
+        # (on the whole grid, then cropped: cropping the features first would copy them)
+        hq = hq_features.reshape(hq_features.shape[0], c8, grid_h * grid_w)
         masks_hq = (conv + (hq_rows @ d.mask_conv2.bias)[:, None, None]
-                    + (hq_rows[:, None, :] @ hq).reshape(-1, h, w))
+                    + (hq_rows[:, None, :] @ hq).reshape(-1, grid_h, grid_w)[:, :h, :w])
         masks_hq = masks_hq.reshape(batch_size, point_batch_size, 1, h, w)
         masks_sam = masks_sam.reshape(batch_size, point_batch_size, len(kept), h, w)
         return (masks_hq if hq_token_only else masks_sam + masks_hq), iou_pred

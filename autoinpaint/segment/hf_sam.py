@@ -302,15 +302,16 @@ class HFSamSegmenter(ImageSideInputs, CachedEncoder, BaseSegmenter):
         params = params or SegmentParams()
         covered = tuple(n / self.image_size for n in embedding.input_size)  # SAM 1 pads to the square
 
-        def decode(points, labels, boxes, multimask, mask_input):
-            return self._decode(embedding, points, labels, boxes, multimask, mask_input)
+        def decode(points, labels, boxes, multimask, mask_input, whole):
+            return self._decode(embedding, points, labels, boxes, multimask, mask_input, whole)
 
         return run_prompts(selection, params, decode, lambda logits: self._upscale(embedding, logits), covered)
 
     def _decode(self, emb: Embedding, points: list[np.ndarray], labels: list[np.ndarray],
-                boxes: np.ndarray | None, multimask: bool, mask_input: np.ndarray | None):
+                boxes: np.ndarray | None, multimask: bool, mask_input: np.ndarray | None, whole: bool = True):
         """One decoder call for B prompts, each in its own batch row (so each may carry a mask
-        input): returns low-resolution logits B×C×h×w and predicted IoU B×C as numpy."""
+        input): returns low-resolution logits B×C×h×w and predicted IoU B×C as numpy (SAM 1 families: computed
+        where the photo shows them, unless ``whole``)."""
         from .onnx_decoder import Variant
 
         prompts: dict[str, np.ndarray] = {}
@@ -323,11 +324,15 @@ class HFSamSegmenter(ImageSideInputs, CachedEncoder, BaseSegmenter):
         if mask_input is not None:
             prompts["mask_input"] = np.ascontiguousarray(mask_input, dtype=np.float32)
         variant = Variant("coords" in prompts, boxes is not None, mask_input is not None, bool(multimask))
-        return self.decoder(variant, self._decoder_inputs(emb, variant), prompts)
+        return self._decode_logits(emb, variant, prompts, whole)
 
     @property
     def _embedding_names(self) -> tuple[str, ...]:
         return self.family.embedding
+
+    @property
+    def _square(self) -> int | None:
+        return self.image_size if self.family.pads else None
 
     def _example_embedding(self, variant) -> dict:
         """Zero encoder outputs of this model's shapes (batch 1), as ``variant``'s decoder graph takes
@@ -410,7 +415,7 @@ def _graph_class():
 
         def forward(self, features=None, coords=None, labels=None, boxes=None, mask_input=None, high_res_0=None,
                     high_res_1=None, hq_features=None, image_tokens=None, layer0_keys=None, layer0_values=None,
-                    layer0_queries=None):
+                    layer0_queries=None, shown_tokens=None):
             b = coords.shape[0] if coords is not None else boxes.shape[0]
             kwargs = {"multimask_output": self.variant.multimask}
             if coords is not None:
@@ -419,6 +424,7 @@ def _graph_class():
                 kwargs["input_boxes"] = boxes[:, None]
             if image_tokens is not None:  # the image as fast_decoder.image_side_tensors gives it
                 side = dict(zip(fast_decoder.IMAGE_SIDE, (image_tokens, layer0_keys, layer0_values, layer0_queries)))
+                side[fast_decoder.SHOWN] = shown_tokens
                 return self._from_image_side(side, kwargs, hq_features)
             if mask_input is not None:  # as SAM2ImagePredictor feeds logits back
                 kwargs["input_masks"] = mask_input.clamp(-32.0, 32.0) if self.family.multiscale else mask_input

@@ -29,18 +29,20 @@ from ..errors import InputError, ModelMissingError
 from ..log import notice
 
 RUNTIMES = ("auto", "torch", "onnx")
-FORMAT = "11"  # bump when the exported decoder graphs change (2: cross-attention folded, fast_decoder.py;
+FORMAT = "12"  # bump when the exported decoder graphs change (2: cross-attention folded, fast_decoder.py;
 #   3: opset 20, GELU as one operator; 4: SAM-HQ's HQ mask channels-last; 5: segment_anything's in token layout;
 #   6: SAM-HQ's image embedding and positional encoding broadcast, not copied per prompt;
 #   7: transformers SAM's in token layout; 8: SAM-HQ's upscaling in token layout, only its kept SAM masks;
 #   9: transformers SAM and SAM-HQ without a mask input take the image side, fast_decoder.image_side_tensors;
-#   10: segment_anything's too; 11: SAM-HQ's SAM masks read from its channels-last image)
+#   10: segment_anything's too; 11: SAM-HQ's SAM masks read from its channels-last image;
+#   12: SAM 1 families without a mask input upscale only the part of the grid the photo shows, fast_decoder.SHOWN)
 ENCODER_FORMAT = "1"  # the same for the exported image encoders
 # opset 20 has GELU as one operator, which ONNX Runtime runs in one pass; at 18 the exporter writes it out
 # as Div, Erf, Add, Mul, Mul (five passes over the upscaled masks' features: a SAM-HQ ViT-B decoder call 64 → 58 ms)
 DECODER_OPSET = 20
 ENCODER_OPSET = 18  # the encoders' exports (ENCODER_FORMAT 1) stay as they were measured
 MAX_POINTS = 4096  # upper bound of the dynamic axes (prompts per call, points per prompt)
+MAX_GRID = 64  # ... and of the image side's shown part of the token grid (fast_decoder.SHOWN)
 
 
 class Variant(NamedTuple):
@@ -156,11 +158,16 @@ class OnnxDecoder:
     def _export(self, variant: Variant, path: Path) -> None:
         import torch
 
+        from .fast_decoder import SHOWN
+
         module, example = self.make_module(variant)
         batch = torch.export.Dim("prompts", min=1, max=MAX_POINTS)
         count = torch.export.Dim("points", min=1, max=MAX_POINTS)
+        shown = {0: torch.export.Dim("shown_rows", min=1, max=MAX_GRID),
+                 1: torch.export.Dim("shown_columns", min=1, max=MAX_GRID)}
         dims = {name: {0: batch, 1: count} if name in ("coords", "labels")
                 else {0: batch} if name in ("boxes", "mask_input")
+                else shown if name == SHOWN  # the part of the token grid the photo shows
                 else None  # the image embedding: one image, expanded to the prompts inside the graph
                 for name in example}
         notice(f"exporting the prompt decoder ({variant.tag}) to ONNX (once per model)")

@@ -10,6 +10,7 @@ import numpy as np
 from ..selection import Selection
 
 Group = tuple[list[np.ndarray], list[np.ndarray], "np.ndarray | None"]
+NOT_SHOWN = -1e4  # the low-resolution logits a decoder did not compute (the photo does not show them)
 
 
 def _inside(pts: np.ndarray, box) -> np.ndarray:
@@ -100,18 +101,30 @@ def stability_scores(logits: np.ndarray, threshold: float = 0.0, offset: float =
     return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
 
 
+def on_grid(logits: np.ndarray, side: int) -> np.ndarray:
+    """Low-resolution logits B×C×h×w of the grid's top-left part → B×C×side×side, the rest :data:`NOT_SHOWN`
+    (the post-processing crops it away); unchanged when they cover the grid."""
+    h, w = logits.shape[-2:]
+    if (h, w) == (side, side):
+        return logits
+    out = np.full((*logits.shape[:-2], side, side), NOT_SHOWN, np.float32)
+    out[..., :h, :w] = logits
+    return out
+
+
 def run_prompts(selection: Selection, params, decode, upscale,
                 covered: tuple[float, float] = (1.0, 1.0)):
     """The prediction every SAM family shares: prompts → one H×W bool mask and its scores.
 
-    ``decode(points, labels, boxes, multimask, mask_input)`` runs the prompt encoder and mask
+    ``decode(points, labels, boxes, multimask, mask_input, whole)`` runs the prompt encoder and mask
     decoder on one batch of prompts (as :func:`group_prompts` gives them, pixel coordinates;
     ``mask_input`` B×1×h×w low-resolution logits or None) and returns (low-resolution logits
-    B×C×h×w, predicted IoU B×C) as numpy. ``upscale(logits B×h×w) -> H×W bool`` maps kept masks to
+    B×C×h×w, predicted IoU B×C) as numpy: where the photo shows them at least (``covered``), on the whole grid
+    when ``whole`` (logits fed back as a mask input: ``refine``). ``upscale(logits B×h×w) -> H×W bool`` maps kept masks to
     the image and unites them; it runs once per group, for the kept masks only, so a 12 MP photo
     pays one full-resolution interpolation per click, not one per candidate. ``covered`` (fractions
     of height and width): the part of the low-resolution grid that shows the image (SAM 1 pads the
-    input to a square), where ``largest``/``smallest`` measure area. ``params`` is a
+    input to a square), where ``largest``/``smallest`` measure area and the stability score is taken. ``params`` is a
     :class:`~.base.SegmentParams`.
     Returns a :class:`~.base.SegmentResult` with the lowest predicted IoU and stability score of
     the kept masks."""
@@ -123,16 +136,16 @@ def run_prompts(selection: Selection, params, decode, upscale,
     for group in group_prompts(selection):
         points, labels, boxes = group
         multimask = wants_multimask(params.select, params.multimask, group)
-        logits, iou = decode(points, labels, boxes, multimask, None)
+        logits, iou = decode(points, labels, boxes, multimask, None, params.refine > 0)
         vh, vw = (int(np.ceil(f * n)) for f, n in zip(covered, logits.shape[-2:]))
         rows = np.arange(len(points))
         best = choose_masks(logits[..., :vh, :vw] > 0, iou, params.select)
         kept, kept_iou = logits[rows, best], iou[rows, best]
         for _ in range(params.refine):
-            logits, iou = decode(points, labels, boxes, False, kept[:, None])
+            logits, iou = decode(points, labels, boxes, False, kept[:, None], True)
             kept, kept_iou = logits[:, 0], iou[:, 0]
         united = upscale(kept)
         mask = united if mask is None else mask | united
         ious += kept_iou.tolist()
-        stabilities += stability_scores(kept).tolist()
+        stabilities += stability_scores(kept[..., :vh, :vw]).tolist()
     return SegmentResult(mask, {"iou": min(ious), "stability": min(stabilities)})

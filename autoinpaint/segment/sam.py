@@ -359,20 +359,21 @@ class SamSegmenter(ImageSideInputs, CachedEncoder, BaseSegmenter):
         params = params or SegmentParams()
         covered = tuple(n / self.config["img_size"] for n in embedding.input_size)  # the rest is padding
 
-        def decode(points, labels, boxes, multimask, mask_input):
-            return self._decode(embedding, points, labels, boxes, multimask, mask_input)
+        def decode(points, labels, boxes, multimask, mask_input, whole):
+            return self._decode(embedding, points, labels, boxes, multimask, mask_input, whole)
 
         return run_prompts(selection, params, decode, lambda logits: self._upscale(embedding, logits), covered)
 
     def _decode(self, emb: Embedding, points: list[np.ndarray], labels: list[np.ndarray],
-                boxes: np.ndarray | None, multimask: bool, mask_input: np.ndarray | None = None):
+                boxes: np.ndarray | None, multimask: bool, mask_input: np.ndarray | None = None,
+                whole: bool = True):
         """``SamPredictor.predict_torch`` without the upscaling and without the predictor's state: the
         prompt encoder and mask decoder on B prompts, on the embedding ``emb``. ``points[i]`` (n_i×2
         pixels) and ``labels[i]`` (1 = object, 0 = background) are padded with label -1 (no point) to a
         common length; ``boxes`` is B×4 (x0, y0, x1, y1) pixels or None; ``mask_input`` B×1×h×w
         low-resolution logits or None. Coordinates map to the encoder's input frame as
         ``SamPredictor`` maps them (``ResizeLongestSide``). Returns low-resolution logits B×C×h×w and
-        predicted IoU B×C as numpy."""
+        predicted IoU B×C as numpy, computed where the photo shows them unless ``whole``."""
         from .onnx_decoder import Variant
 
         size = tuple(emb.original_size)
@@ -386,7 +387,11 @@ class SamSegmenter(ImageSideInputs, CachedEncoder, BaseSegmenter):
         if mask_input is not None:
             prompts["mask_input"] = np.ascontiguousarray(mask_input, dtype=np.float32)
         variant = Variant("coords" in prompts, boxes is not None, mask_input is not None, bool(multimask))
-        return self.decoder(variant, self._decoder_inputs(emb, variant), prompts)
+        return self._decode_logits(emb, variant, prompts, whole)
+
+    @property
+    def _square(self) -> int:
+        return int(self.config["img_size"])
 
     def _decoder_graph(self, variant):
         """The torch module of one prompt kind (:class:`.onnx_decoder.Variant`), as every runtime runs it."""
@@ -425,11 +430,12 @@ def _graph_class():
             self.register_buffer("dense_pe", model.prompt_encoder.get_dense_pe().detach().clone(), persistent=False)
 
         def forward(self, features=None, coords=None, labels=None, boxes=None, mask_input=None, image_tokens=None,
-                    layer0_keys=None, layer0_values=None, layer0_queries=None):
+                    layer0_keys=None, layer0_values=None, layer0_queries=None, shown_tokens=None):
             points = None if coords is None else (coords, labels)
             sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=mask_input)
             if image_tokens is not None:  # fast_decoder.TokenLayoutDecoder, no mask input
                 side = dict(zip(fast_decoder.IMAGE_SIDE, (image_tokens, layer0_keys, layer0_values, layer0_queries)))
+                side[fast_decoder.SHOWN] = shown_tokens
                 return self.mask_decoder(image_embeddings=None, image_pe=self.dense_pe, sparse_prompt_embeddings=sparse,
                                          dense_prompt_embeddings=None, multimask_output=self.variant.multimask,
                                          image_side=side)
