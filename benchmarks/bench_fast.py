@@ -196,7 +196,7 @@ from autoinpaint.segment import SegmentParams, fast_decoder, hf_sam
 from autoinpaint.segment.hf_sam import HFSamSegmenter
 from autoinpaint.segment.sam import SamSegmenter
 from autoinpaint.segment.onnx_decoder import Variant, onnx_threads
-from autoinpaint.segment.prompts import choose_masks, on_grid, pad_points, stability_scores
+from autoinpaint.segment.prompts import choose_masks, pad_points, stability_scores
 from autoinpaint.selection import Selection
 path, photo, n, pause, baseline = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
 ref_files = json.loads(sys.argv[6]) if len(sys.argv) > 6 else {}  # variant tag → the REF commit's exported file
@@ -297,7 +297,8 @@ for i in range(n + 2):
     t = time.perf_counter(); seg.decoder.onnx.run(variant, feeds, 1); parts["decoder_1thread"].append(time.perf_counter() - t)
     t = time.perf_counter()
     covered = [n_ / side for n_ in emb.input_size]
-    logits = on_grid(logits, 4 * int(emb.tensors["features"].shape[-1])) if fast_decoder.SHOWN in tensors else logits
+    if fast_decoder.SHOWN in tensors:  # the part of the grid the photo shows, back on the whole grid
+        logits = fast_decoder.on_grid(logits, 4 * int(emb.tensors["features"].shape[-1]))
     vh, vw = (int(np.ceil(f * n_)) for f, n_ in zip(covered, logits.shape[-2:]))
     best = choose_masks(logits[..., :vh, :vw] > 0, iou, "iou")
     kept = logits[np.arange(1), best]

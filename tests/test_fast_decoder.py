@@ -63,9 +63,9 @@ def make(family: str, path: Path):
 
 def shown_part(logits: np.ndarray, emb, seg) -> tuple[slice, ...]:
     """The logits a decoder computed (a SAM 1 click computes only the part of the grid the photo shows, the rest is
-    prompts.NOT_SHOWN), checked to hold every logit the photo's mask reads (the rows and columns it covers, and one
+    fast_decoder.NOT_SHOWN), checked to hold every logit the photo's mask reads (the rows and columns it covers, and one
     more for the bilinear upsampling)."""
-    from autoinpaint.segment.prompts import NOT_SHOWN
+    from autoinpaint.segment.fast_decoder import NOT_SHOWN
 
     computed = (logits != NOT_SHOWN).all(axis=(0, 1))
     rows, cols = int(computed[:, 0].sum()), int(computed[0].sum())
@@ -249,7 +249,7 @@ def test_a_click_upscales_only_what_the_photo_shows_with_the_same_mask(family, r
     the grid the photo shows (fast_decoder.SHOWN), and gives the mask and scores of the whole grid's logits."""
     from autoinpaint.segment.hf_sam import HFSamSegmenter
     from autoinpaint.segment.onnx_decoder import Variant
-    from autoinpaint.segment.prompts import NOT_SHOWN
+    from autoinpaint.segment.fast_decoder import NOT_SHOWN
     from autoinpaint.segment.sam import SamSegmenter
 
     if runtime == "onnx":

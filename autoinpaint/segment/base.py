@@ -91,12 +91,11 @@ class ImageSideInputs:
     _embedding_names: tuple[str, ...] = ("features",)
     _square: int | None = None
 
-    def _decode_logits(self, emb, variant, prompts: dict[str, np.ndarray], whole: bool = False):
+    def _decode_logits(self, emb, variant, prompts: dict[str, np.ndarray], whole: bool):
         """One decoder call (:class:`.onnx_decoder.PromptDecoder`) → (logits B×C×h×w on the whole low-resolution
         grid, IoU B×C) as numpy. Unless ``whole``, a graph that takes the image side computes only the logits the
-        photo shows (:func:`.fast_decoder.shown_tokens`); the rest of the grid is :data:`.prompts.NOT_SHOWN`."""
-        from .fast_decoder import SHOWN
-        from .prompts import on_grid
+        photo shows (:func:`.fast_decoder.shown_tokens`); the rest of the grid is :data:`.fast_decoder.NOT_SHOWN`."""
+        from .fast_decoder import SHOWN, on_grid
 
         inputs = self._decoder_inputs(emb, variant, whole)
         logits, iou = self.decoder(variant, inputs, prompts)

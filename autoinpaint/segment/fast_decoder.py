@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -253,6 +254,7 @@ def prompted_transformer(d: nn.Module, output_tokens: torch.Tensor, image_embedd
 
 IMAGE_SIDE = ("image_tokens", "layer0_keys", "layer0_values", "layer0_queries")
 SHOWN = "shown_tokens"  # an image-side input whose shape (rows, columns) is the part of the token grid to upscale
+NOT_SHOWN = -1e4  # the low-resolution logits a decoder did not compute (the photo does not show them)
 
 
 def shown_tokens(input_size: tuple[int, int], square: int, grid: int) -> tuple[int, int]:
@@ -270,6 +272,17 @@ def shown_tokens(input_size: tuple[int, int], square: int, grid: int) -> tuple[i
     return tokens(input_size[0]), tokens(input_size[1])
 
 
+def on_grid(logits: np.ndarray, side: int) -> np.ndarray:
+    """Low-resolution logits B×C×h×w of the grid's top-left part → B×C×side×side, the rest :data:`NOT_SHOWN`
+    (the post-processing crops it away); unchanged when they cover the grid."""
+    h, w = logits.shape[-2:]
+    if (h, w) == (side, side):
+        return logits
+    out = np.full((*logits.shape[:-2], side, side), NOT_SHOWN, np.float32)
+    out[..., :h, :w] = logits
+    return out
+
+
 def shown_part(keys: torch.Tensor, height: int, width: int, shown: torch.Tensor | None):
     """Image tokens B×(h·w)×C → those of the grid's top-left ``shown.shape`` rows and columns, with that
     grid's (rows, columns); unchanged without ``shown`` (:data:`SHOWN`)."""
@@ -277,7 +290,8 @@ def shown_part(keys: torch.Tensor, height: int, width: int, shown: torch.Tensor 
         return keys, height, width
     rows, cols = shown.shape
     batch, _, channels = keys.shape
-    return keys.reshape(batch, height, width, channels)[:, :rows, :cols].reshape(batch, rows * cols, channels), rows, cols
+    part = keys.reshape(batch, height, width, channels)[:, :rows, :cols]
+    return part.reshape(batch, rows * cols, channels), rows, cols
 
 
 def image_side_tensors(model: nn.Module, features: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -374,8 +388,9 @@ def upscale_tokens(keys: torch.Tensor, up1: nn.Module, norm: nn.Module, act1, up
 
 
 def in_place(values: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """B×16N×M values in :func:`upscale_tokens`' order (N = ``height``·``width`` tokens) → B×M×4h×4w images: only
-    these M channels are reordered (ONNX Runtime's 8-D transposes are slow: 15 ms for C/8 = 32 channels at 256²)."""
+    """B×16N×M values in :func:`upscale_tokens`' order (N = ``height``·``width`` tokens) → B×M×4h×4w images:
+    only these M channels are reordered (ONNX Runtime's 8-D transposes are slow: 15 ms for C/8 = 32 channels at
+    256²)."""
     batch = values.shape[0]
     values = values.reshape(batch, height, width, 2, 2, 2, 2, -1).permute(0, 7, 1, 3, 5, 2, 4, 6)
     return values.reshape(batch, -1, 4 * height, 4 * width)

@@ -41,8 +41,7 @@ ENCODER_FORMAT = "1"  # the same for the exported image encoders
 # as Div, Erf, Add, Mul, Mul (five passes over the upscaled masks' features: a SAM-HQ ViT-B decoder call 64 → 58 ms)
 DECODER_OPSET = 20
 ENCODER_OPSET = 18  # the encoders' exports (ENCODER_FORMAT 1) stay as they were measured
-MAX_POINTS = 4096  # upper bound of the dynamic axes (prompts per call, points per prompt)
-MAX_GRID = 64  # ... and of the image side's shown part of the token grid (fast_decoder.SHOWN)
+MAX_POINTS = 4096  # upper bound of the dynamic axes (prompts per call, points per prompt, fast_decoder.SHOWN's)
 
 
 class Variant(NamedTuple):
@@ -163,8 +162,8 @@ class OnnxDecoder:
         module, example = self.make_module(variant)
         batch = torch.export.Dim("prompts", min=1, max=MAX_POINTS)
         count = torch.export.Dim("points", min=1, max=MAX_POINTS)
-        shown = {0: torch.export.Dim("shown_rows", min=1, max=MAX_GRID),
-                 1: torch.export.Dim("shown_columns", min=1, max=MAX_GRID)}
+        shown = {0: torch.export.Dim("shown_rows", min=1, max=MAX_POINTS),
+                 1: torch.export.Dim("shown_columns", min=1, max=MAX_POINTS)}
         dims = {name: {0: batch, 1: count} if name in ("coords", "labels")
                 else {0: batch} if name in ("boxes", "mask_input")
                 else shown if name == SHOWN  # the part of the token grid the photo shows

@@ -10,7 +10,6 @@ import numpy as np
 from ..selection import Selection
 
 Group = tuple[list[np.ndarray], list[np.ndarray], "np.ndarray | None"]
-NOT_SHOWN = -1e4  # the low-resolution logits a decoder did not compute (the photo does not show them)
 
 
 def _inside(pts: np.ndarray, box) -> np.ndarray:
@@ -101,17 +100,6 @@ def stability_scores(logits: np.ndarray, threshold: float = 0.0, offset: float =
     return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
 
 
-def on_grid(logits: np.ndarray, side: int) -> np.ndarray:
-    """Low-resolution logits B×C×h×w of the grid's top-left part → B×C×side×side, the rest :data:`NOT_SHOWN`
-    (the post-processing crops it away); unchanged when they cover the grid."""
-    h, w = logits.shape[-2:]
-    if (h, w) == (side, side):
-        return logits
-    out = np.full((*logits.shape[:-2], side, side), NOT_SHOWN, np.float32)
-    out[..., :h, :w] = logits
-    return out
-
-
 def run_prompts(selection: Selection, params, decode, upscale,
                 covered: tuple[float, float] = (1.0, 1.0)):
     """The prediction every SAM family shares: prompts → one H×W bool mask and its scores.
@@ -119,12 +107,13 @@ def run_prompts(selection: Selection, params, decode, upscale,
     ``decode(points, labels, boxes, multimask, mask_input, whole)`` runs the prompt encoder and mask
     decoder on one batch of prompts (as :func:`group_prompts` gives them, pixel coordinates;
     ``mask_input`` B×1×h×w low-resolution logits or None) and returns (low-resolution logits
-    B×C×h×w, predicted IoU B×C) as numpy: where the photo shows them at least (``covered``), on the whole grid
-    when ``whole`` (logits fed back as a mask input: ``refine``). ``upscale(logits B×h×w) -> H×W bool`` maps kept masks to
-    the image and unites them; it runs once per group, for the kept masks only, so a 12 MP photo
-    pays one full-resolution interpolation per click, not one per candidate. ``covered`` (fractions
-    of height and width): the part of the low-resolution grid that shows the image (SAM 1 pads the
-    input to a square), where ``largest``/``smallest`` measure area and the stability score is taken. ``params`` is a
+    B×C×h×w, predicted IoU B×C) as numpy: computed where the photo shows them at least (``covered``), on
+    the whole grid when ``whole`` (logits fed back as a mask input: ``refine``). ``upscale(logits B×h×w)
+    -> H×W bool`` maps kept masks to the image and unites them; it runs once per group, for the kept masks
+    only, so a 12 MP photo pays one full-resolution interpolation per click, not one per candidate.
+    ``covered`` (fractions of height and width): the part of the low-resolution grid that shows the image
+    (SAM 1 pads the input to a square), where ``largest``/``smallest`` measure area and the stability
+    score is taken. ``params`` is a
     :class:`~.base.SegmentParams`.
     Returns a :class:`~.base.SegmentResult` with the lowest predicted IoU and stability score of
     the kept masks."""
