@@ -34,7 +34,8 @@ Masks of random weights are meaningless; their cost is not. Quality is not measu
 
 ``--before REF`` (e.g. ``--before 7694d01``) measures instead, side by side in one run: a repeat click per
 family in parts (prompt transform, ONNX Runtime decoder as REF built and ran it ("before", ``--baseline``:
-``ref-files``, the files REF's own code exports, opened with workers never spinning as 7694d01 did; or
+``ref-files``, the files REF's own code exports, opened with workers never spinning as 7694d01 did;
+``ref-spinning``, the same files opened as this tree opens its own (workers spinning during a call); or
 ``unfolded`` for 842c01e, the graphs of the model's own modules) and as this tree does ("after"), candidate
 choice + stability score, mask
 upscaling; whole clicks before/after interleaved in one process), the web app click on two servers at once
@@ -210,14 +211,15 @@ seg.decoder.warm()
 ref = cls(path, device="cpu", precision="fp32", cache=True, runtime="onnx")
 ref.decoder.onnx.identity += "-" + baseline
 emb_before = emb
-if baseline == "ref-files":  # the files REF's own code exported, opened as 7694d01 did (workers never spinning)
+if baseline in ("ref-files", "ref-spinning"):  # the files REF's own code exported, opened as 7694d01 did
+    # (workers never spinning) or as this tree opens its own
     from pathlib import Path
     from autoinpaint.segment.onnx_decoder import _open_session
     d = ref.decoder.onnx
     for v in (Variant(True, False, False, True), Variant(True, False, False, False)):
         for threads in (0, 1):
             d._sessions[(v, threads)] = _open_session(Path(ref_files[v.tag]), threads, d.disabled_optimizers,
-                                                      spinning=False)
+                                                      spinning=baseline == "ref-spinning")
     # REF's files take the embedding, or (decoder file format 9 on) the image side, (12 on) with its shown part
     takes = {i.name for i in d._sessions[(Variant(True, False, False, True), 0)].get_inputs()}
     if "image_tokens" not in takes:
@@ -290,7 +292,10 @@ for i in range(n + 2):
     else:
         logits, iou = clock("decoder", seg.decoder, variant, tensors, prompts)
         old, _ = clock("decoder_before", ref.decoder, variant, tensors_before, prompts)
-    rows, cols = logits.shape[-2:]  # where the photo shows them (SAM 1 pads to a square): compared there
+    # compared where the post-processing reads them: the photo's logits (SAM 1 pads it to a square) and the two
+    # past it (a click computes a few more, the last of them inexact: SAM-HQ's 3×3 convolutions read past them)
+    rows, cols = (min(n, int(np.ceil(n_ / side * 4 * emb.tensors["features"].shape[-1])) + 2)
+                  for n, n_ in zip(logits.shape[-2:], emb.input_size))
     diff = max(diff, float(np.abs(old[..., :rows, :cols] - logits[..., :rows, :cols]).max()))
     feeds = {k: v.numpy() for k, v in tensors.items()} | prompts
     time.sleep(pause)
@@ -313,6 +318,7 @@ print(json.dumps({k: float(np.median(v[2:])) for k, v in parts.items()} | {"runt
 BASELINES = {  # the in-process "before" of --before: how that commit's decoder graphs were built and run
     "ref-files": "the decoder files the REF commit's own code exported, opened with ONNX Runtime's workers never "
                  "spinning (as 7694d01 and earlier did)",
+    "ref-spinning": "the decoder files the REF commit's own code exported, opened as this tree opens its own",
     "unfolded": "the decoder graphs of the model's own modules (842c01e)",
 }
 
@@ -519,7 +525,7 @@ def ab_main(args) -> None:
     parts = {}
     for name in filter(None, args.families.split(",")):
         path = save_family(name, args.workdir)
-        files = ref_files(before, path, args.workdir) if args.baseline == "ref-files" else None
+        files = ref_files(before, path, args.workdir) if args.baseline.startswith("ref-") else None
         parts[name] = family_parts(name, path, args.workdir, args.clicks_in_process, baseline=args.baseline,
                                    files=files)
         print(f"{name}: {parts[name]}", file=sys.stderr, flush=True)
