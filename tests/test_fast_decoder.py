@@ -245,8 +245,9 @@ def test_each_transformers_family_gives_the_outputs_of_transformers_own_model(fa
 @pytest.mark.parametrize("family", ("pth", "sam", "sam-hq"))
 @pytest.mark.parametrize("runtime", ("torch", "onnx"))
 def test_a_click_upscales_only_what_the_photo_shows_with_the_same_mask(family, runtime, weights, home, tmp_path):
-    """SAM 1 pads the resized photo to a square: a click without a mask input computes the logits of the part of
-    the grid the photo shows (fast_decoder.SHOWN), and gives the mask and scores of the whole grid's logits."""
+    """SAM 1 pads the resized photo to a square: a click (points, or points and a box) without a mask input computes
+    the logits of the part of the grid the photo shows (fast_decoder.SHOWN), and gives the mask and scores of the
+    whole grid's logits."""
     from autoinpaint.segment.hf_sam import HFSamSegmenter
     from autoinpaint.segment.onnx_decoder import Variant
     from autoinpaint.segment.fast_decoder import NOT_SHOWN
@@ -266,9 +267,10 @@ def test_a_click_upscales_only_what_the_photo_shows_with_the_same_mask(family, r
         h, w = image.shape[:2]
         points = [np.array([[w * 0.45, h * 0.5], [w * 0.1, h * 0.9]], np.float32)]
         labels = [np.array([1, 0], np.float32)]
-        for multimask in (False, True):
-            part, part_iou = seg._decode(emb, points, labels, None, multimask, None, False)
-            whole, whole_iou = seg._decode(emb, points, labels, None, multimask, None, True)
+        box = np.array([[w * 0.2, h * 0.25, w * 0.7, h * 0.75]], np.float32)
+        for multimask, boxes in ((False, None), (True, None), (False, box)):
+            part, part_iou = seg._decode(emb, points, labels, boxes, multimask, None, False)
+            whole, whole_iou = seg._decode(emb, points, labels, boxes, multimask, None, True)
             assert seg.decoder.last_runtime == runtime
             computed = (part != NOT_SHOWN).all(axis=(0, 1))
             rows, cols = int(computed[:, 0].sum()), int(computed[0].sum())
