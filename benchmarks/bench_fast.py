@@ -16,10 +16,11 @@ its detect and replace rows; and the web app: ``autoinpaint serve`` in its own p
 ``--runtime onnx`` vs ``--runtime torch`` (bench_serve.py's client).
 
 Beside each family's repeat clicks on ONNX Runtime, a host probe just before and just after them: a 1024²
-fp32 matmul on torch's threads (ms, the best of 4 calls), so that a slow phase of the host shows
+fp32 matmul on torch's threads (ms, the best of 4 calls), so that a slow phase of the host may show
 next to the figure it slowed. Measured here: 10.4-10.8 ms beside clicks at their usual speed, 11.0-12.5 ms
-beside clicks 1.4× slower. A weak signal (the decoders slow down far more than the matmul), but one that
-has pointed the right way in every pass so far; a 64 MB copy, tried too, did not.
+beside clicks 1.4× slower on 2026-12-04 afternoon; a weak signal (the decoders slow down far more than the
+matmul), and it missed the slow phases of that night (10.5 ms beside SAM-HQ at 51 ms as at 30 ms: the slow
+phases that hit two-thread calls only, README). A 64 MB copy, tried too, did not point the right way.
 
 The family rows and the web clicks are measured ``--passes`` times (default 2), a pass of every family and
 the web app after another, minutes apart; each timing in the table is the best pass's (the very first
@@ -294,8 +295,8 @@ for i in range(n + 2):
         old, _ = clock("decoder_before", ref.decoder, variant, tensors_before, prompts)
     # compared where the post-processing reads them: the photo's logits (SAM 1 pads it to a square) and the two
     # past it (a click computes a few more, the last of them inexact: SAM-HQ's 3×3 convolutions read past them)
-    rows, cols = (min(n, int(np.ceil(n_ / side * 4 * emb.tensors["features"].shape[-1])) + 2)
-                  for n, n_ in zip(logits.shape[-2:], emb.input_size))
+    grid = 4 * int(emb.tensors["features"].shape[-1])  # the low-resolution logits' side
+    rows, cols = (min(n, int(np.ceil(n_ / side * grid)) + 2) for n, n_ in zip(logits.shape[-2:], emb.input_size))
     diff = max(diff, float(np.abs(old[..., :rows, :cols] - logits[..., :rows, :cols]).max()))
     feeds = {k: v.numpy() for k, v in tensors.items()} | prompts
     time.sleep(pause)
@@ -303,7 +304,7 @@ for i in range(n + 2):
     t = time.perf_counter()
     covered = [n_ / side for n_ in emb.input_size]
     if fast_decoder.SHOWN in tensors:  # the part of the grid the photo shows, back on the whole grid
-        logits = fast_decoder.on_grid(logits, 4 * int(emb.tensors["features"].shape[-1]))
+        logits = fast_decoder.on_grid(logits, grid)
     vh, vw = (int(np.ceil(f * n_)) for f, n_ in zip(covered, logits.shape[-2:]))
     best = choose_masks(logits[..., :vh, :vw] > 0, iou, "iou")
     kept = logits[np.arange(1), best]

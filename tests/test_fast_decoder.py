@@ -61,15 +61,19 @@ def make(family: str, path: Path):
     return cls(path, device="cpu", precision="fp32", cache=False, runtime="torch")
 
 
-def shown_part(logits: np.ndarray, emb, seg) -> tuple[slice, ...]:
-    """The logits a decoder computed (a SAM 1 click computes only the part of the grid the photo shows, the rest is
-    fast_decoder.NOT_SHOWN), checked to hold every logit the photo's mask reads (the rows and columns it covers, and one
-    more for the bilinear upsampling)."""
-    from autoinpaint.segment.fast_decoder import NOT_SHOWN
-
-    computed = (logits != NOT_SHOWN).all(axis=(0, 1))
+def computed_part(logits: np.ndarray) -> tuple[int, int]:
+    """(rows, columns) of the logits a decoder computed: a SAM 1 click computes only the part of the grid the photo
+    shows, the rest is fast_decoder.NOT_SHOWN; checked to be the grid's top-left part."""
+    computed = (logits != fast_decoder.NOT_SHOWN).all(axis=(0, 1))
     rows, cols = int(computed[:, 0].sum()), int(computed[0].sum())
-    assert computed[:rows, :cols].all() and computed.sum() == rows * cols  # the grid's top-left part
+    assert computed[:rows, :cols].all() and computed.sum() == rows * cols
+    return rows, cols
+
+
+def shown_part(logits: np.ndarray, emb, seg) -> tuple[slice, ...]:
+    """The logits a decoder computed (:func:`computed_part`), checked to hold every logit the photo's mask reads (the
+    rows and columns it covers, and one more for the bilinear upsampling)."""
+    rows, cols = computed_part(logits)
     side = logits.shape[-1]
     square = getattr(seg, "_square", None) or 0
     for n, got in zip(emb.input_size, (rows, cols)):
@@ -248,17 +252,16 @@ def test_a_click_upscales_only_what_the_photo_shows_with_the_same_mask(family, r
     """SAM 1 pads the resized photo to a square: a click (points, or points and a box) without a mask input computes
     the logits of the part of the grid the photo shows (fast_decoder.SHOWN), and gives the mask and scores of the
     whole grid's logits."""
+    from PIL import Image
+
     from autoinpaint.segment.hf_sam import HFSamSegmenter
     from autoinpaint.segment.onnx_decoder import Variant
-    from autoinpaint.segment.fast_decoder import NOT_SHOWN
     from autoinpaint.segment.sam import SamSegmenter
 
     if runtime == "onnx":
         pytest.importorskip("onnxruntime")
     cls = SamSegmenter if family == "pth" else HFSamSegmenter
     seg = cls(weights[family], device="cpu", precision="fp32", cache=False, runtime=runtime)
-    from PIL import Image
-
     # 128×84: resized to 64×42 of the tiny models' 64-pixel square, where the rows the post-processing reads past
     # the photo (and SAM-HQ's convolutions past those) reach into one more token row
     landscape = np.asarray(Image.fromarray(save_scene(tmp_path)[1]).resize((128, 84)))
@@ -272,9 +275,7 @@ def test_a_click_upscales_only_what_the_photo_shows_with_the_same_mask(family, r
             part, part_iou = seg._decode(emb, points, labels, boxes, multimask, None, False)
             whole, whole_iou = seg._decode(emb, points, labels, boxes, multimask, None, True)
             assert seg.decoder.last_runtime == runtime
-            computed = (part != NOT_SHOWN).all(axis=(0, 1))
-            rows, cols = int(computed[:, 0].sum()), int(computed[0].sum())
-            assert computed[:rows, :cols].all() and computed.sum() == rows * cols
+            rows, cols = computed_part(part)
             grid = part.shape[-1]
             short = min(rows, cols)
             assert short < grid and max(rows, cols) == grid  # the padded side was left out ...
