@@ -65,16 +65,35 @@ def test_coarse_textures_are_relit_not_copied(tmp_path, ground, seed, degrees):
     assert r["far"], r
 
 
-def test_coarse_texture_meets_the_mad_target_at_1200x900(tmp_path):
-    """Gravel at 1200x900 (the benchmark's scene 2108 of ``--seed 2100 --size 1200x900``, a seed not tuned
-    on): the shadow's outline is long in texture units there and the MAD target is met, over the shadow
-    beyond the object's own alpha and over the issue's whole region (the inpainted ring included). Not
-    in general: at 1200x900 it is met on 2 of 3 gravel and brick scenes (1 of 3 with the ring), on
-    none at 480x360 (benchmarks/bench_shadow.py, docs/shadow.md)."""
-    sc = S.shadow_scene(1200, 900, np.random.default_rng(2108), "gravel")
+@pytest.mark.parametrize("ground, seed", [("gravel", 2420), ("brick", 2401), ("grass", 2410), ("noise", 2411)])
+def test_all_targets_at_1200x900(tmp_path, ground, seed):
+    """At 1200x900 (scenes of ``bench_shadow.py --seed 2400 --size 1200x900``, a set not tuned on; one per
+    ground, each missed before the outline was fitted again at full resolution) all four targets are met:
+    90 % of the shadow covered, at most 10 % of its area taken outside, MAD <= 6 beyond the object's own
+    alpha, nothing far away changed. Not on every scene: on 19 of that set's 24 (docs/shadow.md)."""
+    sc = S.shadow_scene(1200, 900, np.random.default_rng(seed), ground)
     r = measure(sc, str(tmp_path))
-    assert r["mad"] <= 6 and r["mad_all"] <= 6 and r["mad_plain"] > 25, r
-    assert r["cover"] >= 0.9 and r["outside"] <= 0.15 and r["far"], r
+    assert r["cover"] >= 0.9 and r["outside"] <= 0.1, r
+    assert r["mad"] <= 6 and r["mad_plain"] > 25, r
+    assert r["far"] and r["verdict"] == "ok", r
+
+
+def test_outline_refit_at_full_resolution_finds_a_sharp_edge():
+    """refine_outline: a straight penumbra (σ 2 px) on paving noise, its edge at x = 300.3; the working
+    copy (a fifth of the size) put it 6 px off and 5 px soft. Refitted: within half a pixel, σ 1-3 px."""
+    from autoinpaint.shadow.outline import refine_outline, step
+
+    rng = np.random.default_rng(0)
+    h, w = 200, 600
+    ground = S.ground("noise", w, h, rng).astype(np.float32)
+    xx = np.broadcast_to(np.arange(w, dtype=np.float32), (h, w))
+    photo = np.clip(np.rint(ground * (1 - 0.5 * step(xx - 300.3, 2.0))[..., None]), 0, 255).astype(np.float32)
+    lit = np.broadcast_to(ground.reshape(-1, 3).mean(axis=0), (h, w, 3)).astype(np.float32)
+    dist, sigma = refine_outline(photo, np.ones((h, w), bool), lit, xx - 306.3, 5.0, 0.5, 0.2)
+    edge = [float(np.interp(0.0, dist[y], xx[y])) for y in range(20, h - 20)]
+    assert abs(np.median(edge) - 300.3) <= 0.5, np.median(edge)
+    assert np.percentile(np.abs(np.asarray(edge) - 300.3), 90) <= 1.0
+    assert 1.0 <= sigma <= 3.0, sigma
 
 
 def test_error_breakdown_adds_up(tmp_path, paving):

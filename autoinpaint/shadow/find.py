@@ -6,10 +6,12 @@ robustly to the unshadowed surroundings. The shadow is the part of the darker re
 darkened alike) that touches the object, without dark texture joined to it by thin necks. Its matte
 is a soft step across the region's signed distance: the outline's offset is fitted piece by piece
 along it (a smooth path, Viterbi) and the penumbra's width (σ) globally, both against the finely
-measured ratio; the umbra's darkening is then fitted by least squares under that matte.
+measured ratio (:mod:`.outline`); the umbra's darkening is then fitted by least squares under that matte.
 
 Everything runs on a window around the object (a shadow is attached to it), searched on a copy of
-at most ``WORK_SIZE`` px; only the matte's own box is computed at full resolution.
+at most ``WORK_SIZE`` px; only the matte's own box is computed at full resolution. When that copy is
+at most half the photo's size, the outline and penumbra are fitted again there
+(:func:`~.outline.refine_outline`), and the lit level under the shadow follows the ground around it.
 """
 from __future__ import annotations
 
@@ -17,21 +19,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .outline import (FINE, OFFSETS, PASSES, PENUMBRAS, LevelCost, fit_sigma, local_offsets, normconv,
+                      refine_outline, step)
+
 WORK_SIZE = 384          # longest side (px) of the window's working copy
 REACH = 2.5              # the window: the object's box grown by this many times its longest side
 COARSE = 0.06            # σ of the texture smoothing that finds the shadow, a share of the object's size
-PASSES = 2               # rounds of fitting the outline's pieces, then the penumbra again
-BEND = 4.0               # cost of bending the outline by 1 working px between neighbouring pieces
-SEGMENT = 4              # outline piece (working px) whose offset is fitted on its own
-OFFSETS = tuple(np.linspace(-4, 4, 17))  # outline offsets tried (working px, > 0 outwards)
-FINE = 1.0               # σ (working px) of the smoothing the penumbra is measured on
 LIT_MIN = 12.0           # grey level under which the ground is too dark to measure a shadow on
 DARK_MIN = 0.2           # a pixel is a shadow candidate when its brightness drops by at least this share
 CHROMA_MAX = 0.08        # ... and its channels drop alike (ratio spread at most this): chroma kept
 NECK = 0.1               # dark texture joined by necks thinner than this share of the object's size is cut off
 CONTACT_PX = 3           # a candidate touches the object when it comes this close (working px)
 MATTE_MIN = 0.04         # matte below this (a darkening of a few grey levels at most) is left alone
-PENUMBRAS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0)  # penumbra σ tried (working px)
+REFINE_BELOW = 0.5       # a working copy at most this share of the photo's size: the outline is fitted again at
+                         # full resolution, against a lit level that follows the ground around the shadow
+LOCAL = 0.25             # ... smoothed over this share of the object's size
+REFINE_SIZE = 384        # longest side (px) of the copy of the matte's box the outline is fitted again on
 
 
 @dataclass
@@ -59,19 +62,6 @@ class ShadowMatte:
     object_alpha: np.ndarray | None = field(default=None, repr=False)
     original: np.ndarray | None = field(default=None, repr=False)
     alpha: np.ndarray | None = field(default=None, repr=False)
-
-
-def _normconv(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian average of ``values`` over the pixels where ``weight`` is 1 (normalised convolution)."""
-    import cv2
-
-    if sigma <= 0:
-        return values.astype(np.float32)
-    w = weight.astype(np.float32)
-    num = cv2.GaussianBlur(values.astype(np.float32) * (w if values.ndim == 2 else w[..., None]), (0, 0), sigma)
-    den = cv2.GaussianBlur(w, (0, 0), sigma)
-    den = np.maximum(den, 1e-4)
-    return num / (den if values.ndim == 2 else den[..., None])
 
 
 def _lit_level(mean: np.ndarray, valid: np.ndarray, passes: int = 3) -> np.ndarray:
@@ -135,7 +125,7 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
         return None
     # coarse scale (a fraction of the object's size): where the shadow is and how dark its umbra is
     coarse = max(2.0, COARSE * side * s)
-    mean = _normconv(small, valid, coarse)
+    mean = normconv(small, valid, coarse)
     lit = _lit_level(mean, valid)
     if float(lit.mean()) < LIT_MIN:   # ground too dark to tell a shadow on it
         return None
@@ -180,7 +170,7 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
     inside = (region | ring).astype(np.uint8)  # under the object next to the shadow: shadow too
     signed = (cv2.distanceTransform(1 - inside, cv2.DIST_L2, 5)
               - cv2.distanceTransform(inside, cv2.DIST_L2, 5)).astype(np.float32)  # working px, > 0 outside
-    fine = _normconv(small, valid, FINE)
+    fine = normconv(small, valid, FINE)
     raw = (1 - (fine / lit).mean(axis=2)) / float(darkening.mean())
     band = valid & (np.abs(signed) <= max(4.0, 2 * coarse))
     best, best_err = (0.0, 1.0), np.inf
@@ -190,21 +180,25 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
         d, r = d[::thin], r[::thin]
         for offset in OFFSETS[::2]:  # whole px: the pieces refine it
             for sigma in PENUMBRAS:
-                err = float(((_step(d - offset, float(np.hypot(sigma, FINE))) - r) ** 2).mean())
+                err = float(((step(d - offset, float(np.hypot(sigma, FINE))) - r) ** 2).mean())
                 if err < best_err:
                     best, best_err = (offset, sigma), err
     offset, sigma = best
     if band.sum() >= 8:
         # the outline's offset, segment by segment along it: a shadow's outline is not the coarse one's
         for _ in range(PASSES):
-            signed = signed - _local_offsets(inside, signed, band, raw, float(np.hypot(sigma, FINE)), offset)
+            signed = signed - local_offsets(inside, signed, band, LevelCost(raw, float(np.hypot(sigma, FINE))),
+                                            offset)
             offset = 0.0
-            d, r = signed[band][::thin], raw[band][::thin]
-            errors = [float(((_step(d, float(np.hypot(sg, FINE))) - r) ** 2).mean()) for sg in PENUMBRAS]
-            sigma = PENUMBRAS[int(np.argmin(errors))]
+            sigma = fit_sigma(signed[band][::thin], raw[band][::thin], PENUMBRAS)
     # the umbra's darkening again, now that the matte is known: least squares of
     # image = lit · (1 − matte · darkening) over the shadow's half (texture averages out)
-    work_matte = _step(signed - offset, max(sigma, 0.35))
+    refine = s <= REFINE_BELOW
+    if refine:
+        # the object is large in the photo: its texture averages out over a fraction of its size, so the
+        # lit level under the shadow follows the ground around it (the plane's departure, interpolated)
+        lit = lit * normconv((mean / lit).mean(axis=2), valid & ~away, LOCAL * side * s)[..., None]
+    work_matte = step(signed - offset, max(sigma, 0.35))
     use = valid & (work_matte >= 0.5)
     if use.sum() >= 16:
         m, l = work_matte[use][:, None], lit[use]
@@ -215,13 +209,17 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
     rb = bbox(signed <= reach)
     fx0, fy0 = max(int(rb[0] / s) - 2, 0), max(int(rb[1] / s) - 2, 0)
     fx1, fy1 = min(int(np.ceil(rb[2] / s)) + 2, wx1 - wx0), min(int(np.ceil(rb[3] / s)) + 2, wy1 - wy0)
-    if s < 1:
+    if refine:
+        dist, sigma = _refined(image, mask, (wx0, wy0), (fx0, fy0, fx1, fy1), signed, lit, offset, sigma,
+                               float(darkening.mean()), s)
+    elif s < 1:
         xs = ((np.arange(fx0, fx1, dtype=np.float32) + 0.5) * s - 0.5)[None, :].repeat(fy1 - fy0, 0)
         ys = ((np.arange(fy0, fy1, dtype=np.float32) + 0.5) * s - 0.5)[:, None].repeat(fx1 - fx0, 1)
-        dist = cv2.remap(signed, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) / s
+        dist = (cv2.remap(signed, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) - offset) / s
+        sigma = max(sigma, 0.35) / s
     else:
-        dist = signed[fy0:fy1, fx0:fx1]
-    matte = _step(dist - offset / s, max(sigma, 0.35) / s)
+        dist, sigma = signed[fy0:fy1, fx0:fx1] - offset, max(sigma, 0.35)
+    matte = step(dist, sigma)
     matte[matte < MATTE_MIN] = 0
     if not matte.any():
         return None
@@ -230,66 +228,35 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
                        darkening, candidate | region, obj, (wx0, wy0, wx1, wy1), frame)
 
 
-def _step(distance: np.ndarray, sigma: float) -> np.ndarray:
-    """A soft step: 1 well inside (distance < 0), 0 well outside, the normal CDF across the edge
-    (its logistic approximation, within 0.01)."""
-    return (1 / (1 + np.exp(np.clip(1.702 * distance / max(sigma, 1e-3), -30, 30)))).astype(np.float32)
-
-
-def _local_offsets(inside: np.ndarray, signed: np.ndarray, band: np.ndarray, raw: np.ndarray, sigma: float,
-                   offset: float) -> np.ndarray:
-    """An offset (working px) per pixel: the outline's shift that explains ``raw`` best for each
-    SEGMENT-px piece of the outline (its pixels' nearest piece), smoothed along the outline and
-    across the image; 0 far from the band."""
+def _refined(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], box: tuple[int, int, int, int],
+             signed: np.ndarray, lit: np.ndarray, offset: float, sigma: float, darkening: float,
+             s: float) -> tuple[np.ndarray, float]:
+    """The matte's signed distance (full px, over ``box``: the matte's box in the window whose top-left
+    corner is ``corner``) and σ (full px), fitted again on a copy of the photo there of at most
+    ``REFINE_SIZE`` px (the photo itself when it is smaller): ``signed``, ``lit``, ``offset`` and ``sigma``
+    are the working copy's (working px, downscaled by ``s``)."""
     import cv2
 
-    contours, _ = cv2.findContours(inside, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
-    if not contours:
-        return np.full(signed.shape, offset, np.float32)
-    h, w = inside.shape
-    piece = np.full((h, w), -1, np.int32)
-    starts, n = [], 0
-    for c in contours:
-        pts = c[:, 0]
-        ids = n + np.arange(len(pts)) // SEGMENT
-        piece[pts[:, 1], pts[:, 0]] = ids
-        starts.append((n, int(ids[-1]) + 1))
-        n = int(ids[-1]) + 1
-    seeds = (piece < 0).astype(np.uint8)
-    _, labels = cv2.distanceTransformWithLabels(seeds, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
-    # label → the piece of that outline pixel
-    flat = piece.ravel()
-    zero_idx = np.flatnonzero(seeds.ravel() == 0)
-    lut = np.full(labels.max() + 1, -1, np.int64)
-    lut_labels = labels.ravel()[zero_idx]
-    lut[lut_labels] = flat[zero_idx]
-    near_piece = lut[labels]
-    sel = band & (near_piece >= 0)
-    ids, d, r = near_piece[sel], signed[sel], raw[sel]
-    err = np.stack([np.bincount(ids, (_step(d - o, sigma) - r) ** 2, minlength=n) for o in OFFSETS], axis=1)
-    offsets = np.asarray(OFFSETS, np.float32)
-    best = np.full(n, offset, np.float32)
-    for a, b in starts:  # the smoothest run of offsets along each outline that explains the data
-        best[a:b] = _smooth_path(err[a:b], offsets, BEND)
-    field = np.where(near_piece >= 0, best[np.maximum(near_piece, 0)], offset).astype(np.float32)
-    return cv2.GaussianBlur(field, (0, 0), SEGMENT / 2)
+    from ..imaging.pixels import to_rgb8
 
-
-def _smooth_path(cost: np.ndarray, values: np.ndarray, bend: float) -> np.ndarray:
-    """Viterbi: one of ``values`` per row of ``cost`` (n×L) minimising the costs plus ``bend`` per unit
-    of change between neighbours."""
-    jump = bend * np.abs(values[:, None] - values[None, :])
-    total = cost[0].copy()
-    back = np.zeros(cost.shape, np.int64)
-    for i in range(1, len(cost)):
-        step = total[:, None] + jump                  # from (rows) → to (columns)
-        back[i] = step.argmin(axis=0)
-        total = cost[i] + step.min(axis=0)
-    path = np.empty(len(cost), np.int64)
-    path[-1] = int(total.argmin())
-    for i in range(len(cost) - 1, 0, -1):
-        path[i - 1] = back[i, path[i]]
-    return values[path]
+    fx0, fy0, fx1, fy1 = box
+    x0, y0, x1, y1 = corner[0] + fx0, corner[1] + fy0, corner[0] + fx1, corner[1] + fy1
+    r = min(1.0, REFINE_SIZE / max(x1 - x0, y1 - y0))
+    size = (max(1, round((x1 - x0) * r)), max(1, round((y1 - y0) * r)))
+    xs = ((fx0 + (np.arange(size[0], dtype=np.float32) + 0.5) / r) * s - 0.5)[None, :].repeat(size[1], 0)
+    ys = ((fy0 + (np.arange(size[1], dtype=np.float32) + 0.5) / r) * s - 0.5)[:, None].repeat(size[0], 1)
+    dist = (cv2.remap(signed, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) - offset) * (r / s)
+    lit = cv2.remap(lit, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    crop, obj = to_rgb8(image[y0:y1, x0:x1]), mask[y0:y1, x0:x1].astype(np.uint8)
+    if r < 1:
+        crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+        obj = (cv2.resize(obj * np.uint8(255), size, interpolation=cv2.INTER_AREA) > 2).astype(np.uint8)
+    ground = ~cv2.dilate(obj, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))).astype(bool)
+    dist, sigma = refine_outline(crop.astype(np.float32), ground, lit, dist, max(sigma, 0.35) * r / s, darkening,
+                                 s / r)
+    if r < 1:
+        dist = cv2.resize(dist, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    return dist / r, sigma / r
 
 
 def _touching(cand: np.ndarray, touch: np.ndarray) -> np.ndarray:

@@ -1,0 +1,167 @@
+"""The shadow's outline and penumbra: a soft step across a signed distance, its offset fitted piece by
+piece along the outline (one smooth path, Viterbi) and its width (σ) globally.
+
+:func:`~.find.find_shadow` fits them on its working copy against the measured darkening
+(:class:`LevelCost`); when that copy is much coarser than the photo, :func:`refine_outline` fits them
+again at full resolution, in the matte's own box, against the slope of the log-image across the outline
+(:class:`SlopeCost`): a shadow's penumbra is a few pixels wide at any photo size, which a copy of 384 px
+cannot place.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+BEND = 4.0               # cost of bending the outline by 1 working px between neighbouring pieces
+SEGMENT = 4              # outline piece (px) whose offset is fitted on its own
+OFFSETS = tuple(np.linspace(-4, 4, 17))  # outline offsets tried (working px, > 0 outwards)
+FINE = 1.0               # σ (px) of the smoothing the penumbra is measured on
+PENUMBRAS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0)  # penumbra σ tried (working px)
+# at full resolution
+FULL_REACH = 1.5         # how far (working px) the working copy's outline may be off
+FULL_BEND = 0.04         # bend cost per full px, times the working copy's downscale factor's inverse
+FULL_PENUMBRAS = (0.5, 0.75, 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32)  # σ tried (full px)
+PASSES = 2               # rounds of fitting the outline's pieces, then σ again
+
+
+def step(distance: np.ndarray, sigma: float) -> np.ndarray:
+    """A soft step: 1 well inside (distance < 0), 0 well outside, the normal CDF across the edge
+    (its logistic approximation, within 0.01)."""
+    return (1 / (1 + np.exp(np.clip(1.702 * distance / max(sigma, 1e-3), -30, 30)))).astype(np.float32)
+
+
+def normconv(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian average of ``values`` over the pixels where ``weight`` is 1 (normalised convolution)."""
+    import cv2
+
+    if sigma <= 0:
+        return values.astype(np.float32)
+    w = weight.astype(np.float32)
+    num = cv2.GaussianBlur(values.astype(np.float32) * (w if values.ndim == 2 else w[..., None]), (0, 0), sigma)
+    den = cv2.GaussianBlur(w, (0, 0), sigma)
+    den = np.maximum(den, 1e-4)
+    return num / (den if values.ndim == 2 else den[..., None])
+
+
+def fit_sigma(distance: np.ndarray, raw: np.ndarray, sigmas) -> float:
+    """The penumbra's σ (one of ``sigmas``) whose step, measured at FINE, best explains ``raw`` (the
+    darkening over the umbra's, per pixel) at ``distance`` from the outline (least squares)."""
+    errors = [float(((step(distance, float(np.hypot(sg, FINE))) - raw) ** 2).mean()) for sg in sigmas]
+    return float(sigmas[int(np.argmin(errors))])
+
+
+class LevelCost:
+    """Squared misfit between the step and ``raw``, the measured darkening over the umbra's (H×W)."""
+
+    def __init__(self, raw: np.ndarray, sigma: float):
+        self.raw, self.sigma = raw, sigma
+
+    def at(self, where: np.ndarray):
+        r = self.raw[where]
+        return lambda distance: (step(distance, self.sigma) - r) ** 2
+
+
+class SlopeCost:
+    """Absolute misfit between ``slope`` (H×W: the log-image's derivative along the signed distance's
+    gradient) and a shadow's own slope there: what is left is the relit ground's slope, which the true
+    outline makes smallest. Texture shows in it at fine scale only (the slope of a 1/f² texture is
+    white), and the absolute value lets the ground's own edges (stones, joints) count as outliers."""
+
+    def __init__(self, slope: np.ndarray, darkening: float, sigma: float):
+        self.slope, self.darkening, self.sigma = slope, darkening, sigma
+
+    def at(self, where: np.ndarray):
+        g, k, dk = self.slope[where], 1.702 / self.sigma, self.darkening
+
+        def cost(distance):
+            s = step(distance, self.sigma)
+            return np.abs(g - dk * k * s * (1 - s) / (1 - dk * s))
+        return cost
+
+
+def local_offsets(inside: np.ndarray, signed: np.ndarray, band: np.ndarray, cost, offset: float = 0.0,
+                  offsets=OFFSETS, segment: int = SEGMENT, bend: float = BEND) -> np.ndarray:
+    """An offset (px) per pixel: the outline's shift that ``cost`` (:class:`LevelCost`,
+    :class:`SlopeCost`) finds best for each ``segment``-px piece of the outline (its pixels' nearest
+    piece), one of ``offsets``, smoothed along the outline and across the image; ``offset`` far from
+    the band."""
+    import cv2
+
+    contours, _ = cv2.findContours(inside, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return np.full(signed.shape, offset, np.float32)
+    h, w = inside.shape
+    piece = np.full((h, w), -1, np.int32)
+    starts, n = [], 0
+    for c in contours:
+        pts = c[:, 0]
+        ids = n + np.arange(len(pts)) // segment
+        piece[pts[:, 1], pts[:, 0]] = ids
+        starts.append((n, int(ids[-1]) + 1))
+        n = int(ids[-1]) + 1
+    seeds = (piece < 0).astype(np.uint8)
+    _, labels = cv2.distanceTransformWithLabels(seeds, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+    # label → the piece of that outline pixel
+    flat = piece.ravel()
+    zero_idx = np.flatnonzero(seeds.ravel() == 0)
+    lut = np.full(labels.max() + 1, -1, np.int64)
+    lut_labels = labels.ravel()[zero_idx]
+    lut[lut_labels] = flat[zero_idx]
+    near_piece = lut[labels]
+    sel = band & (near_piece >= 0)
+    ids, d, misfit = near_piece[sel], signed[sel], cost.at(sel)
+    err = np.stack([np.bincount(ids, misfit(d - o), minlength=n) for o in offsets], axis=1)
+    offsets = np.asarray(offsets, np.float32)
+    best = np.full(n, offset, np.float32)
+    for a, b in starts:  # the smoothest run of offsets along each outline that explains the data
+        best[a:b] = smooth_path(err[a:b], offsets, bend)
+    field = np.where(near_piece >= 0, best[np.maximum(near_piece, 0)], offset).astype(np.float32)
+    return cv2.GaussianBlur(field, (0, 0), segment / 2)
+
+
+def smooth_path(cost: np.ndarray, values: np.ndarray, bend: float) -> np.ndarray:
+    """Viterbi: one of ``values`` per row of ``cost`` (n×L) minimising the costs plus ``bend`` per unit
+    of change between neighbours."""
+    jump = bend * np.abs(values[:, None] - values[None, :])
+    total = cost[0].copy()
+    back = np.zeros(cost.shape, np.int64)
+    for i in range(1, len(cost)):
+        moves = total[:, None] + jump                  # from (rows) → to (columns)
+        back[i] = moves.argmin(axis=0)
+        total = cost[i] + moves.min(axis=0)
+    path = np.empty(len(cost), np.int64)
+    path[-1] = int(total.argmin())
+    for i in range(len(cost) - 1, 0, -1):
+        path[i - 1] = back[i, path[i]]
+    return values[path]
+
+
+def refine_outline(crop: np.ndarray, valid: np.ndarray, lit: np.ndarray, distance: np.ndarray, sigma: float,
+                   darkening: float, scale: float) -> tuple[np.ndarray, float]:
+    """The outline and penumbra fitted again at full resolution.
+
+    crop: h×w×3 float32, the photo in the matte's box (8-bit RGB levels); valid: h×w bool, the
+    ground (not the object); lit: h×w×3, the lit ground's level there; distance: h×w float32, the
+    signed distance (full px, > 0 outside) to the working copy's outline; sigma: its penumbra's σ (full
+    px); darkening: the umbra's (mean over channels); scale: the working copy's size over the photo's.
+    Returns the refined signed distance and σ (full px)."""
+    fine = normconv(crop, valid, FINE)
+    raw = (1 - (fine / lit).mean(axis=2)) / darkening
+    log = np.log(np.maximum(fine.mean(axis=2), 1.0))
+    gy, gx = np.gradient(log)
+    reach = FULL_REACH / scale
+    offsets = np.linspace(-reach, reach, len(OFFSETS))
+    sigmas = np.array([sg for sg in FULL_PENUMBRAS if sg <= 1.5 * max(sigma, 1.0)] or [FULL_PENUMBRAS[0]])
+    band = valid & (np.abs(distance) <= reach + 3 * sigma)
+    if band.sum() < 16:
+        return distance, sigma
+    thin = max(1, int(band.sum()) // 20000)  # a global fit: some thousands of pixels are plenty
+    sigma = fit_sigma(distance[band][::thin], raw[band][::thin], sigmas)
+    segment, bend = max(SEGMENT, round(SEGMENT / scale)), FULL_BEND / scale
+    for _ in range(PASSES):
+        sy, sx = np.gradient(distance)
+        cost = SlopeCost(gx * sx + gy * sy, darkening, float(np.hypot(sigma, FINE)))
+        distance = distance - local_offsets((distance <= 0).astype(np.uint8), distance, band, cost,
+                                            offsets=offsets, segment=segment, bend=bend)
+        sigma = fit_sigma(distance[band][::thin], raw[band][::thin], sigmas)
+        offsets = offsets / 2
+    return distance, max(sigma, 0.35)
