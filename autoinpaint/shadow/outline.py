@@ -3,9 +3,9 @@ piece along the outline (one smooth path, Viterbi) and its width (σ) globally.
 
 :func:`~.find.find_shadow` fits them on its working copy against the measured darkening
 (:class:`LevelCost`); when that copy is much coarser than the photo, :func:`refine_outline` fits them
-again at full resolution, in the matte's own box, against the slope of the log-image across the outline
-(:class:`SlopeCost`): a shadow's penumbra is a few pixels wide at any photo size, which a copy of 384 px
-cannot place.
+again on the matte's own box at the photo's resolution (or a copy of it of at most 384 px), against the
+slope of the log-image across the outline (:class:`SlopeCost`): a shadow's penumbra is a few pixels
+wide at any photo size, which a copy of the whole window cannot place.
 """
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ SEGMENT = 4              # outline piece (px) whose offset is fitted on its own
 OFFSETS = tuple(np.linspace(-4, 4, 17))  # outline offsets tried (working px, > 0 outwards)
 FINE = 1.0               # σ (px) of the smoothing the penumbra is measured on
 PENUMBRAS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0)  # penumbra σ tried (working px)
-# at full resolution
+# refitting (refine_outline), in px of the refit's copy
 FULL_REACH = 1.5         # how far (working px) the working copy's outline may be off
-FULL_BEND = 0.04         # bend cost per full px, times the working copy's downscale factor's inverse
-FULL_PENUMBRAS = (0.5, 0.75, 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32)  # σ tried (full px)
+FULL_BEND = 0.04         # cost of bending the outline by 1 px, over the working copy's scale to this copy
+FULL_PENUMBRAS = (0.5, 0.75, 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32)  # σ tried
 PASSES = 2               # rounds of fitting the outline's pieces, then σ again
 
 
@@ -137,13 +137,13 @@ def smooth_path(cost: np.ndarray, values: np.ndarray, bend: float) -> np.ndarray
 
 def refine_outline(crop: np.ndarray, valid: np.ndarray, lit: np.ndarray, distance: np.ndarray, sigma: float,
                    darkening: float, scale: float) -> tuple[np.ndarray, float]:
-    """The outline and penumbra fitted again at full resolution.
+    """The outline and penumbra fitted again on a finer copy than the working one.
 
-    crop: h×w×3 float32, the photo in the matte's box (8-bit RGB levels); valid: h×w bool, the
-    ground (not the object); lit: h×w×3, the lit ground's level there; distance: h×w float32, the
-    signed distance (full px, > 0 outside) to the working copy's outline; sigma: its penumbra's σ (full
-    px); darkening: the umbra's (mean over channels); scale: the working copy's size over the photo's.
-    Returns the refined signed distance and σ (full px)."""
+    crop: h×w×3 float32, the photo in the matte's box (8-bit RGB levels), at its own resolution or
+    downscaled; valid: h×w bool, the ground (not the object); lit: h×w×3, the lit ground's level there;
+    distance: h×w float32, the signed distance (crop px, > 0 outside) to the working copy's outline;
+    sigma: its penumbra's σ (crop px); darkening: the umbra's (mean over channels); scale: the working
+    copy's size over the crop's (< 1). Returns the refined signed distance and σ (crop px)."""
     fine = normconv(crop, valid, FINE)
     raw = (1 - (fine / lit).mean(axis=2)) / darkening
     log = np.log(np.maximum(fine.mean(axis=2), 1.0))
