@@ -31,8 +31,9 @@ CHROMA_MAX = 0.08        # ... and its channels drop alike (ratio spread at most
 NECK = 0.1               # dark texture joined by necks thinner than this share of the object's size is cut off
 CONTACT_PX = 3           # a candidate touches the object when it comes this close (working px)
 MATTE_MIN = 0.04         # matte below this (a darkening of a few grey levels at most) is left alone
-REFINE_BELOW = 0.5       # a working copy at most this share of the photo's size: the outline is fitted again at
-                         # full resolution, against a lit level that follows the ground around the shadow
+COARSE_COPY = 0.5        # a working copy at most this share of the photo's size is too coarse for a sharp
+                         # penumbra: its σ is fitted again on the finer copy, against a lit level that
+                         # follows the ground around the shadow
 LOCAL = 0.25             # ... smoothed over this share of the object's size
 REFINE_SIZE = 384        # longest side (px) of the copy of the matte's box the outline is fitted again on
 
@@ -193,8 +194,8 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
             sigma = fit_sigma(signed[band][::thin], raw[band][::thin], PENUMBRAS)
     # the umbra's darkening again, now that the matte is known: least squares of
     # image = lit · (1 − matte · darkening) over the shadow's half (texture averages out)
-    refine = s <= REFINE_BELOW
-    if refine:
+    coarse_copy = s <= COARSE_COPY
+    if coarse_copy:
         # the object is large in the photo: its texture averages out over a fraction of its size, so the
         # lit level under the shadow follows the ground around it (the plane's departure, interpolated)
         lit = lit * normconv((mean / lit).mean(axis=2), valid & ~away, LOCAL * side * s)[..., None]
@@ -209,14 +210,9 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
     rb = bbox(signed <= reach)
     fx0, fy0 = max(int(rb[0] / s) - 2, 0), max(int(rb[1] / s) - 2, 0)
     fx1, fy1 = min(int(np.ceil(rb[2] / s)) + 2, wx1 - wx0), min(int(np.ceil(rb[3] / s)) + 2, wy1 - wy0)
-    if refine:
+    if s < 1:
         dist, sigma = _refined(image, mask, (wx0, wy0), (fx0, fy0, fx1, fy1), signed, lit, offset, sigma,
-                               float(darkening.mean()), s)
-    elif s < 1:
-        xs = ((np.arange(fx0, fx1, dtype=np.float32) + 0.5) * s - 0.5)[None, :].repeat(fy1 - fy0, 0)
-        ys = ((np.arange(fy0, fy1, dtype=np.float32) + 0.5) * s - 0.5)[:, None].repeat(fx1 - fx0, 1)
-        dist = (cv2.remap(signed, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) - offset) / s
-        sigma = max(sigma, 0.35) / s
+                               float(darkening.mean()), s, coarse_copy)
     else:
         dist, sigma = signed[fy0:fy1, fx0:fx1] - offset, max(sigma, 0.35)
     matte = step(dist, sigma)
@@ -230,11 +226,11 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
 
 def _refined(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], box: tuple[int, int, int, int],
              signed: np.ndarray, lit: np.ndarray, offset: float, sigma: float, darkening: float,
-             s: float) -> tuple[np.ndarray, float]:
+             s: float, fit_penumbra: bool) -> tuple[np.ndarray, float]:
     """The matte's signed distance (full px, over ``box``: the matte's box in the window whose top-left
     corner is ``corner``) and σ (full px), fitted again on a copy of the photo there of at most
     ``REFINE_SIZE`` px (the photo itself when it is smaller): ``signed``, ``lit``, ``offset`` and ``sigma``
-    are the working copy's (working px, downscaled by ``s``)."""
+    are the working copy's (working px, downscaled by ``s``); ``fit_penumbra``: fit σ again too."""
     import cv2
 
     from ..imaging.pixels import to_rgb8
@@ -253,7 +249,7 @@ def _refined(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], box: 
         obj = (cv2.resize(obj * np.uint8(255), size, interpolation=cv2.INTER_AREA) > 2).astype(np.uint8)
     ground = ~cv2.dilate(obj, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))).astype(bool)
     dist, sigma = refine_outline(crop.astype(np.float32), ground, lit, dist, max(sigma, 0.35) * r / s, darkening,
-                                 s / r)
+                                 s / r, fit_penumbra)
     if r < 1:
         dist = cv2.resize(dist, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
     return dist / r, sigma / r

@@ -136,14 +136,16 @@ def smooth_path(cost: np.ndarray, values: np.ndarray, bend: float) -> np.ndarray
 
 
 def refine_outline(crop: np.ndarray, valid: np.ndarray, lit: np.ndarray, distance: np.ndarray, sigma: float,
-                   darkening: float, scale: float) -> tuple[np.ndarray, float]:
+                   darkening: float, scale: float, fit_penumbra: bool = True) -> tuple[np.ndarray, float]:
     """The outline and penumbra fitted again on a finer copy than the working one.
 
     crop: h×w×3 float32, the photo in the matte's box (8-bit RGB levels), at its own resolution or
     downscaled; valid: h×w bool, the ground (not the object); lit: h×w×3, the lit ground's level there;
     distance: h×w float32, the signed distance (crop px, > 0 outside) to the working copy's outline;
     sigma: its penumbra's σ (crop px); darkening: the umbra's (mean over channels); scale: the working
-    copy's size over the crop's (< 1). Returns the refined signed distance and σ (crop px)."""
+    copy's size over the crop's (< 1); fit_penumbra: fit σ again too (else keep ``sigma``: when the
+    working copy is nearly as fine as the crop, the pieces' offsets, free to follow the texture, make the
+    refitted penumbra too sharp). Returns the refined signed distance and σ (crop px)."""
     fine = normconv(crop, valid, FINE)
     raw = (1 - (fine / lit).mean(axis=2)) / darkening
     log = np.log(np.maximum(fine.mean(axis=2), 1.0))
@@ -155,13 +157,15 @@ def refine_outline(crop: np.ndarray, valid: np.ndarray, lit: np.ndarray, distanc
     if band.sum() < 16:
         return distance, sigma
     thin = max(1, int(band.sum()) // 20000)  # a global fit: some thousands of pixels are plenty
-    sigma = fit_sigma(distance[band][::thin], raw[band][::thin], sigmas)
+    if fit_penumbra:
+        sigma = fit_sigma(distance[band][::thin], raw[band][::thin], sigmas)
     segment, bend = max(SEGMENT, round(SEGMENT / scale)), FULL_BEND / scale
     for _ in range(PASSES):
         sy, sx = np.gradient(distance)
         cost = SlopeCost(gx * sx + gy * sy, darkening, float(np.hypot(sigma, FINE)))
         distance = distance - local_offsets((distance <= 0).astype(np.uint8), distance, band, cost,
                                             offsets=offsets, segment=segment, bend=bend)
-        sigma = fit_sigma(distance[band][::thin], raw[band][::thin], sigmas)
+        if fit_penumbra:
+            sigma = fit_sigma(distance[band][::thin], raw[band][::thin], sigmas)
         offsets = offsets / 2
     return distance, max(sigma, 0.35)
