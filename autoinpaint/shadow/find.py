@@ -9,9 +9,10 @@ along it (a smooth path, Viterbi) and the penumbra's width (σ) globally, both a
 measured ratio (:mod:`.outline`); the umbra's darkening is then fitted by least squares under that matte.
 
 Everything runs on a window around the object (a shadow is attached to it), searched on a copy of
-at most ``WORK_SIZE`` px; only the matte's own box is computed at full resolution. When that copy is
-at most half the photo's size, the outline and penumbra are fitted again there
-(:func:`~.outline.refine_outline`), and the lit level under the shadow follows the ground around it.
+at most ``WORK_SIZE`` px; only the matte's own box is computed at full resolution, where the outline is
+fitted again (:func:`~.outline.refine_outline`) when that copy is smaller than the photo. When it is at
+most half the photo's size, the penumbra is fitted again too, and the lit level under the shadow follows
+the ground around it.
 """
 from __future__ import annotations
 

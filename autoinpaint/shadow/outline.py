@@ -2,7 +2,7 @@
 piece along the outline (one smooth path, Viterbi) and its width (σ) globally.
 
 :func:`~.find.find_shadow` fits them on its working copy against the measured darkening
-(:class:`LevelCost`); when that copy is much coarser than the photo, :func:`refine_outline` fits them
+(:class:`LevelCost`); when that copy is smaller than the photo, :func:`refine_outline` fits them
 again on the matte's own box at the photo's resolution (or a copy of it of at most 384 px), against the
 slope of the log-image across the outline (:class:`SlopeCost`): a shadow's penumbra is a few pixels
 wide at any photo size, which a copy of the whole window cannot place.
