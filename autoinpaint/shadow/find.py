@@ -193,20 +193,21 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
                                             offset)
             offset = 0.0
             sigma = fit_sigma(signed[band][::thin], raw[band][::thin], PENUMBRAS)
-    # the umbra's darkening again, now that the matte is known: least squares of
-    # image = lit · (1 − matte · darkening) over the shadow's half (texture averages out)
     coarse_copy = s <= COARSE_COPY
     if coarse_copy:
         # the object is large in the photo: its texture averages out over a fraction of its size, so the
         # lit level under the shadow follows the ground around it (the plane's departure, interpolated)
         lit = lit * normconv((mean / lit).mean(axis=2), valid & ~away, LOCAL * side * s)[..., None]
+    # the umbra's darkening again, now that the matte is known: least squares of
+    # image = lit · (1 − matte · darkening) over the shadow's half (texture averages out)
     work_matte = step(signed - offset, max(sigma, 0.35))
     use = valid & (work_matte >= 0.5)
     if use.sum() >= 16:
         m, l = work_matte[use][:, None], lit[use]
         refit = (m * l * (l - small[use])).sum(axis=0) / np.maximum((m * m * l * l).sum(axis=0), 1e-6)
         darkening = np.clip(refit, 0.02, 0.95).astype(np.float32)
-    # full resolution, in the matte's own box: the signed distance (smoothly upscaled) through the step
+    # full resolution, in the matte's own box: the signed distance (the outline fitted again on the photo's
+    # pixels when the working copy is smaller) through the step
     reach = offset + 3 * sigma + 4
     rb = bbox(signed <= reach)
     fx0, fy0 = max(int(rb[0] / s) - 2, 0), max(int(rb[1] / s) - 2, 0)
