@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .darkening import umbra_darkening
 from .outline import (FINE, OFFSETS, PASSES, PENUMBRAS, LevelCost, fit_sigma, local_offsets, normconv,
                       refine_outline, step)
 
@@ -36,6 +37,8 @@ COARSE_COPY = 0.5        # a working copy at most this share of the photo's size
                          # penumbra: its σ is fitted again on the finer copy, against a lit level that
                          # follows the ground around the shadow
 LOCAL = 0.25             # ... smoothed over this share of the object's size
+RING = 0.3               # ... and the umbra's darkening is measured against the ground this far around
+                         # the shadow (a share of the object's size)
 REFINE_SIZE = 384        # longest side (px) of the copy of the matte's box the outline is fitted again on
 
 
@@ -168,7 +171,7 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
         darkening = np.clip(np.median(1 - (mean / lit)[core], axis=0), 0.02, 0.95).astype(np.float32)
     # the penumbra: the outline's offset and softness (σ) that explain the finely measured ratio
     # best near the edge; the matte is a soft step across the region's signed distance
-    ring = near & cv2.dilate(region.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    ring = near & cv2.dilate(region.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool) & _nearest(near, region)
     inside = (region | ring).astype(np.uint8)  # under the object next to the shadow: shadow too
     signed = (cv2.distanceTransform(1 - inside, cv2.DIST_L2, 5)
               - cv2.distanceTransform(inside, cv2.DIST_L2, 5)).astype(np.float32)  # working px, > 0 outside
@@ -194,6 +197,7 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
             offset = 0.0
             sigma = fit_sigma(signed[band][::thin], raw[band][::thin], PENUMBRAS)
     coarse_copy = s <= COARSE_COPY
+    plane = lit
     if coarse_copy:
         # the object is large in the photo: its texture averages out over a fraction of its size, so the
         # lit level under the shadow follows the ground around it (the plane's departure, interpolated)
@@ -206,6 +210,16 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
         m, l = work_matte[use][:, None], lit[use]
         refit = (m * l * (l - small[use])).sum(axis=0) / np.maximum((m * m * l * l).sum(axis=0), 1e-6)
         darkening = np.clip(refit, 0.02, 0.95).astype(np.float32)
+    if coarse_copy:
+        # the umbra holds many texture units: the statistics of the ground's brightness that stray least
+        # between patches of lit ground tell its darkening better (:mod:`.darkening`; at 1200x900, rms
+        # error on gravel 2.6 / 2.0 → 1.8 / 1.2 %, grass 2.0 / 2.3 → 2.0 / 1.8, two sets of 6 scenes)
+        edge = offset + 3 * max(sigma, 0.35) + 2
+        outside = valid & (signed > edge)
+        estimate = umbra_darkening(small / plane, valid & (work_matte >= 0.95),
+                                   outside & (signed <= edge + RING * side * s), outside)
+        if estimate is not None:
+            darkening = estimate
     # full resolution, in the matte's own box: the signed distance (the outline fitted again on the photo's
     # pixels when the working copy is smaller) through the step
     reach = offset + 3 * sigma + 4
@@ -255,6 +269,20 @@ def _refined(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], box: 
     if r < 1:
         dist = cv2.resize(dist, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
     return dist / r, sigma / r
+
+
+def _nearest(near: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """The pixels of ``near`` (H×W bool) whose nearest pixel outside it is in ``region``: the band under
+    the object that continues the shadow, and not along the object's edge past the shadow's (the outline
+    there took ground up to 4 working px beside the shadow: ~40 px on a 12 MP photo)."""
+    import cv2
+
+    _, labels = cv2.distanceTransformWithLabels(near.astype(np.uint8), cv2.DIST_L2, 5,
+                                                labelType=cv2.DIST_LABEL_PIXEL)
+    seeds = np.flatnonzero(~near.ravel())
+    lut = np.zeros(int(labels.max()) + 1, bool)
+    lut[labels.ravel()[seeds]] = region.ravel()[seeds]
+    return lut[labels]
 
 
 def _touching(cand: np.ndarray, touch: np.ndarray) -> np.ndarray:

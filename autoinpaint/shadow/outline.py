@@ -42,11 +42,17 @@ def normconv(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray
     return num / (den if values.ndim == 2 else den[..., None])
 
 
-def fit_sigma(distance: np.ndarray, raw: np.ndarray, sigmas) -> float:
+def fit_sigma(distance: np.ndarray, raw: np.ndarray, sigmas, between: bool = False) -> float:
     """The penumbra's σ (one of ``sigmas``) whose step, measured at FINE, best explains ``raw`` (the
-    darkening over the umbra's, per pixel) at ``distance`` from the outline (least squares)."""
+    darkening over the umbra's, per pixel) at ``distance`` from the outline (least squares);
+    ``between``: the minimum of the parabola through the best and its neighbours, between them."""
     errors = [float(((step(distance, float(np.hypot(sg, FINE))) - raw) ** 2).mean()) for sg in sigmas]
-    return float(sigmas[int(np.argmin(errors))])
+    i = int(np.argmin(errors))
+    if between and 0 < i < len(sigmas) - 1:
+        a, b, _ = np.polyfit(sigmas[i - 1:i + 2], errors[i - 1:i + 2], 2)
+        if a > 0:
+            return float(np.clip(-b / (2 * a), sigmas[i - 1], sigmas[i + 1]))
+    return float(sigmas[i])
 
 
 class LevelCost:
@@ -158,7 +164,7 @@ def refine_outline(crop: np.ndarray, valid: np.ndarray, lit: np.ndarray, distanc
         return distance, sigma
     thin = max(1, int(band.sum()) // 20000)  # a global fit: some thousands of pixels are plenty
     if fit_penumbra:
-        sigma = fit_sigma(distance[band][::thin], raw[band][::thin], sigmas)
+        sigma = fit_sigma(distance[band][::thin], raw[band][::thin], sigmas, between=True)
     segment, bend = max(SEGMENT, round(SEGMENT / scale)), FULL_BEND / scale
     for _ in range(PASSES):
         sy, sx = np.gradient(distance)
@@ -166,6 +172,6 @@ def refine_outline(crop: np.ndarray, valid: np.ndarray, lit: np.ndarray, distanc
         distance = distance - local_offsets((distance <= 0).astype(np.uint8), distance, band, cost,
                                             offsets=offsets, segment=segment, bend=bend)
         if fit_penumbra:
-            sigma = fit_sigma(distance[band][::thin], raw[band][::thin], sigmas)
+            sigma = fit_sigma(distance[band][::thin], raw[band][::thin], sigmas, between=True)
         offsets = offsets / 2
     return distance, max(sigma, 0.35)

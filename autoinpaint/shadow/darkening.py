@@ -1,0 +1,62 @@
+"""The umbra's darkening, from the ground's brightness under the shadow and around it.
+
+A shadow scales the ground, so any statistic of the brightness that scales with it (the mean, a
+percentile) gives the darkening as the ratio of that statistic under the umbra to the same around the
+shadow. What no statistic sees is the texture: the ground under the umbra is not quite the ground
+around it, and which statistic differs least between the two depends on the ground (the mean on
+bricks, whose joints are as regular as the bricks; the upper percentiles on gravel and grass, whose
+stone tops and blades are evenly lit while the gaps between them are not). So the same ratio is
+measured on patches of lit ground shaped like the umbra, each against the ring around it, where it
+should be 1, and each statistic's darkening is weighted by the inverse of its mean square stray there.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+PATCHES = 64             # at most this many patches of lit ground are measured
+MIN_PATCHES = 8          # ... and with fewer, no estimate (None)
+SAMPLES = 3000           # pixels per region a statistic is computed on (a regular subsample)
+
+
+def _statistics(values: np.ndarray) -> np.ndarray:
+    """``values`` (N×C) → 4×C per column: the mean, the interquartile mean, the 75th and 90th percentiles."""
+    v = np.sort(values[:: max(1, len(values) // SAMPLES)], axis=0)
+    n = len(v)
+    return np.stack([v.mean(axis=0), v[n // 4: max(n // 4 + 1, 3 * n // 4)].mean(axis=0),
+                     v[min(n - 1, int(0.75 * n))], v[min(n - 1, int(0.9 * n))]])
+
+
+def umbra_darkening(ratio: np.ndarray, umbra: np.ndarray, ring: np.ndarray, lit: np.ndarray) -> np.ndarray | None:
+    """The umbra's darkening per channel (C floats in [0.02, 0.95], 0.4 = 40 % darker), or None when
+    there is too little lit ground to weigh the statistics on.
+
+    ratio: H×W×C, the image over a smooth lit level (a plane: the texture is left in); umbra: H×W bool,
+    the shadow's core; ring: H×W bool, the lit ground around the shadow it is compared with; lit: H×W
+    bool, ground away from the shadow and the object, where the patches are taken."""
+    uy, ux = np.nonzero(umbra)
+    ry, rx = np.nonzero(ring)
+    if len(uy) < 16 or len(ry) < 16:
+        return None
+    h, w = umbra.shape
+    y0, x0, y1, x1 = int(uy.min()), int(ux.min()), int(uy.max()) + 1, int(ux.max()) + 1
+    stride = max(2, min(y1 - y0, x1 - x0) // 2)
+    shifts = [(dy, dx) for dy in range(-y0, h - y1 + 1, stride) for dx in range(-x0, w - x1 + 1, stride)
+              if lit[uy + dy, ux + dx].all()]
+    if len(shifts) > PATCHES:
+        shifts = [shifts[i] for i in np.linspace(0, len(shifts) - 1, PATCHES).round().astype(int)]
+    grey = ratio.mean(axis=2)
+    strays = []
+    for dy, dx in shifts:
+        sy, sx = ry + dy, rx + dx
+        around = (sy >= 0) & (sy < h) & (sx >= 0) & (sx < w)
+        around[around] = lit[sy[around], sx[around]]
+        if around.sum() < 16:
+            continue
+        inner = _statistics(grey[uy + dy, ux + dx][:, None])[:, 0]
+        outer = _statistics(grey[sy[around], sx[around]][:, None])[:, 0]
+        strays.append(np.log(np.maximum(inner, 1e-4) / np.maximum(outer, 1e-4)))
+    if len(strays) < MIN_PATCHES:
+        return None
+    weight = 1 / np.maximum(np.square(np.array(strays)).mean(axis=0), 1e-8)
+    darkening = 1 - _statistics(ratio[uy, ux]) / np.maximum(_statistics(ratio[ry, rx]), 1e-4)
+    return np.clip((darkening * weight[:, None]).sum(axis=0) / weight.sum(), 0.02, 0.95).astype(np.float32)
