@@ -11,8 +11,9 @@ measured ratio (:mod:`.outline`); the umbra's darkening is then fitted by least 
 Everything runs on a window around the object (a shadow is attached to it), searched on a copy of
 at most ``WORK_SIZE`` px; only the matte's own box is computed at full resolution, where the outline is
 fitted again (:func:`~.outline.refine_outline`) when that copy is smaller than the photo. When it is at
-most half the photo's size, the penumbra is fitted again too, and the lit level under the shadow follows
-the ground around it.
+most half the photo's size, the penumbra is fitted again too, the lit level under the shadow follows
+the ground around it, and the umbra's darkening is read from the ground's brightness statistics
+(:mod:`.darkening`).
 """
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .darkening import umbra_darkening
-from .outline import (FINE, OFFSETS, PASSES, PENUMBRAS, LevelCost, fit_sigma, local_offsets, normconv,
-                      refine_outline, step)
+from .outline import (FINE, OFFSETS, PASSES, PENUMBRAS, LevelCost, fit_sigma, local_offsets, nearest_values,
+                      normconv, refine_outline, step)
 
 WORK_SIZE = 384          # longest side (px) of the window's working copy
 REACH = 2.5              # the window: the object's box grown by this many times its longest side
@@ -171,8 +172,11 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
         darkening = np.clip(np.median(1 - (mean / lit)[core], axis=0), 0.02, 0.95).astype(np.float32)
     # the penumbra: the outline's offset and softness (σ) that explain the finely measured ratio
     # best near the edge; the matte is a soft step across the region's signed distance
-    ring = near & cv2.dilate(region.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool) & _nearest(near, region)
-    inside = (region | ring).astype(np.uint8)  # under the object next to the shadow: shadow too
+    # under the object next to the shadow: shadow too (the near band whose nearest ground is the region's,
+    # not the band along the object's edge past the shadow's: that took ~40 px beside it at 12 MP)
+    ring = near & cv2.dilate(region.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    ring &= nearest_values(~near, region)
+    inside = (region | ring).astype(np.uint8)
     signed = (cv2.distanceTransform(1 - inside, cv2.DIST_L2, 5)
               - cv2.distanceTransform(inside, cv2.DIST_L2, 5)).astype(np.float32)  # working px, > 0 outside
     fine = normconv(small, valid, FINE)
@@ -269,20 +273,6 @@ def _refined(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], box: 
     if r < 1:
         dist = cv2.resize(dist, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
     return dist / r, sigma / r
-
-
-def _nearest(near: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """The pixels of ``near`` (H×W bool) whose nearest pixel outside it is in ``region``: the band under
-    the object that continues the shadow, and not along the object's edge past the shadow's (the outline
-    there took ground up to 4 working px beside the shadow: ~40 px on a 12 MP photo)."""
-    import cv2
-
-    _, labels = cv2.distanceTransformWithLabels(near.astype(np.uint8), cv2.DIST_L2, 5,
-                                                labelType=cv2.DIST_LABEL_PIXEL)
-    seeds = np.flatnonzero(~near.ravel())
-    lut = np.zeros(int(labels.max()) + 1, bool)
-    lut[labels.ravel()[seeds]] = region.ravel()[seeds]
-    return lut[labels]
 
 
 def _touching(cand: np.ndarray, touch: np.ndarray) -> np.ndarray:

@@ -104,15 +104,7 @@ def local_offsets(inside: np.ndarray, signed: np.ndarray, band: np.ndarray, cost
         piece[pts[:, 1], pts[:, 0]] = ids
         starts.append((n, int(ids[-1]) + 1))
         n = int(ids[-1]) + 1
-    seeds = (piece < 0).astype(np.uint8)
-    _, labels = cv2.distanceTransformWithLabels(seeds, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
-    # label → the piece of that outline pixel
-    flat = piece.ravel()
-    zero_idx = np.flatnonzero(seeds.ravel() == 0)
-    lut = np.full(labels.max() + 1, -1, np.int64)
-    lut_labels = labels.ravel()[zero_idx]
-    lut[lut_labels] = flat[zero_idx]
-    near_piece = lut[labels]
+    near_piece = nearest_values(piece >= 0, piece, fill=-1)
     sel = band & (near_piece >= 0)
     ids, d, misfit = near_piece[sel], signed[sel], cost.at(sel)
     err = np.stack([np.bincount(ids, misfit(d - o), minlength=n) for o in offsets], axis=1)
@@ -122,6 +114,19 @@ def local_offsets(inside: np.ndarray, signed: np.ndarray, band: np.ndarray, cost
         best[a:b] = smooth_path(err[a:b], offsets, bend)
     field = np.where(near_piece >= 0, best[np.maximum(near_piece, 0)], offset).astype(np.float32)
     return cv2.GaussianBlur(field, (0, 0), segment / 2)
+
+
+def nearest_values(source: np.ndarray, values: np.ndarray, fill=0) -> np.ndarray:
+    """For every pixel, ``values`` (H×W) at the nearest pixel of ``source`` (H×W bool; L2 distance);
+    ``fill`` where ``source`` is empty."""
+    import cv2
+
+    _, labels = cv2.distanceTransformWithLabels((~source).astype(np.uint8), cv2.DIST_L2, 5,
+                                                labelType=cv2.DIST_LABEL_PIXEL)
+    idx = np.flatnonzero(source.ravel())
+    lut = np.full(int(labels.max()) + 1, fill, values.dtype)
+    lut[labels.ravel()[idx]] = values.ravel()[idx]
+    return lut[labels]
 
 
 def smooth_path(cost: np.ndarray, values: np.ndarray, bend: float) -> np.ndarray:
