@@ -43,15 +43,22 @@ def paving() -> S.ShadowScene:
 
 
 # ---------------------------------------------------------------------------------------------- targets
+def assert_all_targets(r: dict) -> None:
+    """The issue's four targets: 90 % of the shadow covered, at most 10 % of its area taken outside,
+    MAD <= 6 beyond the object's own alpha, nothing over 40 px away changed."""
+    assert r["cover"] >= 0.9 and r["outside"] <= 0.1, r
+    assert r["mad"] <= 6, r
+    assert r["far"], r
+
+
 @pytest.mark.parametrize("seed, degrees", [(1, 0), (2, 90), (3, 150), (6, 330)])
 def test_targets_on_paving(tmp_path, seed, degrees):
     """Paving (fine noise texture, tinted), four light directions, object colours at random: at least 90 %
     of the true shadow taken, at most 10 % of its area taken outside object and shadow, MAD from the clean
     ground <= 6 grey levels in the shadow, nothing over 40 px away changed."""
     r = measure(scene("noise", seed, degrees), str(tmp_path))
-    assert r["cover"] >= 0.9 and r["outside"] <= 0.1, r
-    assert r["mad"] <= 6 and r["mad_plain"] > 25, r   # without --shadow the shadow stays: far off
-    assert r["far"] and r["verdict"] == "ok", r
+    assert_all_targets(r)
+    assert r["mad_plain"] > 25 and r["verdict"] == "ok", r   # without --shadow the shadow stays: far off
 
 
 @pytest.mark.parametrize("ground, seed, degrees", [("brick", 1, 0), ("gravel", 2, 90), ("grass", 5, 270)])
@@ -71,21 +78,16 @@ def test_all_targets_at_1200x900(tmp_path, ground, seed):
     ground, each missed before the outline was fitted again at full resolution) all four targets are met:
     90 % of the shadow covered, at most 10 % of its area taken outside, MAD <= 6 beyond the object's own
     alpha, nothing far away changed. Not on every scene: on 21 of that set's 24 (docs/shadow.md)."""
-    sc = S.shadow_scene(1200, 900, np.random.default_rng(seed), ground)
-    r = measure(sc, str(tmp_path))
-    assert r["cover"] >= 0.9 and r["outside"] <= 0.1, r
-    assert r["mad"] <= 6 and r["mad_plain"] > 25, r
-    assert r["far"] and r["verdict"] == "ok", r
+    r = measure(S.shadow_scene(1200, 900, np.random.default_rng(seed), ground), str(tmp_path))
+    assert_all_targets(r)
+    assert r["mad_plain"] > 25 and r["verdict"] == "ok", r
 
 
 def test_all_targets_at_12_mp_nothing_changed_beside_the_shadow(tmp_path):
     """A 12 MP photo (``bench_shadow.py --seed 2600 --size 4000x3000``, grass): all four targets. The band
     under the object that continues the shadow used to reach along the object's edge past the shadow's,
     4 working px: here 12 pixels 40-42 px from object and shadow were changed (the "far" target)."""
-    sc = S.shadow_scene(4000, 3000, np.random.default_rng(2606), "grass")
-    r = measure(sc, str(tmp_path))
-    assert r["far"], r
-    assert r["cover"] >= 0.9 and r["outside"] <= 0.1 and r["mad"] <= 6, r
+    assert_all_targets(measure(S.shadow_scene(4000, 3000, np.random.default_rng(2606), "grass"), str(tmp_path)))
 
 
 @pytest.mark.parametrize("w, h, seed", [(640, 480, 2913), (480, 360, 2817)])
@@ -94,11 +96,9 @@ def test_all_targets_on_bricks_in_small_photos(tmp_path, w, h, seed):
     tuned on): the outline refitted on the photo's own pixels, the working copy's penumbra kept, meets
     all four targets on these two scenes, which missed before (MAD 8.4 and outside 0.14; MAD 9.0).
     Most gravel and grass scenes at these sizes still miss (docs/shadow.md)."""
-    sc = S.shadow_scene(w, h, np.random.default_rng(seed), "brick")
-    r = measure(sc, str(tmp_path))
-    assert r["cover"] >= 0.9 and r["outside"] <= 0.1, r
-    assert r["mad"] <= 6 and r["mad_plain"] > 25, r
-    assert r["far"], r
+    r = measure(S.shadow_scene(w, h, np.random.default_rng(seed), "brick"), str(tmp_path))
+    assert_all_targets(r)
+    assert r["mad_plain"] > 25, r
 
 
 def test_outline_refit_at_full_resolution_finds_a_sharp_edge():

@@ -201,29 +201,29 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
             offset = 0.0
             sigma = fit_sigma(signed[band][::thin], raw[band][::thin], PENUMBRAS)
     coarse_copy = s <= COARSE_COPY
-    plane = lit
-    if coarse_copy:
-        # the object is large in the photo: its texture averages out over a fraction of its size, so the
-        # lit level under the shadow follows the ground around it (the plane's departure, interpolated)
-        lit = lit * normconv((mean / lit).mean(axis=2), valid & ~away, LOCAL * side * s)[..., None]
-    # the umbra's darkening again, now that the matte is known: least squares of
-    # image = lit · (1 − matte · darkening) over the shadow's half (texture averages out)
     work_matte = step(signed - offset, max(sigma, 0.35))
+    estimate = None
+    if coarse_copy:
+        # the object is large in the photo, the umbra holds many texture units: the statistics of the
+        # ground's brightness that stray least between patches of lit ground tell its darkening
+        # (:mod:`.darkening`; at 1200x900, rms error on gravel 2.6 / 2.0 → 1.8 / 1.2 %, grass 2.0 / 2.3
+        # → 2.0 / 1.8 against the least squares below, two sets of 6 scenes) ...
+        edge = offset + 3 * max(sigma, 0.35) + 2
+        outside = valid & (signed > edge)
+        estimate = umbra_darkening(small / lit, valid & (work_matte >= 0.95),
+                                   outside & (signed <= edge + RING * side * s), outside)
+        # ... and the lit level under the shadow follows the ground around it (the plane's departure,
+        # interpolated): the refit of the outline measures against it
+        lit = lit * normconv((mean / lit).mean(axis=2), valid & ~away, LOCAL * side * s)[..., None]
     use = valid & (work_matte >= 0.5)
-    if use.sum() >= 16:
+    if estimate is not None:
+        darkening = estimate
+    elif use.sum() >= 16:
+        # the umbra's darkening again, now that the matte is known: least squares of
+        # image = lit · (1 − matte · darkening) over the shadow's half (texture averages out)
         m, l = work_matte[use][:, None], lit[use]
         refit = (m * l * (l - small[use])).sum(axis=0) / np.maximum((m * m * l * l).sum(axis=0), 1e-6)
         darkening = np.clip(refit, 0.02, 0.95).astype(np.float32)
-    if coarse_copy:
-        # the umbra holds many texture units: the statistics of the ground's brightness that stray least
-        # between patches of lit ground tell its darkening better (:mod:`.darkening`; at 1200x900, rms
-        # error on gravel 2.6 / 2.0 → 1.8 / 1.2 %, grass 2.0 / 2.3 → 2.0 / 1.8, two sets of 6 scenes)
-        edge = offset + 3 * max(sigma, 0.35) + 2
-        outside = valid & (signed > edge)
-        estimate = umbra_darkening(small / plane, valid & (work_matte >= 0.95),
-                                   outside & (signed <= edge + RING * side * s), outside)
-        if estimate is not None:
-            darkening = estimate
     # full resolution, in the matte's own box: the signed distance (the outline fitted again on the photo's
     # pixels when the working copy is smaller) through the step
     reach = offset + 3 * sigma + 4
