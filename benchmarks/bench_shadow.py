@@ -5,6 +5,7 @@ what it costs on top of the edit.
     .venv/bin/python benchmarks/bench_shadow.py --scenes 4 --size 320x240 --no-timing
     .venv/bin/python benchmarks/bench_shadow.py --seed 2000 --scenes 24 --no-timing   # seeds not tuned on
     .venv/bin/python benchmarks/bench_shadow.py --no-timing --no-band --zones          # where the MAD comes from
+    .venv/bin/python benchmarks/bench_shadow.py --shadowless --seed 3000 --scenes 48     # nothing casts a shadow
 
 Scenes (``benchmarks/scenes.py``, ``shadow_scene``): a coloured object on textured ground (gravel,
 brick, grass: real 512 px photos at their own scale, tinted; or paving noise), its soft shadow cast
@@ -132,6 +133,31 @@ def measure(scene, folder: str, inpainter: str = "telea", band_inpainter: str | 
             "verdict": found.metadata["quality"]["verdict"]}
 
 
+def measure_shadowless(scene, folder: str, inpainter: str = "telea") -> dict:
+    """Edit ``scene`` (one that casts no shadow: :func:`scenes.shadowless`) with ``--shadow``: what is
+    taken as a shadow beyond the object's own alpha (px, and over the object's area), its
+    ``shadow_contrast`` (None when nothing is taken), the verdict and whether a reason names the
+    texture, and the MAD from the clean ground over what was taken."""
+    from PIL import Image
+
+    from autoinpaint.api import EditOptions, edit
+    from autoinpaint.selection import Selection
+
+    path = os.path.join(folder, "mask.png")
+    Image.fromarray((scene.mask * 255).astype(np.uint8)).save(path)
+    selection = Selection(mask_path=path)
+    options = EditOptions(inpainter=inpainter, quiet=True)
+    plain = edit(scene.image, selection, options)
+    found = edit(scene.image, selection, options.replace(shadow=True))
+    taken = (found.alpha > 0) & ~(plain.alpha > 0)
+    quality = found.metadata["quality"]
+    error = np.abs(found.result.astype(np.float32) - scene.background.astype(np.float32)).mean(axis=2)
+    return {"taken": int(taken.sum()), "share": float(taken.sum() / scene.mask.sum()),
+            "contrast": quality["signals"].get("shadow_contrast") if found.shadow is not None else None,
+            "verdict": quality["verdict"], "texture": any("texture" in r for r in quality["reasons"]),
+            "mad": float(error[taken].mean()) if taken.any() else 0.0}
+
+
 def timing(size: tuple[int, int], folder: str, runs: int = 5, object_scale: float = 0.6) -> tuple[list, list, list]:
     """Edit seconds without and with --shadow (alternating, ``runs`` each), and the shadow steps' own;
     ``object_scale``: the object's size over the test scenes' (0.6: about a ninth of a 4000x3000 photo's
@@ -167,18 +193,24 @@ def main() -> None:
                         help="first scene's seed (scene i: seed + i, ground i mod 4); 1900 is the tuning set")
     parser.add_argument("--no-timing", action="store_true")
     parser.add_argument("--no-band", action="store_true", help="skip the band-inpainted column (faster)")
+    parser.add_argument("--object-scale", type=float, default=1.0,
+                        help="the object's size, times the scenes' own (radius 10-14 %% of the short side)")
+    parser.add_argument("--shadowless", action="store_true",
+                        help="the same scenes with nothing casting a shadow: what --shadow takes there")
     parser.add_argument("--zones", action="store_true",
                         help="also print where the MAD comes from, per ground (zones and causes: see breakdown())")
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.lower().split("x"))
     rows = []
+    if args.shadowless:
+        return shadowless(args.seed, args.scenes, (w, h), args.object_scale)
     with tempfile.TemporaryDirectory() as folder:
         print("| scene | ground | light ° | cover | outside | MAD --shadow | MAD all | MAD without | "
               "MAD band inpainted | far exact | verdict | targets |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for i in range(args.scenes):
             ground = S.SHADOW_GROUNDS[i % len(S.SHADOW_GROUNDS)]
-            scene = S.shadow_scene(w, h, np.random.default_rng(args.seed + i), ground)
+            scene = S.shadow_scene(w, h, np.random.default_rng(args.seed + i), ground, object_scale=args.object_scale)
             r = measure(scene, folder, band_inpainter=None if args.no_band else "hybrid", zones=args.zones)
             ok = r["cover"] >= 0.9 and r["outside"] <= 0.1 and r["mad"] <= 6 and r["far"]
             rows.append({**r, "ok": ok, "ground": ground})
@@ -190,7 +222,8 @@ def main() -> None:
         for ground in S.SHADOW_GROUNDS:
             mine = [r for r in rows if r["ground"] == ground]
             if mine:
-                print(f"\n{ground}: cover >= 0.90 in {sum(r['cover'] >= 0.9 for r in mine)}/{len(mine)}, outside <= 0.10 "
+                print(f"\n{ground}: cover >= 0.90 in {sum(r['cover'] >= 0.9 for r in mine)}/{len(mine)}, "
+                      f"outside <= 0.10 "
                       f"in {sum(r['outside'] <= 0.1 for r in mine)}/{len(mine)}, MAD <= 6 in "
                       f"{sum(r['mad'] <= 6 for r in mine)}/{len(mine)} (mean {np.mean([r['mad'] for r in mine]):.2f}), "
                       f"all targets in {sum(r['ok'] for r in mine)}/{len(mine)}; MAD all <= 6 in "
@@ -224,6 +257,30 @@ def main() -> None:
                       f"{med(shadow) - med(plain):+.3f}, {low(shadow) - low(plain):+.3f} s | "
                       f"{med(own):.3f}, {low(own):.3f} s |", flush=True)
     print(f"\nload average: {' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} cores)")
+
+
+def shadowless(seed: int, scenes: int, size: tuple[int, int], object_scale: float = 1.0) -> None:
+    """``--shadowless``: one line per scene, then per ground how often a shadow is taken where none is
+    cast, and how often that passes without doubt."""
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        print("| scene | ground | taken px | taken / object | contrast | verdict | texture reason | MAD taken |")
+        print("|---|---|---|---|---|---|---|---|")
+        for i in range(scenes):
+            ground = S.SHADOW_GROUNDS[i % len(S.SHADOW_GROUNDS)]
+            rng = np.random.default_rng(seed + i)
+            scene = S.shadowless(S.shadow_scene(*size, rng, ground, object_scale=object_scale))
+            r = {**measure_shadowless(scene, folder), "ground": ground}
+            rows.append(r)
+            print(f"| {seed + i} | {ground} | {r['taken']} | {r['share']:.3f} | {r['contrast']} | {r['verdict']} | "
+                  f"{'yes' if r['texture'] else 'no'} | {r['mad']:.1f} |", flush=True)
+    for ground in S.SHADOW_GROUNDS:
+        mine = [r for r in rows if r["ground"] == ground]
+        if mine:
+            taken = [r for r in mine if r["taken"]]
+            print(f"\n{ground}: taken in {len(taken)}/{len(mine)}, of which without doubt "
+                  f"{sum(r['verdict'] == 'ok' for r in taken)}", end="")
+    print()
 
 
 if __name__ == "__main__":

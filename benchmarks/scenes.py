@@ -7,7 +7,7 @@ scikit-image wheel (public domain / CC0, see samples/README.md).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -320,6 +320,13 @@ class ShadowScene(Scene):
     darkening: np.ndarray | None = None
     angle: float = 0.0
     penumbra: float = 0.0    # σ (px) of the penumbra's blur
+
+
+def shadowless(scene: ShadowScene) -> ShadowScene:
+    """``scene`` with its object on the clean ground: nothing casts a shadow (``shadow`` all 0)."""
+    image = scene.background.copy()
+    image[scene.mask] = scene.image[scene.mask]
+    return replace(scene, image=image, shadow=np.zeros_like(scene.shadow), darkening=scene.darkening * 0)
 
 
 def ground(name: str, w: int, h: int, rng: np.random.Generator) -> np.ndarray:

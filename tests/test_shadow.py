@@ -295,6 +295,61 @@ def test_a_plausible_shadow_is_not_in_doubt(tmp_path):
     assert q["signals"]["shadow_direction"] > 0.7 and q["signals"]["shadow_borders"] == 0
 
 
+
+def test_no_shadow_where_the_ground_alone_is_that_dark(cli, tmp_path):
+    """An object that casts no shadow on coarse gravel: the gaps between the stones beside it are no
+    darker than the ground's own darkest spots anywhere (contrast < 1), so nothing is taken as a shadow
+    (before, 1155 px of gravel were brightened as one) and --shadow writes the plain removal."""
+    from autoinpaint.shadow import find_shadow
+
+    sc = S.shadowless(scene("gravel", 37, 0))
+    assert find_shadow(sc.image, sc.mask) is None
+    photo, mask = save(tmp_path, sc)
+    plain, shadowed = tmp_path / "plain.png", tmp_path / "shadowed.png"
+    assert cli("remove", photo, "--mask", mask, "-o", plain, *TELEA).code == 0
+    r = cli("remove", photo, "--mask", mask, "--shadow", "--json", "-o", shadowed, *TELEA)
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["shadow_pixels"] == 0
+    assert np.array_equal(np.asarray(Image.open(shadowed)), np.asarray(Image.open(plain)))
+
+
+@pytest.mark.parametrize("ground, seed", [("gravel", 8), ("grass", 1)])
+def test_doubt_when_the_shadow_is_hardly_darker_than_the_texture(tmp_path, ground, seed):
+    """No shadow again, but dark texture beside the object a little darker than the ground's darkest
+    spots elsewhere: it is taken, and the verdict says it may be only texture; a true shadow on the
+    same ground at the same size stands well clear of it."""
+    sc = S.shadowless(scene(ground, seed, 0))
+    q = _shadow_quality(tmp_path, sc.image, sc.mask)
+    assert 1.0 <= q["signals"]["shadow_contrast"] < 1.4
+    assert q["verdict"] == "doubt"
+    assert any("hardly darker than the ground's own texture" in r for r in q["reasons"]), q
+    cast = scene(ground, seed, 0)
+    true = _shadow_quality(tmp_path, cast.image, cast.mask)
+    assert true["signals"]["shadow_contrast"] >= 1.4 and not any("texture" in r for r in true["reasons"]), true
+
+
+
+def test_another_shadow_in_the_window_is_not_taken_for_texture():
+    """The contrast measures the ground's texture, not other shadows: a second shadow (darkening 0.5,
+    the object's width) 0.7 object-widths away on the other side leaves it within a few per cent."""
+    import cv2
+
+    from autoinpaint.shadow import find_shadow
+
+    sc = scene("gravel", 2, 0)
+    ys, xs = np.nonzero(sc.mask)
+    width = int(np.ptp(xs))
+    other = np.zeros(sc.mask.shape, np.float32)
+    centre = int(xs.min() - 1.2 * width)
+    cv2.circle(other, (centre, int(ys.mean())), width // 2, 1.0, -1)
+    other = cv2.GaussianBlur(other, (0, 0), 2)
+    image = np.clip(sc.image * (1 - 0.5 * other[..., None]), 0, 255).astype(np.uint8)
+    alone, beside = find_shadow(sc.image, sc.mask), find_shadow(image, sc.mask)
+    assert beside.window[0] < centre                          # the other shadow is in the searched window
+    assert alone.contrast >= 1.4 and abs(beside.contrast / alone.contrast - 1) < 0.05, (alone.contrast,
+                                                                                     beside.contrast)
+
+
 # ------------------------------------------------------------------------------------ API, batch, HTTP
 def test_api_remove_with_shadow(tmp_path, paving):
     import autoinpaint

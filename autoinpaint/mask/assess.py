@@ -25,7 +25,9 @@ Signals (the record's ``signals``):
   ``separation`` (:func:`autoinpaint.segment.evidence.colour_separation`).
 * with ``--shadow``, the cast shadow found (:func:`shadow_signals`): ``shadow_area`` (its area over
   the object's), ``shadow_borders`` (photo borders it runs along) and ``shadow_direction`` (how
-  one-sided it is: a light casts a shadow to one side; a dark ring all around the object is not one).
+  one-sided it is: a light casts a shadow to one side; a dark ring all around the object is not one)
+  and ``shadow_contrast`` (its umbra's darkening over the lit ground's darkest spots' at the search's
+  scale: near 1, the gaps of coarse texture next to the object may be all it is).
 
 The thresholds were tuned on the scenes of ``benchmarks/bench_quality.py`` only (its tuning seeds;
 the table there also reports other seeds), except SAM's, which are the defaults of
@@ -81,6 +83,8 @@ FLAT_STEP = 3            # Lab units between neighbours inside one flat region (
 SHADOW_AREA_MAX = 3.0    # a shadow over this many times the object's area
 SHADOW_BORDER_SIDE = 0.25  # runs along a photo border: touches it over this share of the object's size
 SHADOW_DIRECTION_MIN = 0.3  # one-sidedness (length of the mean direction from the object, 0..1)
+SHADOW_CONTRAST_MIN = 1.4  # the umbra this many times as dark as the lit ground's darkest spots (below
+                           # 1 no shadow is found); set on generated scenes with and without a shadow
 
 
 @dataclass
@@ -474,7 +478,7 @@ def shadow_signals(shadow) -> dict[str, Any]:
         norm = np.maximum(np.hypot(vx, vy), 1e-6)
         direction = float(np.hypot((vx / norm).mean(), (vy / norm).mean()))
     return {"shadow_area": round(float(cand.sum()) / area_obj, 3), "shadow_borders": int(borders),
-            "shadow_direction": round(direction, 3)}
+            "shadow_direction": round(direction, 3), "shadow_contrast": round(float(shadow.contrast), 2)}
 
 
 def shadow_reasons(signals: dict) -> list[str]:
@@ -487,6 +491,9 @@ def shadow_reasons(signals: dict) -> list[str]:
         reasons.append(f"the shadow found runs along {n} border{'s' if n > 1 else ''} of the photo")
     if signals["shadow_direction"] < SHADOW_DIRECTION_MIN:
         reasons.append("the shadow found surrounds the object evenly: no light direction casts that")
+    if signals["shadow_contrast"] < SHADOW_CONTRAST_MIN:
+        reasons.append(f"the shadow found is hardly darker than the ground's own texture "
+                       f"({signals['shadow_contrast']:.2f}× its darkest spots): it may be only that")
     return reasons
 
 

@@ -3,7 +3,8 @@
 A cast shadow scales the ground's brightness and keeps its texture and chroma, so it is found as a
 ratio: the texture-smoothed image divided by the lit ground's level, a plane per channel fitted
 robustly to the unshadowed surroundings. The shadow is the part of the darker region (all channels
-darkened alike) that touches the object, without dark texture joined to it by thin necks. Its matte
+darkened alike) that touches the object, without dark texture joined to it by thin necks, and only
+when its umbra is darker than the lit ground's own darkest spots (:func:`_texture_contrast`). Its matte
 is a soft step across the region's signed distance: the outline's offset is fitted piece by piece
 along it (a smooth path, Viterbi) and the penumbra's width (σ) globally, both against the finely
 measured ratio (:mod:`.outline`); the umbra's darkening is then fitted by least squares under that matte.
@@ -41,6 +42,8 @@ LOCAL = 0.25             # ... smoothed over this share of the object's size
 RING = 0.3               # ... and the umbra's darkening is measured against the ground this far around
                          # the shadow (a share of the object's size)
 REFINE_SIZE = 384        # longest side (px) of the copy of the matte's box the outline is fitted again on
+TEXTURE_PCT = 99         # the lit ground's own darkest spots at the search's scale: this percentile of its darkness
+CONTRAST_MIN = 1.0       # an umbra no darker than those spots (this many times theirs) is texture, not a shadow
 
 
 @dataclass
@@ -52,8 +55,9 @@ class ShadowMatte:
     darkening: per RGB channel, the share of brightness the umbra takes away (0.4 = 40 % darker);
         a pixel's brightness is the lit ground's times ``1 − matte · darkening``.
     candidate, object: the working copy's candidate region and object (H'×W' bool, the window),
-        ``window`` its full-resolution box and ``frame`` which of its sides (top, bottom, left,
-        right) are the photo's borders: what the doubt signal measures (autoinpaint.mask.assess).
+        ``window`` its full-resolution box, ``frame`` which of its sides (top, bottom, left,
+        right) are the photo's borders and ``contrast`` how far the umbra stands out of the ground's
+        own texture: what the doubt signals measure (autoinpaint.mask.assess).
     """
 
     box: tuple[int, int, int, int]
@@ -63,6 +67,7 @@ class ShadowMatte:
     object: np.ndarray = field(repr=False)
     window: tuple[int, int, int, int] = (0, 0, 0, 0)
     frame: tuple[bool, bool, bool, bool] = (False, False, False, False)
+    contrast: float = 99.0   # the umbra's darkening over the lit ground's darkest spots' (:func:`_texture_contrast`)
     # set by the steps: the object's own alpha (FindShadow), and while the
     # inpainter works on the relit photo, the original image and the full alpha (Deshadow)
     object_alpha: np.ndarray | None = field(default=None, repr=False)
@@ -146,12 +151,15 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
         return None
     core = candidate & (dark >= np.percentile(dark[candidate], 50))
     darkening = np.clip(np.median(1 - ratio[core], axis=0), 0.02, 0.95).astype(np.float32)
+    neck = max(2, int(round(NECK * side * s)))
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * neck + 1, 2 * neck + 1))
+    contrast = _texture_contrast(dark, valid, candidate, float(darkening.mean()), coarse, disk)
+    if contrast < CONTRAST_MIN:
+        return None
     # the region: half-way through the penumbra (at the coarse scale, an edge keeps its place)
     region = _touching(valid & (dark >= 0.5 * float(darkening.mean())) & (spread <= CHROMA_MAX), touch)
     # dark texture joined to it by thin necks is not the shadow: open the region (a disk a tenth of the
     # object's size), keep what touches the object, and take back only the region's pixels near that
-    neck = max(2, int(round(NECK * side * s)))
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * neck + 1, 2 * neck + 1))
     body = cv2.morphologyEx(region.astype(np.uint8), cv2.MORPH_OPEN, disk).astype(bool)
     body = _touching(body, cv2.dilate(touch.astype(np.uint8), disk).astype(bool))
     region = _touching(region & cv2.dilate(body.astype(np.uint8), disk).astype(bool), touch)
@@ -241,7 +249,27 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
         return None
     frame = (wy0 == 0, wy1 == h, wx0 == 0, wx1 == w)
     return ShadowMatte((wx0 + fx0, wy0 + fy0, wx0 + fx1, wy0 + fy1), np.clip(matte, 0, 1).astype(np.float32),
-                       darkening, candidate | region, obj, (wx0, wy0, wx1, wy1), frame)
+                       darkening, candidate | region, obj, (wx0, wy0, wx1, wy1), frame, contrast)
+
+
+def _texture_contrast(dark: np.ndarray, valid: np.ndarray, candidate: np.ndarray, darkening: float,
+                      coarse: float, disk: np.ndarray) -> float:
+    """How many times the umbra's ``darkening`` is the lit ground's own darkest spots' at the search's
+    scale: the ``TEXTURE_PCT`` percentile of ``dark`` (H'×W', 1 − brightness over the lit level,
+    texture-smoothed by ``coarse`` px) over ``valid`` ground away from the ``candidate``, without the
+    dark areas that a ``disk`` (the neck's) fits in: other shadows. Below ~1 the candidate is what the
+    texture shows anywhere (gaps between stones next to an object that casts no shadow); 99 when
+    there is too little ground to tell."""
+    import cv2
+
+    reach = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * int(2 * coarse + 6) + 1,) * 2)
+    ground = valid & ~cv2.dilate(candidate.astype(np.uint8), reach).astype(bool)
+    others = cv2.morphologyEx((ground & (dark >= DARK_MIN)).astype(np.uint8), cv2.MORPH_OPEN, disk)
+    ground &= ~cv2.dilate(others, np.ones((2 * int(coarse) + 1,) * 2, np.uint8)).astype(bool)
+    if ground.sum() < 64:
+        return 99.0
+    spots = max(float(np.percentile(dark[ground], TEXTURE_PCT)), darkening / 99)
+    return round(min(darkening / spots, 99.0), 3)
 
 
 def _refined(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], box: tuple[int, int, int, int],
