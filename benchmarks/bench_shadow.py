@@ -88,6 +88,21 @@ def breakdown(scene, found, own: np.ndarray) -> dict:
     return out
 
 
+def _edits(scene, folder: str, inpainter: str):
+    """``scene`` removed (its mask given as a file in ``folder``) without and with ``--shadow``: the two
+    edits' states and the options used."""
+    from PIL import Image
+
+    from autoinpaint.api import EditOptions, edit
+    from autoinpaint.selection import Selection
+
+    path = os.path.join(folder, "mask.png")
+    Image.fromarray((scene.mask * 255).astype(np.uint8)).save(path)
+    options = EditOptions(inpainter=inpainter, quiet=True)
+    plain = edit(scene.image, Selection(mask_path=path), options)
+    return plain, edit(scene.image, Selection(mask_path=path), options.replace(shadow=True)), options
+
+
 def measure(scene, folder: str, inpainter: str = "telea", band_inpainter: str | None = None,
             zones: bool = False) -> dict:
     """Edit ``scene`` with and without ``--shadow`` and measure it against its truth; with
@@ -95,16 +110,11 @@ def measure(scene, folder: str, inpainter: str = "telea", band_inpainter: str | 
     with ``zones``, where the error comes from (:func:`breakdown`)."""
     from PIL import Image
 
-    from autoinpaint.api import EditOptions, edit
+    from autoinpaint.api import edit
     from autoinpaint.mask.refine import distance_outside
     from autoinpaint.selection import Selection
 
-    path = os.path.join(folder, "mask.png")
-    Image.fromarray((scene.mask * 255).astype(np.uint8)).save(path)
-    selection = Selection(mask_path=path)
-    options = EditOptions(inpainter=inpainter, quiet=True)
-    plain = edit(scene.image, selection, options)
-    found = edit(scene.image, selection, options.replace(shadow=True))
+    plain, found, options = _edits(scene, folder, inpainter)
     true = scene.shadow >= 0.02
     visible = true & ~scene.mask
     own = plain.alpha > 0
@@ -138,17 +148,7 @@ def measure_shadowless(scene, folder: str, inpainter: str = "telea") -> dict:
     taken as a shadow beyond the object's own alpha (px, and over the object's area), its
     ``shadow_contrast`` (None when nothing is taken), the verdict and whether a reason names the
     texture, and the MAD from the clean ground over what was taken."""
-    from PIL import Image
-
-    from autoinpaint.api import EditOptions, edit
-    from autoinpaint.selection import Selection
-
-    path = os.path.join(folder, "mask.png")
-    Image.fromarray((scene.mask * 255).astype(np.uint8)).save(path)
-    selection = Selection(mask_path=path)
-    options = EditOptions(inpainter=inpainter, quiet=True)
-    plain = edit(scene.image, selection, options)
-    found = edit(scene.image, selection, options.replace(shadow=True))
+    plain, found, _ = _edits(scene, folder, inpainter)
     taken = (found.alpha > 0) & ~(plain.alpha > 0)
     quality = found.metadata["quality"]
     error = np.abs(found.result.astype(np.float32) - scene.background.astype(np.float32)).mean(axis=2)
