@@ -195,6 +195,8 @@ def main() -> None:
     parser.add_argument("--no-band", action="store_true", help="skip the band-inpainted column (faster)")
     parser.add_argument("--object-scale", type=float, default=1.0,
                         help="the object's size, times the scenes' own (radius 10-14 %% of the short side)")
+    parser.add_argument("--sky", type=float, default=0.0,
+                        help="shadows lit by the blue sky: red darkened by SKY/2 of the darkening more, blue less")
     parser.add_argument("--shadowless", action="store_true",
                         help="the same scenes with nothing casting a shadow: what --shadow takes there")
     parser.add_argument("--zones", action="store_true",
@@ -210,7 +212,8 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for i in range(args.scenes):
             ground = S.SHADOW_GROUNDS[i % len(S.SHADOW_GROUNDS)]
-            scene = S.shadow_scene(w, h, np.random.default_rng(args.seed + i), ground, object_scale=args.object_scale)
+            scene = S.shadow_scene(w, h, np.random.default_rng(args.seed + i), ground, object_scale=args.object_scale,
+                                   sky=args.sky)
             r = measure(scene, folder, band_inpainter=None if args.no_band else "hybrid", zones=args.zones)
             ok = r["cover"] >= 0.9 and r["outside"] <= 0.1 and r["mad"] <= 6 and r["far"]
             rows.append({**r, "ok": ok, "ground": ground})

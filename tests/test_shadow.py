@@ -26,8 +26,8 @@ W, H = 480, 360
 TELEA = ["--inpainter", "telea", "-q"]
 
 
-def scene(ground: str, seed: int, degrees: float) -> S.ShadowScene:
-    return S.shadow_scene(W, H, np.random.default_rng(seed), ground, angle=np.radians(degrees))
+def scene(ground: str, seed: int, degrees: float, sky: float = 0.0) -> S.ShadowScene:
+    return S.shadow_scene(W, H, np.random.default_rng(seed), ground, angle=np.radians(degrees), sky=sky)
 
 
 def save(tmp_path: Path, sc: S.ShadowScene, suffix: str = ".png") -> tuple[Path, Path]:
@@ -59,6 +59,19 @@ def test_targets_on_paving(tmp_path, seed, degrees):
     r = measure(scene("noise", seed, degrees), str(tmp_path))
     assert_all_targets(r)
     assert r["mad_plain"] > 25 and r["verdict"] == "ok", r   # without --shadow the shadow stays: far off
+
+
+@pytest.mark.parametrize("seed, degrees", [(2, 90), (6, 330)])
+def test_a_sky_lit_shadow_is_taken_and_relit_per_channel(tmp_path, seed, degrees):
+    """Out in the sun a shadow is lit by the blue sky alone: red darkens more than blue (here 0.5 of the
+    darkening apart, e.g. 62 / 50 / 38 %). It is still a shadow: all targets, and each channel's
+    darkening found within 0.03 (before, the chroma test took none of it: MAD 47 and 43)."""
+    from autoinpaint.shadow import find_shadow
+
+    sc = scene("noise", seed, degrees, sky=0.5)
+    assert sc.darkening[0] - sc.darkening[2] > 0.15
+    assert_all_targets(measure(sc, str(tmp_path)))
+    assert np.abs(find_shadow(sc.image, sc.mask).darkening - sc.darkening).max() <= 0.03
 
 
 @pytest.mark.parametrize("ground, seed, degrees", [("brick", 1, 0), ("gravel", 2, 90), ("grass", 5, 270)])
@@ -239,15 +252,16 @@ def test_preview_draws_the_shadow_in_its_own_colour(cli, tmp_path, paving):
 
 
 # ------------------------------------------------------------------------------------------------ doubt
-def _with_dark(region: np.ndarray, seed: int = 0, centre=(240, 180)) -> tuple[np.ndarray, np.ndarray]:
-    """Paving with a red disc (the object, 30 px radius) at ``centre`` and ``region`` darkened by half
-    (soft edged)."""
+def _with_dark(region: np.ndarray, seed: int = 0, centre=(240, 180),
+               darkening=(0.5, 0.5, 0.5)) -> tuple[np.ndarray, np.ndarray]:
+    """Paving with a red disc (the object, 30 px radius) at ``centre`` and ``region`` darkened by
+    ``darkening`` per channel (soft edged)."""
     import cv2
 
     rng = np.random.default_rng(seed)
     ground = S.ground("noise", W, H, rng).astype(np.float32)
     soft = cv2.GaussianBlur(region.astype(np.float32), (0, 0), 2)
-    img = ground * (1 - 0.5 * soft[..., None])
+    img = ground * (1 - soft[..., None] * np.float32(darkening))
     obj = np.zeros((H, W), np.uint8)
     cv2.circle(obj, centre, 30, 1, -1)
     img[obj.astype(bool)] = (220, 40, 40)
@@ -285,6 +299,22 @@ def test_doubt_when_no_light_direction_casts_it(tmp_path):
     q = _shadow_quality(tmp_path, *_with_dark((r > 28) & (r < 52)))  # an even dark ring around the object
     assert q["signals"]["shadow_direction"] < 0.3
     assert any("surrounds the object evenly" in r for r in q["reasons"]), q
+
+
+@pytest.mark.parametrize("darkening, what", [((0.1, 0.55, 0.6), "red"), ((0.55, 0.6, 0.1), "yellow"),
+                                             ((0.7, 0.6, 0.05), "blue")])
+def test_a_dark_coloured_patch_beside_the_object_is_not_a_shadow(darkening, what):
+    """A stain or a thing darker than the ground but not as a shadow darkens it (a dark red, yellow or
+    blue patch touching the object): nothing is found. The same patch darkened alike, or as the blue
+    sky lights a shadow (red most, blue least), is found."""
+    from autoinpaint.shadow import find_shadow
+
+    region = np.zeros((H, W), bool)
+    region[160:200, 240:320] = True
+    assert find_shadow(*_with_dark(region, darkening=darkening)) is None, what
+    for shadow in ((0.5, 0.5, 0.5), (0.6, 0.5, 0.4)):
+        found = find_shadow(*_with_dark(region, darkening=shadow))
+        assert found is not None and np.abs(found.darkening - np.float32(shadow)).max() <= 0.03, (shadow, found)
 
 
 def test_a_plausible_shadow_is_not_in_doubt(tmp_path):

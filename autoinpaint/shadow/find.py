@@ -1,11 +1,12 @@
 """Find the cast shadow attached to the selected object (classical, no weights).
 
-A cast shadow scales the ground's brightness and keeps its texture and chroma, so it is found as a
-ratio: the texture-smoothed image divided by the lit ground's level, a plane per channel fitted
-robustly to the unshadowed surroundings. The shadow is the part of the darker region (all channels
-darkened alike) that touches the object, without dark texture joined to it by thin necks, and only
-when its umbra is darker than the lit ground's own darkest spots (:func:`_texture_contrast`). Its matte
-is a soft step across the region's signed distance: the outline's offset is fitted piece by piece
+A cast shadow scales the ground's brightness and keeps its texture and chroma (or shifts it as the
+blue sky, lighting it alone, does), so it is found as a ratio: the texture-smoothed image divided by
+the lit ground's level, a plane per channel fitted robustly to the unshadowed surroundings. The shadow
+is the part of the darker region (all channels darkened alike, or in the sky's way:
+:func:`_sky_shape`) that touches the object, without dark texture joined to it by thin necks, and
+only when its umbra is darker than the lit ground's own darkest spots (:func:`_texture_contrast`).
+Its matte is a soft step across the region's signed distance: the outline's offset is fitted piece by piece
 along it (a smooth path, Viterbi) and the penumbra's width (σ) globally, both against the finely
 measured ratio (:mod:`.outline`); the umbra's darkening is then fitted by least squares under that matte.
 
@@ -31,7 +32,10 @@ REACH = 2.5              # the window: the object's box grown by this many times
 COARSE = 0.06            # σ of the texture smoothing that finds the shadow, a share of the object's size
 LIT_MIN = 12.0           # grey level under which the ground is too dark to measure a shadow on
 DARK_MIN = 0.2           # a pixel is a shadow candidate when its brightness drops by at least this share
-CHROMA_MAX = 0.08        # ... and its channels drop alike (ratio spread at most this): chroma kept
+CHROMA_MAX = 0.08        # ... and its channels drop alike (ratio spread at most this): chroma kept, or
+                         # as a sky-lit shadow's do (:func:`_sky_shape`), up to the same spread about that
+SKY_MIN = 0.12           # a sky-lit shadow: red darkened more than blue by at least this share of the mean
+SKY_MAX = 1.0            # ... and at most this (beyond, a dark blue thing rather than a shadow)
 NECK = 0.1               # dark texture joined by necks thinner than this share of the object's size is cut off
 CONTACT_PX = 3           # a candidate touches the object when it comes this close (working px)
 MATTE_MIN = 0.04         # matte below this (a darkening of a few grey levels at most) is left alone
@@ -142,10 +146,10 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
         return None
     ratio = mean / lit                                   # H'×W'×3, 1 = lit, < 1 = darker
     dark = 1 - ratio.mean(axis=2)
-    spread = ratio.max(axis=2) - ratio.min(axis=2)
-    cand = valid & (dark >= DARK_MIN) & (spread <= CHROMA_MAX)
     touch = cv2.dilate(obj.astype(np.uint8), cv2.getStructuringElement(
         cv2.MORPH_ELLIPSE, (2 * (CONTACT_PX + 2) + 1,) * 2)).astype(bool)
+    spread = _chroma_spread(ratio, dark, _sky_shape(ratio, dark, valid, touch))
+    cand = valid & (dark >= DARK_MIN) & (spread <= CHROMA_MAX)
     candidate = _touching(cand, touch)
     if not candidate.any():
         return None
@@ -250,6 +254,33 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
     frame = (wy0 == 0, wy1 == h, wx0 == 0, wx1 == w)
     return ShadowMatte((wx0 + fx0, wy0 + fy0, wx0 + fx1, wy0 + fy1), np.clip(matte, 0, 1).astype(np.float32),
                        darkening, candidate | region, obj, (wx0, wy0, wx1, wy1), frame, contrast)
+
+
+def _sky_shape(ratio: np.ndarray, dark: np.ndarray, valid: np.ndarray, touch: np.ndarray) -> np.ndarray | None:
+    """The shape across R, G, B (mean 1) of a sky-lit shadow's darkening: in the shadow of the sun only
+    the blue sky lights the ground, so red loses more than green, green more than blue. Measured on the
+    darker half of the dark ground (``dark`` >= DARK_MIN, ``valid``) that meets ``touch``; None when its
+    channels darken alike, or unlike a sky's way (the candidate must then keep the ground's chroma)."""
+    near = _touching(valid & (dark >= DARK_MIN), touch)
+    if near.sum() < 16:
+        return None
+    loss = 1 - ratio[near & (dark >= np.percentile(dark[near], 50))]
+    shape = np.median(loss / np.maximum(loss.mean(axis=1, keepdims=True), 1e-6), axis=0)
+    shape /= shape.mean()
+    tilt = float(shape[0] - shape[2])
+    if not SKY_MIN <= tilt <= SKY_MAX or not shape[0] + SKY_MIN / 2 >= shape[1] >= shape[2] - SKY_MIN / 2:
+        return None
+    return shape.astype(np.float32)
+
+
+def _chroma_spread(ratio: np.ndarray, dark: np.ndarray, shape: np.ndarray | None) -> np.ndarray:
+    """Per pixel (H'×W'), how unlike the shadow's its channels darken: the spread of the brightness
+    ``ratio`` (H'×W'×3) across channels, or with a sky-lit ``shape`` (:func:`_sky_shape`), the spread of
+    the darkening about ``dark`` × ``shape``."""
+    if shape is None:
+        return ratio.max(axis=2) - ratio.min(axis=2)
+    off = (1 - ratio) - dark[..., None] * shape
+    return off.max(axis=2) - off.min(axis=2)
 
 
 def _texture_contrast(dark: np.ndarray, valid: np.ndarray, candidate: np.ndarray, darkening: float,
