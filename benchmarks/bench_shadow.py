@@ -34,10 +34,12 @@ makes single runs noisy); ``shadow steps`` = the time booked under ``timings.sha
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +88,15 @@ def breakdown(scene, found, own: np.ndarray) -> dict:
         for k, e in error.items():
             out[f"{zone}_{k}"] = float(e[where].sum() / n)
     return out
+
+
+def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """``image`` (H×W×3 uint8) saved as a JPEG of ``quality`` (PIL's default 4:2:0 chroma) and read back."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
 
 
 def _edits(scene, folder: str, inpainter: str):
@@ -197,6 +208,8 @@ def main() -> None:
                         help="the object's size, times the scenes' own (radius 10-14 %% of the short side)")
     parser.add_argument("--sky", type=float, default=0.0,
                         help="shadows lit by the blue sky: red darkened by SKY/2 of the darkening more, blue less")
+    parser.add_argument("--jpeg", type=int, default=0, metavar="Q",
+                        help="the photo saved as JPEG at quality Q and read back before the edit (as a camera's)")
     parser.add_argument("--shadowless", action="store_true",
                         help="the same scenes with nothing casting a shadow: what --shadow takes there")
     parser.add_argument("--zones", action="store_true",
@@ -214,6 +227,8 @@ def main() -> None:
             ground = S.SHADOW_GROUNDS[i % len(S.SHADOW_GROUNDS)]
             scene = S.shadow_scene(w, h, np.random.default_rng(args.seed + i), ground, object_scale=args.object_scale,
                                    sky=args.sky)
+            if args.jpeg:
+                scene = replace(scene, image=jpeg(scene.image, args.jpeg))
             r = measure(scene, folder, band_inpainter=None if args.no_band else "hybrid", zones=args.zones)
             ok = r["cover"] >= 0.9 and r["outside"] <= 0.1 and r["mad"] <= 6 and r["far"]
             rows.append({**r, "ok": ok, "ground": ground})
