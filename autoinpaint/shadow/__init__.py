@@ -3,8 +3,9 @@
 Three pipeline steps, composed by :mod:`autoinpaint.api` only when ``shadow`` is on (without it the
 pipeline is the same as before, byte for byte):
 
-``FindShadow`` (after the mask stage): the darker region keeping the ground's chroma that touches the
-object becomes a soft alpha beside the object's (:mod:`.find`);
+``FindShadow`` (after the mask stage): the darker region keeping the ground's chroma (or shifting it
+as the blue sky does) that touches the object, and stands out of the ground's own texture, becomes a
+soft alpha beside the object's (:mod:`.find`, :mod:`.evidence`);
 ``Deshadow`` (before ``Inpaint``): the inpainter fills only the object's hole, on the photo with the
 shadow divided out, so the fill is lit ground (:mod:`.relight`);
 ``ShadowFill`` (after ``Inpaint``): the shadow's band becomes the relit ground and the composite's

@@ -4,8 +4,8 @@ A cast shadow scales the ground's brightness and keeps its texture and chroma (o
 blue sky, lighting it alone, does), so it is found as a ratio: the texture-smoothed image divided by
 the lit ground's level, a plane per channel fitted robustly to the unshadowed surroundings. The shadow
 is the part of the darker region (all channels darkened alike, or in the sky's way:
-:func:`_sky_shape`) that touches the object, without dark texture joined to it by thin necks, and
-only when its umbra is darker than the lit ground's own darkest spots (:func:`_texture_contrast`).
+:mod:`.evidence`) that touches the object, without dark texture joined to it by thin necks, and
+only when its umbra is darker than the lit ground's own darkest spots.
 Its matte is a soft step across the region's signed distance: the outline's offset is fitted piece by piece
 along it (a smooth path, Viterbi) and the penumbra's width (σ) globally, both against the finely
 measured ratio (:mod:`.outline`); the umbra's darkening is then fitted by least squares under that matte.
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .darkening import umbra_darkening
+from .evidence import chroma_spread, sky_shape, texture_contrast
 from .outline import (FINE, OFFSETS, PASSES, PENUMBRAS, LevelCost, fit_sigma, local_offsets, nearest_values,
                       normconv, refine_outline, step)
 
@@ -33,9 +34,7 @@ COARSE = 0.06            # σ of the texture smoothing that finds the shadow, a 
 LIT_MIN = 12.0           # grey level under which the ground is too dark to measure a shadow on
 DARK_MIN = 0.2           # a pixel is a shadow candidate when its brightness drops by at least this share
 CHROMA_MAX = 0.08        # ... and its channels drop alike (ratio spread at most this): chroma kept, or
-                         # as a sky-lit shadow's do (:func:`_sky_shape`), up to the same spread about that
-SKY_MIN = 0.12           # a sky-lit shadow: red darkened more than blue by at least this share of the mean
-SKY_MAX = 1.0            # ... and at most this (beyond, a dark blue thing rather than a shadow)
+                         # as a sky-lit shadow's do (:func:`.evidence.sky_shape`), up to the same spread
 NECK = 0.1               # dark texture joined by necks thinner than this share of the object's size is cut off
 CONTACT_PX = 3           # a candidate touches the object when it comes this close (working px)
 MATTE_MIN = 0.04         # matte below this (a darkening of a few grey levels at most) is left alone
@@ -46,8 +45,8 @@ LOCAL = 0.25             # ... smoothed over this share of the object's size
 RING = 0.3               # ... and the umbra's darkening is measured against the ground this far around
                          # the shadow (a share of the object's size)
 REFINE_SIZE = 384        # longest side (px) of the copy of the matte's box the outline is fitted again on
-TEXTURE_PCT = 99         # the lit ground's own darkest spots at the search's scale: this percentile of its darkness
-CONTRAST_MIN = 1.0       # an umbra no darker than those spots (this many times theirs) is texture, not a shadow
+CONTRAST_MIN = 1.0       # an umbra no darker than the lit ground's own darkest spots (this many times
+                         # theirs, :func:`.evidence.texture_contrast`) is texture, not a shadow
 
 
 @dataclass
@@ -71,7 +70,7 @@ class ShadowMatte:
     object: np.ndarray = field(repr=False)
     window: tuple[int, int, int, int] = (0, 0, 0, 0)
     frame: tuple[bool, bool, bool, bool] = (False, False, False, False)
-    contrast: float = 99.0   # the umbra's darkening over the lit ground's darkest spots' (:func:`_texture_contrast`)
+    contrast: float = 99.0   # the umbra's darkening over the lit ground's darkest spots' (.evidence)
     # set by the steps: the object's own alpha (FindShadow), and while the
     # inpainter works on the relit photo, the original image and the full alpha (Deshadow)
     object_alpha: np.ndarray | None = field(default=None, repr=False)
@@ -148,7 +147,7 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
     dark = 1 - ratio.mean(axis=2)
     touch = cv2.dilate(obj.astype(np.uint8), cv2.getStructuringElement(
         cv2.MORPH_ELLIPSE, (2 * (CONTACT_PX + 2) + 1,) * 2)).astype(bool)
-    spread = _chroma_spread(ratio, dark, _sky_shape(ratio, dark, valid, touch))
+    spread = chroma_spread(ratio, dark, sky_shape(ratio, dark, _touching(valid & (dark >= DARK_MIN), touch)))
     cand = valid & (dark >= DARK_MIN) & (spread <= CHROMA_MAX)
     candidate = _touching(cand, touch)
     if not candidate.any():
@@ -157,7 +156,9 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
     darkening = np.clip(np.median(1 - ratio[core], axis=0), 0.02, 0.95).astype(np.float32)
     neck = max(2, int(round(NECK * side * s)))
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * neck + 1, 2 * neck + 1))
-    contrast = _texture_contrast(dark, valid, candidate, float(darkening.mean()), coarse, disk)
+    around = cv2.dilate(candidate.astype(np.uint8), cv2.getStructuringElement(
+        cv2.MORPH_ELLIPSE, (2 * int(2 * coarse + 6) + 1,) * 2)).astype(bool)
+    contrast = texture_contrast(dark, valid & ~around, float(darkening.mean()), DARK_MIN, disk, int(coarse))
     if contrast < CONTRAST_MIN:
         return None
     # the region: half-way through the penumbra (at the coarse scale, an edge keeps its place)
@@ -254,53 +255,6 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
     frame = (wy0 == 0, wy1 == h, wx0 == 0, wx1 == w)
     return ShadowMatte((wx0 + fx0, wy0 + fy0, wx0 + fx1, wy0 + fy1), np.clip(matte, 0, 1).astype(np.float32),
                        darkening, candidate | region, obj, (wx0, wy0, wx1, wy1), frame, contrast)
-
-
-def _sky_shape(ratio: np.ndarray, dark: np.ndarray, valid: np.ndarray, touch: np.ndarray) -> np.ndarray | None:
-    """The shape across R, G, B (mean 1) of a sky-lit shadow's darkening: in the shadow of the sun only
-    the blue sky lights the ground, so red loses more than green, green more than blue. Measured on the
-    darker half of the dark ground (``dark`` >= DARK_MIN, ``valid``) that meets ``touch``; None when its
-    channels darken alike, or unlike a sky's way (the candidate must then keep the ground's chroma)."""
-    near = _touching(valid & (dark >= DARK_MIN), touch)
-    if near.sum() < 16:
-        return None
-    loss = 1 - ratio[near & (dark >= np.percentile(dark[near], 50))]
-    shape = np.median(loss / np.maximum(loss.mean(axis=1, keepdims=True), 1e-6), axis=0)
-    shape /= shape.mean()
-    tilt = float(shape[0] - shape[2])
-    if not SKY_MIN <= tilt <= SKY_MAX or not shape[0] + SKY_MIN / 2 >= shape[1] >= shape[2] - SKY_MIN / 2:
-        return None
-    return shape.astype(np.float32)
-
-
-def _chroma_spread(ratio: np.ndarray, dark: np.ndarray, shape: np.ndarray | None) -> np.ndarray:
-    """Per pixel (H'×W'), how unlike the shadow's its channels darken: the spread of the brightness
-    ``ratio`` (H'×W'×3) across channels, or with a sky-lit ``shape`` (:func:`_sky_shape`), the spread of
-    the darkening about ``dark`` × ``shape``."""
-    if shape is None:
-        return ratio.max(axis=2) - ratio.min(axis=2)
-    off = (1 - ratio) - dark[..., None] * shape
-    return off.max(axis=2) - off.min(axis=2)
-
-
-def _texture_contrast(dark: np.ndarray, valid: np.ndarray, candidate: np.ndarray, darkening: float,
-                      coarse: float, disk: np.ndarray) -> float:
-    """How many times the umbra's ``darkening`` is the lit ground's own darkest spots' at the search's
-    scale: the ``TEXTURE_PCT`` percentile of ``dark`` (H'×W', 1 − brightness over the lit level,
-    texture-smoothed by ``coarse`` px) over ``valid`` ground away from the ``candidate``, without the
-    dark areas that a ``disk`` (the neck's) fits in: other shadows. Below ~1 the candidate is what the
-    texture shows anywhere (gaps between stones next to an object that casts no shadow); 99 when
-    there is too little ground to tell."""
-    import cv2
-
-    reach = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * int(2 * coarse + 6) + 1,) * 2)
-    ground = valid & ~cv2.dilate(candidate.astype(np.uint8), reach).astype(bool)
-    others = cv2.morphologyEx((ground & (dark >= DARK_MIN)).astype(np.uint8), cv2.MORPH_OPEN, disk)
-    ground &= ~cv2.dilate(others, np.ones((2 * int(coarse) + 1,) * 2, np.uint8)).astype(bool)
-    if ground.sum() < 64:
-        return 99.0
-    spots = max(float(np.percentile(dark[ground], TEXTURE_PCT)), darkening / 99)
-    return round(min(darkening / spots, 99.0), 3)
 
 
 def _refined(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], box: tuple[int, int, int, int],
