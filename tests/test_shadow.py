@@ -325,7 +325,6 @@ def test_a_plausible_shadow_is_not_in_doubt(tmp_path):
     assert q["signals"]["shadow_direction"] > 0.7 and q["signals"]["shadow_borders"] == 0
 
 
-
 def test_no_shadow_where_the_ground_alone_is_that_dark(cli, tmp_path):
     """An object that casts no shadow on coarse gravel: the gaps between the stones beside it are no
     darker than the ground's own darkest spots anywhere (contrast < 1), so nothing is taken as a shadow
@@ -358,7 +357,6 @@ def test_doubt_when_the_shadow_is_hardly_darker_than_the_texture(tmp_path, groun
     assert true["signals"]["shadow_contrast"] >= 1.4 and not any("texture" in r for r in true["reasons"]), true
 
 
-
 def test_another_shadow_in_the_window_is_not_taken_for_texture():
     """The contrast measures the ground's texture, not other shadows: a second shadow (darkening 0.5,
     the object's width) 0.7 object-widths away on the other side leaves it within a few per cent."""
@@ -376,8 +374,8 @@ def test_another_shadow_in_the_window_is_not_taken_for_texture():
     image = np.clip(sc.image * (1 - 0.5 * other[..., None]), 0, 255).astype(np.uint8)
     alone, beside = find_shadow(sc.image, sc.mask), find_shadow(image, sc.mask)
     assert beside.window[0] < centre                          # the other shadow is in the searched window
-    assert alone.contrast >= 1.4 and abs(beside.contrast / alone.contrast - 1) < 0.05, (alone.contrast,
-                                                                                     beside.contrast)
+    contrasts = (alone.contrast, beside.contrast)
+    assert contrasts[0] >= 1.4 and abs(contrasts[1] / contrasts[0] - 1) < 0.05, contrasts
 
 
 # ------------------------------------------------------------------------------------ API, batch, HTTP
