@@ -1,10 +1,12 @@
 """The page in a real browser (Playwright driving Debian's Chromium) against a real uvicorn server:
 open a sample, click the object, watch the mask, undo, change the dilation, Remove, download, and
-every pixel whose alpha is 0 equals the input's; Save writes beside the input.
+every pixel whose alpha is 0 equals the input's; Save writes beside the input; Shadow ticked paints the
+object's cast shadow amber beside its blue.
 
 ``AUTOINPAINT_SCREENSHOT=docs/serve.png`` also saves the README's screenshot there."""
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import os
@@ -87,6 +89,7 @@ def server(tmp_path_factory, detector):
     folder.mkdir()
     shutil.copy(ROOT / "samples" / SAMPLE, folder / SAMPLE)
     shutil.copy(ROOT / "samples" / "rocket.jpg", folder / "rocket.jpg")
+    shutil.copy(ROOT / "samples" / "pavement_shadow.jpg", folder / "pavement_shadow.jpg")
     tagged = gradient_photo(480, 320) // 3
     x0, y0, x1, y1 = STICKER
     tagged[y0:y1, x0:x1] = (250, 245, 240)
@@ -254,6 +257,62 @@ def test_fast_toggle_goes_with_replace(server, page):
         assert body["action"] == "replace" and body["fast"] is checked and body["prompt"] == "a red rose"
         page.wait_for_function("!document.querySelector('[data-testid=error]').hidden")
         assert "hf download" in page.get_by_test_id("error").text_content()
+
+
+def test_shadow_checkbox_shows_the_shadow_in_amber(server, page):
+    """Shadow ticked: the mask request asks for it, and the page paints the cast shadow amber beside the
+    object's blue (on the canvas, pixel by pixel, against the photo); unticked, the shadow's pixels show
+    the photo untouched."""
+    url, folder = server
+    page.goto(f"{url}/?token={TOKEN}")
+    page.get_by_test_id("file-list").get_by_text("pavement_shadow.jpg").click()
+    page.wait_for_function(
+        "document.querySelector('[data-testid=photo-info]').textContent.startsWith('pavement_shadow.jpg')")
+    canvas = page.get_by_test_id("canvas")
+    w, h = canvas.evaluate("c => [c.width, c.height]")
+    page.get_by_test_id("shadow").check()
+    box = canvas.bounding_box()
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return box["x"] + box["width"] * x / w, box["y"] + box["height"] * y / h
+
+    with page.expect_response(lambda r: r.url.endswith("/mask") and r.status == 200) as answer:
+        page.mouse.move(*at(222, 200))
+        page.mouse.down()
+        page.mouse.move(*at(290, 260), steps=4)
+        page.mouse.move(*at(352, 324), steps=4)
+        page.mouse.up()
+    assert answer.value.request.post_data_json["shadow"] is True
+    reply = answer.value.json()
+    page.wait_for_function("document.querySelector('[data-testid=shadow-info]').textContent.includes('shadow')")
+    assert f"shadow {reply['shadow_pixels']} px" in page.get_by_test_id("shadow-info").text_content()
+    alpha = np.asarray(Image.open(io.BytesIO(base64.b64decode(reply["alpha_png"]))))
+    shadow = np.asarray(Image.open(io.BytesIO(base64.b64decode(reply["shadow_png"]))))
+    assert reply["shadow_pixels"] > 1000 and shadow.shape == alpha.shape == (h, w)
+
+    def shown() -> np.ndarray:
+        return np.array(canvas.evaluate("c => Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height)"
+                                        ".data)"), np.uint8).reshape(h, w, 4)[..., :3].astype(np.float32)
+
+    photo = np.asarray(Image.open(folder / "pavement_shadow.jpg").convert("RGB")).astype(np.float32)
+    ys, xs = np.mgrid[0:h, 0:w]
+    inside_box = (xs > 216) & (xs < 358) & (ys > 194) & (ys < 330)   # the box drawn on the canvas too
+    amber = (shadow >= 200) & (alpha >= 200) & ~inside_box
+    blue = (alpha >= 250) & (shadow == 0) & inside_box & (xs > 230) & (xs < 344) & (ys > 208) & (ys < 316)
+    assert amber.sum() > 300 and blue.sum() > 300
+    tinted = shown()
+    share = (alpha * 0.5).astype(np.float32)[..., None] / 255          # the page's wash: alpha / 2 over the photo
+    off = {name: np.abs(tinted - (photo * (1 - share) + np.float32(colour) * share)).mean(axis=2)
+           for name, colour in (("amber", (255, 150, 0)), ("blue", (20, 110, 255)))}
+    assert off["amber"][amber].mean() < 6 < 30 < off["blue"][amber].mean(), off["amber"][amber].mean()
+    assert off["blue"][blue].mean() < 6 < 30 < off["amber"][blue].mean(), off["blue"][blue].mean()
+
+    with page.expect_response(lambda r: r.url.endswith("/mask") and r.status == 200) as answer:
+        page.get_by_test_id("shadow").uncheck()
+    assert "shadow" not in answer.value.request.post_data_json
+    page.wait_for_function("document.querySelector('[data-testid=shadow-info]').textContent === ''")
+    plain = shown()
+    assert np.abs(plain - photo)[amber].mean() < 3          # the shadow's pixels: the photo, no tint
 
 
 def _shrink(path: str) -> None:
