@@ -124,9 +124,14 @@ def mask_pixels(page) -> int:
     return int(page.get_by_test_id("mask-pixels").text_content())
 
 
-def click_at(page, x: float, y: float, width: int, height: int, **kw) -> None:
+def on_screen(page, x: float, y: float, width: int, height: int) -> tuple[float, float]:
+    """The screen point of photo pixel (x, y) (a ``width``×``height`` photo) on the page's canvas."""
     box = page.get_by_test_id("canvas").bounding_box()
-    page.mouse.click(box["x"] + box["width"] * (x + 0.5) / width, box["y"] + box["height"] * (y + 0.5) / height, **kw)
+    return box["x"] + box["width"] * x / width, box["y"] + box["height"] * y / height
+
+
+def click_at(page, x: float, y: float, width: int, height: int, **kw) -> None:
+    page.mouse.click(*on_screen(page, x + 0.5, y + 0.5, width, height), **kw)
 
 
 def test_click_mask_remove_download(server, page, tmp_path):
@@ -271,16 +276,11 @@ def test_shadow_checkbox_shows_the_shadow_in_amber(server, page):
     canvas = page.get_by_test_id("canvas")
     w, h = canvas.evaluate("c => [c.width, c.height]")
     page.get_by_test_id("shadow").check()
-    box = canvas.bounding_box()
-
-    def at(x: float, y: float) -> tuple[float, float]:
-        return box["x"] + box["width"] * x / w, box["y"] + box["height"] * y / h
-
     with page.expect_response(lambda r: r.url.endswith("/mask") and r.status == 200) as answer:
-        page.mouse.move(*at(222, 200))
+        page.mouse.move(*on_screen(page, 222, 200, w, h))
         page.mouse.down()
-        page.mouse.move(*at(290, 260), steps=4)
-        page.mouse.move(*at(352, 324), steps=4)
+        page.mouse.move(*on_screen(page, 290, 260, w, h), steps=4)
+        page.mouse.move(*on_screen(page, 352, 324, w, h), steps=4)
         page.mouse.up()
     assert answer.value.request.post_data_json["shadow"] is True
     reply = answer.value.json()

@@ -5,10 +5,10 @@ blue sky, lighting it alone, does), so it is found as a ratio: the texture-smoot
 the lit ground's level, a plane per channel fitted robustly to the unshadowed surroundings. The shadow
 is the part of the darker region (all channels darkened alike, or in the sky's way:
 :mod:`.evidence`) that touches the object, without dark texture joined to it by thin necks, and
-only when its umbra is darker than the lit ground's own darkest spots.
-Its matte is a soft step across the region's signed distance: the outline's offset is fitted piece by piece
-along it (a smooth path, Viterbi) and the penumbra's width (σ) globally, both against the finely
-measured ratio (:mod:`.outline`); the umbra's darkening is then fitted by least squares under that matte.
+only when its umbra is darker than the lit ground's own darkest spots. Its matte is a soft step
+across the region's signed distance: the outline's offset is fitted piece by piece along it (a
+smooth path, Viterbi) and the penumbra's width (σ) globally, both against the finely measured ratio
+(:mod:`.outline`); the umbra's darkening is then fitted by least squares under that matte.
 
 Everything runs on a window around the object (a shadow is attached to it), searched on a copy of
 at most ``WORK_SIZE`` px; only the matte's own box is computed at full resolution, where the outline is
@@ -156,8 +156,9 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
     darkening = np.clip(np.median(1 - ratio[core], axis=0), 0.02, 0.95).astype(np.float32)
     neck = max(2, int(round(NECK * side * s)))
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * neck + 1, 2 * neck + 1))
-    around = cv2.dilate(candidate.astype(np.uint8), cv2.getStructuringElement(
-        cv2.MORPH_ELLIPSE, (2 * int(2 * coarse + 6) + 1,) * 2)).astype(bool)
+    # how far the coarse smoothing carries a dark region's darkness onto the ground around it
+    smear = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * int(2 * coarse + 6) + 1,) * 2)
+    around = cv2.dilate(candidate.astype(np.uint8), smear).astype(bool)
     contrast = texture_contrast(dark, valid & ~around, float(darkening.mean()), DARK_MIN, disk, int(coarse))
     if contrast < CONTRAST_MIN:
         return None
@@ -176,8 +177,7 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
     # level too bright (under the shadow, on average: gravel +1.0 / +3.7 %, grass +1.1 / +2.4 % on the
     # tuning / held-out scenes; refitted: +0.3 / +2.2, -0.1 / +1.6), so the darkening came out too strong
     # and the outline too far out
-    away = cv2.dilate(region.astype(np.uint8), cv2.getStructuringElement(
-        cv2.MORPH_ELLIPSE, (2 * int(2 * coarse + 6) + 1,) * 2)).astype(bool)
+    away = cv2.dilate(region.astype(np.uint8), smear).astype(bool)
     if (valid & ~away).sum() >= 64:
         lit = _lit_level(mean, valid & ~away, passes=1)
         dark = 1 - (mean / lit).mean(axis=2)
