@@ -389,6 +389,35 @@ def test_cli_replace_json(cli, tiny, png, tmp_path):
     assert np.array_equal(result[untouched], image[untouched])
 
 
+def test_cli_replace_with_shadow_relights_the_old_shadow(cli, tiny, tmp_path):
+    """``replace --shadow``: the model paints the object's place only; the old object's cast shadow is
+    relit (the clean ground comes back, which a plain replace leaves dark) and nothing far from object
+    and shadow changes."""
+    from PIL import Image
+
+    import scenes as S
+    from autoinpaint.mask.refine import distance_outside
+
+    sc = S.shadow_scene(480, 360, np.random.default_rng(1), "noise", angle=0.0)
+    photo_path, mask_path = tmp_path / "photo.png", tmp_path / "object.png"
+    Image.fromarray(sc.image).save(photo_path)
+    Image.fromarray((sc.mask * 255).astype(np.uint8)).save(mask_path)
+    common = ("--mask", mask_path, "--prompt", "a potted plant", "--model", tiny["sd9"], "--steps", "2",
+              "--seed", "3", "--dtype", "fp32", "--json")
+    r = cli("replace", photo_path, *common, "--shadow", "-o", tmp_path / "with.png")
+    assert r.code == 0, r.err
+    record = json.loads(r.out)
+    assert record["shadow_pixels"] > 0.5 * (sc.shadow >= 0.5).sum() and 0.3 < record["shadow_darkening"] < 0.7
+    r = cli("replace", photo_path, *common, "-o", tmp_path / "without.png")
+    assert r.code == 0 and "shadow_pixels" not in json.loads(r.out), r.err
+    result, plain = _read(tmp_path / "with.png"), _read(tmp_path / "without.png")
+    clean = sc.background.astype(np.float32)
+    core = (sc.shadow >= 0.5) & (distance_outside(sc.mask) > 16)   # beyond what the object's alpha replaces
+    assert np.abs(result - clean)[core].mean() <= 6 < 25 < np.abs(plain - clean)[core].mean()
+    far = distance_outside(sc.mask | (sc.shadow > 0)) > 40
+    assert np.array_equal(result[far], sc.image[far]) and np.array_equal(plain[far], sc.image[far])
+
+
 def test_cli_fill_and_diffusion_remove(cli, tiny, png, tmp_path):
     r = cli("fill", png, "--ellipse", "20,20,80,70", "--prompt", "a stone", "--model", tiny["sdxl"],
             "--steps", "2", "--seed", "1", "--dtype", "fp32", "--json", "-o", tmp_path / "fill.png")
