@@ -53,7 +53,7 @@ class EditState:
         background taken out at its edge (the matte stage); ``alpha`` is then the object's opacity.
     backdrop: ``background`` action: H×W×4 float32, the new background's colour (the image's value
         scale) and opacity (0..1) that the object is composited over.
-    shadow: with ``--shadow``, the object's cast shadow (:class:`autoinpaint.shadow.ShadowMatte`) or
+    shadow: with ``--shadow``, the objects' cast shadows (:class:`autoinpaint.shadow.CastShadows`) or
         None when none was found; always None without it.
     """
 

@@ -6,6 +6,7 @@ what it costs on top of the edit.
     .venv/bin/python benchmarks/bench_shadow.py --seed 2000 --scenes 24 --no-timing   # seeds not tuned on
     .venv/bin/python benchmarks/bench_shadow.py --no-timing --no-band --zones          # where the MAD comes from
     .venv/bin/python benchmarks/bench_shadow.py --shadowless --seed 3000 --scenes 48     # nothing casts a shadow
+    .venv/bin/python benchmarks/bench_shadow.py --objects 3 --size 1200x900 --seed 2100 --scenes 24 --no-timing
 
 Scenes (``benchmarks/scenes.py``, ``shadow_scene``): a coloured object on textured ground (gravel,
 brick, grass: real 512 px photos at their own scale, tinted; or paving noise), its soft shadow cast
@@ -72,7 +73,8 @@ def breakdown(scene, found, own: np.ndarray) -> dict:
     darkening = np.zeros(3, np.float32)
     if found.shadow is not None:
         x0, y0, x1, y1 = found.shadow.box
-        matte[y0:y1, x0:x1], darkening = found.shadow.matte, found.shadow.darkening
+        matte[y0:y1, x0:x1] = found.shadow.matte
+        darkening = np.mean([p.darkening for p in found.shadow.parts], axis=0)  # the scenes: one object
     clean = scene.background.astype(np.float32)
     error = {"res": found.result.astype(np.float32), "tm": _relit(scene.image, true, darkening),
              "td": _relit(scene.image, matte, scene.darkening), "tt": _relit(scene.image, true, scene.darkening),
@@ -169,17 +171,18 @@ def measure_shadowless(scene, folder: str, inpainter: str = "telea") -> dict:
             "mad": float(error[taken].mean()) if taken.any() else 0.0}
 
 
-def timing(size: tuple[int, int], folder: str, runs: int = 5, object_scale: float = 0.6) -> tuple[list, list, list]:
+def timing(size: tuple[int, int], folder: str, runs: int = 5, object_scale: float = 0.6,
+           objects: int = 1) -> tuple[list, list, list]:
     """Edit seconds without and with --shadow (alternating, ``runs`` each), and the shadow steps' own;
     ``object_scale``: the object's size over the test scenes' (0.6: about a ninth of a 4000x3000 photo's
-    width, ~430 px; 1.2: twice that)."""
+    width, ~430 px; 1.2: twice that); ``objects``: that many, selected at once."""
     from PIL import Image
 
     from autoinpaint.api import EditOptions, edit
     from autoinpaint.selection import Selection
 
     w, h = size
-    scene = S.shadow_scene(w, h, np.random.default_rng(7), "noise", object_scale=object_scale)
+    scene = S.shadow_scene(w, h, np.random.default_rng(7), "noise", object_scale=object_scale, objects=objects)
     path = os.path.join(folder, "big.png")
     Image.fromarray((scene.mask * 255).astype(np.uint8)).save(path)
     selection = Selection(mask_path=path)
@@ -210,6 +213,8 @@ def main() -> None:
                         help="shadows lit by the blue sky: red darkened by SKY/2 of the darkening more, blue less")
     parser.add_argument("--jpeg", type=int, default=0, metavar="Q",
                         help="the photo saved as JPEG at quality Q and read back before the edit (as a camera's)")
+    parser.add_argument("--objects", type=int, default=1,
+                        help="that many objects side by side across the photo, selected at once (one mask)")
     parser.add_argument("--shadowless", action="store_true",
                         help="the same scenes with nothing casting a shadow: what --shadow takes there")
     parser.add_argument("--zones", action="store_true",
@@ -226,7 +231,7 @@ def main() -> None:
         for i in range(args.scenes):
             ground = S.SHADOW_GROUNDS[i % len(S.SHADOW_GROUNDS)]
             scene = S.shadow_scene(w, h, np.random.default_rng(args.seed + i), ground, object_scale=args.object_scale,
-                                   sky=args.sky)
+                                   sky=args.sky, objects=args.objects)
             if args.jpeg:
                 scene = replace(scene, image=jpeg(scene.image, args.jpeg))
             r = measure(scene, folder, band_inpainter=None if args.no_band else "hybrid", zones=args.zones)
@@ -266,10 +271,11 @@ def main() -> None:
             print("\n| photo | edit without (median, min) | with --shadow (median, min) | extra (medians, mins) | "
                   "shadow steps (median, min) |")
             print("|---|---|---|---|---|")
-            for label, size, scale in (("1 MP (1155x866)", (1155, 866), 0.6),
-                                       ("12 MP (4000x3000)", (4000, 3000), 0.6),
-                                       ("12 MP, object twice as wide", (4000, 3000), 1.2)):
-                plain, shadow, own = timing(size, folder, object_scale=scale)
+            for label, size, scale, n in (("1 MP (1155x866)", (1155, 866), 0.6, 1),
+                                          ("12 MP (4000x3000)", (4000, 3000), 0.6, 1),
+                                          ("12 MP, object twice as wide", (4000, 3000), 1.2, 1),
+                                          ("12 MP, two objects apart", (4000, 3000), 0.6, 2)):
+                plain, shadow, own = timing(size, folder, object_scale=scale, objects=n)
                 med, low = np.median, np.min
                 print(f"| {label} | {med(plain):.3f}, {low(plain):.3f} s | {med(shadow):.3f}, {low(shadow):.3f} s | "
                       f"{med(shadow) - med(plain):+.3f}, {low(shadow) - low(plain):+.3f} s | "

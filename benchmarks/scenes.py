@@ -352,27 +352,33 @@ def ground(name: str, w: int, h: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def shadow_scene(w: int, h: int, rng: np.random.Generator, ground_name: str | None = None,
-                 angle: float | None = None, object_scale: float = 1.0, sky: float = 0.0) -> ShadowScene:
+                 angle: float | None = None, object_scale: float = 1.0, sky: float = 0.0,
+                 objects: int = 1) -> ShadowScene:
     """A coloured object standing on textured ground, its soft shadow cast away from the light at
     ``angle`` (radians, image axes; random when None): the object's footprint swept along the light
     direction, blurred into a penumbra, darkening the ground by 35-60 % with its chroma kept; with
-    ``sky``, lit by the blue sky alone: red darkened by ``sky``/2 of that more, blue by as much less."""
+    ``sky``, lit by the blue sky alone: red darkened by ``sky``/2 of that more, blue by as much less;
+    ``objects`` > 1: that many, side by side across the photo, under the same sun."""
     ground_name = ground_name or SHADOW_GROUNDS[rng.integers(len(SHADOW_GROUNDS))]
     angle = float(rng.uniform(0, 2 * np.pi)) if angle is None else float(angle)
     bg = ground(ground_name, w, h, rng)
     radius = min(w, h) * rng.uniform(0.1, 0.14) * object_scale
     cx, cy = w * 0.5 + rng.uniform(-0.05, 0.05) * w, h * 0.5 + rng.uniform(-0.05, 0.05) * h
-    mask = blob_mask(w, h, cx, cy, radius, rng)
+    centres = [(cx, cy)] if objects == 1 else [
+        (w * (i + 0.5) / objects + rng.uniform(-0.03, 0.03) * w, cy) for i in range(objects)]
+    blobs = [blob_mask(w, h, x, y, radius, rng) for x, y in centres]
+    mask = np.logical_or.reduce(blobs)
     # the shadow: the object's footprint (its silhouette shrunk about its centre) swept along the
     # light direction, so it leaves the object on the side away from the light
     length = radius * rng.uniform(1.6, 2.4)
     dx, dy = np.cos(angle), np.sin(angle)
     foot = np.zeros((h, w), np.uint8)
-    base = mask.astype(np.uint8)
-    for t in np.linspace(0, 1, 24):
-        k = 0.6 * (1 - 0.3 * t)
-        affine = np.float32([[k, 0, (1 - k) * cx + t * length * dx], [0, k, (1 - k) * cy + t * length * dy]])
-        foot |= cv2.warpAffine(base, affine, (w, h), flags=cv2.INTER_NEAREST)
+    for blob, (x, y) in zip(blobs, centres):
+        base = blob.astype(np.uint8)
+        for t in np.linspace(0, 1, 24):
+            k = 0.6 * (1 - 0.3 * t)
+            affine = np.float32([[k, 0, (1 - k) * x + t * length * dx], [0, k, (1 - k) * y + t * length * dy]])
+            foot |= cv2.warpAffine(base, affine, (w, h), flags=cv2.INTER_NEAREST)
     penumbra = rng.uniform(1.5, 4.0)
     matte = cv2.GaussianBlur(foot.astype(np.float32), (0, 0), penumbra)
     matte[matte < 0.01] = 0
@@ -380,8 +386,10 @@ def shadow_scene(w: int, h: int, rng: np.random.Generator, ground_name: str | No
     shaded = bg.astype(np.float32) * (1 - matte[..., None] * darkening)
     colour = np.array([[220, 40, 40], [40, 90, 220], [240, 200, 30], [40, 170, 80]][rng.integers(4)], np.float32)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    shade = (1.1 - 0.3 * ((xx - cx) * dx + (yy - cy) * dy) / radius)[..., None]  # lit on the light's side
-    obj = np.clip(colour * shade, 0, 255)
-    scene = _finish(paste(shaded, obj, mask), mask, bg, rng, f"shadow-{ground_name}")
+    image = shaded
+    for blob, (x, y) in zip(blobs, centres):
+        shade = (1.1 - 0.3 * ((xx - x) * dx + (yy - y) * dy) / radius)[..., None]  # lit on the light's side
+        image = paste(image, np.clip(colour * shade, 0, 255), blob)
+    scene = _finish(image, mask, bg, rng, f"shadow-{ground_name}")
     return ShadowScene(scene.image, scene.mask, scene.background, scene.point, scene.box, scene.kind,
                        shadow=matte, darkening=darkening, angle=angle, penumbra=penumbra)

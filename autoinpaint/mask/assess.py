@@ -461,7 +461,16 @@ class _Measure:
         return out
 
 
-def shadow_signals(shadow) -> dict[str, Any]:
+def shadow_signals(shadows) -> dict[str, Any]:
+    """Measure the cast shadows found by :func:`autoinpaint.shadow.find_shadows`: each one's signals
+    (:func:`_shadow_signals`), the least plausible of them (the largest area and borders, the least
+    direction and contrast)."""
+    each = [_shadow_signals(p) for p in shadows.parts]
+    worst = {"shadow_area": max, "shadow_borders": max, "shadow_direction": min, "shadow_contrast": min}
+    return {k: pick(s[k] for s in each) for k, pick in worst.items()}
+
+
+def _shadow_signals(shadow) -> dict[str, Any]:
     """Measure a cast shadow found by :func:`autoinpaint.shadow.find_shadow` (its ``candidate`` and
     ``object`` on the working copy of its window, and which window sides are the photo's ``frame``)."""
     cand, obj = shadow.candidate & ~shadow.object, shadow.object

@@ -57,7 +57,8 @@ class ShadowMatte:
     matte: (y1−y0)×(x1−x0) float32 in [0, 1]: the shadow's soft coverage (1 = umbra).
     darkening: per RGB channel, the share of brightness the umbra takes away (0.4 = 40 % darker);
         a pixel's brightness is the lit ground's times ``1 − matte · darkening``.
-    candidate, object: the working copy's candidate region and object (H'×W' bool, the window),
+    candidate, object: the working copy's candidate region (the part nearer this object than the
+        other selected ones) and object (H'×W' bool, the window),
         ``window`` its full-resolution box, ``frame`` which of its sides (top, bottom, left,
         right) are the photo's borders and ``contrast`` how far the umbra stands out of the ground's
         own texture: what the doubt signals measure (autoinpaint.mask.assess).
@@ -71,11 +72,6 @@ class ShadowMatte:
     window: tuple[int, int, int, int] = (0, 0, 0, 0)
     frame: tuple[bool, bool, bool, bool] = (False, False, False, False)
     contrast: float = 99.0   # the umbra's darkening over the lit ground's darkest spots' (.evidence)
-    # set by the steps: the object's own alpha (FindShadow), and while the
-    # inpainter works on the relit photo, the original image and the full alpha (Deshadow)
-    object_alpha: np.ndarray | None = field(default=None, repr=False)
-    original: np.ndarray | None = field(default=None, repr=False)
-    alpha: np.ndarray | None = field(default=None, repr=False)
 
 
 def _lit_level(mean: np.ndarray, valid: np.ndarray, passes: int = 3) -> np.ndarray:
@@ -103,10 +99,11 @@ def _lit_level(mean: np.ndarray, valid: np.ndarray, passes: int = 3) -> np.ndarr
     return plane.astype(np.float32)
 
 
-def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
+def find_shadow(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None = None) -> ShadowMatte | None:
     """The cast shadow attached to ``mask`` (H×W bool, the object) in ``image`` (H×W×C, uint8 or uint16,
     as decoded; only the window around the object is converted to 8-bit RGB), or None when no darker
-    region keeping the ground's chroma touches the object."""
+    region keeping the ground's chroma touches the object. ``exclude`` (H×W bool): more pixels that are
+    not ground (the other selected objects), left out of every measure of it."""
     import cv2
 
     from ..imaging.pixels import to_rgb8
@@ -134,7 +131,14 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
     else:
         small, obj = to_rgb8(image[wy0:wy1, wx0:wx1]).astype(np.float32), obj_full.copy()
     near = cv2.dilate(obj.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))).astype(bool)
-    valid = ~near
+    valid, others = ~near, None
+    if exclude is not None and exclude[wy0:wy1, wx0:wx1].any():
+        others = exclude[wy0:wy1, wx0:wx1]
+        if s < 1:
+            others = cv2.resize(others[o::k, o::k].view(np.uint8) * np.uint8(255), size,
+                                interpolation=cv2.INTER_AREA) > 2
+        valid &= ~cv2.dilate(others.astype(np.uint8), cv2.getStructuringElement(
+            cv2.MORPH_ELLIPSE, (5, 5))).astype(bool)
     if valid.sum() < 64:
         return None
     # coarse scale (a fraction of the object's size): where the shadow is and how dark its umbra is
@@ -244,7 +248,7 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
     fx0, fy0 = max(int(rb[0] / s) - 2, 0), max(int(rb[1] / s) - 2, 0)
     fx1, fy1 = min(int(np.ceil(rb[2] / s)) + 2, wx1 - wx0), min(int(np.ceil(rb[3] / s)) + 2, wy1 - wy0)
     if s < 1:
-        dist, sigma = _refined(image, mask, (wx0, wy0), (fx0, fy0, fx1, fy1), signed, lit, offset, sigma,
+        dist, sigma = _refined(image, mask if exclude is None else mask | exclude, (wx0, wy0), (fx0, fy0, fx1, fy1), signed, lit, offset, sigma,
                                float(darkening.mean()), s, coarse_copy)
     else:
         dist, sigma = signed[fy0:fy1, fx0:fx1] - offset, max(sigma, 0.35)
@@ -253,8 +257,11 @@ def find_shadow(image: np.ndarray, mask: np.ndarray) -> ShadowMatte | None:
     if not matte.any():
         return None
     frame = (wy0 == 0, wy1 == h, wx0 == 0, wx1 == w)
+    seen = candidate | region
+    if others is not None:   # what the doubt signals measure: the shadow nearer this object than the others
+        seen &= nearest_values(obj | others, obj)
     return ShadowMatte((wx0 + fx0, wy0 + fy0, wx0 + fx1, wy0 + fy1), np.clip(matte, 0, 1).astype(np.float32),
-                       darkening, candidate | region, obj, (wx0, wy0, wx1, wy1), frame, contrast)
+                       darkening, seen, obj, (wx0, wy0, wx1, wy1), frame, contrast)
 
 
 def _refined(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], box: tuple[int, int, int, int],
@@ -262,8 +269,9 @@ def _refined(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], box: 
              s: float, fit_penumbra: bool) -> tuple[np.ndarray, float]:
     """The matte's signed distance (full px, over ``box``: the matte's box in the window whose top-left
     corner is ``corner``) and σ (full px), fitted again on a copy of the photo there of at most
-    ``REFINE_SIZE`` px (the photo itself when it is smaller): ``signed``, ``lit``, ``offset`` and ``sigma``
-    are the working copy's (working px, downscaled by ``s``); ``fit_penumbra``: fit σ again too."""
+    ``REFINE_SIZE`` px (the photo itself when it is smaller) on the ground (not ``mask``): ``signed``,
+    ``lit``, ``offset`` and ``sigma`` are the working copy's (working px, downscaled by ``s``);
+    ``fit_penumbra``: fit σ again too."""
     import cv2
 
     from ..imaging.pixels import to_rgb8

@@ -24,18 +24,29 @@ def shadow_alpha(matte: np.ndarray) -> np.ndarray:
     return np.minimum(matte * ALPHA_GAIN, 1.0).astype(np.float32)
 
 
+def shade(matte: np.ndarray, darkening: np.ndarray, colours: int) -> np.ndarray:
+    """h×w×``colours`` float32: the share of brightness a shadow of ``matte`` (h×w) and ``darkening`` (per
+    RGB channel) takes, per colour channel (``colours`` = 3), or that of its mean darkening (1: grey)."""
+    gains = darkening[:3] if colours == 3 else np.full(1, float(np.mean(darkening)), np.float32)
+    return matte[..., None] * gains[None, None, :]
+
+
+def divide(pixels: np.ndarray, shading: np.ndarray) -> np.ndarray:
+    """``pixels`` (h×w×C, uint8 or uint16, C = 1..4) with ``shading`` (h×w×3 for RGB, h×w×1 for grey:
+    :func:`shade`) divided out, in their own dtype; an alpha channel is kept."""
+    colours = 3 if pixels.shape[2] >= 3 else 1
+    out = pixels.copy()
+    top = np.iinfo(pixels.dtype).max
+    out[..., :colours] = np.clip(np.rint(pixels[..., :colours].astype(np.float32) / (1 - shading)), 0,
+                                 top).astype(pixels.dtype)
+    return out
+
+
 def relight(pixels: np.ndarray, matte: np.ndarray, darkening: np.ndarray) -> np.ndarray:
     """``pixels`` (h×w×C, uint8 or uint16, C = 1..4) with the shadow divided out, in their own dtype.
     Colour channels are divided by ``1 − matte·darkening`` (per RGB channel; grey images by its mean);
     an alpha channel is kept."""
-    c = pixels.shape[2]
-    colours = 3 if c >= 3 else 1
-    gains = darkening[:3] if colours == 3 else np.full(1, float(np.mean(darkening)), np.float32)
-    factor = 1 - matte[..., None] * gains[None, None, :]
-    out = pixels.copy()
-    top = np.iinfo(pixels.dtype).max
-    out[..., :colours] = np.clip(np.rint(pixels[..., :colours].astype(np.float32) / factor), 0, top).astype(pixels.dtype)
-    return out
+    return divide(pixels, shade(matte, darkening, 3 if pixels.shape[2] >= 3 else 1))
 
 
 class Deshadow:
@@ -53,7 +64,7 @@ class Deshadow:
         # this edit's own record (a session may share the shadow it found with several applies)
         state.shadow = found = dataclasses.replace(found, original=state.image, alpha=state.alpha)
         relit = state.image.copy()
-        relit[y0:y1, x0:x1] = relight(state.image[y0:y1, x0:x1], found.matte, found.darkening)
+        relit[y0:y1, x0:x1] = divide(state.image[y0:y1, x0:x1], found.shade(3 if relit.shape[2] >= 3 else 1))
         state.image, state.alpha = relit, found.object_alpha
         return state
 

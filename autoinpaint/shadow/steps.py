@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .find import find_shadow
+from .objects import find_shadows
 from .relight import shadow_alpha
 
 
 class FindShadow:
-    """Pipeline step (after ``RefineMask``): find the cast shadow attached to ``state.mask`` and add it
-    to ``state.alpha`` (soft: :func:`~.relight.shadow_alpha`), keeping it in ``state.shadow``.
+    """Pipeline step (after ``RefineMask``): find the cast shadow attached to each object of
+    ``state.mask`` and add them to ``state.alpha`` (soft: :func:`~.relight.shadow_alpha`), keeping them in
+    ``state.shadow`` (:class:`~.objects.CastShadows`).
 
     Records ``shadow_pixels`` (pixels of the shadow outside the object) and ``shadow_darkening`` (the
     mean share of brightness the shadow takes from them, 0..1) in ``state.metadata``; both 0 when no
@@ -20,7 +21,7 @@ class FindShadow:
 
     def __call__(self, state):
         state.shadow = None
-        found = find_shadow(state.image, state.mask)
+        found = find_shadows(state.image, state.mask)
         pixels, darkening = 0, 0.0
         if found is not None:
             x0, y0, x1, y1 = found.box
@@ -31,7 +32,7 @@ class FindShadow:
             outside = (found.matte > 0) & ~state.mask[y0:y1, x0:x1]
             pixels = int(outside.sum())
             if pixels:
-                darkening = float((found.matte[outside] * float(np.mean(found.darkening))).mean())
+                darkening = float(found.shade(1)[..., 0][outside].mean())
         state.metadata["shadow_pixels"] = pixels
         state.metadata["shadow_darkening"] = round(darkening, 4)
         return state
