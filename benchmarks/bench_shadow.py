@@ -7,6 +7,7 @@ what it costs on top of the edit.
     .venv/bin/python benchmarks/bench_shadow.py --no-timing --no-band --zones          # where the MAD comes from
     .venv/bin/python benchmarks/bench_shadow.py --shadowless --seed 3000 --scenes 48     # nothing casts a shadow
     .venv/bin/python benchmarks/bench_shadow.py --objects 3 --size 1200x900 --seed 2100 --scenes 24 --no-timing
+    .venv/bin/python benchmarks/bench_shadow.py --length 7 --object-scale 0.6 --size 1200x900 --no-timing  # low sun
 
 Scenes (``benchmarks/scenes.py``, ``shadow_scene``): a coloured object on textured ground (gravel,
 brick, grass: real 512 px photos at their own scale, tinted; or paving noise), its soft shadow cast
@@ -215,6 +216,8 @@ def main() -> None:
                         help="the photo saved as JPEG at quality Q and read back before the edit (as a camera's)")
     parser.add_argument("--objects", type=int, default=1,
                         help="that many objects side by side across the photo, selected at once (one mask)")
+    parser.add_argument("--length", type=float, default=None,
+                        help="the shadow's length over the object's radius (a low sun: 6-8; default 1.6-2.4)")
     parser.add_argument("--shadowless", action="store_true",
                         help="the same scenes with nothing casting a shadow: what --shadow takes there")
     parser.add_argument("--zones", action="store_true",
@@ -231,7 +234,7 @@ def main() -> None:
         for i in range(args.scenes):
             ground = S.SHADOW_GROUNDS[i % len(S.SHADOW_GROUNDS)]
             scene = S.shadow_scene(w, h, np.random.default_rng(args.seed + i), ground, object_scale=args.object_scale,
-                                   sky=args.sky, objects=args.objects)
+                                   sky=args.sky, objects=args.objects, length=args.length)
             if args.jpeg:
                 scene = replace(scene, image=jpeg(scene.image, args.jpeg))
             r = measure(scene, folder, band_inpainter=None if args.no_band else "hybrid", zones=args.zones)

@@ -353,12 +353,13 @@ def ground(name: str, w: int, h: int, rng: np.random.Generator) -> np.ndarray:
 
 def shadow_scene(w: int, h: int, rng: np.random.Generator, ground_name: str | None = None,
                  angle: float | None = None, object_scale: float = 1.0, sky: float = 0.0,
-                 objects: int = 1) -> ShadowScene:
+                 objects: int = 1, length: float | None = None) -> ShadowScene:
     """A coloured object standing on textured ground, its soft shadow cast away from the light at
     ``angle`` (radians, image axes; random when None): the object's footprint swept along the light
     direction, blurred into a penumbra, darkening the ground by 35-60 % with its chroma kept; with
     ``sky``, lit by the blue sky alone: red darkened by ``sky``/2 of that more, blue by as much less;
-    ``objects`` > 1: that many, side by side across the photo, under the same sun."""
+    ``objects`` > 1: that many, side by side across the photo, under the same sun; ``length``: the
+    shadow's length over the object's radius (random in 1.6-2.4 when None: a high sun)."""
     ground_name = ground_name or SHADOW_GROUNDS[rng.integers(len(SHADOW_GROUNDS))]
     angle = float(rng.uniform(0, 2 * np.pi)) if angle is None else float(angle)
     bg = ground(ground_name, w, h, rng)
@@ -370,7 +371,8 @@ def shadow_scene(w: int, h: int, rng: np.random.Generator, ground_name: str | No
     mask = np.logical_or.reduce(blobs)
     # the shadow: the object's footprint (its silhouette shrunk about its centre) swept along the
     # light direction, so it leaves the object on the side away from the light
-    length = radius * rng.uniform(1.6, 2.4)
+    drawn = rng.uniform(1.6, 2.4)
+    length = radius * (drawn if length is None else length)
     dx, dy = np.cos(angle), np.sin(angle)
     foot = np.zeros((h, w), np.uint8)
     for blob, (x, y) in zip(blobs, centres):

@@ -433,6 +433,22 @@ def test_two_objects_apart_each_with_its_shadow(tmp_path, seed):
     assert r["mad_plain"] > 25 and r["verdict"] == "ok", r
 
 
+@pytest.mark.parametrize("seed", [6, 8])
+def test_a_low_sun_shadow_longer_than_the_window_is_taken_whole(tmp_path, seed):
+    """A low sun's shadow, 7 times the object's radius, runs out of the window searched around the object
+    (2.5 times its size each way): the window is widened on that side and the whole shadow is taken (before,
+    it was relit up to the window's edge and left dark beyond, with verdict ok)."""
+    from autoinpaint.shadow import find
+
+    sc = S.shadow_scene(1200, 900, np.random.default_rng(seed), "noise", angle=np.radians(seed * 45),
+                        object_scale=0.6, length=7)
+    _, cut = find._search(sc.image, sc.mask, None, (find.REACH,) * 4)
+    assert any(cut)                                             # the first window cuts it
+    r = measure(sc, str(tmp_path))
+    assert_all_targets(r)
+    assert r["verdict"] == "ok", r
+
+
 # ------------------------------------------------------------------------------------ API, batch, HTTP
 def test_api_remove_with_shadow(tmp_path, paving):
     import autoinpaint

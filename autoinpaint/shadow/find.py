@@ -30,6 +30,7 @@ from .outline import (FINE, OFFSETS, PASSES, PENUMBRAS, LevelCost, fit_sigma, lo
 
 WORK_SIZE = 384          # longest side (px) of the window's working copy
 REACH = 2.5              # the window: the object's box grown by this many times its longest side
+WIDEN = 2                # ... and twice as far on a side the shadow runs out of, up to this many times
 COARSE = 0.06            # σ of the texture smoothing that finds the shadow, a share of the object's size
 LIT_MIN = 12.0           # grey level under which the ground is too dark to measure a shadow on
 DARK_MIN = 0.2           # a pixel is a shadow candidate when its brightness drops by at least this share
@@ -103,19 +104,36 @@ def find_shadow(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None 
     """The cast shadow attached to ``mask`` (H×W bool, the object) in ``image`` (H×W×C, uint8 or uint16,
     as decoded; only the window around the object is converted to 8-bit RGB), or None when no darker
     region keeping the ground's chroma touches the object. ``exclude`` (H×W bool): more pixels that are
-    not ground (the other selected objects), left out of every measure of it."""
+    not ground (the other selected objects), left out of every measure of it. A shadow that runs out of
+    the window (a low sun's, longer than ``REACH`` times the object's size) is searched again in a
+    window twice as far out on that side, up to ``WIDEN`` times."""
+    reach = (REACH,) * 4   # top, bottom, left, right
+    for _ in range(WIDEN):
+        found, cut = _search(image, mask, exclude, reach)
+        if found is None or not any(cut):
+            return found
+        reach = tuple(r * 2 if c else r for r, c in zip(reach, cut))
+    return _search(image, mask, exclude, reach)[0]
+
+
+def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None,
+            reach: tuple[float, float, float, float]) -> tuple[ShadowMatte | None, tuple[bool, ...]]:
+    """:func:`find_shadow` in a window reaching ``reach`` times the object's size beyond its box (top,
+    bottom, left, right), and which of its sides, not the photo's borders, the shadow runs out of."""
     import cv2
 
     from ..imaging.pixels import to_rgb8
     from ..mask.refine import bbox, fill_holes
 
+    none = (None, (False,) * 4)
     h, w = mask.shape
     box = bbox(mask)
     if box is None:
-        return None
+        return none
     side = max(box[2] - box[0], box[3] - box[1])
-    grow = int(REACH * side) + 8
-    wx0, wy0, wx1, wy1 = max(box[0] - grow, 0), max(box[1] - grow, 0), min(box[2] + grow, w), min(box[3] + grow, h)
+    top, bottom, left, right = (int(r * side) + 8 for r in reach)
+    wx0, wy0, wx1, wy1 = max(box[0] - left, 0), max(box[1] - top, 0), min(box[2] + right, w), min(box[3] + bottom, h)
+    frame = (wy0 == 0, wy1 == h, wx0 == 0, wx1 == w)
     obj_full = mask[wy0:wy1, wx0:wx1]
     s = min(1.0, WORK_SIZE / max(wx1 - wx0, wy1 - wy0))
     size = (max(1, round((wx1 - wx0) * s)), max(1, round((wy1 - wy0) * s)))
@@ -140,13 +158,13 @@ def find_shadow(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None 
         valid &= ~cv2.dilate(others.astype(np.uint8), cv2.getStructuringElement(
             cv2.MORPH_ELLIPSE, (5, 5))).astype(bool)
     if valid.sum() < 64:
-        return None
+        return none
     # coarse scale (a fraction of the object's size): where the shadow is and how dark its umbra is
     coarse = max(2.0, COARSE * side * s)
     mean = normconv(small, valid, coarse)
     lit = _lit_level(mean, valid)
     if float(lit.mean()) < LIT_MIN:   # ground too dark to tell a shadow on it
-        return None
+        return none
     ratio = mean / lit                                   # H'×W'×3, 1 = lit, < 1 = darker
     dark = 1 - ratio.mean(axis=2)
     touch = cv2.dilate(obj.astype(np.uint8), cv2.getStructuringElement(
@@ -155,7 +173,7 @@ def find_shadow(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None 
     cand = valid & (dark >= DARK_MIN) & (spread <= CHROMA_MAX)
     candidate = _touching(cand, touch)
     if not candidate.any():
-        return None
+        return none
     core = candidate & (dark >= np.percentile(dark[candidate], 50))
     darkening = np.clip(np.median(1 - ratio[core], axis=0), 0.02, 0.95).astype(np.float32)
     neck = max(2, int(round(NECK * side * s)))
@@ -165,7 +183,7 @@ def find_shadow(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None 
     around = cv2.dilate(candidate.astype(np.uint8), smear).astype(bool)
     contrast = texture_contrast(dark, valid & ~around, float(darkening.mean()), DARK_MIN, disk, int(coarse))
     if contrast < CONTRAST_MIN:
-        return None
+        return none
     # the region: half-way through the penumbra (at the coarse scale, an edge keeps its place)
     region = _touching(valid & (dark >= 0.5 * float(darkening.mean())) & (spread <= CHROMA_MAX), touch)
     # dark texture joined to it by thin necks is not the shadow: open the region (a disk a tenth of the
@@ -175,7 +193,10 @@ def find_shadow(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None 
     region = _touching(region & cv2.dilate(body.astype(np.uint8), disk).astype(bool), touch)
     region = fill_holes(region | near) & valid
     if not region.any():
-        return None
+        return none
+    edge = 2   # working px: the shadow reaches the window's side (the photo's border is no cut)
+    cut = tuple(bool(e.any()) and not f for e, f in zip(
+        (region[:edge], region[-edge:], region[:, :edge], region[:, -edge:]), frame))
     # the lit level again, over all the ground but the shadow (its penumbra and the coarse smoothing's
     # reach too): the search had to leave out every darker patch, which on coarse texture leaves the
     # level too bright (under the shadow, on average: gravel +1.0 / +3.7 %, grass +1.1 / +2.4 % on the
@@ -255,13 +276,12 @@ def find_shadow(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None 
     matte = step(dist, sigma)
     matte[matte < MATTE_MIN] = 0
     if not matte.any():
-        return None
-    frame = (wy0 == 0, wy1 == h, wx0 == 0, wx1 == w)
+        return none
     seen = candidate | region
     if others is not None:   # what the doubt signals measure: the shadow nearer this object than the others
         seen &= nearest_values(obj | others, obj)
     return ShadowMatte((wx0 + fx0, wy0 + fy0, wx0 + fx1, wy0 + fy1), np.clip(matte, 0, 1).astype(np.float32),
-                       darkening, seen, obj, (wx0, wy0, wx1, wy1), frame, contrast)
+                       darkening, seen, obj, (wx0, wy0, wx1, wy1), frame, contrast), cut
 
 
 def _refined(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], box: tuple[int, int, int, int],
