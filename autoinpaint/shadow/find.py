@@ -269,7 +269,8 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None,
     fx0, fy0 = max(int(rb[0] / s) - 2, 0), max(int(rb[1] / s) - 2, 0)
     fx1, fy1 = min(int(np.ceil(rb[2] / s)) + 2, wx1 - wx0), min(int(np.ceil(rb[3] / s)) + 2, wy1 - wy0)
     if s < 1:
-        dist, sigma = _refined(image, mask if exclude is None else mask | exclude, (wx0, wy0), (fx0, fy0, fx1, fy1), signed, lit, offset, sigma,
+        not_ground = mask if exclude is None else mask | exclude
+        dist, sigma = _refined(image, not_ground, (wx0, wy0), (fx0, fy0, fx1, fy1), signed, lit, offset, sigma,
                                float(darkening.mean()), s, coarse_copy)
     else:
         dist, sigma = signed[fy0:fy1, fx0:fx1] - offset, max(sigma, 0.35)
