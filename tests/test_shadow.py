@@ -404,7 +404,8 @@ def test_another_shadow_in_the_window_is_not_taken_for_texture():
 
 def test_objects_apart_are_searched_apart():
     """The mask is split into its objects: parts far apart are two; a speck (under 5 % of the largest
-    part) or a part split off by a few pixels stays with its object, and one object is the mask itself."""
+    part) or a part split off by a few pixels stays with its object, and one object is the mask itself,
+    as is a selection in thousands of pieces (a pattern, not objects apart)."""
     import cv2
 
     from autoinpaint.shadow.objects import objects
@@ -420,6 +421,9 @@ def test_objects_apart_are_searched_apart():
     one = np.zeros((300, 600), bool)
     one[100:200, 100:200] = one[100:200, 204:260] = one[250, 400] = True   # split by 4 px, and a speck
     assert objects(one)[0] is one and len(objects(one)) == 1
+    dots = np.zeros((1000, 1000), bool)                        # a selection in thousands of pieces: one
+    dots[::15, ::15] = True
+    assert len(objects(dots)) == 1 and objects(dots)[0] is dots
 
 
 @pytest.mark.parametrize("seed", [3, 7])

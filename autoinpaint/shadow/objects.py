@@ -22,6 +22,7 @@ JOIN = 0.05              # parts whose boxes, grown by this share of their longe
                          # object (a part of one object split off by the segmentation)
 MAX_OBJECTS = 16         # at most this many objects are searched (the largest)
 GRID = 1024              # the mask is split on a copy of its box of at most this many px
+MAX_PARTS = 4096         # a mask in more parts than this (or over 4 × MAX_OBJECTS large ones) is one selection
 
 
 @dataclass
@@ -73,9 +74,9 @@ def objects(mask: np.ndarray) -> list[np.ndarray]:
     """``mask`` (H×W bool) split into the objects apart in it (H×W bool each, the largest first): its
     8-connected parts, those whose boxes grown by ``JOIN`` of their longest side meet joined, specks
     (under ``SPECK`` of the largest part's area) given to the object of the part whose box centre is
-    nearest theirs. One
-    object: ``[mask]`` itself. Measured on a copy of the mask's box of at most ``GRID`` px (a pixel of it
-    is set when any of its block is), so a 12 MP photo's one object costs a few ms."""
+    nearest theirs. One object, or a mask in too many pieces to be objects apart (``MAX_PARTS``):
+    ``[mask]`` itself. Measured on a copy of the mask's box of at most ``GRID`` px (a pixel of it is set
+    when any of its block is), so a 12 MP photo's one object costs a few ms."""
     import cv2
 
     from ..mask.refine import bbox
@@ -93,10 +94,10 @@ def objects(mask: np.ndarray) -> list[np.ndarray]:
                                     cv2.BORDER_CONSTANT, value=0)
         small = padded.reshape(ph // f, f, pw // f, f).max(axis=(1, 3)) > 0
     n, labels, stats, _ = cv2.connectedComponentsWithStats(small.astype(np.uint8), connectivity=8)
-    if n <= 2:
-        return [mask]
     area = stats[1:, cv2.CC_STAT_AREA]
-    big = np.flatnonzero(area >= SPECK * area.max())
+    big = np.flatnonzero(area >= SPECK * area.max()) if n > 2 else []
+    if len(big) < 2 or len(big) > MAX_OBJECTS * 4 or n > MAX_PARTS:
+        return [mask]   # one object, or a selection in pieces (a fence, a pattern): no objects apart
     x0, y0 = stats[1:, cv2.CC_STAT_LEFT], stats[1:, cv2.CC_STAT_TOP]
     x1, y1 = x0 + stats[1:, cv2.CC_STAT_WIDTH], y0 + stats[1:, cv2.CC_STAT_HEIGHT]
     grow = JOIN * np.maximum(x1 - x0, y1 - y0) + 2
@@ -115,11 +116,13 @@ def objects(mask: np.ndarray) -> list[np.ndarray]:
     roots = sorted({root(int(i)) for i in big}, key=lambda r: -sum(area[i] for i in big if root(int(i)) == r))
     if len(roots) == 1:
         return [mask]
-    owner = np.zeros(n, np.uint8)   # label → object index + 1 (0: background, or past MAX_OBJECTS)
     centres = np.stack([(x0 + x1) / 2, (y0 + y1) / 2], axis=1)
+    # every part's object: its own, or for a speck the nearest part's
+    nearest = big[np.argmin(np.hypot(*(centres[:, None, :] - centres[None, big, :]).transpose(2, 0, 1)), axis=1)]
+    index = {r: k for k, r in enumerate(roots)}
+    owner = np.zeros(n, np.uint8)   # label → object index + 1 (0: background, or past MAX_OBJECTS)
     for i in range(n - 1):
-        j = i if i in group else big[np.argmin(np.hypot(*(centres[big] - centres[i]).T))]  # a speck: nearest
-        k = roots.index(root(int(j)))
+        k = index[root(i if i in group else int(nearest[i]))]
         owner[i + 1] = k + 1 if k < MAX_OBJECTS else 0
     which = owner[labels]
     if f > 1:
