@@ -32,6 +32,7 @@ WORK_SIZE = 384          # longest side (px) of the window's working copy
 REACH = 2.5              # the window: the object's box grown by this many times its longest side
 WIDEN = 2                # ... and twice as far on a side the shadow runs out of, up to this many times
 COARSE = 0.06            # σ of the texture smoothing that finds the shadow, a share of the object's size
+OUTLINE_SMOOTH = 0.5     # σ of the smoothing of the region's outline (its signed distance), a share of that
 LIT_MIN = 12.0           # grey level under which the ground is too dark to measure a shadow on
 DARK_MIN = 0.2           # a pixel is a shadow candidate when its brightness drops by at least this share
 CHROMA_MAX = 0.08        # ... and its channels drop alike (ratio spread at most this): chroma kept, or
@@ -217,6 +218,12 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None,
     inside = (region | ring).astype(np.uint8)
     signed = (cv2.distanceTransform(1 - inside, cv2.DIST_L2, 5)
               - cv2.distanceTransform(inside, cv2.DIST_L2, 5)).astype(np.float32)  # working px, > 0 outside
+    # the region's outline follows the texture's dark gaps at the coarse scale (wiggles a stone or a
+    # brick wide) where a shadow's is smooth: smooth the signed distance (unless that takes most of a
+    # thin region away); the pieces' offsets then follow the shadow's own shape
+    smooth = cv2.GaussianBlur(signed, (0, 0), OUTLINE_SMOOTH * coarse)
+    if (smooth <= 0).sum() >= 0.5 * inside.sum():
+        signed, inside = smooth, (smooth <= 0).astype(np.uint8)
     fine = normconv(small, valid, FINE)
     raw = (1 - (fine / lit).mean(axis=2)) / float(darkening.mean())
     band = valid & (np.abs(signed) <= max(4.0, 2 * coarse))
