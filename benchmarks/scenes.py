@@ -371,7 +371,7 @@ def shadow_scene(w: int, h: int, rng: np.random.Generator, ground_name: str | No
     mask = np.logical_or.reduce(blobs)
     # the shadow: the object's footprint (its silhouette shrunk about its centre) swept along the
     # light direction, so it leaves the object on the side away from the light
-    drawn = rng.uniform(1.6, 2.4)
+    drawn = rng.uniform(1.6, 2.4)   # drawn even when ``length`` is given: the scene's later draws stay the same
     length = radius * (drawn if length is None else length)
     dx, dy = np.cos(angle), np.sin(angle)
     foot = np.zeros((h, w), np.uint8)
