@@ -329,6 +329,28 @@ def shadowless(scene: ShadowScene) -> ShadowScene:
     return replace(scene, image=image, shadow=np.zeros_like(scene.shadow), darkening=scene.darkening * 0)
 
 
+def pole_scene(w: int, h: int, rng: np.random.Generator, ground_name: str = "noise", width: int = 12,
+               angle: float = -0.38) -> ShadowScene:
+    """A thin pole (``width`` px wide, a third of the photo's height tall) on textured ground, its shadow as
+    narrow as the pole and as long as a third of the photo's width, cast from its foot at ``angle``
+    (radians, image axes), penumbra σ 2 px, 45 % darker."""
+    bg = ground(ground_name, w, h, rng)
+    x, top, foot_y = w // 2, h // 3, 2 * h // 3
+    mask = np.zeros((h, w), np.uint8)
+    cv2.rectangle(mask, (x - width // 2, top), (x + width // 2, foot_y), 1, -1)
+    foot = np.zeros((h, w), np.uint8)
+    end = (int(x + w / 3 * np.cos(angle)), int(foot_y + w / 3 * np.sin(angle)))
+    cv2.line(foot, (x, foot_y), end, 1, width)
+    matte = cv2.GaussianBlur(foot.astype(np.float32), (0, 0), 2.0)
+    matte[matte < 0.01] = 0
+    darkening = np.full(3, 0.45, np.float32)
+    image = paste(bg.astype(np.float32) * (1 - matte[..., None] * darkening),
+                  np.broadcast_to(np.float32([200, 40, 40]), bg.shape), mask.astype(bool))
+    scene = _finish(image, mask.astype(bool), bg, rng, f"pole-{ground_name}")
+    return ShadowScene(scene.image, scene.mask, scene.background, scene.point, scene.box, scene.kind,
+                       shadow=matte, darkening=darkening, angle=angle, penumbra=2.0)
+
+
 def ground(name: str, w: int, h: int, rng: np.random.Generator) -> np.ndarray:
     """Textured ground (H×W×3 uint8): a real grey texture (gravel, brick, grass: 512 px photos at their
     own scale) or paving noise, tinted with a random colour (the ground's chroma)."""

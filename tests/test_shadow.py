@@ -453,6 +453,16 @@ def test_a_low_sun_shadow_longer_than_the_window_is_taken_whole(tmp_path, seed):
     assert r["verdict"] == "ok", r
 
 
+def test_a_thin_poles_shadow_is_found(tmp_path):
+    """A pole 20 px wide and 300 px tall casts a shadow as narrow as itself: searched at the scale of the
+    pole's height (its smoothing 18 px, wider than the shadow) it was not found at all; at 3× its
+    thickness it is, and all targets are met on paving."""
+    sc = S.pole_scene(1200, 900, np.random.default_rng(6), "noise", width=20)
+    r = measure(sc, str(tmp_path))
+    assert_all_targets(r)
+    assert r["mad_plain"] > 25 and r["verdict"] == "ok", r
+
+
 # ------------------------------------------------------------------------------------ API, batch, HTTP
 def test_api_remove_with_shadow(tmp_path, paving):
     import autoinpaint

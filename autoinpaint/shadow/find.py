@@ -30,7 +30,9 @@ from .outline import (FINE, OFFSETS, PASSES, PENUMBRAS, LevelCost, fit_sigma, lo
                       normconv, refine_outline, step)
 
 WORK_SIZE = 384          # longest side (px) of the window's working copy
-REACH = 2.5              # the window: the object's box grown by this many times its longest side
+REACH = 2.5              # the window: the object's box grown by this many times its size (the search's
+                         # scale: its longest side, or THICK times its thickness when that is less;
+THICK = 3.0              # a pole's shadow is as narrow as the pole)
 WIDEN = 2                # ... and twice as far on a side the shadow runs out of, up to this many times
 COARSE = 0.06            # σ of the texture smoothing that finds the shadow, a share of the object's size
 OUTLINE_SMOOTH = 0.5     # σ of the smoothing of the region's outline (its signed distance), a share of that
@@ -132,7 +134,7 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None,
     box = bbox(mask)
     if box is None:
         return none
-    side = max(box[2] - box[0], box[3] - box[1])
+    side = _scale(mask, box)
     top, bottom, left, right = (int(r * side) + 8 for r in reach)
     wx0, wy0, wx1, wy1 = max(box[0] - left, 0), max(box[1] - top, 0), min(box[2] + right, w), min(box[3] + bottom, h)
     frame = (wy0 == 0, wy1 == h, wx0 == 0, wx1 == w)
@@ -323,6 +325,18 @@ def _refined(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], box: 
     if r < 1:
         dist = cv2.resize(dist, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
     return dist / r, sigma / r
+
+
+def _scale(mask: np.ndarray, box: tuple[int, int, int, int]) -> int:
+    """The search's scale (px): the object's longest side, or ``THICK`` times its thickness (the widest
+    disk in it) when that is less: a pole's shadow is as narrow as the pole, not as its height."""
+    import cv2
+
+    side = max(box[2] - box[0], box[3] - box[1])
+    crop = mask[box[1]:box[3], box[0]:box[2]]
+    f = max(1, side // 512)   # measured on every f-th pixel: a few ms for any object
+    widest = 2 * f * float(cv2.distanceTransform(np.pad(crop[::f, ::f], 1).astype(np.uint8), cv2.DIST_L2, 3).max())
+    return max(1, int(min(side, THICK * widest)))
 
 
 def _touching(cand: np.ndarray, touch: np.ndarray) -> np.ndarray:
