@@ -19,7 +19,7 @@ from PIL import Image
 
 import scenes as S
 from autoinpaint import EditOptions, Selection, edit
-from autoinpaint.mask.refine import distance_outside
+from autoinpaint.mask.refine import bbox, distance_outside
 from bench_shadow import measure
 
 W, H = 480, 360
@@ -446,7 +446,8 @@ def test_a_low_sun_shadow_longer_than_the_window_is_taken_whole(tmp_path, seed):
 
     sc = S.shadow_scene(1200, 900, np.random.default_rng(seed), "noise", angle=np.radians(seed * 45),
                         object_scale=0.6, length=7)
-    _, cut = find._search(sc.image, sc.mask, None, (find.REACH,) * 4)
+    box = bbox(sc.mask)
+    _, cut = find._search(sc.image, sc.mask, None, box, find._scale(sc.mask, box), (find.REACH,) * 4)
     assert any(cut)                                             # the first window cuts it
     r = measure(sc, str(tmp_path))
     assert_all_targets(r)

@@ -111,19 +111,26 @@ def find_shadow(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None 
     not ground (the other selected objects), left out of every measure of it. A shadow that runs out of
     the window (a low sun's, longer than ``REACH`` times the object's size) is searched again in a
     window twice as far out on that side, up to ``WIDEN`` times."""
+    from ..mask.refine import bbox
+
+    box = bbox(mask)
+    if box is None:
+        return None
+    side = _scale(mask, box)
     reach = (REACH,) * 4   # top, bottom, left, right
     for _ in range(WIDEN):
-        found, cut = _search(image, mask, exclude, reach)
+        found, cut = _search(image, mask, exclude, box, side, reach)
         if found is None or not any(cut):
             return found
         reach = tuple(r * 2 if c else r for r, c in zip(reach, cut))
-    return _search(image, mask, exclude, reach)[0]
+    return _search(image, mask, exclude, box, side, reach)[0]
 
 
-def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None,
-            reach: tuple[float, float, float, float]) -> tuple[ShadowMatte | None, tuple[bool, ...]]:
-    """:func:`find_shadow` in a window reaching ``reach`` times the object's size beyond its box (top,
-    bottom, left, right), and which of its sides, not the photo's borders, the shadow runs out of."""
+def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box: tuple[int, int, int, int],
+            side: int, reach: tuple[float, float, float, float]) -> tuple[ShadowMatte | None, tuple[bool, ...]]:
+    """:func:`find_shadow` in a window reaching ``reach`` times the object's size (``side``, px: the
+    search's scale) beyond its ``box`` (top, bottom, left, right), and which of the window's sides, not
+    the photo's borders, the shadow runs out of."""
     import cv2
 
     from ..imaging.pixels import to_rgb8
@@ -131,36 +138,32 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None,
 
     none = (None, (False,) * 4)
     h, w = mask.shape
-    box = bbox(mask)
-    if box is None:
-        return none
-    side = _scale(mask, box)
     top, bottom, left, right = (int(r * side) + 8 for r in reach)
     wx0, wy0, wx1, wy1 = max(box[0] - left, 0), max(box[1] - top, 0), min(box[2] + right, w), min(box[3] + bottom, h)
     frame = (wy0 == 0, wy1 == h, wx0 == 0, wx1 == w)
-    obj_full = mask[wy0:wy1, wx0:wx1]
     s = min(1.0, WORK_SIZE / max(wx1 - wx0, wy1 - wy0))
     size = (max(1, round((wx1 - wx0) * s)), max(1, round((wy1 - wy0) * s)))
-    if s < 1:
-        # every k-th pixel, then the area average: each working pixel still averages at least 9 of
-        # them, at a fraction of the cost of averaging all (a 12 MP window: ~10× faster)
-        k = max(1, int(1 / s) // 3)
-        o = k // 2
-        small = cv2.resize(to_rgb8(image[wy0 + o:wy1:k, wx0 + o:wx1:k]), size,
-                           interpolation=cv2.INTER_AREA).astype(np.float32)
-        obj = cv2.resize(obj_full[o::k, o::k].view(np.uint8) * np.uint8(255), size,
-                         interpolation=cv2.INTER_AREA) > 2  # any of the object in it
-    else:
-        small, obj = to_rgb8(image[wy0:wy1, wx0:wx1]).astype(np.float32), obj_full.copy()
-    near = cv2.dilate(obj.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))).astype(bool)
+    # every k-th pixel, then the area average: each working pixel still averages at least 9 of them, at
+    # a fraction of the cost of averaging all (a 12 MP window: ~10× faster)
+    k = max(1, int(1 / s) // 3)
+    o = k // 2
+
+    def working(region: np.ndarray) -> np.ndarray:
+        """The window's part of ``region`` (H×W bool) on the working copy: any of it in a working pixel."""
+        if s == 1:
+            return region[wy0:wy1, wx0:wx1].copy()
+        return cv2.resize(region[wy0 + o:wy1:k, wx0 + o:wx1:k].view(np.uint8) * np.uint8(255), size,
+                          interpolation=cv2.INTER_AREA) > 2
+
+    small = to_rgb8(image[wy0:wy1, wx0:wx1]).astype(np.float32) if s == 1 else cv2.resize(
+        to_rgb8(image[wy0 + o:wy1:k, wx0 + o:wx1:k]), size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    obj = working(mask)
+    halo = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))   # 2 px around what is not ground
+    near = cv2.dilate(obj.astype(np.uint8), halo).astype(bool)
     valid, others = ~near, None
     if exclude is not None and exclude[wy0:wy1, wx0:wx1].any():
-        others = exclude[wy0:wy1, wx0:wx1]
-        if s < 1:
-            others = cv2.resize(others[o::k, o::k].view(np.uint8) * np.uint8(255), size,
-                                interpolation=cv2.INTER_AREA) > 2
-        valid &= ~cv2.dilate(others.astype(np.uint8), cv2.getStructuringElement(
-            cv2.MORPH_ELLIPSE, (5, 5))).astype(bool)
+        others = working(exclude)
+        valid &= ~cv2.dilate(others.astype(np.uint8), halo).astype(bool)
     if valid.sum() < 64:
         return none
     # coarse scale (a fraction of the object's size): where the shadow is and how dark its umbra is

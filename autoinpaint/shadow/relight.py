@@ -24,6 +24,11 @@ def shadow_alpha(matte: np.ndarray) -> np.ndarray:
     return np.minimum(matte * ALPHA_GAIN, 1.0).astype(np.float32)
 
 
+def colour_channels(pixels: np.ndarray) -> int:
+    """How many of ``pixels``' channels (h×w×C) are colour: 3 for RGB(A), 1 for grey (with alpha)."""
+    return 3 if pixels.shape[2] >= 3 else 1
+
+
 def shade(matte: np.ndarray, darkening: np.ndarray, colours: int) -> np.ndarray:
     """h×w×``colours`` float32: the share of brightness a shadow of ``matte`` (h×w) and ``darkening`` (per
     RGB channel) takes, per colour channel (``colours`` = 3), or that of its mean darkening (1: grey)."""
@@ -34,11 +39,10 @@ def shade(matte: np.ndarray, darkening: np.ndarray, colours: int) -> np.ndarray:
 def divide(pixels: np.ndarray, shading: np.ndarray) -> np.ndarray:
     """``pixels`` (h×w×C, uint8 or uint16, C = 1..4) with ``shading`` (h×w×3 for RGB, h×w×1 for grey:
     :func:`shade`) divided out, in their own dtype; an alpha channel is kept."""
-    colours = 3 if pixels.shape[2] >= 3 else 1
+    c = colour_channels(pixels)
     out = pixels.copy()
     top = np.iinfo(pixels.dtype).max
-    out[..., :colours] = np.clip(np.rint(pixels[..., :colours].astype(np.float32) / (1 - shading)), 0,
-                                 top).astype(pixels.dtype)
+    out[..., :c] = np.clip(np.rint(pixels[..., :c].astype(np.float32) / (1 - shading)), 0, top).astype(pixels.dtype)
     return out
 
 
@@ -46,7 +50,7 @@ def relight(pixels: np.ndarray, matte: np.ndarray, darkening: np.ndarray) -> np.
     """``pixels`` (h×w×C, uint8 or uint16, C = 1..4) with the shadow divided out, in their own dtype.
     Colour channels are divided by ``1 − matte·darkening`` (per RGB channel; grey images by its mean);
     an alpha channel is kept."""
-    return divide(pixels, shade(matte, darkening, 3 if pixels.shape[2] >= 3 else 1))
+    return divide(pixels, shade(matte, darkening, colour_channels(pixels)))
 
 
 class Deshadow:
@@ -64,7 +68,7 @@ class Deshadow:
         # this edit's own record (a session may share the shadow it found with several applies)
         state.shadow = found = dataclasses.replace(found, original=state.image, alpha=state.alpha)
         relit = state.image.copy()
-        relit[y0:y1, x0:x1] = divide(state.image[y0:y1, x0:x1], found.shade(3 if relit.shape[2] >= 3 else 1))
+        relit[y0:y1, x0:x1] = divide(state.image[y0:y1, x0:x1], found.shade(colour_channels(relit)))
         state.image, state.alpha = relit, found.object_alpha
         return state
 
