@@ -8,6 +8,8 @@ what it costs on top of the edit.
     .venv/bin/python benchmarks/bench_shadow.py --shadowless --seed 3000 --scenes 48     # nothing casts a shadow
     .venv/bin/python benchmarks/bench_shadow.py --objects 3 --size 1200x900 --seed 2100 --scenes 24 --no-timing
     .venv/bin/python benchmarks/bench_shadow.py --length 7 --object-scale 0.6 --size 1200x900 --no-timing  # low sun
+    .venv/bin/python benchmarks/bench_shadow.py --length 0.9 --size 1200x900 --no-timing   # high sun: a sliver
+    .venv/bin/python benchmarks/bench_shadow.py --select box --size 1200x900 --no-timing   # classical segmenter
 
 Scenes (``benchmarks/scenes.py``, ``shadow_scene``): a coloured object on textured ground (gravel,
 brick, grass: real 512 px photos at their own scale, tinted; or paving noise), its soft shadow cast
@@ -102,33 +104,50 @@ def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
 
 
-def _edits(scene, folder: str, inpainter: str):
-    """``scene`` removed (its mask given as a file in ``folder``) without and with ``--shadow``: the two
-    edits' states and the options used."""
+def selection(scene, folder: str, select: str = "mask"):
+    """How the object is selected: ``mask``, its true mask given as a file in ``folder``; ``box``, a box
+    4 px around it, or ``point``, a click on its innermost pixel, for the classical segmenter."""
+    import cv2
     from PIL import Image
 
-    from autoinpaint.api import EditOptions, edit
     from autoinpaint.selection import Selection
 
+    if select == "box":
+        ys, xs = np.nonzero(scene.mask)
+        return Selection(boxes=((int(xs.min()) - 4, int(ys.min()) - 4, int(xs.max()) + 4, int(ys.max()) + 4),))
+    if select == "point":
+        inner = cv2.distanceTransform(scene.mask.astype(np.uint8), cv2.DIST_L2, 5)
+        y, x = np.unravel_index(int(inner.argmax()), inner.shape)
+        return Selection(points=((int(x), int(y)),))
     path = os.path.join(folder, "mask.png")
     Image.fromarray((scene.mask * 255).astype(np.uint8)).save(path)
-    options = EditOptions(inpainter=inpainter, quiet=True)
-    plain = edit(scene.image, Selection(mask_path=path), options)
-    return plain, edit(scene.image, Selection(mask_path=path), options.replace(shadow=True)), options
+    return Selection(mask_path=path)
+
+
+def _edits(scene, folder: str, inpainter: str, select: str = "mask"):
+    """``scene`` removed (selected as :func:`selection` says) without and with ``--shadow``: the two
+    edits' states and the options used."""
+    from autoinpaint.api import EditOptions, edit
+
+    chosen = selection(scene, folder, select)
+    options = EditOptions(inpainter=inpainter, quiet=True, segmenter="classical")
+    plain = edit(scene.image, chosen, options)
+    return plain, edit(scene.image, chosen, options.replace(shadow=True)), options
 
 
 def measure(scene, folder: str, inpainter: str = "telea", band_inpainter: str | None = None,
-            zones: bool = False) -> dict:
-    """Edit ``scene`` with and without ``--shadow`` and measure it against its truth; with
-    ``band_inpainter``, also inpaint the object and the true shadow drawn as one mask (``mad_band``);
-    with ``zones``, where the error comes from (:func:`breakdown`)."""
+            zones: bool = False, select: str = "mask") -> dict:
+    """Edit ``scene`` with and without ``--shadow`` (the object selected as :func:`selection` says) and
+    measure it against its truth; with ``band_inpainter``, also inpaint the object and the true shadow
+    drawn as one mask (``mad_band``); with ``zones``, where the error comes from (:func:`breakdown`);
+    ``iou``: the selected mask's against the object's."""
     from PIL import Image
 
     from autoinpaint.api import edit
     from autoinpaint.mask.refine import distance_outside
     from autoinpaint.selection import Selection
 
-    plain, found, options = _edits(scene, folder, inpainter)
+    plain, found, options = _edits(scene, folder, inpainter, select)
     true = scene.shadow >= 0.02
     visible = true & ~scene.mask
     own = plain.alpha > 0
@@ -154,7 +173,8 @@ def measure(scene, folder: str, inpainter: str = "telea", band_inpainter: str | 
             "mad": float(np.abs(found.result.astype(np.float32) - clean)[region].mean()),
             "mad_plain": float(np.abs(plain.result.astype(np.float32) - clean)[region].mean()),
             "far": bool(np.array_equal(found.result[far], scene.image[far])),
-            "verdict": found.metadata["quality"]["verdict"]}
+            "verdict": found.metadata["quality"]["verdict"],
+            "iou": float((plain.mask & scene.mask).sum() / max((plain.mask | scene.mask).sum(), 1))}
 
 
 def measure_shadowless(scene, folder: str, inpainter: str = "telea") -> dict:
@@ -217,9 +237,13 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=1,
                         help="that many objects side by side across the photo, selected at once (one mask)")
     parser.add_argument("--length", type=float, default=None,
-                        help="the shadow's length over the object's radius (a low sun: 6-8; default 1.6-2.4)")
+                        help="the shadow's length over the object's radius (a low sun: 6-8; a high sun's, mostly "
+                             "behind the object: 0.9-1.2; default 1.6-2.4)")
     parser.add_argument("--shadowless", action="store_true",
                         help="the same scenes with nothing casting a shadow: what --shadow takes there")
+    parser.add_argument("--select", choices=("mask", "box", "point"), default="mask",
+                        help="the object as its true mask (default), or a box around it or a click on it for the "
+                             "classical segmenter (what a user without weights does)")
     parser.add_argument("--zones", action="store_true",
                         help="also print where the MAD comes from, per ground (zones and causes: see breakdown())")
     args = parser.parse_args()
@@ -237,7 +261,8 @@ def main() -> None:
                                    sky=args.sky, objects=args.objects, length=args.length)
             if args.jpeg:
                 scene = replace(scene, image=jpeg(scene.image, args.jpeg))
-            r = measure(scene, folder, band_inpainter=None if args.no_band else "hybrid", zones=args.zones)
+            r = measure(scene, folder, band_inpainter=None if args.no_band else "hybrid", zones=args.zones,
+                        select=args.select)
             ok = r["cover"] >= 0.9 and r["outside"] <= 0.1 and r["mad"] <= 6 and r["far"]
             rows.append({**r, "ok": ok, "ground": ground})
             print(f"| {args.seed + i} | {ground} | {np.degrees(scene.angle):.0f} | {r['cover']:.3f} | "
@@ -257,6 +282,9 @@ def main() -> None:
                       f"(mean {np.mean([r['mad_all'] for r in mine]):.2f})",
                       end="")
         print()
+        if args.select != "mask":
+            print(f"\nselected by {args.select}: the segmenter's mask against the object's, IoU mean "
+                  f"{np.mean([r['iou'] for r in rows]):.3f}, min {np.min([r['iou'] for r in rows]):.3f}")
         if args.zones:
             print("\nWhere the MAD over the issue's region comes from (per ground, mean over its scenes; each zone's "
                   "errors over the region's pixel count, so the zones add up to MAD all). res: the result; "

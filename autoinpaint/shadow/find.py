@@ -49,9 +49,12 @@ COARSE_COPY = 0.5        # a working copy at most this share of the photo's size
 LOCAL = 0.25             # ... smoothed over this share of the object's size
 RING = 0.3               # ... and the umbra's darkening is measured against the ground this far around
                          # the shadow (a share of the object's size)
+THIN_UMBRA = 8           # ... an umbra at most twice this many working px across is thin: read further in
 REFINE_SIZE = 384        # longest side (px) of the copy of the matte's box the outline is fitted again on
 CONTRAST_MIN = 1.0       # an umbra no darker than the lit ground's own darkest spots (this many times
                          # theirs, :func:`.evidence.texture_contrast`) is texture, not a shadow
+NARROW_CONTRAST = 2.0    # ... and a shadow narrower than the neck (a narrower opening lets more dark texture
+                         # through) is taken only when its umbra is at least this many times as dark
 
 
 @dataclass
@@ -194,10 +197,19 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     # the region: half-way through the penumbra (at the coarse scale, an edge keeps its place)
     region = _touching(valid & (dark >= 0.5 * float(darkening.mean())) & (spread <= CHROMA_MAX), touch)
     # dark texture joined to it by thin necks is not the shadow: open the region (a disk a tenth of the
-    # object's size), keep what touches the object, and take back only the region's pixels near that
-    body = cv2.morphologyEx(region.astype(np.uint8), cv2.MORPH_OPEN, disk).astype(bool)
-    body = _touching(body, cv2.dilate(touch.astype(np.uint8), disk).astype(bool))
-    region = _touching(region & cv2.dilate(body.astype(np.uint8), disk).astype(bool), touch)
+    # object's size), keep what touches the object, and take back only the region's pixels near that;
+    # when nothing is left (a shadow thinner than that: a high sun's, mostly hidden behind the object, a
+    # sliver beside it), a disk half as wide, then a quarter, if the umbra stands well out of the texture
+    narrower = (neck // 2, neck // 4) if contrast >= NARROW_CONTRAST else ()
+    for radius in (neck, *narrower):
+        if radius < 1:
+            break
+        opener = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
+        body = cv2.morphologyEx(region.astype(np.uint8), cv2.MORPH_OPEN, opener).astype(bool)
+        body = _touching(body, cv2.dilate(touch.astype(np.uint8), opener).astype(bool))
+        if body.any():
+            break
+    region = _touching(region & cv2.dilate(body.astype(np.uint8), opener).astype(bool), touch)
     region = fill_holes(region | near) & valid
     if not region.any():
         return none
@@ -261,7 +273,12 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
         # → 2.0 / 1.8 against the least squares below, two sets of 6 scenes) ...
         edge = offset + 3 * max(sigma, 0.35) + 2
         outside = valid & (signed > edge)
-        estimate = umbra_darkening(small / lit, valid & (work_matte >= 0.95),
+        # the umbra: inside the matte's 0.95 line, a working pixel further in where the umbra is thin (a
+        # sliver of shadow: there the penumbra in the umbra's statistics made the darkening 3-5 % too light)
+        umbra = valid & (work_matte >= 0.95)
+        if cv2.distanceTransform(umbra.astype(np.uint8), cv2.DIST_L2, 3).max() <= THIN_UMBRA:
+            umbra &= step(signed - offset + 1, max(sigma, 0.35)) >= 0.95
+        estimate = umbra_darkening(small / lit, umbra,
                                    outside & (signed <= edge + RING * side * s), outside)
         # ... and the lit level under the shadow follows the ground around it (the plane's departure,
         # interpolated): the refit of the outline measures against it
