@@ -10,6 +10,8 @@ what it costs on top of the edit.
     .venv/bin/python benchmarks/bench_shadow.py --length 7 --object-scale 0.6 --size 1200x900 --no-timing  # low sun
     .venv/bin/python benchmarks/bench_shadow.py --length 0.9 --size 1200x900 --no-timing   # high sun: a sliver
     .venv/bin/python benchmarks/bench_shadow.py --select box --size 1200x900 --no-timing   # classical segmenter
+    .venv/bin/python benchmarks/bench_shadow.py --vignette 0.5 --size 1200x900 --no-timing  # lit unevenly
+    .venv/bin/python benchmarks/bench_shadow.py --soft 3 --size 1200x900 --no-timing      # a soft shadow
 
 Scenes (``benchmarks/scenes.py``, ``shadow_scene``): a coloured object on textured ground (gravel,
 brick, grass: real 512 px photos at their own scale, tinted; or paving noise), its soft shadow cast
@@ -239,6 +241,10 @@ def main() -> None:
     parser.add_argument("--length", type=float, default=None,
                         help="the shadow's length over the object's radius (a low sun: 6-8; a high sun's, mostly "
                              "behind the object: 0.9-1.2; default 1.6-2.4)")
+    parser.add_argument("--soft", type=float, default=1.0,
+                        help="the penumbra's width (σ 1.5-4 px) times this: a soft shadow")
+    parser.add_argument("--vignette", type=float, default=0.0,
+                        help="the ground darker towards the photo's corners by up to this share (a lens's vignetting)")
     parser.add_argument("--shadowless", action="store_true",
                         help="the same scenes with nothing casting a shadow: what --shadow takes there")
     parser.add_argument("--select", choices=("mask", "box", "point"), default="mask",
@@ -250,7 +256,7 @@ def main() -> None:
     w, h = (int(v) for v in args.size.lower().split("x"))
     rows = []
     if args.shadowless:
-        return shadowless(args.seed, args.scenes, (w, h), args.object_scale)
+        return shadowless(args.seed, args.scenes, (w, h), args.object_scale, args.vignette)
     with tempfile.TemporaryDirectory() as folder:
         print("| scene | ground | light ° | cover | outside | MAD --shadow | MAD all | MAD without | "
               "MAD band inpainted | far exact | verdict | targets |")
@@ -258,7 +264,8 @@ def main() -> None:
         for i in range(args.scenes):
             ground = S.SHADOW_GROUNDS[i % len(S.SHADOW_GROUNDS)]
             scene = S.shadow_scene(w, h, np.random.default_rng(args.seed + i), ground, object_scale=args.object_scale,
-                                   sky=args.sky, objects=args.objects, length=args.length)
+                                   sky=args.sky, objects=args.objects, length=args.length, soft=args.soft,
+                                   vignette=args.vignette)
             if args.jpeg:
                 scene = replace(scene, image=jpeg(scene.image, args.jpeg))
             r = measure(scene, folder, band_inpainter=None if args.no_band else "hybrid", zones=args.zones,
@@ -314,7 +321,8 @@ def main() -> None:
     print(f"\nload average: {' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} cores)")
 
 
-def shadowless(seed: int, scenes: int, size: tuple[int, int], object_scale: float = 1.0) -> None:
+def shadowless(seed: int, scenes: int, size: tuple[int, int], object_scale: float = 1.0,
+               vignette: float = 0.0) -> None:
     """``--shadowless``: one line per scene, then per ground how often a shadow is taken where none is
     cast, and how often that passes without doubt."""
     rows = []
@@ -324,7 +332,7 @@ def shadowless(seed: int, scenes: int, size: tuple[int, int], object_scale: floa
         for i in range(scenes):
             ground = S.SHADOW_GROUNDS[i % len(S.SHADOW_GROUNDS)]
             rng = np.random.default_rng(seed + i)
-            scene = S.shadowless(S.shadow_scene(*size, rng, ground, object_scale=object_scale))
+            scene = S.shadowless(S.shadow_scene(*size, rng, ground, object_scale=object_scale, vignette=vignette))
             r = {**measure_shadowless(scene, folder), "ground": ground}
             rows.append(r)
             print(f"| {seed + i} | {ground} | {r['taken']} | {r['share']:.3f} | {r['contrast']} | {r['verdict']} | "

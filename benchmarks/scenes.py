@@ -375,16 +375,24 @@ def ground(name: str, w: int, h: int, rng: np.random.Generator) -> np.ndarray:
 
 def shadow_scene(w: int, h: int, rng: np.random.Generator, ground_name: str | None = None,
                  angle: float | None = None, object_scale: float = 1.0, sky: float = 0.0,
-                 objects: int = 1, length: float | None = None) -> ShadowScene:
+                 objects: int = 1, length: float | None = None, soft: float = 1.0,
+                 vignette: float = 0.0) -> ShadowScene:
     """A coloured object standing on textured ground, its soft shadow cast away from the light at
     ``angle`` (radians, image axes; random when None): the object's footprint swept along the light
     direction, blurred into a penumbra, darkening the ground by 35-60 % with its chroma kept; with
     ``sky``, lit by the blue sky alone: red darkened by ``sky``/2 of that more, blue by as much less;
     ``objects`` > 1: that many, side by side across the photo, under the same sun; ``length``: the
-    shadow's length over the object's radius (random in 1.6-2.4 when None: a high sun)."""
+    shadow's length over the object's radius (random in 1.6-2.4 when None: a high sun); ``soft``: the
+    penumbra's σ (1.5-4 px) times this (an overcast sky's, or an object high above the ground);
+    ``vignette``: the ground lit unevenly, darker towards the photo's corners by up to this share (a
+    lens's vignetting; the clean ground too)."""
     ground_name = ground_name or SHADOW_GROUNDS[rng.integers(len(SHADOW_GROUNDS))]
     angle = float(rng.uniform(0, 2 * np.pi)) if angle is None else float(angle)
     bg = ground(ground_name, w, h, rng)
+    if vignette:
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        falloff = 1 - vignette * ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
+        bg = np.clip(np.rint(bg * falloff[..., None]), 0, 255).astype(np.uint8)
     radius = min(w, h) * rng.uniform(0.1, 0.14) * object_scale
     cx, cy = w * 0.5 + rng.uniform(-0.05, 0.05) * w, h * 0.5 + rng.uniform(-0.05, 0.05) * h
     centres = [(cx, cy)] if objects == 1 else [
@@ -403,7 +411,7 @@ def shadow_scene(w: int, h: int, rng: np.random.Generator, ground_name: str | No
             k = 0.6 * (1 - 0.3 * t)
             affine = np.float32([[k, 0, (1 - k) * x + t * length * dx], [0, k, (1 - k) * y + t * length * dy]])
             foot |= cv2.warpAffine(base, affine, (w, h), flags=cv2.INTER_NEAREST)
-    penumbra = rng.uniform(1.5, 4.0)
+    penumbra = rng.uniform(1.5, 4.0) * soft
     matte = cv2.GaussianBlur(foot.astype(np.float32), (0, 0), penumbra)
     matte[matte < 0.01] = 0
     darkening = (rng.uniform(0.35, 0.6) * np.array([1 + sky / 2, 1, 1 - sky / 2])).astype(np.float32)

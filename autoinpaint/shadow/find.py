@@ -37,6 +37,8 @@ WIDEN = 2                # ... and twice as far on a side the shadow runs out of
 COARSE = 0.06            # σ of the texture smoothing that finds the shadow, a share of the object's size
 OUTLINE_SMOOTH = 0.5     # σ of the smoothing of the region's outline (its signed distance), a share of that
 LIT_MIN = 12.0           # grey level under which the ground is too dark to measure a shadow on
+CURVED = 0.06            # the lit level is a quadratic surface where that departs from a plane by more than
+                         # this share of it (a vignetting; on the texture alone it departs by at most 0.045)
 DARK_MIN = 0.2           # a pixel is a shadow candidate when its brightness drops by at least this share
 CHROMA_MAX = 0.08        # ... and its channels drop alike (ratio spread at most this): chroma kept, or
                          # as a sky-lit shadow's do (:func:`.evidence.sky_shape`), up to the same spread
@@ -53,7 +55,7 @@ THIN_UMBRA = 8           # ... an umbra at most twice this many working px acros
 REFINE_SIZE = 384        # longest side (px) of the copy of the matte's box the outline is fitted again on
 CONTRAST_MIN = 1.0       # an umbra no darker than the lit ground's own darkest spots (this many times
                          # theirs, :func:`.evidence.texture_contrast`) is texture, not a shadow
-NARROW_CONTRAST = 2.0    # ... and a shadow narrower than the neck (a narrower opening lets more dark texture
+NARROW_CONTRAST = 2.5    # ... and a shadow narrower than the neck (a narrower opening lets more dark texture
                          # through) is taken only when its umbra is at least this many times as dark
 
 
@@ -83,14 +85,16 @@ class ShadowMatte:
 
 
 def _lit_level(mean: np.ndarray, valid: np.ndarray, passes: int = 3) -> np.ndarray:
-    """The lit ground's level: a plane per channel fitted to ``mean`` (H×W×3, texture-smoothed) over
+    """The lit ground's level: a surface per channel fitted to ``mean`` (H×W×3, texture-smoothed) over
     ``valid`` pixels, refitted without the regions clearly darker than it (the shadow, dark clutter);
-    ``passes=1``: one least-squares fit over ``valid``, nothing left out."""
+    ``passes=1``: one least-squares fit over ``valid``, nothing left out. The surface is a plane, or a
+    quadratic where that departs from the plane by more than ``CURVED`` (:func:`_surface`)."""
     import cv2
 
     h, w = valid.shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    design = np.stack([np.ones_like(xx), xx / w, yy / h], axis=-1)
+    u, v = xx / w - 0.5, yy / h - 0.5
+    design = np.stack([np.ones_like(xx), u, v, u * u, u * v, v * v], axis=-1)
     step = max(1, int(np.sqrt(valid.sum() / 6000)))
     sub = np.zeros_like(valid)
     sub[::step, ::step] = True
@@ -100,11 +104,24 @@ def _lit_level(mean: np.ndarray, valid: np.ndarray, passes: int = 3) -> np.ndarr
         use = keep & sub
         if use.sum() < 12:
             break
-        coef, *_ = np.linalg.lstsq(design[use], mean[use], rcond=None)
-        plane = np.maximum(design @ coef, 1.0)
+        plane = _surface(design, mean, use, valid & sub)
         dark = (1 - (mean / plane).mean(axis=2)) >= DARK_MIN
         keep = valid & ~cv2.dilate(dark.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     return plane.astype(np.float32)
+
+
+def _surface(design: np.ndarray, mean: np.ndarray, use: np.ndarray, ground: np.ndarray) -> np.ndarray:
+    """Least squares of ``mean`` (H×W×3) over ``use`` on ``design`` (H×W×6: 1, x, y, x², xy, y²): the
+    plane (its first three terms), or the quadratic (all six) when that departs from the plane by more
+    than ``CURVED`` on the ``ground`` (its 99th percentile): a lens's vignetting, a lamp's falloff."""
+    flat, *_ = np.linalg.lstsq(design[use][:, :3], mean[use], rcond=None)
+    plane = np.maximum(design[..., :3] @ flat, 1.0)
+    if use.sum() < 24:
+        return plane
+    curved, *_ = np.linalg.lstsq(design[use], mean[use], rcond=None)
+    quadratic = np.maximum(design @ curved, 1.0)
+    departure = np.abs(quadratic[ground] / plane[ground] - 1).mean(axis=1)
+    return quadratic if float(np.percentile(departure, 99)) > CURVED else plane
 
 
 def find_shadow(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None = None) -> ShadowMatte | None:
