@@ -245,6 +245,8 @@ def main() -> None:
                         help="the penumbra's width (σ 1.5-4 px) times this: a soft shadow")
     parser.add_argument("--vignette", type=float, default=0.0,
                         help="the ground darker towards the photo's corners by up to this share (a lens's vignetting)")
+    parser.add_argument("--strength", type=float, default=1.0,
+                        help="the shadow's darkening (35-60 %%) times this: a faint shadow")
     parser.add_argument("--shadowless", action="store_true",
                         help="the same scenes with nothing casting a shadow: what --shadow takes there")
     parser.add_argument("--select", choices=("mask", "box", "point"), default="mask",
@@ -265,7 +267,7 @@ def main() -> None:
             ground = S.SHADOW_GROUNDS[i % len(S.SHADOW_GROUNDS)]
             scene = S.shadow_scene(w, h, np.random.default_rng(args.seed + i), ground, object_scale=args.object_scale,
                                    sky=args.sky, objects=args.objects, length=args.length, soft=args.soft,
-                                   vignette=args.vignette)
+                                   vignette=args.vignette, strength=args.strength)
             if args.jpeg:
                 scene = replace(scene, image=jpeg(scene.image, args.jpeg))
             r = measure(scene, folder, band_inpainter=None if args.no_band else "hybrid", zones=args.zones,

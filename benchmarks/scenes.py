@@ -376,7 +376,7 @@ def ground(name: str, w: int, h: int, rng: np.random.Generator) -> np.ndarray:
 def shadow_scene(w: int, h: int, rng: np.random.Generator, ground_name: str | None = None,
                  angle: float | None = None, object_scale: float = 1.0, sky: float = 0.0,
                  objects: int = 1, length: float | None = None, soft: float = 1.0,
-                 vignette: float = 0.0) -> ShadowScene:
+                 vignette: float = 0.0, strength: float = 1.0) -> ShadowScene:
     """A coloured object standing on textured ground, its soft shadow cast away from the light at
     ``angle`` (radians, image axes; random when None): the object's footprint swept along the light
     direction, blurred into a penumbra, darkening the ground by 35-60 % with its chroma kept; with
@@ -385,7 +385,8 @@ def shadow_scene(w: int, h: int, rng: np.random.Generator, ground_name: str | No
     shadow's length over the object's radius (random in 1.6-2.4 when None: a high sun); ``soft``: the
     penumbra's σ (1.5-4 px) times this (an overcast sky's, or an object high above the ground);
     ``vignette``: the ground lit unevenly, darker towards the photo's corners by up to this share (a
-    lens's vignetting; the clean ground too)."""
+    lens's vignetting; the clean ground too); ``strength``: the darkening (35-60 %) times this (a
+    shadow filled in by light from around, an overcast sky's)."""
     ground_name = ground_name or SHADOW_GROUNDS[rng.integers(len(SHADOW_GROUNDS))]
     angle = float(rng.uniform(0, 2 * np.pi)) if angle is None else float(angle)
     bg = ground(ground_name, w, h, rng)
@@ -414,7 +415,7 @@ def shadow_scene(w: int, h: int, rng: np.random.Generator, ground_name: str | No
     penumbra = rng.uniform(1.5, 4.0) * soft
     matte = cv2.GaussianBlur(foot.astype(np.float32), (0, 0), penumbra)
     matte[matte < 0.01] = 0
-    darkening = (rng.uniform(0.35, 0.6) * np.array([1 + sky / 2, 1, 1 - sky / 2])).astype(np.float32)
+    darkening = (rng.uniform(0.35, 0.6) * strength * np.array([1 + sky / 2, 1, 1 - sky / 2])).astype(np.float32)
     shaded = bg.astype(np.float32) * (1 - matte[..., None] * darkening)
     colour = np.array([[220, 40, 40], [40, 90, 220], [240, 200, 30], [40, 170, 80]][rng.integers(4)], np.float32)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
