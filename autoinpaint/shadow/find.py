@@ -39,7 +39,8 @@ COARSE = 0.06            # σ of the texture smoothing that finds the shadow, a 
 OUTLINE_SMOOTH = 0.5     # σ of the smoothing of the region's outline (its signed distance), a share of that
 LIT_MIN = 12.0           # grey level under which the ground is too dark to measure a shadow on
 CURVED = 0.06            # the lit level is a quadratic surface where that departs from a plane by more than
-                         # this share of it (a vignetting; on the texture alone it departs by at most 0.045)
+                         # this share of it (vignetting 0.2: 0.095-0.15; evenly lit texture, the shadow left
+                         # out of the fit: at most 0.045)
 DARK_MIN = 0.2           # a pixel is a shadow candidate when its brightness drops by at least this share
 CHROMA_MAX = 0.08        # ... and its channels drop alike (ratio spread at most this): chroma kept, or
                          # as a sky-lit shadow's do (:func:`.evidence.sky_shape`), up to the same spread
@@ -93,9 +94,8 @@ def _lit_level(mean: np.ndarray, valid: np.ndarray, passes: int = 3) -> np.ndarr
     import cv2
 
     h, w = valid.shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    u, v = xx / w - 0.5, yy / h - 0.5
-    design = np.stack([np.ones_like(xx), u, v, u * u, u * v, v * v], axis=-1)
+    u = np.arange(w, dtype=np.float32) / w - 0.5   # centred coordinates, a share of the side
+    v = np.arange(h, dtype=np.float32) / h - 0.5
     step = max(1, int(np.sqrt(valid.sum() / 6000)))
     sub = np.zeros_like(valid)
     sub[::step, ::step] = True
@@ -105,24 +105,35 @@ def _lit_level(mean: np.ndarray, valid: np.ndarray, passes: int = 3) -> np.ndarr
         use = keep & sub
         if use.sum() < 12:
             break
-        plane = _surface(design, mean, use, valid & sub)
+        plane = _surface(u, v, mean, use)
         dark = (1 - (mean / plane).mean(axis=2)) >= DARK_MIN
         keep = valid & ~cv2.dilate(dark.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     return plane.astype(np.float32)
 
 
-def _surface(design: np.ndarray, mean: np.ndarray, use: np.ndarray, ground: np.ndarray) -> np.ndarray:
-    """Least squares of ``mean`` (H×W×3) over ``use`` on ``design`` (H×W×6: 1, x, y, x², xy, y²): the
-    plane (its first three terms), or the quadratic (all six) when that departs from the plane by more
-    than ``CURVED`` on the ``ground`` (its 99th percentile): a lens's vignetting, a lamp's falloff."""
-    flat, *_ = np.linalg.lstsq(design[use][:, :3], mean[use], rcond=None)
-    plane = np.maximum(design[..., :3] @ flat, 1.0)
-    if use.sum() < 24:
-        return plane
-    curved, *_ = np.linalg.lstsq(design[use], mean[use], rcond=None)
-    quadratic = np.maximum(design @ curved, 1.0)
-    departure = np.abs(quadratic[ground] / plane[ground] - 1).mean(axis=1)
-    return quadratic if float(np.percentile(departure, 99)) > CURVED else plane
+def _terms(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """N×6: 1, u, v, u², uv, v² at N points."""
+    return np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=-1)
+
+
+def _surface(u: np.ndarray, v: np.ndarray, mean: np.ndarray, use: np.ndarray) -> np.ndarray:
+    """Least squares of ``mean`` (H×W×3) over ``use`` in the coordinates ``u`` (W) and ``v`` (H): the
+    plane, or the quadratic when that departs from the plane by more than ``CURVED`` over ``use`` (its
+    99th percentile): a lens's vignetting, a lamp's falloff. H×W×3, at least 1."""
+    ys, xs = np.nonzero(use)
+    terms, values = _terms(u[xs], v[ys]), mean[ys, xs]
+    coef, *_ = np.linalg.lstsq(terms[:, :3], values, rcond=None)
+    if len(values) >= 24:
+        curved, *_ = np.linalg.lstsq(terms, values, rcond=None)
+        departure = np.abs(np.maximum(terms @ curved, 1) / np.maximum(terms[:, :3] @ coef, 1) - 1).mean(axis=1)
+        if float(np.percentile(departure, 99)) > CURVED:
+            coef = curved
+    row = coef[0] + coef[1] * u[:, None]   # W×3: the terms in u alone, then in v alone (H×3)
+    col = coef[2] * v[:, None]
+    if len(coef) == 3:
+        return np.maximum(row[None] + col[:, None], 1.0)
+    row, col = row + coef[3] * (u * u)[:, None], col + coef[5] * (v * v)[:, None]
+    return np.maximum(row[None] + col[:, None] + coef[4] * (v[:, None, None] * u[None, :, None]), 1.0)
 
 
 def find_shadow(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None = None) -> ShadowMatte | None:
