@@ -390,8 +390,8 @@ def shadow_scene(w: int, h: int, rng: np.random.Generator, ground_name: str | No
     ground_name = ground_name or SHADOW_GROUNDS[rng.integers(len(SHADOW_GROUNDS))]
     angle = float(rng.uniform(0, 2 * np.pi)) if angle is None else float(angle)
     bg = ground(ground_name, w, h, rng)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     if vignette:
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         falloff = 1 - vignette * ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
         bg = np.clip(np.rint(bg * falloff[..., None]), 0, 255).astype(np.uint8)
     radius = min(w, h) * rng.uniform(0.1, 0.14) * object_scale
@@ -418,7 +418,6 @@ def shadow_scene(w: int, h: int, rng: np.random.Generator, ground_name: str | No
     darkening = (rng.uniform(0.35, 0.6) * strength * np.array([1 + sky / 2, 1, 1 - sky / 2])).astype(np.float32)
     shaded = bg.astype(np.float32) * (1 - matte[..., None] * darkening)
     colour = np.array([[220, 40, 40], [40, 90, 220], [240, 200, 30], [40, 170, 80]][rng.integers(4)], np.float32)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     image = shaded
     for blob, (x, y) in zip(blobs, centres):
         shade = (1.1 - 0.3 * ((xx - x) * dx + (yy - y) * dy) / radius)[..., None]  # lit on the light's side

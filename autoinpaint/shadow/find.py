@@ -233,7 +233,7 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     for radius in (neck, *narrower):
         if radius < 1:
             break
-        opener = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
+        opener = disk if radius == neck else cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
         body = cv2.morphologyEx(region.astype(np.uint8), cv2.MORPH_OPEN, opener).astype(bool)
         body = _touching(body, cv2.dilate(touch.astype(np.uint8), opener).astype(bool))
         if body.any():
@@ -242,9 +242,9 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     region = fill_holes(region | near) & valid
     if not region.any():
         return none
-    edge = 2   # working px: the shadow reaches the window's side (the photo's border is no cut)
+    rim = 2   # working px: the shadow reaches the window's side (the photo's border is no cut)
     cut = tuple(bool(e.any()) and not f for e, f in zip(
-        (region[:edge], region[-edge:], region[:, :edge], region[:, -edge:]), frame))
+        (region[:rim], region[-rim:], region[:, :rim], region[:, -rim:]), frame))
     # the lit level again, over all the ground but the shadow (its penumbra and the coarse smoothing's
     # reach too): the search had to leave out every darker patch, which on coarse texture leaves the
     # level too bright (under the shadow, on average: gravel +1.0 / +3.7 %, grass +1.1 / +2.4 % on the
