@@ -12,6 +12,7 @@ what it costs on top of the edit.
     .venv/bin/python benchmarks/bench_shadow.py --select box --size 1200x900 --no-timing   # classical segmenter
     .venv/bin/python benchmarks/bench_shadow.py --vignette 0.5 --size 1200x900 --no-timing  # lit unevenly
     .venv/bin/python benchmarks/bench_shadow.py --soft 3 --size 1200x900 --no-timing      # a soft shadow
+    .venv/bin/python benchmarks/bench_shadow.py --leave 25 --size 800x600 --no-timing     # it leaves the photo
 
 Scenes (``benchmarks/scenes.py``, ``shadow_scene``): a coloured object on textured ground (gravel,
 brick, grass: real 512 px photos at their own scale, tinted; or paving noise), its soft shadow cast
@@ -247,6 +248,9 @@ def main() -> None:
                         help="the ground darker towards the photo's corners by up to this share (a lens's vignetting)")
     parser.add_argument("--strength", type=float, default=1.0,
                         help="the shadow's darkening (35-60 %%) times this: a faint shadow")
+    parser.add_argument("--leave", type=int, default=None, metavar="PX",
+                        help="the shadow cast downwards (90° ± 29°) and the photo ending PX before its far end: "
+                             "the shadow leaves the photo")
     parser.add_argument("--shadowless", action="store_true",
                         help="the same scenes with nothing casting a shadow: what --shadow takes there")
     parser.add_argument("--select", choices=("mask", "box", "point"), default="mask",
@@ -265,9 +269,12 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for i in range(args.scenes):
             ground = S.SHADOW_GROUNDS[i % len(S.SHADOW_GROUNDS)]
-            scene = S.shadow_scene(w, h, np.random.default_rng(args.seed + i), ground, object_scale=args.object_scale,
-                                   sky=args.sky, objects=args.objects, length=args.length, soft=args.soft,
-                                   vignette=args.vignette, strength=args.strength)
+            angle = None if args.leave is None else np.pi / 2 + np.random.default_rng(args.seed + i).uniform(-0.5, 0.5)
+            scene = S.shadow_scene(w, h, np.random.default_rng(args.seed + i), ground, angle=angle,
+                                   object_scale=args.object_scale, sky=args.sky, objects=args.objects,
+                                   length=args.length, soft=args.soft, vignette=args.vignette, strength=args.strength)
+            if args.leave is not None:
+                scene = S.cut_off(scene, args.leave)
             if args.jpeg:
                 scene = replace(scene, image=jpeg(scene.image, args.jpeg))
             r = measure(scene, folder, band_inpainter=None if args.no_band else "hybrid", zones=args.zones,

@@ -329,6 +329,17 @@ def shadowless(scene: ShadowScene) -> ShadowScene:
     return replace(scene, image=image, shadow=np.zeros_like(scene.shadow), darkening=scene.darkening * 0)
 
 
+def cut_off(scene: ShadowScene, margin: int) -> ShadowScene:
+    """``scene`` (its shadow cast downwards) with the photo's bottom rows cut off: it ends ``margin`` px
+    before the shadow's far end (the lowest row of its 0.5 line), so the shadow leaves the photo."""
+    rows = np.flatnonzero(scene.shadow.max(axis=1) >= 0.5)
+    end = min(scene.mask.shape[0], int(rows.max()) + 1 - margin)
+    xs = np.flatnonzero(scene.mask[:end].any(axis=0))
+    ys = np.flatnonzero(scene.mask[:end].any(axis=1))
+    return replace(scene, image=scene.image[:end], mask=scene.mask[:end], background=scene.background[:end],
+                   shadow=scene.shadow[:end], box=(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1))
+
+
 def pole_scene(w: int, h: int, rng: np.random.Generator, ground_name: str = "noise", width: int = 12,
                angle: float = -0.38) -> ShadowScene:
     """A thin pole (``width`` px wide, a third of the photo's height tall) on textured ground, its shadow as

@@ -308,13 +308,20 @@ def test_doubt_when_the_shadow_is_over_three_times_the_object(tmp_path):
     assert any("× the object's area" in r for r in q["reasons"]), q
 
 
-def test_doubt_when_the_shadow_runs_along_the_border(tmp_path):
+@pytest.mark.parametrize("along", [True, False])
+def test_doubt_when_the_shadow_runs_along_the_border(tmp_path, along):
+    """A dark region from the object to the right border that then runs along it (270 px of the border,
+    4.5× the object's size) is in doubt; the same region without the run, a shadow that leaves the photo
+    there (60 px of the border: as wide as the object), is not."""
     region = np.zeros((H, W), bool)
     region[150:210, 400:] = True                             # from the object to the right border
+    if along:
+        region[60:330, 445:] = True                          # ... and along it
     image, obj = _with_dark(region, centre=(400, 180))
     q = _shadow_quality(tmp_path, image, obj)
-    assert q["signals"]["shadow_borders"] == 1
-    assert "the shadow found runs along 1 border of the photo" in q["reasons"], q
+    assert q["signals"]["shadow_borders"] == int(along), q
+    assert ("the shadow found runs along 1 border of the photo" in q["reasons"]) == along, q
+    assert q["verdict"] == ("doubt" if along else "ok"), q
 
 
 def test_doubt_when_no_light_direction_casts_it(tmp_path):
@@ -492,6 +499,27 @@ def test_a_box_that_takes_part_of_the_shadow_leaves_the_rest_found(tmp_path):
     assert r["iou"] < 0.9, r   # the segmenter did take part of the shadow
     assert r["cover"] >= 0.9 and r["outside"] <= 0.1 and r["far"], r
     assert r["mad"] <= 0.25 * r["mad_plain"], r
+
+
+@pytest.mark.parametrize("seed, margin", [(2403, 25), (2411, 60)])
+def test_a_shadow_leaving_the_photo_is_taken_and_not_in_doubt(tmp_path, seed, margin):
+    """The photo ends before the shadow does (25 or 60 px before its far end): the shadow is taken up to
+    the border and all targets are met. It touches the border over about its own width, more than a
+    quarter of the object's size, which was read as running along the border: every such photo was in
+    doubt. A shadow leaving the photo is not: only what runs along it beyond the shadow's width is."""
+    from autoinpaint.mask.assess import SHADOW_BORDER_SIDE
+    from autoinpaint.shadow import find_shadow
+
+    angle = np.pi / 2 + np.random.default_rng(seed).uniform(-0.5, 0.5)
+    sc = S.cut_off(S.shadow_scene(800, 600, np.random.default_rng(seed), "noise", angle=angle), margin)
+    found = find_shadow(sc.image, sc.mask)
+    assert found.frame[1]                                      # the window reaches the photo's bottom
+    obj = found.object
+    size = max(np.ptp(np.nonzero(obj)[0]), np.ptp(np.nonzero(obj)[1])) + 1
+    assert found.candidate[-1].sum() > SHADOW_BORDER_SIDE * size   # it does touch the border that much
+    r = measure(sc, str(tmp_path))
+    assert_all_targets(r)
+    assert r["verdict"] == "ok", r
 
 
 @pytest.mark.parametrize("ground, seed", [("gravel", 2400), ("brick", 2409)])

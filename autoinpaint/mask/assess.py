@@ -82,6 +82,8 @@ FLAT_STEP = 3            # Lab units between neighbours inside one flat region (
 # generated scenes of tests/test_shadow.py, not tuned on a benchmark)
 SHADOW_AREA_MAX = 3.0    # a shadow over this many times the object's area
 SHADOW_BORDER_SIDE = 0.25  # runs along a photo border: touches it over this share of the object's size
+                           # more than a shadow crossing it would (its width there, :func:`_crossing`)
+SHADOW_CROSSING = 0.5    # ... a shadow heading at a border within 60° of its normal (cosine at least this)
 SHADOW_DIRECTION_MIN = 0.3  # one-sidedness (length of the mean direction from the object, 0..1)
 SHADOW_CONTRAST_MIN = 1.4  # the umbra this many times as dark as the lit ground's darkest spots (below
                            # 1 no shadow is found); set on generated scenes with and without a shadow
@@ -477,17 +479,37 @@ def _shadow_signals(shadow) -> dict[str, Any]:
     area_obj = max(int(obj.sum()), 1)
     ys, xs = np.nonzero(obj)
     size = max(int(np.ptp(ys)) + 1, int(np.ptp(xs)) + 1) if ys.size else 1
-    sides = (cand[0], cand[-1], cand[:, 0], cand[:, -1])
-    borders = sum(bool(edge) and int(side.sum()) >= max(3, SHADOW_BORDER_SIDE * size)
-                  for edge, side in zip(shadow.frame, sides))
     cy, cx = np.nonzero(cand)
-    direction = 0.0
+    heading = np.zeros(2)   # the mean unit vector from the object's centre to the shadow (y, x)
     if cy.size and ys.size:
         vy, vx = cy - ys.mean(), cx - xs.mean()
         norm = np.maximum(np.hypot(vx, vy), 1e-6)
-        direction = float(np.hypot((vx / norm).mean(), (vy / norm).mean()))
+        heading = np.array([(vy / norm).mean(), (vx / norm).mean()])
+    direction = float(np.hypot(*heading))
+    sides = (cand[0], cand[-1], cand[:, 0], cand[:, -1])
+    outward = ((-1, 0), (1, 0), (0, -1), (0, 1))   # each side's normal (y, x), out of the photo
+    borders = sum(bool(edge) and int(side.sum()) >= max(3, SHADOW_BORDER_SIDE * size + _crossing(heading, normal, obj))
+                  for edge, side, normal in zip(shadow.frame, sides, outward))
     return {"shadow_area": round(float(cand.sum()) / area_obj, 3), "shadow_borders": int(borders),
             "shadow_direction": round(direction, 3), "shadow_contrast": round(float(shadow.contrast), 2)}
+
+
+def _crossing(heading: np.ndarray, normal: tuple[int, int], obj: np.ndarray) -> float:
+    """How much of a photo border (px) a shadow cast by ``obj`` (H×W bool) towards ``heading`` (the mean
+    unit vector from the object to its shadow, y and x) covers where it leaves the photo: its width, the
+    object's across the heading, over the cosine of the angle it meets the border at (outward
+    ``normal``); 0 when it does not head at that border (cosine under ``SHADOW_CROSSING``). A shadow
+    leaving the photo is no sign of doubt; one that runs along the border beyond that is."""
+    length = float(np.hypot(*heading))
+    if length < 1e-6:
+        return 0.0
+    uy, ux = heading / length
+    cosine = uy * normal[0] + ux * normal[1]
+    if cosine < SHADOW_CROSSING:
+        return 0.0
+    ys, xs = np.nonzero(obj)
+    across = xs * uy - ys * ux   # position across the heading
+    return float(np.ptp(across) + 1) / cosine if across.size else 0.0
 
 
 def shadow_reasons(signals: dict) -> list[str]:
