@@ -13,6 +13,7 @@ what it costs on top of the edit.
     .venv/bin/python benchmarks/bench_shadow.py --vignette 0.5 --size 1200x900 --no-timing  # lit unevenly
     .venv/bin/python benchmarks/bench_shadow.py --soft 3 --size 1200x900 --no-timing      # a soft shadow
     .venv/bin/python benchmarks/bench_shadow.py --leave 25 --size 800x600 --no-timing     # it leaves the photo
+    .venv/bin/python benchmarks/bench_shadow.py --hole 0.2 --size 800x600 --no-timing     # light through a handle
 
 Scenes (``benchmarks/scenes.py``, ``shadow_scene``): a coloured object on textured ground (gravel,
 brick, grass: real 512 px photos at their own scale, tinted; or paving noise), its soft shadow cast
@@ -248,6 +249,8 @@ def main() -> None:
                         help="the ground darker towards the photo's corners by up to this share (a lens's vignetting)")
     parser.add_argument("--strength", type=float, default=1.0,
                         help="the shadow's darkening (35-60 %%) times this: a faint shadow")
+    parser.add_argument("--hole", type=float, default=0.0, metavar="F",
+                        help="light through the object: a lit disc of F times its radius in its shadow")
     parser.add_argument("--leave", type=int, default=None, metavar="PX",
                         help="the shadow cast downwards (90° ± 29°) and the photo ending PX before its far end: "
                              "the shadow leaves the photo")
@@ -272,7 +275,8 @@ def main() -> None:
             angle = None if args.leave is None else np.pi / 2 + np.random.default_rng(args.seed + i).uniform(-0.5, 0.5)
             scene = S.shadow_scene(w, h, np.random.default_rng(args.seed + i), ground, angle=angle,
                                    object_scale=args.object_scale, sky=args.sky, objects=args.objects,
-                                   length=args.length, soft=args.soft, vignette=args.vignette, strength=args.strength)
+                                   length=args.length, soft=args.soft, vignette=args.vignette, strength=args.strength,
+                                   hole=args.hole)
             if args.leave is not None:
                 scene = S.cut_off(scene, args.leave)
             if args.jpeg:

@@ -387,7 +387,7 @@ def ground(name: str, w: int, h: int, rng: np.random.Generator) -> np.ndarray:
 def shadow_scene(w: int, h: int, rng: np.random.Generator, ground_name: str | None = None,
                  angle: float | None = None, object_scale: float = 1.0, sky: float = 0.0,
                  objects: int = 1, length: float | None = None, soft: float = 1.0,
-                 vignette: float = 0.0, strength: float = 1.0) -> ShadowScene:
+                 vignette: float = 0.0, strength: float = 1.0, hole: float = 0.0) -> ShadowScene:
     """A coloured object standing on textured ground, its soft shadow cast away from the light at
     ``angle`` (radians, image axes; random when None): the object's footprint swept along the light
     direction, blurred into a penumbra, darkening the ground by 35-60 % with its chroma kept; with
@@ -397,7 +397,9 @@ def shadow_scene(w: int, h: int, rng: np.random.Generator, ground_name: str | No
     penumbra's σ (1.5-4 px) times this (an overcast sky's, or an object high above the ground);
     ``vignette``: the ground lit unevenly, darker towards the photo's corners by up to this share (a
     lens's vignetting; the clean ground too); ``strength``: the darkening (35-60 %) times this (a
-    shadow filled in by light from around, an overcast sky's)."""
+    shadow filled in by light from around, an overcast sky's); ``hole``: light through the object (its
+    handle, between its legs) leaves a lit disc of this many times the object's radius in its shadow,
+    two thirds of the way along it."""
     ground_name = ground_name or SHADOW_GROUNDS[rng.integers(len(SHADOW_GROUNDS))]
     angle = float(rng.uniform(0, 2 * np.pi)) if angle is None else float(angle)
     bg = ground(ground_name, w, h, rng)
@@ -423,6 +425,10 @@ def shadow_scene(w: int, h: int, rng: np.random.Generator, ground_name: str | No
             k = 0.6 * (1 - 0.3 * t)
             affine = np.float32([[k, 0, (1 - k) * x + t * length * dx], [0, k, (1 - k) * y + t * length * dy]])
             foot |= cv2.warpAffine(base, affine, (w, h), flags=cv2.INTER_NEAREST)
+    if hole:
+        for x, y in centres:
+            cv2.circle(foot, (int(round(x + 2 / 3 * length * dx)), int(round(y + 2 / 3 * length * dy))),
+                       int(round(hole * radius)), 0, -1)
     penumbra = rng.uniform(1.5, 4.0) * soft
     matte = cv2.GaussianBlur(foot.astype(np.float32), (0, 0), penumbra)
     matte[matte < 0.01] = 0

@@ -57,6 +57,10 @@ THIN_UMBRA = 8           # ... an umbra at most twice this many working px acros
 REFINE_SIZE = 384        # longest side (px) of the copy of the matte's box the outline is fitted again on
 CONTRAST_MIN = 1.0       # an umbra no darker than the lit ground's own darkest spots (this many times
                          # theirs, :func:`.evidence.texture_contrast`) is texture, not a shadow
+LIT_HOLE = 0.25          # light through the object (its handle, between its legs): a hole in the shadow, found
+                         # where it is darker by under this share of the umbra's darkening, at half the coarse
+HOLE_SPOT = 0.4          # scale, over a spot at least this many times the coarse σ in radius (a bright stone's
+                         # or blade's spot in the umbra is smaller)
 NARROW_CONTRAST = 2.5    # ... and a shadow narrower than the neck (a narrower opening lets more dark texture
                          # through) is taken only when its umbra is at least this many times as dark
 
@@ -256,6 +260,9 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
         dark = 1 - (mean / lit).mean(axis=2)
         core = region & (dark >= np.percentile(dark[region], 50))
         darkening = np.clip(np.median(1 - (mean / lit)[core], axis=0), 0.02, 0.95).astype(np.float32)
+    # light through the object (its handle, between its legs) leaves lit holes in the shadow: the region's
+    # holes were filled (brighter texture in the umbra), these are opened again
+    region &= ~_lit_holes(small, valid, lit, region, valid & ~away, float(darkening.mean()), coarse)
     # the penumbra: the outline's offset and softness (σ) that explain the finely measured ratio
     # best near the edge; the matte is a soft step across the region's signed distance
     # under the object next to the shadow: shadow too (the near band whose nearest ground is the region's,
@@ -374,6 +381,28 @@ def _refined(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], box: 
     if r < 1:
         dist = cv2.resize(dist, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
     return dist / r, sigma / r
+
+
+def _lit_holes(small: np.ndarray, valid: np.ndarray, lit: np.ndarray, region: np.ndarray, ground: np.ndarray,
+               darkening: float, coarse: float) -> np.ndarray:
+    """Lit holes in the shadow ``region`` (H'×W' bool, its holes filled): light through the object (its
+    handle, between its legs). At half the coarse scale, the parts of it half-way lit or more that hold
+    a spot lit as ``LIT_HOLE`` says, brighter than the umbra's texture can be (the ``ground``'s brightest spots, its 99th
+    percentile, darkened by ``darkening``) and at least ``HOLE_SPOT`` times the coarse σ in radius: a
+    bright stone in the umbra is not a hole."""
+    import cv2
+
+    if ground.sum() < 64:
+        return np.zeros_like(region)
+    ratio = (normconv(small, valid, max(1.0, coarse / 2)) / lit).mean(axis=2)
+    brightest = float(np.percentile(ratio[ground], 99))
+    seeds = region & (ratio >= max(1 - LIT_HOLE * darkening, brightest * (1 - darkening)))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(seeds.astype(np.uint8), connectivity=8)
+    big = np.zeros(n, bool)
+    big[1:] = stats[1:, cv2.CC_STAT_AREA] >= np.pi * (HOLE_SPOT * coarse) ** 2
+    if not big.any():
+        return np.zeros_like(region)
+    return _touching(region & (ratio >= 1 - darkening / 2), big[labels])
 
 
 def _scale(mask: np.ndarray, box: tuple[int, int, int, int]) -> int:
