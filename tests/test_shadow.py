@@ -533,6 +533,37 @@ def test_light_through_the_object_is_left_lit(tmp_path, seed):
     assert r["verdict"] == "ok", r
 
 
+@pytest.mark.parametrize("seed, ground, colour", [(2, "gravel", (235, 235, 235)), (4, "brick", (240, 230, 120))])
+def test_a_bright_thing_lying_in_the_shadow_is_relit(tmp_path, seed, ground, colour):
+    """A white or painted patch on the ground inside the shadow (paper, a road marking) is as bright
+    there as lit ground: without the chroma test it was taken for a lit hole and left dark, 88-106
+    grey levels off; it is relit with the rest of the shadow."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    bg = S.ground(ground, 1200, 900, rng).astype(np.float32)
+    obj = np.zeros((900, 1200), np.uint8)
+    cv2.circle(obj, (450, 450), 90, 1, -1)
+    shape = np.zeros((900, 1200), np.uint8)
+    cv2.rectangle(shape, (450, 370), (800, 530), 1, -1)
+    spot = np.zeros((900, 1200), np.uint8)
+    cv2.circle(spot, (660, 450), 30, 1, -1)
+    bg[spot.astype(bool)] = colour
+    matte = cv2.GaussianBlur(shape.astype(np.float32), (0, 0), 3.0)
+    image = bg * (1 - 0.45 * matte[..., None])
+    image[obj.astype(bool)] = (220, 40, 40)
+    clean = np.clip(np.rint(bg), 0, 255).astype(np.uint8)
+    sc = S.ShadowScene(np.clip(np.rint(image), 0, 255).astype(np.uint8), obj.astype(bool), clean, (450, 450),
+                       (360, 360, 541, 541), "patch", shadow=matte, darkening=np.float32([0.45] * 3))
+    r = measure(sc, str(tmp_path))
+    assert r["cover"] >= 0.9 and r["outside"] <= 0.1 and r["far"], r
+    path = tmp_path / "obj.png"
+    Image.fromarray(obj * 255).save(path)
+    result = edit(sc.image, Selection(mask_path=str(path)), EditOptions(shadow=True, inpainter="telea")).result
+    core = cv2.erode(spot, np.ones((9, 9), np.uint8)).astype(bool)
+    assert np.abs(result.astype(np.float32) - clean)[core].mean() <= 20
+
+
 @pytest.mark.parametrize("w, h, seed, ground", [(1200, 900, 2212, "gravel"), (480, 360, 2012, "gravel"),
                                                 (480, 360, 1904, "gravel"), (480, 360, 2002, "grass")])
 def test_bright_texture_in_the_umbra_is_no_lit_hole(monkeypatch, w, h, seed, ground):

@@ -387,16 +387,20 @@ def _lit_holes(small: np.ndarray, valid: np.ndarray, lit: np.ndarray, region: np
                darkening: float, coarse: float) -> np.ndarray:
     """Lit holes in the shadow ``region`` (H'×W' bool, its holes filled): light through the object (its
     handle, between its legs). At half the coarse scale, the parts of it half-way lit or more that hold
-    a spot lit as ``LIT_HOLE`` says, brighter than the umbra's texture can be (the ``ground``'s brightest spots, its 99th
-    percentile, darkened by ``darkening``) and at least ``HOLE_SPOT`` times the coarse σ in radius: a
-    bright stone in the umbra is not a hole."""
+    a spot lit as ``LIT_HOLE`` says, brighter than the umbra's texture can be (the ``ground``'s
+    brightest spots, its 99th percentile, darkened by ``darkening``), in the lit ground's chroma (a
+    white or painted thing lying in the shadow is no hole) and at least ``HOLE_SPOT`` times the coarse
+    σ in radius (nor is a bright stone in the umbra). What it cannot tell from a hole: a thing lying in
+    the shadow as coloured as the ground and brighter than any of it around."""
     import cv2
 
     if ground.sum() < 64:
         return np.zeros_like(region)
-    ratio = (normconv(small, valid, max(1.0, coarse / 2)) / lit).mean(axis=2)
+    channels = normconv(small, valid, max(1.0, coarse / 2)) / lit
+    ratio = channels.mean(axis=2)
     brightest = float(np.percentile(ratio[ground], 99))
     seeds = region & (ratio >= max(1 - LIT_HOLE * darkening, brightest * (1 - darkening)))
+    seeds &= chroma_spread(channels, 1 - ratio, None) <= CHROMA_MAX   # the ground's own chroma, lit
     n, labels, stats, _ = cv2.connectedComponentsWithStats(seeds.astype(np.uint8), connectivity=8)
     big = np.zeros(n, bool)
     big[1:] = stats[1:, cv2.CC_STAT_AREA] >= np.pi * (HOLE_SPOT * coarse) ** 2
