@@ -61,8 +61,8 @@ LIT_HOLE = 0.25          # light through the object (its handle, between its leg
                          # where it is darker by under this share of the umbra's darkening, at half the coarse
 HOLE_SPOT = 0.4          # scale, over a spot at least this many times the coarse σ in radius (a bright stone's
                          # or blade's spot in the umbra is smaller)
-NARROW_CONTRAST = 2.5    # ... and a shadow narrower than the neck (a narrower opening lets more dark texture
-                         # through) is taken only when its umbra is at least this many times as dark
+NARROW_CONTRAST = 2.5    # ... and opened with a narrower disk (which lets more dark texture through) only when
+                         # its umbra is at least this many times as dark
 
 
 @dataclass
@@ -230,11 +230,11 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     # the region: half-way through the penumbra (at the coarse scale, an edge keeps its place)
     region = _touching(valid & (dark >= 0.5 * float(darkening.mean())) & (spread <= CHROMA_MAX), touch)
     # dark texture joined to it by thin necks is not the shadow: open the region (a disk a tenth of the
-    # object's size), keep what touches the object, and take back only the region's pixels near that;
-    # when nothing is left (a shadow thinner than that: a high sun's, mostly hidden behind the object, a
-    # sliver beside it), a disk half as wide, then a quarter, if the umbra stands well out of the texture
-    narrower = (neck // 2, neck // 4) if contrast >= NARROW_CONTRAST else ()
-    for radius in (neck, *narrower):
+    # object's size), keep what touches the object, and take back only the region's pixels near that.
+    # Where the umbra stands well out of the texture, little texture is that dark: a disk half as wide,
+    # which cuts less of the shadow's own thin parts off, then, when nothing is left (a shadow thinner
+    # than that: a high sun's, mostly hidden behind the object, a sliver beside it), a quarter
+    for radius in (neck // 2, neck // 4) if contrast >= NARROW_CONTRAST else (neck,):
         if radius < 1:
             break
         opener = disk if radius == neck else cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
