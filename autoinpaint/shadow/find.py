@@ -394,18 +394,20 @@ def _lit_holes(small: np.ndarray, valid: np.ndarray, lit: np.ndarray, region: np
     the shadow as coloured as the ground and brighter than any of it around."""
     import cv2
 
-    if ground.sum() < 64:
-        return np.zeros_like(region)
+    none = np.zeros_like(region)
     channels = normconv(small, valid, max(1.0, coarse / 2)) / lit
     ratio = channels.mean(axis=2)
-    brightest = float(np.percentile(ratio[ground], 99))
-    seeds = region & (ratio >= max(1 - LIT_HOLE * darkening, brightest * (1 - darkening)))
+    spot = np.pi * (HOLE_SPOT * coarse) ** 2
+    seeds = region & (ratio >= 1 - LIT_HOLE * darkening)
+    if seeds.sum() < spot or ground.sum() < 64:   # most shadows: no lit spot that large at all
+        return none
+    seeds &= ratio >= float(np.percentile(ratio[ground], 99)) * (1 - darkening)
     seeds &= chroma_spread(channels, 1 - ratio, None) <= CHROMA_MAX   # the ground's own chroma, lit
     n, labels, stats, _ = cv2.connectedComponentsWithStats(seeds.astype(np.uint8), connectivity=8)
     big = np.zeros(n, bool)
-    big[1:] = stats[1:, cv2.CC_STAT_AREA] >= np.pi * (HOLE_SPOT * coarse) ** 2
+    big[1:] = stats[1:, cv2.CC_STAT_AREA] >= spot
     if not big.any():
-        return np.zeros_like(region)
+        return none
     return _touching(region & (ratio >= 1 - darkening / 2), big[labels])
 
 
