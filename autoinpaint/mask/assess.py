@@ -488,8 +488,8 @@ def _shadow_signals(shadow) -> dict[str, Any]:
     direction = float(np.hypot(*heading))
     sides = (cand[0], cand[-1], cand[:, 0], cand[:, -1])
     outward = ((-1, 0), (1, 0), (0, -1), (0, 1))   # each side's normal (y, x), out of the photo
-    borders = sum(bool(edge) and int(side.sum()) >= max(3, SHADOW_BORDER_SIDE * size + _crossing(heading, normal, obj))
-                  for edge, side, normal in zip(shadow.frame, sides, outward))
+    borders = sum(bool(edge) and int(side.sum()) >= max(3, SHADOW_BORDER_SIDE * size + _crossing(heading, out, obj))
+                  for edge, side, out in zip(shadow.frame, sides, outward))
     return {"shadow_area": round(float(cand.sum()) / area_obj, 3), "shadow_borders": int(borders),
             "shadow_direction": round(direction, 3), "shadow_contrast": round(float(shadow.contrast), 2)}
 

@@ -5,8 +5,9 @@ blue sky, lighting it alone, does), so it is found as a ratio: the texture-smoot
 the lit ground's level, a plane per channel fitted robustly to the unshadowed surroundings (a quadratic
 surface where the ground curves away from a plane: a lens's vignetting). The shadow is the part of the
 darker region (all channels darkened alike, or in the sky's way:
-:mod:`.evidence`) that touches the object, without dark texture joined to it by thin necks, and
-only when its umbra is darker than the lit ground's own darkest spots. Its matte is a soft step
+:mod:`.evidence`) that touches the object, without dark texture joined to it by thin necks or the lit
+holes that light through the object leaves in it, and only when its umbra is darker than the lit
+ground's own darkest spots. Its matte is a soft step
 across the region's signed distance (smoothed at the texture's scale): the outline's offset is
 fitted piece by piece along it (a smooth path, Viterbi) and the penumbra's width (σ) globally, both
 against the finely measured ratio (:mod:`.outline`); the umbra's darkening is then fitted by least
@@ -57,12 +58,12 @@ THIN_UMBRA = 8           # ... an umbra at most twice this many working px acros
 REFINE_SIZE = 384        # longest side (px) of the copy of the matte's box the outline is fitted again on
 CONTRAST_MIN = 1.0       # an umbra no darker than the lit ground's own darkest spots (this many times
                          # theirs, :func:`.evidence.texture_contrast`) is texture, not a shadow
+NARROW_CONTRAST = 2.5    # ... and opened with a narrower disk (which lets more dark texture through) only when
+                         # its umbra is at least this many times as dark
 LIT_HOLE = 0.25          # light through the object (its handle, between its legs): a hole in the shadow, found
                          # where it is darker by under this share of the umbra's darkening, at half the coarse
 HOLE_SPOT = 0.4          # scale, over a spot at least this many times the coarse σ in radius (a bright stone's
                          # or blade's spot in the umbra is smaller)
-NARROW_CONTRAST = 2.5    # ... and opened with a narrower disk (which lets more dark texture through) only when
-                         # its umbra is at least this many times as dark
 
 
 @dataclass
