@@ -14,6 +14,7 @@ what it costs on top of the edit.
     .venv/bin/python benchmarks/bench_shadow.py --soft 3 --size 1200x900 --no-timing      # a soft shadow
     .venv/bin/python benchmarks/bench_shadow.py --leave 25 --size 800x600 --no-timing     # it leaves the photo
     .venv/bin/python benchmarks/bench_shadow.py --hole 0.2 --size 800x600 --no-timing     # light through a handle
+    .venv/bin/python benchmarks/bench_shadow.py --edge --size 1200x900 --no-timing        # onto another ground
 
 Scenes (``benchmarks/scenes.py``, ``shadow_scene``): a coloured object on textured ground (gravel,
 brick, grass: real 512 px photos at their own scale, tinted; or paving noise), its soft shadow cast
@@ -251,6 +252,8 @@ def main() -> None:
                         help="the shadow's darkening (35-60 %%) times this: a faint shadow")
     parser.add_argument("--hole", type=float, default=0.0, metavar="F",
                         help="light through the object: a lit disc of F times its radius in its shadow")
+    parser.add_argument("--edge", action="store_true",
+                        help="the shadow falls across the edge between its ground and the next one's (a kerb)")
     parser.add_argument("--leave", type=int, default=None, metavar="PX",
                         help="the shadow cast downwards (90° ± 29°) and the photo ending PX before its far end: "
                              "the shadow leaves the photo")
@@ -279,6 +282,9 @@ def main() -> None:
                                    hole=args.hole)
             if args.leave is not None:
                 scene = S.cut_off(scene, args.leave)
+            if args.edge:
+                scene = S.across_edge(scene, S.SHADOW_GROUNDS[(i + 1) % len(S.SHADOW_GROUNDS)],
+                                      np.random.default_rng(args.seed + i + 1000))
             if args.jpeg:
                 scene = replace(scene, image=jpeg(scene.image, args.jpeg))
             r = measure(scene, folder, band_inpainter=None if args.no_band else "hybrid", zones=args.zones,

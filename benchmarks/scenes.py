@@ -340,6 +340,22 @@ def cut_off(scene: ShadowScene, margin: int) -> ShadowScene:
                    shadow=scene.shadow[:end], box=(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1))
 
 
+def across_edge(scene: ShadowScene, ground_name: str, rng: np.random.Generator) -> ShadowScene:
+    """``scene`` with the ground beyond a straight edge (across the shadow's direction, through the middle of
+    its umbra) replaced by another (``ground_name``, its own tint and level): the shadow falls across a
+    kerb, or from pavement onto grass."""
+    h, w = scene.mask.shape
+    other = ground(ground_name, w, h, rng).astype(np.float32)
+    ys, xs = np.nonzero(scene.shadow > 0.5)
+    yy, xx = np.mgrid[0:h, 0:w]
+    beyond = ((xx - xs.mean()) * np.cos(scene.angle) + (yy - ys.mean()) * np.sin(scene.angle)) > 0
+    bg = np.where(beyond[..., None], other, scene.background.astype(np.float32))
+    image = bg * (1 - scene.shadow[..., None] * scene.darkening)
+    image[scene.mask] = scene.image[scene.mask]
+    return replace(scene, image=np.clip(np.rint(image), 0, 255).astype(np.uint8),
+                   background=np.clip(np.rint(bg), 0, 255).astype(np.uint8))
+
+
 def pole_scene(w: int, h: int, rng: np.random.Generator, ground_name: str = "noise", width: int = 12,
                angle: float = -0.38) -> ShadowScene:
     """A thin pole (``width`` px wide, a third of the photo's height tall) on textured ground, its shadow as

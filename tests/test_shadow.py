@@ -579,6 +579,34 @@ def test_bright_texture_in_the_umbra_is_no_lit_hole(monkeypatch, w, h, seed, gro
     assert found and not any(f.any() for f in found)
 
 
+@pytest.mark.parametrize("seed", [2403, 2404])
+def test_a_shadow_across_the_edge_between_two_grounds(tmp_path, seed):
+    """The shadow falls across the edge between two grounds of different colour (a kerb, a path beside a
+    lawn): one lit level for both made the shadow's channels darken unlike each other on both sides, no
+    candidate was left and nothing was found (cover 0.22 and 0.08, MAD 48 and 61, verdict ok); each
+    ground now has its own level, and all targets are met."""
+    i = seed - 2400
+    sc = S.shadow_scene(1200, 900, np.random.default_rng(seed), S.SHADOW_GROUNDS[i % 4])
+    sc = S.across_edge(sc, S.SHADOW_GROUNDS[(i + 1) % 4], np.random.default_rng(seed + 1000))
+    r = measure(sc, str(tmp_path))
+    assert_all_targets(r)
+    assert r["verdict"] == "ok", r
+
+
+@pytest.mark.parametrize("sky", [0.0, 0.6])
+def test_one_ground_is_one_ground(monkeypatch, sky):
+    """On one ground, the shadow's own chroma (a sky-lit one's is bluer) does not make two grounds."""
+    from autoinpaint.shadow import find
+
+    found = []
+    real = find._two_grounds
+    monkeypatch.setattr(find, "_two_grounds", lambda *a: found.append(real(*a)) or found[-1])
+    for seed in range(2400, 2404):
+        sc = S.shadow_scene(1200, 900, np.random.default_rng(seed), S.SHADOW_GROUNDS[seed % 4], sky=sky)
+        assert find.find_shadow(sc.image, sc.mask) is not None
+    assert len(found) >= 4 and all(f is None for f in found)
+
+
 @pytest.mark.parametrize("ground, seed", [("gravel", 2400), ("brick", 2409)])
 def test_a_vignetted_photo_is_relit_against_a_curved_lit_level(tmp_path, ground, seed):
     """The ground darker towards the corners by up to 35 % (a lens's vignetting): the lit level as a plane

@@ -39,6 +39,8 @@ WIDEN = 2                # ... and twice as far on a side the shadow runs out of
 COARSE = 0.06            # σ of the texture smoothing that finds the shadow, a share of the object's size
 OUTLINE_SMOOTH = 0.5     # σ of the smoothing of the region's outline (its signed distance), a share of that
 LIT_MIN = 12.0           # grey level under which the ground is too dark to measure a shadow on
+GROUNDS_APART = 0.03     # two grounds in the window (a kerb, a path beside a lawn): chromaticities this far apart
+GROUND_SHARE = 0.1       # (and 4 times their spread), each at least this share of it: each has its own lit level
 CURVED = 0.06            # the lit level is a quadratic surface where that departs from a plane by more than
                          # this share of it (vignetting 0.2: 0.095-0.15; evenly lit texture, the shadow left
                          # out of the fit: at most 0.045)
@@ -91,12 +93,19 @@ class ShadowMatte:
     contrast: float = 99.0   # the umbra's darkening over the lit ground's darkest spots' (.evidence)
 
 
-def _lit_level(mean: np.ndarray, valid: np.ndarray, passes: int = 3) -> np.ndarray:
+def _lit_level(mean: np.ndarray, valid: np.ndarray, passes: int = 3,
+               grounds: np.ndarray | None = None) -> np.ndarray:
     """The lit ground's level: a surface per channel fitted to ``mean`` (H×W×3, texture-smoothed) over
     ``valid`` pixels, refitted without the regions clearly darker than it (the shadow, dark clutter);
     ``passes=1``: one least-squares fit over ``valid``, nothing left out. The surface is a plane, or a
-    quadratic where that departs from the plane by more than ``CURVED`` (:func:`_surface`)."""
+    quadratic where that departs from the plane by more than ``CURVED`` (:func:`_surface`). With
+    ``grounds`` (:func:`_two_grounds`), one surface per ground, blended by its share per pixel."""
     import cv2
+
+    if grounds is not None:
+        first = _lit_level(mean, valid & (grounds >= 0.5), passes)
+        second = _lit_level(mean, valid & (grounds < 0.5), passes)
+        return (grounds[..., None] * first + (1 - grounds[..., None]) * second).astype(np.float32)
 
     h, w = valid.shape
     u = np.arange(w, dtype=np.float32) / w - 0.5   # centred coordinates, a share of the side
@@ -114,6 +123,30 @@ def _lit_level(mean: np.ndarray, valid: np.ndarray, passes: int = 3) -> np.ndarr
         dark = (1 - (mean / plane).mean(axis=2)) >= DARK_MIN
         keep = valid & ~cv2.dilate(dark.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     return plane.astype(np.float32)
+
+
+def _two_grounds(mean: np.ndarray, valid: np.ndarray) -> np.ndarray | None:
+    """Where the window's ground is two grounds of different colour (a kerb, a path beside a lawn), per pixel
+    the share of the first (H×W float32, 0..1), from its chromaticity (the channels over their sum), which a
+    shadow keeps; None for one ground. ``mean``: H×W×3, texture-smoothed; ``valid``: H×W bool, the ground."""
+    chroma = mean / np.maximum(mean.sum(axis=2, keepdims=True), 1e-3)
+    step = max(1, int(np.sqrt(valid.sum() / 6000)))
+    points = chroma[::step, ::step][valid[::step, ::step]]
+    if len(points) < 200:
+        return None
+    centre = points.mean(axis=0)
+    axis = np.linalg.svd(points - centre, full_matrices=False)[2][0]
+    along = (points - centre) @ axis
+    low, high = np.percentile(along, 25), np.percentile(along, 75)
+    for _ in range(10):   # two means along the chromaticities' main axis
+        upper = along >= (low + high) / 2
+        if upper.all() or not upper.any():
+            return None
+        high, low = along[upper].mean(), along[~upper].mean()
+    spread = float(np.sqrt(np.square(along - np.where(upper, high, low)).mean()))
+    if high - low < max(GROUNDS_APART, 4 * spread) or min(upper.mean(), 1 - upper.mean()) < GROUND_SHARE:
+        return None
+    return np.clip(((chroma - centre) @ axis - low) / (high - low), 0, 1).astype(np.float32)
 
 
 def _terms(u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -206,7 +239,8 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     # coarse scale (a fraction of the object's size): where the shadow is and how dark its umbra is
     coarse = max(2.0, COARSE * side * s)
     mean = normconv(small, valid, coarse)
-    lit = _lit_level(mean, valid)
+    grounds = _two_grounds(mean, valid)
+    lit = _lit_level(mean, valid, grounds=grounds)
     if float(lit.mean()) < LIT_MIN:   # ground too dark to tell a shadow on it
         return none
     ratio = mean / lit                                   # H'×W'×3, 1 = lit, < 1 = darker
@@ -257,7 +291,7 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     # and the outline too far out
     away = cv2.dilate(region.astype(np.uint8), smear).astype(bool)
     if (valid & ~away).sum() >= 64:
-        lit = _lit_level(mean, valid & ~away, passes=1)
+        lit = _lit_level(mean, valid & ~away, passes=1, grounds=grounds)
         dark = 1 - (mean / lit).mean(axis=2)
         core = region & (dark >= np.percentile(dark[region], 50))
         darkening = np.clip(np.median(1 - (mean / lit)[core], axis=0), 0.02, 0.95).astype(np.float32)
