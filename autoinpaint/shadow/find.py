@@ -3,7 +3,8 @@
 A cast shadow scales the ground's brightness and keeps its texture and chroma (or shifts it as the
 blue sky, lighting it alone, does), so it is found as a ratio: the texture-smoothed image divided by
 the lit ground's level, a plane per channel fitted robustly to the unshadowed surroundings (a quadratic
-surface where the ground curves away from a plane: a lens's vignetting). The shadow is the part of the
+surface where the ground curves away from a plane: a lens's vignetting; one per ground where the
+window holds two grounds of different colour: a kerb, a path beside a lawn). The shadow is the part of the
 darker region (all channels darkened alike, or in the sky's way:
 :mod:`.evidence`) that touches the object, without dark texture joined to it by thin necks or the lit
 holes that light through the object leaves in it, and only when its umbra is darker than the lit
