@@ -607,6 +607,25 @@ def test_one_ground_is_one_ground(monkeypatch, sky):
     assert len(found) >= 4 and all(f is None for f in found)
 
 
+def test_too_little_of_one_ground_is_one_level():
+    """When the shadow and its reach cover almost all of one ground, that ground has no lit pixels left
+    to fit: one level over both (before, the empty fit gave NaN)."""
+    import warnings
+
+    from autoinpaint.shadow.find import _lit_level
+
+    mean = np.random.default_rng(0).uniform(50, 200, (100, 100, 3)).astype(np.float32)
+    grounds = np.zeros((100, 100), np.float32)
+    grounds[:, :99] = 1                                    # the second ground: one column ...
+    valid = np.ones((100, 100), bool)
+    valid[:, 99] = False                                   # ... and none of it lit
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        level = _lit_level(mean, valid, 1, grounds)
+    assert np.isfinite(level).all()
+    assert np.allclose(level, _lit_level(mean, valid, 1))
+
+
 @pytest.mark.parametrize("ground, seed", [("gravel", 2400), ("brick", 2409)])
 def test_a_vignetted_photo_is_relit_against_a_curved_lit_level(tmp_path, ground, seed):
     """The ground darker towards the corners by up to 35 % (a lens's vignetting): the lit level as a plane

@@ -103,9 +103,9 @@ def _lit_level(mean: np.ndarray, valid: np.ndarray, passes: int = 3,
     ``grounds`` (:func:`_two_grounds`), one surface per ground, blended by its share per pixel."""
     import cv2
 
-    if grounds is not None:
-        first = _lit_level(mean, valid & (grounds >= 0.5), passes)
-        second = _lit_level(mean, valid & (grounds < 0.5), passes)
+    sides = () if grounds is None else (valid & (grounds >= 0.5), valid & (grounds < 0.5))
+    if sides and min(int(side.sum()) for side in sides) >= 64:   # else too little of one ground is seen
+        first, second = (_lit_level(mean, side, passes) for side in sides)
         return (grounds[..., None] * first + (1 - grounds[..., None]) * second).astype(np.float32)
 
     h, w = valid.shape
