@@ -488,18 +488,19 @@ def _shadow_signals(shadow) -> dict[str, Any]:
     direction = float(np.hypot(*heading))
     sides = (cand[0], cand[-1], cand[:, 0], cand[:, -1])
     outward = ((-1, 0), (1, 0), (0, -1), (0, 1))   # each side's normal (y, x), out of the photo
-    borders = sum(bool(edge) and int(side.sum()) >= max(3, SHADOW_BORDER_SIDE * size + _crossing(heading, out, obj))
+    borders = sum(bool(edge) and int(side.sum()) >= max(3, SHADOW_BORDER_SIDE * size + _crossing(heading, out, ys, xs))
                   for edge, side, out in zip(shadow.frame, sides, outward))
     return {"shadow_area": round(float(cand.sum()) / area_obj, 3), "shadow_borders": int(borders),
             "shadow_direction": round(direction, 3), "shadow_contrast": round(float(shadow.contrast), 2)}
 
 
-def _crossing(heading: np.ndarray, normal: tuple[int, int], obj: np.ndarray) -> float:
-    """How much of a photo border (px) a shadow cast by ``obj`` (H×W bool) towards ``heading`` (the mean
-    unit vector from the object to its shadow, y and x) covers where it leaves the photo: its width, the
-    object's across the heading, over the cosine of the angle it meets the border at (outward
-    ``normal``); 0 when it does not head at that border (cosine under ``SHADOW_CROSSING``). A shadow
-    leaving the photo is no sign of doubt; one that runs along the border beyond that is."""
+def _crossing(heading: np.ndarray, normal: tuple[int, int], ys: np.ndarray, xs: np.ndarray) -> float:
+    """How much of a photo border (px) a shadow cast by the object (its pixels' rows ``ys`` and columns
+    ``xs``) towards ``heading`` (the mean unit vector from the object to its shadow, y and x) covers
+    where it leaves the photo: its width, the object's across the heading, over the cosine of the angle
+    it meets the border at (outward ``normal``); 0 when it does not head at that border (cosine under
+    ``SHADOW_CROSSING``). A shadow leaving the photo is no sign of doubt; one that runs along the
+    border beyond that is."""
     length = float(np.hypot(*heading))
     if length < 1e-6:
         return 0.0
@@ -507,7 +508,6 @@ def _crossing(heading: np.ndarray, normal: tuple[int, int], obj: np.ndarray) -> 
     cosine = uy * normal[0] + ux * normal[1]
     if cosine < SHADOW_CROSSING:
         return 0.0
-    ys, xs = np.nonzero(obj)
     across = xs * uy - ys * ux   # position across the heading
     return float(np.ptp(across) + 1) / cosine if across.size else 0.0
 

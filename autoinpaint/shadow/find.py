@@ -111,7 +111,7 @@ def _lit_level(mean: np.ndarray, valid: np.ndarray, passes: int = 3,
     h, w = valid.shape
     u = np.arange(w, dtype=np.float32) / w - 0.5   # centred coordinates, a share of the side
     v = np.arange(h, dtype=np.float32) / h - 0.5
-    step = max(1, int(np.sqrt(valid.sum() / 6000)))
+    step = _sample_step(valid)
     sub = np.zeros_like(valid)
     sub[::step, ::step] = True
     keep = valid
@@ -126,12 +126,18 @@ def _lit_level(mean: np.ndarray, valid: np.ndarray, passes: int = 3,
     return plane.astype(np.float32)
 
 
+def _sample_step(valid: np.ndarray) -> int:
+    """Every how many rows and columns the ground (``valid``, H×W bool) is sampled for a fit: a few thousand
+    pixels are plenty."""
+    return max(1, int(np.sqrt(valid.sum() / 6000)))
+
+
 def _two_grounds(mean: np.ndarray, valid: np.ndarray) -> np.ndarray | None:
     """Where the window's ground is two grounds of different colour (a kerb, a path beside a lawn), per pixel
     the share of the first (H×W float32, 0..1), from its chromaticity (the channels over their sum), which a
     shadow keeps; None for one ground. ``mean``: H×W×3, texture-smoothed; ``valid``: H×W bool, the ground."""
     chroma = mean / np.maximum(mean.sum(axis=2, keepdims=True), 1e-3)
-    step = max(1, int(np.sqrt(valid.sum() / 6000)))
+    step = _sample_step(valid)
     points = chroma[::step, ::step][valid[::step, ::step]]
     if len(points) < 200:
         return None
@@ -428,7 +434,7 @@ def _lit_holes(small: np.ndarray, valid: np.ndarray, lit: np.ndarray, region: np
     white or painted thing lying in the shadow is no hole) and at least ``HOLE_SPOT`` times the coarse
     σ in radius (nor is a bright stone in the umbra). What it cannot tell from a hole: a thing lying in
     the shadow as coloured as the ground and brighter than any of it around."""
-    import cv2
+    from ..mask.refine import remove_small_islands
 
     none = np.zeros_like(region)
     channels = normconv(small, valid, max(1.0, coarse / 2)) / lit
@@ -439,12 +445,10 @@ def _lit_holes(small: np.ndarray, valid: np.ndarray, lit: np.ndarray, region: np
         return none
     seeds &= ratio >= float(np.percentile(ratio[ground], 99)) * (1 - darkening)
     seeds &= chroma_spread(channels, 1 - ratio, None) <= CHROMA_MAX   # the ground's own chroma, lit
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(seeds.astype(np.uint8), connectivity=8)
-    big = np.zeros(n, bool)
-    big[1:] = stats[1:, cv2.CC_STAT_AREA] >= spot
-    if not big.any():
+    seeds = remove_small_islands(seeds, int(np.ceil(spot)))
+    if not seeds.any():
         return none
-    return _touching(region & (ratio >= 1 - darkening / 2), big[labels])
+    return _touching(region & (ratio >= 1 - darkening / 2), seeds)
 
 
 def _scale(mask: np.ndarray, box: tuple[int, int, int, int]) -> int:
