@@ -15,6 +15,7 @@ what it costs on top of the edit.
     .venv/bin/python benchmarks/bench_shadow.py --leave 25 --size 800x600 --no-timing     # it leaves the photo
     .venv/bin/python benchmarks/bench_shadow.py --hole 0.2 --size 800x600 --no-timing     # light through a handle
     .venv/bin/python benchmarks/bench_shadow.py --edge --size 1200x900 --no-timing        # onto another ground
+    .venv/bin/python benchmarks/bench_shadow.py --edge --edge-level 0.6 --size 1200x900 --no-timing  # ... of one colour
 
 Scenes (``benchmarks/scenes.py``, ``shadow_scene``): a coloured object on textured ground (gravel,
 brick, grass: real 512 px photos at their own scale, tinted; or paving noise), its soft shadow cast
@@ -254,6 +255,9 @@ def main() -> None:
                         help="light through the object: a lit disc of F times its radius in its shadow")
     parser.add_argument("--edge", action="store_true",
                         help="the shadow falls across the edge between its ground and the next one's (a kerb)")
+    parser.add_argument("--edge-level", type=float, default=None, metavar="F",
+                        help="with --edge: the next ground in the shadow's ground's own colour, F times as bright "
+                             "(a slab beside asphalt: 0.6; beside brighter paving: 1.5)")
     parser.add_argument("--leave", type=int, default=None, metavar="PX",
                         help="the shadow cast downwards (90° ± 29°) and the photo ending PX before its far end: "
                              "the shadow leaves the photo")
@@ -267,8 +271,15 @@ def main() -> None:
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.lower().split("x"))
     rows = []
+    def edged(scene, i: int):
+        """``scene`` across the edge to the next ground, with --edge."""
+        if not args.edge:
+            return scene
+        return S.across_edge(scene, S.SHADOW_GROUNDS[(i + 1) % len(S.SHADOW_GROUNDS)],
+                             np.random.default_rng(args.seed + i + 1000), args.edge_level)
+
     if args.shadowless:
-        return shadowless(args.seed, args.scenes, (w, h), args.object_scale, args.vignette)
+        return shadowless(args.seed, args.scenes, (w, h), args.object_scale, args.vignette, edged)
     with tempfile.TemporaryDirectory() as folder:
         print("| scene | ground | light ° | cover | outside | MAD --shadow | MAD all | MAD without | "
               "MAD band inpainted | far exact | verdict | targets |")
@@ -282,9 +293,7 @@ def main() -> None:
                                    hole=args.hole)
             if args.leave is not None:
                 scene = S.cut_off(scene, args.leave)
-            if args.edge:
-                scene = S.across_edge(scene, S.SHADOW_GROUNDS[(i + 1) % len(S.SHADOW_GROUNDS)],
-                                      np.random.default_rng(args.seed + i + 1000))
+            scene = edged(scene, i)
             if args.jpeg:
                 scene = replace(scene, image=jpeg(scene.image, args.jpeg))
             r = measure(scene, folder, band_inpainter=None if args.no_band else "hybrid", zones=args.zones,
@@ -341,9 +350,10 @@ def main() -> None:
 
 
 def shadowless(seed: int, scenes: int, size: tuple[int, int], object_scale: float = 1.0,
-               vignette: float = 0.0) -> None:
+               vignette: float = 0.0, edged=lambda scene, i: scene) -> None:
     """``--shadowless``: one line per scene, then per ground how often a shadow is taken where none is
-    cast, and how often that passes without doubt."""
+    cast, and how often that passes without doubt; ``edged(scene, i)``: the scene across an edge between
+    two grounds (``--edge``), before its shadow is taken away."""
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         print("| scene | ground | taken px | taken / object | contrast | verdict | texture reason | MAD taken |")
@@ -351,7 +361,8 @@ def shadowless(seed: int, scenes: int, size: tuple[int, int], object_scale: floa
         for i in range(scenes):
             ground = S.SHADOW_GROUNDS[i % len(S.SHADOW_GROUNDS)]
             rng = np.random.default_rng(seed + i)
-            scene = S.shadowless(S.shadow_scene(*size, rng, ground, object_scale=object_scale, vignette=vignette))
+            scene = S.shadowless(edged(S.shadow_scene(*size, rng, ground, object_scale=object_scale,
+                                                      vignette=vignette), i))
             r = {**measure_shadowless(scene, folder), "ground": ground}
             rows.append(r)
             print(f"| {seed + i} | {ground} | {r['taken']} | {r['share']:.3f} | {r['contrast']} | {r['verdict']} | "

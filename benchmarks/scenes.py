@@ -340,12 +340,17 @@ def cut_off(scene: ShadowScene, margin: int) -> ShadowScene:
                    shadow=scene.shadow[:end], box=(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1))
 
 
-def across_edge(scene: ShadowScene, ground_name: str, rng: np.random.Generator) -> ShadowScene:
+def across_edge(scene: ShadowScene, ground_name: str, rng: np.random.Generator,
+                level: float | None = None) -> ShadowScene:
     """``scene`` with the ground beyond a straight edge (across the shadow's direction, through the middle of
     its umbra) replaced by another (``ground_name``, its own tint and level): the shadow falls across a
-    kerb, or from pavement onto grass."""
+    kerb, or from pavement onto grass. ``level``: the other ground's texture in the scene's ground's own
+    colour, ``level`` times as bright (a concrete slab beside asphalt, a lawn beside a dark bed)."""
     h, w = scene.mask.shape
     other = ground(ground_name, w, h, rng).astype(np.float32)
+    if level is not None:
+        colour = scene.background.reshape(-1, 3).astype(np.float32).mean(axis=0)
+        other = np.clip(other.mean(axis=2, keepdims=True) * colour / colour.mean() * level, 0, 255)
     ys, xs = np.nonzero(scene.shadow > 0.5)
     yy, xx = np.mgrid[0:h, 0:w]
     beyond = ((xx - xs.mean()) * np.cos(scene.angle) + (yy - ys.mean()) * np.sin(scene.angle)) > 0

@@ -593,18 +593,50 @@ def test_a_shadow_across_the_edge_between_two_grounds(tmp_path, seed):
     assert r["verdict"] == "ok", r
 
 
+@pytest.mark.parametrize("seed, level", [(2404, 0.6), (2403, 1.5)])
+def test_a_shadow_across_the_edge_to_a_ground_of_the_same_colour(tmp_path, seed, level):
+    """The shadow falls from one ground onto another of the same colour, darker (a slab beside asphalt) or
+    brighter: one lit level for both took the darker ground for the shadow's, or read the shadow's half on
+    it as lit (2404, darker ground: outside 0.33, MAD 13.3, verdict ok; 2403, brighter: outside 9.9, MAD 34);
+    a straight edge with the ground brighter on one side all along it now gives each ground its level."""
+    i = seed - 2400
+    sc = S.shadow_scene(1200, 900, np.random.default_rng(seed), S.SHADOW_GROUNDS[i % 4])
+    sc = S.across_edge(sc, S.SHADOW_GROUNDS[(i + 1) % 4], np.random.default_rng(seed + 1000), level)
+    r = measure(sc, str(tmp_path))
+    assert_all_targets(r)
+    assert r["verdict"] == "ok", r
+
+
 @pytest.mark.parametrize("sky", [0.0, 0.6])
 def test_one_ground_is_one_ground(monkeypatch, sky):
-    """On one ground, the shadow's own chroma (a sky-lit one's is bluer) does not make two grounds."""
+    """On one ground, the shadow's own chroma (a sky-lit one's is bluer) and its own edges do not make two
+    grounds."""
     from autoinpaint.shadow import find
 
     found = []
-    real = find._two_grounds
-    monkeypatch.setattr(find, "_two_grounds", lambda *a: found.append(real(*a)) or found[-1])
+    real = find.two_grounds
+    monkeypatch.setattr(find, "two_grounds", lambda *a: found.append(real(*a)) or found[-1])
     for seed in range(2400, 2404):
         sc = S.shadow_scene(1200, 900, np.random.default_rng(seed), S.SHADOW_GROUNDS[seed % 4], sky=sky)
         assert find.find_shadow(sc.image, sc.mask) is not None
     assert len(found) >= 4 and all(f is None for f in found)
+
+
+@pytest.mark.parametrize("w, h, seed, objects", [(480, 360, 2001, 1), (480, 360, 2117, 1), (1200, 900, 2303, 2),
+                                                 (1200, 900, 2315, 2), (1200, 900, 2108, 3)])
+def test_no_edge_between_grounds_where_there_is_none(monkeypatch, w, h, seed, objects):
+    """What steps the brightness across a straight line without being two grounds: a brick wall's straight
+    bright joint (2001, 2117: the step is the joint's and gone further out) and the shadows of objects
+    side by side (2303, 2315, 2108: a line through them steps here and there, unevenly)."""
+    from autoinpaint.shadow import grounds
+    from autoinpaint.shadow.objects import find_shadows
+
+    found = []
+    real = grounds.brightness_edge
+    monkeypatch.setattr(grounds, "brightness_edge", lambda *a: found.append(real(*a)) or found[-1])
+    sc = S.shadow_scene(w, h, np.random.default_rng(seed), S.SHADOW_GROUNDS[seed % 4], objects=objects)
+    assert find_shadows(sc.image, sc.mask) is not None
+    assert found and all(f is None for f in found)
 
 
 def test_too_little_of_one_ground_is_one_level():

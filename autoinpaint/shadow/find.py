@@ -4,7 +4,7 @@ A cast shadow scales the ground's brightness and keeps its texture and chroma (o
 blue sky, lighting it alone, does), so it is found as a ratio: the texture-smoothed image divided by
 the lit ground's level, a plane per channel fitted robustly to the unshadowed surroundings (a quadratic
 surface where the ground curves away from a plane: a lens's vignetting; one per ground where the
-window holds two grounds of different colour: a kerb, a path beside a lawn). The shadow is the part of the
+window holds two grounds, of different colour or brightness: a kerb, a path beside a lawn, :mod:`.grounds`). The shadow is the part of the
 darker region (all channels darkened alike, or in the sky's way:
 :mod:`.evidence`) that touches the object, without dark texture joined to it by thin necks or the lit
 holes that light through the object leaves in it, and only when its umbra is darker than the lit
@@ -29,6 +29,7 @@ import numpy as np
 
 from .darkening import umbra_darkening
 from .evidence import chroma_spread, sky_shape, texture_contrast
+from .grounds import sample_step, two_grounds
 from .outline import (FINE, OFFSETS, PASSES, PENUMBRAS, LevelCost, fit_sigma, local_offsets, nearest_values,
                       normconv, refine_outline, step)
 
@@ -40,8 +41,6 @@ WIDEN = 2                # ... and twice as far on a side the shadow runs out of
 COARSE = 0.06            # σ of the texture smoothing that finds the shadow, a share of the object's size
 OUTLINE_SMOOTH = 0.5     # σ of the smoothing of the region's outline (its signed distance), a share of that
 LIT_MIN = 12.0           # grey level under which the ground is too dark to measure a shadow on
-GROUNDS_APART = 0.03     # two grounds in the window (a kerb, a path beside a lawn): chromaticities this far apart
-GROUND_SHARE = 0.1       # (and 4 times their spread), each at least this share of it: each has its own lit level
 CURVED = 0.06            # the lit level is a quadratic surface where that departs from a plane by more than
                          # this share of it (vignetting 0.2: 0.095-0.15; evenly lit texture, the shadow left
                          # out of the fit: at most 0.045)
@@ -100,7 +99,7 @@ def _lit_level(mean: np.ndarray, valid: np.ndarray, passes: int = 3,
     ``valid`` pixels, refitted without the regions clearly darker than it (the shadow, dark clutter);
     ``passes=1``: one least-squares fit over ``valid``, nothing left out. The surface is a plane, or a
     quadratic where that departs from the plane by more than ``CURVED`` (:func:`_surface`). With
-    ``grounds`` (:func:`_two_grounds`), one surface per ground, blended by its share per pixel."""
+    ``grounds`` (:func:`.grounds.two_grounds`), one surface per ground, blended by its share per pixel."""
     import cv2
 
     sides = () if grounds is None else (valid & (grounds >= 0.5), valid & (grounds < 0.5))
@@ -111,7 +110,7 @@ def _lit_level(mean: np.ndarray, valid: np.ndarray, passes: int = 3,
     h, w = valid.shape
     u = np.arange(w, dtype=np.float32) / w - 0.5   # centred coordinates, a share of the side
     v = np.arange(h, dtype=np.float32) / h - 0.5
-    step = _sample_step(valid)
+    step = sample_step(valid)
     sub = np.zeros_like(valid)
     sub[::step, ::step] = True
     keep = valid
@@ -124,36 +123,6 @@ def _lit_level(mean: np.ndarray, valid: np.ndarray, passes: int = 3,
         dark = (1 - (mean / plane).mean(axis=2)) >= DARK_MIN
         keep = valid & ~cv2.dilate(dark.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     return plane.astype(np.float32)
-
-
-def _sample_step(valid: np.ndarray) -> int:
-    """Every how many rows and columns the ground (``valid``, H×W bool) is sampled for a fit: a few thousand
-    pixels are plenty."""
-    return max(1, int(np.sqrt(valid.sum() / 6000)))
-
-
-def _two_grounds(mean: np.ndarray, valid: np.ndarray) -> np.ndarray | None:
-    """Where the window's ground is two grounds of different colour (a kerb, a path beside a lawn), per pixel
-    the share of the first (H×W float32, 0..1), from its chromaticity (the channels over their sum), which a
-    shadow keeps; None for one ground. ``mean``: H×W×3, texture-smoothed; ``valid``: H×W bool, the ground."""
-    chroma = mean / np.maximum(mean.sum(axis=2, keepdims=True), 1e-3)
-    step = _sample_step(valid)
-    points = chroma[::step, ::step][valid[::step, ::step]]
-    if len(points) < 200:
-        return None
-    centre = points.mean(axis=0)
-    axis = np.linalg.svd(points - centre, full_matrices=False)[2][0]
-    along = (points - centre) @ axis
-    low, high = np.percentile(along, 25), np.percentile(along, 75)
-    for _ in range(10):   # two means along the chromaticities' main axis
-        upper = along >= (low + high) / 2
-        if upper.all() or not upper.any():
-            return None
-        high, low = along[upper].mean(), along[~upper].mean()
-    spread = float(np.sqrt(np.square(along - np.where(upper, high, low)).mean()))
-    if high - low < max(GROUNDS_APART, 4 * spread) or min(upper.mean(), 1 - upper.mean()) < GROUND_SHARE:
-        return None
-    return np.clip(((chroma - centre) @ axis - low) / (high - low), 0, 1).astype(np.float32)
 
 
 def _terms(u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -246,7 +215,7 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     # coarse scale (a fraction of the object's size): where the shadow is and how dark its umbra is
     coarse = max(2.0, COARSE * side * s)
     mean = normconv(small, valid, coarse)
-    grounds = _two_grounds(mean, valid)
+    grounds = two_grounds(mean, valid, coarse)
     lit = _lit_level(mean, valid, grounds=grounds)
     if float(lit.mean()) < LIT_MIN:   # ground too dark to tell a shadow on it
         return none

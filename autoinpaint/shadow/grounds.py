@@ -1,0 +1,128 @@
+"""Two grounds in the window around the object (used by :mod:`.find`): a kerb, a path beside a lawn, a
+slab beside the asphalt. One lit level for both lies between them: the darker ground reads as a shadow
+and a shadow across the edge darkens unlike itself on either side. Each ground gets its own level,
+blended per pixel by its share.
+
+Two grounds of different colour are told apart by their chromaticity (the channels over their sum),
+which a shadow keeps; two of the same colour and different brightness by a straight edge across the
+whole window, the ground brighter on one side of it all along: a shadow's edge stops where the shadow
+does.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+GROUNDS_APART = 0.03     # two grounds of different colour: chromaticities this far apart (and 4 times their
+GROUND_SHARE = 0.1       # spread), each at least this share of the ground
+EDGE_STEP = 0.15         # two grounds of one colour: brightness apart by at least this much (log: 14 %) ...
+EDGE_PIECES = 6          # ... across a straight edge, on each of this many pieces along it (at least 4 measured)
+EDGE_ANGLES = 36         # the edge's directions tried (every 5°)
+
+
+def sample_step(valid: np.ndarray) -> int:
+    """Every how many rows and columns the ground (``valid``, H×W bool) is sampled for a fit: a few thousand
+    pixels are plenty."""
+    return max(1, int(np.sqrt(valid.sum() / 6000)))
+
+
+def two_grounds(mean: np.ndarray, valid: np.ndarray, smooth: float) -> np.ndarray | None:
+    """Per pixel, the share of the first of two grounds (H×W float32, 0..1), or None for one ground.
+    ``mean``: H×W×3, the image smoothed by ``smooth`` (σ, px) over ``valid`` (H×W bool, the ground)."""
+    share = two_colours(mean, valid)
+    return share if share is not None else brightness_edge(mean, valid, smooth)
+
+
+def two_colours(mean: np.ndarray, valid: np.ndarray) -> np.ndarray | None:
+    """Two grounds of different colour: the share of the first from each pixel's chromaticity (its place
+    between the two means along their main axis: the edge's band, smoothed, is a mix); None for one."""
+    chroma = mean / np.maximum(mean.sum(axis=2, keepdims=True), 1e-3)
+    step = sample_step(valid)
+    points = chroma[::step, ::step][valid[::step, ::step]]
+    if len(points) < 200:
+        return None
+    centre = points.mean(axis=0)
+    axis = np.linalg.svd(points - centre, full_matrices=False)[2][0]
+    along = (points - centre) @ axis
+    low, high = np.percentile(along, 25), np.percentile(along, 75)
+    for _ in range(10):   # two means along the chromaticities' main axis
+        upper = along >= (low + high) / 2
+        if upper.all() or not upper.any():
+            return None
+        high, low = along[upper].mean(), along[~upper].mean()
+    spread = float(np.sqrt(np.square(along - np.where(upper, high, low)).mean()))
+    if high - low < max(GROUNDS_APART, 4 * spread) or min(upper.mean(), 1 - upper.mean()) < GROUND_SHARE:
+        return None
+    return np.clip(((chroma - centre) @ axis - low) / (high - low), 0, 1).astype(np.float32)
+
+
+def brightness_edge(mean: np.ndarray, valid: np.ndarray, smooth: float) -> np.ndarray | None:
+    """Two grounds of one colour: the straight line that splits the ground's log brightness best in two
+    (:func:`_best_split`), kept when the brightness steps across it by at least ``EDGE_STEP`` all along
+    it (:func:`_steps_along`) and the two sides differ as much away from it; the share of the side beyond
+    it, smoothed as ``mean`` is (σ ``smooth``, px). None for one ground."""
+    from .outline import normconv
+
+    step = sample_step(valid)
+    ys, xs = np.nonzero(valid[::step, ::step])
+    if len(ys) < 200:
+        return None
+    ys, xs = (ys * step).astype(np.float32), (xs * step).astype(np.float32)
+    level = np.log(np.maximum(mean[ys.astype(int), xs.astype(int)].mean(axis=1), 1.0))
+    angle, offset = _best_split(xs, ys, level)
+    across = xs * np.cos(angle) + ys * np.sin(angle) - offset
+    along = -xs * np.sin(angle) + ys * np.cos(angle)
+    band = max(3 * smooth, 6.0)
+    steps = _steps_along(level, across, along, band, smooth)
+    if len(steps) < EDGE_PIECES * 2 // 3:
+        return None
+    rise = float(np.median(steps))
+    if abs(rise) < EDGE_STEP or not np.all((steps / rise >= 0.5) & (steps / rise <= 2)):
+        return None   # the shadows of objects side by side step across a line here and there, unevenly
+    # the grounds differ away from the line too: beside a straight bright joint (bricks' mortar) the band's
+    # step is the joint's, gone further out
+    before, beyond = level[across < -band], level[across > band]
+    if min(len(before), len(beyond)) < 12 or (np.median(beyond) - np.median(before)) / rise < 0.5:
+        return None
+    h, w = valid.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    side = (xx * np.cos(angle) + yy * np.sin(angle) > offset).astype(np.float32)
+    return np.clip(normconv(side, valid, smooth), 0, 1).astype(np.float32)
+
+
+def _best_split(xs: np.ndarray, ys: np.ndarray, level: np.ndarray) -> tuple[float, float]:
+    """The line (its normal's angle, radians, and offset along it, px) that splits the points (``xs``,
+    ``ys``: N) best in two levels of ``level`` (N; least squares, each side at least ``GROUND_SHARE`` of
+    them), of ``EDGE_ANGLES`` directions."""
+    n, least = len(level), int(GROUND_SHARE * len(level))
+    k = np.arange(max(least, 1), n - max(least, 1))
+    best = (-1.0, 0.0, 0.0)   # (residual's drop, angle, offset)
+    total = float(np.square(level - level.mean()).sum())
+    for angle in np.arange(EDGE_ANGLES) * np.pi / EDGE_ANGLES:
+        p = xs * np.cos(angle) + ys * np.sin(angle)
+        order = np.argsort(p, kind="stable")
+        ps, ls = p[order], level[order]
+        c1, c2 = np.cumsum(ls), np.cumsum(ls * ls)
+        left = c2[k - 1] - c1[k - 1] ** 2 / k
+        right = (c2[-1] - c2[k - 1]) - (c1[-1] - c1[k - 1]) ** 2 / (n - k)
+        i = int(np.argmin(left + right))
+        drop = total - float(left[i] + right[i])
+        if drop > best[0]:
+            best = (drop, float(angle), float((ps[k[i] - 1] + ps[k[i]]) / 2))
+    return best[1], best[2]
+
+
+def _steps_along(level: np.ndarray, across: np.ndarray, along: np.ndarray, band: float,
+                 smooth: float) -> np.ndarray:
+    """The step of ``level`` across a line, on each of ``EDGE_PIECES`` pieces along it that has points on
+    both sides: the median beyond (``across`` > ``smooth``, up to ``band``) minus the median before."""
+    near = np.abs(across) <= band
+    if near.sum() < 100:
+        return np.zeros(0)
+    ends = np.linspace(along[near].min(), along[near].max() + 1e-3, EDGE_PIECES + 1)
+    steps = []
+    for a, b in zip(ends[:-1], ends[1:]):
+        piece = near & (along >= a) & (along < b)
+        before, beyond = level[piece & (across < -smooth)], level[piece & (across > smooth)]
+        if min(len(before), len(beyond)) >= 12:
+            steps.append(float(np.median(beyond) - np.median(before)))
+    return np.array(steps)
