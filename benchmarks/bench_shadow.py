@@ -12,6 +12,7 @@ what it costs on top of the edit.
     .venv/bin/python benchmarks/bench_shadow.py --select box --size 1200x900 --no-timing   # classical segmenter
     .venv/bin/python benchmarks/bench_shadow.py --vignette 0.5 --size 1200x900 --no-timing  # lit unevenly
     .venv/bin/python benchmarks/bench_shadow.py --soft 3 --size 1200x900 --no-timing      # a soft shadow
+    .venv/bin/python benchmarks/bench_shadow.py --noise 3 --size 1200x900 --no-timing     # sensor noise
     .venv/bin/python benchmarks/bench_shadow.py --leave 25 --size 800x600 --no-timing     # it leaves the photo
     .venv/bin/python benchmarks/bench_shadow.py --hole 0.2 --size 800x600 --no-timing     # light through a handle
     .venv/bin/python benchmarks/bench_shadow.py --edge --size 1200x900 --no-timing        # onto another ground
@@ -240,6 +241,9 @@ def main() -> None:
                         help="shadows lit by the blue sky: red darkened by SKY/2 of the darkening more, blue less")
     parser.add_argument("--jpeg", type=int, default=0, metavar="Q",
                         help="the photo saved as JPEG at quality Q and read back before the edit (as a camera's)")
+    parser.add_argument("--noise", type=float, default=0.0, metavar="SIGMA",
+                        help="sensor noise: Gaussian, SIGMA grey levels per channel, added to the photo (not the "
+                             "clean ground)")
     parser.add_argument("--objects", type=int, default=1,
                         help="that many objects side by side across the photo, selected at once (one mask)")
     parser.add_argument("--length", type=float, default=None,
@@ -294,6 +298,9 @@ def main() -> None:
             if args.leave is not None:
                 scene = S.cut_off(scene, args.leave)
             scene = edged(scene, i)
+            if args.noise:
+                grain = np.random.default_rng(args.seed + i + 2000).normal(0, args.noise, scene.image.shape)
+                scene = replace(scene, image=np.clip(np.rint(scene.image + grain), 0, 255).astype(np.uint8))
             if args.jpeg:
                 scene = replace(scene, image=jpeg(scene.image, args.jpeg))
             r = measure(scene, folder, band_inpainter=None if args.no_band else "hybrid", zones=args.zones,
