@@ -645,6 +645,7 @@ def test_too_little_of_one_ground_is_one_level():
     import warnings
 
     from autoinpaint.shadow.find import _lit_level
+    from autoinpaint.shadow.grounds import Grounds
 
     mean = np.random.default_rng(0).uniform(50, 200, (100, 100, 3)).astype(np.float32)
     grounds = np.zeros((100, 100), np.float32)
@@ -653,7 +654,7 @@ def test_too_little_of_one_ground_is_one_level():
     valid[:, 99] = False                                   # ... and none of it lit
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        level = _lit_level(mean, valid, 1, grounds)
+        level = _lit_level(mean, valid, 1, Grounds.split(grounds))
     assert np.isfinite(level).all()
     assert np.allclose(level, _lit_level(mean, valid, 1))
 

@@ -4,9 +4,9 @@ A cast shadow scales the ground's brightness and keeps its texture and chroma (o
 blue sky, lighting it alone, does), so it is found as a ratio: the texture-smoothed image divided by
 the lit ground's level, a plane per channel fitted robustly to the unshadowed surroundings (a quadratic
 surface where the ground curves away from a plane: a lens's vignetting; one per ground where the
-window holds two grounds, of different colour or brightness: a kerb, a path beside a lawn, :mod:`.grounds`). The shadow is the part of the
-darker region (all channels darkened alike, or in the sky's way:
-:mod:`.evidence`) that touches the object, without dark texture joined to it by thin necks or the lit
+window holds two grounds, of different colour or brightness: a kerb, a path beside a lawn,
+:mod:`.grounds`). The shadow is the part of the darker region (all channels darkened alike, or in the
+sky's way: :mod:`.evidence`) that touches the object, without dark texture joined to it by thin necks or the lit
 holes that light through the object leaves in it, and only when its umbra is darker than the lit
 ground's own darkest spots. Its matte is a soft step
 across the region's signed distance (smoothed at the texture's scale): the outline's offset is
@@ -29,7 +29,7 @@ import numpy as np
 
 from .darkening import umbra_darkening
 from .evidence import chroma_spread, sky_shape, texture_contrast
-from .grounds import sample_step, two_grounds
+from .grounds import Grounds, sample_step, two_grounds
 from .outline import (FINE, OFFSETS, PASSES, PENUMBRAS, LevelCost, fit_sigma, local_offsets, nearest_values,
                       normconv, refine_outline, step)
 
@@ -94,7 +94,7 @@ class ShadowMatte:
 
 
 def _lit_level(mean: np.ndarray, valid: np.ndarray, passes: int = 3,
-               grounds: np.ndarray | None = None) -> np.ndarray:
+               grounds: Grounds | None = None) -> np.ndarray:
     """The lit ground's level: a surface per channel fitted to ``mean`` (H×W×3, texture-smoothed) over
     ``valid`` pixels, refitted without the regions clearly darker than it (the shadow, dark clutter);
     ``passes=1``: one least-squares fit over ``valid``, nothing left out. The surface is a plane, or a
@@ -102,10 +102,11 @@ def _lit_level(mean: np.ndarray, valid: np.ndarray, passes: int = 3,
     ``grounds`` (:func:`.grounds.two_grounds`), one surface per ground, blended by its share per pixel."""
     import cv2
 
-    sides = () if grounds is None else (valid & (grounds >= 0.5), valid & (grounds < 0.5))
+    sides = () if grounds is None else (valid & grounds.first, valid & grounds.second)
     if sides and min(int(side.sum()) for side in sides) >= 64:   # else too little of one ground is seen
         first, second = (_lit_level(mean, side, passes) for side in sides)
-        return (grounds[..., None] * first + (1 - grounds[..., None]) * second).astype(np.float32)
+        share = grounds.share[..., None]
+        return (share * first + (1 - share) * second).astype(np.float32)
 
     h, w = valid.shape
     u = np.arange(w, dtype=np.float32) / w - 0.5   # centred coordinates, a share of the side

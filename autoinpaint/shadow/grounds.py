@@ -10,6 +10,8 @@ does.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 GROUNDS_APART = 0.03     # two grounds of different colour: chromaticities this far apart (and 4 times their
@@ -17,6 +19,23 @@ GROUND_SHARE = 0.1       # spread), each at least this share of the ground
 EDGE_STEP = 0.15         # two grounds of one colour: brightness apart by at least this much (log: 14 %) ...
 EDGE_PIECES = 6          # ... across a straight edge, on each of this many pieces along it (at least 4 measured)
 EDGE_ANGLES = 36         # the edge's directions tried (every 5°)
+EDGE_PURE = 0.05         # ... each ground's level fitted where the other's share is below this (the edge's band,
+                         # smoothed, mixes the two: all targets on 127 -> 140 of 192 scenes, `--edge-level 0.6, 1.5`)
+
+
+@dataclass
+class Grounds:
+    """Two grounds in the window: per pixel the ``share`` of the first (H×W float32, 0..1, smoothed as the
+    image it levels), and the pixels each ground's own level is fitted on (``first``, ``second``: H×W bool)."""
+
+    share: np.ndarray
+    first: np.ndarray
+    second: np.ndarray
+
+    @classmethod
+    def split(cls, share: np.ndarray, pure: float = 0.5) -> Grounds:
+        """Each ground's pixels: where the other's share is below ``pure`` (0.5: every pixel, on its side)."""
+        return cls(share, share >= max(0.5, 1 - pure), share < min(0.5, pure))
 
 
 def sample_step(valid: np.ndarray) -> int:
@@ -25,11 +44,14 @@ def sample_step(valid: np.ndarray) -> int:
     return max(1, int(np.sqrt(valid.sum() / 6000)))
 
 
-def two_grounds(mean: np.ndarray, valid: np.ndarray, smooth: float) -> np.ndarray | None:
-    """Per pixel, the share of the first of two grounds (H×W float32, 0..1), or None for one ground.
-    ``mean``: H×W×3, the image smoothed by ``smooth`` (σ, px) over ``valid`` (H×W bool, the ground)."""
+def two_grounds(mean: np.ndarray, valid: np.ndarray, smooth: float) -> Grounds | None:
+    """The two grounds in the window, or None for one. ``mean``: H×W×3, the image smoothed by ``smooth``
+    (σ, px) over ``valid`` (H×W bool, the ground)."""
     share = two_colours(mean, valid)
-    return share if share is not None else brightness_edge(mean, valid, smooth)
+    if share is not None:   # each pixel's share from its own chromaticity: texture mixes them too, not only the edge
+        return Grounds.split(share)
+    share = brightness_edge(mean, valid, smooth)
+    return None if share is None else Grounds.split(share, EDGE_PURE)
 
 
 def two_colours(mean: np.ndarray, valid: np.ndarray) -> np.ndarray | None:
