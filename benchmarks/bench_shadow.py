@@ -13,6 +13,7 @@ what it costs on top of the edit.
     .venv/bin/python benchmarks/bench_shadow.py --vignette 0.5 --size 1200x900 --no-timing  # lit unevenly
     .venv/bin/python benchmarks/bench_shadow.py --soft 3 --size 1200x900 --no-timing      # a soft shadow
     .venv/bin/python benchmarks/bench_shadow.py --noise 3 --size 1200x900 --no-timing     # sensor noise
+    .venv/bin/python benchmarks/bench_shadow.py --shade 0.5 --size 1200x900 --no-timing   # into a building's shade
     .venv/bin/python benchmarks/bench_shadow.py --leave 25 --size 800x600 --no-timing     # it leaves the photo
     .venv/bin/python benchmarks/bench_shadow.py --hole 0.2 --size 800x600 --no-timing     # light through a handle
     .venv/bin/python benchmarks/bench_shadow.py --edge --size 1200x900 --no-timing        # onto another ground
@@ -262,6 +263,9 @@ def main() -> None:
     parser.add_argument("--edge-level", type=float, default=None, metavar="F",
                         help="with --edge: the next ground in the shadow's ground's own colour, F times as bright "
                              "(a slab beside asphalt: 0.6; beside brighter paving: 1.5)")
+    parser.add_argument("--shade", type=float, default=None, metavar="F",
+                        help="the shadow runs into a building's shade, F times as bright, 60 %% along it (no sun "
+                             "there: the object casts none)")
     parser.add_argument("--leave", type=int, default=None, metavar="PX",
                         help="the shadow cast downwards (90° ± 29°) and the photo ending PX before its far end: "
                              "the shadow leaves the photo")
@@ -298,6 +302,8 @@ def main() -> None:
             if args.leave is not None:
                 scene = S.cut_off(scene, args.leave)
             scene = edged(scene, i)
+            if args.shade is not None:
+                scene = S.into_shade(scene, args.shade)
             if args.noise:
                 grain = np.random.default_rng(args.seed + i + 2000).normal(0, args.noise, scene.image.shape)
                 scene = replace(scene, image=np.clip(np.rint(scene.image + grain), 0, 255).astype(np.uint8))

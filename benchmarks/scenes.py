@@ -361,6 +361,22 @@ def across_edge(scene: ShadowScene, ground_name: str, rng: np.random.Generator,
                    background=np.clip(np.rint(bg), 0, 255).astype(np.uint8))
 
 
+def into_shade(scene: ShadowScene, level: float = 0.5) -> ShadowScene:
+    """``scene`` with the ground beyond a straight edge across its shadow (at 60 % of the shadow's length
+    outside the object) in a building's or a wall's shade: the same ground, ``level`` times as bright, where
+    the object casts no shadow (no sun reaches it)."""
+    h, w = scene.mask.shape
+    ys, xs = np.nonzero((scene.shadow > 0.5) & ~scene.mask)
+    along = np.mgrid[0:h, 0:w][1] * np.cos(scene.angle) + np.mgrid[0:h, 0:w][0] * np.sin(scene.angle)
+    shade = (along > np.percentile(xs * np.cos(scene.angle) + ys * np.sin(scene.angle), 60)) & ~scene.mask
+    dim = scene.background.astype(np.float32) * level
+    image = np.where(shade[..., None], dim, scene.image.astype(np.float32))
+    background = np.where(shade[..., None], dim, scene.background.astype(np.float32))
+    return replace(scene, image=np.clip(np.rint(image), 0, 255).astype(np.uint8),
+                   background=np.clip(np.rint(background), 0, 255).astype(np.uint8),
+                   shadow=np.where(shade, 0, scene.shadow).astype(np.float32))
+
+
 def pole_scene(w: int, h: int, rng: np.random.Generator, ground_name: str = "noise", width: int = 12,
                angle: float = -0.38) -> ShadowScene:
     """A thin pole (``width`` px wide, a third of the photo's height tall) on textured ground, its shadow as

@@ -607,6 +607,19 @@ def test_a_shadow_across_the_edge_to_a_ground_of_the_same_colour(tmp_path, seed,
     assert r["verdict"] == "ok", r
 
 
+@pytest.mark.parametrize("seed", [2404, 2413])
+def test_a_shadow_into_a_buildings_shade_is_in_doubt(tmp_path, seed):
+    """The shadow runs into a building's shade (the same ground, half as bright, beyond a straight edge):
+    one lit level took the shade with it (outside 31 and 20 times the shadow's area, far pixels changed);
+    the shade is a second ground now and left alone, but where the shadow ends in it is unseen: doubt."""
+    sc = S.into_shade(S.shadow_scene(1200, 900, np.random.default_rng(seed), S.SHADOW_GROUNDS[seed % 4]), 0.5)
+    r = measure(sc, str(tmp_path))
+    assert r["far"] and r["outside"] <= 0.6 and r["cover"] >= 0.95, r
+    q = _shadow_quality(tmp_path, sc.image, sc.mask)
+    assert q["verdict"] == "doubt" and q["signals"]["shadow_ends_at_ground"], q
+    assert any("stops at the edge of a darker ground" in reason for reason in q["reasons"]), q
+
+
 @pytest.mark.parametrize("sky", [0.0, 0.6])
 def test_one_ground_is_one_ground(monkeypatch, sky):
     """On one ground, the shadow's own chroma (a sky-lit one's is bluer) and its own edges do not make two

@@ -26,8 +26,10 @@ Signals (the record's ``signals``):
 * with ``--shadow``, the cast shadow found (:func:`shadow_signals`): ``shadow_area`` (its area over
   the object's), ``shadow_borders`` (photo borders it runs along) and ``shadow_direction`` (how
   one-sided it is: a light casts a shadow to one side; a dark ring all around the object is not one)
-  and ``shadow_contrast`` (its umbra's darkening over the lit ground's darkest spots' at the search's
-  scale: near 1, the gaps of coarse texture next to the object may be all it is).
+  ``shadow_contrast`` (its umbra's darkening over the lit ground's darkest spots' at the search's
+  scale: near 1, the gaps of coarse texture next to the object may be all it is) and
+  ``shadow_ends_at_ground`` (it stops at the straight edge of a darker ground: a building's shade, in
+  which it would go on unseen).
 
 The thresholds were tuned on the scenes of ``benchmarks/bench_quality.py`` only (its tuning seeds;
 the table there also reports other seeds), except SAM's, which are the defaults of
@@ -468,7 +470,8 @@ def shadow_signals(shadows) -> dict[str, Any]:
     (:func:`_shadow_signals`), the least plausible of them (the largest area and borders, the least
     direction and contrast)."""
     each = [_shadow_signals(p) for p in shadows.parts]
-    worst = {"shadow_area": max, "shadow_borders": max, "shadow_direction": min, "shadow_contrast": min}
+    worst = {"shadow_area": max, "shadow_borders": max, "shadow_direction": min, "shadow_contrast": min,
+             "shadow_ends_at_ground": max}
     return {k: pick(s[k] for s in each) for k, pick in worst.items()}
 
 
@@ -491,7 +494,8 @@ def _shadow_signals(shadow) -> dict[str, Any]:
     borders = sum(bool(edge) and int(side.sum()) >= max(3, SHADOW_BORDER_SIDE * size + _crossing(heading, out, ys, xs))
                   for edge, side, out in zip(shadow.frame, sides, outward))
     return {"shadow_area": round(float(cand.sum()) / area_obj, 3), "shadow_borders": int(borders),
-            "shadow_direction": round(direction, 3), "shadow_contrast": round(float(shadow.contrast), 2)}
+            "shadow_direction": round(direction, 3), "shadow_contrast": round(float(shadow.contrast), 2),
+            "shadow_ends_at_ground": bool(shadow.ends_at_ground)}
 
 
 def _crossing(heading: np.ndarray, normal: tuple[int, int], ys: np.ndarray, xs: np.ndarray) -> float:
@@ -525,6 +529,9 @@ def shadow_reasons(signals: dict) -> list[str]:
     if signals["shadow_contrast"] < SHADOW_CONTRAST_MIN:
         reasons.append(f"the shadow found is hardly darker than the ground's own texture "
                        f"({signals['shadow_contrast']:.2f}× its darkest spots): it may be only that")
+    if signals["shadow_ends_at_ground"]:
+        reasons.append("the shadow found stops at the edge of a darker ground (a wall's or a building's shade?): "
+                       "it may go on into it unseen")
     return reasons
 
 

@@ -79,8 +79,9 @@ class ShadowMatte:
     candidate, object: the working copy's candidate region (the part nearer this object than the
         other selected ones) and object (H'×W' bool, the window),
         ``window`` its full-resolution box, ``frame`` which of its sides (top, bottom, left,
-        right) are the photo's borders and ``contrast`` how far the umbra stands out of the ground's
-        own texture: what the doubt signals measure (autoinpaint.mask.assess).
+        right) are the photo's borders, ``contrast`` how far the umbra stands out of the ground's
+        own texture and ``ends_at_ground`` whether it stops at the edge of a darker ground (where it
+        goes on is unseen there): what the doubt signals measure (autoinpaint.mask.assess).
     """
 
     box: tuple[int, int, int, int]
@@ -91,6 +92,7 @@ class ShadowMatte:
     window: tuple[int, int, int, int] = (0, 0, 0, 0)
     frame: tuple[bool, bool, bool, bool] = (False, False, False, False)
     contrast: float = 99.0   # the umbra's darkening over the lit ground's darkest spots' (.evidence)
+    ends_at_ground: bool = False   # it stops at the edge of a darker ground (.grounds.ends_at_darker)
 
 
 def _lit_level(mean: np.ndarray, valid: np.ndarray, passes: int = 3,
@@ -275,6 +277,8 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     # light through the object (its handle, between its legs) leaves lit holes in the shadow: the region's
     # holes were filled (brighter texture in the umbra), these are opened again
     region &= ~_lit_holes(small, valid, lit, region, valid & ~away, float(darkening.mean()), coarse)
+    ends_at_ground = grounds is not None and grounds.ends_at_darker(
+        region, lit, cv2.dilate(obj.astype(np.uint8), smear).astype(bool))
     # the penumbra: the outline's offset and softness (σ) that explain the finely measured ratio
     # best near the edge; the matte is a soft step across the region's signed distance
     # under the object next to the shadow: shadow too (the near band whose nearest ground is the region's,
@@ -360,7 +364,7 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     if others is not None:   # what the doubt signals measure: the shadow nearer this object than the others
         seen &= nearest_values(obj | others, obj)
     return ShadowMatte((wx0 + fx0, wy0 + fy0, wx0 + fx1, wy0 + fy1), np.clip(matte, 0, 1).astype(np.float32),
-                       darkening, seen, obj, (wx0, wy0, wx1, wy1), frame, contrast), cut
+                       darkening, seen, obj, (wx0, wy0, wx1, wy1), frame, contrast, ends_at_ground), cut
 
 
 def _refined(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], box: tuple[int, int, int, int],

@@ -19,6 +19,8 @@ GROUND_SHARE = 0.1       # spread), each at least this share of the ground
 EDGE_STEP = 0.15         # two grounds of one colour: brightness apart by at least this much (log: 14 %) ...
 EDGE_PIECES = 6          # ... across a straight edge, on each of this many pieces along it (at least 4 measured)
 EDGE_ANGLES = 36         # the edge's directions tried (every 5°)
+ENDS_ACROSS = 0.05       # a shadow with less than this share of it beyond the edge between two grounds stops there
+ENDS_BESIDE = 0.9        # ... cast from an object standing away from the edge: this share of it beside the object
 EDGE_PURE = 0.05         # ... each ground's level fitted where the other's share is below this (the edge's band,
                          # smoothed, mixes the two: all targets on 127 -> 140 of 192 scenes, `--edge-level 0.6, 1.5`)
 
@@ -36,6 +38,25 @@ class Grounds:
     def split(cls, share: np.ndarray, pure: float = 0.5) -> Grounds:
         """Each ground's pixels: where the other's share is below ``pure`` (0.5: every pixel, on its side)."""
         return cls(share, share >= max(0.5, 1 - pure), share < min(0.5, pure))
+
+    def ends_at_darker(self, region: np.ndarray, lit: np.ndarray, beside: np.ndarray) -> bool:
+        """Whether the shadow ``region`` (H×W bool) reaches the edge from one ground and stops there, away
+        from the object (``beside``: H×W bool, the object and the ground next to it, where a shadow on one
+        side of the edge goes on under the object), the other ground being darker (``lit``: H×W×3, the lit
+        level): in the shade of a wall or a building beyond the edge, a shadow goes on unseen, as dark as
+        that ground, so where it ends is a guess."""
+        # beyond the edge's band: the coarse smoothing spreads a shadow that stops at the edge into the band
+        first, second = self.share >= 0.95, self.share <= 0.05
+        on = (int((region & first).sum()), int((region & second).sum()))
+        if min(on) > ENDS_ACROSS * sum(on) or not (region & ~first & ~second & ~beside).any():
+            return False   # it goes on across the edge, or does not reach it
+        side = self.share >= 0.5
+        mine, other = (side, ~side) if on[0] >= on[1] else (~side, side)
+        contact = region & beside
+        if (contact & (first if on[0] >= on[1] else second)).sum() < ENDS_BESIDE * contact.sum():
+            return False   # the object stands at the edge: the shadow comes out from under it across the edge
+        level = lit.mean(axis=2)
+        return bool(other.any() and np.median(level[other]) < np.median(level[mine]))
 
 
 def sample_step(valid: np.ndarray) -> int:
