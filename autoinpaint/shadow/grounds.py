@@ -6,7 +6,8 @@ blended per pixel by its share.
 Two grounds of different colour are told apart by their chromaticity (the channels over their sum),
 which a shadow keeps; two of the same colour and different brightness by a straight edge across the
 whole window, the ground brighter on one side of it all along: a shadow's edge stops where the shadow
-does.
+does. A shadow that stops at that edge, the ground beyond it darker (a building's shade), may go on
+in it unseen: a doubt signal (:meth:`Grounds.ends_at_darker`).
 """
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ GROUND_SHARE = 0.1       # spread), each at least this share of the ground
 EDGE_STEP = 0.15         # two grounds of one colour: brightness apart by at least this much (log: 14 %) ...
 EDGE_PIECES = 6          # ... across a straight edge, on each of this many pieces along it (at least 4 measured)
 EDGE_ANGLES = 36         # the edge's directions tried (every 5°)
-ENDS_ACROSS = 0.05       # a shadow with less than this share of it beyond the edge between two grounds stops there
-ENDS_BESIDE = 0.9        # ... cast from an object standing away from the edge: this share of it beside the object
 EDGE_PURE = 0.05         # ... each ground's level fitted where the other's share is below this (the edge's band,
                          # smoothed, mixes the two: all targets on 127 -> 140 of 192 scenes, `--edge-level 0.6, 1.5`)
+ENDS_ACROSS = 0.05       # a shadow with less than this share of it beyond that band stops at the edge ...
+ENDS_BESIDE = 0.9        # ... cast from an object standing away from it: this share of it beside the object
 
 
 @dataclass
@@ -45,18 +46,17 @@ class Grounds:
         side of the edge goes on under the object), the other ground being darker (``lit``: H×W×3, the lit
         level): in the shade of a wall or a building beyond the edge, a shadow goes on unseen, as dark as
         that ground, so where it ends is a guess."""
-        # beyond the edge's band: the coarse smoothing spreads a shadow that stops at the edge into the band
-        first, second = self.share >= 0.95, self.share <= 0.05
-        on = (int((region & first).sum()), int((region & second).sum()))
-        if min(on) > ENDS_ACROSS * sum(on) or not (region & ~first & ~second & ~beside).any():
+        # counted beyond the edge's band (the fits' pixels): the coarse smoothing spreads a shadow that stops
+        # at the edge into it. Grounds told apart by colour have no band: their edge is not placed
+        on = (int((region & self.first).sum()), int((region & self.second).sum()))
+        if min(on) > ENDS_ACROSS * sum(on) or not (region & ~self.first & ~self.second & ~beside).any():
             return False   # it goes on across the edge, or does not reach it
-        side = self.share >= 0.5
-        mine, other = (side, ~side) if on[0] >= on[1] else (~side, side)
+        own, side = (self.first, self.share >= 0.5) if on[0] >= on[1] else (self.second, self.share < 0.5)
         contact = region & beside
-        if (contact & (first if on[0] >= on[1] else second)).sum() < ENDS_BESIDE * contact.sum():
+        if (contact & own).sum() < ENDS_BESIDE * contact.sum():
             return False   # the object stands at the edge: the shadow comes out from under it across the edge
         level = lit.mean(axis=2)
-        return bool(other.any() and np.median(level[other]) < np.median(level[mine]))
+        return bool((~side).any() and np.median(level[~side]) < np.median(level[side]))
 
 
 def sample_step(valid: np.ndarray) -> int:
