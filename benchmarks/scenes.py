@@ -367,7 +367,8 @@ def into_shade(scene: ShadowScene, level: float = 0.5) -> ShadowScene:
     the object casts no shadow (no sun reaches it)."""
     h, w = scene.mask.shape
     ys, xs = np.nonzero((scene.shadow > 0.5) & ~scene.mask)
-    along = np.mgrid[0:h, 0:w][1] * np.cos(scene.angle) + np.mgrid[0:h, 0:w][0] * np.sin(scene.angle)
+    yy, xx = np.mgrid[0:h, 0:w]
+    along = xx * np.cos(scene.angle) + yy * np.sin(scene.angle)
     shade = (along > np.percentile(xs * np.cos(scene.angle) + ys * np.sin(scene.angle), 60)) & ~scene.mask
     dim = scene.background.astype(np.float32) * level
     image = np.where(shade[..., None], dim, scene.image.astype(np.float32))

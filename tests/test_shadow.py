@@ -292,6 +292,14 @@ def _with_dark(region: np.ndarray, seed: int = 0, centre=(240, 180),
     return np.clip(img, 0, 255).astype(np.uint8), obj.astype(bool)
 
 
+def _spy(monkeypatch, module, name: str) -> list:
+    """What ``module.name`` returns, call by call, while it keeps doing its work."""
+    returned = []
+    real = getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *a: returned.append(real(*a)) or returned[-1])
+    return returned
+
+
 def _shadow_quality(tmp_path, image: np.ndarray, obj: np.ndarray) -> dict:
     path = tmp_path / "obj.png"
     Image.fromarray(obj.astype(np.uint8) * 255).save(path)
@@ -571,9 +579,7 @@ def test_bright_texture_in_the_umbra_is_no_lit_hole(monkeypatch, w, h, seed, gro
     without the spot's least size they were taken for holes (these four scenes) and left dark."""
     from autoinpaint.shadow import find
 
-    found = []
-    real = find._lit_holes
-    monkeypatch.setattr(find, "_lit_holes", lambda *a: found.append(real(*a)) or found[-1])
+    found = _spy(monkeypatch, find, "_lit_holes")
     sc = S.shadow_scene(w, h, np.random.default_rng(seed), ground)
     assert find.find_shadow(sc.image, sc.mask) is not None
     assert found and not any(f.any() for f in found)
@@ -626,9 +632,7 @@ def test_one_ground_is_one_ground(monkeypatch, sky):
     grounds."""
     from autoinpaint.shadow import find
 
-    found = []
-    real = find.two_grounds
-    monkeypatch.setattr(find, "two_grounds", lambda *a: found.append(real(*a)) or found[-1])
+    found = _spy(monkeypatch, find, "two_grounds")
     for seed in range(2400, 2404):
         sc = S.shadow_scene(1200, 900, np.random.default_rng(seed), S.SHADOW_GROUNDS[seed % 4], sky=sky)
         assert find.find_shadow(sc.image, sc.mask) is not None
@@ -644,9 +648,7 @@ def test_no_edge_between_grounds_where_there_is_none(monkeypatch, w, h, seed, ob
     from autoinpaint.shadow import grounds
     from autoinpaint.shadow.objects import find_shadows
 
-    found = []
-    real = grounds.brightness_edge
-    monkeypatch.setattr(grounds, "brightness_edge", lambda *a: found.append(real(*a)) or found[-1])
+    found = _spy(monkeypatch, grounds, "brightness_edge")
     sc = S.shadow_scene(w, h, np.random.default_rng(seed), S.SHADOW_GROUNDS[seed % 4], objects=objects)
     assert find_shadows(sc.image, sc.mask) is not None
     assert found and all(f is None for f in found)
