@@ -599,12 +599,14 @@ def test_a_shadow_across_the_edge_between_two_grounds(tmp_path, seed):
     assert r["verdict"] == "ok", r
 
 
-@pytest.mark.parametrize("seed, level", [(2404, 0.6), (2403, 1.5)])
+@pytest.mark.parametrize("seed, level", [(2404, 0.6), (2403, 1.5), (2421, 0.6)])
 def test_a_shadow_across_the_edge_to_a_ground_of_the_same_colour(tmp_path, seed, level):
     """The shadow falls from one ground onto another of the same colour, darker (a slab beside asphalt) or
     brighter: one lit level for both took the darker ground for the shadow's, or read the shadow's half on
     it as lit (2404, darker ground: outside 0.33, MAD 13.3, verdict ok; 2403, brighter: outside 9.9, MAD 34);
-    a straight edge with the ground brighter on one side all along it now gives each ground its level."""
+    a straight edge with the ground brighter on one side all along it now gives each ground its level.
+    2421: the shadow's part beyond the edge lies in the edge's band, as if it stopped there; the ground
+    beyond is darker on the lines from the shadow, so it goes on and is not cut (cut: MAD 1.8 -> 11.5)."""
     i = seed - 2400
     sc = S.shadow_scene(1200, 900, np.random.default_rng(seed), S.SHADOW_GROUNDS[i % 4])
     sc = S.across_edge(sc, S.SHADOW_GROUNDS[(i + 1) % 4], np.random.default_rng(seed + 1000), level)
@@ -613,17 +615,77 @@ def test_a_shadow_across_the_edge_to_a_ground_of_the_same_colour(tmp_path, seed,
     assert r["verdict"] == "ok", r
 
 
+def _into_shade(seed: int) -> tuple[S.ShadowScene, np.ndarray]:
+    """A 1200x900 scene whose shadow runs into a building's shade (half as bright), and the shade's pixels
+    over 2 px from its edge and 16 px from the object (whose own ring is inpainted) (H×W bool)."""
+    import cv2
+
+    plain = S.shadow_scene(1200, 900, np.random.default_rng(seed), S.SHADOW_GROUNDS[seed % 4])
+    sc = S.into_shade(plain, 0.5)
+    shade = (sc.background != plain.background).any(axis=2).astype(np.uint8)
+    return sc, cv2.erode(shade, np.ones((5, 5), np.uint8)).astype(bool) & (distance_outside(sc.mask) > 16)
+
+
+def _shade_left_alone(tmp_path, sc: S.ShadowScene, shade: np.ndarray) -> None:
+    import autoinpaint
+
+    path = tmp_path / "object.png"
+    Image.fromarray(sc.mask.astype(np.uint8) * 255).save(path)
+    result = autoinpaint.remove(sc.image, mask=str(path), inpainter="telea", shadow=True)
+    assert shade.sum() > 10000 and np.array_equal(result[shade], sc.image[shade])
+
+
 @pytest.mark.parametrize("seed", [2404, 2413])
 def test_a_shadow_into_a_buildings_shade_is_in_doubt(tmp_path, seed):
     """The shadow runs into a building's shade (the same ground, half as bright, beyond a straight edge):
     one lit level took the shade with it (outside 31 and 20 times the shadow's area, far pixels changed);
     the shade is a second ground now and left alone, but where the shadow ends in it is unseen: doubt."""
-    sc = S.into_shade(S.shadow_scene(1200, 900, np.random.default_rng(seed), S.SHADOW_GROUNDS[seed % 4]), 0.5)
+    sc, shade = _into_shade(seed)
     r = measure(sc, str(tmp_path))
-    assert r["far"] and r["outside"] <= 0.6 and r["cover"] >= 0.95, r
+    assert r["far"] and r["outside"] <= 0.1 and r["cover"] >= 0.95, r
+    _shade_left_alone(tmp_path, sc, shade)
     q = _shadow_quality(tmp_path, sc.image, sc.mask)
     assert q["verdict"] == "doubt" and q["signals"]["shadow_ends_at_ground"], q
     assert any("stops at the edge of a darker ground" in reason for reason in q["reasons"]), q
+
+
+@pytest.mark.parametrize("seed", [2401, 2414])
+def test_a_shadow_that_stops_at_a_buildings_shade_is_cut_there(tmp_path, seed):
+    """Where the shadow meets the shade, the edge is placed again on the photo's pixels: the matte, soft
+    and placed to a working pixel, spilled over it (2401 bricks: outside 0.32, MAD 14.9; 2414 grass:
+    0.25, 11.9) and the lit level blended the shade in near it (the darkening too light); the shade is
+    now no ground of the shadow's, the matte is cut at the edge, and every shade pixel is the input's."""
+    sc, shade = _into_shade(seed)
+    r = measure(sc, str(tmp_path))
+    assert_all_targets(r)
+    _shade_left_alone(tmp_path, sc, shade)
+
+
+@pytest.mark.parametrize("goes_on", [False, True])
+def test_the_edge_a_shadow_stops_at_is_placed_on_the_photos_pixels(goes_on):
+    """An edge 3° and 3 px off on the working copy is placed within half a pixel on the photo; a shadow
+    that goes on beyond it (darker there than the ground beyond beside it) is not cut (None)."""
+    from autoinpaint.shadow.edge import place_edge
+
+    rng = np.random.default_rng(5)
+    h, w, angle, offset = 300, 400, np.radians(100), 150.0     # the edge: x·cos + y·sin = offset
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    across = xx * np.cos(angle) + yy * np.sin(angle) - offset
+    ground = 140 + 12 * rng.normal(0, 1, (h, w)).astype(np.float32)
+    ground *= np.clip(0.5 - across, 0, 1) * 0.5 + 0.5          # beyond the edge: a shade half as bright
+    shadow = (np.hypot(xx - 203, yy - 168) < 40) & (across < 0)  # a shadow reaching it from the lit side
+    if goes_on:
+        shadow |= (np.hypot(xx - 203, yy - 168) < 40) & (across >= 0)
+    image = ground * np.where(shadow, 0.5, 1.0)
+    image = np.repeat(np.clip(np.rint(image), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    edge = place_edge(image, np.zeros((h, w), bool), (0, 0, w, h), 1.0, (angle + np.radians(3), offset + 3),
+                      False, float(np.log(0.5)), shadow & (across < 0), 0.5)
+    if goes_on:
+        assert edge is None
+        return
+    share = edge.on_box((0, 0, w, h))
+    assert np.abs(share - np.clip(0.5 - across, 0, 1)).max() <= 0.5
+    assert share[120, 200] == 1 and share[250, 200] == 0
 
 
 @pytest.mark.parametrize("sky", [0.0, 0.6])

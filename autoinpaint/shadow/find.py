@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .darkening import umbra_darkening
+from .edge import place_edge
 from .evidence import chroma_spread, sky_shape, texture_contrast
 from .grounds import Grounds, sample_step, two_grounds
 from .outline import (FINE, OFFSETS, PASSES, PENUMBRAS, LevelCost, fit_sigma, local_offsets, nearest_values,
@@ -262,6 +263,18 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     rim = 2   # working px: the shadow reaches the window's side (the photo's border is no cut)
     cut = tuple(bool(e.any()) and not f for e, f in zip(
         (region[:rim], region[-rim:], region[:, :rim], region[:, -rim:]), frame))
+    # a shadow that stops at the edge between two grounds of one colour (a building's shade beyond it):
+    # the edge placed on the photo's pixels, the ground beyond it none of the shadow's
+    ends_at_ground, placed = False, None
+    ground = None if grounds is None or grounds.edge is None else grounds.stays_on(region)
+    if ground is not None:
+        ends_at_ground = grounds.ends_at_darker(region, cv2.dilate(obj.astype(np.uint8), smear).astype(bool))
+        placed = place_edge(image, mask if exclude is None else mask | exclude, (wx0, wy0, wx1, wy1), s, grounds.edge,
+                          ground == 0, grounds.rise, region, float(darkening.mean()))
+        if placed is not None:   # one ground left
+            valid &= placed.on_working(valid.shape, s) >= 0.5
+            region &= valid
+            mean, grounds = normconv(small, valid, coarse), None
     # the lit level again, over all the ground but the shadow (its penumbra and the coarse smoothing's
     # reach too): the search had to leave out every darker patch, which on coarse texture leaves the
     # level too bright (under the shadow, on average: gravel +1.0 / +3.7 %, grass +1.1 / +2.4 % on the
@@ -276,8 +289,6 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     # light through the object (its handle, between its legs) leaves lit holes in the shadow: the region's
     # holes were filled (brighter texture in the umbra), these are opened again
     region &= ~_lit_holes(small, valid, lit, region, valid & ~away, float(darkening.mean()), coarse)
-    ends_at_ground = grounds is not None and grounds.ends_at_darker(
-        region, lit, cv2.dilate(obj.astype(np.uint8), smear).astype(bool))
     # the penumbra: the outline's offset and softness (σ) that explain the finely measured ratio
     # best near the edge; the matte is a soft step across the region's signed distance
     # under the object next to the shadow: shadow too (the near band whose nearest ground is the region's,
@@ -351,11 +362,14 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     fx1, fy1 = min(int(np.ceil(rb[2] / s)) + 2, wx1 - wx0), min(int(np.ceil(rb[3] / s)) + 2, wy1 - wy0)
     if s < 1:
         not_ground = mask if exclude is None else mask | exclude
+        other = None if placed is None else placed.on_box((fx0, fy0, fx1, fy1)) < 0.5
         dist, sigma = _refined(image, not_ground, (wx0, wy0), (fx0, fy0, fx1, fy1), signed, lit, offset, sigma,
-                               float(darkening.mean()), s, coarse_copy)
+                               float(darkening.mean()), s, coarse_copy, other)
     else:
         dist, sigma = signed[fy0:fy1, fx0:fx1] - offset, max(sigma, 0.35)
     matte = step(dist, sigma)
+    if placed is not None:   # cut where the shadow stops
+        matte *= placed.on_box((fx0, fy0, fx1, fy1))
     matte[matte < MATTE_MIN] = 0
     if not matte.any():
         return none
@@ -368,12 +382,13 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
 
 def _refined(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], box: tuple[int, int, int, int],
              signed: np.ndarray, lit: np.ndarray, offset: float, sigma: float, darkening: float,
-             s: float, fit_penumbra: bool) -> tuple[np.ndarray, float]:
+             s: float, fit_penumbra: bool, other: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """The matte's signed distance (full px, over ``box``: the matte's box in the window whose top-left
     corner is ``corner``) and σ (full px), fitted again on a copy of the photo there of at most
     ``REFINE_SIZE`` px (the photo itself when it is smaller) on the ground (not ``mask``): ``signed``,
     ``lit``, ``offset`` and ``sigma`` are the working copy's (working px, downscaled by ``s``);
-    ``fit_penumbra``: fit σ again too."""
+    ``fit_penumbra``: fit σ again too; ``other``: (h×w bool over ``box``, full px) no ground of the shadow's
+    either (beyond the edge it stops at)."""
     import cv2
 
     from ..imaging.pixels import to_rgb8
@@ -386,7 +401,8 @@ def _refined(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], box: 
     ys = ((fy0 + (np.arange(size[1], dtype=np.float32) + 0.5) / r) * s - 0.5)[:, None].repeat(size[0], 1)
     dist = (cv2.remap(signed, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) - offset) * (r / s)
     lit = cv2.remap(lit, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    crop, obj = to_rgb8(image[y0:y1, x0:x1]), mask[y0:y1, x0:x1].astype(np.uint8)
+    crop, obj = to_rgb8(image[y0:y1, x0:x1]), mask[y0:y1, x0:x1] if other is None else mask[y0:y1, x0:x1] | other
+    obj = obj.astype(np.uint8)
     if r < 1:
         crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
         obj = (cv2.resize(obj * np.uint8(255), size, interpolation=cv2.INTER_AREA) > 2).astype(np.uint8)

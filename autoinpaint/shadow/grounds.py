@@ -29,34 +29,47 @@ ENDS_BESIDE = 0.9        # ... cast from an object standing away from it: this s
 @dataclass
 class Grounds:
     """Two grounds in the window: per pixel the ``share`` of the first (H×W float32, 0..1, smoothed as the
-    image it levels), and the pixels each ground's own level is fitted on (``first``, ``second``: H×W bool)."""
+    image it levels), and the pixels each ground's own level is fitted on (``first``, ``second``: H×W bool).
+    Two grounds of one colour have a straight ``edge`` between them: its normal's angle (radians) and
+    offset (px; the first ground lies beyond it, along the normal) and the log brightness's step across it
+    (``rise``); None for grounds told apart by colour."""
 
     share: np.ndarray
     first: np.ndarray
     second: np.ndarray
+    edge: tuple[float, float] | None = None
+    rise: float = 0.0
 
     @classmethod
-    def split(cls, share: np.ndarray, pure: float = 0.5) -> Grounds:
+    def split(cls, share: np.ndarray, pure: float = 0.5, edge: tuple[float, float] | None = None,
+              rise: float = 0.0) -> Grounds:
         """Each ground's pixels: where the other's share is below ``pure`` (0.5: every pixel, on its side)."""
-        return cls(share, share >= max(0.5, 1 - pure), share < min(0.5, pure))
+        return cls(share, share >= max(0.5, 1 - pure), share < min(0.5, pure), edge, rise)
 
-    def ends_at_darker(self, region: np.ndarray, lit: np.ndarray, beside: np.ndarray) -> bool:
+    def stays_on(self, region: np.ndarray) -> int | None:
+        """The ground the shadow ``region`` (H×W bool) reaches the edge from and stops at it on (0: the
+        first, 1: the second), counted beyond the edge's band (the fits' pixels: the coarse smoothing
+        spreads a shadow that stops at the edge into it); None when it goes on across the edge or does not
+        reach it. Grounds told apart by colour have no band: their edge is not placed."""
+        on = (int((region & self.first).sum()), int((region & self.second).sum()))
+        if min(on) > ENDS_ACROSS * sum(on) or not (region & ~self.first & ~self.second).any():
+            return None
+        return 0 if on[0] >= on[1] else 1
+
+    def ends_at_darker(self, region: np.ndarray, beside: np.ndarray) -> bool:
         """Whether the shadow ``region`` (H×W bool) reaches the edge from one ground and stops there, away
         from the object (``beside``: H×W bool, the object and the ground next to it, where a shadow on one
-        side of the edge goes on under the object), the other ground being darker (``lit``: H×W×3, the lit
-        level): in the shade of a wall or a building beyond the edge, a shadow goes on unseen, as dark as
-        that ground, so where it ends is a guess."""
-        # counted beyond the edge's band (the fits' pixels): the coarse smoothing spreads a shadow that stops
-        # at the edge into it. Grounds told apart by colour have no band: their edge is not placed
-        on = (int((region & self.first).sum()), int((region & self.second).sum()))
-        if min(on) > ENDS_ACROSS * sum(on) or not (region & ~self.first & ~self.second & ~beside).any():
-            return False   # it goes on across the edge, or does not reach it
-        own, side = (self.first, self.share >= 0.5) if on[0] >= on[1] else (self.second, self.share < 0.5)
+        side of the edge goes on under the object), the other ground being darker: in the shade of a wall
+        or a building beyond the edge, a shadow goes on unseen, as dark as that ground, so where it ends is
+        a guess."""
+        ground = self.stays_on(region)
+        if ground is None or not (region & ~self.first & ~self.second & ~beside).any():
+            return False   # it goes on across the edge, or does not reach it away from the object
+        own = self.first if ground == 0 else self.second
         contact = region & beside
         if (contact & own).sum() < ENDS_BESIDE * contact.sum():
             return False   # the object stands at the edge: the shadow comes out from under it across the edge
-        level = lit.mean(axis=2)
-        return bool((~side).any() and np.median(level[~side]) < np.median(level[side]))
+        return (self.rise > 0) == (ground == 0)   # the first ground lies beyond the edge, ``rise`` up to it
 
 
 def sample_step(valid: np.ndarray) -> int:
@@ -71,8 +84,8 @@ def two_grounds(mean: np.ndarray, valid: np.ndarray, smooth: float) -> Grounds |
     share = two_colours(mean, valid)
     if share is not None:   # each pixel's share from its own chromaticity: texture mixes them too, not only the edge
         return Grounds.split(share)
-    share = brightness_edge(mean, valid, smooth)
-    return None if share is None else Grounds.split(share, EDGE_PURE)
+    edge = brightness_edge(mean, valid, smooth)
+    return None if edge is None else Grounds.split(edge[0], EDGE_PURE, edge[1], edge[2])
 
 
 def two_colours(mean: np.ndarray, valid: np.ndarray) -> np.ndarray | None:
@@ -98,11 +111,13 @@ def two_colours(mean: np.ndarray, valid: np.ndarray) -> np.ndarray | None:
     return np.clip(((chroma - centre) @ axis - low) / (high - low), 0, 1).astype(np.float32)
 
 
-def brightness_edge(mean: np.ndarray, valid: np.ndarray, smooth: float) -> np.ndarray | None:
+def brightness_edge(mean: np.ndarray, valid: np.ndarray,
+                    smooth: float) -> tuple[np.ndarray, tuple[float, float], float] | None:
     """Two grounds of one colour: the straight line that splits the ground's log brightness best in two
     (:func:`_best_split`), kept when the brightness steps across it by at least ``EDGE_STEP`` all along
     it (:func:`_steps_along`) and the two sides differ as much away from it; the share of the side beyond
-    it, smoothed as ``mean`` is (σ ``smooth``, px). None for one ground."""
+    it, smoothed as ``mean`` is (σ ``smooth``, px), the line (its normal's angle and offset) and the
+    step. None for one ground."""
     from .outline import normconv
 
     step = sample_step(valid)
@@ -129,7 +144,7 @@ def brightness_edge(mean: np.ndarray, valid: np.ndarray, smooth: float) -> np.nd
     h, w = valid.shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     side = (xx * np.cos(angle) + yy * np.sin(angle) > offset).astype(np.float32)
-    return np.clip(normconv(side, valid, smooth), 0, 1).astype(np.float32)
+    return np.clip(normconv(side, valid, smooth), 0, 1).astype(np.float32), (angle, offset), rise
 
 
 def _best_split(xs: np.ndarray, ys: np.ndarray, level: np.ndarray) -> tuple[float, float]:
