@@ -12,7 +12,6 @@ the shadow's, and its matte is cut there.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,13 +124,11 @@ def place_edge(image: np.ndarray, not_ground: np.ndarray, window: tuple[int, int
     into = (across[None, :] - np.polyval(fit, ts)[:, None]) * (1 if beyond else -1)   # px into the shadow's side
     other = inside & ~blocked & (into <= -2) & (into >= -(3 / scale + 5))
     own = inside & (into >= 2) & (into <= 5)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)   # lines with none of it: NaN, left out
-        beyond_level = np.nanmedian(np.where(other, level, np.nan), axis=1)
-        under = (np.nanmean(np.where(own, shadow, np.nan), axis=1) >= UMBRA) & np.isfinite(beyond_level)
-    lit = clear & np.isfinite(beyond_level)
+    under = ((shadow * own).sum(axis=1) >= UMBRA * np.maximum(own.sum(axis=1), 1)) & own.any(axis=1)
+    under &= other.any(axis=1)
+    lit = clear & other.any(axis=1)
     if under.sum() >= PIECE_ROWS and lit.sum() >= PIECE_ROWS:
-        drop = float(np.median(beyond_level[lit]) - np.median(beyond_level[under]))
+        drop = float(np.median(level[other & lit[:, None]]) - np.median(level[other & under[:, None]]))
         if drop >= -0.5 * np.log(max(1 - darkening, 1e-3)):
             return None
     return PlacedEdge(origin, n, d, fit, 1 if beyond else -1)
