@@ -649,12 +649,14 @@ def test_a_shadow_into_a_buildings_shade_is_in_doubt(tmp_path, seed):
     assert any("stops at the edge of a darker ground" in reason for reason in q["reasons"]), q
 
 
-@pytest.mark.parametrize("seed", [2401, 2414])
+@pytest.mark.parametrize("seed", [2401, 2414, 2423])
 def test_a_shadow_that_stops_at_a_buildings_shade_is_cut_there(tmp_path, seed):
     """Where the shadow meets the shade, the edge is placed again on the photo's pixels: the matte, soft
     and placed to a working pixel, spilled over it (2401 bricks: outside 0.32, MAD 14.9; 2414 grass:
     0.25, 11.9) and the lit level blended the shade in near it (the darkening too light); the shade is
-    now no ground of the shadow's, the matte is cut at the edge, and every shade pixel is the input's."""
+    now no ground of the shadow's, the matte is cut at the edge, and every shade pixel is the input's.
+    2423: the shadow darkens the ground before the edge on one piece of it, which made it no edge (the
+    shade taken with the shadow: outside 18.5, MAD 28.3); one piece may now step less."""
     sc, shade = _into_shade(seed)
     r = measure(sc, str(tmp_path))
     assert_all_targets(r)

@@ -22,7 +22,7 @@ PIECES = 8           # the edge is placed on this many pieces along it, each mea
 PIECE_ROWS = 4       # this many lines across it clear of the object and the shadow
 MISPLACED = 2.0      # px: a piece farther than this from the line through the others is left out; the edge is
                      # not placed unless most pieces (and three at least) line up
-UMBRA = 0.8          # lines across the edge whose shadow reaches it: this share of the few px before it shadow
+UMBRA = 0.8          # a line across the edge is the shadow's when this share of its 2-5 px before the edge is
 
 
 @dataclass

@@ -5,8 +5,8 @@ blended per pixel by its share.
 
 Two grounds of different colour are told apart by their chromaticity (the channels over their sum),
 which a shadow keeps; two of the same colour and different brightness by a straight edge across the
-whole window, the ground brighter on one side of it all along: a shadow's edge stops where the shadow
-does. A shadow that stops at that edge, the ground beyond it darker (a building's shade), may go on
+whole window, the ground brighter on one side of it all along (but where a shadow reaches it): a
+shadow's edge stops where the shadow does. A shadow that stops at that edge, the ground beyond it darker (a building's shade), may go on
 in it unseen: a doubt signal (:meth:`Grounds.ends_at_darker`).
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 GROUNDS_APART = 0.03     # two grounds of different colour: chromaticities this far apart (and 4 times their
 GROUND_SHARE = 0.1       # spread), each at least this share of the ground
 EDGE_STEP = 0.15         # two grounds of one colour: brightness apart by at least this much (log: 14 %) ...
-EDGE_PIECES = 6          # ... across a straight edge, on each of this many pieces along it (at least 4 measured)
+EDGE_PIECES = 6          # ... across a straight edge, on this many pieces along it (at least 4 measured), all but one
 EDGE_ANGLES = 36         # the edge's directions tried (every 5°)
 EDGE_PURE = 0.05         # ... each ground's level fitted where the other's share is below this (the edge's band,
                          # smoothed, mixes the two: all targets on 127 -> 140 of 192 scenes, `--edge-level 0.6, 1.5`)
@@ -115,9 +115,9 @@ def brightness_edge(mean: np.ndarray, valid: np.ndarray,
                     smooth: float) -> tuple[np.ndarray, tuple[float, float], float] | None:
     """Two grounds of one colour: the straight line that splits the ground's log brightness best in two
     (:func:`_best_split`), kept when the brightness steps across it by at least ``EDGE_STEP`` all along
-    it (:func:`_steps_along`) and the two sides differ as much away from it; the share of the side beyond
-    it, smoothed as ``mean`` is (σ ``smooth``, px), the line (its normal's angle and offset) and the
-    step. None for one ground."""
+    it but on one piece (:func:`_steps_along`) and the two sides differ as much away from it; the share of
+    the side beyond it, smoothed as ``mean`` is (σ ``smooth``, px), the line (its normal's angle and
+    offset) and the step. None for one ground."""
     from .outline import normconv
 
     step = sample_step(valid)
@@ -134,8 +134,13 @@ def brightness_edge(mean: np.ndarray, valid: np.ndarray,
     if len(steps) < EDGE_PIECES * 2 // 3:
         return None
     rise = float(np.median(steps))
-    if abs(rise) < EDGE_STEP or not np.all((steps / rise >= 0.5) & (steps / rise <= 2)):
-        return None   # the shadows of objects side by side step across a line here and there, unevenly
+    off = ~((steps / rise >= 0.5) & (steps / rise <= 2)) if rise else np.ones(len(steps), bool)
+    # the shadows of objects side by side step across a line here and there, unevenly; but one piece in
+    # the middle may step less (the object's shadow reaching the edge darkens the ground before it there
+    # as a building's shade does beyond it), not one at an end (a dark region along a straight line)
+    inner = off.sum() == 1 and len(steps) > EDGE_PIECES * 2 // 3 and not (off[0] or off[-1])
+    if abs(rise) < EDGE_STEP or not (off.sum() == 0 or inner):
+        return None
     # the grounds differ away from the line too: beside a straight bright joint (bricks' mortar) the band's
     # step is the joint's, gone further out
     before, beyond = level[across < -band], level[across > band]
