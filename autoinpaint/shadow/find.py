@@ -267,12 +267,13 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
         (region[:rim], region[-rim:], region[:, :rim], region[:, -rim:]), frame))
     # a shadow that stops at the edge between two grounds of one colour (a building's shade beyond it):
     # the edge placed on the photo's pixels, the ground beyond it none of the shadow's
+    not_ground = mask if exclude is None else mask | exclude
     ends_at_ground, placed = False, None
     ground = None if grounds is None or grounds.edge is None else grounds.stays_on(region)
     if ground is not None:
         ends_at_ground = grounds.ends_at_darker(region, cv2.dilate(obj.astype(np.uint8), smear).astype(bool))
-        placed = place_edge(image, mask if exclude is None else mask | exclude, (wx0, wy0, wx1, wy1), s, grounds.edge,
-                          ground == 0, grounds.rise, region, float(darkening.mean()))
+        placed = place_edge(image, not_ground, (wx0, wy0, wx1, wy1), s, grounds.edge, ground == 0, grounds.rise,
+                            region, float(darkening.mean()))
         if placed is not None:   # one ground left
             valid &= placed.on_working(valid.shape, s) >= 0.5
             region &= valid
@@ -363,7 +364,6 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     fx0, fy0 = max(int(rb[0] / s) - 2, 0), max(int(rb[1] / s) - 2, 0)
     fx1, fy1 = min(int(np.ceil(rb[2] / s)) + 2, wx1 - wx0), min(int(np.ceil(rb[3] / s)) + 2, wy1 - wy0)
     if s < 1:
-        not_ground = mask if exclude is None else mask | exclude
         other = None if placed is None else placed.on_box((fx0, fy0, fx1, fy1)) < 0.5
         dist, sigma = _refined(image, not_ground, (wx0, wy0), (fx0, fy0, fx1, fy1), signed, lit, offset, sigma,
                                float(darkening.mean()), s, coarse_copy, other)
@@ -403,8 +403,8 @@ def _refined(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], box: 
     ys = ((fy0 + (np.arange(size[1], dtype=np.float32) + 0.5) / r) * s - 0.5)[:, None].repeat(size[0], 1)
     dist = (cv2.remap(signed, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) - offset) * (r / s)
     lit = cv2.remap(lit, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    crop, obj = to_rgb8(image[y0:y1, x0:x1]), mask[y0:y1, x0:x1] if other is None else mask[y0:y1, x0:x1] | other
-    obj = obj.astype(np.uint8)
+    crop, obj = to_rgb8(image[y0:y1, x0:x1]), mask[y0:y1, x0:x1]
+    obj = (obj if other is None else obj | other).astype(np.uint8)
     if r < 1:
         crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
         obj = (cv2.resize(obj * np.uint8(255), size, interpolation=cv2.INTER_AREA) > 2).astype(np.uint8)

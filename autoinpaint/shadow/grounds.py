@@ -6,8 +6,8 @@ blended per pixel by its share.
 Two grounds of different colour are told apart by their chromaticity (the channels over their sum),
 which a shadow keeps; two of the same colour and different brightness by a straight edge across the
 whole window, the ground brighter on one side of it all along (but where a shadow reaches it): a
-shadow's edge stops where the shadow does. A shadow that stops at that edge, the ground beyond it darker (a building's shade), may go on
-in it unseen: a doubt signal (:meth:`Grounds.ends_at_darker`).
+shadow's edge stops where the shadow does. A shadow that stops at that edge, the ground beyond it
+darker (a building's shade), may go on in it unseen: a doubt signal (:meth:`Grounds.ends_at_darker`).
 """
 from __future__ import annotations
 
