@@ -690,6 +690,22 @@ def test_the_edge_a_shadow_stops_at_is_placed_on_the_photos_pixels(goes_on):
     assert share[120, 200] == 1 and share[250, 200] == 0
 
 
+def test_an_edge_whose_pieces_do_not_line_up_is_not_placed_quietly(monkeypatch):
+    """480x360 seed 2001 (bricks beside grass 0.6× as bright): no piece of the edge lines up with a line
+    through the others; the edge is not placed, without a NumPy warning (there was one: the mean of none)."""
+    import warnings
+
+    from autoinpaint.shadow import find
+
+    sc = S.shadow_scene(W, H, np.random.default_rng(2001), S.SHADOW_GROUNDS[1])
+    sc = S.across_edge(sc, S.SHADOW_GROUNDS[2], np.random.default_rng(3001), 0.6)
+    placed = _spy(monkeypatch, find, "place_edge")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert find.find_shadow(sc.image, sc.mask) is not None
+    assert placed == [None]
+
+
 @pytest.mark.parametrize("sky", [0.0, 0.6])
 def test_one_ground_is_one_ground(monkeypatch, sky):
     """On one ground, the shadow's own chroma (a sky-lit one's is bluer) and its own edges do not make two

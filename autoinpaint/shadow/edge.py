@@ -114,7 +114,7 @@ def place_edge(image: np.ndarray, not_ground: np.ndarray, window: tuple[int, int
     t, c = np.array(placed).T
     fit = _line(t, c)
     near = np.abs(c - np.polyval(fit, t)) <= MISPLACED
-    if not near.all():   # one piece on something else (a joint, a stone): the line through the others
+    if 2 <= near.sum() < len(near):   # one piece on something else (a joint, a stone): the line through the others
         fit = _line(t[near], c[near])
         near = np.abs(c - np.polyval(fit, t)) <= MISPLACED
     if near.sum() < max(3, len(placed) // 2 + 1):
