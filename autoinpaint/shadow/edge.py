@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .grounds import EDGE_ANGLES
+from .grounds import EDGE_ANGLES, two_levels
 
 PIECES = 8           # the edge is placed on this many pieces along it, each measured on at least
 PIECE_ROWS = 4       # this many lines across it clear of the object and the shadow
@@ -138,12 +138,8 @@ def _step_at(profile: np.ndarray, across: np.ndarray, rise: float) -> float | No
     """Where ``profile`` (log brightness at ``across``, px) steps by ``rise``'s sign: the split that two
     levels fit best, then the crossing of their midpoint (sub-px); None when the step is under half of
     ``rise`` or of the other sign."""
-    n = len(profile)
-    c1, c2 = np.cumsum(profile), np.cumsum(profile * profile)
-    k = np.arange(2, n - 1)
-    left = c2[k - 1] - c1[k - 1] ** 2 / k
-    right = (c2[-1] - c2[k - 1]) - (c1[-1] - c1[k - 1]) ** 2 / (n - k)
-    i = int(k[np.argmin(left + right)])
+    k = np.arange(2, len(profile) - 1)
+    i = int(k[np.argmin(two_levels(profile, k))])
     low, high = profile[:i].mean(), profile[i:].mean()
     if (high - low) * np.sign(rise) < 0.5 * abs(rise):
         return None

@@ -363,15 +363,15 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     rb = bbox(signed <= reach)
     fx0, fy0 = max(int(rb[0] / s) - 2, 0), max(int(rb[1] / s) - 2, 0)
     fx1, fy1 = min(int(np.ceil(rb[2] / s)) + 2, wx1 - wx0), min(int(np.ceil(rb[3] / s)) + 2, wy1 - wy0)
+    keep = None if placed is None else placed.on_box((fx0, fy0, fx1, fy1))   # the shadow's side of the edge
     if s < 1:
-        other = None if placed is None else placed.on_box((fx0, fy0, fx1, fy1)) < 0.5
         dist, sigma = _refined(image, not_ground, (wx0, wy0), (fx0, fy0, fx1, fy1), signed, lit, offset, sigma,
-                               float(darkening.mean()), s, coarse_copy, other)
+                               float(darkening.mean()), s, coarse_copy, None if keep is None else keep < 0.5)
     else:
         dist, sigma = signed[fy0:fy1, fx0:fx1] - offset, max(sigma, 0.35)
     matte = step(dist, sigma)
-    if placed is not None:   # cut where the shadow stops
-        matte *= placed.on_box((fx0, fy0, fx1, fy1))
+    if keep is not None:   # cut where the shadow stops
+        matte *= keep
     matte[matte < MATTE_MIN] = 0
     if not matte.any():
         return none

@@ -152,6 +152,15 @@ def brightness_edge(mean: np.ndarray, valid: np.ndarray,
     return np.clip(normconv(side, valid, smooth), 0, 1).astype(np.float32), (angle, offset), rise
 
 
+def two_levels(values: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """The squared residual of ``values`` (N, in order) fitted by two levels, the first over its first
+    ``k`` (for each of ``k``: 1..N−1)."""
+    c1, c2 = np.cumsum(values), np.cumsum(values * values)
+    left = c2[k - 1] - c1[k - 1] ** 2 / k
+    right = (c2[-1] - c2[k - 1]) - (c1[-1] - c1[k - 1]) ** 2 / (len(values) - k)
+    return left + right
+
+
 def _best_split(xs: np.ndarray, ys: np.ndarray, level: np.ndarray) -> tuple[float, float]:
     """The line (its normal's angle, radians, and offset along it, px) that splits the points (``xs``,
     ``ys``: N) best in two levels of ``level`` (N; least squares, each side at least ``GROUND_SHARE`` of
@@ -164,11 +173,9 @@ def _best_split(xs: np.ndarray, ys: np.ndarray, level: np.ndarray) -> tuple[floa
         p = xs * np.cos(angle) + ys * np.sin(angle)
         order = np.argsort(p, kind="stable")
         ps, ls = p[order], level[order]
-        c1, c2 = np.cumsum(ls), np.cumsum(ls * ls)
-        left = c2[k - 1] - c1[k - 1] ** 2 / k
-        right = (c2[-1] - c2[k - 1]) - (c1[-1] - c1[k - 1]) ** 2 / (n - k)
-        i = int(np.argmin(left + right))
-        drop = total - float(left[i] + right[i])
+        costs = two_levels(ls, k)
+        i = int(np.argmin(costs))
+        drop = total - float(costs[i])
         if drop > best[0]:
             best = (drop, float(angle), float((ps[k[i] - 1] + ps[k[i]]) / 2))
     return best[1], best[2]
