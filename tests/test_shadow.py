@@ -498,6 +498,25 @@ def test_a_high_suns_sliver_of_shadow_is_found(tmp_path, ground, seed, w, h, len
         assert abs(float(found.darkening.mean()) - float(sc.darkening.mean())) <= 0.01
 
 
+@pytest.mark.parametrize("ground, seed", [("grass", 2418), ("noise", 2423)])
+def test_a_sliver_as_narrow_as_the_smoothing_is_found_closer_up(tmp_path, ground, seed):
+    """A high sun's sliver 14-17 px wide at its widest (1200x900) under a search smoothed over 17-21 px:
+    near the object it was darkened by under 20 % at that smoothing (paving: no candidate at all) or
+    opened away (grass: its umbra 2.1 times the texture's darkest spots, too little for a narrower disk),
+    and nothing was found, the sliver left dark. Now, when nothing is found, it is looked for again at
+    half the smoothing and the neck in a window 0.4 times the object's size around it (a copy 2-3 times
+    finer), where its umbra stands out of the texture: the grass sliver meets all targets, the paving one
+    is covered and its MAD at most 0.45 of leaving it (darkening 0.43 for 0.51). On the same ground
+    without the shadow nothing is found closer up either."""
+    from autoinpaint.shadow import find_shadow
+
+    sc = S.shadow_scene(1200, 900, np.random.default_rng(seed), ground, length=0.9)
+    r = measure(sc, str(tmp_path))
+    assert r["cover"] >= 0.9 and r["outside"] <= 0.1 and r["far"] and r["verdict"] == "ok", r
+    assert r["mad"] <= (6 if ground == "grass" else 0.45 * r["mad_plain"]), r
+    assert find_shadow(S.shadowless(sc).image, sc.mask) is None
+
+
 def test_a_box_that_takes_part_of_the_shadow_leaves_the_rest_found(tmp_path):
     """Selected by a box for the classical segmenter, the object's mask took the half of its shadow
     inside the box; the sliver left beside it was too narrow for the search's opening and nothing more

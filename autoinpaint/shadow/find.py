@@ -64,6 +64,9 @@ CONTRAST_MIN = 1.0       # an umbra no darker than the lit ground's own darkest 
                          # theirs, :func:`.evidence.texture_contrast`) is texture, not a shadow
 NARROW_CONTRAST = 2.5    # ... and opened with a narrower disk (which lets more dark texture through) only when
                          # its umbra is at least this many times as dark
+SLIVER = 0.5             # nothing found: a high sun's sliver of shadow beside the object, as narrow as the
+                         # smoothing, is looked for again at this share of the smoothing and the neck ...
+SLIVER_REACH = 0.4       # ... in a window reaching this share of the object's size around it (a finer copy)
 LIT_HOLE = 0.25          # light through the object (its handle, between its legs): a hole in the shadow, found
                          # where it is darker by under this share of the umbra's darkening, at half the coarse
 HOLE_SPOT = 0.4          # scale, over a spot at least this many times the coarse σ in radius (a bright stone's
@@ -169,19 +172,23 @@ def find_shadow(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None 
         return None
     side = _scale(mask, box)
     reach = (REACH,) * 4   # top, bottom, left, right
-    for _ in range(WIDEN):
+    for widened in range(WIDEN + 1):
         found, cut = _search(image, mask, exclude, box, side, reach)
-        if found is None or not any(cut):
-            return found
+        if found is None or not any(cut) or widened == WIDEN:
+            break
         reach = tuple(r * 2 if c else r for r, c in zip(reach, cut))
-    return _search(image, mask, exclude, box, side, reach)[0]
+    if found is None:   # a high sun's sliver, as narrow as the search's smoothing: looked for again closer up
+        found = _search(image, mask, exclude, box, side, (SLIVER_REACH,) * 4, sliver=True)[0]
+    return found
 
 
 def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box: tuple[int, int, int, int],
-            side: int, reach: tuple[float, float, float, float]) -> tuple[ShadowMatte | None, tuple[bool, ...]]:
+            side: int, reach: tuple[float, float, float, float], sliver: bool = False
+            ) -> tuple[ShadowMatte | None, tuple[bool, ...]]:
     """:func:`find_shadow` in a window reaching ``reach`` times the object's size (``side``, px: the
     search's scale) beyond its ``box`` (top, bottom, left, right), and which of the window's sides, not
-    the photo's borders, the shadow runs out of."""
+    the photo's borders, the shadow runs out of. ``sliver``: smoothed and opened at ``SLIVER`` times the
+    scale, and only where the umbra stands well out of the texture (``NARROW_CONTRAST``)."""
     import cv2
 
     from ..imaging.pixels import to_rgb8
@@ -218,7 +225,8 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     if valid.sum() < 64:
         return none
     # coarse scale (a fraction of the object's size): where the shadow is and how dark its umbra is
-    coarse = max(2.0, COARSE * side * s)
+    share = SLIVER if sliver else 1.0
+    coarse = max(2.0, COARSE * share * side * s)
     mean = normconv(small, valid, coarse)
     grounds = two_grounds(mean, valid, coarse)
     lit = _lit_level(mean, valid, grounds=grounds)
@@ -235,13 +243,13 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
         return none
     core = candidate & (dark >= np.percentile(dark[candidate], 50))
     darkening = np.clip(np.median(1 - ratio[core], axis=0), 0.02, 0.95).astype(np.float32)
-    neck = max(2, int(round(NECK * side * s)))
+    neck = max(2, int(round(NECK * share * side * s)))
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * neck + 1, 2 * neck + 1))
     # how far the coarse smoothing carries a dark region's darkness onto the ground around it
     smear = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * int(2 * coarse + 6) + 1,) * 2)
     around = cv2.dilate(candidate.astype(np.uint8), smear).astype(bool)
     contrast = texture_contrast(dark, valid & ~around, float(darkening.mean()), DARK_MIN, disk, int(coarse))
-    if contrast < CONTRAST_MIN:
+    if contrast < (NARROW_CONTRAST if sliver else CONTRAST_MIN):
         return none
     # the region: half-way through the penumbra (at the coarse scale, an edge keeps its place)
     region = _touching(valid & (dark >= 0.5 * float(darkening.mean())) & (spread <= CHROMA_MAX), touch)
