@@ -100,6 +100,64 @@ class ShadowMatte:
     ends_at_ground: bool = False   # it stops at the edge of a darker ground (.grounds.ends_at_darker)
 
 
+@dataclass
+class _Window:
+    """The part of the photo a shadow is searched in, and its working copy (downscaled by ``scale``).
+
+    box: (x0, y0, x1, y1) half-open, full-resolution px; frame: which of its sides (top, bottom, left,
+    right) are the photo's borders; small: H'×W'×3 float32, the working copy (8-bit RGB levels); obj,
+    near, valid: H'×W' bool, the object, it grown by 2 px, the ground (neither, nor near ``others``, the
+    other selected objects, or None)."""
+
+    box: tuple[int, int, int, int]
+    frame: tuple[bool, bool, bool, bool]
+    scale: float
+    small: np.ndarray = field(repr=False)
+    obj: np.ndarray = field(repr=False)
+    near: np.ndarray = field(repr=False)
+    valid: np.ndarray = field(repr=False)
+    others: np.ndarray | None = field(repr=False)
+
+    @classmethod
+    def around(cls, image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box: tuple[int, int, int, int],
+               side: int, reach: tuple[float, float, float, float]) -> "_Window":
+        """The window reaching ``reach`` times ``side`` (px) beyond ``box`` (top, bottom, left, right), at
+        most ``WORK_SIZE`` px across on its working copy; ``mask``, ``exclude``: H×W bool."""
+        import cv2
+
+        from ..imaging.pixels import to_rgb8
+
+        h, w = mask.shape
+        top, bottom, left, right = (int(r * side) + 8 for r in reach)
+        wx0, wy0 = max(box[0] - left, 0), max(box[1] - top, 0)
+        wx1, wy1 = min(box[2] + right, w), min(box[3] + bottom, h)
+        s = min(1.0, WORK_SIZE / max(wx1 - wx0, wy1 - wy0))
+        size = (max(1, round((wx1 - wx0) * s)), max(1, round((wy1 - wy0) * s)))
+        # every k-th pixel, then the area average: each working pixel still averages at least 9 of them, at
+        # a fraction of the cost of averaging all (a 12 MP window: ~10× faster)
+        k = max(1, int(1 / s) // 3)
+        o = k // 2
+
+        def working(region: np.ndarray) -> np.ndarray:
+            """The window's part of ``region`` (H×W bool) on the working copy: any of it in a working pixel."""
+            if s == 1:
+                return region[wy0:wy1, wx0:wx1].copy()
+            return cv2.resize(region[wy0 + o:wy1:k, wx0 + o:wx1:k].view(np.uint8) * np.uint8(255), size,
+                              interpolation=cv2.INTER_AREA) > 2
+
+        small = to_rgb8(image[wy0:wy1, wx0:wx1]).astype(np.float32) if s == 1 else cv2.resize(
+            to_rgb8(image[wy0 + o:wy1:k, wx0 + o:wx1:k]), size, interpolation=cv2.INTER_AREA).astype(np.float32)
+        obj = working(mask)
+        halo = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))   # 2 px around what is not ground
+        near = cv2.dilate(obj.astype(np.uint8), halo).astype(bool)
+        valid, others = ~near, None
+        if exclude is not None and exclude[wy0:wy1, wx0:wx1].any():
+            others = working(exclude)
+            valid &= ~cv2.dilate(others.astype(np.uint8), halo).astype(bool)
+        return cls((wx0, wy0, wx1, wy1), (wy0 == 0, wy1 == h, wx0 == 0, wx1 == w), s, small, obj, near, valid,
+                   others)
+
+
 def _lit_level(mean: np.ndarray, valid: np.ndarray, passes: int = 3,
                grounds: Grounds | None = None) -> np.ndarray:
     """The lit ground's level: a surface per channel fitted to ``mean`` (H×W×3, texture-smoothed) over
@@ -191,39 +249,14 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     scale, and only where the umbra stands well out of the texture (``NARROW_CONTRAST``)."""
     import cv2
 
-    from ..imaging.pixels import to_rgb8
     from ..mask.refine import bbox, fill_holes
 
     none = (None, (False,) * 4)
-    h, w = mask.shape
-    top, bottom, left, right = (int(r * side) + 8 for r in reach)
-    wx0, wy0, wx1, wy1 = max(box[0] - left, 0), max(box[1] - top, 0), min(box[2] + right, w), min(box[3] + bottom, h)
-    frame = (wy0 == 0, wy1 == h, wx0 == 0, wx1 == w)
-    s = min(1.0, WORK_SIZE / max(wx1 - wx0, wy1 - wy0))
-    size = (max(1, round((wx1 - wx0) * s)), max(1, round((wy1 - wy0) * s)))
-    # every k-th pixel, then the area average: each working pixel still averages at least 9 of them, at
-    # a fraction of the cost of averaging all (a 12 MP window: ~10× faster)
-    k = max(1, int(1 / s) // 3)
-    o = k // 2
-
-    def working(region: np.ndarray) -> np.ndarray:
-        """The window's part of ``region`` (H×W bool) on the working copy: any of it in a working pixel."""
-        if s == 1:
-            return region[wy0:wy1, wx0:wx1].copy()
-        return cv2.resize(region[wy0 + o:wy1:k, wx0 + o:wx1:k].view(np.uint8) * np.uint8(255), size,
-                          interpolation=cv2.INTER_AREA) > 2
-
-    small = to_rgb8(image[wy0:wy1, wx0:wx1]).astype(np.float32) if s == 1 else cv2.resize(
-        to_rgb8(image[wy0 + o:wy1:k, wx0 + o:wx1:k]), size, interpolation=cv2.INTER_AREA).astype(np.float32)
-    obj = working(mask)
-    halo = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))   # 2 px around what is not ground
-    near = cv2.dilate(obj.astype(np.uint8), halo).astype(bool)
-    valid, others = ~near, None
-    if exclude is not None and exclude[wy0:wy1, wx0:wx1].any():
-        others = working(exclude)
-        valid &= ~cv2.dilate(others.astype(np.uint8), halo).astype(bool)
-    if valid.sum() < 64:
+    win = _Window.around(image, mask, exclude, box, side, reach)
+    if win.valid.sum() < 64:
         return none
+    (wx0, wy0, wx1, wy1), frame, s = win.box, win.frame, win.scale
+    small, obj, near, valid, others = win.small, win.obj, win.near, win.valid, win.others
     # coarse scale (a fraction of the object's size): where the shadow is and how dark its umbra is
     share = SLIVER if sliver else 1.0
     coarse = max(2.0, COARSE * share * side * s)
@@ -302,40 +335,7 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     region &= ~_lit_holes(small, valid, lit, region, valid & ~away, float(darkening.mean()), coarse)
     # the penumbra: the outline's offset and softness (σ) that explain the finely measured ratio
     # best near the edge; the matte is a soft step across the region's signed distance
-    # under the object next to the shadow: shadow too (the near band whose nearest ground is the region's,
-    # not the band along the object's edge past the shadow's: that took ~40 px beside it at 12 MP)
-    ring = near & cv2.dilate(region.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
-    ring &= nearest_values(~near, region)
-    inside = (region | ring).astype(np.uint8)
-    signed = (cv2.distanceTransform(1 - inside, cv2.DIST_L2, 5)
-              - cv2.distanceTransform(inside, cv2.DIST_L2, 5)).astype(np.float32)  # working px, > 0 outside
-    # the region's outline follows the texture's dark gaps at the coarse scale (wiggles a stone or a
-    # brick wide) where a shadow's is smooth: smooth the signed distance (unless that takes most of a
-    # thin region away); the pieces' offsets then follow the shadow's own shape
-    smooth = cv2.GaussianBlur(signed, (0, 0), OUTLINE_SMOOTH * coarse)
-    if (smooth <= 0).sum() >= 0.5 * inside.sum():
-        signed, inside = smooth, (smooth <= 0).astype(np.uint8)
-    fine = normconv(small, valid, FINE)
-    raw = (1 - (fine / lit).mean(axis=2)) / float(darkening.mean())
-    band = valid & (np.abs(signed) <= max(4.0, 2 * coarse))
-    best, best_err = (0.0, 1.0), np.inf
-    if band.sum() >= 8:
-        d, r = signed[band], raw[band]
-        thin = max(1, d.size // 4000)  # a global fit: a few thousand pixels of the band are plenty
-        d, r = d[::thin], r[::thin]
-        for offset in OFFSETS[::2]:  # whole px: the pieces refine it
-            for sigma in PENUMBRAS:
-                err = float(((step(d - offset, float(np.hypot(sigma, FINE))) - r) ** 2).mean())
-                if err < best_err:
-                    best, best_err = (offset, sigma), err
-    offset, sigma = best
-    if band.sum() >= 8:
-        # the outline's offset, segment by segment along it: a shadow's outline is not the coarse one's
-        for _ in range(PASSES):
-            signed = signed - local_offsets(inside, signed, band, LevelCost(raw, float(np.hypot(sigma, FINE))),
-                                            offset)
-            offset = 0.0
-            sigma = fit_sigma(signed[band][::thin], raw[band][::thin], PENUMBRAS)
+    signed, offset, sigma = _fit_outline(small, valid, near, lit, region, float(darkening.mean()), coarse)
     coarse_copy = s <= COARSE_COPY
     work_matte = step(signed - offset, max(sigma, 0.35))
     estimate = None
@@ -388,6 +388,52 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
         seen &= nearest_values(obj | others, obj)
     return ShadowMatte((wx0 + fx0, wy0 + fy0, wx0 + fx1, wy0 + fy1), np.clip(matte, 0, 1).astype(np.float32),
                        darkening, seen, obj, (wx0, wy0, wx1, wy1), frame, contrast, ends_at_ground), cut
+
+
+def _fit_outline(small: np.ndarray, valid: np.ndarray, near: np.ndarray, lit: np.ndarray, region: np.ndarray,
+                 darkening: float, coarse: float) -> tuple[np.ndarray, float, float]:
+    """The shadow's outline on the working copy: the signed distance (H'×W' float32, working px, > 0
+    outside) to the ``region``'s outline, its pieces' offsets fitted, and the offset and penumbra σ
+    (working px) left to apply: ``step(signed − offset, σ)`` is the matte. ``small``: the working copy;
+    ``valid``: the ground; ``near``: the object grown by 2 px; ``lit``: the lit ground's level;
+    ``darkening``: the umbra's (mean over channels); ``coarse``: the search's smoothing σ."""
+    import cv2
+
+    # under the object next to the shadow: shadow too (the near band whose nearest ground is the region's,
+    # not the band along the object's edge past the shadow's: that took ~40 px beside it at 12 MP)
+    ring = near & cv2.dilate(region.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    ring &= nearest_values(~near, region)
+    inside = (region | ring).astype(np.uint8)
+    signed = (cv2.distanceTransform(1 - inside, cv2.DIST_L2, 5)
+              - cv2.distanceTransform(inside, cv2.DIST_L2, 5)).astype(np.float32)  # working px, > 0 outside
+    # the region's outline follows the texture's dark gaps at the coarse scale (wiggles a stone or a
+    # brick wide) where a shadow's is smooth: smooth the signed distance (unless that takes most of a
+    # thin region away); the pieces' offsets then follow the shadow's own shape
+    smooth = cv2.GaussianBlur(signed, (0, 0), OUTLINE_SMOOTH * coarse)
+    if (smooth <= 0).sum() >= 0.5 * inside.sum():
+        signed, inside = smooth, (smooth <= 0).astype(np.uint8)
+    fine = normconv(small, valid, FINE)
+    raw = (1 - (fine / lit).mean(axis=2)) / darkening
+    band = valid & (np.abs(signed) <= max(4.0, 2 * coarse))
+    best, best_err = (0.0, 1.0), np.inf
+    if band.sum() >= 8:
+        d, r = signed[band], raw[band]
+        thin = max(1, d.size // 4000)  # a global fit: a few thousand pixels of the band are plenty
+        d, r = d[::thin], r[::thin]
+        for offset in OFFSETS[::2]:  # whole px: the pieces refine it
+            for sigma in PENUMBRAS:
+                err = float(((step(d - offset, float(np.hypot(sigma, FINE))) - r) ** 2).mean())
+                if err < best_err:
+                    best, best_err = (offset, sigma), err
+    offset, sigma = best
+    if band.sum() >= 8:
+        # the outline's offset, segment by segment along it: a shadow's outline is not the coarse one's
+        for _ in range(PASSES):
+            signed = signed - local_offsets(inside, signed, band, LevelCost(raw, float(np.hypot(sigma, FINE))),
+                                            offset)
+            offset = 0.0
+            sigma = fit_sigma(signed[band][::thin], raw[band][::thin], PENUMBRAS)
+    return signed, offset, sigma
 
 
 def _refined(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], box: tuple[int, int, int, int],
