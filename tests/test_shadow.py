@@ -812,6 +812,13 @@ def test_batch_recipe_key_and_folder_mode(tmp_path, paving):
 
     r = batch("recipe.jsonl", "-o", "out")
     assert r.returncode == 0, r.stderr
+    records = {json.loads(line)["output"]: json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").open()}
+    shadowed = records[str(tmp_path / "out" / "with" / photo.name)]
+    state = autoinpaint.remove(paving.image, mask=str(mask), inpainter="telea", shadow=True, quiet=True,
+                               output=tmp_path / "api.png")
+    assert shadowed["shadow_pixels"] == state.metadata["shadow_pixels"] > 0   # the manifest says what --json says
+    assert shadowed["shadow_darkening"] == state.metadata["shadow_darkening"]
+    assert "shadow_pixels" not in records[str(tmp_path / "out" / "without" / photo.name)]
     expected = autoinpaint.remove(paving.image, mask=str(mask), inpainter="telea", shadow=True)
     plain = autoinpaint.remove(paving.image, mask=str(mask), inpainter="telea")
     assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "with" / photo.name)), expected)

@@ -76,8 +76,7 @@ def _skip_or_edit(task: Task, record: dict, store) -> None:
                   bbox=s["bbox"], segmenter=s["segmenter"], inpainter=s["inpainter"],
                   output_size=None if state.stop else size(task.output))
     record.update(_review(state))
-    if "detections" in s:
-        record["detections"] = s["detections"]
+    record.update({k: s[k] for k in ("detections", "shadow_pixels", "shadow_darkening") if k in s})
 
 
 def _review(state) -> dict:
