@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .outline import grey
+
 PATCHES = 64             # at most this many patches of lit ground are measured
 MIN_PATCHES = 8          # ... and with fewer, no estimate (None)
 SAMPLES = 3000           # pixels per region a statistic is computed on (a regular subsample)
@@ -44,7 +46,7 @@ def umbra_darkening(ratio: np.ndarray, umbra: np.ndarray, ring: np.ndarray, lit:
               if lit[uy + dy, ux + dx].all()]
     if len(shifts) > PATCHES:
         shifts = [shifts[i] for i in np.linspace(0, len(shifts) - 1, PATCHES).round().astype(int)]
-    grey = ratio.mean(axis=2)
+    brightness = grey(ratio)
     strays = []
     for dy, dx in shifts:
         sy, sx = ry + dy, rx + dx
@@ -52,8 +54,8 @@ def umbra_darkening(ratio: np.ndarray, umbra: np.ndarray, ring: np.ndarray, lit:
         around[around] = lit[sy[around], sx[around]]
         if around.sum() < 16:
             continue
-        inner = _statistics(grey[uy + dy, ux + dx][:, None])[:, 0]
-        outer = _statistics(grey[sy[around], sx[around]][:, None])[:, 0]
+        inner = _statistics(brightness[uy + dy, ux + dx][:, None])[:, 0]
+        outer = _statistics(brightness[sy[around], sx[around]][:, None])[:, 0]
         strays.append(np.log(np.maximum(inner, 1e-4) / np.maximum(outer, 1e-4)))
     if len(strays) < MIN_PATCHES:
         return None

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .outline import channel_spread
+
 SKY_MIN = 0.12           # a sky-lit shadow: red darkened more than blue by at least this share of the mean
 SKY_MAX = 1.0            # ... and at most this (beyond, a dark blue thing rather than a shadow)
 TEXTURE_PCT = 99         # the lit ground's own darkest spots: this percentile of its darkness
@@ -36,9 +38,9 @@ def chroma_spread(ratio: np.ndarray, dark: np.ndarray, shape: np.ndarray | None)
     channels, or with a sky-lit ``shape`` (:func:`sky_shape`), the spread of the darkening about
     ``dark`` × ``shape``."""
     if shape is None:
-        return ratio.max(axis=2) - ratio.min(axis=2)
+        return channel_spread(ratio)
     off = (1 - ratio) - dark[..., None] * shape
-    return off.max(axis=2) - off.min(axis=2)
+    return channel_spread(off)
 
 
 def texture_contrast(dark: np.ndarray, ground: np.ndarray, darkening: float, dark_min: float,

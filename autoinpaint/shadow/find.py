@@ -32,8 +32,8 @@ from .darkening import umbra_darkening
 from .edge import place_edge
 from .evidence import chroma_spread, sky_shape, texture_contrast
 from .grounds import Grounds, sample_step, two_grounds
-from .outline import (FINE, OFFSETS, PASSES, PENUMBRAS, LevelCost, fit_sigma, local_offsets, nearest_values,
-                      normconv, refine_outline, step)
+from .outline import (FINE, OFFSETS, PASSES, PENUMBRAS, LevelCost, fit_sigma, grey, local_offsets,
+                      nearest_values, normconv, refine_outline, step)
 
 WORK_SIZE = 384          # longest side (px) of the window's working copy
 REACH = 2.5              # the window: the object's box grown by this many times its size (the search's
@@ -186,7 +186,7 @@ def _lit_level(mean: np.ndarray, valid: np.ndarray, passes: int = 3,
         if use.sum() < 12:
             break
         plane = _surface(u, v, mean, use)
-        dark = (1 - (mean / plane).mean(axis=2)) >= DARK_MIN
+        dark = (1 - grey(mean / plane)) >= DARK_MIN
         keep = valid & ~cv2.dilate(dark.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     return plane.astype(np.float32)
 
@@ -266,7 +266,7 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     if float(lit.mean()) < LIT_MIN:   # ground too dark to tell a shadow on it
         return none
     ratio = mean / lit                                   # H'×W'×3, 1 = lit, < 1 = darker
-    dark = 1 - ratio.mean(axis=2)
+    dark = 1 - grey(ratio)
     touch = cv2.dilate(obj.astype(np.uint8), cv2.getStructuringElement(
         cv2.MORPH_ELLIPSE, (2 * (CONTACT_PX + 2) + 1,) * 2)).astype(bool)
     spread = chroma_spread(ratio, dark, sky_shape(ratio, dark, _touching(valid & (dark >= DARK_MIN), touch)))
@@ -327,7 +327,7 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     away = cv2.dilate(region.astype(np.uint8), smear).astype(bool)
     if (valid & ~away).sum() >= 64:
         lit = _lit_level(mean, valid & ~away, passes=1, grounds=grounds)
-        dark = 1 - (mean / lit).mean(axis=2)
+        dark = 1 - grey(mean / lit)
         core = region & (dark >= np.percentile(dark[region], 50))
         darkening = np.clip(np.median(1 - (mean / lit)[core], axis=0), 0.02, 0.95).astype(np.float32)
     # light through the object (its handle, between its legs) leaves lit holes in the shadow: the region's
@@ -355,7 +355,7 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
                                    outside & (signed <= edge + RING * side * s), outside)
         # ... and the lit level under the shadow follows the ground around it (the plane's departure,
         # interpolated): the refit of the outline measures against it
-        lit = lit * normconv((mean / lit).mean(axis=2), valid & ~away, LOCAL * side * s)[..., None]
+        lit = lit * normconv(grey(mean / lit), valid & ~away, LOCAL * side * s)[..., None]
     use = valid & (work_matte >= 0.5)
     if estimate is not None:
         darkening = estimate
@@ -413,7 +413,7 @@ def _fit_outline(small: np.ndarray, valid: np.ndarray, near: np.ndarray, lit: np
     if (smooth <= 0).sum() >= 0.5 * inside.sum():
         signed, inside = smooth, (smooth <= 0).astype(np.uint8)
     fine = normconv(small, valid, FINE)
-    raw = (1 - (fine / lit).mean(axis=2)) / darkening
+    raw = (1 - grey(fine / lit)) / darkening
     band = valid & (np.abs(signed) <= max(4.0, 2 * coarse))
     best, best_err = (0.0, 1.0), np.inf
     if band.sum() >= 8:
@@ -483,7 +483,7 @@ def _lit_holes(small: np.ndarray, valid: np.ndarray, lit: np.ndarray, region: np
 
     none = np.zeros_like(region)
     channels = normconv(small, valid, max(1.0, coarse / 2)) / lit
-    ratio = channels.mean(axis=2)
+    ratio = grey(channels)
     spot = np.pi * (HOLE_SPOT * coarse) ** 2
     seeds = region & (ratio >= 1 - LIT_HOLE * darkening)
     if seeds.sum() < spot or ground.sum() < 64:   # most shadows: no lit spot that large at all

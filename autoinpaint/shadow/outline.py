@@ -29,6 +29,23 @@ def step(distance: np.ndarray, sigma: float) -> np.ndarray:
     return (1 / (1 + np.exp(np.clip(1.702 * distance / max(sigma, 1e-3), -30, 30)))).astype(np.float32)
 
 
+def grey(values: np.ndarray) -> np.ndarray:
+    """The mean over channels of ``values`` (H×W×C float): the same numbers as ``values.mean(axis=2)``,
+    summed channel by channel (NumPy's strided reduction over a last axis of 3 is ~15× slower)."""
+    total = values[..., 0]
+    for c in range(1, values.shape[2]):
+        total = total + values[..., c]
+    return total / values.shape[2]
+
+
+def channel_spread(values: np.ndarray) -> np.ndarray:
+    """``values.max(axis=2) − values.min(axis=2)`` (H×W×C → H×W), channel by channel (~25× faster)."""
+    high, low = values[..., 0], values[..., 0]
+    for c in range(1, values.shape[2]):
+        high, low = np.maximum(high, values[..., c]), np.minimum(low, values[..., c])
+    return high - low
+
+
 def normconv(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian average of ``values`` over the pixels where ``weight`` is 1 (normalised convolution)."""
     import cv2
@@ -158,8 +175,8 @@ def refine_outline(crop: np.ndarray, valid: np.ndarray, lit: np.ndarray, distanc
     working copy is nearly as fine as the crop, the pieces' offsets, free to follow the texture, make the
     refitted penumbra too sharp). Returns the refined signed distance and σ (crop px)."""
     fine = normconv(crop, valid, FINE)
-    raw = (1 - (fine / lit).mean(axis=2)) / darkening
-    log = np.log(np.maximum(fine.mean(axis=2), 1.0))
+    raw = (1 - grey(fine / lit)) / darkening
+    log = np.log(np.maximum(grey(fine), 1.0))
     gy, gx = np.gradient(log)
     reach = FULL_REACH / scale
     offsets = np.linspace(-reach, reach, len(OFFSETS))
