@@ -51,11 +51,13 @@ def _grow(lo: int, hi: int, diff: int, limit: int) -> tuple[int, int]:
 def blend(original: np.ndarray, inpainted: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """``original·(1−alpha) + inpainted·alpha`` in the original dtype; exact copies where alpha is 0
     (and exact inpainted values where alpha is 1)."""
-    a = alpha[..., None].astype(np.float32)
-    mixed = original.astype(np.float32) * (1 - a) + inpainted.astype(np.float32) * a
+    out = original.copy()
+    where = alpha > 0   # computed only there: a crop holding two objects apart is mostly alpha 0
+    a = alpha[where][:, None].astype(np.float32)
+    mixed = original[where].astype(np.float32) * (1 - a) + inpainted[where].astype(np.float32) * a
     info = np.iinfo(original.dtype)
-    mixed = np.clip(np.rint(mixed), info.min, info.max).astype(original.dtype)
-    return np.where(a > 0, mixed, original)
+    out[where] = np.clip(np.rint(mixed), info.min, info.max).astype(original.dtype)
+    return out
 
 
 def stitch(image: np.ndarray, crop: np.ndarray, region: Region, alpha: np.ndarray) -> np.ndarray:

@@ -96,12 +96,15 @@ class ShadowFill:
         wanted = relit[y0:y1, x0:x1].copy()
         inner = (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))
         wanted[inner] = blend(relit[cy0:cy1, cx0:cx1], state.inpainted, found.object_alpha[cy0:cy1, cx0:cx1])
-        a = alpha[y0:y1, x0:x1][..., None]
-        orig = original[y0:y1, x0:x1].astype(np.float32)
+        # only where alpha > 0 (elsewhere the input's own pixels): with two objects apart the box spans both
+        a = alpha[y0:y1, x0:x1]
+        fill = original[y0:y1, x0:x1].copy()
+        where = a > 0
+        a = a[where][:, None]
+        orig = fill[where].astype(np.float32)
         top = np.iinfo(original.dtype).max
-        with np.errstate(divide="ignore", invalid="ignore"):
-            fill = np.where(a > 0, (wanted.astype(np.float32) - orig * (1 - a)) / np.maximum(a, 1e-6), orig)
-        fill = np.clip(np.rint(fill), 0, top).astype(original.dtype)
+        fill[where] = np.clip(np.rint((wanted[where].astype(np.float32) - orig * (1 - a)) / np.maximum(a, 1e-6)),
+                              0, top).astype(original.dtype)
         state.image, state.alpha = original, alpha
         state.inpainted, state.crop = fill, (x0, y0, x1, y1)
         found.original = found.alpha = None
