@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .outline import grey
+from ..imaging.pixels import grey
 
 PATCHES = 64             # at most this many patches of lit ground are measured
 MIN_PATCHES = 8          # ... and with fewer, no estimate (None)

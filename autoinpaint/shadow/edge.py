@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..imaging.pixels import grey
 from .grounds import EDGE_ANGLES, two_levels
 
 PIECES = 8           # the edge is placed on this many pieces along it, each measured on at least
@@ -92,7 +93,7 @@ def place_edge(image: np.ndarray, not_ground: np.ndarray, window: tuple[int, int
     sampled = cv2.remap(image, px + wx0, py + wy0, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     sampled = sampled.reshape(len(ts), len(across), -1)
     colour = sampled[..., :3] if sampled.shape[2] >= 3 else sampled[..., :1]   # not alpha
-    level = np.log(np.maximum(colour.astype(np.float32).mean(axis=2), 1.0))
+    level = np.log(np.maximum(grey(colour.astype(np.float32)), 1.0))
     blocked = cv2.remap(not_ground.view(np.uint8), px + wx0, py + wy0, cv2.INTER_NEAREST,
                         borderMode=cv2.BORDER_REPLICATE) > 0
     # the shadow on the working copy, and its penumbra's reach (2 working px beyond the half-way region)

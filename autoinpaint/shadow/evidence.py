@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .outline import channel_spread
+from ..imaging.pixels import channel_spread
 
 SKY_MIN = 0.12           # a sky-lit shadow: red darkened more than blue by at least this share of the mean
 SKY_MAX = 1.0            # ... and at most this (beyond, a dark blue thing rather than a shadow)

@@ -28,12 +28,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..imaging.pixels import grey
 from .darkening import umbra_darkening
 from .edge import place_edge
 from .evidence import chroma_spread, sky_shape, texture_contrast
 from .grounds import Grounds, sample_step, two_grounds
-from .outline import (FINE, OFFSETS, PASSES, PENUMBRAS, LevelCost, fit_sigma, grey, local_offsets,
-                      nearest_values, normconv, refine_outline, step)
+from .outline import (FINE, OFFSETS, PASSES, PENUMBRAS, LevelCost, fit_sigma, local_offsets, nearest_values,
+                      normconv, refine_outline, step)
 
 WORK_SIZE = 384          # longest side (px) of the window's working copy
 REACH = 2.5              # the window: the object's box grown by this many times its size (the search's
@@ -415,24 +416,23 @@ def _fit_outline(small: np.ndarray, valid: np.ndarray, near: np.ndarray, lit: np
     fine = normconv(small, valid, FINE)
     raw = (1 - grey(fine / lit)) / darkening
     band = valid & (np.abs(signed) <= max(4.0, 2 * coarse))
+    if band.sum() < 8:
+        return signed, 0.0, 1.0
+    d, r = signed[band], raw[band]
+    thin = max(1, d.size // 4000)  # a global fit: a few thousand pixels of the band are plenty
+    d, r = d[::thin], r[::thin]
     best, best_err = (0.0, 1.0), np.inf
-    if band.sum() >= 8:
-        d, r = signed[band], raw[band]
-        thin = max(1, d.size // 4000)  # a global fit: a few thousand pixels of the band are plenty
-        d, r = d[::thin], r[::thin]
-        for offset in OFFSETS[::2]:  # whole px: the pieces refine it
-            for sigma in PENUMBRAS:
-                err = float(((step(d - offset, float(np.hypot(sigma, FINE))) - r) ** 2).mean())
-                if err < best_err:
-                    best, best_err = (offset, sigma), err
+    for offset in OFFSETS[::2]:  # whole px: the pieces refine it
+        for sigma in PENUMBRAS:
+            err = float(((step(d - offset, float(np.hypot(sigma, FINE))) - r) ** 2).mean())
+            if err < best_err:
+                best, best_err = (offset, sigma), err
     offset, sigma = best
-    if band.sum() >= 8:
-        # the outline's offset, segment by segment along it: a shadow's outline is not the coarse one's
-        for _ in range(PASSES):
-            signed = signed - local_offsets(inside, signed, band, LevelCost(raw, float(np.hypot(sigma, FINE))),
-                                            offset)
-            offset = 0.0
-            sigma = fit_sigma(signed[band][::thin], raw[band][::thin], PENUMBRAS)
+    # the outline's offset, segment by segment along it: a shadow's outline is not the coarse one's
+    for _ in range(PASSES):
+        signed = signed - local_offsets(inside, signed, band, LevelCost(raw, float(np.hypot(sigma, FINE))), offset)
+        offset = 0.0
+        sigma = fit_sigma(signed[band][::thin], raw[band][::thin], PENUMBRAS)
     return signed, offset, sigma
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..imaging.pixels import grey
+
 BEND = 4.0               # cost of bending the outline by 1 working px between neighbouring pieces
 SEGMENT = 4              # outline piece (px) whose offset is fitted on its own
 OFFSETS = tuple(np.linspace(-4, 4, 17))  # outline offsets tried (working px, > 0 outwards)
@@ -27,23 +29,6 @@ def step(distance: np.ndarray, sigma: float) -> np.ndarray:
     """A soft step: 1 well inside (distance < 0), 0 well outside, the normal CDF across the edge
     (its logistic approximation, within 0.01)."""
     return (1 / (1 + np.exp(np.clip(1.702 * distance / max(sigma, 1e-3), -30, 30)))).astype(np.float32)
-
-
-def grey(values: np.ndarray) -> np.ndarray:
-    """The mean over channels of ``values`` (H×W×C float): the same numbers as ``values.mean(axis=2)``,
-    summed channel by channel (NumPy's strided reduction over a last axis of 3 is ~15× slower)."""
-    total = values[..., 0]
-    for c in range(1, values.shape[2]):
-        total = total + values[..., c]
-    return total / values.shape[2]
-
-
-def channel_spread(values: np.ndarray) -> np.ndarray:
-    """``values.max(axis=2) − values.min(axis=2)`` (H×W×C → H×W), channel by channel (~25× faster)."""
-    high, low = values[..., 0], values[..., 0]
-    for c in range(1, values.shape[2]):
-        high, low = np.maximum(high, values[..., c]), np.minimum(low, values[..., c])
-    return high - low
 
 
 def normconv(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
