@@ -51,8 +51,11 @@ def _grow(lo: int, hi: int, diff: int, limit: int) -> tuple[int, int]:
 def blend(original: np.ndarray, inpainted: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """``original·(1−alpha) + inpainted·alpha`` in the original dtype; exact copies where alpha is 0
     (and exact inpainted values where alpha is 1)."""
+    import cv2
+
     out = original.copy()
-    where = alpha > 0   # computed only there: a crop holding two objects apart is mostly alpha 0
+    cv2.copyTo(inpainted, (alpha >= 1).view(np.uint8), out)   # alpha 1: the inpainted value, as the sum gives
+    where = (alpha > 0) & (alpha < 1)   # the soft rim: computed only there
     a = alpha[where][:, None].astype(np.float32)
     mixed = original[where].astype(np.float32) * (1 - a) + inpainted[where].astype(np.float32) * a
     info = np.iinfo(original.dtype)

@@ -50,6 +50,25 @@ def test_blend_exact_where_alpha_zero_and_one():
     assert np.allclose(out[mid], a[mid] * 0.7 + b[mid] * 0.3, atol=1)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_blend_on_views_of_every_mode(dtype, channels):
+    """Crops of larger photos (strided views, as the stitch and the shadow's fill pass them), every
+    channel count: alpha 1 gives the inpainted value, 0 the input's, in between the rounded mix."""
+    rng = np.random.default_rng(channels)
+    top = np.iinfo(dtype).max
+    photo = rng.integers(0, top, (70, 90, channels), endpoint=True).astype(dtype)
+    painted = rng.integers(0, top, (70, 90, channels), endpoint=True).astype(dtype)
+    alpha = rng.choice([0.0, 0.25, 0.6, 1.0], (40, 50)).astype(np.float32)
+    a, b = photo[10:50, 20:70], painted[25:65, 3:53]
+    out = blend(a, b, alpha)
+    assert out.dtype == dtype and out.shape == a.shape
+    assert np.array_equal(out[alpha == 0], a[alpha == 0]) and np.array_equal(out[alpha == 1], b[alpha == 1])
+    soft = (alpha > 0) & (alpha < 1)
+    mix = a[soft] * (1 - alpha[soft, None]) + b[soft] * alpha[soft, None].astype(np.float64)
+    assert np.abs(out[soft] - mix).max() <= 0.5 + 1e-3 * top / 255
+
+
 class RecordingInpainter(BaseInpainter):
     """Paints the hole a constant colour and records the crop it was given."""
 

@@ -15,6 +15,26 @@ def to_rgb8(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
+def every_kth(image: np.ndarray, y0: int, y1: int, x0: int, x1: int, k: int) -> np.ndarray:
+    """``image[y0:y1:k, x0:x1:k]`` (H×W or H×W×C, C ≤ 4, not bool), contiguous. OpenCV's nearest-neighbour
+    resize by the whole factor ``k`` picks the same pixels as the slice, about 10× faster than NumPy's
+    strided copy of a 12 MP photo; the last row and column of blocks cut by the photo's edge are sliced."""
+    import cv2
+
+    if k == 1:
+        return np.ascontiguousarray(image[y0:y1, x0:x1])
+    h, w = image.shape[:2]
+    ny, nx = -(-(y1 - y0) // k), -(-(x1 - x0) // k)
+    fy, fx = min(ny, (h - y0) // k), min(nx, (w - x0) // k)   # the blocks whole inside the photo
+    out = np.empty((ny, nx) + image.shape[2:], image.dtype)
+    if fy and fx:
+        part = cv2.resize(image[y0:y0 + fy * k, x0:x0 + fx * k], (fx, fy), interpolation=cv2.INTER_NEAREST)
+        out[:fy, :fx] = part.reshape(out[:fy, :fx].shape)
+    out[:, fx:] = image[y0:y1:k, x0 + fx * k:x1:k]
+    out[fy:, :fx] = image[y0 + fy * k:y1:k, x0:x0 + fx * k:k]
+    return out
+
+
 def from_rgb8(rgb: np.ndarray, like: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """A model's output (H×W×3 uint8) → the channels and dtype of ``like``. An alpha channel is
     filled in the hole with OpenCV Telea; 16-bit values are scaled by 257."""

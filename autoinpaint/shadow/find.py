@@ -126,7 +126,7 @@ class _Window:
         most ``WORK_SIZE`` px across on its working copy; ``mask``, ``exclude``: H×W bool."""
         import cv2
 
-        from ..imaging.pixels import to_rgb8
+        from ..imaging.pixels import every_kth, to_rgb8
 
         h, w = mask.shape
         top, bottom, left, right = (int(r * side) + 8 for r in reach)
@@ -143,11 +143,11 @@ class _Window:
             """The window's part of ``region`` (H×W bool) on the working copy: any of it in a working pixel."""
             if s == 1:
                 return region[wy0:wy1, wx0:wx1].copy()
-            return cv2.resize(region[wy0 + o:wy1:k, wx0 + o:wx1:k].view(np.uint8) * np.uint8(255), size,
-                              interpolation=cv2.INTER_AREA) > 2
+            picked = every_kth(region.view(np.uint8), wy0 + o, wy1, wx0 + o, wx1, k)
+            return cv2.resize(picked * np.uint8(255), size, interpolation=cv2.INTER_AREA) > 2
 
-        small = to_rgb8(image[wy0:wy1, wx0:wx1]).astype(np.float32) if s == 1 else cv2.resize(
-            to_rgb8(image[wy0 + o:wy1:k, wx0 + o:wx1:k]), size, interpolation=cv2.INTER_AREA).astype(np.float32)
+        picked = to_rgb8(every_kth(image, wy0 + o, wy1, wx0 + o, wx1, k))
+        small = (picked if s == 1 else cv2.resize(picked, size, interpolation=cv2.INTER_AREA)).astype(np.float32)
         obj = working(mask)
         halo = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))   # 2 px around what is not ground
         near = cv2.dilate(obj.astype(np.uint8), halo).astype(bool)

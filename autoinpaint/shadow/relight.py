@@ -93,18 +93,18 @@ class ShadowFill:
         cx0, cy0, cx1, cy1 = state.crop
         sx0, sy0, sx1, sy1 = found.box
         x0, y0, x1, y1 = min(cx0, sx0), min(cy0, sy0), max(cx1, sx1), max(cy1, sy1)
-        wanted = relit[y0:y1, x0:x1].copy()
+        # the picture wanted, which is also the fill where the alpha is 1 (where it is 0 the composite keeps
+        # the input's pixels, whatever the fill holds there)
+        fill = relit[y0:y1, x0:x1].copy()
         inner = (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))
-        wanted[inner] = blend(relit[cy0:cy1, cx0:cx1], state.inpainted, found.object_alpha[cy0:cy1, cx0:cx1])
-        # only where alpha > 0 (elsewhere the input's own pixels): with two objects apart the box spans both
+        fill[inner] = blend(relit[cy0:cy1, cx0:cx1], state.inpainted, found.object_alpha[cy0:cy1, cx0:cx1])
         a = alpha[y0:y1, x0:x1]
-        fill = original[y0:y1, x0:x1].copy()
-        where = a > 0
-        a = a[where][:, None]
-        orig = fill[where].astype(np.float32)
+        soft = (a > 0) & (a < 1)   # the penumbra's rim and the object's feather: few pixels
+        a = a[soft][:, None]
+        orig = original[y0:y1, x0:x1][soft].astype(np.float32)
         top = np.iinfo(original.dtype).max
-        fill[where] = np.clip(np.rint((wanted[where].astype(np.float32) - orig * (1 - a)) / np.maximum(a, 1e-6)),
-                              0, top).astype(original.dtype)
+        wanted = fill[soft].astype(np.float32)
+        fill[soft] = np.clip(np.rint((wanted - orig * (1 - a)) / np.maximum(a, 1e-6)), 0, top).astype(original.dtype)
         state.image, state.alpha = original, alpha
         state.inpainted, state.crop = fill, (x0, y0, x1, y1)
         found.original = found.alpha = None
