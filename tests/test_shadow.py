@@ -758,8 +758,8 @@ def test_too_little_of_one_ground_is_one_level():
     to fit: one level over both (before, the empty fit gave NaN)."""
     import warnings
 
-    from autoinpaint.shadow.find import _lit_level
     from autoinpaint.shadow.grounds import Grounds
+    from autoinpaint.shadow.level import lit_level
 
     mean = np.random.default_rng(0).uniform(50, 200, (100, 100, 3)).astype(np.float32)
     grounds = np.zeros((100, 100), np.float32)
@@ -768,13 +768,13 @@ def test_too_little_of_one_ground_is_one_level():
     valid[:, 99] = False                                   # ... and none of it lit
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        level = _lit_level(mean, valid, 1, Grounds.split(grounds))
+        level = lit_level(mean, valid, 1, Grounds.split(grounds))
     assert np.isfinite(level).all()
-    assert np.allclose(level, _lit_level(mean, valid, 1))
+    assert np.allclose(level, lit_level(mean, valid, 1))
 
 
 @pytest.mark.parametrize("ground, seed", [("gravel", 2400), ("brick", 2409)])
-def test_a_vignetted_photo_is_relit_against_a_curved_lit_level(tmp_path, ground, seed):
+def test_a_vignetted_photo_is_relit_against_a_curvedlit_level(tmp_path, ground, seed):
     """The ground darker towards the corners by up to 35 % (a lens's vignetting): the lit level as a plane
     was too dark near the object and too bright away from it (gravel MAD 10.3, brick cover 0.897); it
     is a quadratic surface where that departs from the plane by more than 6 %, and all targets are met."""

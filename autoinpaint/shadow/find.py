@@ -5,7 +5,7 @@ blue sky, lighting it alone, does), so it is found as a ratio: the texture-smoot
 the lit ground's level, a plane per channel fitted robustly to the unshadowed surroundings (a quadratic
 surface where the ground curves away from a plane: a lens's vignetting; one per ground where the
 window holds two grounds, of different colour or brightness: a kerb, a path beside a lawn,
-:mod:`.grounds`). The shadow is the part of the darker region (all channels darkened alike, or in the
+:mod:`.grounds`; :mod:`.level`). The shadow is the part of the darker region (all channels darkened alike, or in the
 sky's way: :mod:`.evidence`) that touches the object, without dark texture joined to it by thin necks
 or the lit holes that light through the object leaves in it, and only when its umbra is darker than
 the lit ground's own darkest spots; where it stops at the edge between two grounds of one colour (a
@@ -32,7 +32,8 @@ from ..imaging.pixels import grey
 from .darkening import umbra_darkening
 from .edge import place_edge
 from .evidence import chroma_spread, sky_shape, texture_contrast
-from .grounds import Grounds, sample_step, two_grounds
+from .grounds import two_grounds
+from .level import DARK_MIN, lit_level
 from .outline import (FINE, OFFSETS, PASSES, PENUMBRAS, LevelCost, fit_sigma, local_offsets, nearest_values,
                       normconv, refine_outline, step)
 
@@ -44,10 +45,6 @@ WIDEN = 2                # ... and twice as far on a side the shadow runs out of
 COARSE = 0.06            # σ of the texture smoothing that finds the shadow, a share of the object's size
 OUTLINE_SMOOTH = 0.5     # σ of the smoothing of the region's outline (its signed distance), a share of that
 LIT_MIN = 12.0           # grey level under which the ground is too dark to measure a shadow on
-CURVED = 0.06            # the lit level is a quadratic surface where that departs from a plane by more than
-                         # this share of it (vignetting 0.2: 0.095-0.15; evenly lit texture, the shadow left
-                         # out of the fit: at most 0.045)
-DARK_MIN = 0.2           # a pixel is a shadow candidate when its brightness drops by at least this share
 CHROMA_MAX = 0.08        # ... and its channels drop alike (ratio spread at most this): chroma kept, or
                          # as a sky-lit shadow's do (:func:`.evidence.sky_shape`), up to the same spread
 NECK = 0.1               # dark texture joined by necks thinner than this share of the object's size is cut off
@@ -159,64 +156,6 @@ class _Window:
                    others)
 
 
-def _lit_level(mean: np.ndarray, valid: np.ndarray, passes: int = 3,
-               grounds: Grounds | None = None) -> np.ndarray:
-    """The lit ground's level: a surface per channel fitted to ``mean`` (H×W×3, texture-smoothed) over
-    ``valid`` pixels, refitted without the regions clearly darker than it (the shadow, dark clutter);
-    ``passes=1``: one least-squares fit over ``valid``, nothing left out. The surface is a plane, or a
-    quadratic where that departs from the plane by more than ``CURVED`` (:func:`_surface`). With
-    ``grounds`` (:func:`.grounds.two_grounds`), one surface per ground, blended by its share per pixel."""
-    import cv2
-
-    sides = () if grounds is None else (valid & grounds.first, valid & grounds.second)
-    if sides and min(int(side.sum()) for side in sides) >= 64:   # else too little of one ground is seen
-        first, second = (_lit_level(mean, side, passes) for side in sides)
-        share = grounds.share[..., None]
-        return (share * first + (1 - share) * second).astype(np.float32)
-
-    h, w = valid.shape
-    u = np.arange(w, dtype=np.float32) / w - 0.5   # centred coordinates, a share of the side
-    v = np.arange(h, dtype=np.float32) / h - 0.5
-    step = sample_step(valid)
-    sub = np.zeros_like(valid)
-    sub[::step, ::step] = True
-    keep = valid
-    plane = np.broadcast_to(np.median(mean[valid & sub], axis=0), mean.shape).astype(np.float32)
-    for _ in range(passes):
-        use = keep & sub
-        if use.sum() < 12:
-            break
-        plane = _surface(u, v, mean, use)
-        dark = (1 - grey(mean / plane)) >= DARK_MIN
-        keep = valid & ~cv2.dilate(dark.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-    return plane.astype(np.float32)
-
-
-def _terms(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """N×6: 1, u, v, u², uv, v² at N points."""
-    return np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=-1)
-
-
-def _surface(u: np.ndarray, v: np.ndarray, mean: np.ndarray, use: np.ndarray) -> np.ndarray:
-    """Least squares of ``mean`` (H×W×3) over ``use`` in the coordinates ``u`` (W) and ``v`` (H): the
-    plane, or the quadratic when that departs from the plane by more than ``CURVED`` over ``use`` (its
-    99th percentile): a lens's vignetting, a lamp's falloff. H×W×3, at least 1."""
-    ys, xs = np.nonzero(use)
-    terms, values = _terms(u[xs], v[ys]), mean[ys, xs]
-    coef, *_ = np.linalg.lstsq(terms[:, :3], values, rcond=None)
-    if len(values) >= 24:
-        curved, *_ = np.linalg.lstsq(terms, values, rcond=None)
-        departure = np.abs(np.maximum(terms @ curved, 1) / np.maximum(terms[:, :3] @ coef, 1) - 1).mean(axis=1)
-        if float(np.percentile(departure, 99)) > CURVED:
-            coef = curved
-    row = coef[0] + coef[1] * u[:, None]   # W×3: the terms in u alone, then in v alone (H×3)
-    col = coef[2] * v[:, None]
-    if len(coef) == 3:
-        return np.maximum(row[None] + col[:, None], 1.0)
-    row, col = row + coef[3] * (u * u)[:, None], col + coef[5] * (v * v)[:, None]
-    return np.maximum(row[None] + col[:, None] + coef[4] * (v[:, None, None] * u[None, :, None]), 1.0)
-
-
 def find_shadow(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None = None) -> ShadowMatte | None:
     """The cast shadow attached to ``mask`` (H×W bool, the object) in ``image`` (H×W×C, uint8 or uint16,
     as decoded; only the window around the object is converted to 8-bit RGB), or None when no darker
@@ -263,7 +202,7 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     coarse = max(2.0, COARSE * share * side * s)
     mean = normconv(small, valid, coarse)
     grounds = two_grounds(mean, valid, coarse)
-    lit = _lit_level(mean, valid, grounds=grounds)
+    lit = lit_level(mean, valid, grounds=grounds)
     if float(lit.mean()) < LIT_MIN:   # ground too dark to tell a shadow on it
         return none
     ratio = mean / lit                                   # H'×W'×3, 1 = lit, < 1 = darker
@@ -327,7 +266,7 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     # and the outline too far out
     away = cv2.dilate(region.astype(np.uint8), smear).astype(bool)
     if (valid & ~away).sum() >= 64:
-        lit = _lit_level(mean, valid & ~away, passes=1, grounds=grounds)
+        lit = lit_level(mean, valid & ~away, passes=1, grounds=grounds)
         dark = 1 - grey(mean / lit)
         core = region & (dark >= np.percentile(dark[region], 50))
         darkening = np.clip(np.median(1 - (mean / lit)[core], axis=0), 0.02, 0.95).astype(np.float32)
