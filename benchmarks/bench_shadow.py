@@ -353,7 +353,8 @@ def main() -> None:
             for label, size, scale, n in (("1 MP (1155x866)", (1155, 866), 0.6, 1),
                                           ("12 MP (4000x3000)", (4000, 3000), 0.6, 1),
                                           ("12 MP, object twice as wide", (4000, 3000), 1.2, 1),
-                                          ("12 MP, two objects apart", (4000, 3000), 0.6, 2)):
+                                          ("12 MP, two objects apart", (4000, 3000), 0.6, 2),
+                                          ("12 MP, three objects apart", (4000, 3000), 0.6, 3)):
                 plain, shadow, own = timing(size, folder, object_scale=scale, objects=n)
                 med, low = np.median, np.min
                 print(f"| {label} | {med(plain):.3f}, {low(plain):.3f} s | {med(shadow):.3f}, {low(shadow):.3f} s | "
