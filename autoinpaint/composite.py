@@ -53,12 +53,14 @@ def blend(original: np.ndarray, inpainted: np.ndarray, alpha: np.ndarray) -> np.
     (and exact inpainted values where alpha is 1)."""
     import cv2
 
+    info = np.iinfo(original.dtype)
     out = original.copy()
-    cv2.copyTo(inpainted, (alpha >= 1).view(np.uint8), out)   # alpha 1: the inpainted value, as the sum gives
+    painted = inpainted if inpainted.dtype == original.dtype else \
+        np.clip(np.rint(inpainted.astype(np.float32)), info.min, info.max).astype(original.dtype)
+    cv2.copyTo(painted, (alpha >= 1).view(np.uint8), out)   # alpha 1: the inpainted value, as the sum gives
     where = (alpha > 0) & (alpha < 1)   # the soft rim: computed only there
     a = alpha[where][:, None].astype(np.float32)
     mixed = original[where].astype(np.float32) * (1 - a) + inpainted[where].astype(np.float32) * a
-    info = np.iinfo(original.dtype)
     out[where] = np.clip(np.rint(mixed), info.min, info.max).astype(original.dtype)
     return out
 
