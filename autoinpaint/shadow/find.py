@@ -1,19 +1,19 @@
 """Find the cast shadow attached to the selected object (classical, no weights).
 
-A cast shadow scales the ground's brightness and keeps its texture and chroma (or shifts it as the
-blue sky, lighting it alone, does), so it is found as a ratio: the texture-smoothed image divided by
-the lit ground's level (:mod:`.level`), a plane per channel fitted robustly to the unshadowed
-surroundings (a quadratic surface where the ground curves away from a plane: a lens's vignetting; one
-per ground where the window holds two grounds, of different colour or brightness: a kerb, a path
-beside a lawn, :mod:`.grounds`). The shadow is the part of the darker region (all channels darkened
-alike, or in the sky's way: :mod:`.evidence`) that touches the object, without dark texture joined
-to it by thin necks or the lit holes that light through the object leaves in it, and only when its
-umbra is darker than the lit ground's own darkest spots; where it stops at the edge between two grounds of one colour (a
-building's shade beyond it), the ground beyond that edge, placed on the photo's pixels, is left out
-(:mod:`.edge`). Its matte is a soft step across the region's signed distance
-(smoothed at the texture's scale): the outline's offset is fitted piece by piece along it (a smooth
-path, Viterbi) and the penumbra's width (σ) globally, both against the finely measured ratio
-(:mod:`.outline`); the umbra's darkening is then fitted by least squares under that matte.
+A cast shadow scales the ground's brightness and keeps its texture and chroma (or shifts it as the blue
+sky, lighting it alone, does), so it is found as a ratio: the texture-smoothed image divided by the lit
+ground's level (:mod:`.level`), a plane per channel fitted robustly to the unshadowed surroundings (a
+quadratic surface where the ground curves away from a plane: a lens's vignetting; one per ground where
+the window holds two grounds, of different colour or brightness: a kerb, a path beside a lawn,
+:mod:`.grounds`). The shadow is the part of the darker region (all channels darkened alike, or in the
+sky's way: :mod:`.evidence`) that touches the object, without dark texture joined to it by thin necks or
+the lit holes that light through the object leaves in it, and only when its umbra is darker than the lit
+ground's own darkest spots; where it stops at the edge between two grounds of one colour (a building's
+shade beyond it), the ground beyond that edge, placed on the photo's pixels, is left out (:mod:`.edge`).
+Its matte is a soft step across the region's signed distance (smoothed at the texture's scale): the
+outline's offset is fitted piece by piece along it (a smooth path, Viterbi) and the penumbra's width (σ)
+globally, both against the finely measured ratio (:mod:`.outline`); the umbra's darkening is then fitted
+by least squares under that matte.
 
 Everything runs on a window around the object (a shadow is attached to it), searched on a copy of
 at most ``WORK_SIZE`` px; only the matte's own box is computed at full resolution, where the outline is
