@@ -15,7 +15,9 @@ from ..imaging.pixels import grey
 
 BEND = 4.0               # cost of bending the outline by 1 working px between neighbouring pieces
 SEGMENT = 4              # outline piece (px) whose offset is fitted on its own
-OFFSETS = tuple(np.linspace(-4, 4, 17))  # outline offsets tried (working px, > 0 outwards)
+# outline offsets tried (working px, > 0 outwards); float32, as the distances are (a float64 offset made the
+# step's arithmetic float64: ~5 ms more per search at 12 MP)
+OFFSETS = tuple(np.linspace(-4, 4, 17, dtype=np.float32))
 FINE = 1.0               # σ (px) of the smoothing the penumbra is measured on
 PENUMBRAS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0)  # penumbra σ tried (working px)
 # refitting (refine_outline), in px of the refit's copy
@@ -164,7 +166,7 @@ def refine_outline(crop: np.ndarray, valid: np.ndarray, lit: np.ndarray, distanc
     log = np.log(np.maximum(grey(fine), 1.0))
     gy, gx = np.gradient(log)
     reach = FULL_REACH / scale
-    offsets = np.linspace(-reach, reach, len(OFFSETS))
+    offsets = np.linspace(-reach, reach, len(OFFSETS), dtype=np.float32)
     sigmas = np.array([sg for sg in FULL_PENUMBRAS if sg <= 1.5 * max(sigma, 1.0)] or [FULL_PENUMBRAS[0]])
     band = valid & (np.abs(distance) <= reach + 3 * sigma)
     if band.sum() < 16:
