@@ -439,6 +439,13 @@ def test_objects_apart_are_searched_apart():
     dots = np.zeros((1000, 1000), bool)                        # a selection in thousands of pieces: one
     dots[::15, ::15] = True
     assert len(objects(dots)) == 1 and objects(dots)[0] is dots
+    big = np.zeros((2400, 3200), np.uint8)                     # measured on blocks of 3 px (box over 1024 px)
+    cv2.circle(big, (501, 1201), 300, 1, -1)
+    cv2.circle(big, (2900, 1900), 200, 1, -1)
+    big[2397:, 3197:] = 1                                      # a speck in the last, cut block: the nearer object's
+    parts = objects(big.astype(bool))
+    assert len(parts) == 2 and np.array_equal(parts[0] | parts[1], big.astype(bool))
+    assert parts[0][1201, 501] and parts[1][1900, 2900] and parts[1][2399, 3199] and not parts[0][2399, 3199]
 
 
 @pytest.mark.parametrize("seed", [3, 7])
@@ -450,6 +457,39 @@ def test_two_objects_apart_each_with_its_shadow(tmp_path, seed):
     r = measure(sc, str(tmp_path))
     assert_all_targets(r)
     assert r["mad_plain"] > 25 and r["verdict"] == "ok", r
+
+
+def test_shadows_of_objects_apart_are_divided_out_box_by_box():
+    """Deshadow divides each object's shadow out over its own box when no two boxes overlap (their common
+    box is mostly ground no shadow darkens), else over the common box: the same pixels either way."""
+    import dataclasses
+
+    from autoinpaint.shadow.objects import CastShadows, find_shadows
+    from autoinpaint.shadow.relight import divide
+
+    sc = S.shadow_scene(960, 480, np.random.default_rng(3), "noise", objects=2)
+    found = find_shadows(sc.image, sc.mask)
+    assert found is not None and len(found.parts) == 2
+
+    def relit(shadows):
+        out = sc.image.copy()
+        for (x0, y0, x1, y1), shading in shadows.shades(3):
+            out[y0:y1, x0:x1] = divide(sc.image[y0:y1, x0:x1], shading)
+        return out
+
+    pieces = found.shades(3)
+    assert [box for box, _ in pieces] == [p.box for p in found.parts]
+    x0, y0, x1, y1 = found.box
+    whole = sc.image.copy()
+    whole[y0:y1, x0:x1] = divide(sc.image[y0:y1, x0:x1], found.shade(3))
+    assert np.array_equal(relit(found), whole) and not np.array_equal(whole, sc.image)
+    # the second part's box moved onto the first's: one piece, the common box, the larger share where they meet
+    a, b = found.parts
+    h, w = b.matte.shape
+    ax, ay = a.box[0] + 5, a.box[1] + 5
+    moved = CastShadows([a, dataclasses.replace(b, box=(ax, ay, ax + w, ay + h))])
+    (box, shading), = moved.shades(3)
+    assert box == moved.box and np.array_equal(shading, moved.shade(3))
 
 
 @pytest.mark.parametrize("seed", [6, 8])

@@ -69,6 +69,15 @@ class CastShadows:
         darkening, per RGB channel, or their mean for grey images); :func:`~.relight.divide` takes it out."""
         return self._over_box(lambda p: shade(p.matte, p.darkening, colours))
 
+    def shades(self, colours: int) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
+        """:meth:`shade` in pieces, each with its box: the parts' own when no two of their boxes overlap
+        (objects apart: their common box is mostly ground no shadow darkens), else the common box's."""
+        boxes = [p.box for p in self.parts]
+        if any(a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+               for i, a in enumerate(boxes) for b in boxes[i + 1:]):
+            return [(self.box, self.shade(colours))]
+        return [(p.box, shade(p.matte, p.darkening, colours)) for p in self.parts]
+
 
 def objects(mask: np.ndarray) -> list[np.ndarray]:
     """``mask`` (H×W bool) split into the objects apart in it (H×W bool each, the largest first): its
@@ -92,7 +101,9 @@ def objects(mask: np.ndarray) -> list[np.ndarray]:
         ph, pw = -(-crop.shape[0] // f) * f, -(-crop.shape[1] // f) * f
         padded = cv2.copyMakeBorder(crop.view(np.uint8), 0, ph - crop.shape[0], 0, pw - crop.shape[1],
                                     cv2.BORDER_CONSTANT, value=0)
-        small = padded.reshape(ph // f, f, pw // f, f).max(axis=(1, 3)) > 0
+        # each block's max: a dilation by the block, its top-left corner kept (NumPy's max over a reshape of the
+        # blocks took ~8 ms of a 12 MP photo's two objects)
+        small = cv2.dilate(padded, np.ones((f, f), np.uint8), anchor=(0, 0))[::f, ::f] > 0
     n, labels, stats, _ = cv2.connectedComponentsWithStats(small.astype(np.uint8), connectivity=8)
     area = stats[1:, cv2.CC_STAT_AREA]
     big = np.flatnonzero(area >= SPECK * area.max()) if n > 2 else []
@@ -140,7 +151,7 @@ def find_shadows(image: np.ndarray, mask: np.ndarray) -> CastShadows | None:
     other objects left out of the ground (:func:`~.find.find_shadow`); None when none casts one."""
     found = []
     for obj in objects(mask):
-        part = find_shadow(image, obj, None if obj is mask else mask & ~obj)
+        part = find_shadow(image, obj, None if obj is mask else mask ^ obj)   # the others (obj is part of mask)
         if part is not None:
             found.append(part)
     return CastShadows(found) if found else None

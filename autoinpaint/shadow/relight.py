@@ -64,11 +64,11 @@ class Deshadow:
         found = state.shadow
         if found is None:
             return state
-        x0, y0, x1, y1 = found.box
         # this edit's own record (a session may share the shadow it found with several applies)
         state.shadow = found = dataclasses.replace(found, original=state.image, alpha=state.alpha)
         relit = state.image.copy()
-        relit[y0:y1, x0:x1] = divide(state.image[y0:y1, x0:x1], found.shade(colour_channels(relit)))
+        for (x0, y0, x1, y1), shading in found.shades(colour_channels(relit)):
+            relit[y0:y1, x0:x1] = divide(state.image[y0:y1, x0:x1], shading)
         state.image, state.alpha = relit, found.object_alpha
         return state
 
