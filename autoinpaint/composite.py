@@ -58,7 +58,8 @@ def blend(original: np.ndarray, inpainted: np.ndarray, alpha: np.ndarray) -> np.
     painted = inpainted if inpainted.dtype == original.dtype else \
         np.clip(np.rint(inpainted.astype(np.float32)), info.min, info.max).astype(original.dtype)
     cv2.copyTo(painted, (alpha >= 1).view(np.uint8), out)   # alpha 1: the inpainted value, as the sum gives
-    where = (alpha > 0) & (alpha < 1)   # the soft rim: computed only there
+    # the soft rim, computed only there; its pixels indexed once (a boolean mask is scanned whole at each use)
+    where = np.nonzero((alpha > 0) & (alpha < 1))
     a = alpha[where][:, None].astype(np.float32)
     mixed = original[where].astype(np.float32) * (1 - a) + inpainted[where].astype(np.float32) * a
     out[where] = np.clip(np.rint(mixed), info.min, info.max).astype(original.dtype)

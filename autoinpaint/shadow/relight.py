@@ -99,7 +99,7 @@ class ShadowFill:
         inner = (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))
         fill[inner] = blend(relit[cy0:cy1, cx0:cx1], state.inpainted, found.object_alpha[cy0:cy1, cx0:cx1])
         a = alpha[y0:y1, x0:x1]
-        soft = (a > 0) & (a < 1)   # the penumbra's rim and the object's feather: few pixels
+        soft = np.nonzero((a > 0) & (a < 1))   # the penumbra's rim and the object's feather: few pixels
         a = a[soft][:, None]
         orig = original[y0:y1, x0:x1][soft].astype(np.float32)
         top = np.iinfo(original.dtype).max
