@@ -1,6 +1,6 @@
 """Pixel conversions between the image as decoded (any of L, LA, RGB, RGBA; 8 or 16 bit) and the
-H×W×3 uint8 RGB that models work on, and per-pixel measures over channels. Pure numpy (OpenCV for the
-alpha fill); no stage imports."""
+H×W×3 uint8 RGB that models work on, a fast every-k-th-pixel copy, and per-pixel measures over
+channels. NumPy (OpenCV, imported lazily, for the alpha fill and the pixel pick); no stage imports."""
 from __future__ import annotations
 
 import numpy as np

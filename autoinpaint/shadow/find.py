@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..imaging.pixels import grey
+from ..imaging.pixels import every_kth, grey, to_rgb8
 from .darkening import umbra_darkening
 from .edge import place_edge
 from .evidence import chroma_spread, sky_shape, texture_contrast
@@ -122,8 +122,6 @@ class _Window:
         """The window reaching ``reach`` times ``side`` (px) beyond ``box`` (top, bottom, left, right), at
         most ``WORK_SIZE`` px across on its working copy; ``mask``, ``exclude``: H×W bool."""
         import cv2
-
-        from ..imaging.pixels import every_kth, to_rgb8
 
         h, w = mask.shape
         top, bottom, left, right = (int(r * side) + 8 for r in reach)
@@ -385,8 +383,6 @@ def _refined(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], box: 
     ``fit_penumbra``: fit σ again too; ``other``: (h×w bool over ``box``, full px) no ground of the shadow's
     either (beyond the edge it stops at)."""
     import cv2
-
-    from ..imaging.pixels import to_rgb8
 
     fx0, fy0, fx1, fy1 = box
     x0, y0, x1, y1 = corner[0] + fx0, corner[1] + fy0, corner[0] + fx1, corner[1] + fy1
