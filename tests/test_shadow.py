@@ -813,6 +813,22 @@ def test_too_little_of_one_ground_is_one_level():
     assert np.allclose(level, lit_level(mean, valid, 1))
 
 
+def test_the_straight_edge_between_two_grounds_is_found_at_its_angle_and_offset():
+    """The line splitting the ground's log brightness best in two levels, all 36 directions at once: a
+    step across a line at 30° (normal) and 140 px along it, in noise, is found at that angle and within
+    a pixel of that offset; each row of costs is the one-line fit's."""
+    from autoinpaint.shadow.grounds import _best_split, two_levels
+
+    rng = np.random.default_rng(3)
+    ys, xs = (v.ravel().astype(np.float32) for v in np.mgrid[0:300:3, 0:400:3])
+    angle = np.deg2rad(30)
+    level = (0.4 * (xs * np.cos(angle) + ys * np.sin(angle) > 140) + rng.normal(0, 0.05, xs.size)).astype(np.float32)
+    found, offset = _best_split(xs, ys, level)
+    assert found == pytest.approx(angle) and abs(offset - 140) <= 1.5
+    rows, k = rng.random((4, 50)).astype(np.float32), np.arange(5, 45)
+    assert np.array_equal(two_levels(rows, k), np.stack([two_levels(r, k) for r in rows]))
+
+
 @pytest.mark.parametrize("ground, seed", [("gravel", 2400), ("brick", 2409)])
 def test_a_vignetted_photo_is_relit_against_a_curvedlit_level(tmp_path, ground, seed):
     """The ground darker towards the corners by up to 35 % (a lens's vignetting): the lit level as a plane

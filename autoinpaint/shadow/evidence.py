@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..imaging.pixels import channel_spread
+from ..imaging.pixels import channel_spread, merge
 
 SKY_MIN = 0.12           # a sky-lit shadow: red darkened more than blue by at least this share of the mean
 SKY_MAX = 1.0            # ... and at most this (beyond, a dark blue thing rather than a shadow)
@@ -39,7 +39,7 @@ def chroma_spread(ratio: np.ndarray, dark: np.ndarray, shape: np.ndarray | None)
     ``dark`` × ``shape``."""
     if shape is None:
         return channel_spread(ratio)
-    off = (1 - ratio) - dark[..., None] * shape
+    off = (1 - ratio) - merge([dark * shape[c] for c in range(ratio.shape[2])])
     return channel_spread(off)
 
 

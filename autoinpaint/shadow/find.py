@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..imaging.pixels import every_kth, grey, to_rgb8
+from ..imaging.pixels import every_kth, grey, merge, to_rgb8
 from .darkening import umbra_darkening
 from .edge import place_edge
 from .evidence import chroma_spread, sky_shape, texture_contrast
@@ -293,7 +293,7 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
                                    outside & (signed <= edge + RING * side * s), outside)
         # ... and the lit level under the shadow follows the ground around it (the plane's departure,
         # interpolated): the refit of the outline measures against it
-        lit = lit * normconv(grey(mean / lit), valid & ~away, LOCAL * side * s)[..., None]
+        lit = lit * merge([normconv(grey(mean / lit), valid & ~away, LOCAL * side * s)] * 3)
     use = valid & (work_matte >= 0.5)
     if estimate is not None:
         darkening = estimate

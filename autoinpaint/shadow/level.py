@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..imaging.pixels import grey
+from ..imaging.pixels import grey, merge
 from .grounds import Grounds, sample_step
 
 CURVED = 0.06            # the lit level is a quadratic surface where that departs from a plane by more than
@@ -31,7 +31,7 @@ def lit_level(mean: np.ndarray, valid: np.ndarray, passes: int = 3,
     sides = () if grounds is None else (valid & grounds.first, valid & grounds.second)
     if sides and min(int(side.sum()) for side in sides) >= 64:   # else too little of one ground is seen
         first, second = (lit_level(mean, side, passes) for side in sides)
-        share = grounds.share[..., None]
+        share = merge([grounds.share] * 3)
         return (share * first + (1 - share) * second).astype(np.float32)
 
     h, w = valid.shape
@@ -40,8 +40,7 @@ def lit_level(mean: np.ndarray, valid: np.ndarray, passes: int = 3,
     step = sample_step(valid)
     sub = np.zeros_like(valid)
     sub[::step, ::step] = True
-    keep = valid
-    plane = np.broadcast_to(np.median(mean[valid & sub], axis=0), mean.shape).astype(np.float32)
+    keep, plane = valid, None
     for _ in range(passes):
         use = keep & sub
         if use.sum() < 12:
@@ -49,6 +48,8 @@ def lit_level(mean: np.ndarray, valid: np.ndarray, passes: int = 3,
         plane = _surface(u, v, mean, use)
         dark = (1 - grey(mean / plane)) >= DARK_MIN
         keep = valid & ~cv2.dilate(dark.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    if plane is None:   # too little ground sampled for a surface: its median
+        plane = np.broadcast_to(np.median(mean[valid & sub], axis=0), mean.shape)
     return plane.astype(np.float32)
 
 
@@ -71,7 +72,8 @@ def _surface(u: np.ndarray, v: np.ndarray, mean: np.ndarray, use: np.ndarray) ->
             coef = curved
     row = coef[0] + coef[1] * u[:, None]   # W×3: the terms in u alone, then in v alone (H×3)
     col = coef[2] * v[:, None]
-    if len(coef) == 3:
-        return np.maximum(row[None] + col[:, None], 1.0)
+    if len(coef) == 3:   # channel by channel (H×W planes, merged)
+        return merge([np.maximum(row[None, :, c] + col[:, c, None], 1.0) for c in range(3)])
     row, col = row + coef[3] * (u * u)[:, None], col + coef[5] * (v * v)[:, None]
-    return np.maximum(row[None] + col[:, None] + coef[4] * (v[:, None, None] * u[None, :, None]), 1.0)
+    uv = v[:, None] * u[None, :]
+    return merge([np.maximum(row[None, :, c] + col[:, c, None] + coef[4, c] * uv, 1.0) for c in range(3)])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..imaging.pixels import grey
+from ..imaging.pixels import grey, merge
 
 BEND = 4.0               # cost of bending the outline by 1 working px between neighbouring pieces
 SEGMENT = 4              # outline piece (px) whose offset is fitted on its own
@@ -29,8 +29,14 @@ PASSES = 2               # rounds of fitting the outline's pieces, then σ again
 
 def step(distance: np.ndarray, sigma: float) -> np.ndarray:
     """A soft step: 1 well inside (distance < 0), 0 well outside, the normal CDF across the edge
-    (its logistic approximation, within 0.01)."""
-    return (1 / (1 + np.exp(np.clip(1.702 * distance / max(sigma, 1e-3), -30, 30)))).astype(np.float32)
+    (its logistic approximation, within 0.01). Worked in place: it runs on every pixel near the outline
+    for each offset tried."""
+    z = np.asarray(1.702 * distance)
+    z /= max(sigma, 1e-3)
+    np.clip(z, -30, 30, out=z)
+    np.exp(z, out=z)
+    z += 1
+    return np.reciprocal(z, out=z).astype(np.float32, copy=False)
 
 
 def normconv(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
@@ -40,10 +46,11 @@ def normconv(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray
     if sigma <= 0:
         return values.astype(np.float32)
     w = weight.astype(np.float32)
-    num = cv2.GaussianBlur(values.astype(np.float32) * (w if values.ndim == 2 else w[..., None]), (0, 0), sigma)
-    den = cv2.GaussianBlur(w, (0, 0), sigma)
-    den = np.maximum(den, 1e-4)
-    return num / (den if values.ndim == 2 else den[..., None])
+    channels = 1 if values.ndim == 2 else values.shape[2]
+    num = cv2.GaussianBlur(np.asarray(values, np.float32) * (w if values.ndim == 2 else merge([w] * channels)),
+                           (0, 0), sigma)
+    den = np.maximum(cv2.GaussianBlur(w, (0, 0), sigma), 1e-4)
+    return num / (den if values.ndim == 2 else merge([den] * channels))
 
 
 def fit_sigma(distance: np.ndarray, raw: np.ndarray, sigmas, between: bool = False) -> float:
@@ -67,7 +74,12 @@ class LevelCost:
 
     def at(self, where: np.ndarray):
         r = self.raw[where]
-        return lambda distance: (step(distance, self.sigma) - r) ** 2
+
+        def cost(distance):
+            s = step(distance, self.sigma)
+            s -= r
+            return np.square(s, out=s)
+        return cost
 
 
 class SlopeCost:
@@ -82,9 +94,13 @@ class SlopeCost:
     def at(self, where: np.ndarray):
         g, k, dk = self.slope[where], 1.702 / self.sigma, self.darkening
 
-        def cost(distance):
+        def cost(distance):   # |g − dk·k·s·(1 − s) / (1 − dk·s)|, in place
             s = step(distance, self.sigma)
-            return np.abs(g - dk * k * s * (1 - s) / (1 - dk * s))
+            slope = dk * k * s
+            slope *= 1 - s
+            s *= dk
+            slope /= np.subtract(1, s, out=s)
+            return np.abs(np.subtract(g, slope, out=slope), out=slope)
         return cost
 
 
@@ -116,8 +132,7 @@ def local_offsets(inside: np.ndarray, signed: np.ndarray, band: np.ndarray, cost
     best = np.full(n, offset, np.float32)
     for a, b in starts:  # the smoothest run of offsets along each outline that explains the data
         best[a:b] = smooth_path(err[a:b], offsets, bend)
-    field = np.where(near_piece >= 0, best[np.maximum(near_piece, 0)], offset).astype(np.float32)
-    return cv2.GaussianBlur(field, (0, 0), segment / 2)
+    return cv2.GaussianBlur(best[near_piece], (0, 0), segment / 2)   # every pixel has a nearest piece
 
 
 def nearest_values(source: np.ndarray, values: np.ndarray, fill=0) -> np.ndarray:

@@ -12,6 +12,7 @@ import dataclasses
 import numpy as np
 
 from ..composite import blend
+from ..imaging.pixels import merge
 
 # The compositing alpha of the shadow: its matte times this, at most 1, so the whole shadow but the
 # faint outer part of its penumbra is replaced outright, and the fill needed there to give the relit
@@ -33,7 +34,7 @@ def shade(matte: np.ndarray, darkening: np.ndarray, colours: int) -> np.ndarray:
     """h×w×``colours`` float32: the share of brightness a shadow of ``matte`` (h×w) and ``darkening`` (per
     RGB channel) takes, per colour channel (``colours`` = 3), or that of its mean darkening (1: grey)."""
     gains = darkening[:3] if colours == 3 else np.full(1, float(np.mean(darkening)), np.float32)
-    return matte[..., None] * gains[None, None, :]
+    return merge([matte * g for g in gains])
 
 
 def divide(pixels: np.ndarray, shading: np.ndarray) -> np.ndarray:
