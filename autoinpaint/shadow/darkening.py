@@ -42,11 +42,8 @@ def umbra_darkening(ratio: np.ndarray, umbra: np.ndarray, ring: np.ndarray, lit:
     h, w = umbra.shape
     y0, x0, y1, x1 = int(uy.min()), int(ux.min()), int(uy.max()) + 1, int(ux.max()) + 1
     stride = max(2, min(y1 - y0, x1 - x0) // 2)
-    grid = np.array([(dy, dx) for dy in range(-y0, h - y1 + 1, stride) for dx in range(-x0, w - x1 + 1, stride)],
-                    np.int64).reshape(-1, 2)
-    few = slice(None, None, max(1, len(uy) // 64))   # most shifts land some of the umbra off lit ground: seen on a few
-    maybe = lit[uy[few] + grid[:, :1], ux[few] + grid[:, 1:]].all(axis=1)
-    shifts = [(int(dy), int(dx)) for (dy, dx), m in zip(grid, maybe) if m and lit[uy + dy, ux + dx].all()]
+    shifts = [(dy, dx) for dy in range(-y0, h - y1 + 1, stride) for dx in range(-x0, w - x1 + 1, stride)
+              if lit[uy + dy, ux + dx].all()]
     if len(shifts) > PATCHES:
         shifts = [shifts[i] for i in np.linspace(0, len(shifts) - 1, PATCHES).round().astype(int)]
     brightness = grey(ratio)

@@ -155,11 +155,11 @@ def brightness_edge(mean: np.ndarray, valid: np.ndarray,
 
 
 def two_levels(values: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """The squared residual of ``values`` (N, in order; or rows of them, …×N) fitted by two levels, the
-    first over its first ``k`` (for each of ``k``: 1..N−1)."""
-    c1, c2 = np.cumsum(values, axis=-1), np.cumsum(values * values, axis=-1)
-    left = c2[..., k - 1] - c1[..., k - 1] ** 2 / k
-    right = (c2[..., -1:] - c2[..., k - 1]) - (c1[..., -1:] - c1[..., k - 1]) ** 2 / (values.shape[-1] - k)
+    """The squared residual of ``values`` (N, in order) fitted by two levels, the first over its first
+    ``k`` (for each of ``k``: 1..N−1)."""
+    c1, c2 = np.cumsum(values), np.cumsum(values * values)
+    left = c2[k - 1] - c1[k - 1] ** 2 / k
+    right = (c2[-1] - c2[k - 1]) - (c1[-1] - c1[k - 1]) ** 2 / (len(values) - k)
     return left + right
 
 
@@ -169,18 +169,18 @@ def _best_split(xs: np.ndarray, ys: np.ndarray, level: np.ndarray) -> tuple[floa
     them), of ``EDGE_ANGLES`` directions."""
     n, least = len(level), int(GROUND_SHARE * len(level))
     k = np.arange(max(least, 1), n - max(least, 1))
+    best = (-1.0, 0.0, 0.0)   # (residual's drop, angle, offset)
     total = float(np.square(level - level.mean()).sum())
-    angles = np.arange(EDGE_ANGLES) * np.pi / EDGE_ANGLES
-    p = xs * np.cos(angles)[:, None] + ys * np.sin(angles)[:, None]   # angles × points: along each normal
-    order = np.argsort(p, axis=1, kind="stable")
-    costs = two_levels(level[order], k)
-    at = costs.argmin(axis=1)
-    drops = total - costs[np.arange(len(angles)), at].astype(np.float64)   # the residual's drop per angle
-    a = int(np.argmax(drops))   # the first of the best
-    if not drops[a] > -1.0:
-        return 0.0, 0.0
-    ps = np.take_along_axis(p[a], order[a], 0)
-    return float(angles[a]), float((ps[k[at[a]] - 1] + ps[k[at[a]]]) / 2)
+    for angle in np.arange(EDGE_ANGLES) * np.pi / EDGE_ANGLES:
+        p = xs * np.cos(angle) + ys * np.sin(angle)
+        order = np.argsort(p, kind="stable")
+        ps, ls = p[order], level[order]
+        costs = two_levels(ls, k)
+        i = int(np.argmin(costs))
+        drop = total - float(costs[i])
+        if drop > best[0]:
+            best = (drop, float(angle), float((ps[k[i] - 1] + ps[k[i]]) / 2))
+    return best[1], best[2]
 
 
 def _steps_along(level: np.ndarray, across: np.ndarray, along: np.ndarray, band: float,
