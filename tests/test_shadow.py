@@ -114,6 +114,26 @@ def test_all_targets_on_bricks_in_small_photos(tmp_path, w, h, seed):
     assert r["mad_plain"] > 25, r
 
 
+def test_the_step_and_the_outline_costs_leave_their_input_alone():
+    """The soft step and the outline's two costs are worked in place (they run for every offset on every
+    pixel of the band): their values are the closed forms', and the distances they are given stay as
+    they were."""
+    from autoinpaint.shadow.outline import LevelCost, SlopeCost, step
+
+    d = np.linspace(-40, 40, 801, dtype=np.float32)
+    kept = d.copy()
+    s = step(d, 2.0)
+    assert s.dtype == np.float32 and np.array_equal(d, kept)
+    exact = 1 / (1 + np.exp(np.clip(1.702 * d.astype(np.float64) / 2.0, -30, 30)))
+    assert np.abs(s - exact).max() < 1e-6 and s[0] == 1 and s[-1] < 1e-12
+    rng = np.random.default_rng(0)
+    raw, slope, where = rng.random(801).astype(np.float32), rng.normal(size=801).astype(np.float32), d > -1e9
+    level, grad = LevelCost(raw, 2.0).at(where)(d), SlopeCost(slope, 0.4, 2.0).at(where)(d)
+    assert np.array_equal(d, kept)
+    assert np.allclose(level, (exact - raw) ** 2, atol=1e-6)
+    assert np.allclose(grad, np.abs(slope - 0.4 * (1.702 / 2) * exact * (1 - exact) / (1 - 0.4 * exact)), atol=1e-6)
+
+
 def test_outline_refit_at_full_resolution_finds_a_sharp_edge():
     """refine_outline: a straight penumbra (σ 2 px) on paving noise, its edge at x = 300.3; the working
     copy (a fifth of the size) put it 6 px off and 5 px soft. Refitted: within half a pixel, σ 1-3 px."""

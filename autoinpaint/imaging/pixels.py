@@ -1,7 +1,7 @@
 """Pixel conversions between the image as decoded (any of L, LA, RGB, RGBA; 8 or 16 bit) and the
 H×W×3 uint8 RGB that models work on, a fast every-k-th-pixel copy, planes merged into channels, and
-per-pixel measures over channels. NumPy (OpenCV, imported lazily, for the alpha fill, the pixel pick and the merge); no stage
-imports."""
+per-pixel measures over channels. NumPy (OpenCV, imported lazily, for the alpha fill, the pixel pick and
+the merge); no stage imports."""
 from __future__ import annotations
 
 import numpy as np
@@ -69,9 +69,10 @@ def grey(values: np.ndarray) -> np.ndarray:
 
 
 def merge(planes: list[np.ndarray]) -> np.ndarray:
-    """H×W planes (one dtype) → H×W×C, contiguous: the channels side by side, as ``np.stack(planes, axis=2)``
-    and what a plane broadcasts to against H×W×C (``plane[..., None]``). OpenCV's channel merge: NumPy's
-    arithmetic broadcast over a last axis of 3 is ~5× slower than on the merged planes."""
+    """H×W planes (one dtype OpenCV holds: uint8, float32, …) → H×W×C, contiguous: the channels side by
+    side, as ``np.stack(planes, axis=2)``, and what a plane broadcasts to against H×W×C (``plane[..., None]``).
+    OpenCV's channel merge: NumPy's arithmetic broadcast over a last axis of 3 is ~5× slower than on the
+    merged planes."""
     import cv2
 
     if len(planes) == 1:

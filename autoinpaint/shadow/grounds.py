@@ -91,11 +91,8 @@ def two_grounds(mean: np.ndarray, valid: np.ndarray, smooth: float) -> Grounds |
 def two_colours(mean: np.ndarray, valid: np.ndarray) -> np.ndarray | None:
     """Two grounds of different colour: the share of the first from each pixel's chromaticity (its place
     between the two means along their main axis: the edge's band, smoothed, is a mix); None for one."""
-    def chromaticity(rgb: np.ndarray) -> np.ndarray:
-        return rgb / np.maximum(rgb.sum(axis=-1, keepdims=True), 1e-3)
-
     step = sample_step(valid)
-    points = chromaticity(mean[::step, ::step][valid[::step, ::step]])   # every pixel's only for two grounds
+    points = _chromaticity(mean[::step, ::step][valid[::step, ::step]])   # every pixel's only for two grounds
     if len(points) < 200:
         return None
     centre = points.mean(axis=0)
@@ -110,7 +107,12 @@ def two_colours(mean: np.ndarray, valid: np.ndarray) -> np.ndarray | None:
     spread = float(np.sqrt(np.square(along - np.where(upper, high, low)).mean()))
     if high - low < max(GROUNDS_APART, 4 * spread) or min(upper.mean(), 1 - upper.mean()) < GROUND_SHARE:
         return None
-    return np.clip(((chromaticity(mean) - centre) @ axis - low) / (high - low), 0, 1).astype(np.float32)
+    return np.clip(((_chromaticity(mean) - centre) @ axis - low) / (high - low), 0, 1).astype(np.float32)
+
+
+def _chromaticity(rgb: np.ndarray) -> np.ndarray:
+    """…×3 → the channels over their sum (a shadow keeps them)."""
+    return rgb / np.maximum(rgb.sum(axis=-1, keepdims=True), 1e-3)
 
 
 def brightness_edge(mean: np.ndarray, valid: np.ndarray,
