@@ -45,12 +45,13 @@ def normconv(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray
 
     if sigma <= 0:
         return values.astype(np.float32)
+
+    def like_values(plane: np.ndarray) -> np.ndarray:   # H×W, or in each of the values' channels
+        return plane if values.ndim == 2 else merge([plane] * values.shape[2])
+
     w = weight.astype(np.float32)
-    channels = 1 if values.ndim == 2 else values.shape[2]
-    num = cv2.GaussianBlur(np.asarray(values, np.float32) * (w if values.ndim == 2 else merge([w] * channels)),
-                           (0, 0), sigma)
-    den = np.maximum(cv2.GaussianBlur(w, (0, 0), sigma), 1e-4)
-    return num / (den if values.ndim == 2 else merge([den] * channels))
+    num = cv2.GaussianBlur(np.asarray(values, np.float32) * like_values(w), (0, 0), sigma)
+    return num / like_values(np.maximum(cv2.GaussianBlur(w, (0, 0), sigma), 1e-4))
 
 
 def fit_sigma(distance: np.ndarray, raw: np.ndarray, sigmas, between: bool = False) -> float:
