@@ -558,6 +558,30 @@ def test_a_high_suns_sliver_of_shadow_is_found(tmp_path, ground, seed, w, h, len
         assert abs(float(found.darkening.mean()) - float(sc.darkening.mean())) <= 0.01
 
 
+@pytest.mark.parametrize("ground, seed, before", [("brick", 2421, -0.026), ("grass", 2422, -0.030),
+                                                  ("noise", 2407, -0.041)])
+def test_a_thin_umbras_darkening_is_read_on_the_finer_copy(ground, seed, before):
+    """A high sun's sliver at 1200x900: on the working copy (a third of the photo's size) its umbra is a
+    working pixel or two wide and every pixel of it mixes the penumbra in, so its darkening came out
+    2.6-4.1 % too light (``before``). It is read again on the finer copy the outline is fitted on (the
+    working copy's weighted statistics, under the umbra and over a ring beyond the penumbra): within
+    0.1-1.6 % of the truth, and the brick scene, at 8.9 grey levels of MAD before, meets all targets."""
+    from autoinpaint.shadow import find_shadow
+
+    sc = S.shadow_scene(1200, 900, np.random.default_rng(seed), ground, length=0.9)
+    found = find_shadow(sc.image, sc.mask)
+    error = float(found.darkening.mean()) - float(sc.darkening.mean())
+    assert abs(error) <= 0.017 and abs(error) < abs(before) / 2, error
+
+
+def test_a_thin_umbra_meets_the_targets(tmp_path):
+    """The brick sliver of the test above, end to end: MAD 8.9 before its darkening was read again, 5.0 now."""
+    sc = S.shadow_scene(1200, 900, np.random.default_rng(2421), "brick", length=0.9)
+    r = measure(sc, str(tmp_path))
+    assert_all_targets(r)
+    assert r["verdict"] == "ok", r
+
+
 @pytest.mark.parametrize("ground, seed", [("grass", 2418), ("noise", 2423)])
 def test_a_sliver_as_narrow_as_the_smoothing_is_found_closer_up(tmp_path, ground, seed):
     """A high sun's sliver 14-17 px wide at its widest (1200x900) under a search smoothed over 17-21 px:

@@ -35,6 +35,14 @@ def umbra_darkening(ratio: np.ndarray, umbra: np.ndarray, ring: np.ndarray, lit:
     ratio: H×W×C, the image over a smooth lit level (a plane: the texture is left in); umbra: H×W bool,
     the shadow's core; ring: H×W bool, the lit ground around the shadow it is compared with; lit: H×W
     bool, ground away from the shadow and the object, where the patches are taken."""
+    weights = statistic_weights(ratio, umbra, ring, lit)
+    return None if weights is None else weighted_darkening(ratio[umbra], ratio[ring], weights)
+
+
+def statistic_weights(ratio: np.ndarray, umbra: np.ndarray, ring: np.ndarray, lit: np.ndarray) -> np.ndarray | None:
+    """Each statistic's weight (4 floats, :func:`_statistics`' order): the inverse of its mean square
+    stray (log ratio) between patches of ``lit`` ground shaped like the ``umbra`` and the ``ring`` around
+    them, or None when fewer than ``MIN_PATCHES`` fit (arguments as :func:`umbra_darkening`'s)."""
     uy, ux = np.nonzero(umbra)
     ry, rx = np.nonzero(ring)
     if len(uy) < 16 or len(ry) < 16:
@@ -59,6 +67,14 @@ def umbra_darkening(ratio: np.ndarray, umbra: np.ndarray, ring: np.ndarray, lit:
         strays.append(np.log(np.maximum(inner, 1e-4) / np.maximum(outer, 1e-4)))
     if len(strays) < MIN_PATCHES:
         return None
-    weight = 1 / np.maximum(np.square(np.array(strays)).mean(axis=0), 1e-8)
-    darkening = 1 - _statistics(ratio[uy, ux]) / np.maximum(_statistics(ratio[ry, rx]), 1e-4)
-    return np.clip((darkening * weight[:, None]).sum(axis=0) / weight.sum(), 0.02, 0.95).astype(np.float32)
+    return 1 / np.maximum(np.square(np.array(strays)).mean(axis=0), 1e-8)
+
+
+def weighted_darkening(umbra: np.ndarray, ring: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The darkening per channel (C floats in [0.02, 0.95]) from the ratio's values under the umbra and
+    over the ring around it (N×C, M×C): each statistic's, weighted by ``weights``
+    (:func:`statistic_weights`). Also for an umbra too thin to read on the working copy (a high sun's
+    sliver: every working pixel of it mixes the penumbra in), read on a finer copy of the matte's box,
+    with the weights found on the working copy (the finer copy holds too little lit ground to weigh)."""
+    darkening = 1 - _statistics(umbra) / np.maximum(_statistics(ring), 1e-4)
+    return np.clip((darkening * weights[:, None]).sum(axis=0) / weights.sum(), 0.02, 0.95).astype(np.float32)

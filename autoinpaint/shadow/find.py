@@ -20,7 +20,7 @@ at most ``WORK_SIZE`` px; only the matte's own box is computed at full resolutio
 fitted again (:func:`~.outline.refine_outline`) when that copy is smaller than the photo. When it is at
 most half the photo's size, the penumbra is fitted again too, the lit level under the shadow follows
 the ground around it, and the umbra's darkening is read from the ground's brightness statistics
-(:mod:`.darkening`).
+(:mod:`.darkening`; a thin umbra's, a high sun's sliver, again on the finer copy the outline is fitted on).
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..imaging.pixels import every_kth, grey, merge, to_rgb8
-from .darkening import umbra_darkening
+from .darkening import statistic_weights, weighted_darkening
 from .edge import place_edge
 from .evidence import chroma_spread, sky_shape, texture_contrast
 from .grounds import two_grounds
@@ -56,7 +56,8 @@ COARSE_COPY = 0.5        # a working copy at most this share of the photo's size
 LOCAL = 0.25             # ... smoothed over this share of the object's size
 RING = 0.3               # ... and the umbra's darkening is measured against the ground this far around
                          # the shadow (a share of the object's size)
-THIN_UMBRA = 8           # ... an umbra at most twice this many working px across is thin: read further in
+THIN_UMBRA = 8           # ... an umbra at most twice this many working px across is thin: read further in,
+THIN_RING = 8            # and again on the outline's finer copy, against a ring this many working px wide
 REFINE_SIZE = 384        # longest side (px) of the copy of the matte's box the outline is fitted again on
 CONTRAST_MIN = 1.0       # an umbra no darker than the lit ground's own darkest spots (this many times
                          # theirs, :func:`.evidence.texture_contrast`) is texture, not a shadow
@@ -276,7 +277,7 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     signed, offset, sigma = _fit_outline(small, valid, near, lit, region, float(darkening.mean()), coarse)
     coarse_copy = s <= COARSE_COPY
     work_matte = step(signed - offset, max(sigma, 0.35))
-    estimate = None
+    estimate, weights, thin = None, None, False
     if coarse_copy:
         # the object is large in the photo, the umbra holds many texture units: the statistics of the
         # ground's brightness that stray least between patches of lit ground tell its darkening
@@ -287,10 +288,13 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
         # the umbra: inside the matte's 0.95 line, a working pixel further in where the umbra is thin (a
         # sliver of shadow: there the penumbra in the umbra's statistics made the darkening 3-5 % too light)
         umbra = valid & (work_matte >= 0.95)
-        if cv2.distanceTransform(umbra.astype(np.uint8), cv2.DIST_L2, 3).max() <= THIN_UMBRA:
+        thin = cv2.distanceTransform(umbra.astype(np.uint8), cv2.DIST_L2, 3).max() <= THIN_UMBRA
+        if thin:
             umbra &= step(signed - offset + 1, max(sigma, 0.35)) >= 0.95
-        estimate = umbra_darkening(small / lit, umbra,
-                                   outside & (signed <= edge + RING * side * s), outside)
+        ratio, ring = small / lit, outside & (signed <= edge + RING * side * s)
+        weights = statistic_weights(ratio, umbra, ring, outside)
+        if weights is not None:
+            estimate = weighted_darkening(ratio[umbra], ratio[ring], weights)
         # ... and the lit level under the shadow follows the ground around it (the plane's departure,
         # interpolated): the refit of the outline measures against it
         lit = lit * merge([normconv(grey(mean / lit), valid & ~away, LOCAL * side * s)] * 3)
@@ -311,8 +315,14 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     fx1, fy1 = min(int(np.ceil(rb[2] / s)) + 2, wx1 - wx0), min(int(np.ceil(rb[3] / s)) + 2, wy1 - wy0)
     keep = None if placed is None else placed.on_box((fx0, fy0, fx1, fy1))   # the shadow's side of the edge
     if s < 1:
-        dist, sigma = _refined(image, not_ground, (wx0, wy0), (fx0, fy0, fx1, fy1), signed, lit, offset, sigma,
-                               float(darkening.mean()), s, coarse_copy, None if keep is None else keep < 0.5)
+        # a thin umbra's darkening is read again where it is more than a pixel or two wide (not where the
+        # shadow stops at a building's shade: the ring beyond it is partly that shade's)
+        thin = thin and keep is None and weights is not None
+        dist, sigma, finer = _refined(image, not_ground, (wx0, wy0), (fx0, fy0, fx1, fy1), signed, lit, offset,
+                                      sigma, float(darkening.mean()), s, coarse_copy,
+                                      None if keep is None else keep < 0.5, weights if thin else None)
+        if finer is not None:
+            darkening = finer
     else:
         dist, sigma = signed[fy0:fy1, fx0:fx1] - offset, max(sigma, 0.35)
     matte = step(dist, sigma)
@@ -375,13 +385,16 @@ def _fit_outline(small: np.ndarray, valid: np.ndarray, near: np.ndarray, lit: np
 
 def _refined(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], box: tuple[int, int, int, int],
              signed: np.ndarray, lit: np.ndarray, offset: float, sigma: float, darkening: float,
-             s: float, fit_penumbra: bool, other: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+             s: float, fit_penumbra: bool, other: np.ndarray | None = None, weights: np.ndarray | None = None
+             ) -> tuple[np.ndarray, float, np.ndarray | None]:
     """The matte's signed distance (full px, over ``box``: the matte's box in the window whose top-left
     corner is ``corner``) and σ (full px), fitted again on a copy of the photo there of at most
     ``REFINE_SIZE`` px (the photo itself when it is smaller) on the ground (not ``mask``): ``signed``,
     ``lit``, ``offset`` and ``sigma`` are the working copy's (working px, downscaled by ``s``);
     ``fit_penumbra``: fit σ again too; ``other``: (h×w bool over ``box``, full px) no ground of the shadow's
-    either (beyond the edge it stops at)."""
+    either (beyond the edge it stops at). Third: with the statistics' ``weights`` (a thin umbra's), the
+    umbra's darkening read on that copy against a ring ``THIN_RING`` working px wide beyond the penumbra
+    (:func:`.darkening.weighted_darkening`); else None."""
     import cv2
 
     fx0, fy0, fx1, fy1 = box
@@ -400,9 +413,17 @@ def _refined(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], box: 
     ground = ~cv2.dilate(obj, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))).astype(bool)
     dist, sigma = refine_outline(crop.astype(np.float32), ground, lit, dist, max(sigma, 0.35) * r / s, darkening,
                                  s / r, fit_penumbra)
+    finer = None
+    if weights is not None:
+        edge = 3 * sigma + 2
+        umbra = ground & (step(dist, sigma) >= 0.95)
+        ring = ground & (dist > edge) & (dist <= edge + THIN_RING * r / s)
+        if umbra.sum() >= 16 and ring.sum() >= 16:
+            ratio = crop / lit
+            finer = weighted_darkening(ratio[umbra], ratio[ring], weights)
     if r < 1:
         dist = cv2.resize(dist, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
-    return dist / r, sigma / r
+    return dist / r, sigma / r, finer
 
 
 def _lit_holes(small: np.ndarray, valid: np.ndarray, lit: np.ndarray, region: np.ndarray, ground: np.ndarray,
