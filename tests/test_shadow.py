@@ -405,7 +405,8 @@ def test_no_shadow_where_the_ground_alone_is_that_dark(cli, tmp_path):
 def test_doubt_when_the_shadow_is_hardly_darker_than_the_texture(tmp_path, ground, seed):
     """No shadow again, but dark texture beside the object a little darker than the ground's darkest
     spots elsewhere: it is taken, and the verdict says it may be only texture; a true shadow on the
-    same ground at the same size stands well clear of it."""
+    same ground at the same size stands clear of it (on grass under twice as dark as those spots,
+    which is doubt of another kind: its result there is 10 grey levels off)."""
     sc = S.shadowless(scene(ground, seed, 0))
     q = _shadow_quality(tmp_path, sc.image, sc.mask)
     assert 1.0 <= q["signals"]["shadow_contrast"] < 1.4
@@ -413,7 +414,22 @@ def test_doubt_when_the_shadow_is_hardly_darker_than_the_texture(tmp_path, groun
     assert any("hardly darker than the ground's own texture" in r for r in q["reasons"]), q
     cast = scene(ground, seed, 0)
     true = _shadow_quality(tmp_path, cast.image, cast.mask)
-    assert true["signals"]["shadow_contrast"] >= 1.4 and not any("texture" in r for r in true["reasons"]), true
+    assert true["signals"]["shadow_contrast"] >= 1.4, true
+    assert not any("hardly darker" in r for r in true["reasons"]), true
+
+
+@pytest.mark.parametrize("ground, seed", [("grass", 1910), ("gravel", 2012)])
+def test_doubt_when_the_shadow_stands_little_out_of_the_texture(tmp_path, ground, seed):
+    """A true shadow on coarse texture in a small photo (480x360) whose umbra is under twice as dark as
+    the ground's own darkest spots: its outline runs into the dark texture beside it and the result is
+    16-21 grey levels off (MAD), yet the verdict was ok. Now it is in doubt, and says why; on the bench's
+    16 sets and four sliver sets, 17 verdicts turned so, 16 of them on a result that missed the targets."""
+    sc = S.shadow_scene(480, 360, np.random.default_rng(seed), ground)
+    r = measure(sc, str(tmp_path))
+    assert r["mad"] > 12 and r["verdict"] == "doubt", r
+    q = _shadow_quality(tmp_path, sc.image, sc.mask)
+    assert 1.4 <= q["signals"]["shadow_contrast"] < 2.0, q
+    assert any("stands little out of the ground's own texture" in reason for reason in q["reasons"]), q
 
 
 def test_another_shadow_in_the_window_is_not_taken_for_texture():
