@@ -91,7 +91,7 @@ SHADOW_CONTRAST_MIN = 1.4  # the umbra this many times as dark as the lit ground
                            # 1 no shadow is found); set on generated scenes with and without a shadow
 SHADOW_CONTRAST_SURE = 2.0  # ... and under this, where the shadow is one, its outline and darkening are
                             # seldom right: 1 of 14 such bench scenes met the MAD target (480x360 gravel
-                            # and grass; none at 640x480 and up stands out this little)
+                            # and grass; 2 of 96 at 640x480 and up stand out this little)
 
 
 @dataclass

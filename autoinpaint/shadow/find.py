@@ -317,10 +317,9 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     if s < 1:
         # a thin umbra's darkening is read again where it is more than a pixel or two wide (not where the
         # shadow stops at a building's shade: the ring beyond it is partly that shade's)
-        thin = thin and keep is None and weights is not None
         dist, sigma, finer = _refined(image, not_ground, (wx0, wy0), (fx0, fy0, fx1, fy1), signed, lit, offset,
                                       sigma, float(darkening.mean()), s, coarse_copy,
-                                      None if keep is None else keep < 0.5, weights if thin else None)
+                                      None if keep is None else keep < 0.5, weights if thin and keep is None else None)
         if finer is not None:
             darkening = finer
     else:
