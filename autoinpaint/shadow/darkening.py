@@ -18,6 +18,7 @@ from ..imaging.pixels import grey
 PATCHES = 64             # at most this many patches of lit ground are measured
 MIN_PATCHES = 8          # ... and with fewer, no estimate (None)
 SAMPLES = 3000           # pixels per region a statistic is computed on (a regular subsample)
+MIN_PIXELS = 16          # an umbra or ring of fewer pixels is not measured
 
 
 def _statistics(values: np.ndarray) -> np.ndarray:
@@ -45,7 +46,7 @@ def statistic_weights(ratio: np.ndarray, umbra: np.ndarray, ring: np.ndarray, li
     them, or None when fewer than ``MIN_PATCHES`` fit (arguments as :func:`umbra_darkening`'s)."""
     uy, ux = np.nonzero(umbra)
     ry, rx = np.nonzero(ring)
-    if len(uy) < 16 or len(ry) < 16:
+    if len(uy) < MIN_PIXELS or len(ry) < MIN_PIXELS:
         return None
     h, w = umbra.shape
     y0, x0, y1, x1 = int(uy.min()), int(ux.min()), int(uy.max()) + 1, int(ux.max()) + 1
@@ -60,7 +61,7 @@ def statistic_weights(ratio: np.ndarray, umbra: np.ndarray, ring: np.ndarray, li
         sy, sx = ry + dy, rx + dx
         around = (sy >= 0) & (sy < h) & (sx >= 0) & (sx < w)
         around[around] = lit[sy[around], sx[around]]
-        if around.sum() < 16:
+        if around.sum() < MIN_PIXELS:
             continue
         inner = _statistics(brightness[uy + dy, ux + dx][:, None])[:, 0]
         outer = _statistics(brightness[sy[around], sx[around]][:, None])[:, 0]

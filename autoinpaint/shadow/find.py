@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..imaging.pixels import every_kth, grey, merge, to_rgb8
-from .darkening import statistic_weights, weighted_darkening
+from .darkening import MIN_PIXELS, statistic_weights, weighted_darkening
 from .edge import place_edge
 from .evidence import chroma_spread, sky_shape, texture_contrast
 from .grounds import two_grounds
@@ -417,7 +417,7 @@ def _refined(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], box: 
         edge = 3 * sigma + 2
         umbra = ground & (step(dist, sigma) >= 0.95)
         ring = ground & (dist > edge) & (dist <= edge + THIN_RING * r / s)
-        if umbra.sum() >= 16 and ring.sum() >= 16:
+        if umbra.sum() >= MIN_PIXELS and ring.sum() >= MIN_PIXELS:
             ratio = crop / lit
             finer = weighted_darkening(ratio[umbra], ratio[ring], weights)
     if r < 1:
