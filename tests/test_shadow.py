@@ -432,6 +432,68 @@ def test_doubt_when_the_shadow_stands_little_out_of_the_texture(tmp_path, ground
     assert any("stands little out of the ground's own texture" in reason for reason in q["reasons"]), q
 
 
+def _doubts_but_the_expected_error(reasons: list[str]) -> list[str]:
+    """The doubt reasons other than the relit shadow's expected error."""
+    return [r for r in reasons if "small for the ground's texture" not in r]
+
+
+@pytest.mark.parametrize("size, ground, seed", [((480, 360), "gravel", 1904), ((640, 480), "gravel", 2500),
+                                                ((800, 600), "grass", 2406)])
+def test_doubt_when_the_relit_shadow_is_expected_to_be_off(tmp_path, size, ground, seed):
+    """Small photos of coarse texture, the shadow found (it stands out of the texture, 2-4× its darkest
+    spots) but its outline a pixel or two off: 10-13 grey levels of MAD, and the verdict was ok. The
+    expected error (the texture's spread times the outline's length over the shadow's area) says so:
+    doubt, with an estimate within 0.6-1.6× of what is measured."""
+    sc = S.shadow_scene(*size, np.random.default_rng(seed), ground)
+    r = measure(sc, str(tmp_path))
+    assert r["mad"] > 9 and r["verdict"] == "doubt", r
+    assert not _doubts_but_the_expected_error(r["reasons"]), r
+    q = _shadow_quality(tmp_path, sc.image, sc.mask)
+    assert q["signals"]["shadow_contrast"] >= 2.0, q
+    assert 0.6 <= q["signals"]["shadow_error"] / r["mad"] <= 1.6, (q, r)
+
+
+def test_the_expected_error_follows_the_texture_and_the_outline_over_the_area():
+    """expected_error: the ground's spread times the outline's length over the area (plus a share of
+    one over the area's square root): on flat ground nothing; a disc four times as wide on the same
+    texture, a quarter; the object's edge is no outline (a strip along the object, less than alone);
+    and the same on every k-th pixel of a large box as on all of them."""
+    import cv2
+
+    from autoinpaint.shadow.evidence import expected_error
+
+    rng = np.random.default_rng(0)
+    textured = np.clip(128 + rng.normal(0, 20, (900, 900)), 0, 255).astype(np.uint8)
+    flat = np.full((900, 900), 128, np.uint8)
+
+    def disc(radius: int, centre=(450, 450)) -> tuple[tuple[int, int, int, int], np.ndarray]:
+        m = np.zeros((900, 900), np.float32)
+        cv2.circle(m, centre, radius, 1.0, -1)
+        m = cv2.GaussianBlur(m, (0, 0), 1.5)
+        ys, xs = np.nonzero(m > 0.01)
+        box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        return box, m[box[1]:box[3], box[0]:box[2]]
+
+    none = np.zeros((900, 900), bool)
+    small, large = disc(40), disc(160)
+    grey3 = lambda g: np.repeat(g[..., None], 3, axis=2)   # noqa: E731
+    assert expected_error(grey3(flat), none, *small) == 0.0
+    e_small, e_large = expected_error(grey3(textured), none, *small), expected_error(grey3(textured), none, *large)
+    assert 3.2 <= e_small / e_large <= 4.8, (e_small, e_large)
+    assert 2.2 * 20 * 2 / 40 * 0.7 <= e_small <= 2.2 * 20 * (2 / 40 + 3 / np.sqrt(np.pi) / 40) * 1.3, e_small
+    strip = np.zeros((900, 900), np.float32)
+    strip[400:440, 350:550] = 1.0                           # a 200×40 shadow, the object along its top side
+    above = none.copy()
+    above[300:400, 350:550] = True
+    box = (340, 390, 560, 450)
+    cut = strip[390:450, 340:560]
+    assert expected_error(grey3(textured), above, box, cut) < 0.8 * expected_error(grey3(textured), none, box, cut)
+    assert expected_error(grey3(textured), none, (0, 0, 0, 0), np.zeros((0, 0), np.float32)) == 0.0
+    big = disc(400)                                         # a box of ~800 px: measured on every 3rd pixel
+    rim = expected_error(grey3(textured), none, *big)
+    assert abs(rim / (e_large * 160 / 400) - 1) < 0.15, (rim, e_large)
+
+
 def test_another_shadow_in_the_window_is_not_taken_for_texture():
     """The contrast measures the ground's texture, not other shadows: a second shadow (darkening 0.5,
     the object's width) 0.7 object-widths away on the other side leaves it within a few per cent."""
@@ -562,11 +624,14 @@ def test_a_high_suns_sliver_of_shadow_is_found(tmp_path, ground, seed, w, h, len
     the dark region is opened with (a tenth of the object's size), and nothing was found at all; now a
     disk half or a quarter as wide is tried when the umbra stands well out of the texture, and all
     targets are met. Its darkening is read a working pixel inside the umbra's 0.95 line: with the
-    penumbra in its statistics it came out 2.8 % too light on the gravel scene."""
+    penumbra in its statistics it came out 2.8 % too light on the gravel scene. No doubt but the expected
+    error's: a sliver's outline is long for its area, and on these two the estimate (8 and 13 grey
+    levels) is over what is measured (5), as on 6 of the 26 slivers of the bench's four sets that met
+    the targets (45 of the 70 that missed them are in doubt by it)."""
     sc = S.shadow_scene(w, h, np.random.default_rng(seed), ground, length=length)
     r = measure(sc, str(tmp_path))
     assert_all_targets(r)
-    assert r["mad_plain"] > 40 and r["verdict"] == "ok", r
+    assert r["mad_plain"] > 40 and not _doubts_but_the_expected_error(r["reasons"]), r
     if ground == "gravel":
         from autoinpaint.shadow import find_shadow
 
@@ -607,12 +672,14 @@ def test_a_sliver_as_narrow_as_the_smoothing_is_found_closer_up(tmp_path, ground
     half the smoothing and the neck in a window 0.4 times the object's size around it (a copy 2-3 times
     finer), where its umbra stands out of the texture: the grass sliver meets all targets, the paving one
     is covered and its MAD at most 0.45 of leaving it (darkening 0.43 for 0.51). On the same ground
-    without the shadow nothing is found closer up either."""
+    without the shadow nothing is found closer up either. No doubt but the expected error's (over what is
+    measured on the grass sliver, 14 grey levels for 5; under on the paving one, 8 for 15)."""
     from autoinpaint.shadow import find_shadow
 
     sc = S.shadow_scene(1200, 900, np.random.default_rng(seed), ground, length=0.9)
     r = measure(sc, str(tmp_path))
-    assert r["cover"] >= 0.9 and r["outside"] <= 0.1 and r["far"] and r["verdict"] == "ok", r
+    assert r["cover"] >= 0.9 and r["outside"] <= 0.1 and r["far"], r
+    assert not _doubts_but_the_expected_error(r["reasons"]), r
     assert r["mad"] <= (6 if ground == "grass" else 0.45 * r["mad_plain"]), r
     assert find_shadow(S.shadowless(sc).image, sc.mask) is None
 
@@ -1011,11 +1078,12 @@ def test_other_modes_are_relit_in_their_own_dtype(tmp_path, paving, mode):
 def test_the_shadow_explains_the_only_part_of_an_object_reason():
     """The classical segmenter's mask borders the object's shadow, a distinct darker region: without
     --shadow the doubt signal asks whether the mask is only part of an object; with it, that region is
-    known to be the shadow (measured again on both together) and the reason goes."""
+    known to be the shadow (measured again on both together) and the reason goes (what stays: at 320x240
+    the shadow is small for the texture, 8 grey levels of error expected)."""
     sc = S.shadow_scene(320, 240, np.random.default_rng(3), "noise")
     options = EditOptions(segmenter="classical", quiet=True)
     plain = edit(sc.image, Selection(points=(sc.point,)), options, "mask").metadata["quality"]
     assert any(r.startswith("may be only part of an object") for r in plain["reasons"]), plain
     found = edit(sc.image, Selection(points=(sc.point,)), options.replace(shadow=True), "mask").metadata["quality"]
-    assert found["verdict"] == "ok" and found["reasons"] == [], found
+    assert not _doubts_but_the_expected_error(found["reasons"]), found
     assert found["signals"]["part_of_with_shadow"] < 0.12 <= found["signals"]["part_of"]

@@ -4,17 +4,24 @@ A shadow darkens the ground's channels alike (it keeps the ground's chroma), or,
 that only the blue sky lights, red more than green and green more than blue; a stain or a dark thing
 darkens them otherwise. And a shadow's umbra stands out of the ground's own texture: the gaps between
 coarse stones beside an object that casts none are no darker than the darkest spots of the ground
-anywhere around.
+anywhere around. And how well the shadow can be taken out at all: on coarse texture its outline is
+placed only to within a pixel or two, which costs most where the outline is long for the shadow's area
+(a small or thin shadow).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..imaging.pixels import channel_spread, merge
+from ..imaging.pixels import channel_spread, grey, merge, to_rgb8
 
 SKY_MIN = 0.12           # a sky-lit shadow: red darkened more than blue by at least this share of the mean
 SKY_MAX = 1.0            # ... and at most this (beyond, a dark blue thing rather than a shadow)
 TEXTURE_PCT = 99         # the lit ground's own darkest spots: this percentile of its darkness
+ERROR_SCALE = 2.3        # the relit shadow's expected error: this many times the texture's spread (grey
+ERROR_AREA = 3.0         # levels) times (outline / area + this / √area), px (the bench's median, round 25)
+ERROR_RING = 25          # px: the lit ground around the shadow whose texture is measured (from 2 px out),
+ERROR_LOCAL = 16         # about its own level there (a Gaussian of this σ, px): not the step between two grounds
+ERROR_SIZE = 256         # measured on every k-th pixel of the matte's box and ring, about this many across or fewer
 
 
 def sky_shape(ratio: np.ndarray, dark: np.ndarray, near: np.ndarray) -> np.ndarray | None:
@@ -58,3 +65,42 @@ def texture_contrast(dark: np.ndarray, ground: np.ndarray, darkening: float, dar
         return 99.0
     spots = max(float(np.percentile(dark[ground], TEXTURE_PCT)), darkening / 99)
     return round(min(darkening / spots, 99.0), 3)
+
+
+def expected_error(image: np.ndarray, not_ground: np.ndarray, box: tuple[int, int, int, int],
+                   matte: np.ndarray) -> float:
+    """The mean absolute error (grey levels) to expect where the shadow was, once relit: the spread of
+    the lit ground's brightness around it (its standard deviation about the local level, texture and
+    noise alike, the step to another ground beside it left out: what an outline a pixel or two off and
+    a darkening a per cent or two off are relit with) times the length of its outline over its area
+    (the share of it those pixels make; the object's edge is no outline), plus ``ERROR_AREA`` over the
+    square root of its area (the darkening's error: fewer texture units under it), times
+    ``ERROR_SCALE`` (the median over the bench's generated scenes, ``benchmarks/bench_shadow.py``).
+
+    image: H×W×C as decoded; not_ground: H×W bool, the selected objects; box: (x0, y0, x1, y1), the
+    matte's, full-resolution px; matte: its (y1−y0)×(x1−x0) float coverage. 0 when the shadow's half-way
+    line encloses nothing outside the objects or no lit ground is around it."""
+    import cv2
+
+    h, w = not_ground.shape
+    x0, y0, x1, y1 = box
+    X0, Y0, X1, Y1 = max(x0 - ERROR_RING, 0), max(y0 - ERROR_RING, 0), min(x1 + ERROR_RING, w), min(y1 + ERROR_RING, h)
+    k = max(1, max(X1 - X0, Y1 - Y0) // ERROR_SIZE)
+    m = np.zeros((Y1 - Y0, X1 - X0), np.float32)
+    m[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0] = matte
+    m, objects = m[::k, ::k], not_ground[Y0:Y1:k, X0:X1:k]
+    near = cv2.dilate(objects.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    inside = (m >= 0.5) & ~objects
+    area = int(inside.sum())
+    # the outline: the half-way line's pixels with a pixel of lit ground beside them (the photo's
+    # border is none: the erosion keeps what meets it)
+    outline = inside & ~cv2.erode(inside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~near
+    away = cv2.distanceTransform((m <= 0.02).astype(np.uint8), cv2.DIST_L2, 3) * k
+    ring = (m <= 0.02) & ~near & (away > 2) & (away <= ERROR_RING)
+    if area == 0 or ring.sum() < 16:
+        return 0.0
+    brightness, weight = grey(to_rgb8(image[Y0:Y1:k, X0:X1:k]).astype(np.float32)), ring.astype(np.float32)
+    level = cv2.GaussianBlur(brightness * weight, (0, 0), ERROR_LOCAL / k) / np.maximum(
+        cv2.GaussianBlur(weight, (0, 0), ERROR_LOCAL / k), 1e-3)
+    spread = float((brightness - level)[ring].std())
+    return round(float(ERROR_SCALE * spread * (outline.sum() / (area * k) + ERROR_AREA / (k * np.sqrt(area)))), 2)

@@ -31,7 +31,7 @@ import numpy as np
 from ..imaging.pixels import every_kth, grey, merge, to_rgb8
 from .darkening import MIN_PIXELS, statistic_weights, weighted_darkening
 from .edge import place_edge
-from .evidence import chroma_spread, sky_shape, texture_contrast
+from .evidence import chroma_spread, expected_error, sky_shape, texture_contrast
 from .grounds import two_grounds
 from .level import DARK_MIN, lit_level
 from .outline import (FINE, OFFSETS, PASSES, PENUMBRAS, LevelCost, fit_sigma, local_offsets, nearest_values,
@@ -84,8 +84,9 @@ class ShadowMatte:
         other selected ones) and object (H'×W' bool, the window),
         ``window`` its full-resolution box, ``frame`` which of its sides (top, bottom, left,
         right) are the photo's borders, ``contrast`` how far the umbra stands out of the ground's
-        own texture and ``ends_at_ground`` whether it stops at the edge of a darker ground (where it
-        goes on is unseen there): what the doubt signals measure (autoinpaint.mask.assess).
+        own texture, ``ends_at_ground`` whether it stops at the edge of a darker ground (where it
+        goes on is unseen there) and ``error`` the result's expected error where it was (grey levels,
+        :func:`.evidence.expected_error`): what the doubt signals measure (autoinpaint.mask.assess).
     """
 
     box: tuple[int, int, int, int]
@@ -97,6 +98,7 @@ class ShadowMatte:
     frame: tuple[bool, bool, bool, bool] = (False, False, False, False)
     contrast: float = 99.0   # the umbra's darkening over the lit ground's darkest spots' (.evidence)
     ends_at_ground: bool = False   # it stops at the edge of a darker ground (.grounds.ends_at_darker)
+    error: float = 0.0   # the relit shadow's expected mean absolute error, grey levels (.evidence)
 
 
 @dataclass
@@ -333,8 +335,9 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     seen = candidate | region
     if others is not None:   # what the doubt signals measure: the shadow nearer this object than the others
         seen &= nearest_values(obj | others, obj)
-    return ShadowMatte((wx0 + fx0, wy0 + fy0, wx0 + fx1, wy0 + fy1), np.clip(matte, 0, 1).astype(np.float32),
-                       darkening, seen, obj, (wx0, wy0, wx1, wy1), frame, contrast, ends_at_ground), cut
+    box, matte = (wx0 + fx0, wy0 + fy0, wx0 + fx1, wy0 + fy1), np.clip(matte, 0, 1).astype(np.float32)
+    return ShadowMatte(box, matte, darkening, seen, obj, (wx0, wy0, wx1, wy1), frame, contrast, ends_at_ground,
+                       expected_error(image, not_ground, box, matte)), cut
 
 
 def _fit_outline(small: np.ndarray, valid: np.ndarray, near: np.ndarray, lit: np.ndarray, region: np.ndarray,
