@@ -460,7 +460,7 @@ def test_the_expected_error_follows_the_texture_and_the_outline_over_the_area():
     and the same on every k-th pixel of a large box as on all of them."""
     import cv2
 
-    from autoinpaint.shadow.evidence import expected_error
+    from autoinpaint.shadow.evidence import ERROR_AREA, ERROR_SCALE, expected_error
 
     rng = np.random.default_rng(0)
     textured = np.clip(128 + rng.normal(0, 20, (900, 900)), 0, 255).astype(np.uint8)
@@ -480,7 +480,8 @@ def test_the_expected_error_follows_the_texture_and_the_outline_over_the_area():
     assert expected_error(grey3(flat), none, *small) == 0.0
     e_small, e_large = expected_error(grey3(textured), none, *small), expected_error(grey3(textured), none, *large)
     assert 3.2 <= e_small / e_large <= 4.8, (e_small, e_large)
-    assert 2.2 * 20 * 2 / 40 * 0.7 <= e_small <= 2.2 * 20 * (2 / 40 + 3 / np.sqrt(np.pi) / 40) * 1.3, e_small
+    low, high = ERROR_SCALE * 20 * 2 / 40, ERROR_SCALE * 20 * (2 / 40 + ERROR_AREA / (np.sqrt(np.pi) * 40))
+    assert 0.7 * low <= e_small <= 1.3 * high, (e_small, low, high)   # spread 20, outline / area 2 / r
     strip = np.zeros((900, 900), np.float32)
     strip[400:440, 350:550] = 1.0                           # a 200×40 shadow, the object along its top side
     above = none.copy()

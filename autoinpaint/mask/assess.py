@@ -27,7 +27,7 @@ Signals (the record's ``signals``):
   the object's), ``shadow_borders`` (photo borders it runs along) and ``shadow_direction`` (how
   one-sided it is: a light casts a shadow to one side; a dark ring all around the object is not one)
   ``shadow_contrast`` (its umbra's darkening over the lit ground's darkest spots' at the search's
-  scale: near 1, the gaps of coarse texture next to the object may be all it is) and
+  scale: near 1, the gaps of coarse texture next to the object may be all it is),
   ``shadow_ends_at_ground`` (it stops at the straight edge of a darker ground: a building's shade, in
   which it would go on unseen) and ``shadow_error`` (the mean absolute error, grey levels, to expect
   where it was once relit: the ground's texture times its outline's length over its area,
