@@ -20,7 +20,7 @@ TEXTURE_PCT = 99         # the lit ground's own darkest spots: this percentile o
 ERROR_SCALE = 2.3        # the relit shadow's expected error: this many times the texture's spread (grey
 ERROR_AREA = 3.0         # levels) times (outline / area + this / √area), px (the bench's median, round 25)
 ERROR_RING = 25          # px: the lit ground around the shadow whose texture is measured (from 2 px out),
-ERROR_LOCAL = 16         # about its own level there (a Gaussian of this σ, px): not the step between two grounds
+ERROR_LOCAL = 16         # about its own level there (a blur of this σ, px): not the step between two grounds
 ERROR_SIZE = 256         # measured on every k-th pixel of the matte's box and ring, about this many across or fewer
 
 
@@ -100,7 +100,7 @@ def expected_error(image: np.ndarray, not_ground: np.ndarray, box: tuple[int, in
     if area == 0 or ring.sum() < 16:
         return 0.0
     brightness, weight = grey(to_rgb8(image[Y0:Y1:k, X0:X1:k]).astype(np.float32)), ring.astype(np.float32)
-    level = cv2.GaussianBlur(brightness * weight, (0, 0), ERROR_LOCAL / k) / np.maximum(
-        cv2.GaussianBlur(weight, (0, 0), ERROR_LOCAL / k), 1e-3)
+    size = (2 * max(1, round(np.sqrt(6) * ERROR_LOCAL / k)) + 1,) * 2   # a tent of σ ERROR_LOCAL (O(1) per px)
+    level = cv2.stackBlur(brightness * weight, size) / np.maximum(cv2.stackBlur(weight, size), 1e-3)
     spread = float((brightness - level)[ring].std())
     return round(float(ERROR_SCALE * spread * (outline.sum() / (area * k) + ERROR_AREA / (k * np.sqrt(area)))), 2)
