@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..imaging.pixels import channel_spread, grey, merge, to_rgb8
+from .outline import normconv
 
 SKY_MIN = 0.12           # a sky-lit shadow: red darkened more than blue by at least this share of the mean
 SKY_MAX = 1.0            # ... and at most this (beyond, a dark blue thing rather than a shadow)
@@ -99,8 +100,6 @@ def expected_error(image: np.ndarray, not_ground: np.ndarray, box: tuple[int, in
     ring = (m <= 0.02) & ~near & (away > 2) & (away <= ERROR_RING)
     if area == 0 or ring.sum() < 16:
         return 0.0
-    brightness, weight = grey(to_rgb8(image[Y0:Y1:k, X0:X1:k]).astype(np.float32)), ring.astype(np.float32)
-    size = (2 * max(1, round(np.sqrt(6) * ERROR_LOCAL / k)) + 1,) * 2   # a tent of σ ERROR_LOCAL (O(1) per px)
-    level = cv2.stackBlur(brightness * weight, size) / np.maximum(cv2.stackBlur(weight, size), 1e-3)
-    spread = float((brightness - level)[ring].std())
+    brightness = grey(to_rgb8(image[Y0:Y1:k, X0:X1:k]).astype(np.float32))
+    spread = float((brightness - normconv(brightness, ring, ERROR_LOCAL / k, tent=True))[ring].std())
     return round(float(ERROR_SCALE * spread * (outline.sum() / (area * k) + ERROR_AREA / (k * np.sqrt(area)))), 2)

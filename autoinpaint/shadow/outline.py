@@ -39,8 +39,9 @@ def step(distance: np.ndarray, sigma: float) -> np.ndarray:
     return np.reciprocal(z, out=z).astype(np.float32, copy=False)
 
 
-def normconv(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian average of ``values`` over the pixels where ``weight`` is 1 (normalised convolution)."""
+def normconv(values: np.ndarray, weight: np.ndarray, sigma: float, tent: bool = False) -> np.ndarray:
+    """Gaussian average of ``values`` over the pixels where ``weight`` is 1 (normalised convolution);
+    ``tent``: a tent of the same σ instead (OpenCV's stack blur: its cost does not grow with σ)."""
     import cv2
 
     if sigma <= 0:
@@ -49,9 +50,11 @@ def normconv(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray
     def like_values(plane: np.ndarray) -> np.ndarray:   # H×W, or in each of the values' channels
         return plane if values.ndim == 2 else merge([plane] * values.shape[2])
 
+    size = (2 * max(1, round(np.sqrt(6) * sigma)) + 1,) * 2
+    blur = (lambda a: cv2.stackBlur(a, size)) if tent else (lambda a: cv2.GaussianBlur(a, (0, 0), sigma))
     w = weight.astype(np.float32)
-    num = cv2.GaussianBlur(np.asarray(values, np.float32) * like_values(w), (0, 0), sigma)
-    return num / like_values(np.maximum(cv2.GaussianBlur(w, (0, 0), sigma), 1e-4))
+    num = blur(np.asarray(values, np.float32) * like_values(w))
+    return num / like_values(np.maximum(blur(w), 1e-4))
 
 
 def fit_sigma(distance: np.ndarray, raw: np.ndarray, sigmas, between: bool = False) -> float:
