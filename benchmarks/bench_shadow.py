@@ -259,6 +259,12 @@ def main() -> None:
                         help="the ground darker towards the photo's corners by up to this share (a lens's vignetting)")
     parser.add_argument("--strength", type=float, default=1.0,
                         help="the shadow's darkening (35-60 %%) times this: a faint shadow")
+    parser.add_argument("--texture", type=float, default=1.0, metavar="F",
+                        help="the ground's texture at F times its own scale in px (0.4: the stones of a 1200x900 "
+                             "photo's scene in a 480x360 photo of it; default: the same px at every size)")
+    parser.add_argument("--tip", type=float, default=None, metavar="PX",
+                        help="the penumbra's σ at the shadow's far end, growing along it from the object (a real "
+                             "shadow's widens with the distance from the edge that casts it)")
     parser.add_argument("--hole", type=float, default=0.0, metavar="F",
                         help="light through the object: a lit disc of F times its radius in its shadow")
     parser.add_argument("--edge", action="store_true",
@@ -301,7 +307,7 @@ def main() -> None:
             scene = S.shadow_scene(w, h, np.random.default_rng(args.seed + i), ground, angle=angle,
                                    object_scale=args.object_scale, sky=args.sky, objects=args.objects,
                                    length=args.length, soft=args.soft, vignette=args.vignette, strength=args.strength,
-                                   hole=args.hole)
+                                   hole=args.hole, texture=args.texture, tip=args.tip)
             if args.leave is not None:
                 scene = S.cut_off(scene, args.leave)
             scene = edged(scene, i)

@@ -400,9 +400,9 @@ def pole_scene(w: int, h: int, rng: np.random.Generator, ground_name: str = "noi
                        shadow=matte, darkening=darkening, angle=angle, penumbra=2.0)
 
 
-def ground(name: str, w: int, h: int, rng: np.random.Generator) -> np.ndarray:
+def ground(name: str, w: int, h: int, rng: np.random.Generator, texture: float = 1.0) -> np.ndarray:
     """Textured ground (H×W×3 uint8): a real grey texture (gravel, brick, grass: 512 px photos at their
-    own scale) or paving noise, tinted with a random colour (the ground's chroma)."""
+    own scale, or ``texture`` times it) or paving noise, tinted with a random colour (the ground's chroma)."""
     if name == "noise":
         fine = rng.normal(0, 1, (h, w)).astype(np.float32)
         coarse = cv2.resize(rng.normal(0, 1, (h // 8 + 1, w // 8 + 1)).astype(np.float32), (w, h),
@@ -412,6 +412,9 @@ def ground(name: str, w: int, h: int, rng: np.random.Generator) -> np.ndarray:
         # the texture at its own scale (stones, bricks, blades of grass keep their size in px), mirrored
         # to fill larger grounds
         tex = cv2.cvtColor(skimage_photo(name), cv2.COLOR_RGB2GRAY)
+        if texture != 1.0:   # the stones' size in px of a photo of the same scene at another resolution
+            tex = cv2.resize(tex, None, fx=texture, fy=texture,
+                             interpolation=cv2.INTER_AREA if texture < 1 else cv2.INTER_CUBIC)
         reps = (-(-h // tex.shape[0]), -(-w // tex.shape[1]))
         tiles = [[tex[:: 1 - 2 * (i % 2), :: 1 - 2 * (j % 2)] for j in range(reps[1])] for i in range(reps[0])]
         grey = np.block(tiles)[:h, :w].astype(np.float32)
@@ -425,7 +428,8 @@ def ground(name: str, w: int, h: int, rng: np.random.Generator) -> np.ndarray:
 def shadow_scene(w: int, h: int, rng: np.random.Generator, ground_name: str | None = None,
                  angle: float | None = None, object_scale: float = 1.0, sky: float = 0.0,
                  objects: int = 1, length: float | None = None, soft: float = 1.0,
-                 vignette: float = 0.0, strength: float = 1.0, hole: float = 0.0) -> ShadowScene:
+                 vignette: float = 0.0, strength: float = 1.0, hole: float = 0.0, texture: float = 1.0,
+                 tip: float | None = None) -> ShadowScene:
     """A coloured object standing on textured ground, its soft shadow cast away from the light at
     ``angle`` (radians, image axes; random when None): the object's footprint swept along the light
     direction, blurred into a penumbra, darkening the ground by 35-60 % with its chroma kept; with
@@ -437,10 +441,13 @@ def shadow_scene(w: int, h: int, rng: np.random.Generator, ground_name: str | No
     lens's vignetting; the clean ground too); ``strength``: the darkening (35-60 %) times this (a
     shadow filled in by light from around, an overcast sky's); ``hole``: light through the object (its
     handle, between its legs) leaves a lit disc of this many times the object's radius in its shadow,
-    two thirds of the way along it."""
+    two thirds of the way along it; ``texture``: the ground's texture at this many times its own scale
+    in px (0.4: a 1200x900 photo's stones in a 480x360 photo of the same scene); ``tip``: the penumbra's
+    σ (px) at the shadow's far end, growing from the object's centre along the light (a real shadow's
+    widens with the distance from the edge that casts it; the sun is half a degree wide)."""
     ground_name = ground_name or SHADOW_GROUNDS[rng.integers(len(SHADOW_GROUNDS))]
     angle = float(rng.uniform(0, 2 * np.pi)) if angle is None else float(angle)
-    bg = ground(ground_name, w, h, rng)
+    bg = ground(ground_name, w, h, rng, texture)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     if vignette:
         falloff = 1 - vignette * ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
@@ -469,6 +476,8 @@ def shadow_scene(w: int, h: int, rng: np.random.Generator, ground_name: str | No
                        int(round(hole * radius)), 0, -1)
     penumbra = rng.uniform(1.5, 4.0) * soft
     matte = cv2.GaussianBlur(foot.astype(np.float32), (0, 0), penumbra)
+    if tip is not None and tip > penumbra:
+        matte = _widening(foot, penumbra, tip, centres, (dx, dy), length)
     matte[matte < 0.01] = 0
     darkening = (rng.uniform(0.35, 0.6) * strength * np.array([1 + sky / 2, 1, 1 - sky / 2])).astype(np.float32)
     shaded = bg.astype(np.float32) * (1 - matte[..., None] * darkening)
@@ -480,3 +489,23 @@ def shadow_scene(w: int, h: int, rng: np.random.Generator, ground_name: str | No
     scene = _finish(image, mask, bg, rng, f"shadow-{ground_name}")
     return ShadowScene(scene.image, scene.mask, scene.background, scene.point, scene.box, scene.kind,
                        shadow=matte, darkening=darkening, angle=angle, penumbra=penumbra)
+
+
+def _widening(foot: np.ndarray, penumbra: float, tip: float, centres: list[tuple[float, float]],
+              direction: tuple[float, float], length: float) -> np.ndarray:
+    """``foot`` (H×W uint8) blurred by a σ growing from ``penumbra`` at the nearest object's centre to ``tip``
+    ``length`` px along the light's ``direction`` (a unit vector), linearly: blurred at nine σ between the
+    two and interpolated per pixel."""
+    h, w = foot.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    nearest = np.argmin([np.hypot(xx - x, yy - y) for x, y in centres], axis=0)
+    cx, cy = np.float32(centres)[nearest].transpose(2, 0, 1)
+    along = np.clip(((xx - cx) * direction[0] + (yy - cy) * direction[1]) / max(length, 1.0), 0, 1) * 8
+    levels = np.stack([cv2.GaussianBlur(foot.astype(np.float32), (0, 0), float(sg))
+                       for sg in np.linspace(penumbra, tip, 9)])
+    low = np.minimum(along.astype(int), 7)
+    frac = (along - low).astype(np.float32)
+    below = np.take_along_axis(levels, low[None], 0)[0]
+    above = np.take_along_axis(levels, (low + 1)[None], 0)[0]
+    return below * (1 - frac) + above * frac
+
