@@ -340,9 +340,9 @@ def main() -> None:
                       end="")
         print()
         missed = [r for r in rows if not r["ok"]]
+        met_doubt = sum(r['verdict'] == 'doubt' for r in rows if r['ok'])
         print(f"\ndoubt: on {sum(r['verdict'] == 'doubt' for r in missed)} of the {len(missed)} results that missed "
-              f"the targets, on {sum(r['verdict'] == 'doubt' for r in rows if r['ok'])} of the {len(rows) - len(missed)} "
-              f"that met them")
+              f"the targets, on {met_doubt} of the {len(rows) - len(missed)} that met them")
         if args.select != "mask":
             print(f"\nselected by {args.select}: the segmenter's mask against the object's, IoU mean "
                   f"{np.mean([r['iou'] for r in rows]):.3f}, min {np.min([r['iou'] for r in rows]):.3f}")

@@ -16,9 +16,10 @@ globally, both against the finely measured ratio (:mod:`.outline`); the umbra's 
 by least squares under that matte.
 
 Everything runs on a window around the object (a shadow is attached to it), searched on a copy of
-at most ``WORK_SIZE`` px (:mod:`.window`); only the matte's own box is computed at full resolution, where the outline is
-fitted again (:func:`~.outline.refine_outline`) when that copy is smaller than the photo. When it is at
-most half the photo's size, the penumbra is fitted again too, the lit level under the shadow follows
+at most ``WORK_SIZE`` px (:mod:`.window`); only the matte's own box is computed at full resolution, where
+the outline is fitted again (:func:`~.outline.refine_outline`) when that copy is smaller than the photo.
+When it is at most half the photo's size, the penumbra is fitted again too (its σ widening away from the
+object where that explains it better: :func:`~.outline.fit_widening`), the lit level under the shadow follows
 the ground around it, and the umbra's darkening is read from the ground's brightness statistics
 (:mod:`.darkening`; a thin umbra's, a high sun's sliver, again on the finer copy the outline is fitted on).
 """
@@ -462,14 +463,21 @@ def _refined(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], box: 
     ys = ((fy0 + (np.arange(size[1], dtype=np.float32) + 0.5) / r) * s - 0.5)[:, None].repeat(size[0], 1)
     dist = (cv2.remap(signed, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) - offset) * (r / s)
     lit = cv2.remap(lit, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    crop, obj = to_rgb8(image[y0:y1, x0:x1]), mask[y0:y1, x0:x1]
-    obj = (obj if other is None else obj | other).astype(np.uint8)
+    def on_copy(region: np.ndarray) -> np.ndarray:   # h×w bool, full px → uint8 0/1 on the copy
+        region = region.astype(np.uint8)
+        return region if r == 1 else (cv2.resize(region * np.uint8(255), size, interpolation=cv2.INTER_AREA) > 2
+                                      ).astype(np.uint8)
+
+    crop, objects = to_rgb8(image[y0:y1, x0:x1]), mask[y0:y1, x0:x1]
     if r < 1:
         crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
-        obj = (cv2.resize(obj * np.uint8(255), size, interpolation=cv2.INTER_AREA) > 2).astype(np.uint8)
+    obj = on_copy(objects if other is None else objects | other)
     ground = ~cv2.dilate(obj, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))).astype(bool)
+    # the distance from the objects, which the penumbra widens with
+    near = obj if other is None else on_copy(objects)
+    away = cv2.distanceTransform(1 - near, cv2.DIST_L2, 3) if fit_penumbra and near.any() else None
     dist, sigma = refine_outline(crop.astype(np.float32), ground, lit, dist, max(sigma, 0.35) * r / s, darkening,
-                                 s / r, fit_penumbra)
+                                 s / r, fit_penumbra, away)
     finer = None
     if weights is not None:
         edge = 3 * sigma + 2
@@ -480,6 +488,8 @@ def _refined(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], box: 
             finer = weighted_darkening(ratio[umbra], ratio[ring], weights)
     if r < 1:
         dist = cv2.resize(dist, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        if not np.isscalar(sigma):
+            sigma = cv2.resize(sigma, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
     return dist / r, sigma / r, finer
 
 

@@ -5,7 +5,8 @@ piece along the outline (one smooth path, Viterbi) and its width (σ) globally.
 (:class:`LevelCost`); when that copy is smaller than the photo, :func:`refine_outline` fits them
 again on the matte's own box at the photo's resolution (or a copy of it of at most 384 px), against the
 slope of the log-image across the outline (:class:`SlopeCost`): a shadow's penumbra is a few pixels
-wide at any photo size, which a copy of the whole window cannot place.
+wide at any photo size, which a copy of the whole window cannot place. There σ may also widen with the
+distance from the object (:func:`fit_widening`), as a real shadow's penumbra does.
 """
 from __future__ import annotations
 
@@ -25,14 +26,22 @@ FULL_REACH = 1.5         # how far (working px) the working copy's outline may b
 FULL_BEND = 0.04         # cost of bending the outline by 1 px, over the working copy's scale to this copy
 FULL_PENUMBRAS = (0.5, 0.75, 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32)  # σ tried
 PASSES = 2               # rounds of fitting the outline's pieces, then σ again
+# a real shadow's penumbra widens with the distance from the edge that casts it (the sun is half a degree
+# wide): σ = σ0 + growth × the distance from the object, growths tried (px of σ per px)
+GROWTHS = (0.0, 0.005, 0.01, 0.02, 0.03, 0.045)
+WIDEN_GAIN = 0.99        # ... taken only when it leaves at most this share of the misfit of none
+WIDEN_SAMPLES = 6000     # band pixels the widening is fitted on (a regular subsample)
 
 
 def step(distance: np.ndarray, sigma: float) -> np.ndarray:
     """A soft step: 1 well inside (distance < 0), 0 well outside, the normal CDF across the edge
     (its logistic approximation, within 0.01). Worked in place: it runs on every pixel near the outline
     for each offset tried."""
-    z = np.asarray(1.702 * distance)
-    z /= max(sigma, 1e-3)
+    if np.isscalar(sigma):
+        z = np.asarray(1.702 * distance)
+        z /= max(sigma, 1e-3)
+    else:   # σ per pixel (broadcast against the distance)
+        z = 1.702 * distance / np.maximum(sigma, np.float32(1e-3))
     np.clip(z, -30, 30, out=z)
     np.exp(z, out=z)
     z += 1
@@ -68,6 +77,26 @@ def fit_sigma(distance: np.ndarray, raw: np.ndarray, sigmas, between: bool = Fal
         if a > 0:
             return float(np.clip(-b / (2 * a), sigmas[i - 1], sigmas[i + 1]))
     return float(sigmas[i])
+
+
+def fit_widening(distance: np.ndarray, raw: np.ndarray, away: np.ndarray, sigmas) -> tuple[float, float]:
+    """The penumbra's σ at the object (one of ``sigmas``, then between them as :func:`fit_sigma`) and its
+    growth per px of distance from it (one of ``GROWTHS``; none unless that leaves at most ``WIDEN_GAIN``
+    of the misfit) whose step, measured at FINE, best explains ``raw`` (as :func:`fit_sigma`'s) at
+    ``distance`` from the outline and ``away`` from the object (N each, px; least squares)."""
+    growths, base = np.asarray(GROWTHS, np.float32), np.asarray(sigmas, np.float32)[:, None]
+    across, level, far = (np.asarray(v, np.float32)[None, :] for v in (distance, raw, away))
+    errors = np.array([np.square(step(across, np.hypot(base + g * far, np.float32(FINE))) - level).mean(axis=1)
+                       for g in growths])   # growths × sigmas
+    k = int(np.argmin(errors.min(axis=1)))
+    if errors[k].min() > WIDEN_GAIN * errors[0].min():
+        k = 0
+    i = int(np.argmin(errors[k]))
+    if 0 < i < len(sigmas) - 1:
+        a, b, _ = np.polyfit(sigmas[i - 1:i + 2], errors[k, i - 1:i + 2], 2)
+        if a > 0:
+            return float(np.clip(-b / (2 * a), sigmas[i - 1], sigmas[i + 1])), float(growths[k])
+    return float(sigmas[i]), float(growths[k])
 
 
 class LevelCost:
@@ -170,7 +199,8 @@ def smooth_path(cost: np.ndarray, values: np.ndarray, bend: float) -> np.ndarray
 
 
 def refine_outline(crop: np.ndarray, valid: np.ndarray, lit: np.ndarray, distance: np.ndarray, sigma: float,
-                   darkening: float, scale: float, fit_penumbra: bool = True) -> tuple[np.ndarray, float]:
+                   darkening: float, scale: float, fit_penumbra: bool = True, away: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, float | np.ndarray]:
     """The outline and penumbra fitted again on a finer copy than the working one.
 
     crop: h×w×3 float32, the photo in the matte's box (8-bit RGB levels), at its own resolution or
@@ -179,7 +209,9 @@ def refine_outline(crop: np.ndarray, valid: np.ndarray, lit: np.ndarray, distanc
     sigma: its penumbra's σ (crop px); darkening: the umbra's (mean over channels); scale: the working
     copy's size over the crop's (< 1); fit_penumbra: fit σ again too (else keep ``sigma``: when the
     working copy is nearly as fine as the crop, the pieces' offsets, free to follow the texture, make the
-    refitted penumbra too sharp). Returns the refined signed distance and σ (crop px)."""
+    refitted penumbra too sharp); away: h×w float32, the distance from the object (crop px): with it and
+    ``fit_penumbra``, σ is fitted as widening with that distance (:func:`fit_widening`) and returned
+    per pixel (h×w float32). Returns the refined signed distance and σ (crop px)."""
     fine = normconv(crop, valid, FINE)
     raw = (1 - grey(fine / lit)) / darkening
     log = np.log(np.maximum(grey(fine), 1.0))
@@ -202,4 +234,9 @@ def refine_outline(crop: np.ndarray, valid: np.ndarray, lit: np.ndarray, distanc
         if fit_penumbra:
             sigma = fit_sigma(distance[band][::thin], raw[band][::thin], sigmas, between=True)
         offsets = offsets / 2
+    if fit_penumbra and away is not None:
+        few = max(1, int(band.sum()) // WIDEN_SAMPLES)
+        base, growth = fit_widening(distance[band][::few], raw[band][::few], away[band][::few], sigmas)
+        if growth > 0:
+            return distance, np.maximum(base + growth * away, 0.35).astype(np.float32)
     return distance, max(sigma, 0.35)
