@@ -265,6 +265,9 @@ def main() -> None:
     parser.add_argument("--tip", type=float, default=None, metavar="PX",
                         help="the penumbra's σ at the shadow's far end, growing along it from the object (a real "
                              "shadow's widens with the distance from the edge that casts it)")
+    parser.add_argument("--fade", type=float, default=1.0, metavar="F",
+                        help="the darkening at the shadow's far end, F times that at the object (the object hides "
+                             "more of the sky that lights the shadow next to it)")
     parser.add_argument("--hole", type=float, default=0.0, metavar="F",
                         help="light through the object: a lit disc of F times its radius in its shadow")
     parser.add_argument("--edge", action="store_true",
@@ -307,7 +310,8 @@ def main() -> None:
             scene = S.shadow_scene(w, h, np.random.default_rng(args.seed + i), ground, angle=angle,
                                    object_scale=args.object_scale, sky=args.sky, objects=args.objects,
                                    length=args.length, soft=args.soft, vignette=args.vignette, strength=args.strength,
-                                   hole=args.hole, texture=args.texture, tip=args.tip)
+                                   hole=args.hole, texture=args.texture, tip=args.tip,
+                                   fade=args.fade)
             if args.leave is not None:
                 scene = S.cut_off(scene, args.leave)
             scene = edged(scene, i)

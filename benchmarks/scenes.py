@@ -429,7 +429,7 @@ def shadow_scene(w: int, h: int, rng: np.random.Generator, ground_name: str | No
                  angle: float | None = None, object_scale: float = 1.0, sky: float = 0.0,
                  objects: int = 1, length: float | None = None, soft: float = 1.0,
                  vignette: float = 0.0, strength: float = 1.0, hole: float = 0.0, texture: float = 1.0,
-                 tip: float | None = None) -> ShadowScene:
+                 tip: float | None = None, fade: float = 1.0) -> ShadowScene:
     """A coloured object standing on textured ground, its soft shadow cast away from the light at
     ``angle`` (radians, image axes; random when None): the object's footprint swept along the light
     direction, blurred into a penumbra, darkening the ground by 35-60 % with its chroma kept; with
@@ -444,7 +444,9 @@ def shadow_scene(w: int, h: int, rng: np.random.Generator, ground_name: str | No
     two thirds of the way along it; ``texture``: the ground's texture at this many times its own scale
     in px (0.4: a 1200x900 photo's stones in a 480x360 photo of the same scene); ``tip``: the penumbra's
     σ (px) at the shadow's far end, growing from the object's centre along the light (a real shadow's
-    widens with the distance from the edge that casts it; the sun is half a degree wide)."""
+    widens with the distance from the edge that casts it; the sun is half a degree wide); ``fade``: the
+    darkening at the shadow's far end, this many times that at the object's centre, linearly along the
+    light (next to the object, the object hides more of the sky that lights the shadow)."""
     ground_name = ground_name or SHADOW_GROUNDS[rng.integers(len(SHADOW_GROUNDS))]
     angle = float(rng.uniform(0, 2 * np.pi)) if angle is None else float(angle)
     bg = ground(ground_name, w, h, rng, texture)
@@ -480,7 +482,8 @@ def shadow_scene(w: int, h: int, rng: np.random.Generator, ground_name: str | No
         matte = _widening(foot, penumbra, tip, centres, (dx, dy), length)
     matte[matte < 0.01] = 0
     darkening = (rng.uniform(0.35, 0.6) * strength * np.array([1 + sky / 2, 1, 1 - sky / 2])).astype(np.float32)
-    shaded = bg.astype(np.float32) * (1 - matte[..., None] * darkening)
+    share = matte if fade == 1.0 else matte * (1 - (1 - fade) * _along(w, h, centres, (dx, dy), length))
+    shaded = bg.astype(np.float32) * (1 - share[..., None] * darkening)
     colour = np.array([[220, 40, 40], [40, 90, 220], [240, 200, 30], [40, 170, 80]][rng.integers(4)], np.float32)
     image = shaded
     for blob, (x, y) in zip(blobs, centres):
@@ -497,10 +500,7 @@ def _widening(foot: np.ndarray, penumbra: float, tip: float, centres: list[tuple
     ``length`` px along the light's ``direction`` (a unit vector), linearly: blurred at nine σ between the
     two and interpolated per pixel."""
     h, w = foot.shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    nearest = np.argmin([np.hypot(xx - x, yy - y) for x, y in centres], axis=0)
-    cx, cy = np.float32(centres)[nearest].transpose(2, 0, 1)
-    along = np.clip(((xx - cx) * direction[0] + (yy - cy) * direction[1]) / max(length, 1.0), 0, 1) * 8
+    along = _along(w, h, centres, direction, length) * 8
     levels = np.stack([cv2.GaussianBlur(foot.astype(np.float32), (0, 0), float(sg))
                        for sg in np.linspace(penumbra, tip, 9)])
     low = np.minimum(along.astype(int), 7)
@@ -508,4 +508,14 @@ def _widening(foot: np.ndarray, penumbra: float, tip: float, centres: list[tuple
     below = np.take_along_axis(levels, low[None], 0)[0]
     above = np.take_along_axis(levels, (low + 1)[None], 0)[0]
     return below * (1 - frac) + above * frac
+
+
+def _along(w: int, h: int, centres: list[tuple[float, float]], direction: tuple[float, float],
+           length: float) -> np.ndarray:
+    """H×W float32 in [0, 1]: how far along its shadow each pixel is, from the nearest object's centre (0) to
+    ``length`` px along the light's ``direction`` (1)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    nearest = np.argmin([np.hypot(xx - x, yy - y) for x, y in centres], axis=0)
+    cx, cy = np.float32(centres)[nearest].transpose(2, 0, 1)
+    return np.clip(((xx - cx) * direction[0] + (yy - cy) * direction[1]) / max(length, 1.0), 0, 1)
 

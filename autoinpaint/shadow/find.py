@@ -396,6 +396,8 @@ def _full_matte(image: np.ndarray, not_ground: np.ndarray, win: Window, umbra: _
     if not matte.any():
         return None
     return (wx0 + fx0, wy0 + fy0, wx0 + fx1, wy0 + fy1), np.clip(matte, 0, 1).astype(np.float32), darkening
+
+
 def _fit_outline(small: np.ndarray, valid: np.ndarray, near: np.ndarray, lit: np.ndarray, region: np.ndarray,
                  darkening: float, coarse: float) -> tuple[np.ndarray, float, float]:
     """The shadow's outline on the working copy: the signed distance (H'×W' float32, working px, > 0
