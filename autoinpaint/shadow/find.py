@@ -446,15 +446,16 @@ def _fit_outline(small: np.ndarray, valid: np.ndarray, near: np.ndarray, lit: np
 def _refined(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], box: tuple[int, int, int, int],
              signed: np.ndarray, lit: np.ndarray, offset: float, sigma: float, darkening: float,
              s: float, fit_penumbra: bool, other: np.ndarray | None = None, weights: np.ndarray | None = None
-             ) -> tuple[np.ndarray, float, np.ndarray | None]:
+             ) -> tuple[np.ndarray, float | np.ndarray, np.ndarray | None]:
     """The matte's signed distance (full px, over ``box``: the matte's box in the window whose top-left
     corner is ``corner``) and σ (full px), fitted again on a copy of the photo there of at most
     ``REFINE_SIZE`` px (the photo itself when it is smaller) on the ground (not ``mask``): ``signed``,
     ``lit``, ``offset`` and ``sigma`` are the working copy's (working px, downscaled by ``s``);
-    ``fit_penumbra``: fit σ again too; ``other``: (h×w bool over ``box``, full px) no ground of the shadow's
-    either (beyond the edge it stops at). Third: with the statistics' ``weights`` (a thin umbra's), the
-    umbra's darkening read on that copy against a ring ``THIN_RING`` working px wide beyond the penumbra
-    (:func:`.darkening.weighted_darkening`); else None."""
+    ``fit_penumbra``: fit σ again too, widening away from the objects where that explains the photo
+    better (σ then h×w float32, per pixel: :func:`.outline.fit_widening`); ``other``: (h×w bool over
+    ``box``, full px) no ground of the shadow's either (beyond the edge it stops at). Third: with the
+    statistics' ``weights`` (a thin umbra's), the umbra's darkening read on that copy against a ring
+    ``THIN_RING`` working px wide beyond the penumbra (:func:`.darkening.weighted_darkening`); else None."""
     import cv2
 
     fx0, fy0, fx1, fy1 = box

@@ -33,10 +33,11 @@ WIDEN_GAIN = 0.99        # ... taken only when it leaves at most this share of t
 WIDEN_SAMPLES = 6000     # band pixels the widening is fitted on (a regular subsample)
 
 
-def step(distance: np.ndarray, sigma: float) -> np.ndarray:
+def step(distance: np.ndarray, sigma: float | np.ndarray) -> np.ndarray:
     """A soft step: 1 well inside (distance < 0), 0 well outside, the normal CDF across the edge
-    (its logistic approximation, within 0.01). Worked in place: it runs on every pixel near the outline
-    for each offset tried."""
+    (its logistic approximation, within 0.01); ``sigma`` one σ, or one per pixel (broadcast against
+    ``distance``: a penumbra that widens). Worked in place for one σ: it runs on every pixel near the
+    outline for each offset tried."""
     if np.isscalar(sigma):
         z = np.asarray(1.702 * distance)
         z /= max(sigma, 1e-3)
