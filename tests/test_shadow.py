@@ -487,6 +487,35 @@ def test_doubt_when_the_relit_shadow_is_expected_to_be_off(tmp_path, size, groun
     assert 0.6 <= q["signals"]["shadow_error"] / r["mad"] <= 1.6, (q, r)
 
 
+def test_doubt_when_the_shadow_lightens_away_from_the_object(tmp_path):
+    """A shadow 30 % less dark at its far end than at the object's centre (``bench_shadow.py --fade 0.7
+    --size 1200x900``, paving, seed 2203): relit with one darkening, its near part stays darker and its
+    far part comes out lighter, and the verdict was ok. The umbra's darkening measured over the distance
+    from the object says so: doubt, "lighter away from the object". The same scene with one darkening:
+    no such reason."""
+    faded = S.shadow_scene(1200, 900, np.random.default_rng(2203), "noise", fade=0.7)
+    q = _shadow_quality(tmp_path, faded.image, faded.mask)
+    assert q["verdict"] == "doubt" and q["signals"]["shadow_fade"] <= -0.15, q
+    assert any("lighter away from the object" in r for r in q["reasons"]), q
+    one = S.shadow_scene(1200, 900, np.random.default_rng(2203), "noise")
+    q = _shadow_quality(tmp_path, one.image, one.mask)
+    assert abs(q["signals"]["shadow_fade"]) < 0.15 and q["verdict"] == "ok", q
+
+
+def test_the_fade_is_a_line_over_the_distance_that_explains_the_umbra():
+    """darkening.fade: an umbra 30 % less dark 200 px from the object than at it, with a little texture,
+    gives about −0.3 over the distances it spans; texture alone, or a slope the texture hides, gives 0."""
+    from autoinpaint.shadow.darkening import fade
+
+    rng = np.random.default_rng(0)
+    away = rng.uniform(0, 200, 5000)
+    fading = 0.5 * (1 - 0.3 * away / 200) + rng.normal(0, 0.01, 5000)
+    expected = -0.5 * 0.3 / 200 * (np.percentile(away, 95) - np.percentile(away, 5)) / fading.mean()
+    assert abs(fade(fading, away) - expected) < 0.02 and fade(fading, away) < -0.3
+    assert fade(0.5 + rng.normal(0, 0.05, 5000), away) == 0.0
+    assert fade(0.5 * (1 - 0.1 * away / 200) + rng.normal(0, 0.05, 5000), away) == 0.0
+
+
 def test_the_expected_error_follows_the_texture_and_the_outline_over_the_area():
     """expected_error: the ground's spread times the outline's length over the area (plus a share of
     one over the area's square root): on flat ground nothing; a disc four times as wide on the same

@@ -29,9 +29,11 @@ Signals (the record's ``signals``):
   ``shadow_contrast`` (its umbra's darkening over the lit ground's darkest spots' at the search's
   scale: near 1, the gaps of coarse texture next to the object may be all it is),
   ``shadow_ends_at_ground`` (it stops at the straight edge of a darker ground: a building's shade, in
-  which it would go on unseen) and ``shadow_error`` (the mean absolute error, grey levels, to expect
+  which it would go on unseen), ``shadow_error`` (the mean absolute error, grey levels, to expect
   where it was once relit: the ground's texture times its outline's length over its area,
-  :func:`autoinpaint.shadow.evidence.expected_error`).
+  :func:`autoinpaint.shadow.evidence.expected_error`) and ``shadow_fade`` (how much its umbra's
+  darkening changes away from the object, a share of it: relit with one darkening, the ground is left
+  uneven; :func:`autoinpaint.shadow.darkening.fade`).
 
 The thresholds were tuned on the scenes of ``benchmarks/bench_quality.py`` only (its tuning seeds;
 the table there also reports other seeds), except SAM's, which are the defaults of
@@ -96,6 +98,8 @@ SHADOW_CONTRAST_SURE = 2.0  # ... and under this, where the shadow is one, its o
                             # and grass; 2 of 96 at 640x480 and up stand out this little)
 SHADOW_ERROR_MAX = 7.5   # grey levels: the relit shadow's expected error over this is doubt: the issue's target (6)
                          # likely missed (84 % of the bench's results so flagged missed it)
+SHADOW_FADE_MAX = 0.15   # the umbra's darkening changing by this share of itself away from the object is doubt:
+                         # relit with one darkening, the ground there is left uneven
 
 
 @dataclass
@@ -478,7 +482,7 @@ def shadow_signals(shadows) -> dict[str, Any]:
     error, the least direction and contrast)."""
     each = [_shadow_signals(p) for p in shadows.parts]
     worst = {"shadow_area": max, "shadow_borders": max, "shadow_direction": min, "shadow_contrast": min,
-             "shadow_ends_at_ground": max, "shadow_error": max}
+             "shadow_ends_at_ground": max, "shadow_error": max, "shadow_fade": lambda v: max(v, key=abs)}
     return {k: pick(s[k] for s in each) for k, pick in worst.items()}
 
 
@@ -502,7 +506,8 @@ def _shadow_signals(shadow) -> dict[str, Any]:
                   for edge, side, out in zip(shadow.frame, sides, outward))
     return {"shadow_area": round(float(cand.sum()) / area_obj, 3), "shadow_borders": int(borders),
             "shadow_direction": round(direction, 3), "shadow_contrast": round(float(shadow.contrast), 2),
-            "shadow_ends_at_ground": bool(shadow.ends_at_ground), "shadow_error": round(float(shadow.error), 2)}
+            "shadow_ends_at_ground": bool(shadow.ends_at_ground), "shadow_error": round(float(shadow.error), 2),
+            "shadow_fade": round(float(shadow.fade), 3)}
 
 
 def _crossing(heading: np.ndarray, normal: tuple[int, int], ys: np.ndarray, xs: np.ndarray) -> float:
@@ -543,6 +548,10 @@ def shadow_reasons(signals: dict) -> list[str]:
     if signals["shadow_error"] > SHADOW_ERROR_MAX:
         reasons.append(f"the shadow found is small for the ground's texture: its outline may be a pixel or two off, "
                        f"leaving about {signals['shadow_error']:.0f} grey levels of error where it was")
+    if abs(signals["shadow_fade"]) >= SHADOW_FADE_MAX:
+        way = "lighter" if signals["shadow_fade"] < 0 else "darker"
+        reasons.append(f"the shadow found gets about {abs(signals['shadow_fade']):.0%} {way} away from the object: "
+                       f"relit with one darkening, the ground there may be left uneven")
     if signals["shadow_ends_at_ground"]:
         reasons.append("the shadow found stops at the edge of a darker ground (a wall's or a building's shade?): "
                        "it may go on into it unseen")

@@ -19,6 +19,9 @@ PATCHES = 64             # at most this many patches of lit ground are measured
 MIN_PATCHES = 8          # ... and with fewer, no estimate (None)
 SAMPLES = 3000           # pixels per region a statistic is computed on (a regular subsample)
 MIN_PIXELS = 16          # an umbra or ring of fewer pixels is not measured
+FADE_FIT = 0.5           # a darkening that changes with the distance from the object: the line has to explain
+                         # at least this share of the umbra's variance (else no change is told from the
+                         # ground's own darker and lighter patches)
 
 
 def _statistics(values: np.ndarray) -> np.ndarray:
@@ -79,3 +82,23 @@ def weighted_darkening(umbra: np.ndarray, ring: np.ndarray, weights: np.ndarray)
     with the weights found on the working copy (the finer copy holds too little lit ground to weigh)."""
     darkening = 1 - _statistics(umbra) / np.maximum(_statistics(ring), 1e-4)
     return np.clip((darkening * weights[:, None]).sum(axis=0) / weights.sum(), 0.02, 0.95).astype(np.float32)
+
+
+def fade(dark: np.ndarray, away: np.ndarray) -> float:
+    """How much the umbra's darkening changes across it with the distance from the object, as a share of
+    its mean (−0.2: 20 % lighter at the umbra's far end than at its near one; next to the object, the
+    object hides more of the sky that lights the shadow): the least-squares line of ``dark`` (N, the
+    umbra's darkness, texture-smoothed) over ``away`` (N, px from the object), from the 5th to the 95th
+    percentile of the distance; 0 when the line explains less than ``FADE_FIT`` of the darkness's
+    variance (a ground's own patches) or fewer than ``MIN_PIXELS`` are given."""
+    if len(dark) < MIN_PIXELS or float(dark.mean()) <= 0:
+        return 0.0
+    x, y = away.astype(np.float64), dark.astype(np.float64)
+    dx, dy = x - x.mean(), y - y.mean()
+    sx, sy = float(np.square(dx).mean()), float(np.square(dy).mean())
+    if sx <= 0 or sy <= 0:
+        return 0.0
+    slope = float((dx * dy).mean()) / sx
+    if slope * slope * sx / sy < FADE_FIT:
+        return 0.0
+    return slope * float(np.percentile(x, 95) - np.percentile(x, 5)) / float(y.mean())

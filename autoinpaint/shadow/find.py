@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..imaging.pixels import grey, merge, to_rgb8
-from .darkening import MIN_PIXELS, statistic_weights, weighted_darkening
+from .darkening import MIN_PIXELS, fade, statistic_weights, weighted_darkening
 from .edge import PlacedEdge, place_edge
 from .evidence import chroma_spread, expected_error, sky_shape, texture_contrast
 from .grounds import Grounds, two_grounds
@@ -86,8 +86,10 @@ class ShadowMatte:
         ``window`` its full-resolution box, ``frame`` which of its sides (top, bottom, left,
         right) are the photo's borders, ``contrast`` how far the umbra stands out of the ground's
         own texture, ``ends_at_ground`` whether it stops at the edge of a darker ground (where it
-        goes on is unseen there) and ``error`` the result's expected error where it was (grey levels,
-        :func:`.evidence.expected_error`): what the doubt signals measure (autoinpaint.mask.assess).
+        goes on is unseen there), ``error`` the result's expected error where it was (grey levels,
+        :func:`.evidence.expected_error`) and ``fade`` how much the umbra's darkening changes away from
+        the object (:func:`.darkening.fade`; 0 where not measured): what the doubt signals measure
+        (autoinpaint.mask.assess).
     """
 
     box: tuple[int, int, int, int]
@@ -100,6 +102,7 @@ class ShadowMatte:
     contrast: float = 99.0   # the umbra's darkening over the lit ground's darkest spots' (.evidence)
     ends_at_ground: bool = False   # it stops at the edge of a darker ground (.grounds.ends_at_darker)
     error: float = 0.0   # the relit shadow's expected mean absolute error, grey levels (.evidence)
+    fade: float = 0.0    # how much the umbra's darkening changes away from the object, a share (.darkening)
 
 
 def find_shadow(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None = None) -> ShadowMatte | None:
@@ -136,7 +139,8 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     the window's working copy: what is darker (:func:`_darker`), the shadow's region (:func:`_region`),
     where it stops at the edge of a darker ground (:func:`_stop_at_edge`), the lit level again
     (:func:`_relevel`), the lit holes (:func:`_lit_holes`), the outline (:func:`_fit_outline`), the
-    umbra's darkening (:func:`_umbra`); then the matte at full resolution (:func:`_full_matte`)."""
+    umbra's darkening (:func:`_umbra`); then the matte at full resolution (:func:`_full_matte`), and, for
+    the doubt signals, how the umbra's darkening changes away from the object (:func:`_fade`)."""
     none = (None, (False,) * 4)
     win = Window.around(image, mask, exclude, box, side, reach)
     if win.valid.sum() < 64:
@@ -167,8 +171,27 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     seen = dark.candidate | region
     if win.others is not None:   # what the doubt signals measure: the shadow nearer this object than the others
         seen &= nearest_values(win.obj | win.others, win.obj)
+    # measured where the umbra holds many texture units, on one ground (across two, the step between them
+    # would pass for it)
+    one = win.scale <= COARSE_COPY and dark.grounds is None
+    fading = _fade(win, valid, umbra.lit, signed, offset, sigma) if one else 0.0
     return ShadowMatte(box, matte, darkening, seen, win.obj, win.box, win.frame, dark.contrast, edge.ends_at_ground,
-                       expected_error(image, not_ground, box, matte)), cut
+                       expected_error(image, not_ground, box, matte), fading), cut
+
+
+def _fade(win: Window, valid: np.ndarray, lit: np.ndarray, signed: np.ndarray, offset: float, sigma: float) -> float:
+    """How much the umbra's darkening changes away from the object (:func:`.darkening.fade`), measured on the
+    working copy's umbra, its texture smoothed over the umbra alone (the lit ground beyond the penumbra
+    left out); 0 for a sliver's (its umbra is mostly the penumbra's reach)."""
+    import cv2
+
+    umbra = valid & (step(signed - offset, max(sigma, 0.35)) >= 0.95)
+    thick = float(cv2.distanceTransform(umbra.astype(np.uint8), cv2.DIST_L2, 3).max()) if umbra.any() else 0.0
+    if thick <= THIN_UMBRA:
+        return 0.0
+    away = cv2.distanceTransform((~win.obj).astype(np.uint8), cv2.DIST_L2, 3)
+    darker = 1 - grey(normconv(win.small, umbra, thick / 2) / lit)
+    return fade(darker[umbra], away[umbra])
 
 
 @dataclass
