@@ -477,9 +477,10 @@ def shadow_scene(w: int, h: int, rng: np.random.Generator, ground_name: str | No
             cv2.circle(foot, (int(round(x + 2 / 3 * length * dx)), int(round(y + 2 / 3 * length * dy))),
                        int(round(hole * radius)), 0, -1)
     penumbra = rng.uniform(1.5, 4.0) * soft
-    matte = cv2.GaussianBlur(foot.astype(np.float32), (0, 0), penumbra)
     if tip is not None and tip > penumbra:
         matte = _widening(foot, penumbra, tip, centres, (dx, dy), length)
+    else:
+        matte = cv2.GaussianBlur(foot.astype(np.float32), (0, 0), penumbra)
     matte[matte < 0.01] = 0
     darkening = (rng.uniform(0.35, 0.6) * strength * np.array([1 + sky / 2, 1, 1 - sky / 2])).astype(np.float32)
     share = matte if fade == 1.0 else matte * (1 - (1 - fade) * _along(w, h, centres, (dx, dy), length))

@@ -171,27 +171,24 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     seen = dark.candidate | region
     if win.others is not None:   # what the doubt signals measure: the shadow nearer this object than the others
         seen &= nearest_values(win.obj | win.others, win.obj)
-    # measured where the umbra holds many texture units, on one ground (across two, the step between them
-    # would pass for it)
-    one = win.scale <= COARSE_COPY and dark.grounds is None
-    fading = _fade(win, valid, umbra.lit, signed, offset, sigma) if one else 0.0
+    # measured on one ground (across two, the step between them would pass for it)
+    fading = _fade(win, umbra) if dark.grounds is None else 0.0
     return ShadowMatte(box, matte, darkening, seen, win.obj, win.box, win.frame, dark.contrast, edge.ends_at_ground,
                        expected_error(image, not_ground, box, matte), fading), cut
 
 
-def _fade(win: Window, valid: np.ndarray, lit: np.ndarray, signed: np.ndarray, offset: float, sigma: float) -> float:
+def _fade(win: Window, umbra: _Umbra) -> float:
     """How much the umbra's darkening changes away from the object (:func:`.darkening.fade`), measured on the
-    working copy's umbra, its texture smoothed over the umbra alone (the lit ground beyond the penumbra
-    left out); 0 for a sliver's (its umbra is mostly the penumbra's reach)."""
+    working copy's umbra where :func:`_umbra` read its statistics (where the umbra holds many texture
+    units), its texture smoothed over the umbra alone (the lit ground beyond the penumbra left out); 0
+    elsewhere and for a sliver's (its umbra is mostly the penumbra's reach)."""
     import cv2
 
-    umbra = valid & (step(signed - offset, max(sigma, 0.35)) >= 0.95)
-    thick = float(cv2.distanceTransform(umbra.astype(np.uint8), cv2.DIST_L2, 3).max()) if umbra.any() else 0.0
-    if thick <= THIN_UMBRA:
+    if umbra.core is None or umbra.thin:
         return 0.0
     away = cv2.distanceTransform((~win.obj).astype(np.uint8), cv2.DIST_L2, 3)
-    darker = 1 - grey(normconv(win.small, umbra, thick / 2) / lit)
-    return fade(darker[umbra], away[umbra])
+    darker = 1 - grey(normconv(win.small, umbra.core, umbra.thickness / 2) / umbra.lit)
+    return fade(darker[umbra.core], away[umbra.core])
 
 
 @dataclass
@@ -333,13 +330,21 @@ def _relevel(edge: _Edge, dark: _Darker) -> tuple[np.ndarray, np.ndarray, np.nda
 @dataclass
 class _Umbra:
     """The umbra's ``darkening`` (per channel) found by :func:`_umbra`, the ``lit`` level the outline is
-    refitted against (H'×W'×3), and, from the ground's statistics, their ``weights`` and whether the
-    umbra is ``thin`` (:mod:`.darkening`; None and False where the least squares gave the darkening)."""
+    refitted against (H'×W'×3), and where the ground's statistics gave it (:mod:`.darkening`; else None
+    and 0): their ``weights``, the ``core`` they were read on (H'×W' bool: the matte's 0.95 line, a
+    working pixel further in where the umbra is thin) and the umbra's ``thickness`` (working px, the
+    widest disk in it)."""
 
     darkening: np.ndarray
     lit: np.ndarray = field(repr=False)
     weights: np.ndarray | None = None
-    thin: bool = False
+    core: np.ndarray | None = field(default=None, repr=False)
+    thickness: float = 0.0
+
+    @property
+    def thin(self) -> bool:
+        """A sliver's umbra, read a working pixel further in (``THIN_UMBRA``)."""
+        return self.core is not None and self.thickness <= THIN_UMBRA
 
 
 def _umbra(win: Window, valid: np.ndarray, mean: np.ndarray, lit: np.ndarray, away: np.ndarray,
@@ -353,7 +358,7 @@ def _umbra(win: Window, valid: np.ndarray, mean: np.ndarray, lit: np.ndarray, aw
 
     small, s = win.small, win.scale
     work_matte = step(signed - offset, max(sigma, 0.35))
-    estimate, weights, thin = None, None, False
+    estimate, weights, umbra, thickness = None, None, None, 0.0
     if s <= COARSE_COPY:
         # the object is large in the photo, the umbra holds many texture units: the statistics of the
         # ground's brightness that stray least between patches of lit ground tell its darkening
@@ -364,8 +369,8 @@ def _umbra(win: Window, valid: np.ndarray, mean: np.ndarray, lit: np.ndarray, aw
         # the umbra: inside the matte's 0.95 line, a working pixel further in where the umbra is thin (a
         # sliver of shadow: there the penumbra in the umbra's statistics made the darkening 3-5 % too light)
         umbra = valid & (work_matte >= 0.95)
-        thin = cv2.distanceTransform(umbra.astype(np.uint8), cv2.DIST_L2, 3).max() <= THIN_UMBRA
-        if thin:
+        thickness = float(cv2.distanceTransform(umbra.astype(np.uint8), cv2.DIST_L2, 3).max())
+        if thickness <= THIN_UMBRA:
             umbra &= step(signed - offset + 1, max(sigma, 0.35)) >= 0.95
         ratio, ring = small / lit, outside & (signed <= edge + RING * side * s)
         weights = statistic_weights(ratio, umbra, ring, outside)
@@ -382,7 +387,7 @@ def _umbra(win: Window, valid: np.ndarray, mean: np.ndarray, lit: np.ndarray, aw
         m, l = work_matte[use][:, None], lit[use]
         refit = (m * l * (l - small[use])).sum(axis=0) / np.maximum((m * m * l * l).sum(axis=0), 1e-6)
         darkening = np.clip(refit, 0.02, 0.95).astype(np.float32)
-    return _Umbra(darkening, lit, weights, thin)
+    return _Umbra(darkening, lit, weights, umbra, thickness)
 
 
 def _full_matte(image: np.ndarray, not_ground: np.ndarray, win: Window, umbra: _Umbra, signed: np.ndarray,

@@ -72,8 +72,14 @@ def fit_sigma(distance: np.ndarray, raw: np.ndarray, sigmas, between: bool = Fal
     darkening over the umbra's, per pixel) at ``distance`` from the outline (least squares);
     ``between``: the minimum of the parabola through the best and its neighbours, between them."""
     errors = [float(((step(distance, float(np.hypot(sg, FINE))) - raw) ** 2).mean()) for sg in sigmas]
+    return _least(sigmas, errors) if between else float(sigmas[int(np.argmin(errors))])
+
+
+def _least(sigmas, errors) -> float:
+    """The σ of ``sigmas`` with the least of ``errors``, or between its neighbours the least of the
+    parabola through the three."""
     i = int(np.argmin(errors))
-    if between and 0 < i < len(sigmas) - 1:
+    if 0 < i < len(sigmas) - 1:
         a, b, _ = np.polyfit(sigmas[i - 1:i + 2], errors[i - 1:i + 2], 2)
         if a > 0:
             return float(np.clip(-b / (2 * a), sigmas[i - 1], sigmas[i + 1]))
@@ -92,12 +98,7 @@ def fit_widening(distance: np.ndarray, raw: np.ndarray, away: np.ndarray, sigmas
     k = int(np.argmin(errors.min(axis=1)))
     if errors[k].min() > WIDEN_GAIN * errors[0].min():
         k = 0
-    i = int(np.argmin(errors[k]))
-    if 0 < i < len(sigmas) - 1:
-        a, b, _ = np.polyfit(sigmas[i - 1:i + 2], errors[k, i - 1:i + 2], 2)
-        if a > 0:
-            return float(np.clip(-b / (2 * a), sigmas[i - 1], sigmas[i + 1])), float(growths[k])
-    return float(sigmas[i]), float(growths[k])
+    return _least(sigmas, errors[k]), float(growths[k])
 
 
 class LevelCost:
