@@ -105,12 +105,15 @@ def breakdown(scene, found, own: np.ndarray) -> dict:
     return out
 
 
-def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
-    """``image`` (H×W×3 uint8) saved as a JPEG of ``quality`` (PIL's default 4:2:0 chroma) and read back."""
+def jpeg(image: np.ndarray, quality: int, path: str | None = None) -> np.ndarray:
+    """``image`` (H×W×3 uint8) saved as a JPEG of ``quality`` (PIL's default 4:2:0 chroma) and read back;
+    with ``path``, the file is written there too (an edit of it sees the file's quantisation tables)."""
     from PIL import Image
 
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, "JPEG", quality=quality)
+    if path:
+        Path(path).write_bytes(buffer.getvalue())
     return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
 
 
@@ -134,30 +137,32 @@ def selection(scene, folder: str, select: str = "mask"):
     return Selection(mask_path=path)
 
 
-def _edits(scene, folder: str, inpainter: str, select: str = "mask"):
+def _edits(scene, folder: str, inpainter: str, select: str = "mask", source: str | None = None):
     """``scene`` removed (selected as :func:`selection` says) without and with ``--shadow``: the two
-    edits' states and the options used."""
+    edits' states and the options used. ``source``: the file the scene's image was read from (edited
+    instead of the array, as a user's photo is)."""
     from autoinpaint.api import EditOptions, edit
 
     chosen = selection(scene, folder, select)
     options = EditOptions(inpainter=inpainter, quiet=True, segmenter="classical")
-    plain = edit(scene.image, chosen, options)
-    return plain, edit(scene.image, chosen, options.replace(shadow=True)), options
+    photo = scene.image if source is None else source
+    plain = edit(photo, chosen, options)
+    return plain, edit(photo, chosen, options.replace(shadow=True)), options
 
 
 def measure(scene, folder: str, inpainter: str = "telea", band_inpainter: str | None = None,
-            zones: bool = False, select: str = "mask") -> dict:
+            zones: bool = False, select: str = "mask", source: str | None = None) -> dict:
     """Edit ``scene`` with and without ``--shadow`` (the object selected as :func:`selection` says) and
     measure it against its truth; with ``band_inpainter``, also inpaint the object and the true shadow
     drawn as one mask (``mad_band``); with ``zones``, where the error comes from (:func:`breakdown`);
-    ``iou``: the selected mask's against the object's."""
+    ``iou``: the selected mask's against the object's; ``source``: as :func:`_edits`'."""
     from PIL import Image
 
     from autoinpaint.api import edit
     from autoinpaint.mask.refine import distance_outside
     from autoinpaint.selection import Selection
 
-    plain, found, options = _edits(scene, folder, inpainter, select)
+    plain, found, options = _edits(scene, folder, inpainter, select, source)
     true = scene.shadow >= 0.02
     visible = true & ~scene.mask
     own = plain.alpha > 0
@@ -244,7 +249,8 @@ def main() -> None:
     parser.add_argument("--sky", type=float, default=0.0,
                         help="shadows lit by the blue sky: red darkened by SKY/2 of the darkening more, blue less")
     parser.add_argument("--jpeg", type=int, default=0, metavar="Q",
-                        help="the photo saved as JPEG at quality Q and read back before the edit (as a camera's)")
+                        help="the photo saved as JPEG at quality Q, and the file edited (as a camera's: the product "
+                             "sees its quantisation tables)")
     parser.add_argument("--noise", type=float, default=0.0, metavar="SIGMA",
                         help="sensor noise: Gaussian, SIGMA grey levels per channel, added to the photo (not the "
                              "clean ground)")
@@ -320,10 +326,11 @@ def main() -> None:
             if args.noise:
                 grain = np.random.default_rng(args.seed + i + 2000).normal(0, args.noise, scene.image.shape)
                 scene = replace(scene, image=np.clip(np.rint(scene.image + grain), 0, 255).astype(np.uint8))
+            source = os.path.join(folder, "photo.jpg") if args.jpeg else None
             if args.jpeg:
-                scene = replace(scene, image=jpeg(scene.image, args.jpeg))
+                scene = replace(scene, image=jpeg(scene.image, args.jpeg, source))
             r = measure(scene, folder, band_inpainter=None if args.no_band else "hybrid", zones=args.zones,
-                        select=args.select)
+                        select=args.select, source=source)
             ok = r["cover"] >= 0.9 and r["outside"] <= 0.1 and r["mad"] <= 6 and r["far"]
             rows.append({**r, "ok": ok, "ground": ground})
             print(f"| {args.seed + i} | {ground} | {np.degrees(scene.angle):.0f} | {r['cover']:.3f} | "

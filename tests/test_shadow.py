@@ -7,6 +7,7 @@ Figures over more scenes (and the grounds where the MAD target is missed): bench
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import subprocess
@@ -624,7 +625,6 @@ def test_two_objects_apart_each_with_its_shadow(tmp_path, seed):
 def test_shadows_of_objects_apart_are_divided_out_box_by_box():
     """Deshadow divides each object's shadow out over its own box when no two boxes overlap (their common
     box is mostly ground no shadow darkens), else over the common box: the same pixels either way."""
-    import dataclasses
 
     from autoinpaint.shadow.objects import CastShadows, find_shadows
     from autoinpaint.shadow.relight import divide
@@ -1151,3 +1151,62 @@ def test_the_shadow_explains_the_only_part_of_an_object_reason():
     found = edit(sc.image, Selection(points=(sc.point,)), options.replace(shadow=True), "mask").metadata["quality"]
     assert not _doubts_but_the_expected_error(found["reasons"]), found
     assert found["signals"]["part_of_with_shadow"] < 0.12 <= found["signals"]["part_of"]
+
+
+def _jpeg_tables(quality: int) -> dict:
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(buffer, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buffer.getvalue())).quantization
+
+
+def test_a_jpegs_compression_error_once_relit_is_measured_on_its_own_lit_ground():
+    """compression_error: lit ground around the shadow darkened as its umbra is, compressed with the photo's
+    own tables and relit: more at quality 75 than 95 and for a darker shadow, next to nothing on flat
+    ground; 0 with no lit ground beside the shadow or with tables PIL cannot write."""
+    from autoinpaint.shadow.evidence import compression_error
+
+    textured = S.ground("gravel", 640, 480, np.random.default_rng(3))
+    none = np.zeros((480, 640), bool)
+    box, matte = (200, 150, 400, 300), np.ones((150, 200), np.float32)
+    half = np.full(3, 0.5, np.float32)
+
+    def error(image, quality=85, darkening=half, objects=none, tables=None):
+        return compression_error(image, objects, box, matte, darkening, tables or _jpeg_tables(quality), 2)
+
+    low, high = error(textured, 75), error(textured, 95)
+    assert low > 1.3 * high > 0.5, (low, high)
+    dark, light = np.full(3, 0.6, np.float32), np.full(3, 0.3, np.float32)
+    assert error(textured, darkening=dark) > error(textured, darkening=light)
+    assert error(np.full((480, 640, 3), 120, np.uint8)) < 0.5
+    assert error(textured, objects=np.ones((480, 640), bool)) == 0.0
+    assert error(textured, tables={0: [0] * 3}) == 0.0
+
+
+def test_block_origin_follows_the_exif_orientation():
+    from autoinpaint.imaging.image_io import block_origin
+
+    assert block_origin(1, (900, 1203)) == (0, 0)
+    assert block_origin(2, (900, 1203)) == (0, 1203 % 16)
+    assert block_origin(3, (901, 1203)) == (901 % 16, 1203 % 16)
+    assert block_origin(6, (1203, 901)) == (0, 901 % 16) and block_origin(8, (1203, 901)) == (1203 % 16, 0)
+
+
+def test_doubt_when_a_jpegs_relit_shadow_is_expected_to_be_off(tmp_path):
+    """A grass scene at 1200x900 read from a JPEG of quality 90 (``bench_shadow.py --jpeg 90``, seed 2410):
+    relighting scales the compression's error up in the shadow, MAD over 9 where the PNG gives under 6,
+    and the verdict was ok. With the file's tables, the expected error counts it: doubt, "relit from a
+    JPEG", an estimate within 0.6-1.6× of the MAD. The same scene as a PNG: nothing from compression,
+    verdict ok."""
+    from bench_shadow import jpeg
+
+    sc = S.shadow_scene(1200, 900, np.random.default_rng(2410), "grass")
+    png = measure(sc, str(tmp_path))
+    assert png["mad"] < 6 and png["verdict"] == "ok", png
+    path = str(tmp_path / "photo.jpg")
+    compressed = dataclasses.replace(sc, image=jpeg(sc.image, 90, path))
+    r = measure(compressed, str(tmp_path), source=path)
+    assert r["mad"] > 9 and r["verdict"] == "doubt", r
+    assert any("relit from a JPEG" in reason for reason in r["reasons"]), r
+    assert 0.6 <= r["expected"] / r["mad"] <= 1.6 and r["expected"] > png["expected"] + 2, (r, png)
+    # the same pixels given as an array: no file, no tables, no compression term
+    assert measure(compressed, str(tmp_path))["expected"] < r["expected"] - 2

@@ -239,6 +239,14 @@ def orient(array: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(op(array)) if op else array
 
 
+def block_origin(orientation: int, shape: tuple[int, int], block: int = 16) -> tuple[int, int]:
+    """Where (y, x) the stored file's ``block``-px grid (a JPEG's coding units) starts in the array that
+    :func:`orient` made upright (H×W ``shape``): 0, or, on an axis the orientation reverses, the part of a
+    block its far end left."""
+    h, w = shape
+    return (h % block if orientation in (3, 4, 7, 8) else 0, w % block if orientation in (2, 3, 6, 7) else 0)
+
+
 def output_format(path: str | os.PathLike, info: ImageInfo) -> str:
     """The format to write: the output suffix decides, else the input's format."""
     return FORMAT_BY_SUFFIX.get(Path(path).suffix.lower(), info.format)

@@ -31,7 +31,9 @@ Signals (the record's ``signals``):
   ``shadow_ends_at_ground`` (it stops at the straight edge of a darker ground: a building's shade, in
   which it would go on unseen), ``shadow_error`` (the mean absolute error, grey levels, to expect
   where it was once relit: the ground's texture times its outline's length over its area,
-  :func:`autoinpaint.shadow.evidence.expected_error`) and ``shadow_fade`` (how much its umbra's
+  :func:`autoinpaint.shadow.evidence.expected_error`, in a JPEG with ``shadow_compression``, what its
+  compression adds once relit: :func:`autoinpaint.shadow.evidence.compression_error`) and
+  ``shadow_fade`` (how much its umbra's
   darkening changes away from the object, a share of it: relit with one darkening, the ground is left
   uneven; :func:`autoinpaint.shadow.darkening.fade`).
 
@@ -482,13 +484,16 @@ def shadow_signals(shadows) -> dict[str, Any]:
     error, the least direction and contrast)."""
     each = [_shadow_signals(p) for p in shadows.parts]
     worst = {"shadow_area": max, "shadow_borders": max, "shadow_direction": min, "shadow_contrast": min,
-             "shadow_ends_at_ground": max, "shadow_error": max, "shadow_fade": lambda v: max(v, key=abs)}
+             "shadow_ends_at_ground": max, "shadow_error": max, "shadow_compression": max,
+             "shadow_fade": lambda v: max(v, key=abs)}
     return {k: pick(s[k] for s in each) for k, pick in worst.items()}
 
 
 def _shadow_signals(shadow) -> dict[str, Any]:
     """Measure a cast shadow found by :func:`autoinpaint.shadow.find_shadow` (its ``candidate`` and
     ``object`` on the working copy of its window, and which window sides are the photo's ``frame``)."""
+    from ..shadow.evidence import relit_error
+
     cand, obj = shadow.candidate & ~shadow.object, shadow.object
     area_obj = max(int(obj.sum()), 1)
     ys, xs = np.nonzero(obj)
@@ -506,8 +511,9 @@ def _shadow_signals(shadow) -> dict[str, Any]:
                   for edge, side, out in zip(shadow.frame, sides, outward))
     return {"shadow_area": round(float(cand.sum()) / area_obj, 3), "shadow_borders": int(borders),
             "shadow_direction": round(direction, 3), "shadow_contrast": round(float(shadow.contrast), 2),
-            "shadow_ends_at_ground": bool(shadow.ends_at_ground), "shadow_error": round(float(shadow.error), 2),
-            "shadow_fade": round(float(shadow.fade), 3)}
+            "shadow_ends_at_ground": bool(shadow.ends_at_ground),
+            "shadow_error": relit_error(float(shadow.error), float(shadow.compression)),
+            "shadow_compression": round(float(shadow.compression), 2), "shadow_fade": round(float(shadow.fade), 3)}
 
 
 def _crossing(heading: np.ndarray, normal: tuple[int, int], ys: np.ndarray, xs: np.ndarray) -> float:
@@ -545,9 +551,14 @@ def shadow_reasons(signals: dict) -> list[str]:
         reasons.append(f"the shadow found stands little out of the ground's own texture "
                        f"({signals['shadow_contrast']:.2f}× its darkest spots): its outline and darkening "
                        f"may be off")
-    if signals["shadow_error"] > SHADOW_ERROR_MAX:
+    error, compression = signals["shadow_error"], signals["shadow_compression"]
+    if error > SHADOW_ERROR_MAX and compression >= error / np.sqrt(2):   # the JPEG's the larger part
+        reasons.append(f"the shadow found is relit from a JPEG's pixels: relighting scales up the compression's "
+                       f"error with the darkening, leaving about {error:.0f} grey levels of error where it was")
+    elif error > SHADOW_ERROR_MAX:
+        jpeg = ", a JPEG's compression relit with it" if compression >= 1 else ""
         reasons.append(f"the shadow found is small for the ground's texture: its outline may be a pixel or two off, "
-                       f"leaving about {signals['shadow_error']:.0f} grey levels of error where it was")
+                       f"leaving about {error:.0f} grey levels of error where it was{jpeg}")
     if abs(signals["shadow_fade"]) >= SHADOW_FADE_MAX:
         way = "lighter" if signals["shadow_fade"] < 0 else "darker"
         reasons.append(f"the shadow found gets about {abs(signals['shadow_fade']):.0%} {way} away from the object: "

@@ -6,7 +6,7 @@ darkens them otherwise. And a shadow's umbra stands out of the ground's own text
 coarse stones beside an object that casts none are no darker than the darkest spots of the ground
 anywhere around. And how well the shadow can be taken out at all: on coarse texture its outline is
 placed only to within a pixel or two, which costs most where the outline is long for the shadow's area
-(a small or thin shadow).
+(a small or thin shadow), and, in a JPEG, what relighting does to the compression's error.
 """
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ ERROR_AREA = 3.0         # levels) times (outline / area + this / √area), px (
 ERROR_RING = 25          # px: the lit ground around the shadow whose texture is measured (from 2 px out),
 ERROR_LOCAL = 16         # about its own level there (a blur of this σ, px): not the step between two grounds
 ERROR_SIZE = 256         # measured on every k-th pixel of the matte's box and ring, about this many across or fewer
+TILE = 16                # a JPEG's minimum coded unit (px, 4:2:0): the tiles of lit ground a JPEG's cost is
+TILES = 256              # measured on, at most this many of them, from up to ``TILE_RING`` px around the shadow
+TILE_RING = 64
 
 
 def sky_shape(ratio: np.ndarray, dark: np.ndarray, near: np.ndarray) -> np.ndarray | None:
@@ -103,3 +106,68 @@ def expected_error(image: np.ndarray, not_ground: np.ndarray, box: tuple[int, in
     brightness = grey(to_rgb8(image[Y0:Y1:k, X0:X1:k]).astype(np.float32))
     spread = float((brightness - normconv(brightness, ring, ERROR_LOCAL / k, tent=True))[ring].std())
     return round(float(ERROR_SCALE * spread * (outline.sum() / (area * k) + ERROR_AREA / (k * np.sqrt(area)))), 2)
+
+
+def compression_error(image: np.ndarray, not_ground: np.ndarray, box: tuple[int, int, int, int],
+                      matte: np.ndarray, darkening: np.ndarray, qtables: dict, subsampling: int | None = None,
+                      origin: tuple[int, int] = (0, 0)) -> float:
+    """The error (grey levels, mean absolute) a JPEG's compression leaves in its relit umbra: a JPEG
+    quantises the shadow's darkened texture with the same steps as lit ground's, losing more of it, and
+    relighting scales that loss up by 1 / (1 − darkening). It adds to :func:`expected_error`'s as an
+    independent error does (:func:`relit_error`). Measured on the photo's own lit ground around the
+    shadow: up to ``TILES`` of its 16-px tiles (on the JPEG's block grid, which starts at ``origin``, y
+    and x; no object, no shadow in them) darkened as the umbra is, compressed with the photo's
+    quantisation ``qtables`` (PIL's) and ``subsampling``, decoded and relit: their mean absolute
+    difference from themselves. 0 when no tile of lit ground is near.
+
+    image: H×W×C as decoded; not_ground: H×W bool, the selected objects; box: (x0, y0, x1, y1), the
+    matte's, full-resolution px; matte: its (y1−y0)×(x1−x0) float coverage; darkening: per channel."""
+    import io
+
+    from PIL import Image
+
+    h, w = not_ground.shape
+    x0, y0, x1, y1 = box
+    # the tiles of the grid around the box, those with no object and no shadow in them
+    oy, ox = origin
+    X0, Y0 = ox + max(0, x0 - TILE_RING - ox) // TILE * TILE, oy + max(0, y0 - TILE_RING - oy) // TILE * TILE
+    X1 = X0 + max(0, min(x1 + TILE_RING, w) - X0) // TILE * TILE
+    Y1 = Y0 + max(0, min(y1 + TILE_RING, h) - Y0) // TILE * TILE
+    if X1 <= X0 or Y1 <= Y0:
+        return 0.0
+    busy = not_ground[Y0:Y1, X0:X1].copy()
+    shadow = matte[max(0, Y0 - y0):max(0, Y1 - y0), max(0, X0 - x0):max(0, X1 - x0)] > 0
+    busy[max(0, y0 - Y0):max(0, y0 - Y0) + shadow.shape[0], max(0, x0 - X0):max(0, x0 - X0) + shadow.shape[1]] |= shadow
+    ty, tx = (Y1 - Y0) // TILE, (X1 - X0) // TILE
+    free = ~busy.reshape(ty, TILE, tx, TILE).any(axis=(1, 3))
+    rows, cols = np.nonzero(free)
+    if not len(rows):
+        return 0.0
+    pick = np.linspace(0, len(rows) - 1, min(TILES, len(rows))).round().astype(int)
+    side = int(np.ceil(np.sqrt(len(pick))))
+    rgb = to_rgb8(image[Y0:Y1, X0:X1]).reshape(ty, TILE, tx, TILE, 3).transpose(0, 2, 1, 3, 4)
+    tiles = rgb[rows[pick], cols[pick]]   # k×16×16×3, laid out side by side (the last row's gaps: tiles again)
+    tiles = np.concatenate([tiles, tiles[:side * side - len(tiles)]])
+    mosaic = tiles.reshape(side, side, TILE, TILE, 3).transpose(0, 2, 1, 3, 4).reshape(side * TILE, side * TILE, 3)
+    grey_photo = image.shape[2] < 3
+    keep = 1 - np.clip(np.asarray(darkening, np.float32).ravel(), 0, 0.95)
+    keep = np.full(3, keep.mean(), np.float32) if grey_photo or keep.size != 3 else keep
+    dark = np.clip(np.rint(mosaic * keep), 0, 255).astype(np.uint8)
+    options = {} if grey_photo or subsampling not in (0, 1, 2) else {"subsampling": subsampling}
+    buffer = io.BytesIO()
+    try:
+        Image.fromarray(dark[..., 0] if grey_photo else dark).save(buffer, "JPEG", qtables=qtables, **options)
+        back = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"), np.float32)
+    except (OSError, ValueError, TypeError, KeyError):   # tables PIL cannot write: no estimate
+        return 0.0
+    relit = (back / keep).reshape(side, TILE, side, TILE, 3).transpose(0, 2, 1, 3, 4).reshape(side * side, -1)
+    error = np.abs(relit - tiles.reshape(side * side, -1).astype(np.float32))[:len(pick)]
+    return round(float(error.mean()), 2)
+
+
+def relit_error(error: float, compression: float) -> float:
+    """The error to expect where the shadow was, once relit (grey levels): the outline's and darkening's
+    (:func:`expected_error`) and a JPEG's (:func:`compression_error`), independent, in quadrature (on
+    the bench's JPEG sets, q80-95 at 480x360 to 12 MP, the MAD over it has a median of 1.01, within ×1.6
+    of it on 88 % of the scenes; summed, the small photos' and the large ones' medians were 0.7 and 1.5)."""
+    return round(float(np.hypot(error, compression)), 2)

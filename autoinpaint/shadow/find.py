@@ -88,8 +88,9 @@ class ShadowMatte:
         own texture, ``ends_at_ground`` whether it stops at the edge of a darker ground (where it
         goes on is unseen there), ``error`` the result's expected error where it was (grey levels,
         :func:`.evidence.expected_error`) and ``fade`` how much the umbra's darkening changes away from
-        the object (:func:`.darkening.fade`; 0 where not measured): what the doubt signals measure
-        (autoinpaint.mask.assess).
+        the object (:func:`.darkening.fade`; 0 where not measured), and ``compression`` what a JPEG's
+        compression adds to that error once relit (:func:`.evidence.compression_error`; 0 for other
+        photos): what the doubt signals measure (autoinpaint.mask.assess).
     """
 
     box: tuple[int, int, int, int]
@@ -103,6 +104,7 @@ class ShadowMatte:
     ends_at_ground: bool = False   # it stops at the edge of a darker ground (.grounds.ends_at_darker)
     error: float = 0.0   # the relit shadow's expected mean absolute error, grey levels (.evidence)
     fade: float = 0.0    # how much the umbra's darkening changes away from the object, a share (.darkening)
+    compression: float = 0.0   # in a JPEG, the error relighting adds to ``error`` there (.evidence; set by FindShadow)
 
 
 def find_shadow(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None = None) -> ShadowMatte | None:

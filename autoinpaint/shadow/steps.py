@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..imaging.image_io import block_origin
+from .evidence import compression_error
 from .objects import find_shadows
 from .relight import shadow_alpha
 
@@ -15,7 +17,9 @@ class FindShadow:
 
     Records ``shadow_pixels`` (pixels of the shadow outside the object) and ``shadow_darkening`` (the
     mean share of brightness the shadow takes from them, 0..1) in ``state.metadata``; both 0 when no
-    shadow is found (the alpha is then the object's alone)."""
+    shadow is found (the alpha is then the object's alone). A photo read from a JPEG file: what its
+    compression adds to each shadow's error once relit, from its own quantisation tables
+    (:func:`~.evidence.compression_error`), for the doubt verdict."""
 
     name = "shadow"
 
@@ -24,6 +28,12 @@ class FindShadow:
         found = find_shadows(state.image, state.mask)
         pixels, darkening = 0, 0.0
         if found is not None:
+            info = state.info
+            if info.format == "JPEG" and info.jpeg_qtables:   # on the file's block grid, made upright
+                origin = block_origin(info.orientation, state.image.shape[:2])
+                for part in found.parts:
+                    part.compression = compression_error(state.image, state.mask, part.box, part.matte, part.darkening,
+                                                         info.jpeg_qtables, info.jpeg_subsampling, origin)
             x0, y0, x1, y1 = found.box
             found.object_alpha = state.alpha
             alpha = state.alpha.copy()
