@@ -23,8 +23,9 @@ ERROR_AREA = 3.0         # levels) times (outline / area + this / √area), px (
 ERROR_RING = 25          # px: the lit ground around the shadow whose texture is measured (from 2 px out),
 ERROR_LOCAL = 16         # about its own level there (a blur of this σ, px): not the step between two grounds
 ERROR_SIZE = 256         # measured on every k-th pixel of the matte's box and ring, about this many across or fewer
-TILE = 16                # a JPEG's minimum coded unit (px, 4:2:0): the tiles of lit ground a JPEG's cost is
-TILES = 256              # measured on, at most this many of them, from up to ``TILE_RING`` px around the shadow
+# a JPEG's error once relit is measured on tiles of lit ground: a JPEG's coding unit (px, 4:2:0), at most this
+TILE = 16                # many of them, from up to this far (px) around the shadow
+TILES = 256
 TILE_RING = 64
 
 
@@ -136,8 +137,9 @@ def compression_error(image: np.ndarray, not_ground: np.ndarray, box: tuple[int,
     if X1 <= X0 or Y1 <= Y0:
         return 0.0
     busy = not_ground[Y0:Y1, X0:X1].copy()
-    shadow = matte[max(0, Y0 - y0):max(0, Y1 - y0), max(0, X0 - x0):max(0, X1 - x0)] > 0
-    busy[max(0, y0 - Y0):max(0, y0 - Y0) + shadow.shape[0], max(0, x0 - X0):max(0, x0 - X0) + shadow.shape[1]] |= shadow
+    top, left = max(y0, Y0), max(x0, X0)   # where the matte's box and the tiles' area meet
+    shadow = matte[top - y0:max(top, Y1) - y0, left - x0:max(left, X1) - x0] > 0
+    busy[top - Y0:top - Y0 + shadow.shape[0], left - X0:left - X0 + shadow.shape[1]] |= shadow
     ty, tx = (Y1 - Y0) // TILE, (X1 - X0) // TILE
     free = ~busy.reshape(ty, TILE, tx, TILE).any(axis=(1, 3))
     rows, cols = np.nonzero(free)
