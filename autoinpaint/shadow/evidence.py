@@ -151,9 +151,9 @@ def compression_error(image: np.ndarray, not_ground: np.ndarray, box: tuple[int,
     tiles = rgb[rows[pick], cols[pick]]   # k×16×16×3, laid out side by side (the last row's gaps: tiles again)
     tiles = np.concatenate([tiles, tiles[:side * side - len(tiles)]])
     mosaic = tiles.reshape(side, side, TILE, TILE, 3).transpose(0, 2, 1, 3, 4).reshape(side * TILE, side * TILE, 3)
-    grey_photo = image.shape[2] < 3
-    keep = 1 - np.clip(np.asarray(darkening, np.float32).ravel(), 0, 0.95)
-    keep = np.full(3, keep.mean(), np.float32) if grey_photo or keep.size != 3 else keep
+    grey_photo = image.shape[2] < 3   # its darkening: the channels' mean
+    keep = 1 - np.clip(np.asarray(darkening, np.float32), 0, 0.95)
+    keep = np.full(3, keep.mean(), np.float32) if grey_photo else keep
     dark = np.clip(np.rint(mosaic * keep), 0, 255).astype(np.uint8)
     options = {} if grey_photo or subsampling not in (0, 1, 2) else {"subsampling": subsampling}
     buffer = io.BytesIO()

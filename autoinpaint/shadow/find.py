@@ -496,6 +496,7 @@ def _refined(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], box: 
     ys = ((fy0 + (np.arange(size[1], dtype=np.float32) + 0.5) / r) * s - 0.5)[:, None].repeat(size[0], 1)
     dist = (cv2.remap(signed, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) - offset) * (r / s)
     lit = cv2.remap(lit, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
     def on_copy(region: np.ndarray) -> np.ndarray:   # h×w bool, full px → uint8 0/1 on the copy
         region = region.astype(np.uint8)
         return region if r == 1 else (cv2.resize(region * np.uint8(255), size, interpolation=cv2.INTER_AREA) > 2
