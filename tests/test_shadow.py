@@ -215,6 +215,71 @@ def test_umbra_darkening_weighs_the_statistic_that_holds_on_lit_ground():
     assert umbra_darkening(ratio, umbra, ring, np.zeros_like(lit)) is None
 
 
+def test_statistic_weights_read_the_same_patches_as_plain_indexing():
+    """statistic_weights indexes its patches flat, in copies padded by the ring's reach: the same pixels,
+    the same numbers as indexing them in two dimensions, also with the umbra at the corner of the array
+    (its ring cut there, and cut again as patches move) and lit ground with holes in it."""
+    import cv2
+
+    from autoinpaint.shadow.darkening import MIN_PATCHES, MIN_PIXELS, _statistics, statistic_weights
+    from autoinpaint.shadow.darkening import PATCHES
+
+    def plain(ratio, umbra, ring, lit):   # the patches indexed in two dimensions, bounds checked
+        uy, ux = np.nonzero(umbra)
+        ry, rx = np.nonzero(ring)
+        h, w = umbra.shape
+        y0, x0, y1, x1 = uy.min(), ux.min(), uy.max() + 1, ux.max() + 1
+        stride = max(2, min(y1 - y0, x1 - x0) // 2)
+        shifts = [(dy, dx) for dy in range(-y0, h - y1 + 1, stride) for dx in range(-x0, w - x1 + 1, stride)
+                  if lit[uy + dy, ux + dx].all()]
+        if len(shifts) > PATCHES:
+            shifts = [shifts[i] for i in np.linspace(0, len(shifts) - 1, PATCHES).round().astype(int)]
+        brightness, strays = ratio.mean(axis=2), []
+        for dy, dx in shifts:
+            sy, sx = ry + dy, rx + dx
+            around = (sy >= 0) & (sy < h) & (sx >= 0) & (sx < w)
+            around[around] = lit[sy[around], sx[around]]
+            if around.sum() < MIN_PIXELS:
+                continue
+            inner = _statistics(brightness[uy + dy, ux + dx][:, None])[:, 0]
+            outer = _statistics(brightness[sy[around], sx[around]][:, None])[:, 0]
+            strays.append(np.log(np.maximum(inner, 1e-4) / np.maximum(outer, 1e-4)))
+        assert len(strays) >= MIN_PATCHES
+        return 1 / np.maximum(np.square(np.array(strays)).mean(axis=0), 1e-8)
+
+    rng = np.random.default_rng(5)
+    h, w = 150, 200
+    ratio = (0.6 + 0.4 * rng.random((h, w, 3))).astype(np.float32)
+    for cx, cy in ((12, 10), (100, 75), (190, 140)):
+        yy, xx = np.mgrid[0:h, 0:w]
+        umbra = ((xx - cx) / 14.0) ** 2 + ((yy - cy) / 9.0) ** 2 <= 1
+        dist = cv2.distanceTransform((~umbra).astype(np.uint8), cv2.DIST_L2, 5)
+        ring = (dist > 2) & (dist <= 12)
+        lit = (dist > 2) & (rng.random((h, w)) > 0.002)          # specks of not-ground here and there
+        weights = statistic_weights(ratio, umbra, ring, lit)
+        assert weights is not None and np.array_equal(weights, plain(ratio, umbra, ring, lit)), (cx, cy)
+
+
+def test_the_shadow_step_adds_each_objects_shadow_in_its_own_box(tmp_path):
+    """Objects apart: FindShadow adds each shadow to the alpha in its own box, and measures its pixels and
+    darkening there: the same alpha, pixel count and darkening as over the shadows' common box."""
+    from autoinpaint.shadow.relight import shadow_alpha
+
+    sc = S.shadow_scene(960, 480, np.random.default_rng(3), "noise", objects=2)
+    path = tmp_path / "mask.png"
+    Image.fromarray((sc.mask * 255).astype(np.uint8)).save(path)
+    state = edit(sc.image, Selection(mask_path=str(path)), EditOptions(inpainter="telea", quiet=True, shadow=True))
+    found = state.shadow
+    assert len(found.parts) == 2 and [box for box, _ in found.pieces(lambda p: p.matte)] == [p.box for p in found.parts]
+    x0, y0, x1, y1 = found.box
+    alpha = found.object_alpha.copy()
+    alpha[y0:y1, x0:x1] = np.maximum(alpha[y0:y1, x0:x1], shadow_alpha(found.matte))
+    assert np.array_equal(state.alpha, alpha)
+    outside = (found.matte > 0) & ~sc.mask[y0:y1, x0:x1]
+    assert state.metadata["shadow_pixels"] == int(outside.sum()) > 0
+    assert state.metadata["shadow_darkening"] == round(float(found.shade(1)[..., 0][outside].mean()), 4)
+
+
 def test_error_breakdown_adds_up(tmp_path, paving):
     """bench_shadow's breakdown: the zones' shares of the error add up to the MAD over the issue's region,
     and with the true matte and darkening the relit ground is the clean one up to the scene's rounding."""

@@ -54,20 +54,26 @@ def statistic_weights(ratio: np.ndarray, umbra: np.ndarray, ring: np.ndarray, li
     h, w = umbra.shape
     y0, x0, y1, x1 = int(uy.min()), int(ux.min()), int(uy.max()) + 1, int(ux.max()) + 1
     stride = max(2, min(y1 - y0, x1 - x0) // 2)
-    shifts = [(dy, dx) for dy in range(-y0, h - y1 + 1, stride) for dx in range(-x0, w - x1 + 1, stride)
-              if lit[uy + dy, ux + dx].all()]
+    # flat indices into copies padded by the ring's reach past the umbra's box (the padding is no lit
+    # ground): a patch's pixels are then its shift added to them (~3× faster than 2-D indexing)
+    pad = max(y0 - int(ry.min()), int(ry.max()) + 1 - y1, x0 - int(rx.min()), int(rx.max()) + 1 - x1, 0)
+    pw = w + 2 * pad
+    ground = np.pad(lit, pad).ravel()
+    umbra_at, ring_at = (uy + pad) * pw + ux + pad, (ry + pad) * pw + rx + pad
+    shifts = [dy * pw + dx for dy in range(-y0, h - y1 + 1, stride) for dx in range(-x0, w - x1 + 1, stride)
+              if ground[umbra_at + (dy * pw + dx)].all()]
     if len(shifts) > PATCHES:
         shifts = [shifts[i] for i in np.linspace(0, len(shifts) - 1, PATCHES).round().astype(int)]
-    brightness = grey(ratio)
+    brightness = np.pad(grey(ratio), pad).ravel()
+    inner_at = umbra_at[:: max(1, len(uy) // SAMPLES)]
     strays = []
-    for dy, dx in shifts:
-        sy, sx = ry + dy, rx + dx
-        around = (sy >= 0) & (sy < h) & (sx >= 0) & (sx < w)
-        around[around] = lit[sy[around], sx[around]]
-        if around.sum() < MIN_PIXELS:
+    for shift in shifts:
+        at = ring_at + shift
+        at = at[ground[at]]
+        if len(at) < MIN_PIXELS:
             continue
-        inner = _statistics(brightness[uy + dy, ux + dx][:, None])[:, 0]
-        outer = _statistics(brightness[sy[around], sx[around]][:, None])[:, 0]
+        inner = _statistics(brightness[inner_at + shift][:, None])[:, 0]
+        outer = _statistics(brightness[at[:: max(1, len(at) // SAMPLES)]][:, None])[:, 0]
         strays.append(np.log(np.maximum(inner, 1e-4) / np.maximum(outer, 1e-4)))
     if len(strays) < MIN_PATCHES:
         return None

@@ -186,11 +186,16 @@ def _fade(win: Window, umbra: _Umbra) -> float:
     elsewhere and for a sliver's (its umbra is mostly the penumbra's reach)."""
     import cv2
 
-    if umbra.core is None or umbra.thin:
+    from ..mask.refine import bbox
+
+    if umbra.core is None or umbra.thin:   # (an empty core is thin)
         return 0.0
     away = cv2.distanceTransform((~win.obj).astype(np.uint8), cv2.DIST_L2, 3)
-    darker = 1 - grey(normconv(win.small, umbra.core, umbra.thickness / 2) / umbra.lit)
-    return fade(darker[umbra.core], away[umbra.core])
+    # smoothed over the umbra's box and the smoothing's reach around it only (the same values there)
+    x0, y0, x1, y1 = _grown(bbox(umbra.core), int(round(2 * umbra.thickness)) + 1, umbra.core.shape)
+    core = umbra.core[y0:y1, x0:x1]
+    darker = 1 - grey(normconv(win.small[y0:y1, x0:x1], core, umbra.thickness / 2) / umbra.lit[y0:y1, x0:x1])
+    return fade(darker[core], away[y0:y1, x0:x1][core])
 
 
 @dataclass
@@ -379,8 +384,14 @@ def _umbra(win: Window, valid: np.ndarray, mean: np.ndarray, lit: np.ndarray, aw
         if weights is not None:
             estimate = weighted_darkening(ratio[umbra], ratio[ring], weights)
         # ... and the lit level under the shadow follows the ground around it (the plane's departure,
-        # interpolated): the refit of the outline measures against it
-        lit = lit * merge([normconv(grey(mean / lit), valid & ~away, LOCAL * side * s)] * 3)
+        # interpolated): the refit of the outline measures against it, in the matte's box (and the working
+        # px its interpolation reads around it), smoothed there from the ground within the smoothing's reach
+        local = LOCAL * side * s
+        x0, y0, x1, y1 = _grown(_reach_box(signed, offset, sigma), 5, lit.shape)
+        X0, Y0, X1, Y1 = _grown((x0, y0, x1, y1), int(round(4 * local)) + 1, lit.shape)
+        plane = normconv(grey(mean[Y0:Y1, X0:X1] / lit[Y0:Y1, X0:X1]), (valid & ~away)[Y0:Y1, X0:X1], local)
+        lit = lit.copy()
+        lit[y0:y1, x0:x1] *= merge([plane[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0]] * 3)
     use = valid & (work_matte >= 0.5)
     if estimate is not None:
         darkening = estimate
@@ -400,11 +411,8 @@ def _full_matte(image: np.ndarray, not_ground: np.ndarray, win: Window, umbra: _
     shadow stops at a ``placed`` edge. Its box (x0, y0, x1, y1, full px), the matte (float32 in [0, 1],
     below ``MATTE_MIN`` set to 0) and the umbra's darkening (read again on the finer copy where the
     umbra is thin); None when nothing is left."""
-    from ..mask.refine import bbox
-
     (wx0, wy0, wx1, wy1), s, darkening = win.box, win.scale, umbra.darkening
-    reach = offset + 3 * sigma + 4
-    rb = bbox(signed <= reach)
+    rb = _reach_box(signed, offset, sigma)
     fx0, fy0 = max(int(rb[0] / s) - 2, 0), max(int(rb[1] / s) - 2, 0)
     fx1, fy1 = min(int(np.ceil(rb[2] / s)) + 2, wx1 - wx0), min(int(np.ceil(rb[3] / s)) + 2, wy1 - wy0)
     keep = None if placed is None else placed.on_box((fx0, fy0, fx1, fy1))   # the shadow's side of the edge
@@ -426,6 +434,18 @@ def _full_matte(image: np.ndarray, not_ground: np.ndarray, win: Window, umbra: _
     if not matte.any():
         return None
     return (wx0 + fx0, wy0 + fy0, wx0 + fx1, wy0 + fy1), np.clip(matte, 0, 1).astype(np.float32), darkening
+
+
+def _reach_box(signed: np.ndarray, offset: float, sigma: float) -> tuple[int, int, int, int]:
+    """The box (x0, y0, x1, y1, working px) of what the matte ``step(signed − offset, σ)`` reaches."""
+    from ..mask.refine import bbox
+
+    return bbox(signed <= offset + 3 * sigma + 4)
+
+
+def _grown(box: tuple[int, int, int, int], px: int, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """``box`` (x0, y0, x1, y1) grown by ``px`` on each side, within an array of ``shape`` (H, W, ...)."""
+    return max(box[0] - px, 0), max(box[1] - px, 0), min(box[2] + px, shape[1]), min(box[3] + px, shape[0])
 
 
 def _fit_outline(small: np.ndarray, valid: np.ndarray, near: np.ndarray, lit: np.ndarray, region: np.ndarray,

@@ -20,6 +20,7 @@ GROUND_SHARE = 0.1       # spread), each at least this share of the ground
 EDGE_STEP = 0.15         # two grounds of one colour: brightness apart by at least this much (log: 14 %) ...
 EDGE_PIECES = 6          # ... across a straight edge, on this many pieces along it (at least 4 measured), all but one
 EDGE_ANGLES = 36         # the edge's directions tried (every 5°)
+COARSE_ANGLES = 3        # ... every this many first, then those between around the best of them
 EDGE_PURE = 0.05         # ... each ground's level fitted where the other's share is below this (the edge's band,
                          # smoothed, mixes the two: all targets on 127 -> 140 of 192 scenes, `--edge-level 0.6, 1.5`)
 ENDS_ACROSS = 0.05       # a shadow with less than this share of it beyond that band stops at the edge ...
@@ -171,18 +172,25 @@ def _best_split(xs: np.ndarray, ys: np.ndarray, level: np.ndarray) -> tuple[floa
     them), of ``EDGE_ANGLES`` directions."""
     n, least = len(level), int(GROUND_SHARE * len(level))
     k = np.arange(max(least, 1), n - max(least, 1))
-    best = (-1.0, 0.0, 0.0)   # (residual's drop, angle, offset)
     total = float(np.square(level - level.mean()).sum())
-    for angle in np.arange(EDGE_ANGLES) * np.pi / EDGE_ANGLES:
-        p = xs * np.cos(angle) + ys * np.sin(angle)
-        order = np.argsort(p, kind="stable")
-        ps, ls = p[order], level[order]
-        costs = two_levels(ls, k)
-        i = int(np.argmin(costs))
-        drop = total - float(costs[i])
-        if drop > best[0]:
-            best = (drop, float(angle), float((ps[k[i] - 1] + ps[k[i]]) / 2))
-    return best[1], best[2]
+    tried = {}
+
+    def split(i: int) -> tuple[float, float]:   # direction i's best (residual's drop, offset)
+        if i not in tried:
+            angle = i * np.pi / EDGE_ANGLES
+            p = xs * np.cos(angle) + ys * np.sin(angle)
+            order = np.argsort(p, kind="stable")
+            ps, costs = p[order], two_levels(level[order], k)
+            j = int(np.argmin(costs))
+            tried[i] = (total - float(costs[j]), float((ps[k[j] - 1] + ps[k[j]]) / 2))
+        return tried[i]
+
+    # every COARSE_ANGLES-th direction, then the ones between around the best of them
+    coarse = max(range(0, EDGE_ANGLES, COARSE_ANGLES), key=lambda i: split(i)[0])
+    for i in range(coarse - COARSE_ANGLES + 1, coarse + COARSE_ANGLES):
+        split(i % EDGE_ANGLES)
+    best = max(sorted(tried), key=lambda i: tried[i][0])
+    return best * np.pi / EDGE_ANGLES, tried[best][1]
 
 
 def _steps_along(level: np.ndarray, across: np.ndarray, along: np.ndarray, band: float,

@@ -69,14 +69,19 @@ class CastShadows:
         darkening, per RGB channel, or their mean for grey images); :func:`~.relight.divide` takes it out."""
         return self._over_box(lambda p: shade(p.matte, p.darkening, colours))
 
-    def shades(self, colours: int) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
-        """:meth:`shade` in pieces, each with its box: the parts' own when no two of their boxes overlap
-        (objects apart: their common box is mostly ground no shadow darkens), else the common box's."""
+    def pieces(self, values) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
+        """The parts' arrays (``values(part)``, each over the part's box) in pieces, each with its box:
+        the parts' own when no two of their boxes overlap (objects apart: their common box is mostly
+        ground no shadow darkens), else one over the common box (the largest where they overlap)."""
         boxes = [p.box for p in self.parts]
         if any(a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
                for i, a in enumerate(boxes) for b in boxes[i + 1:]):
-            return [(self.box, self.shade(colours))]
-        return [(p.box, shade(p.matte, p.darkening, colours)) for p in self.parts]
+            return [(self.box, self._over_box(values))]
+        return [(p.box, values(p)) for p in self.parts]
+
+    def shades(self, colours: int) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
+        """:meth:`shade` in :meth:`pieces`."""
+        return self.pieces(lambda p: shade(p.matte, p.darkening, colours))
 
 
 def objects(mask: np.ndarray) -> list[np.ndarray]:
@@ -140,8 +145,12 @@ def objects(mask: np.ndarray) -> list[np.ndarray]:
         which = np.repeat(np.repeat(which, f, axis=0), f, axis=1)[:by1 - by0, :bx1 - bx0]
     out = []
     for k in range(min(len(roots), MAX_OBJECTS)):
+        # its own box (its parts' blocks): a 12 MP photo's three objects apart take ~2 ms less each
+        mine = owner[1:] == k + 1
+        ox0, oy0 = int(x0[mine].min()) * f, int(y0[mine].min()) * f
+        ox1, oy1 = min(int(x1[mine].max()) * f, bx1 - bx0), min(int(y1[mine].max()) * f, by1 - by0)
         obj = np.zeros_like(mask)
-        obj[by0:by1, bx0:bx1] = crop & (which == k + 1)
+        obj[by0 + oy0:by0 + oy1, bx0 + ox0:bx0 + ox1] = crop[oy0:oy1, ox0:ox1] & (which[oy0:oy1, ox0:ox1] == k + 1)
         out.append(obj)
     return out
 

@@ -34,15 +34,17 @@ class FindShadow:
                 for part in found.parts:
                     part.compression = compression_error(state.image, state.mask, part.box, part.matte, part.darkening,
                                                          info.jpeg_qtables, info.jpeg_subsampling, origin)
-            x0, y0, x1, y1 = found.box
             found.object_alpha = state.alpha
-            alpha = state.alpha.copy()
-            alpha[y0:y1, x0:x1] = np.maximum(alpha[y0:y1, x0:x1], shadow_alpha(found.matte))
+            alpha, shaded = state.alpha.copy(), []
+            # the objects' shadows apart: each in its own box (their common box is mostly ground no shadow darkens)
+            for ((x0, y0, x1, y1), matte), (_, shading) in zip(found.pieces(lambda p: p.matte), found.shades(1)):
+                alpha[y0:y1, x0:x1] = np.maximum(alpha[y0:y1, x0:x1], shadow_alpha(matte))
+                shaded.append(shading[..., 0][(matte > 0) & ~state.mask[y0:y1, x0:x1]])
             state.alpha, state.shadow = alpha, found
-            outside = (found.matte > 0) & ~state.mask[y0:y1, x0:x1]
-            pixels = int(outside.sum())
+            shaded = np.concatenate(shaded)
+            pixels = len(shaded)
             if pixels:
-                darkening = float(found.shade(1)[..., 0][outside].mean())
+                darkening = float(shaded.mean())
         state.metadata["shadow_pixels"] = pixels
         state.metadata["shadow_darkening"] = round(darkening, 4)
         return state
