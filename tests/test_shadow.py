@@ -687,6 +687,25 @@ def test_two_objects_apart_each_with_its_shadow(tmp_path, seed):
     assert r["mad_plain"] > 25 and r["verdict"] == "ok", r
 
 
+def test_objects_apart_are_searched_side_by_side_with_the_same_shadows(monkeypatch):
+    """find_shadows searches three objects apart in threads, at most one per core: the shadows are those
+    searched one after another, in the objects' order, bit for bit."""
+    from autoinpaint.shadow import objects as objects_module
+    from autoinpaint.shadow.find import find_shadow
+    from autoinpaint.shadow.objects import find_shadows, objects
+
+    sc = S.shadow_scene(1200, 480, np.random.default_rng(4), "noise", objects=3)
+    parts = objects(sc.mask)
+    one_by_one = [find_shadow(sc.image, obj, sc.mask ^ obj) for obj in parts]
+    assert len(parts) == 3 and all(p is not None for p in one_by_one)
+    for cores in (1, 2, 3):
+        monkeypatch.setattr(objects_module, "_cores", lambda: cores)
+        found = find_shadows(sc.image, sc.mask)
+        assert [p.box for p in found.parts] == [p.box for p in one_by_one]
+        assert all(np.array_equal(a.matte, b.matte) and np.array_equal(a.darkening, b.darkening)
+                   for a, b in zip(found.parts, one_by_one))
+
+
 def test_shadows_of_objects_apart_are_divided_out_box_by_box():
     """Deshadow divides each object's shadow out over its own box when no two boxes overlap (their common
     box is mostly ground no shadow darkens), else over the common box: the same pixels either way."""
