@@ -688,9 +688,11 @@ def test_two_objects_apart_each_with_its_shadow(tmp_path, seed):
 
 
 def test_objects_apart_are_searched_side_by_side_with_the_same_shadows(monkeypatch):
-    """find_shadows searches three objects apart in threads, at most one per core: the shadows are those
-    searched one after another, in the objects' order, bit for bit."""
-    from autoinpaint.shadow import objects as objects_module
+    """find_shadows searches three objects apart in as many threads as OpenCV may use (1: one after
+    another, as in a batch worker): the shadows are those searched one by one, in the objects' order,
+    bit for bit."""
+    import cv2
+
     from autoinpaint.shadow.find import find_shadow
     from autoinpaint.shadow.objects import find_shadows, objects
 
@@ -698,8 +700,8 @@ def test_objects_apart_are_searched_side_by_side_with_the_same_shadows(monkeypat
     parts = objects(sc.mask)
     one_by_one = [find_shadow(sc.image, obj, sc.mask ^ obj) for obj in parts]
     assert len(parts) == 3 and all(p is not None for p in one_by_one)
-    for cores in (1, 2, 3):
-        monkeypatch.setattr(objects_module, "_cores", lambda: cores)
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(cv2, "getNumThreads", lambda: threads)
         found = find_shadows(sc.image, sc.mask)
         assert [p.box for p in found.parts] == [p.box for p in one_by_one]
         assert all(np.array_equal(a.matte, b.matte) and np.array_equal(a.darkening, b.darkening)

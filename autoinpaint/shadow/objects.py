@@ -158,26 +158,23 @@ def objects(mask: np.ndarray) -> list[np.ndarray]:
 def find_shadows(image: np.ndarray, mask: np.ndarray) -> CastShadows | None:
     """The cast shadows of the objects in ``mask`` (H×W bool) in ``image`` (H×W×C), each searched with the
     other objects left out of the ground (:func:`~.find.find_shadow`); None when none casts one. Objects
-    apart are searched side by side, one thread per CPU core (the searches are independent, and most of
-    their time is NumPy's and OpenCV's, which let go of the GIL: three objects at 12 MP on two cores
-    ~20 % faster); the shadows come in the objects' order, the same as searched one after another."""
+    apart are searched side by side in as many threads as OpenCV may use (one per CPU core, or a batch
+    worker's ``--threads``): the searches are independent, and most of their time is NumPy's and
+    OpenCV's, which let go of the GIL (three objects at 12 MP on two cores ~20 % faster). The shadows
+    come in the objects' order, the same as searched one after another."""
     from concurrent.futures import ThreadPoolExecutor
+
+    import cv2
 
     def search(obj: np.ndarray) -> ShadowMatte | None:   # the others left out (obj is part of mask)
         return find_shadow(image, obj, None if obj is mask else mask ^ obj)
 
     parts = objects(mask)
-    if len(parts) == 1:
-        found = [search(parts[0])]
+    threads = min(len(parts), max(1, cv2.getNumThreads()))
+    if threads == 1:
+        found = [search(obj) for obj in parts]
     else:
-        with ThreadPoolExecutor(min(len(parts), _cores())) as pool:
+        with ThreadPoolExecutor(threads) as pool:
             found = list(pool.map(search, parts))
     found = [part for part in found if part is not None]
     return CastShadows(found) if found else None
-
-
-def _cores() -> int:
-    """The CPU cores this process may run on."""
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
