@@ -33,9 +33,8 @@ Signals (the record's ``signals``):
   where it was once relit: the ground's texture times its outline's length over its area,
   :func:`autoinpaint.shadow.evidence.expected_error`, in a JPEG with ``shadow_compression``, what its
   compression adds once relit: :func:`autoinpaint.shadow.evidence.compression_error`) and
-  ``shadow_fade`` (how much its umbra's
-  darkening changes away from the object, a share of it: relit with one darkening, the ground is left
-  uneven; :func:`autoinpaint.shadow.darkening.fade`).
+  ``shadow_fade`` (how much its umbra's darkening changes away from the object, a share of it: relit
+  with one darkening, the ground is left uneven; :func:`autoinpaint.shadow.darkening.fade`).
 
 The thresholds were tuned on the scenes of ``benchmarks/bench_quality.py`` only (its tuning seeds;
 the table there also reports other seeds), except SAM's, which are the defaults of

@@ -87,8 +87,8 @@ class ShadowMatte:
         right) are the photo's borders, ``contrast`` how far the umbra stands out of the ground's
         own texture, ``ends_at_ground`` whether it stops at the edge of a darker ground (where it
         goes on is unseen there), ``error`` the result's expected error where it was (grey levels,
-        :func:`.evidence.expected_error`) and ``fade`` how much the umbra's darkening changes away from
-        the object (:func:`.darkening.fade`; 0 where not measured), and ``compression`` what a JPEG's
+        :func:`.evidence.expected_error`), ``fade`` how much the umbra's darkening changes away from
+        the object (:func:`.darkening.fade`; 0 where not measured) and ``compression`` what a JPEG's
         compression adds to that error once relit (:func:`.evidence.compression_error`; 0 for other
         photos): what the doubt signals measure (autoinpaint.mask.assess).
     """
