@@ -5,6 +5,7 @@ what it costs on top of the edit.
     .venv/bin/python benchmarks/bench_shadow.py --scenes 4 --size 320x240 --no-timing
     .venv/bin/python benchmarks/bench_shadow.py --seed 2000 --scenes 24 --no-timing   # seeds not tuned on
     .venv/bin/python benchmarks/bench_shadow.py --no-timing --no-band --zones          # where the MAD comes from
+    .venv/bin/python benchmarks/bench_shadow.py --no-timing --no-band --outline        # where the outline lies
     .venv/bin/python benchmarks/bench_shadow.py --shadowless --seed 3000 --scenes 48     # nothing casts a shadow
     .venv/bin/python benchmarks/bench_shadow.py --objects 3 --size 1200x900 --seed 2100 --scenes 24 --no-timing
     .venv/bin/python benchmarks/bench_shadow.py --length 7 --object-scale 0.6 --size 1200x900 --no-timing  # low sun
@@ -105,6 +106,34 @@ def breakdown(scene, found, own: np.ndarray) -> dict:
     return out
 
 
+def outline_error(scene, found, own: np.ndarray) -> dict:
+    """Where the found shadow's outline lies against the true one: at each pixel of the true matte's
+    half-way line (outside the object's own alpha grown by 4 px), the distance (px, > 0 outwards) to the
+    found matte's half-way line; ``offset`` their mean (a bias), ``offset_abs`` their mean absolute
+    value; ``darkening_error`` the found darkening minus the true one (mean over channels)."""
+    import cv2
+
+    def signed(region: np.ndarray) -> np.ndarray:   # px to the region's edge, > 0 outside (half-pixel exact)
+        r = region.astype(np.uint8)
+        return np.where(r > 0, 0.5 - cv2.distanceTransform(r, cv2.DIST_L2, 5),
+                        cv2.distanceTransform(1 - r, cv2.DIST_L2, 5) - 0.5)
+
+    true = scene.shadow >= 0.5
+    grown = cv2.dilate(own.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    line = true & ~cv2.erode(true.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~grown
+    matte = np.zeros(true.shape, np.float32)
+    darkening = float("nan")
+    if found.shadow is not None:
+        x0, y0, x1, y1 = found.shadow.box
+        matte[y0:y1, x0:x1] = found.shadow.matte
+        darkening = float(np.mean([p.darkening for p in found.shadow.parts])) - float(np.mean(scene.darkening))
+    offsets = -signed(matte >= 0.5)[line] - 0.5   # the line's pixels lie half a pixel inside the true edge
+    if not offsets.size:
+        return {"offset": float("nan"), "offset_abs": float("nan"), "darkening_error": darkening}
+    return {"offset": float(offsets.mean()), "offset_abs": float(np.abs(offsets).mean()),
+            "darkening_error": darkening}
+
+
 def jpeg(image: np.ndarray, quality: int, path: str | None = None) -> np.ndarray:
     """``image`` (H×W×3 uint8) saved as a JPEG of ``quality`` (PIL's default 4:2:0 chroma) and read back;
     with ``path``, the file is written there too (an edit of it sees the file's quantisation tables)."""
@@ -151,11 +180,12 @@ def _edits(scene, folder: str, inpainter: str, select: str = "mask", source: str
 
 
 def measure(scene, folder: str, inpainter: str = "telea", band_inpainter: str | None = None,
-            zones: bool = False, select: str = "mask", source: str | None = None) -> dict:
+            zones: bool = False, select: str = "mask", source: str | None = None, outline: bool = False) -> dict:
     """Edit ``scene`` with and without ``--shadow`` (the object selected as :func:`selection` says) and
     measure it against its truth; with ``band_inpainter``, also inpaint the object and the true shadow
     drawn as one mask (``mad_band``); with ``zones``, where the error comes from (:func:`breakdown`);
-    ``iou``: the selected mask's against the object's; ``source``: as :func:`_edits`'."""
+    ``iou``: the selected mask's against the object's; ``source``: as :func:`_edits`'; with ``outline``,
+    where the found outline lies and how far the darkening is off (:func:`outline_error`)."""
     from PIL import Image
 
     from autoinpaint.api import edit
@@ -183,6 +213,8 @@ def measure(scene, folder: str, inpainter: str = "telea", band_inpainter: str | 
     out["mad_all"] = float(np.abs(found.result.astype(np.float32) - clean)[issue].mean())
     if zones:
         out.update(breakdown(scene, found, own))
+    if outline:
+        out.update(outline_error(scene, found, own))
     return {**out, "cover": float((taken & visible).sum() / visible.sum()),
             "outside": float((taken & ~own & ~true & ~scene.mask).sum() / visible.sum()),
             "mad": float(np.abs(found.result.astype(np.float32) - clean)[region].mean()),
@@ -292,6 +324,9 @@ def main() -> None:
     parser.add_argument("--select", choices=("mask", "box", "point"), default="mask",
                         help="the object as its true mask (default), or a box around it or a click on it for the "
                              "classical segmenter (what a user without weights does)")
+    parser.add_argument("--outline", action="store_true",
+                        help="also print, per ground, where the found outline lies against the true one (mean and "
+                             "mean absolute offset, px) and how far the darkening is off (see outline_error())")
     parser.add_argument("--zones", action="store_true",
                         help="also print where the MAD comes from, per ground (zones and causes: see breakdown())")
     args = parser.parse_args()
@@ -330,7 +365,7 @@ def main() -> None:
             if args.jpeg:
                 scene = replace(scene, image=jpeg(scene.image, args.jpeg, source))
             r = measure(scene, folder, band_inpainter=None if args.no_band else "hybrid", zones=args.zones,
-                        select=args.select, source=source)
+                        select=args.select, source=source, outline=args.outline)
             ok = r["cover"] >= 0.9 and r["outside"] <= 0.1 and r["mad"] <= 6 and r["far"]
             rows.append({**r, "ok": ok, "ground": ground})
             print(f"| {args.seed + i} | {ground} | {np.degrees(scene.angle):.0f} | {r['cover']:.3f} | "
@@ -370,6 +405,19 @@ def main() -> None:
                     cells = " | ".join(f"{np.mean([r[f'{zone}_{k}'] for r in mine]):.2f}"
                                        for k in ("share", "res", "tm", "td", "tt", "relit"))
                     print(f"| {ground} | {zone} | {cells} |")
+        if args.outline:
+            print("\nWhere the found outline lies (px, > 0: outside the true half-way line; per ground, over its scenes: "
+                  "the mean of each scene's mean offset, the range of those, the mean absolute offset) and the "
+                  "darkening found minus the true one (mean, mean absolute).\n")
+            print("| ground | offset | range | mean absolute offset | darkening error | mean absolute |")
+            print("|---|---|---|---|---|---|")
+            for ground in S.SHADOW_GROUNDS:
+                mine = [r for r in rows if r["ground"] == ground and np.isfinite(r["offset"])]
+                if mine:
+                    off, dk = [r["offset"] for r in mine], [r["darkening_error"] for r in mine]
+                    print(f"| {ground} | {np.mean(off):+.2f} | {min(off):+.1f} .. {max(off):+.1f} | "
+                          f"{np.mean([r['offset_abs'] for r in mine]):.2f} | {np.nanmean(dk):+.3f} | "
+                          f"{np.nanmean(np.abs(dk)):.3f} |")
         if not args.no_timing:
             print("\n| photo | edit without (median, min) | with --shadow (median, min) | extra (medians, mins) | "
                   "shadow steps (median, min) |")

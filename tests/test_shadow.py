@@ -21,7 +21,7 @@ from PIL import Image
 import scenes as S
 from autoinpaint import EditOptions, Selection, edit
 from autoinpaint.mask.refine import bbox, distance_outside
-from bench_shadow import measure
+from bench_shadow import measure, outline_error
 
 W, H = 480, 360
 TELEA = ["--inpainter", "telea", "-q"]
@@ -289,6 +289,30 @@ def test_error_breakdown_adds_up(tmp_path, paving):
     assert abs(sum(r[f"{z}_share"] for z in zones) - 1) < 1e-6, r
     assert sum(r[f"{z}_tt"] for z in zones if z != "ring") < 1.0, r
     assert r["ring_res"] > r["ring_tt"], r   # the ring is inpainted, not relit
+
+
+def test_outline_error_measures_how_far_the_found_outline_lies(paving):
+    """bench_shadow's outline measure: the true matte as the one found lies 0 px off, with the true
+    darkening 0 off; the true region grown by 3 px lies 3 px out, shrunk by 3 px, 3 px in."""
+    import cv2
+
+    own = np.zeros_like(paving.mask)
+    ys, xs = np.nonzero(paving.shadow > 0)
+    box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+
+    def found(matte: np.ndarray):
+        part = dataclasses.make_dataclass("Part", ["darkening"])(paving.darkening)
+        crop = matte[box[1]:box[3], box[0]:box[2]]
+        shadow = dataclasses.make_dataclass("Found", ["box", "matte", "parts"])(box, crop, [part])
+        return dataclasses.make_dataclass("State", ["shadow"])(shadow)
+
+    r = outline_error(paving, found(paving.shadow), own)
+    assert abs(r["offset"]) < 0.1 and r["offset_abs"] < 0.2 and abs(r["darkening_error"]) < 1e-6, r
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+    half = (paving.shadow >= 0.5).astype(np.uint8)
+    grown = outline_error(paving, found(cv2.dilate(half, disk).astype(np.float32)), own)
+    shrunk = outline_error(paving, found(cv2.erode(half, disk).astype(np.float32)), own)
+    assert 2.6 < grown["offset"] < 3.4 and -3.4 < shrunk["offset"] < -2.6, (grown, shrunk)
 
 
 def test_classical_segmenter_click_takes_the_shadow(cli, tmp_path, paving):
@@ -851,7 +875,7 @@ def test_a_shadow_leaving_the_photo_is_taken_and_not_in_doubt(tmp_path, seed, ma
     the border and all targets are met. It touches the border over about its own width, more than a
     quarter of the object's size, which was read as running along the border: every such photo was in
     doubt. A shadow leaving the photo is not: only what runs along it beyond the shadow's width is."""
-    from autoinpaint.mask.assess import SHADOW_BORDER_SIDE
+    from autoinpaint.shadow.doubt import SHADOW_BORDER_SIDE
     from autoinpaint.shadow import find_shadow
 
     angle = np.pi / 2 + np.random.default_rng(seed).uniform(-0.5, 0.5)
