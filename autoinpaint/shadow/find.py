@@ -90,7 +90,7 @@ class ShadowMatte:
         :func:`.evidence.expected_error`), ``fade`` how much the umbra's darkening changes away from
         the object (:func:`.darkening.fade`; 0 where not measured) and ``compression`` what a JPEG's
         compression adds to that error once relit (:func:`.evidence.compression_error`; 0 for other
-        photos): what the doubt signals measure (autoinpaint.mask.assess).
+        photos): what the doubt signals measure (:mod:`.doubt`).
     """
 
     box: tuple[int, int, int, int]
