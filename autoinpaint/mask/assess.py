@@ -89,7 +89,6 @@ INNER_MIN = 0.03         # a distinct region inside the clicked one, next to the
 FLAT_STEP = 3            # Lab units between neighbours inside one flat region (on a blurred copy)
 
 
-
 @dataclass
 class Quality:
     """A mask's confidence record: ``verdict`` ``ok`` or ``doubt``, ``reasons`` (words, empty when
