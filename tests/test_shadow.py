@@ -500,6 +500,32 @@ def test_a_dark_coloured_patch_beside_the_object_is_not_a_shadow(darkening, what
         assert found is not None and np.abs(found.darkening - np.float32(shadow)).max() <= 0.03, (shadow, found)
 
 
+def test_dark_texture_beside_the_object_away_from_its_shadow_is_not_taken(monkeypatch):
+    """One sun casts the shadow to one side: a small dark patch touching the object 90° away from its
+    shadow (an eighth of the shadow's area, darkened alike) is dark texture, not taken; the shadow is.
+    With the rule off (every piece kept), the patch is taken: this scene does exercise it."""
+    from autoinpaint.shadow import find, find_shadow
+
+    region = np.zeros((H, W), bool)
+    region[160:200, 240:320] = True                          # the shadow, to the right of the disc
+    patch = np.zeros((H, W), bool)
+    patch[206:224, 230:250] = True                           # below the disc (radius 30 at 240, 180)
+    image, obj = _with_dark(region | patch)
+    beyond = patch & (np.arange(H)[:, None] >= 214)          # the patch's rows clear of the disc's rim
+
+    def taken() -> tuple[float, float]:
+        found = find_shadow(image, obj)
+        matte = np.zeros((H, W), np.float32)
+        x0, y0, x1, y1 = found.box
+        matte[y0:y1, x0:x1] = found.matte
+        return float((matte[beyond] > 0).mean()), float((matte[region & ~obj] >= 0.5).mean())
+
+    patch_taken, shadow_taken = taken()
+    assert patch_taken == 0 and shadow_taken > 0.9, (patch_taken, shadow_taken)
+    monkeypatch.setattr(find, "ONE_LIGHT", -2.0)
+    assert taken()[0] > 0.9
+
+
 def test_a_plausible_shadow_is_not_in_doubt(tmp_path):
     region = np.zeros((H, W), bool)
     region[160:200, 240:320] = True                          # one side, twice the disc's area
