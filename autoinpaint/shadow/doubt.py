@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .evidence import relit_error
+from .evidence import headings, relit_error
 
 # when the cast shadow found is implausible (set by hand on the generated scenes of tests/test_shadow.py,
 # not tuned on a benchmark)
@@ -52,12 +52,7 @@ def _shadow_signals(shadow) -> dict[str, Any]:
     area_obj = max(int(obj.sum()), 1)
     ys, xs = np.nonzero(obj)
     size = max(int(np.ptp(ys)) + 1, int(np.ptp(xs)) + 1) if ys.size else 1
-    cy, cx = np.nonzero(cand)
-    heading = np.zeros(2)   # the mean unit vector from the object's centre to the shadow (y, x)
-    if cy.size and ys.size:
-        vy, vx = cy - ys.mean(), cx - xs.mean()
-        norm = np.maximum(np.hypot(vx, vy), 1e-6)
-        heading = np.array([(vy / norm).mean(), (vx / norm).mean()])
+    heading = headings(obj, cand.astype(np.int32), 2)[1]   # from the object's centre to the shadow (y, x)
     direction = float(np.hypot(*heading))
     sides = (cand[0], cand[-1], cand[:, 0], cand[:, -1])
     outward = ((-1, 0), (1, 0), (0, -1), (0, 1))   # each side's normal (y, x), out of the photo

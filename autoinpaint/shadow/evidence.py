@@ -55,6 +55,22 @@ def chroma_spread(ratio: np.ndarray, dark: np.ndarray, shape: np.ndarray | None)
     return channel_spread(off)
 
 
+def headings(obj: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """n×2 float64 (y, x): for each label 0..n−1 of ``labels`` (H×W int), the mean of the unit vectors
+    from ``obj``'s centre (H×W bool) to its pixels: which way that piece lies from the object, and how
+    one-sidedly (length 1: all one way, 0: all around). Zeros for a label without pixels, or no object."""
+    oy, ox = np.nonzero(obj)
+    ys, xs = np.nonzero(labels)
+    if not oy.size or not ys.size:
+        return np.zeros((n, 2))
+    piece = labels[ys, xs]
+    vy, vx = ys - oy.mean(), xs - ox.mean()
+    norm = np.maximum(np.hypot(vx, vy), 1e-6)
+    count = np.maximum(np.bincount(piece, minlength=n), 1)
+    sums = np.stack([np.bincount(piece, vy / norm, minlength=n), np.bincount(piece, vx / norm, minlength=n)], 1)
+    return sums / count[:, None]
+
+
 def texture_contrast(dark: np.ndarray, ground: np.ndarray, darkening: float, dark_min: float,
                      disk: np.ndarray, reach: int) -> float:
     """How many times the umbra's ``darkening`` is the lit ground's own darkest spots': the

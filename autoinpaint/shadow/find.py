@@ -32,7 +32,7 @@ import numpy as np
 from ..imaging.pixels import grey, merge, to_rgb8
 from .darkening import MIN_PIXELS, fade, statistic_weights, weighted_darkening
 from .edge import PlacedEdge, place_edge
-from .evidence import chroma_spread, expected_error, sky_shape, texture_contrast
+from .evidence import chroma_spread, expected_error, headings, sky_shape, texture_contrast
 from .grounds import Grounds, two_grounds
 from .level import DARK_MIN, lit_level
 from .outline import (FINE, OFFSETS, PASSES, PENUMBRAS, LevelCost, fit_sigma, local_offsets, nearest_values,
@@ -295,14 +295,9 @@ def _one_light(region: np.ndarray, near: np.ndarray, obj: np.ndarray) -> np.ndar
     import cv2
 
     n, labels, stats, _ = cv2.connectedComponentsWithStats((region & ~near).astype(np.uint8), connectivity=8)
-    oy, ox = np.nonzero(obj)
-    if n <= 2 or not oy.size:
+    if n <= 2 or not obj.any():
         return region
-    ys, xs = np.nonzero(labels)
-    piece = labels[ys, xs]
-    vy, vx = ys - oy.mean(), xs - ox.mean()
-    norm = np.maximum(np.hypot(vy, vx), 1e-6)
-    heading = np.stack([np.bincount(piece, vy / norm, minlength=n), np.bincount(piece, vx / norm, minlength=n)], 1)
+    heading = headings(obj, labels, n)
     heading /= np.maximum(np.hypot(heading[:, 0], heading[:, 1]), 1e-9)[:, None]
     area = stats[:, cv2.CC_STAT_AREA]
     main = 1 + int(np.argmax(area[1:]))
