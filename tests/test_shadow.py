@@ -927,6 +927,26 @@ def test_light_through_the_object_is_left_lit(tmp_path, seed):
     assert r["verdict"] == "ok", r
 
 
+@pytest.mark.parametrize("w, h, seed, ground, hole", [(1200, 900, 2418, "grass", 0.3), (800, 600, 2407, "noise", 0.2)])
+def test_a_lit_hole_beside_the_object_leaves_the_shadow_whole(tmp_path, w, h, seed, ground, hole):
+    """A lit hole next to the object leaves the shadow beyond it joined to the object by thin strips, which
+    the region's opening cut: nothing was found (grass, MAD 49) or half the shadow (paving, cover 0.48,
+    MAD 41). The hole is taken into the region with the object before the opening, and opened again after."""
+    assert_all_targets(measure(S.shadow_scene(w, h, np.random.default_rng(seed), ground, hole=hole), str(tmp_path)))
+
+
+@pytest.mark.parametrize("seed, ground", [(2401, "brick"), (2419, "noise"), (2422, "grass")])
+def test_the_umbra_is_read_away_from_its_lit_holes(seed, ground):
+    """At the coarse scale a large lit hole's light spreads over the thin shadow around it: the umbra's
+    darkening came out 0.017-0.028 too light on these scenes (holes 0.3 of the object's radius, 1200x900),
+    the relit shadow 2-3 grey levels too dark. Read again beyond the holes' reach: within 0.01."""
+    from autoinpaint.shadow import find_shadow
+
+    sc = S.shadow_scene(1200, 900, np.random.default_rng(seed), ground, hole=0.3)
+    found = find_shadow(sc.image, sc.mask)
+    assert abs(float(found.darkening.mean()) - float(sc.darkening.mean())) <= 0.01, (found.darkening, sc.darkening)
+
+
 @pytest.mark.parametrize("seed, ground, colour", [(2, "gravel", (235, 235, 235)), (4, "brick", (240, 230, 120))])
 def test_a_bright_thing_lying_in_the_shadow_is_relit(tmp_path, seed, ground, colour):
     """A white or painted patch on the ground inside the shadow (paper, a road marking) is as bright
