@@ -71,6 +71,8 @@ LIT_HOLE = 0.25          # light through the object (its handle, between its leg
                          # where it is darker by under this share of the umbra's darkening, at half the coarse
 HOLE_SPOT = 0.4          # scale, over a spot at least this many times the coarse σ in radius (a bright stone's
                          # or blade's spot in the umbra is smaller)
+ENCLOSE_CONTRAST = 1.4   # what the region encloses with the object is filled before its opening where the contrast
+                         # is at least this (the doubt's "may be only dark texture" below it)
 ONE_LIGHT = 0.5          # one sun casts the shadow to one side: a piece of the region beside the object headed
                          # over 60° (cosine under this) away from its largest piece, seen from the object's centre,
 ONE_LIGHT_AREA = 0.25    # ... and under this share of that piece's area, is dark texture (not a second lamp's)
@@ -271,8 +273,10 @@ def _region(win: Window, dark: _Darker, neck: int) -> np.ndarray | None:
     valid, touch = win.valid, dark.touch
     region = _touching(valid & (dark.dark >= 0.5 * float(dark.darkening.mean())) & (dark.spread <= CHROMA_MAX), touch)
     # what it encloses with the object too (a lit hole beside the object, light through its handle, left
-    # the shadow beyond joined by thin strips that the opening cut; :func:`_lit_holes` opens it again)
-    region = fill_holes(region | win.near) & valid
+    # the shadow beyond joined by thin strips that the opening cut; :func:`_lit_holes` opens it again),
+    # where the umbra stands out of the texture (else it joined dark texture round lit stones)
+    if dark.contrast >= ENCLOSE_CONTRAST:
+        region = fill_holes(region | win.near) & valid
     # open the region (a disk a tenth of the object's size), keep what touches the object, and take back only
     # the region's pixels near that. Where the umbra stands well out of the texture, little texture is that
     # dark: a disk half as wide, which cuts less of the shadow's own thin parts off, then, when nothing is
