@@ -8,7 +8,8 @@ the window holds two grounds, of different colour or brightness: a kerb, a path 
 :mod:`.grounds`). The shadow is the part of the darker region (all channels darkened alike, or in the
 sky's way: :mod:`.evidence`) that touches the object, without dark texture joined to it by thin necks or
 the lit holes that light through the object leaves in it, and only when its umbra is darker than the lit
-ground's own darkest spots; where it stops at the edge between two grounds of one colour (a building's
+ground's own darkest spots (a shadow at least 20 % darker; where none is found, nor a high sun's sliver,
+one from 12 % darker that stands further out of the texture: an overcast sky's); where it stops at the edge between two grounds of one colour (a building's
 shade beyond it), the ground beyond that edge, placed on the photo's pixels, is left out (:mod:`.edge`).
 Its matte is a soft step across the region's signed distance (smoothed at the texture's scale): the
 outline's offset is fitted piece by piece along it (a smooth path, Viterbi) and the penumbra's width (σ)
@@ -71,6 +72,10 @@ LIT_HOLE = 0.25          # light through the object (its handle, between its leg
                          # where it is darker by under this share of the umbra's darkening, at half the coarse
 HOLE_SPOT = 0.4          # scale, over a spot at least this many times the coarse σ in radius (a bright stone's
                          # or blade's spot in the umbra is smaller)
+FAINT_MIN = 0.12         # nothing found, not even a sliver: a faint shadow (an overcast sky's, or one lit from
+                         # around, 12-20 % darker) is looked for from this darkness ...
+FAINT_CONTRAST = 1.3     # ... where its umbra stands out of the texture by this much (at 1.1-1.2, dark grass and
+                         # bricks beside small objects that cast no shadow were taken)
 ENCLOSE_CONTRAST = 1.4   # what the region encloses with the object is filled before its opening where the contrast
                          # is at least this (the doubt's "may be only dark texture" below it)
 ONE_LIGHT = 0.5          # one sun casts the shadow to one side: a piece of the region beside the object headed
@@ -125,24 +130,35 @@ def find_shadow(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None 
     if box is None:
         return None
     side = _scale(mask, box)
+    found = _widened(image, mask, exclude, box, side)
+    if found is None:   # a high sun's sliver, as narrow as the search's smoothing: looked for again closer up
+        found = _search(image, mask, exclude, box, side, (SLIVER_REACH,) * 4, sliver=True)[0]
+    if found is None:   # a faint shadow (an overcast sky's, or one lit from around): looked for again, lighter
+        found = _widened(image, mask, exclude, box, side, faint=True)
+    return found
+
+
+def _widened(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box: tuple[int, int, int, int],
+             side: int, faint: bool = False) -> ShadowMatte | None:
+    """:func:`_search` in a window ``REACH`` times the object's size (``side``) around its ``box``, made again
+    twice as far out on each side the shadow runs out of (a low sun's), up to ``WIDEN`` times."""
     reach = (REACH,) * 4   # top, bottom, left, right
     for widened in range(WIDEN + 1):
-        found, cut = _search(image, mask, exclude, box, side, reach)
+        found, cut = _search(image, mask, exclude, box, side, reach, faint=faint)
         if found is None or not any(cut) or widened == WIDEN:
             break
         reach = tuple(r * 2 if c else r for r, c in zip(reach, cut))
-    if found is None:   # a high sun's sliver, as narrow as the search's smoothing: looked for again closer up
-        found = _search(image, mask, exclude, box, side, (SLIVER_REACH,) * 4, sliver=True)[0]
     return found
 
 
 def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box: tuple[int, int, int, int],
-            side: int, reach: tuple[float, float, float, float], sliver: bool = False
+            side: int, reach: tuple[float, float, float, float], sliver: bool = False, faint: bool = False
             ) -> tuple[ShadowMatte | None, tuple[bool, ...]]:
     """:func:`find_shadow` in a window reaching ``reach`` times the object's size (``side``, px: the
     search's scale) beyond its ``box`` (top, bottom, left, right), and which of the window's sides, not
     the photo's borders, the shadow runs out of. ``sliver``: smoothed and opened at ``SLIVER`` times the
-    scale, and only where the umbra stands well out of the texture (``NARROW_CONTRAST``). The steps, on
+    scale, and only where the umbra stands well out of the texture (``NARROW_CONTRAST``). ``faint``: candidates
+    from ``FAINT_MIN`` darker, where the umbra stands out of the texture by ``FAINT_CONTRAST``. The steps, on
     the window's working copy: what is darker (:func:`_darker`), the shadow's region (:func:`_region`),
     where it stops at the edge of a darker ground (:func:`_stop_at_edge`), the lit level again
     (:func:`_relevel`), the lit holes (:func:`_lit_holes`), the outline (:func:`_fit_outline`), the
@@ -155,7 +171,8 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
     share = SLIVER if sliver else 1.0
     coarse = max(2.0, COARSE * share * side * win.scale)
     neck = max(2, int(round(NECK * share * side * win.scale)))
-    dark = _darker(win, coarse, neck, NARROW_CONTRAST if sliver else CONTRAST_MIN)
+    dark = _darker(win, coarse, neck, NARROW_CONTRAST if sliver else FAINT_CONTRAST if faint else CONTRAST_MIN,
+                   FAINT_MIN if faint else DARK_MIN)
     if dark is None:
         return none
     region = _region(win, dark, neck)
@@ -229,12 +246,13 @@ class _Darker:
     smear: np.ndarray = field(repr=False)
 
 
-def _darker(win: Window, coarse: float, neck: int, contrast_min: float) -> _Darker | None:
-    """At the coarse scale (σ ``coarse``, working px: a fraction of the object's size), the ground darker
-    than its lit level that keeps its chroma and touches the object, and how dark its umbra is; None when
-    there is none, the ground is too dark to tell (``LIT_MIN``) or its umbra stands out of the texture by
-    less than ``contrast_min`` (:func:`.evidence.texture_contrast`, with the dark areas as wide as the
-    ``neck`` disk left out: other shadows)."""
+def _darker(win: Window, coarse: float, neck: int, contrast_min: float, dark_min: float = DARK_MIN
+            ) -> _Darker | None:
+    """At the coarse scale (σ ``coarse``, working px: a fraction of the object's size), the ground at least
+    ``dark_min`` darker than its lit level that keeps its chroma and touches the object, and how dark its
+    umbra is; None when there is none, the ground is too dark to tell (``LIT_MIN``) or its umbra stands out
+    of the texture by less than ``contrast_min`` (:func:`.evidence.texture_contrast`, with the dark areas as
+    wide as the ``neck`` disk left out: other shadows)."""
     import cv2
 
     valid = win.valid
@@ -247,8 +265,8 @@ def _darker(win: Window, coarse: float, neck: int, contrast_min: float) -> _Dark
     dark = 1 - grey(ratio)
     touch = cv2.dilate(win.obj.astype(np.uint8), cv2.getStructuringElement(
         cv2.MORPH_ELLIPSE, (2 * (CONTACT_PX + 2) + 1,) * 2)).astype(bool)
-    spread = chroma_spread(ratio, dark, sky_shape(ratio, dark, _touching(valid & (dark >= DARK_MIN), touch)))
-    candidate = _touching(valid & (dark >= DARK_MIN) & (spread <= CHROMA_MAX), touch)
+    spread = chroma_spread(ratio, dark, sky_shape(ratio, dark, _touching(valid & (dark >= dark_min), touch)))
+    candidate = _touching(valid & (dark >= dark_min) & (spread <= CHROMA_MAX), touch)
     if not candidate.any():
         return None
     core = candidate & (dark >= np.percentile(dark[candidate], 50))
@@ -256,7 +274,7 @@ def _darker(win: Window, coarse: float, neck: int, contrast_min: float) -> _Dark
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * neck + 1, 2 * neck + 1))
     smear = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * int(2 * coarse + 6) + 1,) * 2)
     around = cv2.dilate(candidate.astype(np.uint8), smear).astype(bool)
-    contrast = texture_contrast(dark, valid & ~around, float(darkening.mean()), DARK_MIN, disk, int(coarse))
+    contrast = texture_contrast(dark, valid & ~around, float(darkening.mean()), dark_min, disk, int(coarse))
     if contrast < contrast_min:
         return None
     return _Darker(mean, grounds, lit, dark, spread, touch, candidate, darkening, contrast, disk, smear)
