@@ -9,8 +9,9 @@ the window holds two grounds, of different colour or brightness: a kerb, a path 
 sky's way: :mod:`.evidence`) that touches the object, without dark texture joined to it by thin necks or
 the lit holes that light through the object leaves in it, and only when its umbra is darker than the lit
 ground's own darkest spots (a shadow at least 20 % darker; where none is found, nor a high sun's sliver,
-one from 12 % darker that stands further out of the texture: an overcast sky's); where it stops at the edge between two grounds of one colour (a building's
-shade beyond it), the ground beyond that edge, placed on the photo's pixels, is left out (:mod:`.edge`).
+one from 12 % darker that stands further out of the texture: an overcast sky's); where it stops at the
+edge between two grounds of one colour (a building's shade beyond it), the ground beyond that edge,
+placed on the photo's pixels, is left out (:mod:`.edge`).
 Its matte is a soft step across the region's signed distance (smoothed at the texture's scale): the
 outline's offset is fitted piece by piece along it (a smooth path, Viterbi) and the penumbra's width (σ)
 globally, both against the finely measured ratio (:mod:`.outline`); the umbra's darkening is then fitted
