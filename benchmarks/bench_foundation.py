@@ -6,8 +6,9 @@ per-stage timings and the crop-and-stitch speed-up. Run by hand; prints markdown
     .venv/bin/python benchmarks/bench_foundation.py --sections seg  # only the segmenter table
 
 Scenes come from ``benchmarks/scenes.py`` (known true mask and true background):
-studio plain / studio gradient backdrops, textured real backgrounds (scikit-image photos) and
-catalogue stickers on products. Everything measured goes through the real pipeline code:
+studio plain / studio gradient backdrops, textured real backgrounds (scikit-image photos), outdoor
+ground (paving, gravel, bricks, grass: the shadow benchmark's, without the shadow) and catalogue stickers
+on products. Everything measured goes through the real pipeline code:
 ``ClassicalSegmenter`` for IoU; ``RefineMask`` → ``Inpaint`` → ``Composite`` on the true mask for
 inpainting quality (the hole = every pixel with alpha > 0, i.e. the true mask dilated as the pipeline
 would); ``run_edit`` on image files for the per-stage timings.
@@ -26,12 +27,20 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.scenes import real_scene, sticker_scene, studio_scene  # noqa: E402
+from benchmarks.scenes import (SHADOW_GROUNDS, real_scene, shadow_scene, shadowless, sticker_scene,  # noqa: E402
+                               studio_scene)
+
+
+def ground_scene(w: int, h: int, rng: np.random.Generator):
+    """An object on outdoor ground (paving, gravel, bricks or grass, drawn at random), casting no shadow."""
+    return shadowless(shadow_scene(w, h, rng, SHADOW_GROUNDS[rng.integers(len(SHADOW_GROUNDS))]))
+
 
 SCENE_TYPES = {
     "studio plain": lambda w, h, rng: studio_scene(w, h, rng, "plain"),
     "studio gradient": lambda w, h, rng: studio_scene(w, h, rng, "gradient"),
     "real textured": real_scene,
+    "outdoor ground": ground_scene,
     "catalogue sticker": sticker_scene,
 }
 INPAINTERS = ("hybrid", "patchmatch", "telea", "ns")
@@ -90,6 +99,15 @@ def detail(img: np.ndarray, region: np.ndarray) -> float:
     return float(lap[region].mean())
 
 
+def texture(img: np.ndarray, region: np.ndarray) -> float:
+    """Mean absolute band-pass (a difference of Gaussians, σ 1.5 and 6 px) of the grey image inside
+    ``region``: the texture a few pixels across (stones, blades, the grain of paving), which the 3×3
+    Laplacian hardly sees and a smooth fill under fine grain lacks."""
+    g = _gray(img).astype(np.float32)
+    band = cv2.GaussianBlur(g, (0, 0), 1.5) - cv2.GaussianBlur(g, (0, 0), 6)
+    return float(np.abs(band[region]).mean())
+
+
 def hole_metrics(result: np.ndarray, truth: np.ndarray, original: np.ndarray, alpha: np.ndarray) -> dict:
     from skimage.metrics import structural_similarity
 
@@ -116,13 +134,16 @@ def hole_metrics(result: np.ndarray, truth: np.ndarray, original: np.ndarray, al
     # EPS (grey levels) keeps the ratio meaningful next to noise-free synthetic surfaces
     sharp = (detail(result, inner) + EPS) / (detail(result, ring) + EPS)
     sharp_truth = (detail(truth, inner) + EPS) / (detail(truth, ring) + EPS)
+    tex = (texture(result, inner) + EPS) / (texture(result, ring) + EPS)
+    tex_truth = (texture(truth, inner) + EPS) / (texture(truth, ring) + EPS)
     # PSNR of the low frequencies (both blurred, sigma 2 px): structure and colour, not the noise/texture
     # realisation, which a plausible fill cannot reproduce pixel for pixel
     lo = lambda im: cv2.GaussianBlur(im.astype(np.float32), (0, 0), 2)  # noqa: E731
     dlo = (lo(result) - lo(truth))[hole]
     psnr_lo = PSNR_CAP if not dlo.any() else min(PSNR_CAP, 10 * np.log10(255.0 ** 2 / float((dlo ** 2).mean())))
     outside = int(np.abs(result.astype(np.int32) - original.astype(np.int32))[~hole].max()) if (~hole).any() else 0
-    return {"psnr": psnr, "psnr_lo": psnr_lo, "ssim": ssim, "sharp": sharp, "sharp_truth": sharp_truth, "outside": outside}
+    return {"psnr": psnr, "psnr_lo": psnr_lo, "ssim": ssim, "sharp": sharp, "sharp_truth": sharp_truth,
+            "texture": tex, "texture_truth": tex_truth, "outside": outside}
 
 
 def bench_inpainters(args) -> None:
@@ -137,13 +158,15 @@ def bench_inpainters(args) -> None:
     print("Hole = true mask after the pipeline's mask stage (dilate 8, feather 4; every pixel with alpha > 0); "
           f"crop-and-stitch padding {args.padding} px. Sharpness = mean |Laplacian| inside the hole / in a "
           "ring 4–24 px around it, each + 0.5 (1.0 = as detailed as the surroundings; 'truth' = the same ratio on "
-          "the true background; medians over scenes). PSNR σ2 = PSNR after a Gaussian blur (σ 2 px) of both "
+          "the true background; medians over scenes). Texture = the same ratio of the mean |band-pass| (σ 1.5 "
+          "minus σ 6 px): stones, blades, paving grain, which a smooth fill under fine grain lacks. "
+          "PSNR σ2 = PSNR after a Gaussian blur (σ 2 px) of both "
           "images: structure and colour without the noise/texture realisation. PSNR, PSNR σ2 (capped at 60 dB), SSIM: means over "
           "scenes. Outside = max |result − input| where alpha = 0 (must be 0). Grain: scenes where the hybrid "
           "took a plain backdrop's grain instead of PatchMatch's texture.\n")
-    print("| scene type | inpainter | PSNR dB | PSNR σ2 dB | SSIM | sharpness | sharpness truth | max diff outside "
-          "| s / image | grain |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| scene type | inpainter | PSNR dB | PSNR σ2 dB | SSIM | sharpness | sharpness truth | texture | "
+          "texture truth | max diff outside | s / image | grain |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     refine = RefineMask(dilate=8, feather=4)
     names = INPAINTERS
     overall = {name: [] for name in names}
@@ -174,7 +197,8 @@ def _row(kind: str, name: str, ms: list[dict]) -> None:
     def med(k):
         return float(np.median([m[k] for m in ms]))
     print(f"| {kind} | {name} | {avg('psnr'):.2f} | {avg('psnr_lo'):.2f} | {avg('ssim'):.3f} | {med('sharp'):.2f} | "
-          f"{med('sharp_truth'):.2f} | {max(m['outside'] for m in ms)} | {avg('time'):.2f} | "
+          f"{med('sharp_truth'):.2f} | {med('texture'):.2f} | {med('texture_truth'):.2f} | "
+          f"{max(m['outside'] for m in ms)} | {avg('time'):.2f} | "
           f"{sum(m['grain'] for m in ms)}/{len(ms)} |", flush=True)
 
 
