@@ -160,10 +160,10 @@ def bench_inpainters(args) -> None:
           "ring 4–24 px around it, each + 0.5 (1.0 = as detailed as the surroundings; 'truth' = the same ratio on "
           "the true background; medians over scenes). Texture = the same ratio of the mean |band-pass| (σ 1.5 "
           "minus σ 6 px): stones, blades, paving grain, which a smooth fill under fine grain lacks. "
-          "PSNR σ2 = PSNR after a Gaussian blur (σ 2 px) of both "
-          "images: structure and colour without the noise/texture realisation. PSNR, PSNR σ2 (capped at 60 dB), SSIM: means over "
-          "scenes. Outside = max |result − input| where alpha = 0 (must be 0). Grain: scenes where the hybrid "
-          "took a plain backdrop's grain instead of PatchMatch's texture.\n")
+          "PSNR σ2 = PSNR after a Gaussian blur (σ 2 px) of both images: structure and colour without the "
+          "noise/texture realisation. PSNR, PSNR σ2 (capped at 60 dB), SSIM: means over scenes. Outside = "
+          "max |result − input| where alpha = 0 (must be 0). Grain: scenes where the hybrid took a plain "
+          "backdrop's grain instead of PatchMatch's texture.\n")
     print("| scene type | inpainter | PSNR dB | PSNR σ2 dB | SSIM | sharpness | sharpness truth | texture | "
           "texture truth | max diff outside | s / image | grain |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")

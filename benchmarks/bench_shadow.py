@@ -406,9 +406,9 @@ def main() -> None:
                                        for k in ("share", "res", "tm", "td", "tt", "relit"))
                     print(f"| {ground} | {zone} | {cells} |")
         if args.outline:
-            print("\nWhere the found outline lies (px, > 0: outside the true half-way line; per ground, over its scenes: "
-                  "the mean of each scene's mean offset, the range of those, the mean absolute offset) and the "
-                  "darkening found minus the true one (mean, mean absolute).\n")
+            print("\nWhere the found outline lies (px, > 0: outside the true half-way line; per ground, over its "
+                  "scenes: the mean of each scene's mean offset, the range of those, the mean absolute offset) and "
+                  "the darkening found minus the true one (mean, mean absolute).\n")
             print("| ground | offset | range | mean absolute offset | darkening error | mean absolute |")
             print("|---|---|---|---|---|---|")
             for ground in S.SHADOW_GROUNDS:

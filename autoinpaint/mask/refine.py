@@ -13,7 +13,8 @@ import numpy as np
 from ..errors import InputError
 
 
-def _disk(radius: int) -> np.ndarray:
+def disk(radius: int) -> np.ndarray:
+    """A disk of ``radius`` px: the (2r+1)×(2r+1) uint8 ellipse OpenCV's morphology takes."""
     import cv2
 
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
@@ -61,7 +62,7 @@ def erode(mask: np.ndarray, px: int) -> np.ndarray:
 
     if px <= 0:
         return mask
-    return cv2.erode(mask.astype(np.uint8), _disk(px)).astype(bool)
+    return cv2.erode(mask.astype(np.uint8), disk(px)).astype(bool)
 
 
 def distance_outside(mask: np.ndarray) -> np.ndarray:

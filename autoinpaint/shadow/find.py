@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..imaging.pixels import grey, merge, to_rgb8
+from ..mask.refine import disk
 from .darkening import MIN_PIXELS, fade, statistic_weights, weighted_darkening
 from .edge import PlacedEdge, place_edge
 from .evidence import chroma_spread, expected_error, headings, sky_shape, texture_contrast
@@ -264,21 +265,19 @@ def _darker(win: Window, coarse: float, neck: int, contrast_min: float, dark_min
         return None
     ratio = mean / lit                                   # H'×W'×3, 1 = lit, < 1 = darker
     dark = 1 - grey(ratio)
-    touch = cv2.dilate(win.obj.astype(np.uint8), cv2.getStructuringElement(
-        cv2.MORPH_ELLIPSE, (2 * (CONTACT_PX + 2) + 1,) * 2)).astype(bool)
+    touch = cv2.dilate(win.obj.astype(np.uint8), disk(CONTACT_PX + 2)).astype(bool)
     spread = chroma_spread(ratio, dark, sky_shape(ratio, dark, _touching(valid & (dark >= dark_min), touch)))
     candidate = _touching(valid & (dark >= dark_min) & (spread <= CHROMA_MAX), touch)
     if not candidate.any():
         return None
     core = candidate & (dark >= np.percentile(dark[candidate], 50))
     darkening = np.clip(np.median(1 - ratio[core], axis=0), 0.02, 0.95).astype(np.float32)
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * neck + 1, 2 * neck + 1))
-    smear = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * int(2 * coarse + 6) + 1,) * 2)
+    neck_disk, smear = disk(neck), disk(int(2 * coarse + 6))
     around = cv2.dilate(candidate.astype(np.uint8), smear).astype(bool)
-    contrast = texture_contrast(dark, valid & ~around, float(darkening.mean()), dark_min, disk, int(coarse))
+    contrast = texture_contrast(dark, valid & ~around, float(darkening.mean()), dark_min, neck_disk, int(coarse))
     if contrast < contrast_min:
         return None
-    return _Darker(mean, grounds, lit, dark, spread, touch, candidate, darkening, contrast, disk, smear)
+    return _Darker(mean, grounds, lit, dark, spread, touch, candidate, darkening, contrast, neck_disk, smear)
 
 
 def _region(win: Window, dark: _Darker, neck: int) -> np.ndarray | None:
@@ -304,7 +303,7 @@ def _region(win: Window, dark: _Darker, neck: int) -> np.ndarray | None:
     for radius in (neck // 2, neck // 4) if dark.contrast >= NARROW_CONTRAST else (neck,):
         if radius < 1:
             break
-        opener = dark.disk if radius == neck else cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
+        opener = dark.disk if radius == neck else disk(radius)
         body = cv2.morphologyEx(region.astype(np.uint8), cv2.MORPH_OPEN, opener).astype(bool)
         body = _touching(body, cv2.dilate(touch.astype(np.uint8), opener).astype(bool))
         if body.any():
@@ -579,7 +578,7 @@ def _refined(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], box: 
     if r < 1:
         crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
     obj = on_copy(objects if other is None else objects | other)
-    ground = ~cv2.dilate(obj, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))).astype(bool)
+    ground = ~cv2.dilate(obj, disk(2)).astype(bool)
     # the distance from the objects, which the penumbra widens with
     near = obj if other is None else on_copy(objects)
     away = cv2.distanceTransform(1 - near, cv2.DIST_L2, 3) if fit_penumbra and near.any() else None
@@ -636,9 +635,6 @@ def _around_holes(small: np.ndarray, valid: np.ndarray, lit: np.ndarray, region:
     and beyond the coarse smoothing's reach from the holes (the median of the ratio there: what is left is
     the umbra); ``darkening`` where fewer than 16 working px are left."""
     import cv2
-
-    def disk(radius: int) -> np.ndarray:
-        return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
 
     rest = region & ~cv2.dilate(holes.astype(np.uint8), disk(int(np.ceil(coarse)))).astype(bool)
     rest &= cv2.erode(region.astype(np.uint8), disk(int(np.ceil(coarse / 2)))).astype(bool)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..imaging.pixels import every_kth, to_rgb8
+from ..mask.refine import disk
 
 WORK_SIZE = 384          # longest side (px) of the window's working copy
 
@@ -57,7 +58,7 @@ class Window:
         picked = to_rgb8(every_kth(image, wy0 + o, wy1, wx0 + o, wx1, k))
         small = (picked if s == 1 else cv2.resize(picked, size, interpolation=cv2.INTER_AREA)).astype(np.float32)
         obj = working(mask)
-        halo = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))   # 2 px around what is not ground
+        halo = disk(2)   # 2 px around what is not ground
         near = cv2.dilate(obj.astype(np.uint8), halo).astype(bool)
         valid, others = ~near, None
         if exclude is not None and exclude[wy0:wy1, wx0:wx1].any():
