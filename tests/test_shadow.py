@@ -504,7 +504,8 @@ def test_dark_texture_beside_the_object_away_from_its_shadow_is_not_taken(monkey
     """One sun casts the shadow to one side: a small dark patch touching the object 90° away from its
     shadow (an eighth of the shadow's area, darkened alike) is dark texture, not taken; the shadow is.
     With the rule off (every piece kept), the patch is taken: this scene does exercise it."""
-    from autoinpaint.shadow import find, find_shadow
+    from autoinpaint.shadow import find_shadow
+    from autoinpaint.shadow import region as region_step
 
     region = np.zeros((H, W), bool)
     region[160:200, 240:320] = True                          # the shadow, to the right of the disc
@@ -522,7 +523,7 @@ def test_dark_texture_beside_the_object_away_from_its_shadow_is_not_taken(monkey
 
     patch_taken, shadow_taken = taken()
     assert patch_taken == 0 and shadow_taken > 0.9, (patch_taken, shadow_taken)
-    monkeypatch.setattr(find, "ONE_LIGHT", -2.0)
+    monkeypatch.setattr(region_step, "ONE_LIGHT", -2.0)
     assert taken()[0] > 0.9
 
 
@@ -995,7 +996,7 @@ def test_bright_texture_in_the_umbra_is_no_lit_hole(monkeypatch, w, h, seed, gro
     without the spot's least size they were taken for holes (these four scenes) and left dark."""
     from autoinpaint.shadow import find
 
-    found = _spy(monkeypatch, find, "_lit_holes")
+    found = _spy(monkeypatch, find, "lit_holes")
     sc = S.shadow_scene(w, h, np.random.default_rng(seed), ground)
     assert find.find_shadow(sc.image, sc.mask) is not None
     assert found and not any(f.any() for f in found)
@@ -1111,11 +1112,11 @@ def test_an_edge_whose_pieces_do_not_line_up_is_not_placed_quietly(monkeypatch):
     through the others; the edge is not placed, without a NumPy warning (there was one: the mean of none)."""
     import warnings
 
-    from autoinpaint.shadow import find
+    from autoinpaint.shadow import edge, find
 
     sc = S.shadow_scene(W, H, np.random.default_rng(2001), S.SHADOW_GROUNDS[1])
     sc = S.across_edge(sc, S.SHADOW_GROUNDS[2], np.random.default_rng(3001), 0.6)
-    placed = _spy(monkeypatch, find, "place_edge")
+    placed = _spy(monkeypatch, edge, "place_edge")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert find.find_shadow(sc.image, sc.mask) is not None
@@ -1126,9 +1127,9 @@ def test_an_edge_whose_pieces_do_not_line_up_is_not_placed_quietly(monkeypatch):
 def test_one_ground_is_one_ground(monkeypatch, sky):
     """On one ground, the shadow's own chroma (a sky-lit one's is bluer) and its own edges do not make two
     grounds."""
-    from autoinpaint.shadow import find
+    from autoinpaint.shadow import find, region
 
-    found = _spy(monkeypatch, find, "two_grounds")
+    found = _spy(monkeypatch, region, "two_grounds")
     for seed in range(2400, 2404):
         sc = S.shadow_scene(1200, 900, np.random.default_rng(seed), S.SHADOW_GROUNDS[seed % 4], sky=sky)
         assert find.find_shadow(sc.image, sc.mask) is not None

@@ -12,12 +12,15 @@ the shadow's, and its matte is cut there.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..imaging.pixels import grey
-from .grounds import EDGE_ANGLES, two_levels
+from .grounds import EDGE_ANGLES, Grounds, two_levels
+from .outline import normconv
+from .region import Darker
+from .window import Window
 
 PIECES = 8           # the edge is placed on this many pieces along it, each measured on at least
 PIECE_ROWS = 4       # this many lines across it clear of the object and the shadow
@@ -152,3 +155,37 @@ def _step_at(profile: np.ndarray, across: np.ndarray, rise: float) -> float | No
 def _line(t: np.ndarray, c: np.ndarray) -> np.ndarray:
     """The least-squares line c = a·t + b (a constant for one point)."""
     return np.polyfit(t, c, 1) if len(t) >= 2 and np.ptp(t) > 0 else np.array([0.0, float(c.mean())])
+
+
+@dataclass
+class MeasuredGround:
+    """The ground a shadow is measured on after :func:`stop_at_edge`: ``valid``, ``region`` and ``mean``
+    (H'×W', the beyond of the edge left out when it was placed), ``grounds`` (None once one is left),
+    ``placed`` (the edge on the photo's pixels, or None) and ``ends_at_ground`` (the shadow stops there)."""
+
+    valid: np.ndarray = field(repr=False)
+    region: np.ndarray = field(repr=False)
+    mean: np.ndarray = field(repr=False)
+    grounds: Grounds | None
+    placed: PlacedEdge | None = None
+    ends_at_ground: bool = False
+
+
+def stop_at_edge(image: np.ndarray, not_ground: np.ndarray, win: Window, dark: Darker, region: np.ndarray,
+                 coarse: float) -> MeasuredGround:
+    """A shadow that stops at the edge between two grounds of one colour (a building's shade beyond it):
+    the edge placed on the photo's pixels (``not_ground``: H×W bool, the selected objects), the ground
+    beyond it none of the shadow's from here on (``mean`` smoothed again at ``coarse`` without it)."""
+    import cv2
+
+    grounds = dark.grounds
+    ground = None if grounds is None or grounds.edge is None else grounds.stays_on(region)
+    if ground is None:
+        return MeasuredGround(win.valid, region, dark.mean, grounds)
+    ends_at_ground = grounds.ends_at_darker(region, cv2.dilate(win.obj.astype(np.uint8), dark.smear).astype(bool))
+    placed = place_edge(image, not_ground, win.box, win.scale, grounds.edge, ground == 0, grounds.rise, region,
+                        float(dark.darkening.mean()))
+    if placed is None:
+        return MeasuredGround(win.valid, region, dark.mean, grounds, None, ends_at_ground)
+    valid = win.valid & (placed.on_working(win.valid.shape, win.scale) >= 0.5)   # one ground left
+    return MeasuredGround(valid, region & valid, normconv(win.small, valid, coarse), None, placed, ends_at_ground)

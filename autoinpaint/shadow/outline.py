@@ -242,3 +242,15 @@ def refine_outline(crop: np.ndarray, valid: np.ndarray, lit: np.ndarray, distanc
         if growth > 0:
             return distance, np.maximum(base + growth * away, 0.35).astype(np.float32)
     return distance, max(sigma, 0.35)
+
+
+def reach_box(signed: np.ndarray, offset: float, sigma: float) -> tuple[int, int, int, int]:
+    """The box (x0, y0, x1, y1, working px) of what the matte ``step(signed − offset, σ)`` reaches."""
+    from ..mask.refine import bbox
+
+    return bbox(signed <= offset + 3 * sigma + 4)
+
+
+def grown(box: tuple[int, int, int, int], px: int, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """``box`` (x0, y0, x1, y1) grown by ``px`` on each side, within an array of ``shape`` (H, W, ...)."""
+    return max(box[0] - px, 0), max(box[1] - px, 0), min(box[2] + px, shape[1]), min(box[3] + px, shape[0])
