@@ -1,29 +1,26 @@
-"""Find the cast shadow attached to the selected object (classical, no weights).
+"""Find the cast shadow attached to the selected object (classical, no weights): the search, step by step.
 
 A cast shadow scales the ground's brightness and keeps its texture and chroma (or shifts it as the blue
 sky, lighting it alone, does), so it is found as a ratio: the texture-smoothed image divided by the lit
-ground's level (:mod:`.level`), a plane per channel fitted robustly to the unshadowed surroundings (a
-quadratic surface where the ground curves away from a plane: a lens's vignetting; one per ground where
-the window holds two grounds, of different colour or brightness: a kerb, a path beside a lawn,
-:mod:`.grounds`). The shadow is the part of the darker region (all channels darkened alike, or in the
-sky's way: :mod:`.evidence`) that touches the object, without dark texture joined to it by thin necks or
-the lit holes that light through the object leaves in it, and only when its umbra is darker than the lit
-ground's own darkest spots (a shadow at least 20 % darker; where none is found, nor a high sun's sliver,
-one from 12 % darker that stands further out of the texture: an overcast sky's); where it stops at the
-edge between two grounds of one colour (a building's shade beyond it), the ground beyond that edge,
-placed on the photo's pixels, is left out (:mod:`.edge`).
-Its matte is a soft step across the region's signed distance (smoothed at the texture's scale): the
-outline's offset is fitted piece by piece along it (a smooth path, Viterbi) and the penumbra's width (σ)
-globally, both against the finely measured ratio (:mod:`.outline`); the umbra's darkening is then fitted
-by least squares under that matte.
+ground's level (:mod:`.level`; a quadratic surface where the ground curves away from a plane, a lens's
+vignetting; one per ground where the window holds two, :mod:`.grounds`). On a window around the object
+(a shadow is attached to it), searched on a copy of at most ``WORK_SIZE`` px (:mod:`.window`):
 
-Everything runs on a window around the object (a shadow is attached to it), searched on a copy of
-at most ``WORK_SIZE`` px (:mod:`.window`); only the matte's own box is computed at full resolution, where
-the outline is fitted again (:func:`~.outline.refine_outline`) when that copy is smaller than the photo.
-When it is at most half the photo's size, the penumbra is fitted again too (its σ widening away from the
-object where that explains it better: :func:`~.outline.fit_widening`), the lit level under the shadow follows
-the ground around it, and the umbra's darkening is read from the ground's brightness statistics
-(:mod:`.darkening`; a thin umbra's, a high sun's sliver, again on the finer copy the outline is fitted on).
+1. what is darker and keeps the ground's chroma (:mod:`.evidence`), touches the object and stands out
+   of the lit ground's own darkest spots, and the shadow's region in it, without dark texture joined to
+   it by thin necks (:mod:`.region`);
+2. where the region stops at the edge between two grounds of one colour (a building's shade beyond it),
+   the ground beyond that edge, placed on the photo's pixels, left out (:mod:`.edge`);
+3. the lit level again without the shadow, the umbra's darkening against it (:mod:`.umbra`), and the lit
+   holes that light through the object leaves in the region (:mod:`.holes`);
+4. the matte: a soft step across the region's signed distance, the outline's offset fitted piece by
+   piece along it (a smooth path, Viterbi) and the penumbra's width (σ), on the working copy and again
+   at the photo's resolution in the matte's own box (:mod:`.matte`, :mod:`.outline`); then the umbra's
+   darkening once the outline is known (:mod:`.umbra`: from the ground's brightness statistics where the
+   working copy is at most half the photo's size, :mod:`.darkening`; else by least squares).
+
+Where nothing is found, the search is made again closer up for a high sun's sliver as narrow as the
+smoothing, then from 12 % darker instead of 20 % for a faint shadow (an overcast sky's).
 """
 from __future__ import annotations
 
