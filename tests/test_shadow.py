@@ -280,6 +280,28 @@ def test_the_shadow_step_adds_each_objects_shadow_in_its_own_box(tmp_path):
     assert state.metadata["shadow_darkening"] == round(float(found.shade(1)[..., 0][outside].mean()), 4)
 
 
+def test_the_benchmark_matrix_runs_its_sets_and_compares_two_runs(tmp_path, capsys):
+    """``bench_shadow_matrix.py`` (the sets the closing notes count over): one set run for two scenes is saved
+    as bench_shadow.py's table, read back row by row, and summed; two runs compared; a set that is no
+    set is one error line."""
+    import bench_shadow_matrix as M
+
+    M.main(["--out", str(tmp_path / "a"), "--only", "480x360-1900,shadowless-480x360-3000", "--scenes", "2",
+            "--jobs", "2"])
+    printed = capsys.readouterr().out
+    rows = M.read_rows(tmp_path / "a" / "480x360-1900.txt")
+    assert [(r["seed"], r["ground"]) for r in rows] == [(1900, "gravel"), (1901, "brick")]
+    met = sum(r["met"] for r in rows)
+    assert f"| 480x360-1900 | 2 | {met} | 2 |" in printed and f"all targets on {met} of 2 scenes" in printed
+    assert [r["taken"] >= 0 for r in M.read_rows(tmp_path / "a" / "shadowless-480x360-3000.txt")] == [True] * 2
+    M.compare(tmp_path / "a", tmp_path / "a", M.select("small,shadowless"))
+    printed = capsys.readouterr().out
+    assert "| 480x360-1900 | " + f"{met} → {met}" in printed and "| none |" in printed
+    assert f"all targets: {met} → {met}" in printed
+    with pytest.raises(SystemExit, match="Error: no such set or group: 480x361"):
+        M.select("480x361,small")
+
+
 def test_error_breakdown_adds_up(tmp_path, paving):
     """bench_shadow's breakdown: the zones' shares of the error add up to the MAD over the issue's region,
     and with the true matte and darkening the relit ground is the clean one up to the scene's rounding."""
