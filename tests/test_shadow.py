@@ -975,6 +975,20 @@ def test_a_lit_hole_cut_into_the_shadows_side_leaves_the_rest_attached(tmp_path,
     assert measure(sc, str(tmp_path))["cover"] < 0.3
 
 
+def test_a_high_suns_thin_shadow_along_the_object_is_kept_whole(tmp_path, monkeypatch):
+    """A high sun's short shadow on bricks (1200x900, ``length`` 1.2, seed 2213; its umbra stands 5.8 times
+    out of the texture) runs along the object thinner than the region's opening: only the part near the
+    opened body was kept (cover 0.77, MAD 8.0). Where hardly any texture is that dark (``HUG_CONTRAST``), the
+    region's thin parts along the object are kept too: all targets. With that off, not (the scene does
+    exercise it)."""
+    from autoinpaint.shadow import region as region_step
+
+    sc = S.shadow_scene(1200, 900, np.random.default_rng(2213), "brick", length=1.2)
+    assert_all_targets(measure(sc, str(tmp_path)))
+    monkeypatch.setattr(region_step, "HUG_CONTRAST", 99.0)
+    assert measure(sc, str(tmp_path))["cover"] < 0.8
+
+
 @pytest.mark.parametrize("seed, ground", [(2402, "grass"), (2223, "noise")])
 def test_a_faint_shadow_is_found(tmp_path, seed, ground):
     """A faint shadow (an overcast sky's, or one lit from around: ``strength`` 0.45, here 17-18 % darker) has

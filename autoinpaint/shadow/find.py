@@ -148,7 +148,7 @@ def _search(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, box
                   FAINT_MIN if faint else DARK_MIN)
     if dark is None:
         return none
-    region = find_region(win, dark, neck, bridge=not sliver)
+    region = find_region(win, dark, neck, sliver)
     if region is None:
         return none
     rim = 2   # working px: the shadow reaches the window's side (the photo's border is no cut)

@@ -36,6 +36,10 @@ BRIDGE_CONTRAST = 2.0    # ... and where it is at least this, the opening decide
                          # closed with the object: a lit hole cut into the shadow's side leaves the part beyond it
                          # joined by a strip thinner than the opening's disk (below 2, the doubt's "outline may be
                          # off", dark texture near the shadow is bridged too: at 1.4 a gravel scene lost a tenth)
+HUG_CONTRAST = 5.0       # ... and where it is at least this (hardly any texture is that dark), the region's thin parts
+                         # along the object are kept too, not only those near its body: a high sun's shadow is a
+                         # crescent thinner than the opening's disk beside the object (at 2.5, dark texture along
+                         # the object was taken on four scenes of the matrix)
 ONE_LIGHT = 0.5          # one sun casts the shadow to one side: a piece of the region beside the object headed
                          # over 60° (cosine under this) away from its largest piece, seen from the object's centre,
 ONE_LIGHT_AREA = 0.25    # ... and under this share of that piece's area, is dark texture (not a second lamp's)
@@ -96,12 +100,13 @@ def darker(win: Window, coarse: float, neck: int, contrast_min: float, dark_min:
     return Darker(mean, grounds, lit, dark, spread, touch, candidate, darkening, contrast, neck_disk, smear)
 
 
-def find_region(win: Window, dark: Darker, neck: int, bridge: bool = True) -> np.ndarray | None:
+def find_region(win: Window, dark: Darker, neck: int, sliver: bool = False) -> np.ndarray | None:
     """The shadow's region (H'×W' bool, its holes filled; None when empty): the ground half-way through
     the penumbra (at the coarse scale an edge keeps its place) that touches the object, without dark
-    texture joined to it by necks thinner than ``neck`` working px. ``bridge``: where the umbra stands out
-    of the texture (``BRIDGE_CONTRAST``), keep the shadow beyond a lit hole cut into its side (not for a
-    high sun's sliver, which has no side for a hole to cut into)."""
+    texture joined to it by necks thinner than ``neck`` working px. Where the umbra stands out of the
+    texture, the shadow beyond a lit hole cut into its side (``BRIDGE_CONTRAST``) and its thin parts along
+    the object (``HUG_CONTRAST``) are kept; not in the ``sliver``'s search closer up (a sliver has no side
+    for a hole to cut into, and is searched there at half the neck already)."""
     import cv2
 
     from ..mask.refine import fill_holes
@@ -121,7 +126,7 @@ def find_region(win: Window, dark: Darker, neck: int, bridge: bool = True) -> np
     # object (a lit hole cut into the shadow's side left the part beyond it joined by a thin strip); only the
     # region's own pixels are taken back
     shape = region
-    if bridge and dark.contrast >= BRIDGE_CONTRAST:
+    if not sliver and dark.contrast >= BRIDGE_CONTRAST:
         shape = cv2.morphologyEx((region | win.near).astype(np.uint8), cv2.MORPH_CLOSE, dark.disk).astype(bool) & valid
     for radius in (neck // 2, neck // 4) if dark.contrast >= NARROW_CONTRAST else (neck,):
         if radius < 1:
@@ -131,7 +136,10 @@ def find_region(win: Window, dark: Darker, neck: int, bridge: bool = True) -> np
         body = touching(body, cv2.dilate(touch.astype(np.uint8), opener).astype(bool))
         if body.any():
             break
-    region = touching(region & cv2.dilate(body.astype(np.uint8), opener).astype(bool), touch)
+    keep = cv2.dilate(body.astype(np.uint8), opener).astype(bool)
+    if not sliver and dark.contrast >= HUG_CONTRAST:   # the thin parts along the object too
+        keep |= cv2.dilate(touch.astype(np.uint8), opener).astype(bool)
+    region = touching(region & keep, touch)
     region = one_light(fill_holes(region | win.near) & valid, win.near, win.obj)
     return region if region.any() else None
 
