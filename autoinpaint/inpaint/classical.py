@@ -19,8 +19,8 @@ class ClassicalInpainter(BaseInpainter):
 
     ``hybrid`` = a smooth fill's low frequencies (:func:`~autoinpaint.inpaint.membrane.smooth_fill`,
     Gaussian σ ``detail_sigma`` px) + high frequencies copied from the surroundings, so the hole is as
-    detailed as they are, texture a few pixels across included (stones, blades, the grain of paving: split
-    at 2 px, the hole kept a third of it, a flat patch under fine cracks): PatchMatch's texture, or, where
+    detailed as they are, texture a few pixels across included (stones, blades, the grain of paving; split
+    at 2 px instead, the hole kept a third of it: a flat patch under fine cracks): PatchMatch's texture, or, where
     the ring around the hole is a plain backdrop (:attr:`~autoinpaint.inpaint.membrane.Backdrop.plain`), the
     backdrop's own grain (:func:`~autoinpaint.inpaint.grain.backdrop_grain`, milliseconds instead of
     PatchMatch's seconds).

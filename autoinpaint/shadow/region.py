@@ -132,13 +132,13 @@ def find_region(win: Window, dark: Darker, neck: int, sliver: bool = False) -> n
         if radius < 1:
             break
         opener = dark.disk if radius == neck else disk(radius)
-        body = cv2.morphologyEx(shape.astype(np.uint8), cv2.MORPH_OPEN, opener).astype(bool)
-        body = touching(body, cv2.dilate(touch.astype(np.uint8), opener).astype(bool))
+        beside = cv2.dilate(touch.astype(np.uint8), opener).astype(bool)   # the object, the opening's reach out
+        body = touching(cv2.morphologyEx(shape.astype(np.uint8), cv2.MORPH_OPEN, opener).astype(bool), beside)
         if body.any():
             break
     keep = cv2.dilate(body.astype(np.uint8), opener).astype(bool)
     if not sliver and dark.contrast >= HUG_CONTRAST:   # the thin parts along the object too
-        keep |= cv2.dilate(touch.astype(np.uint8), opener).astype(bool)
+        keep |= beside
     region = touching(region & keep, touch)
     region = one_light(fill_holes(region | win.near) & valid, win.near, win.obj)
     return region if region.any() else None
