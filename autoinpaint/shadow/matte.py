@@ -59,11 +59,15 @@ def fit_outline(small: np.ndarray, valid: np.ndarray, near: np.ndarray, lit: np.
             if err < best_err:
                 best, best_err = (offset, sigma), err
     offset, sigma = best
-    # the outline's offset, segment by segment along it: a shadow's outline is not the coarse one's
+    # the outline's offset, segment by segment along it: a shadow's outline is not the coarse one's; σ
+    # again after each pass, on the level and the log-image's slope across the outline together
+    ly, lx = np.gradient(np.log(np.maximum(grey(fine), 1.0)))
     for _ in range(PASSES):
         signed = signed - local_offsets(inside, signed, band, LevelCost(raw, float(np.hypot(sigma, FINE))), offset)
         offset = 0.0
-        sigma = fit_sigma(signed[band][::thin], raw[band][::thin], PENUMBRAS)
+        sy, sx = np.gradient(signed)
+        sigma = fit_sigma(signed[band][::thin], raw[band][::thin], PENUMBRAS,
+                          slope=(lx * sx + ly * sy)[band][::thin], darkening=darkening)
     return signed, offset, sigma
 
 

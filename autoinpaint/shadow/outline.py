@@ -6,7 +6,8 @@ piece along the outline (one smooth path, Viterbi) and its width (σ) globally.
 again on the matte's own box at the photo's resolution (or a copy of it of at most 384 px), against the
 slope of the log-image across the outline (:class:`SlopeCost`): a shadow's penumbra is a few pixels
 wide at any photo size, which a copy of the whole window cannot place. There σ may also widen with the
-distance from the object (:func:`fit_widening`), as a real shadow's penumbra does.
+distance from the object (:func:`fit_widening`), as a real shadow's penumbra does. After the pieces'
+offsets, on either copy, σ is fitted on the measured darkening and the slope together (:func:`fit_sigma`).
 """
 from __future__ import annotations
 
@@ -67,11 +68,23 @@ def normconv(values: np.ndarray, weight: np.ndarray, sigma: float, tent: bool = 
     return num / like_values(np.maximum(blur(w), 1e-4))
 
 
-def fit_sigma(distance: np.ndarray, raw: np.ndarray, sigmas, between: bool = False) -> float:
+def fit_sigma(distance: np.ndarray, raw: np.ndarray, sigmas, between: bool = False,
+              slope: np.ndarray | None = None, darkening: float = 0.0) -> float:
     """The penumbra's σ (one of ``sigmas``) whose step, measured at FINE, best explains ``raw`` (the
     darkening over the umbra's, per pixel) at ``distance`` from the outline (least squares);
-    ``between``: the minimum of the parabola through the best and its neighbours, between them."""
-    errors = [float(((step(distance, float(np.hypot(sg, FINE))) - raw) ** 2).mean()) for sg in sigmas]
+    ``between``: the minimum of the parabola through the best and its neighbours, between them.
+
+    With ``slope`` (the log-image's derivative across the outline there, as :class:`SlopeCost`'s) and the
+    umbra's ``darkening``: the σ that explains both, the level's squared misfit and the slope's absolute
+    one joined as the log-likelihoods of a normal and a Laplace misfit (½ log of the mean square + log of
+    the mean absolute). The level alone is pulled wide around a narrow penumbra by the ground's low
+    frequencies (its level beside the shadow is not the lit level fitted around it); the slope alone
+    (white for a 1/f² texture) holds a wide penumbra's low, broad slope too loosely."""
+    errors = np.array([float(((step(distance, float(np.hypot(sg, FINE))) - raw) ** 2).mean()) for sg in sigmas])
+    if slope is not None:
+        steep = np.array([float(SlopeCost(slope, darkening, float(np.hypot(sg, FINE))).at(slice(None))(distance).mean())
+                          for sg in sigmas])
+        errors = 0.5 * np.log(np.maximum(errors, 1e-12)) + np.log(np.maximum(steep, 1e-12))
     return _least(sigmas, errors) if between else float(sigmas[int(np.argmin(errors))])
 
 
@@ -225,16 +238,24 @@ def refine_outline(crop: np.ndarray, valid: np.ndarray, lit: np.ndarray, distanc
     if band.sum() < 16:
         return distance, sigma
     thin = max(1, int(band.sum()) // 20000)  # a global fit: some thousands of pixels are plenty
+
+    def across(distance: np.ndarray) -> np.ndarray:   # the log-image's slope across the outline
+        sy, sx = np.gradient(distance)
+        return gx * sx + gy * sy
+
+    def penumbra(distance: np.ndarray) -> float:
+        return fit_sigma(distance[band][::thin], raw[band][::thin], sigmas, True, across(distance)[band][::thin],
+                         darkening)
+
     if fit_penumbra:
-        sigma = fit_sigma(distance[band][::thin], raw[band][::thin], sigmas, between=True)
+        sigma = penumbra(distance)
     segment, bend = max(SEGMENT, round(SEGMENT / scale)), FULL_BEND / scale
     for _ in range(PASSES):
-        sy, sx = np.gradient(distance)
-        cost = SlopeCost(gx * sx + gy * sy, darkening, float(np.hypot(sigma, FINE)))
+        cost = SlopeCost(across(distance), darkening, float(np.hypot(sigma, FINE)))
         distance = distance - local_offsets((distance <= 0).astype(np.uint8), distance, band, cost,
                                             offsets=offsets, segment=segment, bend=bend)
         if fit_penumbra:
-            sigma = fit_sigma(distance[band][::thin], raw[band][::thin], sigmas, between=True)
+            sigma = penumbra(distance)
         offsets = offsets / 2
     if fit_penumbra and away is not None:
         few = max(1, int(band.sum()) // WIDEN_SAMPLES)
