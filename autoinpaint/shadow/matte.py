@@ -9,8 +9,8 @@ from ..imaging.pixels import grey, to_rgb8
 from ..mask.refine import disk
 from .darkening import MIN_PIXELS, weighted_darkening
 from .edge import PlacedEdge
-from .outline import (FINE, OFFSETS, PASSES, PENUMBRAS, LevelCost, fit_sigma, local_offsets, nearest_values,
-                      normconv, reach_box, refine_outline, step)
+from .outline import (FINE, OFFSETS, PASSES, PENUMBRAS, LevelCost, across, fit_sigma, local_offsets, log_slopes,
+                      nearest_values, normconv, reach_box, refine_outline, step)
 from .umbra import COARSE_COPY, Umbra
 from .window import Window
 
@@ -61,13 +61,12 @@ def fit_outline(small: np.ndarray, valid: np.ndarray, near: np.ndarray, lit: np.
     offset, sigma = best
     # the outline's offset, segment by segment along it: a shadow's outline is not the coarse one's; σ
     # again after each pass, on the level and the log-image's slope across the outline together
-    ly, lx = np.gradient(np.log(np.maximum(grey(fine), 1.0)))
+    slopes = log_slopes(fine)
     for _ in range(PASSES):
         signed = signed - local_offsets(inside, signed, band, LevelCost(raw, float(np.hypot(sigma, FINE))), offset)
         offset = 0.0
-        sy, sx = np.gradient(signed)
         sigma = fit_sigma(signed[band][::thin], raw[band][::thin], PENUMBRAS,
-                          slope=(lx * sx + ly * sy)[band][::thin], darkening=darkening)
+                          slope=across(slopes, signed)[band][::thin], darkening=darkening)
     return signed, offset, sigma
 
 

@@ -68,6 +68,19 @@ def normconv(values: np.ndarray, weight: np.ndarray, sigma: float, tent: bool = 
     return num / like_values(np.maximum(blur(w), 1e-4))
 
 
+def log_slopes(fine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The log-image's derivatives (d/dy, d/dx; H×W) of ``fine`` (H×W×3, 8-bit levels, finely smoothed)."""
+    dy, dx = np.gradient(np.log(np.maximum(grey(fine), 1.0)))
+    return dy, dx
+
+
+def across(slopes: tuple[np.ndarray, np.ndarray], distance: np.ndarray) -> np.ndarray:
+    """The log-image's slope across the outline (H×W): its derivatives (:func:`log_slopes`) along the
+    signed ``distance``'s gradient (what :class:`SlopeCost` reads)."""
+    sy, sx = np.gradient(distance)
+    return slopes[1] * sx + slopes[0] * sy
+
+
 def fit_sigma(distance: np.ndarray, raw: np.ndarray, sigmas, between: bool = False,
               slope: np.ndarray | None = None, darkening: float = 0.0) -> float:
     """The penumbra's σ (one of ``sigmas``) whose step, measured at FINE, best explains ``raw`` (the
@@ -105,8 +118,8 @@ def fit_widening(distance: np.ndarray, raw: np.ndarray, away: np.ndarray, sigmas
     of the misfit) whose step, measured at FINE, best explains ``raw`` (as :func:`fit_sigma`'s) at
     ``distance`` from the outline and ``away`` from the object (N each, px; least squares)."""
     growths, base = np.asarray(GROWTHS, np.float32), np.asarray(sigmas, np.float32)[:, None]
-    across, level, far = (np.asarray(v, np.float32)[None, :] for v in (distance, raw, away))
-    errors = np.array([np.square(step(across, np.hypot(base + g * far, np.float32(FINE))) - level).mean(axis=1)
+    row, level, far = (np.asarray(v, np.float32)[None, :] for v in (distance, raw, away))
+    errors = np.array([np.square(step(row, np.hypot(base + g * far, np.float32(FINE))) - level).mean(axis=1)
                        for g in growths])   # growths × sigmas
     k = int(np.argmin(errors.min(axis=1)))
     if errors[k].min() > WIDEN_GAIN * errors[0].min():
@@ -229,8 +242,7 @@ def refine_outline(crop: np.ndarray, valid: np.ndarray, lit: np.ndarray, distanc
     per pixel (h×w float32). Returns the refined signed distance and σ (crop px)."""
     fine = normconv(crop, valid, FINE)
     raw = (1 - grey(fine / lit)) / darkening
-    log = np.log(np.maximum(grey(fine), 1.0))
-    gy, gx = np.gradient(log)
+    slopes = log_slopes(fine)
     reach = FULL_REACH / scale
     offsets = np.linspace(-reach, reach, len(OFFSETS), dtype=np.float32)
     sigmas = np.array([sg for sg in FULL_PENUMBRAS if sg <= 1.5 * max(sigma, 1.0)] or [FULL_PENUMBRAS[0]])
@@ -239,19 +251,15 @@ def refine_outline(crop: np.ndarray, valid: np.ndarray, lit: np.ndarray, distanc
         return distance, sigma
     thin = max(1, int(band.sum()) // 20000)  # a global fit: some thousands of pixels are plenty
 
-    def across(distance: np.ndarray) -> np.ndarray:   # the log-image's slope across the outline
-        sy, sx = np.gradient(distance)
-        return gx * sx + gy * sy
-
     def penumbra(distance: np.ndarray) -> float:
-        return fit_sigma(distance[band][::thin], raw[band][::thin], sigmas, True, across(distance)[band][::thin],
-                         darkening)
+        return fit_sigma(distance[band][::thin], raw[band][::thin], sigmas, True,
+                         across(slopes, distance)[band][::thin], darkening)
 
     if fit_penumbra:
         sigma = penumbra(distance)
     segment, bend = max(SEGMENT, round(SEGMENT / scale)), FULL_BEND / scale
     for _ in range(PASSES):
-        cost = SlopeCost(across(distance), darkening, float(np.hypot(sigma, FINE)))
+        cost = SlopeCost(across(slopes, distance), darkening, float(np.hypot(sigma, FINE)))
         distance = distance - local_offsets((distance <= 0).astype(np.uint8), distance, band, cost,
                                             offsets=offsets, segment=segment, bend=bend)
         if fit_penumbra:
