@@ -155,11 +155,23 @@ def test_outline_refit_at_full_resolution_finds_a_sharp_edge():
     assert 1.0 <= sigma <= 3.0, sigma
 
 
+def fit_on_the_level_alone(monkeypatch) -> None:
+    """The penumbra's σ fitted as before round 33: on the level's misfit alone (the slope ignored)."""
+    from autoinpaint.shadow import matte, outline
+
+    both = outline.fit_sigma
+
+    def level_only(distance, raw, sigmas, between=False, slope=None, darkening=0.0):
+        return both(distance, raw, sigmas, between)
+
+    monkeypatch.setattr(outline, "fit_sigma", level_only)
+    monkeypatch.setattr(matte, "fit_sigma", level_only)
+
+
 def test_a_penumbra_beside_darker_ground_is_fitted_on_the_slope_too(monkeypatch):
     """refine_outline: a straight penumbra (σ 2 px) on gravel whose ground just beside it is 6 % darker than
     the lit level around (a low frequency of the texture, as real grounds have). The level's misfit alone
     reads that as a wider penumbra (σ 2.65); joined with the slope's (white for such a texture), σ 1.5-2.5."""
-    from autoinpaint.shadow import outline
     from autoinpaint.shadow.outline import refine_outline, step
 
     rng = np.random.default_rng(0)
@@ -173,9 +185,7 @@ def test_a_penumbra_beside_darker_ground_is_fitted_on_the_slope_too(monkeypatch)
     dist, sigma = refine_outline(*fit)
     assert 1.5 <= sigma <= 2.5, sigma
     assert abs(np.median([float(np.interp(0.0, dist[y], xx[y])) for y in range(20, h - 20)]) - 300.3) <= 0.7
-    level_only = outline.fit_sigma
-    monkeypatch.setattr(outline, "fit_sigma", lambda d, raw, sigmas, between=False, slope=None, darkening=0.0:
-                        level_only(d, raw, sigmas, between))
+    fit_on_the_level_alone(monkeypatch)
     assert refine_outline(*fit)[1] > 2.5
 
 
@@ -184,7 +194,7 @@ def test_the_penumbra_is_fitted_close_to_its_true_width(monkeypatch, seed, groun
     """On scenes of the 1200x900 set (``bench_shadow.py --seed 2400``) where the level's misfit alone fitted
     the penumbra 1.3-1.7 times as wide as it is (σ 5.05, 3.21, 3.62 px for 2.91, 2.06, 2.72): with the
     slope's joined to it, within 20 % (over the set: within 25 % on 21 of 24 scenes, 13 before)."""
-    from autoinpaint.shadow import find_shadow, matte, outline
+    from autoinpaint.shadow import find_shadow, matte
 
     fitted = []
     refined = matte.refined_outline
@@ -198,10 +208,7 @@ def test_the_penumbra_is_fitted_close_to_its_true_width(monkeypatch, seed, groun
     sc = S.shadow_scene(1200, 900, np.random.default_rng(seed), ground)
     assert find_shadow(sc.image, sc.mask) is not None
     assert abs(np.log(fitted[-1] / sc.penumbra)) <= np.log(1.2), (fitted, sc.penumbra)
-    level_only = outline.fit_sigma
-    monkeypatch.setattr(outline, "fit_sigma", lambda d, raw, sigmas, between=False, slope=None, darkening=0.0:
-                        level_only(d, raw, sigmas, between))
-    monkeypatch.setattr(matte, "fit_sigma", outline.fit_sigma)
+    fit_on_the_level_alone(monkeypatch)
     find_shadow(sc.image, sc.mask)
     assert fitted[-1] / sc.penumbra >= 1.3, (fitted, sc.penumbra)
 
