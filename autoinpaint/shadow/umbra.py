@@ -21,7 +21,9 @@ COARSE_COPY = 0.5        # a working copy at most this share of the photo's size
                          # follows the ground around the shadow, ...
 LOCAL = 0.25             # ... smoothed over this share of the object's size, and the umbra's darkening is
 RING = 0.3               # read from the ground's statistics against the ground this far around the shadow
-                         # (a share of the object's size)
+                         # (a share of the object's size), ...
+RING_MIN = 90            # ... and at least this many of the photo's px: a few units of the texture (stones,
+                         # clumps of grass); a narrower ring's ground differs from the umbra's more by chance
 THIN_UMBRA = 8           # an umbra at most twice this many working px across is thin (a high sun's sliver):
                          # read a working pixel further in, and again on the outline's finer copy
 
@@ -89,7 +91,7 @@ def read_umbra(win: Window, valid: np.ndarray, mean: np.ndarray, lit: np.ndarray
         thickness = float(cv2.distanceTransform(umbra.astype(np.uint8), cv2.DIST_L2, 3).max())
         if thickness <= THIN_UMBRA:
             umbra &= step(signed - offset + 1, max(sigma, 0.35)) >= 0.95
-        ratio, ring = small / lit, outside & (signed <= edge + RING * side * s)
+        ratio, ring = small / lit, outside & (signed <= edge + max(RING * side, RING_MIN) * s)
         weights = statistic_weights(ratio, umbra, ring, outside)
         if weights is not None:
             estimate = weighted_darkening(ratio[umbra], ratio[ring], weights)
