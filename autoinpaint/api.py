@@ -94,8 +94,12 @@ def invert_steps(o: EditOptions) -> list:
 
 
 def shadow_steps(o: EditOptions) -> list:
-    """``--shadow``: the cast shadow attached to the object joins the alpha (nothing without it)."""
-    return [FindShadow()] if o.shadow else []
+    """``--shadow``: the cast shadow attached to the object joins the alpha (nothing without it), corrected by
+    ``--shadow-grow`` and ``--shadow-strength`` (an error without ``--shadow``: they would change nothing)."""
+    if not o.shadow and (o.shadow_grow or o.shadow_strength != 1.0):
+        raise InputError("--shadow-grow and --shadow-strength correct the cast shadow that --shadow takes: "
+                         "add --shadow")
+    return [FindShadow(o.shadow_grow, o.shadow_strength)] if o.shadow else []
 
 
 def assess_step(o: EditOptions) -> Assess:

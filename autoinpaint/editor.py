@@ -24,6 +24,7 @@ import numpy as np
 from .api import (ACTIONS, EditOptions, assess_step, backdrop_steps, detect_step, fill_steps, invert_steps,
                   mask_step, object_step, selection_steps, shadow_steps, summary)
 from .detect import Detections
+from . import options as schema
 from .errors import InputError
 from .imaging.display import DEFAULT_MAX_SIDE, display_copy
 from .imaging.image_io import ImageInput, encode_image
@@ -33,7 +34,8 @@ from .pipeline import Pipeline, timed
 from .selection import Selection, clean_texts
 from .state import EditState
 
-_MASK_FIELDS = ("dilate", "erode", "feather", "blur", "fill_holes", "min_area", "shadow")
+_SHADOW_FIXES = ("shadow_grow", "shadow_strength")
+_MASK_FIELDS = ("dilate", "erode", "feather", "blur", "fill_holes", "min_area", "shadow", *_SHADOW_FIXES)
 _EMBEDDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autoinpaint-embed")
 
 
@@ -175,7 +177,8 @@ class Editor:
 
     def refine(self, **mask_options) -> np.ndarray:
         """Re-run the mask stage on the last selection with other ``dilate``, ``erode``, ``feather``,
-        ``blur``, ``fill_holes``, ``min_area`` or ``shadow``. Returns the alpha (H×W float32, 1 = replaced)."""
+        ``blur``, ``fill_holes``, ``min_area``, ``shadow``, ``shadow_grow`` or ``shadow_strength``. Returns the alpha
+        (H×W float32, 1 = replaced)."""
         unknown = set(mask_options) - set(_MASK_FIELDS)
         if unknown:
             raise InputError(f"unknown mask option(s): {', '.join(sorted(unknown))}")
@@ -184,6 +187,9 @@ class Editor:
             if self._object is None:
                 raise InputError("nothing selected yet: select before refine")
             self.options = self.options.replace(**mask_options)
+            if not self.options.shadow:   # the shadow's corrections go with it, unless given now
+                self.options = self.options.replace(**{k: schema.FIELDS[k].default for k in _SHADOW_FIXES
+                                                       if k not in mask_options})
             state.mask = self._object.copy()
             timed(state, "mask", lambda: mask_step(self.options)(state))
             self._shadow(self.options)

@@ -224,6 +224,12 @@ class MaskOptions(Stage):
         False, "Take the object's cast shadow too: the darker region keeping the ground's colour that touches "
                "the object joins the mask (soft penumbra), and is relit, not painted over. --json adds "
                "shadow_pixels and shadow_darkening.", http="mask")
+    shadow_grow: int = option(
+        0, "--shadow: move the shadow's outline out by PX pixels (negative: in), where the one found stops short of "
+           "the shadow (a dark rim is left) or runs past it (a bright rim).", http="mask", metavar="PX", ge=-50, le=50)
+    shadow_strength: float = option(
+        1.0, "--shadow: relight by F times the darkening found (over 1: a shadow still faintly there is lifted; "
+             "under 1: ground relit too bright is toned down).", http="mask", metavar="F", ge=0.5, le=1.5)
     on_doubt: Literal["write", "skip", "fail"] = option(
         "write", "When the mask is in doubt (a 'Warning:' line says why): write the result anyway, skip "
                  "(write nothing, exit code 4; batch: record the row), or fail (exit code 2, write nothing).")

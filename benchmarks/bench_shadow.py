@@ -166,33 +166,37 @@ def selection(scene, folder: str, select: str = "mask"):
     return Selection(mask_path=path)
 
 
-def _edits(scene, folder: str, inpainter: str, select: str = "mask", source: str | None = None):
+def _edits(scene, folder: str, inpainter: str, select: str = "mask", source: str | None = None,
+           adjust: dict | None = None):
     """``scene`` removed (selected as :func:`selection` says) without and with ``--shadow``: the two
     edits' states and the options used. ``source``: the file the scene's image was read from (edited
-    instead of the array, as a user's photo is)."""
+    instead of the array, as a user's photo is); ``adjust``: more options for the edit with ``--shadow``
+    (``shadow_grow``, ``shadow_strength``: the shadow found corrected by hand)."""
     from autoinpaint.api import EditOptions, edit
 
     chosen = selection(scene, folder, select)
     options = EditOptions(inpainter=inpainter, quiet=True, segmenter="classical")
     photo = scene.image if source is None else source
     plain = edit(photo, chosen, options)
-    return plain, edit(photo, chosen, options.replace(shadow=True)), options
+    return plain, edit(photo, chosen, options.replace(shadow=True, **(adjust or {}))), options
 
 
 def measure(scene, folder: str, inpainter: str = "telea", band_inpainter: str | None = None,
-            zones: bool = False, select: str = "mask", source: str | None = None, outline: bool = False) -> dict:
+            zones: bool = False, select: str = "mask", source: str | None = None, outline: bool = False,
+            adjust: dict | None = None) -> dict:
     """Edit ``scene`` with and without ``--shadow`` (the object selected as :func:`selection` says) and
     measure it against its truth; with ``band_inpainter``, also inpaint the object and the true shadow
     drawn as one mask (``mad_band``); with ``zones``, where the error comes from (:func:`breakdown`);
     ``iou``: the selected mask's against the object's; ``source``: as :func:`_edits`'; with ``outline``,
-    where the found outline lies and how far the darkening is off (:func:`outline_error`)."""
+    where the found outline lies and how far the darkening is off (:func:`outline_error`); ``adjust``: as
+    :func:`_edits`'."""
     from PIL import Image
 
     from autoinpaint.api import edit
     from autoinpaint.mask.refine import distance_outside
     from autoinpaint.selection import Selection
 
-    plain, found, options = _edits(scene, folder, inpainter, select, source)
+    plain, found, options = _edits(scene, folder, inpainter, select, source, adjust)
     true = scene.shadow >= 0.02
     visible = true & ~scene.mask
     own = plain.alpha > 0

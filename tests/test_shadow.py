@@ -1357,7 +1357,9 @@ def test_batch_recipe_key_and_folder_mode(tmp_path, paving):
 
     photo, mask = save(tmp_path, paving)
     rows = [{"input": photo.name, "mask": mask.name, "shadow": True, "output": "with/{stem}{ext}"},
-            {"input": photo.name, "mask": mask.name, "output": "without/{stem}{ext}"}]
+            {"input": photo.name, "mask": mask.name, "output": "without/{stem}{ext}"},
+            {"input": photo.name, "mask": mask.name, "shadow": True, "shadow_strength": 1.1, "shadow_grow": 2,
+             "output": "fixed/{stem}{ext}"}]
     (tmp_path / "recipe.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
 
     def batch(*args):
@@ -1374,6 +1376,12 @@ def test_batch_recipe_key_and_folder_mode(tmp_path, paving):
     assert shadowed["shadow_pixels"] == state.metadata["shadow_pixels"] > 0   # the manifest says what --json says
     assert shadowed["shadow_darkening"] == state.metadata["shadow_darkening"]
     assert "shadow_pixels" not in records[str(tmp_path / "out" / "without" / photo.name)]
+    fixed = records[str(tmp_path / "out" / "fixed" / photo.name)]   # a row's own corrections, as the API's
+    by_api = autoinpaint.remove(paving.image, mask=str(mask), inpainter="telea", shadow=True, shadow_strength=1.1,
+                                shadow_grow=2, quiet=True, output=tmp_path / "fixed.png")
+    assert fixed["shadow_pixels"] == by_api.metadata["shadow_pixels"] > shadowed["shadow_pixels"]
+    assert fixed["shadow_darkening"] == by_api.metadata["shadow_darkening"] > shadowed["shadow_darkening"]
+    assert (tmp_path / "out" / "fixed" / photo.name).read_bytes() == (tmp_path / "fixed.png").read_bytes()
     expected = autoinpaint.remove(paving.image, mask=str(mask), inpainter="telea", shadow=True)
     plain = autoinpaint.remove(paving.image, mask=str(mask), inpainter="telea")
     assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "with" / photo.name)), expected)
@@ -1409,6 +1417,16 @@ def test_http_mask_and_edit_with_shadow(tmp_path, paving):
         beyond = (paving.shadow >= 0.8) & (distance_outside(paving.mask) > 16)   # beyond the object's alpha
         assert part[beyond].min() > 0 and not part[distance_outside(~paving.mask) > 2].any()
         assert client.post(f"{url}/mask", json={"points": [list(paving.point)], "shadow": "maybe"}).status_code == 400
+        # corrected by hand: the outline grown, the darkening scaled; out of range or without the shadow: 400
+        grown = client.post(f"{url}/mask", json={"points": [list(paving.point)], "shadow": True,
+                                                 "shadow_grow": 3}).json()
+        assert grown["shadow_pixels"] > m["shadow_pixels"] and grown["mask_pixels"] > m["mask_pixels"]
+        stronger = client.post(f"{url}/mask", json={"points": [list(paving.point)], "shadow": True,
+                                                    "shadow_strength": 1.1}).json()
+        assert stronger["shadow_darkening"] == pytest.approx(1.1 * m["shadow_darkening"], abs=2e-4)
+        for bad in ({"shadow": True, "shadow_strength": 2}, {"shadow": True, "shadow_grow": "x"}, {"shadow_grow": 3}):
+            r = client.post(f"{url}/mask", json={"points": [list(paving.point)], **bad})
+            assert r.status_code == 400 and "shadow" in r.json()["error"], (bad, r.text)
         job = client.post(f"{url}/edit", json={"points": [list(paving.point)], "shadow": True}).json()["job"]
         for _ in range(600):
             status = client.get(f"/api/jobs/{job}").json()
@@ -1520,3 +1538,116 @@ def test_doubt_when_a_jpegs_relit_shadow_is_expected_to_be_off(tmp_path):
     assert 0.6 <= r["expected"] / r["mad"] <= 1.6 and r["expected"] > png["expected"] + 2, (r, png)
     # the same pixels given as an array: no file, no tables, no compression term
     assert measure(compressed, str(tmp_path))["expected"] < r["expected"] - 2
+
+
+# ------------------------------------------------------------------------------------ corrected by hand
+def test_adjust_shadow_moves_every_level_line_and_scales_the_darkening():
+    """``--shadow-grow`` moves the matte's outline by whole pixels, its penumbra's profile kept (the 0.5 and
+    0.1 lines of a disk's soft step move by the same amount); ``--shadow-strength`` scales the darkening,
+    kept within [0.02, 0.95]; neither given: the shadow itself; shrunk away: no shadow."""
+    from autoinpaint.shadow.adjust import adjust_shadow
+    from autoinpaint.shadow.find import ShadowMatte
+    from autoinpaint.shadow.outline import step
+
+    yy, xx = np.mgrid[0:80, 0:100].astype(np.float32)
+    matte = step(np.hypot(xx - 50, yy - 40) - 20, 2.0).astype(np.float32)
+    matte[matte < 0.04] = 0
+    part = ShadowMatte((100, 60, 200, 140), matte, np.float32([0.5, 0.4, 0.3]), np.zeros((4, 4), bool),
+                       np.zeros((4, 4), bool))
+
+    def radius(m: np.ndarray, level: float) -> float:   # the level line's radius (from the area it holds)
+        return float(np.sqrt((m >= level).sum() / np.pi))
+
+    assert adjust_shadow(part, (500, 600)) is part
+    for grow in (3, -3, 6):
+        moved = adjust_shadow(part, (500, 600), grow=grow)
+        assert np.array_equal(moved.darkening, part.darkening)
+        for level in (0.5, 0.1):
+            assert abs(radius(moved.matte, level) - radius(matte, level) - grow) < 0.6
+        assert moved.matte.shape == (moved.box[3] - moved.box[1], moved.box[2] - moved.box[0])
+    assert adjust_shadow(part, (500, 600), grow=3).box == (97, 57, 203, 143)
+    assert adjust_shadow(part, (500, 600), grow=-25) is None
+    stronger = adjust_shadow(part, (500, 600), strength=1.2)
+    assert np.allclose(stronger.darkening, [0.6, 0.48, 0.36]) and np.array_equal(stronger.matte, matte)
+    assert np.allclose(adjust_shadow(dataclasses.replace(part, darkening=np.float32([0.9, 0.5, 0.01])), (500, 600),
+                                     strength=1.5).darkening, [0.95, 0.75, 0.02])
+    # at the photo's border the box stops there; the shadow leaving the photo is not eroded from that side
+    edge = dataclasses.replace(part, box=(0, 0, 100, 80), matte=np.ones((80, 100), np.float32))
+    assert adjust_shadow(edge, (80, 100), grow=4).box == (0, 0, 100, 80)
+    assert adjust_shadow(edge, (80, 100), grow=-4).matte.min() == 1
+
+
+def test_a_darkening_read_too_light_is_corrected_by_the_strength(tmp_path):
+    """Gravel at 1200x900 (``bench_shadow.py --size 1200x900 --seed 2400``, scene 2404): the lit factor
+    1 − d is read 2.8 % off (docs/shadow.md, round 35) and the relit shadow misses the MAD target (6.27).
+    ``--shadow-strength 1.03`` relights it by 3 % more of the darkening: all targets met (MAD 3.9); 0.95, the
+    wrong way: 10.2. The matte is the same: as much covered, as much taken outside."""
+    sc = S.shadow_scene(1200, 900, np.random.default_rng(2404), "gravel")
+    found = measure(sc, str(tmp_path))
+    assert found["mad"] > 6, found
+    fixed = measure(sc, str(tmp_path), adjust={"shadow_strength": 1.03})
+    assert_all_targets(fixed)
+    assert fixed["mad"] < found["mad"] - 2 and (fixed["cover"], fixed["outside"]) == (found["cover"], found["outside"])
+    assert measure(sc, str(tmp_path), adjust={"shadow_strength": 0.95})["mad"] > found["mad"] + 2
+
+
+def test_an_outline_found_too_far_out_is_pulled_in(tmp_path):
+    """Gravel at 480x360 (scene 1904 of the tuning set): the outline found lies ~2 px out, 11.5 % of the
+    shadow's area taken outside it (over the target) and MAD 12.2. ``--shadow-grow -2``: 5.4 % outside,
+    MAD 9.4 (its shape, not only its place, is off there: still in doubt), as much of the shadow covered."""
+    sc = S.shadow_scene(480, 360, np.random.default_rng(1904), "gravel")
+    found = measure(sc, str(tmp_path))
+    pulled = measure(sc, str(tmp_path), adjust={"shadow_grow": -2})
+    assert found["outside"] > 0.1 and pulled["outside"] < 0.07, (found, pulled)
+    assert pulled["mad"] < found["mad"] - 2 and pulled["cover"] >= 0.9 and pulled["far"], (found, pulled)
+    assert pulled["verdict"] == "doubt"
+
+
+def test_shadow_corrections_on_the_command_line(cli, tmp_path, paving):
+    """``--shadow-grow`` and ``--shadow-strength``: at their defaults the same bytes as ``--shadow`` alone;
+    grown, more shadow taken and nothing beyond it changed; stronger, the darkening reported scaled; without
+    ``--shadow``, or out of range, one ``Error:`` line, exit 2, nothing written."""
+    photo, mask = save(tmp_path, paving)
+
+    def remove(name: str, *args) -> dict:
+        r = cli("remove", photo, "--mask", mask, "--shadow", "--json", "-o", tmp_path / name, *args, *TELEA[:2])
+        assert r.code == 0, r.err
+        return json.loads(r.out)
+
+    base = remove("base.png")
+    same = remove("same.png", "--shadow-grow", "0", "--shadow-strength", "1")
+    assert (tmp_path / "same.png").read_bytes() == (tmp_path / "base.png").read_bytes() and same == {
+        **base, "output": same["output"], "timings": same["timings"]}
+    grown = remove("grown.png", "--shadow-grow", "3")
+    assert grown["shadow_pixels"] > base["shadow_pixels"] + 100
+    out = np.asarray(Image.open(tmp_path / "grown.png"))
+    far = distance_outside(paving.mask | (paving.shadow >= 0.02)) > 40
+    assert np.array_equal(out[far], paving.image[far])
+    stronger = remove("stronger.png", "--shadow-strength", "1.1")
+    assert stronger["shadow_pixels"] == base["shadow_pixels"]
+    assert stronger["shadow_darkening"] == pytest.approx(1.1 * base["shadow_darkening"], abs=2e-4)
+    for args, says in ((("--shadow-grow", "2"), "add --shadow"),
+                       (("--shadow", "--shadow-strength", "2"), "0.5<=x<=1.5"),
+                       (("--shadow", "--shadow-grow", "x"), "--shadow-grow")):
+        r = cli("remove", photo, "--mask", mask, "-o", tmp_path / "no.png", *args, *TELEA)
+        assert r.code == 2 and r.err.startswith("Error:") and says in r.err and "Traceback" not in r.err, r.err
+        assert not (tmp_path / "no.png").exists()
+
+
+def test_shadow_corrections_in_the_editor_go_with_the_shadow(tmp_path, paving):
+    """The in-memory Editor keeps mask options between ``refine`` calls; unticking the shadow drops its
+    corrections (ticking it again starts from the shadow found), and corrections without it are an error."""
+    from autoinpaint import Editor
+    from autoinpaint.errors import InputError
+
+    editor = Editor(EditOptions(inpainter="telea", segmenter="classical"))
+    editor.open(paving.image)
+    editor.select(Selection(mask_path=str(save(tmp_path, paving)[1])))
+    found = editor.refine(shadow=True).copy()
+    grown = editor.refine(shadow_grow=3)
+    assert (grown > 0).sum() > (found > 0).sum() and editor.options.shadow_grow == 3
+    editor.refine(shadow=False)
+    assert editor.options.shadow_grow == 0
+    assert np.array_equal(editor.refine(shadow=True), found)
+    with pytest.raises(InputError, match="add --shadow"):
+        editor.refine(shadow=False, shadow_strength=1.2)

@@ -1,6 +1,7 @@
 """The web app's Shadow checkbox in a real browser (Playwright driving Debian's Chromium) against a real
 uvicorn server: ticking it sends ``shadow: true``, the overlay draws the cast shadow in its own colour
-(amber) apart from the object (blue), and Remove relights it; unticking takes it back out."""
+(amber) apart from the object (blue), and Remove relights it; unticking takes it back out. Its two sliders
+correct the shadow found by hand (``shadow_grow``, ``shadow_strength``)."""
 from __future__ import annotations
 
 import io
@@ -94,5 +95,64 @@ def test_shadow_checkbox_overlay_and_remove(server, scene):
         assert "shadow" not in unticked.value.post_data_json
         page.wait_for_function(f"Number(document.querySelector('[data-testid=mask-pixels]').textContent) === {plain}")
         assert page.get_by_test_id("shadow-info").text_content() == ""
+        browser.close()
+        assert not errors, errors
+
+
+def set_slider(page, testid: str, value: int) -> None:
+    """Move a range input as a drag does: its value, then an ``input`` event."""
+    page.get_by_test_id(testid).evaluate(
+        f"el => {{ el.value = '{value}'; el.dispatchEvent(new Event('input', {{bubbles: true}})); }}")
+
+
+def test_shadow_corrections_in_the_page(server, scene):
+    """The shadow's two sliders show only while Shadow is ticked; moving them sends ``shadow_grow`` and
+    ``shadow_strength`` (only when moved off their defaults): the grown shadow adds pixels, the stronger
+    one's darkening reads higher; Remove sends them too; unticked, nothing of them is sent."""
+    h, w = scene.mask.shape
+    ox, oy = scene.point
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_context(viewport={"width": 1180, "height": 760}).new_page()
+        page.set_default_timeout(120_000)
+        errors = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{server}/?token={TOKEN}")
+        page.get_by_test_id("file-list").get_by_text(NAME).click()
+        page.wait_for_function("document.getElementById('canvas').width > 0")
+        assert not page.get_by_test_id("shadow-adjust").is_visible()
+        with page.expect_response(lambda r: r.url.endswith("/mask")):
+            click_at(page, ox, oy, w, h)
+        with page.expect_response(lambda r: r.url.endswith("/mask")) as ticked:
+            page.get_by_test_id("shadow").check()
+        assert page.get_by_test_id("shadow-adjust").is_visible()
+        body = ticked.value.request.post_data_json
+        assert body["shadow"] is True and "shadow_grow" not in body and "shadow_strength" not in body
+        found = ticked.value.json()
+
+        with page.expect_response(lambda r: r.url.endswith("/mask")) as grown:
+            set_slider(page, "shadow-grow", 3)
+        assert grown.value.request.post_data_json["shadow_grow"] == 3
+        assert grown.value.json()["shadow_pixels"] > found["shadow_pixels"]
+        assert page.locator("#shadow-grow-value").text_content() == "+3"
+        with page.expect_response(lambda r: r.url.endswith("/mask")) as stronger:
+            set_slider(page, "shadow-strength", 110)
+        body = stronger.value.request.post_data_json
+        assert body["shadow_strength"] == pytest.approx(1.1) and body["shadow_grow"] == 3
+        darker = round(100 * stronger.value.json()["shadow_darkening"])
+        page.wait_for_function(f"document.querySelector('[data-testid=shadow-info]').textContent"
+                               f".includes('{darker}% darker')")
+        assert darker > round(100 * grown.value.json()["shadow_darkening"])
+
+        with page.expect_request(lambda r: r.url.endswith("/edit")) as edit:
+            page.get_by_test_id("remove").click()
+        body = edit.value.post_data_json
+        assert (body["shadow"], body["shadow_grow"], body["shadow_strength"]) == (True, 3, pytest.approx(1.1))
+        page.get_by_test_id("download").wait_for(state="visible", timeout=60_000)
+
+        with page.expect_request(lambda r: r.url.endswith("/mask")) as unticked:
+            page.get_by_test_id("shadow").uncheck()
+        assert not {"shadow", "shadow_grow", "shadow_strength"} & set(unticked.value.post_data_json)
+        assert not page.get_by_test_id("shadow-adjust").is_visible()
         browser.close()
         assert not errors, errors

@@ -113,7 +113,7 @@ mask_options = _compose(
     schema_option("min_area"),
 )
 
-shadow_option = schema_option("shadow")
+shadow_option = _compose(schema_option("shadow"), schema_option("shadow_grow"), schema_option("shadow_strength"))
 
 _segmenter_option = schema_option("segmenter")
 _device_option = schema_option("device")

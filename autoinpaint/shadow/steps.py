@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..imaging.image_io import block_origin
+from .adjust import adjust_shadow
 from .evidence import compression_error
-from .objects import find_shadows
+from .objects import CastShadows, find_shadows
 from .relight import shadow_alpha
 
 
@@ -19,13 +20,23 @@ class FindShadow:
     mean share of brightness the shadow takes from them, 0..1) in ``state.metadata``; both 0 when no
     shadow is found (the alpha is then the object's alone). A photo read from a JPEG file: what its
     compression adds to each shadow's error once relit, from its own quantisation tables
-    (:func:`~.evidence.compression_error`), for the doubt verdict."""
+    (:func:`~.evidence.compression_error`), for the doubt verdict.
+
+    ``grow`` (px) and ``strength``: each shadow found corrected by hand, its outline moved out (in where
+    negative) and its darkening scaled (:func:`~.adjust.adjust_shadow`; ``--shadow-grow``, ``--shadow-strength``)."""
 
     name = "shadow"
+
+    def __init__(self, grow: int = 0, strength: float = 1.0):
+        self.grow, self.strength = grow, strength
 
     def __call__(self, state):
         state.shadow = None
         found = find_shadows(state.image, state.mask)
+        if found is not None and (self.grow or self.strength != 1.0):
+            parts = [adjust_shadow(p, state.mask.shape, self.grow, self.strength) for p in found.parts]
+            parts = [p for p in parts if p is not None]
+            found = CastShadows(parts) if parts else None
         pixels, darkening = 0, 0.0
         if found is not None:
             info = state.info
@@ -50,4 +61,6 @@ class FindShadow:
         return state
 
     def __repr__(self) -> str:
-        return "FindShadow()"
+        args = ", ".join(f"{k}={v}" for k, v, none in (("grow", self.grow, 0), ("strength", self.strength, 1.0))
+                         if v != none)
+        return f"FindShadow({args})"

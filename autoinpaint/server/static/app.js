@@ -174,7 +174,12 @@ function selectionBody() {
   for (const p of state.proposals) if (p.keep) body.boxes.push(p.box);
   body.dilate = Number($("dilate").value);
   body.feather = Number($("feather").value);
-  if ($("shadow").checked) body.shadow = true;   // the cast shadow too (sent only when asked for)
+  if ($("shadow").checked) {   // the cast shadow too (sent only when asked for), corrected by hand where moved
+    body.shadow = true;
+    const grow = Number($("shadow-grow").value), strength = Number($("shadow-strength").value) / 100;
+    if (grow !== 0) body.shadow_grow = grow;
+    if (strength !== 1) body.shadow_strength = strength;
+  }
   return body;
 }
 
@@ -427,6 +432,9 @@ function setView(after) {
 function sliderLabels() {
   $("dilate-value").textContent = $("dilate").value;
   $("feather-value").textContent = $("feather").value;
+  const grow = Number($("shadow-grow").value);
+  $("shadow-grow-value").textContent = grow > 0 ? `+${grow}` : `${grow}`;
+  $("shadow-strength-value").textContent = $("shadow-strength").value;
 }
 
 // ------------------------------------------------------------------------------------------- edit
@@ -578,14 +586,17 @@ function wire() {
   $("clear").onclick = () => { state.prompts = []; state.findSeq++; setProposals([], ""); changed(); };
   $("find").addEventListener("submit", findWords);
   let timer = null;
-  for (const id of ["dilate", "feather"]) {
+  for (const id of ["dilate", "feather", "shadow-grow", "shadow-strength"]) {
     $(id).addEventListener("input", () => {
       sliderLabels();
       clearTimeout(timer);
       timer = setTimeout(requestMask, 60);
     });
   }
-  $("shadow").addEventListener("change", () => requestMask());
+  $("shadow").addEventListener("change", () => {
+    $("shadow-adjust").hidden = !$("shadow").checked;
+    requestMask();
+  });
   $("remove").onclick = () => runEdit("remove");
   $("replace").onclick = () => runEdit("replace");
   $("fill").onclick = () => runEdit("fill");
