@@ -5,6 +5,7 @@ correct the shadow found by hand (``shadow_grow``, ``shadow_strength``)."""
 from __future__ import annotations
 
 import io
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,25 @@ def server(tmp_path_factory, scene):
         yield url
 
 
+@contextmanager
+def opened(server: str):
+    """A Chromium page on the web app with the scene's photo open: ``(page, errors)``, the page's uncaught
+    errors collected (none is expected); the browser closed after."""
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_context(viewport={"width": 1180, "height": 760}).new_page()
+        page.set_default_timeout(120_000)
+        errors = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{server}/?token={TOKEN}")
+        page.get_by_test_id("file-list").get_by_text(NAME).click()
+        page.wait_for_function("document.getElementById('canvas').width > 0")
+        try:
+            yield page, errors
+        finally:
+            browser.close()
+
+
 def overlay_rgba(page, x: int, y: int) -> list[int]:
     """The overlay's pixel (display coordinates; the photo is shown 1:1 here)."""
     return page.evaluate(f"() => Array.from(window.autoinpaint.state.overlay.getContext('2d')"
@@ -52,15 +72,7 @@ def test_shadow_checkbox_overlay_and_remove(server, scene):
     ys, xs = np.nonzero(beyond)
     sx, sy = int(np.median(xs)), int(np.median(ys))
     ox, oy = scene.point
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_context(viewport={"width": 1180, "height": 760}).new_page()
-        page.set_default_timeout(120_000)
-        errors = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(f"{server}/?token={TOKEN}")
-        page.get_by_test_id("file-list").get_by_text(NAME).click()
-        page.wait_for_function("document.getElementById('canvas').width > 0")
+    with opened(server) as (page, errors):
         assert page.get_by_test_id("canvas").evaluate("c => [c.width, c.height]") == [w, h]
         with page.expect_request(lambda r: r.url.endswith("/mask")) as first:
             click_at(page, ox, oy, w, h)
@@ -95,8 +107,7 @@ def test_shadow_checkbox_overlay_and_remove(server, scene):
         assert "shadow" not in unticked.value.post_data_json
         page.wait_for_function(f"Number(document.querySelector('[data-testid=mask-pixels]').textContent) === {plain}")
         assert page.get_by_test_id("shadow-info").text_content() == ""
-        browser.close()
-        assert not errors, errors
+    assert not errors, errors
 
 
 def set_slider(page, testid: str, value: int) -> None:
@@ -111,15 +122,7 @@ def test_shadow_corrections_in_the_page(server, scene):
     one's darkening reads higher; Remove sends them too; unticked, nothing of them is sent."""
     h, w = scene.mask.shape
     ox, oy = scene.point
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_context(viewport={"width": 1180, "height": 760}).new_page()
-        page.set_default_timeout(120_000)
-        errors = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(f"{server}/?token={TOKEN}")
-        page.get_by_test_id("file-list").get_by_text(NAME).click()
-        page.wait_for_function("document.getElementById('canvas').width > 0")
+    with opened(server) as (page, errors):
         assert not page.get_by_test_id("shadow-adjust").is_visible()
         with page.expect_response(lambda r: r.url.endswith("/mask")):
             click_at(page, ox, oy, w, h)
@@ -154,5 +157,4 @@ def test_shadow_corrections_in_the_page(server, scene):
             page.get_by_test_id("shadow").uncheck()
         assert not {"shadow", "shadow_grow", "shadow_strength"} & set(unticked.value.post_data_json)
         assert not page.get_by_test_id("shadow-adjust").is_visible()
-        browser.close()
-        assert not errors, errors
+    assert not errors, errors
