@@ -32,6 +32,7 @@ SHADOW_ERROR_MAX = 7.5   # grey levels: the relit shadow's expected error over t
                          # likely missed (84 % of the bench's results so flagged missed it)
 SHADOW_FADE_MAX = 0.15   # the umbra's darkening changing by this share of itself away from the object is doubt:
                          # relit with one darkening, the ground there is left uneven
+BY_HAND = " (--shadow-grow and --shadow-strength correct it by hand)"   # where an outline or darkening is off
 
 
 def shadow_signals(shadows) -> dict[str, Any]:
@@ -99,7 +100,7 @@ def shadow_reasons(signals: dict) -> list[str]:
     elif signals["shadow_contrast"] < SHADOW_CONTRAST_SURE:
         reasons.append(f"the shadow found stands little out of the ground's own texture "
                        f"({signals['shadow_contrast']:.2f}× its darkest spots): its outline and darkening "
-                       f"may be off")
+                       f"may be off{BY_HAND}")
     error, compression = signals["shadow_error"], signals["shadow_compression"]
     if error > SHADOW_ERROR_MAX and compression >= error / np.sqrt(2):   # the JPEG's the larger part
         reasons.append(f"the shadow found is relit from a JPEG's pixels: relighting scales up the compression's "
@@ -107,7 +108,7 @@ def shadow_reasons(signals: dict) -> list[str]:
     elif error > SHADOW_ERROR_MAX:
         jpeg = ", a JPEG's compression relit with it" if compression >= 1 else ""
         reasons.append(f"the shadow found is small for the ground's texture: its outline may be a pixel or two off, "
-                       f"leaving about {error:.0f} grey levels of error where it was{jpeg}")
+                       f"leaving about {error:.0f} grey levels of error where it was{jpeg}{BY_HAND}")
     if abs(signals["shadow_fade"]) >= SHADOW_FADE_MAX:
         way = "lighter" if signals["shadow_fade"] < 0 else "darker"
         reasons.append(f"the shadow found gets about {abs(signals['shadow_fade']):.0%} {way} away from the object: "
