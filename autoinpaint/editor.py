@@ -24,12 +24,12 @@ import numpy as np
 from .api import (ACTIONS, EditOptions, assess_step, backdrop_steps, detect_step, fill_steps, invert_steps,
                   mask_step, object_step, selection_steps, shadow_steps, summary)
 from .detect import Detections
-from . import options as schema
 from .errors import InputError
 from .imaging.display import DEFAULT_MAX_SIDE, display_copy
 from .imaging.image_io import ImageInput, encode_image
 from .imaging.io_steps import LoadImage
 from .inpaint import Progress
+from .options import FIELDS
 from .pipeline import Pipeline, timed
 from .selection import Selection, clean_texts
 from .state import EditState
@@ -188,7 +188,7 @@ class Editor:
                 raise InputError("nothing selected yet: select before refine")
             self.options = self.options.replace(**mask_options)
             if not self.options.shadow:   # the shadow's corrections go with it, unless given now
-                self.options = self.options.replace(**{k: schema.FIELDS[k].default for k in _SHADOW_FIXES
+                self.options = self.options.replace(**{k: FIELDS[k].default for k in _SHADOW_FIXES
                                                        if k not in mask_options})
             state.mask = self._object.copy()
             timed(state, "mask", lambda: mask_step(self.options)(state))
