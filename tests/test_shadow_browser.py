@@ -119,7 +119,8 @@ def set_slider(page, testid: str, value: int) -> None:
 def test_shadow_corrections_in_the_page(server, scene):
     """The shadow's two sliders show only while Shadow is ticked; moving them sends ``shadow_grow`` and
     ``shadow_strength`` (only when moved off their defaults): the grown shadow adds pixels, the stronger
-    one's darkening reads higher; Remove sends them too; unticked, nothing of them is sent."""
+    one's darkening reads higher; Remove sends them too; unticked, nothing of them is sent; a photo opened
+    starts from its shadow as found."""
     h, w = scene.mask.shape
     ox, oy = scene.point
     with opened(server) as (page, errors):
@@ -157,4 +158,15 @@ def test_shadow_corrections_in_the_page(server, scene):
             page.get_by_test_id("shadow").uncheck()
         assert not {"shadow", "shadow_grow", "shadow_strength"} & set(unticked.value.post_data_json)
         assert not page.get_by_test_id("shadow-adjust").is_visible()
+
+        # a photo opened (again): its shadow as found, not corrected as the last one's was
+        page.get_by_test_id("file-list").get_by_text(NAME).click()
+        page.wait_for_function("document.querySelector('[data-testid=mask-pixels]').textContent === '0'")
+        page.get_by_test_id("shadow").check()
+        with page.expect_request(lambda r: r.url.endswith("/mask")) as reopened:
+            click_at(page, ox, oy, w, h)
+        body = reopened.value.post_data_json
+        assert body["shadow"] is True and not {"shadow_grow", "shadow_strength"} & set(body), body
+        assert page.locator("#shadow-grow-value").text_content() == "0"
+        assert page.locator("#shadow-strength-value").text_content() == "100"
     assert not errors, errors

@@ -127,6 +127,9 @@ async function openImage(source) {
     Object.assign(state, { image, base, prompts: [], overlay: null, result: null, showBefore: false,
                            detections: [] });
     setProposals([], "");
+    // a correction of one photo's shadow means nothing for the next photo's: back to the shadow as found
+    $("shadow-grow").value = 0; $("shadow-strength").value = 100;
+    sliderLabels();
     const canvas = $("canvas");
     canvas.width = base.naturalWidth; canvas.height = base.naturalHeight;
     $("empty").hidden = true;
