@@ -32,7 +32,8 @@ SHADOW_ERROR_MAX = 7.5   # grey levels: the relit shadow's expected error over t
                          # likely missed (84 % of the bench's results so flagged missed it)
 SHADOW_FADE_MAX = 0.15   # the umbra's darkening changing by this share of itself away from the object is doubt:
                          # relit with one darkening, the ground there is left uneven
-BY_HAND = " (--shadow-grow and --shadow-strength correct it by hand)"   # where an outline or darkening is off
+# where the outline or the darkening may be off, the reason says what corrects them
+BY_HAND = " (correct it by hand: --shadow-grow and --shadow-strength, or the web app's Shadow sliders)"
 
 
 def shadow_signals(shadows) -> dict[str, Any]:
