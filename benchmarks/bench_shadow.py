@@ -166,37 +166,46 @@ def selection(scene, folder: str, select: str = "mask"):
     return Selection(mask_path=path)
 
 
-def _edits(scene, folder: str, inpainter: str, select: str = "mask", source: str | None = None,
-           adjust: dict | None = None):
-    """``scene`` removed (selected as :func:`selection` says) without and with ``--shadow``: the two
-    edits' states and the options used. ``source``: the file the scene's image was read from (edited
-    instead of the array, as a user's photo is); ``adjust``: more options for the edit with ``--shadow``
-    (``shadow_grow``, ``shadow_strength``: the shadow found corrected by hand)."""
+def _plain(scene, folder: str, inpainter: str, select: str = "mask", source: str | None = None):
+    """``scene`` removed (selected as :func:`selection` says) without ``--shadow``: the edit's state, and the
+    selection, photo and options it used. ``source``: the file the scene's image was read from (edited
+    instead of the array, as a user's photo is)."""
     from autoinpaint.api import EditOptions, edit
 
     chosen = selection(scene, folder, select)
     options = EditOptions(inpainter=inpainter, quiet=True, segmenter="classical")
     photo = scene.image if source is None else source
-    plain = edit(photo, chosen, options)
-    return plain, edit(photo, chosen, options.replace(shadow=True, **(adjust or {}))), options
+    return edit(photo, chosen, options), chosen, photo, options
+
+
+def _edits(scene, folder: str, inpainter: str, select: str = "mask", source: str | None = None,
+           adjust: dict | None = None, plain: tuple | None = None):
+    """``scene`` removed without and with ``--shadow`` (:func:`_plain`'s arguments): the two edits' states and
+    the options used. ``adjust``: more options for the edit with ``--shadow`` (``shadow_grow``,
+    ``shadow_strength``: the shadow found corrected by hand); ``plain``: :func:`_plain`'s result when made
+    already (it does not depend on them)."""
+    from autoinpaint.api import edit
+
+    made, chosen, photo, options = plain or _plain(scene, folder, inpainter, select, source)
+    return made, edit(photo, chosen, options.replace(shadow=True, **(adjust or {}))), options
 
 
 def measure(scene, folder: str, inpainter: str = "telea", band_inpainter: str | None = None,
             zones: bool = False, select: str = "mask", source: str | None = None, outline: bool = False,
-            adjust: dict | None = None) -> dict:
+            adjust: dict | None = None, plain: tuple | None = None) -> dict:
     """Edit ``scene`` with and without ``--shadow`` (the object selected as :func:`selection` says) and
     measure it against its truth; with ``band_inpainter``, also inpaint the object and the true shadow
     drawn as one mask (``mad_band``); with ``zones``, where the error comes from (:func:`breakdown`);
     ``iou``: the selected mask's against the object's; ``source``: as :func:`_edits`'; with ``outline``,
-    where the found outline lies and how far the darkening is off (:func:`outline_error`); ``adjust``: as
-    :func:`_edits`'."""
+    where the found outline lies and how far the darkening is off (:func:`outline_error`); ``adjust``,
+    ``plain``: as :func:`_edits`'."""
     from PIL import Image
 
     from autoinpaint.api import edit
     from autoinpaint.mask.refine import distance_outside
     from autoinpaint.selection import Selection
 
-    plain, found, options = _edits(scene, folder, inpainter, select, source, adjust)
+    plain, found, options = _edits(scene, folder, inpainter, select, source, adjust, plain)
     true = scene.shadow >= 0.02
     visible = true & ~scene.mask
     own = plain.alpha > 0
@@ -240,13 +249,13 @@ def by_hand(scene, folder: str, found: dict, strengths: str, grows: str, select:
     (comma-separated ``--shadow-strength`` and ``--shadow-grow`` values; none: 1 and 0) measured, and the one
     meeting the targets with the least MAD kept (else the least MAD), ``found`` (as found) among them:
     ``((strength, grow), its measure)``."""
-    best = ((1.0, 0), found)
+    best, plain = ((1.0, 0), found), _plain(scene, folder, "telea", select, source)   # the same for every pair
     for strength in [float(v) for v in strengths.split(",") if v] or [1.0]:
         for grow in [int(v) for v in grows.split(",") if v] or [0]:
             if (strength, grow) == (1.0, 0):
                 continue
             r = measure(scene, folder, select=select, source=source,
-                        adjust={"shadow_strength": strength, "shadow_grow": grow})
+                        adjust={"shadow_strength": strength, "shadow_grow": grow}, plain=plain)
             if (meets(r), -r["mad"]) > (meets(best[1]), -best[1]["mad"]):
                 best = ((strength, grow), r)
     return best

@@ -110,12 +110,6 @@ def test_shadow_checkbox_overlay_and_remove(server, scene):
     assert not errors, errors
 
 
-def set_slider(page, testid: str, value: int) -> None:
-    """Move a range input as a drag does: its value, then an ``input`` event."""
-    page.get_by_test_id(testid).evaluate(
-        f"el => {{ el.value = '{value}'; el.dispatchEvent(new Event('input', {{bubbles: true}})); }}")
-
-
 def test_shadow_corrections_in_the_page(server, scene):
     """The shadow's two sliders show only while Shadow is ticked; moving them sends ``shadow_grow`` and
     ``shadow_strength`` (only when moved off their defaults): the grown shadow adds pixels, the stronger
@@ -135,12 +129,12 @@ def test_shadow_corrections_in_the_page(server, scene):
         found = ticked.value.json()
 
         with page.expect_response(lambda r: r.url.endswith("/mask")) as grown:
-            set_slider(page, "shadow-grow", 3)
+            page.get_by_test_id("shadow-grow").fill("3")
         assert grown.value.request.post_data_json["shadow_grow"] == 3
         assert grown.value.json()["shadow_pixels"] > found["shadow_pixels"]
         assert page.locator("#shadow-grow-value").text_content() == "+3"
         with page.expect_response(lambda r: r.url.endswith("/mask")) as stronger:
-            set_slider(page, "shadow-strength", 110)
+            page.get_by_test_id("shadow-strength").fill("110")
         body = stronger.value.request.post_data_json
         assert body["shadow_strength"] == pytest.approx(1.1) and body["shadow_grow"] == 3
         darker = round(100 * stronger.value.json()["shadow_darkening"])
