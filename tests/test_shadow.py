@@ -21,7 +21,7 @@ from PIL import Image
 import scenes as S
 from autoinpaint import EditOptions, Selection, edit
 from autoinpaint.mask.refine import bbox, distance_outside
-from bench_shadow import measure, outline_error
+from bench_shadow import measure, meets, outline_error
 
 W, H = 480, 360
 TELEA = ["--inpainter", "telea", "-q"]
@@ -97,6 +97,22 @@ def test_all_targets_at_1200x900(tmp_path, ground, seed):
     r = measure(S.shadow_scene(1200, 900, np.random.default_rng(seed), ground), str(tmp_path))
     assert_all_targets(r)
     assert r["mad_plain"] > 25 and r["verdict"] == "ok", r
+
+
+@pytest.mark.parametrize("w, h, seed, least", [(1200, 900, 2400, 23), (1200, 900, 2200, 22), (1600, 1200, 2500, 22)])
+def test_targets_on_every_scene_of_a_set(tmp_path, w, h, seed, least):
+    """Every scene of a set, none picked (``bench_shadow.py --size WxH --seed SEED --scenes 24``: the four
+    grounds in turn, light from any side): all four targets on at least ``least`` of the 24, as
+    docs/shadow.md states (23, 22 and 22 of 24). Where a scene misses, it misses near: its shadow covered,
+    nothing far away changed, MAD under 8 (gravel and grass whose darkening or outline is read a little
+    off: 6.1-7.9)."""
+    met = 0
+    for i in range(24):
+        sc = S.shadow_scene(w, h, np.random.default_rng(seed + i), S.SHADOW_GROUNDS[i % len(S.SHADOW_GROUNDS)])
+        r = measure(sc, str(tmp_path))
+        met += meets(r)
+        assert r["far"] and r["cover"] >= 0.9 and r["outside"] <= 0.1 and r["mad"] < 8, (seed + i, r)
+    assert met >= least, met
 
 
 def test_all_targets_at_12_mp_nothing_changed_beside_the_shadow(tmp_path):
