@@ -965,10 +965,10 @@ def test_a_thin_umbra_meets_the_targets(tmp_path):
     assert r["verdict"] == "ok", r
 
 
-@pytest.mark.parametrize("w, h, ground, seed, meets", [(800, 600, "gravel", 2508, False),
+@pytest.mark.parametrize("w, h, ground, seed, end_to_end", [(800, 600, "gravel", 2508, False),
                                                       (1200, 900, "grass", 2410, True)])
 def test_the_umbras_darkening_is_read_against_a_few_texture_units_of_ground(monkeypatch, tmp_path, w, h, ground,
-                                                                              seed, meets):
+                                                                              seed, end_to_end):
     """The umbra's darkening is read from the ground's statistics against a ring of lit ground around the
     shadow, 0.3 of the object's size wide: at 800x600 and 1200x900 that is 45-75 px, two or three stones
     or clumps of grass, and the ring's ground differed from the umbra's by chance: the lit factor 1 − d
@@ -984,7 +984,7 @@ def test_the_umbras_darkening_is_read_against_a_few_texture_units_of_ground(monk
 
     now = factor_error()
     assert now <= 0.02, now
-    if meets:   # end to end (the gravel scene met the targets before too)
+    if end_to_end:   # all targets met (the gravel scene met the targets before too)
         assert_all_targets(measure(sc, str(tmp_path)))
     monkeypatch.setattr(umbra, "RING_MIN", 0)
     before = factor_error()
